@@ -1,0 +1,109 @@
+"""mlops_core: drift statistics, reference profiles, a model registry, prediction logging
+with PII redaction, a pre-deployment validation gate and in-process alerting.
+
+The public names are re-exported here lazily (PEP 562): ``import mlops_core`` stays cheap
+for the serving path that only needs the prediction logger, and scipy is imported only
+by code that computes drift.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from mlops_core.errors import (
+    AlertConfigError,
+    ConfigError,
+    CorruptMetadataError,
+    DriftInputError,
+    IntegrityError,
+    InvalidNameError,
+    LockTimeoutError,
+    MlopsError,
+    ModelNotFoundError,
+    ProfileError,
+    RegistryError,
+    StageError,
+    ValidationConfigError,
+    VersionExistsError,
+)
+
+__version__ = "0.1.0"
+
+# public name -> submodule that defines it
+_LAZY: dict[str, str] = {
+    # drift statistics
+    "detect_drift_ks": "mlops_core.drift",
+    "detect_drift_psi": "mlops_core.drift",
+    "detect_drift_chi2": "mlops_core.drift",
+    "analyze_feature_drift": "mlops_core.drift",
+    # reference profiles
+    "ReferenceProfile": "mlops_core.profile",
+    "NumericFeatureProfile": "mlops_core.profile",
+    "CategoricalFeatureProfile": "mlops_core.profile",
+    # registry
+    "ModelRegistry": "mlops_core.registry",
+    # prediction logging and PII
+    "PredictionLogger": "mlops_core.logging",
+    "sanitize_pii": "mlops_core.pii",
+    "PIIRedactor": "mlops_core.pii",
+    "redact_pii": "mlops_core.pii",
+    # validation gate
+    "validate_model_for_deployment": "mlops_core.validation",
+    # alerting
+    "AlertSystem": "mlops_core.alerts",
+    "AlertmanagerNotifier": "mlops_core.notifiers",
+    "WebhookNotifier": "mlops_core.notifiers",
+}
+
+__all__ = [
+    "AlertConfigError",
+    "ConfigError",
+    "CorruptMetadataError",
+    "DriftInputError",
+    "IntegrityError",
+    "InvalidNameError",
+    "LockTimeoutError",
+    "MlopsError",
+    "ModelNotFoundError",
+    "ProfileError",
+    "RegistryError",
+    "StageError",
+    "ValidationConfigError",
+    "VersionExistsError",
+    "__version__",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mlops_core' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from mlops_core.alerts import AlertSystem
+    from mlops_core.drift import (
+        analyze_feature_drift,
+        detect_drift_chi2,
+        detect_drift_ks,
+        detect_drift_psi,
+    )
+    from mlops_core.logging import PredictionLogger
+    from mlops_core.notifiers import AlertmanagerNotifier, WebhookNotifier
+    from mlops_core.pii import PIIRedactor, redact_pii, sanitize_pii
+    from mlops_core.profile import (
+        CategoricalFeatureProfile,
+        NumericFeatureProfile,
+        ReferenceProfile,
+    )
+    from mlops_core.registry import ModelRegistry
+    from mlops_core.validation import validate_model_for_deployment

