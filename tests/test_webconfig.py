@@ -1,0 +1,135 @@
+"""The exporter-toolkit web configuration file: parsing, errors, TLS context, basic auth."""
+
+from __future__ import annotations
+
+import base64
+import ssl
+import subprocess
+from pathlib import Path
+
+import bcrypt
+import pytest
+
+from exporter.webconfig import load_web_config
+from mlops_core.errors import ConfigError
+from tests.conftest import require_binary
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+@pytest.fixture(scope="module")
+def cert_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    openssl = require_binary("openssl")
+    d = tmp_path_factory.mktemp("tls")
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-keyout", str(d / "server.key"), "-out", str(d / "server.crt")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return d / "server.crt", d / "server.key"
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "web.yml"
+    path.write_text(text)
+    return path
+
+
+def test_no_file_means_plain_http_without_auth() -> None:
+    config = load_web_config(None)
+    assert config.ssl_context() is None
+    assert config.authorized(None)
+    assert not config.auth_required
+
+
+def test_basic_auth_accepts_right_password_and_rejects_others(tmp_path: Path) -> None:
+    hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(4)).decode()
+    config = load_web_config(_write(tmp_path, f"basic_auth_users:\n  alice: '{hashed}'\n"))
+    assert config.auth_required
+    assert config.authorized(_basic("alice", "s3cret"))
+    assert config.authorized(_basic("alice", "s3cret"))  # second time from the cache
+    assert not config.authorized(_basic("alice", "wrong"))
+    assert not config.authorized(_basic("bob", "s3cret"))
+    assert not config.authorized(None)
+    assert not config.authorized("Bearer abc")
+    assert not config.authorized("Basic !!!not-base64")
+    assert not config.authorized("Basic " + base64.b64encode(b"no-colon").decode())
+
+
+def test_relative_tls_paths_resolve_against_the_config_file(
+    tmp_path: Path, cert_pair: tuple[Path, Path]
+) -> None:
+    cert, key = cert_pair
+    (tmp_path / "certs").mkdir()
+    (tmp_path / "certs" / "s.crt").write_bytes(cert.read_bytes())
+    (tmp_path / "certs" / "s.key").write_bytes(key.read_bytes())
+    path = _write(
+        tmp_path,
+        "tls_server_config:\n  cert_file: certs/s.crt\n  key_file: certs/s.key\n"
+        "  min_version: TLS12\n",
+    )
+    context = load_web_config(path).ssl_context()
+    assert isinstance(context, ssl.SSLContext)
+    assert context.minimum_version == ssl.TLSVersion.TLSv1_2
+    assert context.verify_mode == ssl.CERT_NONE
+
+
+def test_client_ca_makes_the_server_verify_clients(
+    tmp_path: Path, cert_pair: tuple[Path, Path]
+) -> None:
+    cert, key = cert_pair
+    path = _write(
+        tmp_path,
+        f"tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n"
+        f"  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {cert}\n",
+    )
+    assert load_web_config(path).ssl_context().verify_mode == ssl.CERT_REQUIRED
+
+
+def test_go_only_toolkit_keys_are_accepted(tmp_path: Path, cert_pair: tuple[Path, Path]) -> None:
+    cert, key = cert_pair
+    path = _write(
+        tmp_path,
+        f"tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n"
+        "  cipher_suites: [TLS_AES_128_GCM_SHA256]\nhttp_server_config:\n  http2: true\n"
+        "  headers: {X-Frame-Options: deny}\n",
+    )
+    config = load_web_config(path)
+    assert config.headers == {"X-Frame-Options": "deny"}
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("tls_server_confg: {}\n", "unknown key tls_server_confg"),
+        ("tls_server_config:\n  cert_file: a.crt\n", "tls_server_config.key_file is required"),
+        ("tls_server_config: {cert_file: a, key_file: b, colour: red}\n",
+         "unknown key tls_server_config.colour"),
+        ("tls_server_config: {cert_file: a, key_file: b, client_auth_type: Maybe}\n",
+         "client_auth_type 'Maybe'"),
+        ("tls_server_config: {cert_file: a, key_file: b,"
+         " client_auth_type: RequireAndVerifyClientCert}\n", "client_ca_file is required"),
+        ("tls_server_config: {cert_file: a, key_file: b, min_version: SSL3}\n", "min_version"),
+        ("basic_auth_users:\n  alice: plaintext\n", "basic_auth_users.alice"),
+        ("basic_auth_users: [alice]\n", "basic_auth_users must be a mapping"),
+        ("- just a list\n", "expected a mapping"),
+        ("key: [unclosed\n", "invalid YAML"),
+    ],
+)  # fmt: skip
+def test_bad_files_give_one_line_naming_the_key(tmp_path: Path, text: str, needle: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_web_config(_write(tmp_path, text))
+    message = str(info.value)
+    assert needle in message
+    assert "\n" not in message
+    assert "web.yml" in message
+
+
+def test_missing_file_and_unloadable_certificate_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"nope\.yml"):
+        load_web_config(tmp_path / "nope.yml")
+    path = _write(tmp_path, "tls_server_config: {cert_file: missing.crt, key_file: missing.key}\n")
+    with pytest.raises(ConfigError, match=r"missing\.crt"):
+        load_web_config(path).ssl_context()
