@@ -90,20 +90,20 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from mlops_core.alerts import AlertSystem
-    from mlops_core.drift import (
+    from mlops_core.alerts import AlertSystem  # noqa: F401
+    from mlops_core.drift import (  # noqa: F401
         analyze_feature_drift,
         detect_drift_chi2,
         detect_drift_ks,
         detect_drift_psi,
     )
-    from mlops_core.logging import PredictionLogger
-    from mlops_core.notifiers import AlertmanagerNotifier, WebhookNotifier
-    from mlops_core.pii import PIIRedactor, redact_pii, sanitize_pii
-    from mlops_core.profile import (
+    from mlops_core.logging import PredictionLogger  # noqa: F401
+    from mlops_core.notifiers import AlertmanagerNotifier, WebhookNotifier  # noqa: F401
+    from mlops_core.pii import PIIRedactor, redact_pii, sanitize_pii  # noqa: F401
+    from mlops_core.profile import (  # noqa: F401
         CategoricalFeatureProfile,
         NumericFeatureProfile,
         ReferenceProfile,
     )
-    from mlops_core.registry import ModelRegistry
-    from mlops_core.validation import validate_model_for_deployment
+    from mlops_core.registry import ModelRegistry  # noqa: F401
+    from mlops_core.validation import validate_model_for_deployment  # noqa: F401

@@ -1,0 +1,398 @@
+"""In-process threshold alerting with a cooldown, for a process that has no Prometheus.
+
+``AlertSystem`` compares metric values with warning/critical thresholds and decides which
+alerts to raise *now*: the same metric at the same severity is raised at most once per
+cooldown, an escalation (warning -> critical) is raised at once, and a metric back within
+its thresholds clears its state (and is reported as resolved).  The cooldown state can be
+kept in a JSON file so a restarted process does not re-send everything; it holds wall-clock
+times, and a state that claims to come from the future (a clock that went backwards, a file
+copied from another machine) is discarded rather than trusted.
+
+Raised and resolved alerts are handed to the notifiers (:mod:`mlops_core.notifiers`).  A
+notifier never raises into ``analyze_metrics``; delivery problems are logged and counted.
+
+Where Prometheus and Alertmanager run, prefer the alerting rules in ``rules/``: they survive
+restarts, have ``for:`` durations and silences.  This module is for batch jobs, notebooks
+and services that want a guard rail without that stack.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import structlog
+
+from mlops_core.errors import AlertConfigError
+
+log = structlog.get_logger(__name__)
+
+SEVERITIES = ("warning", "critical")  # least to most severe
+_RANK = {"ok": 0, "warning": 1, "critical": 2}
+_THRESHOLD_KEYS = {"warning", "critical", "direction"}
+_DIRECTIONS = ("above", "below")
+_STATE_VERSION = 1
+
+
+class Notifier(Protocol):
+    """Anything with ``notify(alerts) -> bool`` that never raises (see ``mlops_core.notifiers``)."""
+
+    def notify(self, alerts: Sequence[Mapping[str, Any]]) -> bool: ...
+
+
+class AlertSystem:
+    """Threshold alerts with a per-(metric, severity) cooldown.
+
+    ``thresholds`` maps a metric name to ``{"warning": x, "critical": y}`` (either may be
+    omitted) and an optional ``"direction"``: ``"above"`` (default, an upper bound such as
+    latency) or ``"below"`` (a lower bound such as accuracy).  ``clock`` returns the current
+    wall-clock time in seconds since the epoch, or an aware ``datetime`` (default
+    :func:`time.time`); tests inject their own.  ``state_file`` keeps the cooldown state
+    across restarts.
+    """
+
+    def __init__(
+        self,
+        thresholds: Mapping[str, Mapping[str, Any]],
+        cooldown_hours: float = 1,
+        *,
+        clock: Callable[[], float | datetime] | None = None,
+        state_file: str | os.PathLike[str] | None = None,
+        notifiers: Iterable[Notifier] = (),
+    ) -> None:
+        self.thresholds = _check_thresholds(thresholds)
+        if (
+            isinstance(cooldown_hours, bool)
+            or not isinstance(cooldown_hours, (int, float))
+            or not math.isfinite(cooldown_hours)
+            or cooldown_hours < 0
+        ):
+            raise AlertConfigError(
+                f"cooldown_hours must be a non-negative number, got {cooldown_hours!r}"
+            )
+        self.cooldown_seconds = float(cooldown_hours) * 3600.0
+        self.clock = clock or time.time
+        self.state_file = Path(state_file) if state_file is not None else None
+        self.notifiers = list(notifiers)
+        self.notify_failures = 0
+        self._lock = threading.Lock()
+        # metric -> severity -> wall-clock time the alert was last raised
+        self._state: dict[str, dict[str, float]] = self._load_state()
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any]) -> AlertSystem:
+        """Build from a plain dict such as the exporter's ``alerts:`` config section.
+
+        Keys: ``thresholds`` (required, as for the constructor), ``cooldown`` (a duration
+        such as ``"30m"``, ``"1h"``, ``"1h30m"`` or a number of seconds; default ``"1h"``),
+        ``state_file`` (path, optional), ``alertmanager`` and ``webhook`` (notifier settings,
+        see :mod:`mlops_core.notifiers`; optional).
+        """
+        from mlops_core.notifiers import notifiers_from_config  # notifiers import this module
+
+        if not isinstance(section, Mapping):
+            raise AlertConfigError(f"alerts config must be a mapping, not {type(section).__name__}")
+        allowed = {"thresholds", "cooldown", "state_file", "alertmanager", "webhook"}
+        for key in section:
+            if key not in allowed:
+                raise AlertConfigError(
+                    f"unknown alerts config key {key!r}; allowed: {', '.join(sorted(allowed))}"
+                )
+        if "thresholds" not in section:
+            raise AlertConfigError("alerts config needs 'thresholds'")
+        cooldown = parse_duration(section.get("cooldown", "1h"), "alerts.cooldown")
+        return cls(
+            section["thresholds"],
+            cooldown_hours=cooldown / 3600.0,
+            state_file=section.get("state_file"),
+            notifiers=notifiers_from_config(section, cooldown_seconds=cooldown),
+        )
+
+    # --- analysis -----------------------------------------------------------------------------
+
+    def analyze_metrics(self, metrics: Mapping[str, Any]) -> dict[str, Any]:
+        """Check ``metrics`` (name -> number or list of numbers) against the thresholds.
+
+        Returns ``alerts`` (raised now), ``suppressed`` (held back by the cooldown),
+        ``resolved`` (metrics back to normal that had alerted), ``status`` (``"ok"``,
+        ``"warning"`` or ``"critical"``: the worst raised or suppressed severity),
+        ``ignored`` (metrics without thresholds or without a finite value) and ``timestamp``.
+        Metrics absent from ``metrics`` keep their state: no data is not "back to normal".
+        """
+        if not isinstance(metrics, Mapping):
+            raise TypeError(f"metrics must be a mapping, not {type(metrics).__name__}")
+        with self._lock:
+            now = self._now()
+            stamp = _iso(now)
+            alerts: list[dict[str, Any]] = []
+            suppressed: list[dict[str, Any]] = []
+            resolved: list[dict[str, Any]] = []
+            ignored: list[str] = []
+            changed = False
+            for name, raw in metrics.items():
+                spec = self.thresholds.get(name)
+                values = _finite_values(raw)
+                if spec is None or not values:
+                    ignored.append(name)
+                    continue
+                severity, value, threshold = _worst(spec, values)
+                if severity is None:
+                    previous = self._state.pop(name, None)
+                    if previous:
+                        changed = True
+                        resolved.append(_resolved(name, spec, value, previous, now, stamp))
+                    continue
+                alert = _alert(name, spec, severity, value, threshold, stamp)
+                sent = self._state.get(name, {}).get(severity)
+                if sent is not None and now - sent < self.cooldown_seconds:
+                    alert["cooldown_remaining_seconds"] = self.cooldown_seconds - (now - sent)
+                    suppressed.append(alert)
+                else:
+                    self._state.setdefault(name, {})[severity] = now
+                    changed = True
+                    alerts.append(alert)
+            if changed:
+                self._save_state()
+        worst = max((a["severity"] for a in alerts + suppressed), key=_RANK.get, default="ok")
+        if alerts or resolved:
+            self._notify(alerts + resolved)
+        for a in alerts:
+            log.warning(
+                "alert_raised", metric=a["metric"], severity=a["severity"], value=a["value"]
+            )
+        return {
+            "alerts": alerts,
+            "suppressed": suppressed,
+            "resolved": resolved,
+            "status": worst,
+            "ignored": ignored,
+            "timestamp": stamp,
+        }
+
+    def reset(self, metric: str | None = None) -> None:
+        """Forget the cooldown state of one metric, or of all (e.g. after a deployment)."""
+        with self._lock:
+            if metric is None:
+                self._state.clear()
+            else:
+                self._state.pop(metric, None)
+            self._save_state()
+
+    def _now(self) -> float:
+        """Wall-clock seconds from the clock, which may also return an aware ``datetime``."""
+        now = self.clock()
+        return now.timestamp() if isinstance(now, datetime) else float(now)
+
+    def _notify(self, alerts: list[dict[str, Any]]) -> None:
+        for notifier in self.notifiers:
+            try:
+                ok = notifier.notify(alerts)
+            except Exception as exc:  # a third-party notifier broke its contract: contain it
+                ok = False
+                log.error("notifier_raised", notifier=type(notifier).__name__, error=str(exc))
+            if not ok:
+                self.notify_failures += 1
+
+    # --- persistence --------------------------------------------------------------------------
+
+    def _load_state(self) -> dict[str, dict[str, float]]:
+        if self.state_file is None:
+            return {}
+        try:
+            data = json.loads(self.state_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            log.warning("alert_state_unreadable", path=str(self.state_file), error=str(exc))
+            return {}
+        entries = data.get("sent") if isinstance(data, dict) else None
+        if not isinstance(entries, dict):
+            log.warning("alert_state_unreadable", path=str(self.state_file), error="bad format")
+            return {}
+        now = self._now()
+        state: dict[str, dict[str, float]] = {}
+        discarded = 0
+        for metric, by_severity in entries.items():
+            if metric not in self.thresholds or not isinstance(by_severity, dict):
+                continue
+            for severity, when in by_severity.items():
+                if severity not in SEVERITIES or not _is_number(when):
+                    continue
+                if when > now:  # from the future: the clock or the file cannot be trusted
+                    discarded += 1
+                    continue
+                state.setdefault(metric, {})[severity] = float(when)
+        if discarded:
+            log.warning(
+                "alert_state_from_future_discarded", path=str(self.state_file), entries=discarded
+            )
+        return state
+
+    def _save_state(self) -> None:
+        if self.state_file is None:
+            return
+        body = json.dumps({"version": _STATE_VERSION, "sent": self._state}, sort_keys=True)
+        directory = self.state_file.parent
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".alert-state-", dir=directory)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    fh.write(body)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, self.state_file)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError as exc:  # alerting must go on even when the state cannot be kept
+            log.error("alert_state_write_failed", path=str(self.state_file), error=str(exc))
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def _check_thresholds(thresholds: Any) -> dict[str, dict[str, Any]]:
+    if not isinstance(thresholds, Mapping) or not thresholds:
+        raise AlertConfigError("thresholds must be a non-empty mapping of metric -> levels")
+    out: dict[str, dict[str, Any]] = {}
+    for metric, spec in thresholds.items():
+        if not isinstance(metric, str) or not metric:
+            raise AlertConfigError(f"threshold metric names must be strings, got {metric!r}")
+        if not isinstance(spec, Mapping):
+            raise AlertConfigError(
+                f"thresholds.{metric} must be a mapping like {{'warning': 100, 'critical': 200}}"
+            )
+        for key in spec:
+            if key not in _THRESHOLD_KEYS:
+                raise AlertConfigError(
+                    f"thresholds.{metric}: unknown key {key!r}; "
+                    "allowed: warning, critical, direction"
+                )
+        direction = spec.get("direction", "above")
+        if direction not in _DIRECTIONS:
+            raise AlertConfigError(
+                f"thresholds.{metric}.direction must be 'above' or 'below', got {direction!r}"
+            )
+        levels = {}
+        for severity in SEVERITIES:
+            if spec.get(severity) is None:
+                continue
+            if not _is_number(spec[severity]):
+                raise AlertConfigError(
+                    f"thresholds.{metric}.{severity} must be a finite number, "
+                    f"got {spec[severity]!r}"
+                )
+            levels[severity] = float(spec[severity])
+        if not levels:
+            raise AlertConfigError(f"thresholds.{metric} needs a warning or critical level")
+        if len(levels) == 2:
+            w, c = levels["warning"], levels["critical"]
+            if (direction == "above" and w > c) or (direction == "below" and w < c):
+                raise AlertConfigError(
+                    f"thresholds.{metric}: the warning level {w:g} is beyond the critical "
+                    f"level {c:g} for direction {direction!r}"
+                )
+        out[metric] = {"direction": direction, **levels}
+    return out
+
+
+def _is_number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _finite_values(raw: Any) -> list[float]:
+    items = raw if isinstance(raw, (list, tuple)) else [raw]
+    if hasattr(raw, "tolist") and not isinstance(raw, (list, tuple)):  # numpy array or scalar
+        items = raw.tolist()
+        items = items if isinstance(items, list) else [items]
+    return [float(v) for v in items if _is_number(v)]
+
+
+def _breaches(direction: str, value: float, level: float) -> bool:
+    return value > level if direction == "above" else value < level
+
+
+def _worst(spec: Mapping[str, Any], values: list[float]) -> tuple[str | None, float, float | None]:
+    """The worst severity reached, the worst value and the threshold it crossed."""
+    direction = spec["direction"]
+    value = max(values) if direction == "above" else min(values)
+    for severity in reversed(SEVERITIES):
+        level = spec.get(severity)
+        if level is not None and _breaches(direction, value, level):
+            return severity, value, level
+    return None, value, None
+
+
+def _alert(
+    name: str, spec: Mapping[str, Any], severity: str, value: float, threshold: float, stamp: str
+) -> dict[str, Any]:
+    word = "above" if spec["direction"] == "above" else "below"
+    return {
+        "metric": name,
+        "severity": severity,
+        "value": value,
+        "threshold": threshold,
+        "direction": spec["direction"],
+        "status": "firing",
+        "message": f"{name} is {value:g}, {word} the {severity} threshold {threshold:g}",
+        "timestamp": stamp,
+    }
+
+
+def _resolved(
+    name: str,
+    spec: Mapping[str, Any],
+    value: float,
+    previous: Mapping[str, float],
+    now: float,
+    stamp: str,
+) -> dict[str, Any]:
+    worst = max(previous, key=_RANK.get)
+    return {
+        "metric": name,
+        "severity": worst,
+        "value": value,
+        "threshold": spec.get(worst),
+        "direction": spec["direction"],
+        "status": "resolved",
+        "message": f"{name} is {value:g}, back within its thresholds",
+        "timestamp": stamp,
+        "started_at": _iso(min(min(previous.values()), now)),
+    }
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: Any, key: str = "duration") -> float:
+    """Seconds from a Prometheus-style duration (``"90s"``, ``"1h30m"``) or a plain number."""
+    if _is_number(value):
+        if value < 0:
+            raise AlertConfigError(f"{key} must not be negative, got {value!r}")
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        pos, total = 0, 0.0
+        for match in _DURATION.finditer(text):
+            if match.start() != pos:
+                break
+            total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+            pos = match.end()
+        if text and pos == len(text):
+            return total
+    raise AlertConfigError(f"{key} must be a duration such as '30m' or '1h', got {value!r}")

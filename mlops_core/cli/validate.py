@@ -1,0 +1,256 @@
+"""``mlops validate``: the pre-deployment gate as a CI/CD step.
+
+Loads a pickled (or joblib) model and a validation set (CSV or ``.npz``), runs
+:func:`mlops_core.validation.validate_model_for_deployment` with a YAML/JSON config, prints
+every check as a table and exits 1 when the gate fails, so the pipeline stops the
+deployment.  With ``--register`` a model that passes is added to the model registry.
+
+Unpickling runs code from the file: only validate model files you would also deploy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlops_core.cli._output import print_json, print_table
+from mlops_core.errors import ValidationConfigError, ValidationInputError
+
+_JOBLIB_SUFFIXES = {".joblib", ".jbl", ".jl"}
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``validate`` sub-command to the ``mlops`` parser."""
+    parser = subparsers.add_parser(
+        "validate",
+        help="run the pre-deployment validation gate on a model (exit 1 when it fails)",
+        description=(
+            "Run the pre-deployment validation gate: accuracy, F1, ROC AUC, single-row "
+            "latency, model size and a comparison with a baseline model. Exits 1 when any "
+            "check fails."
+        ),
+    )
+    parser.add_argument("model", metavar="MODEL", help="model file (.pkl pickle or .joblib)")
+    parser.add_argument(
+        "data",
+        metavar="DATA",
+        help="validation set: CSV with a header row, or .npz with arrays X and y",
+    )
+    parser.add_argument(
+        "--config", required=True, metavar="CONFIG", help="gate thresholds, YAML or JSON"
+    )
+    parser.add_argument(
+        "--target",
+        metavar="COLUMN",
+        help="CSV target column (default: 'target' if present, else the last column)",
+    )
+    parser.add_argument(
+        "--baseline", metavar="MODEL", help="the production model to compare against"
+    )
+    parser.add_argument("--json", action="store_true", help="print the full result as JSON")
+    parser.add_argument(
+        "--register",
+        nargs=2,
+        metavar=("NAME", "VERSION"),
+        help="register the model under NAME VERSION when the gate passes (needs --registry)",
+    )
+    parser.add_argument("--registry", metavar="DIR", help="model registry directory")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Execute ``mlops validate``; 0 when the gate passes, 1 when it fails."""
+    from mlops_core.validation import check_config, validate_model_for_deployment
+
+    if args.register and not args.registry:
+        raise ValidationConfigError("--register needs --registry DIR")
+    config = load_config(args.config)
+    check_config(config)  # cheap checks first: a typo should not wait for a large model
+    X, y = load_data(args.data, args.target)
+    model = load_model(args.model)
+    baseline = load_model(args.baseline) if args.baseline else None
+    config.setdefault("model_path", args.model)
+    result = validate_model_for_deployment(
+        model, X, y, config, baseline_model=baseline, baseline_model_path=args.baseline
+    )
+
+    if args.json:
+        if result["passed"] and args.register:
+            result["registered"] = _register(args, result)
+        print_json(result)
+    else:
+        _print_human(result)
+        if result["passed"] and args.register:
+            print(f"registered: {_register(args, result)}")
+    return 0 if result["passed"] else 1
+
+
+def _print_human(result: dict[str, Any]) -> None:
+    print_table(result["checks"], ("check", "value", "threshold", "outcome"))
+    base = result.get("baseline_metrics") or {}
+    names = [k for k in {**result["metrics"], **base} if k != "unavailable"]
+    rows = [
+        {"metric": k, "value": result["metrics"].get(k), "baseline": base.get(k)} for k in names
+    ]
+    print()
+    print_table(rows, ("metric", "value", "baseline") if base else ("metric", "value"))
+    print()
+    if result["passed"]:
+        print("PASSED: all checks passed")
+    else:
+        print(f"FAILED: {len(result['errors'])} problem(s)")
+        for line in result["errors"]:
+            print(f"  - {line}")
+
+
+def _register(args: argparse.Namespace, result: dict[str, Any]) -> str:
+    """Add the validated model to the registry (stage ``none``) with the gate's metrics."""
+    from mlops_core.registry import ModelRegistry  # imported only when used
+
+    name, version = args.register
+    metrics = {
+        k: v
+        for k, v in result["metrics"].items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+    entry = ModelRegistry(args.registry).register_model(
+        name, version, args.model, metrics=metrics, tags={"validated_by": "mlops validate"}
+    )
+    return f"{entry.name} {entry.version} (stage {entry.stage})"
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+
+def load_config(path: str) -> dict[str, Any]:
+    """The gate config from a YAML or JSON file (a mapping at the top level)."""
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        if path.endswith(".json"):
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except Exception as exc:  # json.JSONDecodeError, yaml.YAMLError
+        raise ValidationConfigError(f"{path}: not valid YAML/JSON: {_line(exc)}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ValidationConfigError(f"{path}: the config must be a mapping of keys to thresholds")
+    return data
+
+
+def load_model(path: str) -> Any:
+    """Unpickle a model; ``.joblib`` files (and pickles that fail) go through joblib if present."""
+    file = Path(path)
+    if not file.is_file():
+        raise ValidationInputError(f"model file not found: {path}")
+    if file.suffix.lower() in _JOBLIB_SUFFIXES:
+        return _joblib_load(file)
+    try:
+        with file.open("rb") as fh:
+            return pickle.load(fh)
+    except Exception as exc:
+        try:
+            return _joblib_load(file)
+        except ValidationInputError:
+            pass
+        raise ValidationInputError(f"cannot load model {path}: {_line(exc)}") from None
+
+
+def _joblib_load(file: Path) -> Any:
+    try:
+        import joblib
+    except ImportError:
+        raise ValidationInputError(
+            f"cannot load model {file}: joblib is not installed (pip install joblib)"
+        ) from None
+    try:
+        return joblib.load(file)
+    except Exception as exc:
+        raise ValidationInputError(f"cannot load model {file}: {_line(exc)}") from None
+
+
+def load_data(path: str, target: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(X, y)`` from a CSV (header row; target column) or an ``.npz`` with X and y."""
+    file = Path(path)
+    if not file.is_file():
+        raise ValidationInputError(f"validation data file not found: {path}")
+    if file.suffix.lower() == ".npz":
+        return _load_npz(file)
+    return _load_csv(file, target)
+
+
+def _load_npz(file: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with np.load(file, allow_pickle=False) as data:
+            missing = [k for k in ("X", "y") if k not in data.files]
+            if missing:
+                raise ValidationInputError(
+                    f"{file}: missing array(s) {', '.join(missing)}; "
+                    f"found {', '.join(data.files) or 'none'}"
+                )
+            return data["X"], data["y"]
+    except ValidationInputError:
+        raise
+    except Exception as exc:
+        raise ValidationInputError(f"{file}: not a readable .npz file: {_line(exc)}") from None
+
+
+def _load_csv(file: Path, target: str | None) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with file.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+    except UnicodeDecodeError:
+        raise ValidationInputError(f"{file}: not a UTF-8 CSV file") from None
+    rows = [r for r in rows if r]
+    if not rows:
+        raise ValidationInputError(f"{file}: empty CSV file (a header row is required)")
+    header, body = rows[0], rows[1:]
+    if len(header) < 2:
+        raise ValidationInputError(f"{file}: needs at least one feature and a target column")
+    if target is None:
+        target = "target" if "target" in header else header[-1]
+    if target not in header:
+        raise ValidationInputError(
+            f"{file}: no target column {target!r}; columns: {', '.join(header)}"
+        )
+    for lineno, row in enumerate(body, start=2):
+        if len(row) != len(header):
+            raise ValidationInputError(
+                f"{file}: line {lineno} has {len(row)} fields, the header has {len(header)}"
+            )
+    t = header.index(target)
+    columns = list(zip(*body, strict=True)) if body else [() for _ in header]
+    features = [_column(c) for i, c in enumerate(columns) if i != t]
+    y = _column(columns[t], integral=True)
+    if not body:
+        return np.empty((0, len(header) - 1)), y
+    if all(c.dtype.kind == "f" for c in features):
+        X = np.column_stack(features)
+    else:
+        X = np.column_stack([c.astype(object) for c in features])
+    return X, y
+
+
+def _column(values: Any, *, integral: bool = False) -> np.ndarray:
+    """Numbers as float (int for an integral target); anything else stays as strings."""
+    try:
+        arr = np.array([float(v) if v.strip() else np.nan for v in values], dtype=float)
+    except ValueError:
+        return np.array(values, dtype=object)
+    if integral and arr.size and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+        return arr.astype(np.int64)
+    return arr
+
+
+def _line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__

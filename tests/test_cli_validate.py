@@ -1,0 +1,195 @@
+"""``mlops validate`` as a CI job runs it: a real process, real model and data files."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import pickle
+import subprocess
+import sys
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.datasets import make_classification
+from sklearn.dummy import DummyClassifier
+from sklearn.linear_model import LogisticRegression
+
+from tests.conftest import REPO_ROOT
+
+# The real dispatcher (``mlops_core.cli.main``, what the ``mlops`` console script runs); until
+# every sub-command module it imports exists, it runs with only this sub-command registered,
+# so error handling and exit codes are still the real ones.
+_ALL_COMMANDS = all(
+    importlib.util.find_spec(m) is not None
+    for m in ("mlops_core.cli.registry", "mlops_core.cli.profile")
+)
+_ENTRY = (
+    "import sys, mlops_core.cli as c; "
+    + ("" if _ALL_COMMANDS else "c._COMMANDS = ('mlops_core.cli.validate',); ")
+    + "sys.exit(c.main(sys.argv[1:]))"
+)
+CONFIG = {"min_accuracy": 0.8, "max_latency_ms": 100, "required_methods": ["predict"]}
+
+
+def mlops(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", _ENTRY, "validate", *map(str, args)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("validate")
+    X, y = make_classification(n_samples=600, n_features=4, class_sep=2.0, random_state=3)
+    good = LogisticRegression().fit(X[:400], y[:400])
+    dummy = DummyClassifier(strategy="constant", constant=0).fit(X[:400], y[:400])
+    (d / "good.pkl").write_bytes(pickle.dumps(good))
+    joblib.dump(dummy, d / "dummy.joblib")
+    Xv, yv = X[400:], y[400:]
+    np.savez(d / "val.npz", X=Xv, y=yv)
+    # CSV with the target in the middle, named "label"
+    lines = ["f0,f1,label,f2,f3"]
+    lines += [f"{r[0]},{r[1]},{t},{r[2]},{r[3]}" for r, t in zip(Xv, yv, strict=True)]
+    (d / "val.csv").write_text("\n".join(lines) + "\n")
+    (d / "gate.yml").write_text(
+        "min_accuracy: 0.8\nmax_latency_ms: 100\nrequired_methods: [predict]\n"
+    )
+    (d / "gate.json").write_text(json.dumps(CONFIG))
+    return {
+        "dir": d,
+        "good_accuracy": float(np.mean(good.predict(Xv) == yv)),
+        "dummy_accuracy": float(np.mean(yv == 0)),
+    }
+
+
+def test_passing_model_prints_table_and_exits_0(files):
+    d = files["dir"]
+    proc = mlops(d / "good.pkl", d / "val.csv", "--config", d / "gate.yml", "--target", "label")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].split() == ["CHECK", "VALUE", "THRESHOLD", "OUTCOME"]
+    row = next(line.split() for line in lines if line.startswith("min_accuracy"))
+    assert float(row[1]) == pytest.approx(files["good_accuracy"], abs=1e-6)
+    assert row[2:] == ["0.8", "pass"]
+    assert "PASSED: all checks passed" in proc.stdout
+
+
+def test_failing_gate_exits_1_with_the_reason(files):
+    d = files["dir"]
+    proc = mlops(d / "dummy.joblib", d / "val.npz", "--config", d / "gate.json")
+    assert proc.returncode == 1
+    assert "FAILED: 1 problem(s)" in proc.stdout
+    acc = files["dummy_accuracy"]
+    assert f"accuracy {acc:.4g} is below the minimum 0.8 (min_accuracy)" in proc.stdout
+    assert proc.stderr == "" or "Traceback" not in proc.stderr
+
+
+def test_json_output(files):
+    d = files["dir"]
+    proc = mlops(d / "good.pkl", d / "val.npz", "--config", d / "gate.json", "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["passed"] is True
+    assert result["metrics"]["accuracy"] == pytest.approx(files["good_accuracy"])
+    assert result["metrics"]["model_size_mb"] == pytest.approx(
+        (d / "good.pkl").stat().st_size / 2**20
+    )
+    assert [c["check"] for c in result["checks"]] == [
+        "required_methods",
+        "min_accuracy",
+        "max_latency_ms",
+    ]
+
+
+def test_default_target_is_the_last_column(files, tmp_path):
+    d = files["dir"]
+    with np.load(d / "val.npz") as data:
+        X, y = data["X"], data["y"]
+    rows = ["a,b,c,d,y"] + [",".join(map(str, [*r, t])) for r, t in zip(X, y, strict=True)]
+    (tmp_path / "v.csv").write_text("\n".join(rows) + "\n")
+    proc = mlops(d / "good.pkl", tmp_path / "v.csv", "--config", d / "gate.yml", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["metrics"]["accuracy"] == pytest.approx(files["good_accuracy"])
+
+
+def test_baseline_comparison(files, tmp_path):
+    d = files["dir"]
+    cfg = tmp_path / "cmp.yml"
+    cfg.write_text("metric_thresholds:\n  accuracy:\n    min_absolute_change: 0.0\n")
+    worse = mlops(d / "dummy.joblib", d / "val.npz", "--config", cfg, "--baseline", d / "good.pkl")
+    assert worse.returncode == 1
+    assert "accuracy vs baseline (absolute)" in worse.stdout
+    assert ["METRIC", "VALUE", "BASELINE"] in [ln.split() for ln in worse.stdout.splitlines()]
+    better = mlops(d / "good.pkl", d / "val.npz", "--config", cfg, "--baseline", d / "dummy.joblib")
+    assert better.returncode == 0, better.stdout
+
+
+@pytest.mark.parametrize(
+    ("setup", "expected"),
+    [
+        ("unknown_key", "unknown validation config key 'min_acc'"),
+        ("missing_model", "model file not found:"),
+        ("corrupt_model", "cannot load model"),
+        ("npz_without_y", "missing array(s) y; found X"),
+        ("bad_target", "no target column 'nope'; columns: f0, f1, label, f2, f3"),
+        ("bad_yaml", "not valid YAML/JSON"),
+        ("register_without_registry", "--register needs --registry DIR"),
+    ],
+)
+def test_bad_input_is_one_line_on_stderr(files, tmp_path, setup, expected):
+    d = files["dir"]
+    model, data, config, extra = d / "good.pkl", d / "val.npz", d / "gate.yml", []
+    if setup == "unknown_key":
+        config = tmp_path / "c.yml"
+        config.write_text("min_acc: 0.8\n")
+    elif setup == "missing_model":
+        model = tmp_path / "absent.pkl"
+    elif setup == "corrupt_model":
+        model = tmp_path / "corrupt.pkl"
+        model.write_bytes(b"not a pickle at all")
+    elif setup == "npz_without_y":
+        data = tmp_path / "x.npz"
+        np.savez(data, X=np.zeros((3, 4)))
+    elif setup == "bad_target":
+        data, extra = d / "val.csv", ["--target", "nope"]
+    elif setup == "bad_yaml":
+        config = tmp_path / "c.yml"
+        config.write_text("min_accuracy: [0.8\n")
+    elif setup == "register_without_registry":
+        extra = ["--register", "churn", "1.0.0"]
+    proc = mlops(model, data, "--config", config, *extra)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("mlops validate: error: ")
+    assert expected in lines[0]
+
+
+def test_register_only_when_the_gate_passes(files, tmp_path):
+    registry_mod = pytest.importorskip("mlops_core.registry")
+    d = files["dir"]
+    reg = tmp_path / "registry"
+    failed = mlops(
+        d / "dummy.joblib", d / "val.npz", "--config", d / "gate.yml",
+        "--register", "churn", "0.9.0", "--registry", reg,
+    )  # fmt: skip
+    assert failed.returncode == 1
+    registry = registry_mod.ModelRegistry(reg)
+    assert "churn" not in registry.list_models()
+
+    passed = mlops(
+        d / "good.pkl", d / "val.npz", "--config", d / "gate.yml",
+        "--register", "churn", "1.0.0", "--registry", reg,
+    )  # fmt: skip
+    assert passed.returncode == 0, passed.stderr
+    assert "registered: churn 1.0.0" in passed.stdout
+    version = registry.get_version("churn", "1.0.0")
+    assert version.metrics["accuracy"] == pytest.approx(files["good_accuracy"])
+    assert version.tags == {"validated_by": "mlops validate"}
+    assert version.path.read_bytes() == (d / "good.pkl").read_bytes()
