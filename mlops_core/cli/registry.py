@@ -1,0 +1,273 @@
+"""``mlops registry``: register, promote, roll back and inspect models from a shell or CI job.
+
+Every action prints a table by default and JSON with ``--json``; the registry directory is
+``--registry DIR``, else ``$MLOPS_REGISTRY``, else ``./mlops_registry``.  Failures exit
+non-zero with one line on stderr (the dispatcher in ``mlops_core.cli`` prints errors this
+project raises), so a deployment pipeline can gate on the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from typing import Any
+
+from mlops_core.cli._output import print_json, print_table
+from mlops_core.errors import RegistryInputError
+from mlops_core.registry import ModelRegistry, ModelVersion, version_sort_key
+
+DEFAULT_REGISTRY = "./mlops_registry"
+_INT = re.compile(r"[+-]?\d+")
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``registry`` command group to the ``mlops`` parser."""
+    # the two options are accepted before or after the action: ``registry --json list`` and
+    # ``registry list --json``; SUPPRESS keeps an action's default from hiding the group's
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--registry",
+        metavar="DIR",
+        default=argparse.SUPPRESS,
+        help=f"registry directory (default: $MLOPS_REGISTRY or {DEFAULT_REGISTRY})",
+    )
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
+    parser = subparsers.add_parser(
+        "registry",
+        parents=[common],
+        help="register, promote, roll back and verify model versions",
+        description="A filesystem model registry with checksums, locking and stage history.",
+    )
+    actions = parser.add_subparsers(dest="registry_action", metavar="ACTION", required=True)
+
+    def action(name: str, func: Any, help_text: str) -> argparse.ArgumentParser:
+        sub = actions.add_parser(name, parents=[common], help=help_text, description=help_text)
+        sub.set_defaults(func=func)
+        return sub
+
+    p = action("register", _register, "copy a model file or directory in as a new version")
+    p.add_argument("name")
+    p.add_argument("version")
+    p.add_argument("path", help="model file or directory to copy into the registry")
+    p.add_argument(
+        "--metric", action="append", default=[], type=_key_value, metavar="KEY=VALUE",
+        help="a metric such as accuracy=0.85 (repeatable)",
+    )  # fmt: skip
+    p.add_argument("--metrics-file", metavar="FILE", help="JSON object of metrics")
+    p.add_argument("--description", help="free text stored with the version")
+    p.add_argument(
+        "--tag", action="append", default=[], type=_key_value, metavar="KEY=VALUE",
+        help="a string tag such as owner=data-team (repeatable)",
+    )  # fmt: skip
+
+    p = action("promote", _promote, "move a version to staging or production")
+    p.add_argument("name")
+    p.add_argument("version")
+    p.add_argument("stage", choices=("staging", "production"))
+    p.add_argument("--reason", help="recorded in the history")
+
+    p = action("rollback", _rollback, "restore the previous production version")
+    p.add_argument("name")
+    p.add_argument("--reason", help="recorded in the history")
+
+    p = action("archive", _archive, "retire a version that is not in production")
+    p.add_argument("name")
+    p.add_argument("version")
+    p.add_argument("--reason", help="recorded in the history")
+
+    p = action("list", _list, "list models, or the versions of one model")
+    p.add_argument("name", nargs="?")
+    p.add_argument(
+        "--order", choices=("version", "registration"), default="version",
+        help="order of versions (default: version, PEP 440-like)",
+    )  # fmt: skip
+
+    p = action("show", _show, "show a model, or one version's record")
+    p.add_argument("name")
+    p.add_argument("version", nargs="?")
+
+    p = action("history", _history, "show a model's stage changes, oldest first")
+    p.add_argument("name")
+
+    p = action("verify", _verify, "re-hash stored models against their recorded SHA-256")
+    p.add_argument("name", nargs="?", help="default: every model")
+    p.add_argument("version", nargs="?", help="default: every version")
+
+    p = action("path", _path, "print the verified path of the production (or given) version")
+    p.add_argument("name")
+    p.add_argument("version", nargs="?")
+    return parser
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def _metric_value(text: str) -> Any:
+    if _INT.fullmatch(text):
+        return int(text)
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _registry(args: argparse.Namespace) -> ModelRegistry:
+    root = getattr(args, "registry", None) or os.environ.get("MLOPS_REGISTRY") or DEFAULT_REGISTRY
+    return ModelRegistry(root)
+
+
+def _as_json(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "json", False))
+
+
+def _print_record(args: argparse.Namespace, version: ModelVersion) -> None:
+    data = version.to_dict()
+    if _as_json(args):
+        print_json(data)
+        return
+    print_table(({"field": k, "value": v} for k, v in data.items()), ("field", "value"))
+
+
+# --- actions ----------------------------------------------------------------------------------
+
+
+def _register(args: argparse.Namespace) -> int:
+    metrics: dict[str, Any] = {}
+    if args.metrics_file:
+        try:
+            with open(args.metrics_file, encoding="utf-8") as fh:
+                loaded = json.load(fh)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise RegistryInputError(f"{args.metrics_file}: not valid JSON ({exc})") from None
+        if not isinstance(loaded, dict):
+            raise RegistryInputError(f"{args.metrics_file}: expected a JSON object of metrics")
+        metrics.update(loaded)
+    metrics.update({k: _metric_value(v) for k, v in args.metric})
+    version = _registry(args).register_model(
+        args.name,
+        args.version,
+        args.path,
+        metrics,
+        description=args.description,
+        tags=dict(args.tag),
+    )
+    _print_record(args, version)
+    return 0
+
+
+def _promote(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+    if args.stage == "production":
+        version = registry.promote_to_production(args.name, args.version, reason=args.reason)
+    else:
+        version = registry.promote_to_staging(args.name, args.version, reason=args.reason)
+    _print_record(args, version)
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    restored = _registry(args).rollback(args.name, reason=args.reason)
+    if _as_json(args):
+        print_json({"name": args.name, "production": restored})
+    else:
+        print(f"{args.name}: rolled back, production is now {restored}")
+    return 0
+
+
+def _archive(args: argparse.Namespace) -> int:
+    _print_record(
+        args, _registry(args).archive_version(args.name, args.version, reason=args.reason)
+    )
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+    if args.name is None:
+        rows = []
+        for name in registry.list_models():
+            info = registry.get_model(name)
+            latest = max(info.versions, key=version_sort_key) if info.versions else None
+            rows.append({
+                "name": name, "versions": len(info.versions), "latest": latest,
+                "staging": info.staging, "production": info.production,
+            })  # fmt: skip
+        if _as_json(args):
+            print_json(rows)
+        else:
+            print_table(rows, ("name", "versions", "latest", "staging", "production"))
+        return 0
+    versions = registry.list_versions(args.name, order=args.order)
+    if _as_json(args):
+        print_json([v.to_dict() for v in versions])
+        return 0
+    rows = [{**v.to_dict(), "sha256": v.sha256[:12]} for v in versions]
+    print_table(rows, ("version", "stage", "size", "sha256", "registered_at", "metrics"))
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+    if args.version is not None:
+        _print_record(args, registry.get_version(args.name, args.version))
+        return 0
+    data = registry.get_model(args.name).to_dict()
+    if _as_json(args):
+        print_json(data)
+    else:
+        print_table(({"field": k, "value": v} for k, v in data.items()), ("field", "value"))
+    return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    events = [e.to_dict() for e in _registry(args).get_history(args.name)]
+    if _as_json(args):
+        print_json(events)
+    else:
+        columns = ("seq", "timestamp", "user", "action", "version", "from_stage", "to_stage")
+        print_table(events, (*columns, "reason"))
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+    names = [args.name] if args.name else registry.list_models()
+    results = [r for name in names for r in registry.verify(name, args.version)]
+    if _as_json(args):
+        print_json([r.to_dict() for r in results])
+    else:
+        rows = [{**r.to_dict(), "ok": "ok" if r.ok else "FAILED"} for r in results]
+        print_table(rows, ("name", "version", "stage", "ok", "problem"))
+    failed = [r for r in results if not r.ok]
+    if failed:
+        print(
+            f"mlops registry: error: {len(failed)} of {len(results)} versions failed"
+            f" verification (first: {failed[0].name} {failed[0].version}: {failed[0].problem})",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _path(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+    if args.version is None:
+        version = registry.get_production_version(args.name)
+        path = registry.get_production_model_path(args.name)
+    else:
+        version, path = args.version, registry.get_model_path(args.name, args.version)
+    if _as_json(args):
+        print_json({"name": args.name, "version": version, "path": str(path)})
+    else:
+        print(path)
+    return 0

@@ -1,0 +1,203 @@
+"""``mlops registry`` through the ``mlops`` entry point, ``mlops_core.cli:main``.
+
+``test_entry_point_in_a_subprocess`` runs it as a separate process, exactly as the console
+script does (and needs no ``pip install``); the other tests call the same ``main(argv)``
+in-process, because every interpreter start costs ~0.6 s here and CI time is shared.
+Checks exit codes (0 on success, non-zero on failure), that a failure is one line on stderr
+without a traceback, and that ``--json`` output agrees with the files on disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from mlops_core.cli import main
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+_ENTRY_POINT = "import sys; from mlops_core.cli import main; sys.exit(main(sys.argv[1:]))"
+
+Result = subprocess.CompletedProcess[str]
+Runner = Callable[..., Result]
+
+
+def mlops_subprocess(*args: str, cwd: Path) -> Result:
+    env = {k: v for k, v in os.environ.items() if k != "MLOPS_REGISTRY"}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    return subprocess.run(
+        [sys.executable, "-c", _ENTRY_POINT, "registry", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def mlops(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Runner:
+    def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> Result:
+        monkeypatch.chdir(cwd)
+        monkeypatch.delenv("MLOPS_REGISTRY", raising=False)
+        for key, value in (env or {}).items():
+            monkeypatch.setenv(key, value)
+        capsys.readouterr()
+        try:
+            code = main(["registry", *args])
+        except SystemExit as exc:  # argparse usage errors
+            code = int(exc.code or 0)
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["mlops", "registry", *args], code, out, err)
+
+    return run
+
+
+def ok(result: Result) -> str:
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def one_line_error(result: Result) -> str:
+    assert result.returncode != 0, result.stdout
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    (tmp_path / "model_v1.pkl").write_bytes(b"first model")
+    (tmp_path / "model_v2.pkl").write_bytes(b"second model")
+    return tmp_path
+
+
+def test_register_promote_path_rollback_history(mlops: Runner, workdir: Path) -> None:
+    reg = ["--registry", "reg"]
+    out = ok(mlops(*reg, "--json", "register", "churn", "1.2.0", "model_v1.pkl",
+                   "--metric", "accuracy=0.85", "--metric", "rows=1000",
+                   "--tag", "owner=data-team", cwd=workdir))  # fmt: skip
+    record = json.loads(out)
+    assert record["sha256"] == hashlib.sha256(b"first model").hexdigest()
+    assert record["metrics"] == {"accuracy": 0.85, "rows": 1000}
+    assert record["tags"] == {"owner": "data-team"}
+    ok(mlops(*reg, "register", "churn", "1.10.0", "model_v2.pkl", cwd=workdir))
+
+    ok(mlops(*reg, "promote", "churn", "1.2.0", "staging", cwd=workdir))
+    ok(mlops(*reg, "promote", "churn", "1.2.0", "production", cwd=workdir))
+    ok(mlops(*reg, "promote", "churn", "1.10.0", "production", "--reason", "better", cwd=workdir))
+    path = ok(mlops(*reg, "path", "churn", cwd=workdir)).strip()
+    assert Path(path).read_bytes() == b"second model"
+
+    # the options may also follow the action
+    rolled = json.loads(ok(mlops("rollback", "churn", *reg, "--json", cwd=workdir)))
+    assert rolled == {"name": "churn", "production": "1.2.0"}
+    assert (
+        Path(ok(mlops(*reg, "path", "churn", cwd=workdir)).strip()).read_bytes() == b"first model"
+    )
+
+    history = json.loads(ok(mlops(*reg, "--json", "history", "churn", cwd=workdir)))
+    assert [h["seq"] for h in history] == list(range(1, len(history) + 1))
+    assert [(h["action"], h["version"], h["to_stage"]) for h in history][-2:] == [
+        ("rollback", "1.2.0", "production"),
+        ("rollback", "1.10.0", "archived"),
+    ]
+    assert any(h["reason"] == "better" for h in history)
+
+    table = ok(mlops(*reg, "list", "churn", cwd=workdir)).splitlines()
+    assert table[0].split()[:2] == ["VERSION", "STAGE"]
+    assert [line.split()[0] for line in table[1:]] == ["1.2.0", "1.10.0"]  # 1.2 before 1.10
+    assert table[1].split()[1] == "production"
+    models = ok(mlops(*reg, "list", cwd=workdir)).splitlines()
+    assert models[1].split() == ["churn", "2", "1.10.0", "-", "1.2.0"]
+    shown = json.loads(ok(mlops(*reg, "--json", "show", "churn", "1.10.0", cwd=workdir)))
+    assert shown["stage"] == "archived"
+
+
+def test_env_var_and_default_registry_directory(mlops: Runner, workdir: Path) -> None:
+    env = {"MLOPS_REGISTRY": str(workdir / "from-env")}
+    ok(mlops("register", "churn", "1", "model_v1.pkl", cwd=workdir, env=env))
+    assert (workdir / "from-env" / "churn" / "model.json").is_file()
+    ok(mlops("register", "churn", "1", "model_v1.pkl", cwd=workdir))
+    assert (workdir / "mlops_registry" / "churn" / "model.json").is_file()
+
+
+def test_failures_exit_non_zero_with_one_line(mlops: Runner, workdir: Path) -> None:
+    reg = ["--registry", "reg"]
+    ok(mlops(*reg, "register", "churn", "1.0", "model_v1.pkl", cwd=workdir))
+
+    assert "no previous production" in one_line_error(mlops(*reg, "rollback", "churn", cwd=workdir))
+    assert "'9.9'" in one_line_error(
+        mlops(*reg, "promote", "churn", "9.9", "production", cwd=workdir)
+    )
+    assert "missing.pkl" in one_line_error(
+        mlops(*reg, "register", "churn", "2.0", "missing.pkl", cwd=workdir)
+    )
+    assert "already registered" in one_line_error(
+        mlops(*reg, "register", "churn", "1.0", "model_v2.pkl", cwd=workdir)
+    )
+    assert "path separator" in one_line_error(
+        mlops(*reg, "register", "../evil", "1.0", "model_v1.pkl", cwd=workdir)
+    )
+    assert "'fraud'" in one_line_error(mlops(*reg, "history", "fraud", cwd=workdir))
+    assert "no production version" in one_line_error(mlops(*reg, "path", "churn", cwd=workdir))
+    assert not (workdir / "evil").exists()
+
+
+def test_tampered_model_fails_verify_and_path(mlops: Runner, workdir: Path) -> None:
+    reg = ["--registry", "reg"]
+    ok(mlops(*reg, "register", "churn", "1.0", "model_v1.pkl", cwd=workdir))
+    ok(mlops(*reg, "register", "churn", "2.0", "model_v2.pkl", cwd=workdir))
+    ok(mlops(*reg, "promote", "churn", "1.0", "production", cwd=workdir))
+    assert "ok" in ok(mlops(*reg, "verify", cwd=workdir))
+
+    (workdir / "reg" / "churn" / "versions" / "1.0" / "model_v1.pkl").write_bytes(b"evil")
+    result = mlops(*reg, "verify", cwd=workdir)
+    assert "1.0" in one_line_error(result)
+    rows = {line.split()[1]: line.split()[3] for line in result.stdout.splitlines()[1:]}
+    assert rows == {"1.0": "FAILED", "2.0": "ok"}
+    assert ok(mlops(*reg, "verify", "churn", "2.0", cwd=workdir))
+    assert "sha256" in one_line_error(mlops(*reg, "path", "churn", cwd=workdir))
+
+
+def test_corrupt_metadata_is_one_line_naming_the_file(mlops: Runner, workdir: Path) -> None:
+    reg = ["--registry", "reg"]
+    ok(mlops(*reg, "register", "churn", "1.0", "model_v1.pkl", cwd=workdir))
+    (workdir / "reg" / "churn" / "model.json").write_text('{"format": 1, "name": ')
+    line = one_line_error(mlops(*reg, "show", "churn", cwd=workdir))
+    assert "model.json" in line and "not valid JSON" in line
+
+
+def test_missing_action_is_a_usage_error(mlops: Runner, workdir: Path) -> None:
+    result = mlops(cwd=workdir)
+    assert result.returncode == 2
+    assert "ACTION" in result.stderr or "required" in result.stderr
+
+
+def test_entry_point_in_a_subprocess(workdir: Path) -> None:
+    reg = ["--registry", "reg"]
+    record = json.loads(
+        ok(
+            mlops_subprocess(
+                *reg, "--json", "register", "churn", "1.0", "model_v1.pkl", cwd=workdir
+            )
+        )
+    )
+    assert record["sha256"] == hashlib.sha256(b"first model").hexdigest()
+    ok(mlops_subprocess(*reg, "promote", "churn", "1.0", "production", cwd=workdir))
+    path = Path(ok(mlops_subprocess(*reg, "path", "churn", cwd=workdir)).strip())
+    assert path.read_bytes() == b"first model"
+    assert "no previous production" in one_line_error(
+        mlops_subprocess(*reg, "rollback", "churn", cwd=workdir)
+    )
+    path.write_bytes(b"tampered")
+    result = mlops_subprocess(*reg, "verify", cwd=workdir)
+    assert "1 of 1 versions failed" in one_line_error(result)
+    assert "FAILED" in result.stdout
