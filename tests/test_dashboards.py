@@ -1,0 +1,245 @@
+"""Structure of the shipped Grafana dashboard and provisioning files.
+
+The dashboard is code: a stable uid (links and provisioning depend on it), the five
+variables, a title, description and unit on every panel, ``$__rate_interval`` in every
+``rate``/``increase``, every query filtered by the variables, and the panels the issue asks
+for.  Whether each query runs and returns data is checked against a real Prometheus in
+tests/e2e/test_stack.py, with the helpers below.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import REPO_ROOT
+
+GRAFANA = REPO_ROOT / "grafana"
+DASHBOARD = GRAFANA / "dashboards" / "mlops-overview.json"
+UID = "mlops-exporter-overview"
+VARIABLES = ("datasource", "job", "instance", "model", "feature")
+DASHBOARD_DIR_IN_CONTAINER = "/var/lib/grafana/dashboards"
+
+_RANGE = re.compile(r"\[([^\]]*)\]")
+_RANGE_FUNCS = re.compile(r"\b(rate|irate|increase|delta|idelta|\w+_over_time)\s*\(")
+
+
+def load_dashboard(path: Path = DASHBOARD) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def data_panels(board: dict[str, Any]) -> list[dict[str, Any]]:
+    return [p for p in board["panels"] if p["type"] != "row"]
+
+
+def panel_queries(board: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(panel title, refId, target) of every query of every panel."""
+    return [(p["title"], t["refId"], t) for p in data_panels(board) for t in p["targets"]]
+
+
+def variable_queries(board: dict[str, Any]) -> dict[str, str]:
+    """Variable name -> its label_values(...) query."""
+    found = {}
+    for var in board["templating"]["list"]:
+        if var["type"] == "query":
+            query = var["query"]
+            found[var["name"]] = query["query"] if isinstance(query, dict) else query
+    return found
+
+
+def substitute(expr: str, values: dict[str, str]) -> str:
+    """Grafana's variable expansion for these queries: ``$name`` / ``${name}`` -> value."""
+    out = expr
+    for name in sorted(values, key=len, reverse=True):
+        out = out.replace("${" + name + "}", values[name]).replace("$" + name, values[name])
+    leftover = re.findall(r"\$\{?\w+", out)
+    assert not leftover, f"unsubstituted variables {leftover} in {expr}"
+    return out
+
+
+def label_values_as_promql(query: str) -> tuple[str, str]:
+    """``label_values(selector, label)`` -> (``group by (label) (selector)``, label)."""
+    match = re.fullmatch(r"label_values\((.*),\s*(\w+)\)", query.strip())
+    assert match, f"not a label_values(metric, label) query: {query}"
+    return f"group by ({match.group(2)}) ({match.group(1)})", match.group(2)
+
+
+# --- the dashboard -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def board() -> dict[str, Any]:
+    return load_dashboard()
+
+
+def test_stable_uid_title_and_schema(board: dict[str, Any]) -> None:
+    assert board["uid"] == UID
+    assert re.fullmatch(r"[a-zA-Z0-9_-]{1,40}", board["uid"])
+    assert board["title"] and board["description"]
+    assert board["schemaVersion"] >= 36
+    assert "id" not in board or board["id"] is None, "an exported id breaks provisioning"
+
+
+def test_variables(board: dict[str, Any]) -> None:
+    variables = {v["name"]: v for v in board["templating"]["list"]}
+    assert tuple(variables) == VARIABLES
+    ds = variables["datasource"]
+    assert ds["type"] == "datasource" and ds["query"] == "prometheus"
+    queries = variable_queries(board)
+    for name in VARIABLES[1:]:
+        var = variables[name]
+        assert var["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, name
+        assert var["multi"] and var["includeAll"] and var["allValue"] == ".+", name
+        label_values_as_promql(queries[name])
+    # each variable narrows the next: instance by job, model by both, feature by all three
+    assert '$job"' in queries["instance"]
+    assert '$job"' in queries["model"] and '$instance"' in queries["model"]
+    assert all(f'${v}"' in queries["feature"] for v in ("job", "instance", "model"))
+
+
+def test_every_panel_has_title_description_unit_and_the_datasource_variable(
+    board: dict[str, Any],
+) -> None:
+    panels = data_panels(board)
+    assert len(panels) >= 15
+    for panel in panels:
+        title = panel.get("title", "")
+        assert title.strip(), panel["id"]
+        assert len(panel.get("description", "")) >= 20, title
+        assert panel["fieldConfig"]["defaults"].get("unit"), title
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, title
+        assert panel["targets"], title
+        for target in panel["targets"]:
+            assert target["datasource"]["uid"] == "${datasource}", title
+            assert target["expr"].strip(), title
+    titles = [p["title"] for p in panels]
+    assert len(titles) == len(set(titles)), "duplicate panel titles"
+
+
+def test_panel_ids_unique_and_layout_without_overlap(board: dict[str, Any]) -> None:
+    ids = [p["id"] for p in board["panels"]]
+    assert len(ids) == len(set(ids))
+    cells: dict[tuple[int, int], str] = {}
+    for panel in board["panels"]:
+        g = panel["gridPos"]
+        assert g["x"] >= 0 and g["x"] + g["w"] <= 24, panel["title"]
+        for x in range(g["x"], g["x"] + g["w"]):
+            for y in range(g["y"], g["y"] + g["h"]):
+                assert (x, y) not in cells, f"{panel['title']} overlaps {cells[(x, y)]}"
+                cells[(x, y)] = panel["title"]
+
+
+def test_every_range_function_uses_rate_interval(board: dict[str, Any]) -> None:
+    for title, ref, target in panel_queries(board):
+        expr = target["expr"]
+        ranges = _RANGE.findall(expr)
+        assert len(ranges) == len(_RANGE_FUNCS.findall(expr)), f"{title}/{ref}: {expr}"
+        assert all(r == "$__rate_interval" for r in ranges), f"{title}/{ref}: {expr}"
+
+
+def test_every_selector_is_filtered_by_the_variables(board: dict[str, Any]) -> None:
+    """Each series selector of a query carries the job matcher (and instance/model if used)."""
+    selectors = re.compile(r"\b((?:mlops_|job_)[\w:]*|up|ALERTS)\{([^}]*)\}")
+    for title, ref, target in panel_queries(board):
+        expr = target["expr"]
+        found = selectors.findall(expr)
+        bare = re.sub(selectors, "", expr)
+        assert not re.search(r"\bmlops_\w+", bare), f"{title}/{ref}: unfiltered selector"
+        assert found, f"{title}/{ref}"
+        for metric, matchers in found:
+            assert 'job=~"$job"' in matchers, f"{title}/{ref}: {metric}"
+            if ":" not in metric or "instance" in metric.split(":")[0]:
+                assert 'instance=~"$instance"' in matchers, f"{title}/{ref}: {metric}"
+
+
+def _exprs_of(board: dict[str, Any], kind: str | None = None) -> list[str]:
+    return [
+        t["expr"]
+        for p in data_panels(board)
+        if kind is None or p["type"] == kind
+        for t in p["targets"]
+    ]
+
+
+@pytest.mark.parametrize(
+    ("what", "kind", "needle"),
+    [
+        ("PSI per feature over time", "timeseries", "mlops_feature_drift_psi{"),
+        ("KS per feature over time", "timeseries", "mlops_feature_drift_ks_statistic{"),
+        ("current drift table", "table", "mlops_feature_drift_psi{"),
+        ("share of drifted features", None, "mlops_features_drifted_ratio{"),
+        ("missing ratio", None, "mlops_feature_missing_ratio{"),
+        ("window size", None, "mlops_drift_window_samples{"),
+        ("latency quantiles from the histogram", None, "histogram_quantile(0.99"),
+        ("latency heatmap", "heatmap", "mlops_prediction_latency_seconds_bucket{"),
+        ("throughput", "timeseries", "rate(mlops_predictions_total{"),
+        ("class distribution", None, "mlops_prediction_class_total{"),
+        ("invalid lines", None, "mlops_log_lines_invalid_total{"),
+        ("exporter health", None, "up{"),
+        ("firing alerts", "table", 'ALERTS{alertstate="firing"'),
+        ("fleet-wide PSI", None, "job_model_feature:mlops_feature_drift_psi:increase1h{"),
+    ],
+)
+def test_the_issues_panels_exist(
+    board: dict[str, Any], what: str, kind: str | None, needle: str
+) -> None:
+    assert any(needle in expr for expr in _exprs_of(board, kind)), what
+
+
+def test_drift_table_colours_thresholds(board: dict[str, Any]) -> None:
+    table = next(p for p in data_panels(board) if p["title"] == "Current drift")
+    overrides = {
+        o["matcher"]["options"]: o["properties"] for o in table["fieldConfig"]["overrides"]
+    }
+    psi = {prop["id"]: prop["value"] for prop in overrides["PSI"]}
+    assert psi["custom.cellOptions"] == {"type": "color-background"}
+    steps = [(s["value"], s["color"]) for s in psi["thresholds"]["steps"]]
+    assert steps == [(None, "green"), (0.1, "orange"), (0.2, "red")]
+    for field in ("KS p-value", "chi2 p-value", "Missing"):
+        assert field in overrides
+
+
+def test_heatmap_has_an_axis_unit(board: dict[str, Any]) -> None:
+    heatmap = next(p for p in data_panels(board) if p["type"] == "heatmap")
+    assert heatmap["options"]["yAxis"]["unit"] == "s"
+    assert heatmap["targets"][0]["format"] == "heatmap"
+
+
+def test_substitute_expands_every_variable() -> None:
+    values = {"job": "j", "instance": ".+", "__rate_interval": "15s"}
+    assert substitute('rate(x{job=~"$job",instance=~"${instance}"}[$__rate_interval])', values) == (
+        'rate(x{job=~"j",instance=~".+"}[15s])'
+    )
+    with pytest.raises(AssertionError, match="unsubstituted"):
+        substitute('x{model=~"$model"}', values)
+
+
+# --- provisioning --------------------------------------------------------------------------
+
+
+def test_datasource_provisioning() -> None:
+    config = yaml.safe_load(
+        (GRAFANA / "provisioning" / "datasources" / "prometheus.yml").read_text(encoding="utf-8")
+    )
+    assert config["apiVersion"] == 1
+    (ds,) = config["datasources"]
+    assert ds["type"] == "prometheus" and ds["isDefault"] is True
+    assert ds["url"].startswith("http")
+
+
+def test_dashboard_provisioning_points_at_the_mounted_dashboards() -> None:
+    config = yaml.safe_load(
+        (GRAFANA / "provisioning" / "dashboards" / "mlops.yml").read_text(encoding="utf-8")
+    )
+    assert config["apiVersion"] == 1
+    (provider,) = config["providers"]
+    assert provider["type"] == "file"
+    assert provider["options"]["path"] == DASHBOARD_DIR_IN_CONTAINER
+    docs = (REPO_ROOT / "docs" / "readme" / "rules-dashboards.md").read_text(encoding="utf-8")
+    assert f"grafana/dashboards:{DASHBOARD_DIR_IN_CONTAINER}" in docs
+    assert "grafana/provisioning:/etc/grafana/provisioning" in docs

@@ -1,0 +1,421 @@
+"""The shipped Prometheus rules (rules/) and the Alertmanager example.
+
+What is checked, and why:
+- the committed rule files are exactly what ``rules/generate.py`` renders from
+  ``rules/thresholds.yml``, so a threshold has one home;
+- ``promtool check rules`` and the ``promtool test rules`` unit tests pass, and those unit
+  tests fail when a threshold changes (they can catch a broken rule);
+- every alert carries severity, summary, description and a runbook_url whose anchor exists;
+- every metric named in the rules and dashboards is one the exporter exposes (the list of the
+  exporter issue, below) or a series recorded by the rules, so they cannot go stale silently;
+- ``amtool check-config`` passes on rules/alertmanager.yml, also with the commented Slack and
+  PagerDuty receivers enabled.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import REPO_ROOT, require_binary
+
+RULES = REPO_ROOT / "rules"
+RUNBOOK = REPO_ROOT / "docs" / "runbook.md"
+DASHBOARDS = REPO_ROOT / "grafana" / "dashboards"
+RULE_FILES = ("alerts.yml", "recording.yml")
+SEVERITIES = {"critical", "warning", "info"}
+
+#: Every series the exporter exposes, as listed in the exporter issue's "Metrics" section (the
+#: contract rules and dashboards are written against).  The e2e test checks the same names
+#: against a live scrape of the real exporter.
+EXPORTER_METRICS: frozenset[str] = frozenset(
+    {
+        "mlops_feature_drift_ks_statistic",
+        "mlops_feature_drift_ks_p_value",
+        "mlops_feature_drift_psi",
+        "mlops_feature_drift_chi2_p_value",
+        "mlops_feature_drift_detected",
+        "mlops_features_drifted",
+        "mlops_features_drifted_ratio",
+        "mlops_feature_missing_ratio",
+        "mlops_drift_window_samples",
+        "mlops_reference_samples",
+        "mlops_drift_last_computed_timestamp_seconds",
+        "mlops_drift_computation_duration_seconds",
+        "mlops_drift_computation_errors_total",
+        "mlops_reference_info",
+        "mlops_feature_bucket_observations_total",
+        "mlops_feature_reference_bucket_ratio",
+        "mlops_prediction_latency_seconds_bucket",
+        "mlops_prediction_latency_seconds_sum",
+        "mlops_prediction_latency_seconds_count",
+        "mlops_prediction_latency_window_seconds",
+        "mlops_predictions_total",
+        "mlops_prediction_class_total",
+        "mlops_log_lines_total",
+        "mlops_log_lines_invalid_total",
+        "mlops_log_bytes_read_total",
+        "mlops_log_rotations_total",
+        "mlops_log_truncations_total",
+        "mlops_log_files_watched",
+        "mlops_exporter_build_info",
+    }
+)
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"' + r"|'(?:[^'\\]|\\.)*'")
+_IDENT = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+
+
+# --- helpers shared with tests/test_dashboards.py and tests/e2e/test_stack.py -----------------
+
+
+def load_generator() -> ModuleType:
+    """rules/generate.py as a module (rules/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("mlops_rules_generate", RULES / "generate.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def metric_names(expr: str) -> tuple[set[str], set[str]]:
+    """(exporter metric names, recorded series names) named in one PromQL expression."""
+    bare = _STRING.sub('""', expr)
+    idents = set(_IDENT.findall(bare))
+    recorded = {i for i in idents if i.count(":") == 2 and not i.startswith(":")}
+    exported = {i for i in idents - recorded if i.startswith("mlops_")}
+    return exported, recorded
+
+
+def rule_groups(name: str) -> list[dict[str, Any]]:
+    return yaml.safe_load((RULES / name).read_text(encoding="utf-8"))["groups"]
+
+
+def all_rules() -> list[dict[str, Any]]:
+    return [rule for name in RULE_FILES for group in rule_groups(name) for rule in group["rules"]]
+
+
+def alert_rules() -> list[dict[str, Any]]:
+    return [rule for rule in all_rules() if "alert" in rule]
+
+
+def recorded_names() -> set[str]:
+    return {rule["record"] for rule in all_rules() if "record" in rule}
+
+
+def dashboard_exprs() -> list[tuple[str, str]]:
+    """(where, expr) of every query of every shipped dashboard, variables included."""
+    found = []
+    for path in sorted(DASHBOARDS.glob("*.json")):
+        board = json.loads(path.read_text(encoding="utf-8"))
+        for panel in board["panels"]:
+            for target in panel.get("targets", []):
+                found.append((f"{path.name}: panel {panel['title']!r}", target["expr"]))
+        for var in board["templating"]["list"]:
+            if var["type"] == "query":
+                query = var["query"]["query"] if isinstance(var["query"], dict) else var["query"]
+                found.append((f"{path.name}: variable ${var['name']}", query))
+    return found
+
+
+def github_anchors(markdown: str) -> set[str]:
+    """The anchors GitHub gives the headings of a Markdown file."""
+    anchors = set()
+    for line in markdown.splitlines():
+        match = re.match(r"^#{1,6}\s+(.*)$", line)
+        if match:
+            text = re.sub(r"[^\w\- ]", "", match.group(1).strip().lower())
+            anchors.add(text.replace(" ", "-"))
+    return anchors
+
+
+def _run(cmd: list[str], cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+# --- the generator and the one place for thresholds ------------------------------------------
+
+
+def test_committed_rule_files_equal_the_generators_output() -> None:
+    gen = load_generator()
+    rendered = gen.render(gen.load_thresholds())
+    for name in RULE_FILES:
+        committed = (RULES / name).read_text(encoding="utf-8")
+        assert committed == rendered[name], f"rules/{name} is stale: run python rules/generate.py"
+
+
+def test_generator_check_mode_reports_stale_files(tmp_path: Path) -> None:
+    gen = load_generator()
+    assert gen.main(["--check", "--out-dir", str(tmp_path)]) == 1
+    assert gen.main(["--out-dir", str(tmp_path)]) == 0
+    assert gen.main(["--check", "--out-dir", str(tmp_path)]) == 0
+    (tmp_path / "alerts.yml").write_text("groups: []\n", encoding="utf-8")
+    assert gen.main(["--check", "--out-dir", str(tmp_path)]) == 1
+
+
+def test_changing_a_threshold_is_one_edit(tmp_path: Path) -> None:
+    gen = load_generator()
+    config = yaml.safe_load((RULES / "thresholds.yml").read_text(encoding="utf-8"))
+    config["alerts"]["MlopsPredictionLatencyHigh"]["critical"] = 0.35
+    edited = tmp_path / "thresholds.yml"
+    edited.write_text(yaml.safe_dump(config), encoding="utf-8")
+    assert gen.main(["--thresholds", str(edited), "--out-dir", str(tmp_path)]) == 0
+    rules = yaml.safe_load((tmp_path / "alerts.yml").read_text(encoding="utf-8"))["groups"][0]
+    latency = {
+        r["labels"]["severity"]: r
+        for r in rules["rules"]
+        if r["alert"] == "MlopsPredictionLatencyHigh"
+    }
+    assert latency["critical"]["expr"].endswith("> 0.35")
+    assert "above 0.35s" in latency["critical"]["annotations"]["description"]
+    assert latency["warning"]["expr"].endswith("> 0.1")
+
+
+def test_for_override_renders_the_test_copy() -> None:
+    gen = load_generator()
+    rendered = yaml.safe_load(gen.render(gen.load_thresholds(), for_override="0s")["alerts.yml"])
+    durations = {rule["for"] for rule in rendered["groups"][0]["rules"]}
+    assert durations == {"0s"}
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda c: c["alerts"].update(MlopsNoSuchAlert={"for": "5m"}), "alerts.MlopsNoSuchAlert"),
+        (
+            lambda c: c["alerts"]["MlopsFeatureDriftHigh"].update(warning="high"),
+            "alerts.MlopsFeatureDriftHigh.warning: expected a number",
+        ),
+        (
+            lambda c: c["alerts"]["MlopsExporterDown"].update({"for": "soon"}),
+            "alerts.MlopsExporterDown.for",
+        ),
+        (
+            lambda c: c["alerts"]["MlopsNoPredictions"].update(severity="page"),
+            "alerts.MlopsNoPredictions.severity",
+        ),
+        (
+            lambda c: c["alerts"]["MlopsExporterDown"].update(critical=1),
+            "alerts.MlopsExporterDown.critical: unknown key",
+        ),
+        (lambda c: c["alerts"].pop("MlopsDriftResultsStale"), "alerts.MlopsDriftResultsStale"),
+        (lambda c: c.update(treshold=1), "unknown key 'treshold'"),
+    ],
+)
+def test_bad_thresholds_give_one_line_naming_the_key(
+    tmp_path: Path, edit: Any, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gen = load_generator()
+    config = yaml.safe_load((RULES / "thresholds.yml").read_text(encoding="utf-8"))
+    edit(config)
+    bad = tmp_path / "thresholds.yml"
+    bad.write_text(yaml.safe_dump(config), encoding="utf-8")
+    with pytest.raises(gen.ThresholdsError, match=re.escape(message)):
+        gen.load_thresholds(bad)
+    assert gen.main(["--thresholds", str(bad), "--out-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and message in err
+    assert not (tmp_path / "alerts.yml").exists()
+
+
+# --- promtool ------------------------------------------------------------------------------
+
+
+def test_promtool_check_rules() -> None:
+    promtool = require_binary("promtool")
+    result = _run([promtool, "check", "rules", *(f"rules/{n}" for n in RULE_FILES)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_promtool_unit_tests_pass() -> None:
+    promtool = require_binary("promtool")
+    tests = sorted(str(p.relative_to(REPO_ROOT)) for p in (RULES / "tests").glob("*.yml"))
+    assert tests, "no promtool unit tests in rules/tests/"
+    result = _run([promtool, "test", "rules", *tests])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_promtool_unit_tests_catch_a_changed_threshold(tmp_path: Path) -> None:
+    """The unit tests can fail: with the critical PSI threshold moved they do."""
+    promtool = require_binary("promtool")
+    gen = load_generator()
+    config = gen.load_thresholds()
+    config["alerts"]["MlopsFeatureDriftHigh"]["critical"] = 0.5
+    (tmp_path / "tests").mkdir()
+    for name, text in gen.render(config).items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    shutil.copy(RULES / "tests" / "alerts_test.yml", tmp_path / "tests")
+    result = _run([promtool, "test", "rules", "tests/alerts_test.yml"], cwd=tmp_path)
+    assert result.returncode != 0
+    assert "MlopsFeatureDriftHigh" in result.stdout + result.stderr
+
+
+def _unit_tests() -> list[dict[str, Any]]:
+    tests = []
+    for path in sorted((RULES / "tests").glob("*.yml")):
+        tests += yaml.safe_load(path.read_text(encoding="utf-8"))["tests"]
+    return tests
+
+
+def test_every_alert_is_unit_tested_firing_and_not_firing() -> None:
+    firing: dict[str, set[str]] = {}
+    quiet: set[str] = set()
+    for test in _unit_tests():
+        for case in test.get("alert_rule_test", []):
+            if case.get("exp_alerts"):
+                for alert in case["exp_alerts"]:
+                    firing.setdefault(case["alertname"], set()).add(alert["exp_labels"]["severity"])
+            else:
+                quiet.add(case["alertname"])
+    for rule in alert_rules():
+        name, severity = rule["alert"], rule["labels"]["severity"]
+        assert severity in firing.get(name, set()), f"{name} ({severity}) never tested firing"
+        assert name in quiet, f"{name} never tested not firing"
+
+
+def test_every_recording_rule_is_unit_tested() -> None:
+    tested = " ".join(
+        case["expr"] for test in _unit_tests() for case in test.get("promql_expr_test", [])
+    )
+    for name in recorded_names():
+        assert re.search(re.escape(name) + r"(?![\w:])", tested), f"{name} has no promtool test"
+
+
+# --- alert content -------------------------------------------------------------------------
+
+
+def test_alert_names_are_camel_case_with_the_shared_prefix() -> None:
+    for rule in alert_rules():
+        assert re.fullmatch(r"Mlops(?:[A-Z][a-z0-9]+)+", rule["alert"]), rule["alert"]
+
+
+def test_every_alert_has_severity_summary_description_and_runbook() -> None:
+    anchors = github_anchors(RUNBOOK.read_text(encoding="utf-8"))
+    prefix = "https://github.com/mlops-exporter/mlops-exporter/blob/main/docs/runbook.md#"
+    for rule in alert_rules():
+        name = rule["alert"]
+        assert rule["labels"]["severity"] in SEVERITIES, name
+        notes = rule["annotations"]
+        assert set(notes) >= {"summary", "description", "runbook_url"}, name
+        # up{} has no model label: the down exporter is named by its instance.
+        assert "{{ $labels.model }}" in notes["description"] or name == "MlopsExporterDown"
+        assert "{{ $labels.instance }}" in notes["description"], name
+        assert "$value" in notes["description"] or name in {
+            "MlopsExporterDown",
+            "MlopsNoPredictions",
+        }, name
+        if name.startswith("MlopsFeatureDrift"):
+            assert "{{ $labels.feature }}" in notes["description"], name
+        assert notes["runbook_url"].startswith(prefix), name
+        anchor = notes["runbook_url"].removeprefix(prefix)
+        assert anchor == name.lower() and anchor in anchors, f"{name}: no runbook section"
+        assert re.fullmatch(r"\d+[smh]", rule["for"]), name
+
+
+def test_the_issues_alerts_exist_with_their_thresholds() -> None:
+    by_name: dict[str, dict[str, str]] = {}
+    for rule in alert_rules():
+        by_name.setdefault(rule["alert"], {})[rule["labels"]["severity"]] = rule["expr"]
+    assert by_name["MlopsFeatureDriftHigh"] == {
+        "warning": "mlops_feature_drift_psi > 0.1",
+        "critical": "mlops_feature_drift_psi > 0.2",
+    }
+    latency = by_name["MlopsPredictionLatencyHigh"]
+    assert latency["warning"].endswith('{quantile="0.99"} > 0.1')
+    assert latency["critical"].endswith('{quantile="0.99"} > 0.2')
+    assert by_name["MlopsExporterDown"]["critical"] == 'up{job="mlops-exporter"} == 0'
+    for name in (
+        "MlopsFeatureDriftDetected",
+        "MlopsFeaturesDriftedShareHigh",
+        "MlopsDriftResultsStale",
+        "MlopsLogLinesInvalidHigh",
+        "MlopsNoPredictions",
+        "MlopsDriftWindowTooSmall",
+    ):
+        assert name in by_name
+
+
+def test_runbook_has_a_section_for_every_alert_and_no_other() -> None:
+    sections = set(re.findall(r"^## (\w+)$", RUNBOOK.read_text(encoding="utf-8"), re.M))
+    assert sections == {rule["alert"] for rule in alert_rules()}
+
+
+# --- metric names: rules and dashboards against the exporter's list -------------------------
+
+
+def test_rules_and_dashboards_name_only_exported_or_recorded_metrics() -> None:
+    recorded = recorded_names()
+    places = [(f"rules: {r.get('alert') or r.get('record')}", r["expr"]) for r in all_rules()]
+    places += dashboard_exprs()
+    for where, expr in places:
+        exported, used_records = metric_names(expr)
+        assert exported <= EXPORTER_METRICS, f"{where}: unknown {exported - EXPORTER_METRICS}"
+        assert used_records <= recorded, f"{where}: not recorded {used_records - recorded}"
+
+
+def test_recorded_names_follow_level_metric_operations() -> None:
+    for name in recorded_names():
+        level, metric, operations = name.split(":")
+        assert re.fullmatch(r"[a-z]+(_[a-z]+)*", level), name
+        assert metric.startswith("mlops_") and not metric.endswith("_total"), name
+        assert operations, name
+
+
+def test_metric_name_extraction() -> None:
+    exported, recorded = metric_names(
+        'sum by (le) (rate(mlops_x_bucket{job=~"$job", a="mlops_not_a_metric"}[5m]))'
+        " / job_model:mlops_y:rate5m"
+    )
+    assert exported == {"mlops_x_bucket"}
+    assert recorded == {"job_model:mlops_y:rate5m"}
+
+
+# --- Alertmanager example ------------------------------------------------------------------
+
+
+def test_amtool_check_config_passes() -> None:
+    amtool = require_binary("amtool")
+    result = _run([amtool, "check-config", "rules/alertmanager.yml"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_commented_slack_and_pagerduty_receivers_are_valid(tmp_path: Path) -> None:
+    amtool = require_binary("amtool")
+    lines = (RULES / "alertmanager.yml").read_text(encoding="utf-8").splitlines()
+    start = lines.index("receivers:")
+    enabled = [re.sub(r"^(\s*)# (slack_api_url_file)", r"\1\2", line) for line in lines[:start]]
+    enabled += [re.sub(r"^(\s+)# ", r"\1", line) for line in lines[start:]]
+    text = "\n".join(enabled) + "\n"
+    assert "slack_configs:" in text and "pagerduty_configs:" in text
+    (tmp_path / "am.yml").write_text(text, encoding="utf-8")
+    result = _run([amtool, "check-config", str(tmp_path / "am.yml")])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_alertmanager_routes_every_severity_and_inhibits_warnings() -> None:
+    config = yaml.safe_load((RULES / "alertmanager.yml").read_text(encoding="utf-8"))
+    route = config["route"]
+    for key in ("group_wait", "group_interval", "repeat_interval"):
+        assert key in route
+    routed = {m for sub in route["routes"] for m in sub["matchers"]}
+    for severity in {rule["labels"]["severity"] for rule in alert_rules()}:
+        assert f'severity="{severity}"' in routed
+    receivers = {r["name"] for r in config["receivers"]}
+    assert {sub["receiver"] for sub in route["routes"]} <= receivers
+    inhibit = config["inhibit_rules"][0]
+    assert inhibit["source_matchers"] == ['severity="critical"']
+    assert inhibit["target_matchers"] == ['severity="warning"']
+    assert "alertname" in inhibit["equal"]
