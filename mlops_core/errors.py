@@ -37,6 +37,10 @@ class InvalidNameError(RegistryError, ValueError):
     """A model name or version could escape the registry directory or is otherwise invalid."""
 
 
+class RegistryInputError(RegistryError, ValueError):
+    """Metrics, tags or a source given to the registry cannot be stored (NaN, symlink, ...)."""
+
+
 class ModelNotFoundError(RegistryError, LookupError):
     """The named model, or the named version of it, is not in the registry."""
 
@@ -61,11 +65,26 @@ class LockTimeoutError(RegistryError, TimeoutError):
     """The per-model lock could not be taken in time."""
 
 
+# --- prediction logging -----------------------------------------------------------------------
+
+
+class PredictionLogError(MlopsError, ValueError):
+    """A prediction log call got an unusable argument (the message names it)."""
+
+
+class LogOutputError(MlopsError, OSError):
+    """The prediction log file cannot be opened or written; the message names the path."""
+
+
 # --- validation gate and alerting -------------------------------------------------------------
 
 
 class ValidationConfigError(MlopsError, ValueError):
     """The validation gate's configuration is wrong (unknown key, wrong type)."""
+
+
+class ValidationInputError(MlopsError, ValueError):
+    """A model or validation data file given to the gate cannot be loaded (names the file)."""
 
 
 class AlertConfigError(MlopsError, ValueError):
