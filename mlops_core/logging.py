@@ -1,0 +1,405 @@
+"""Prediction logging: one JSON object per line, written through structlog, PII redacted.
+
+The line format is the contract read by the exporter (docs/architecture.md, "Prediction log
+record")::
+
+    {"timestamp": "2026-11-26T03:44:27.123456Z", "level": "info", "event": "prediction",
+     "service": "churn-api", "model_version": "1.0.0", "request_id": "req-123",
+     "input_data": {...}, "prediction": {...}, "latency_ms": 45.2, ...extra keys}
+
+How a line reaches the file, and why:
+
+* :class:`PredictionLogger` owns a private structlog ``BoundLogger`` with its own processor
+  chain (stamp -> PII redactor -> your processors -> orjson renderer).  structlog's global
+  configuration is never touched, so an application's own structlog setup is unaffected.
+* Each rendered line is handed to the file with ONE ``write()`` call under a lock, on a file
+  descriptor opened with ``O_APPEND``: threads of one process are serialised by the lock, and
+  separate processes appending to the same file do not interleave (the kernel positions every
+  ``O_APPEND`` write at the current end, atomically, on local file systems).
+* Rotation: after a logrotate *rename* the path's inode changes; the writer notices with a
+  cheap ``os.stat`` at most every ``check_interval`` seconds (or at once on :meth:`reopen`,
+  e.g. from a SIGHUP handler) and reopens the path.  After *copytruncate* ``O_APPEND`` makes
+  the next write land at the new end of the truncated file, leaving no hole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging as _stdlib_logging  # absolute import: the stdlib, not this module
+import math
+import numbers
+import os
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import orjson
+import structlog
+
+from mlops_core.errors import LogOutputError, PredictionLogError
+from mlops_core.pii import PIIRedactor, redact_pii
+
+__all__ = ["RESERVED_KEYS", "PredictionLogger", "utc_timestamp"]
+
+#: Keys set by the logger itself; passing one of them as an extra is an error.
+RESERVED_KEYS: frozenset[str] = frozenset(
+    {"timestamp", "level", "event", "service", "request_id", "input_data", "prediction",
+     "latency_ms"}
+)  # fmt: skip
+
+_LEVEL_NAMES = {"warn": "warning", "exception": "error", "err": "error", "msg": "info",
+                "fatal": "critical"}  # fmt: skip
+
+_ORJSON_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
+
+def utc_timestamp() -> str:
+    """Now as ISO 8601 UTC with microseconds and a ``Z``: ``2026-11-26T03:44:27.123456Z``."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+
+
+def _dumps(obj: Any, default: Callable[[Any], Any] | None = None, **_: Any) -> bytes:
+    """orjson with a newline appended; falls back to the stdlib for what orjson refuses
+    (integers beyond 64 bits), so a log call never fails on rendering."""
+    try:
+        return orjson.dumps(obj, default=default, option=_ORJSON_OPTIONS)
+    except orjson.JSONEncodeError:
+        text = json.dumps(obj, default=default or repr, ensure_ascii=False)
+        return (text + "\n").encode("utf-8")
+
+
+# --- the line writer (structlog's "logger") -----------------------------------------------------
+
+_WRITERS: weakref.WeakSet[_LineWriter] = weakref.WeakSet()
+
+
+def _reset_locks_after_fork() -> None:
+    # A lock held by another thread at fork() time would never be released in the child.
+    for writer in list(_WRITERS):
+        writer._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_locks_after_fork)
+
+
+class _LineWriter:
+    """Writes whole lines: one ``os.write`` per line on an ``O_APPEND`` descriptor, or one
+    ``write`` + ``flush`` per line on a stream.  Every structlog method name writes."""
+
+    def __init__(
+        self, output: str | os.PathLike[str] | TextIO | Any | None, check_interval: float | None
+    ) -> None:
+        self._lock = threading.Lock()
+        self._check_interval = check_interval
+        self._next_check = 0.0
+        self._fd: int | None = None
+        self._file_id: tuple[int, int] | None = None
+        self.path: Path | None = None
+        self._stream: Any = None
+        self._text = False
+        if output is None:
+            output = sys.stdout
+        if isinstance(output, str | os.PathLike):
+            self.path = Path(output)
+            self._open()
+        elif callable(getattr(output, "write", None)):
+            self._stream = output
+            self._text = isinstance(output, io.TextIOBase) or not isinstance(
+                output, io.RawIOBase | io.BufferedIOBase
+            )
+        else:
+            raise PredictionLogError(
+                f"output must be a file path or a writable stream, got {type(output).__name__}"
+            )
+        _WRITERS.add(self)
+
+    def _open(self) -> None:
+        assert self.path is not None
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(self.path, flags, 0o644)
+            st = os.fstat(fd)
+        except OSError as exc:
+            raise LogOutputError(
+                f"cannot open prediction log {self.path}: {exc.strerror or exc}"
+            ) from None
+        old, self._fd = self._fd, fd
+        self._file_id = (st.st_dev, st.st_ino)
+        self._next_check = time.monotonic() + (self._check_interval or 0.0)
+        if old is not None:
+            os.close(old)
+
+    def _rotated(self) -> bool:
+        try:
+            st = os.stat(self.path)  # type: ignore[arg-type]
+        except FileNotFoundError:
+            return True  # renamed away and not yet re-created: create it
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) != self._file_id
+
+    def reopen(self) -> None:
+        """Reopen the path now (after a rotation by rename); a no-op for streams."""
+        if self.path is None:
+            return
+        with self._lock:
+            self._open()
+
+    def write_line(self, line: bytes | str) -> None:
+        if self.path is None:
+            self._write_stream(line)
+            return
+        data = line.encode("utf-8") if isinstance(line, str) else line
+        if not data.endswith(b"\n"):
+            data += b"\n"
+        with self._lock:
+            if self._fd is None:
+                raise LogOutputError(f"prediction log {self.path} is closed")
+            if self._check_interval is not None:
+                now = time.monotonic()
+                if now >= self._next_check:
+                    self._next_check = now + self._check_interval
+                    if self._rotated():
+                        self._open()
+            try:
+                written = os.write(self._fd, data)
+                while written < len(data):  # only on a nearly full disk or a signal
+                    written += os.write(self._fd, data[written:])
+            except OSError as exc:
+                raise LogOutputError(
+                    f"cannot write prediction log {self.path}: {exc.strerror or exc}"
+                ) from None
+
+    def _write_stream(self, line: bytes | str) -> None:
+        if self._text:
+            text = line.decode("utf-8") if isinstance(line, bytes) else line
+            if not text.endswith("\n"):
+                text += "\n"
+            payload: bytes | str = text
+        else:
+            payload = line.encode("utf-8") if isinstance(line, str) else line
+            if not payload.endswith(b"\n"):
+                payload += b"\n"
+        stream = self._stream
+        with self._lock:
+            stream.write(payload)
+            flush = getattr(stream, "flush", None)
+            if flush is not None:
+                flush()
+
+    # structlog calls the method named like the level
+    msg = log = debug = info = warning = warn = error = err = critical = fatal = exception = (
+        write_line
+    )
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    def __del__(self) -> None:
+        fd = getattr(self, "_fd", None)
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+# --- the public logger --------------------------------------------------------------------------
+
+
+class PredictionLogger:
+    """Writes prediction records as JSON lines (see the module docstring for the format).
+
+    Args:
+        service: name of the serving application; goes into every record.
+        model_version: written as ``model_version`` when given.
+        output: a file path (appended to, created if missing) or a writable text or binary
+            stream; ``None`` means ``sys.stdout``.
+        processors: extra structlog processors run after the PII redactor, before the JSON
+            renderer (for example one that adds a ``host`` key).
+        redactor: the PII processor; default :data:`mlops_core.pii.redact_pii`.  Pass a
+            configured :class:`~mlops_core.pii.PIIRedactor` to change the rules.
+        check_interval: seconds between checks of the path for a rotation by rename
+            (``0`` checks before every write, ``None`` never; call :meth:`reopen` then).
+
+    Example::
+
+        logger = PredictionLogger("churn-api", model_version="1.0.0", output="/logs/p.jsonl")
+        logger.log_prediction("req-123", {"age": 35}, {"class": 1}, latency_ms=45.2)
+
+    Use :attr:`logger` to write other events (``logger.logger.info("model_loaded")``) into the
+    same file with the same stamping and redaction.
+    """
+
+    def __init__(
+        self,
+        service: str,
+        *,
+        model_version: str | None = None,
+        output: str | os.PathLike[str] | TextIO | Any | None = None,
+        processors: Iterable[Callable[..., Any]] | None = None,
+        redactor: PIIRedactor | Callable[..., Any] | None = None,
+        check_interval: float | None = 1.0,
+    ) -> None:
+        if not isinstance(service, str) or not service:
+            raise PredictionLogError(f"service must be a non-empty string, got {service!r}")
+        if model_version is not None and not isinstance(model_version, str):
+            raise PredictionLogError(
+                f"model_version must be a string, got {type(model_version).__name__}"
+            )
+        if check_interval is not None and not check_interval >= 0:
+            raise PredictionLogError(f"check_interval must be >= 0, got {check_interval!r}")
+        self.service = service
+        self.model_version = model_version
+        self.redactor = redact_pii if redactor is None else redactor
+        self._writer = _LineWriter(output, check_interval)
+        self.renderer = structlog.processors.JSONRenderer(serializer=_dumps)
+        self._processors: list[Callable[..., Any]] = [
+            self._stamp,
+            self.redactor,
+            *(processors or ()),
+            self.renderer,
+        ]
+        wrapper = structlog.make_filtering_bound_logger(_stdlib_logging.DEBUG)
+        self._log = wrapper(self._writer, self._processors, {})
+
+    # -- structlog
+
+    @property
+    def logger(self) -> Any:
+        """The private structlog BoundLogger writing to this logger's output."""
+        return self._log
+
+    @property
+    def path(self) -> Path | None:
+        """The log file, or ``None`` when writing to a stream."""
+        return self._writer.path
+
+    def _stamp(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        """First processor: the record's fixed fields, in the contract's order."""
+        out: dict[str, Any] = {
+            "timestamp": utc_timestamp(),
+            "level": _LEVEL_NAMES.get(method_name, method_name),
+            "event": event_dict.get("event"),
+            "service": self.service,
+        }
+        version = event_dict.get("model_version", self.model_version)
+        if version is not None:
+            out["model_version"] = version
+        for key, value in event_dict.items():
+            if key not in out and key != "model_version":
+                out[key] = value
+        return out
+
+    # -- records
+
+    def _fields(
+        self,
+        request_id: Any,
+        input_data: Any,
+        prediction: Any,
+        latency_ms: Any,
+        extra: dict[str, Any],
+    ) -> dict[str, Any]:
+        if type(request_id) is not str:
+            if isinstance(request_id, str) or (
+                isinstance(request_id, int) and not isinstance(request_id, bool)
+            ):
+                request_id = str(request_id)
+            else:
+                raise PredictionLogError(
+                    f"request_id must be a string, got {type(request_id).__name__}"
+                )
+        if not isinstance(input_data, Mapping):
+            raise PredictionLogError(
+                "input_data must be a mapping of feature name -> value, "
+                f"got {type(input_data).__name__}"
+            )
+        t = type(latency_ms)
+        if t is not float and t is not int:
+            if isinstance(latency_ms, bool) or not isinstance(latency_ms, numbers.Real):
+                raise PredictionLogError(
+                    f"latency_ms must be a number, got {type(latency_ms).__name__}"
+                )
+            latency_ms = float(latency_ms)
+        if not (latency_ms >= 0 and math.isfinite(latency_ms)):
+            raise PredictionLogError(f"latency_ms must be a finite number >= 0, got {latency_ms}")
+        if extra and not RESERVED_KEYS.isdisjoint(extra):
+            clash = sorted(RESERVED_KEYS.intersection(extra))
+            raise PredictionLogError(f"extra key {clash[0]!r} is reserved by the record format")
+        fields = {
+            "request_id": request_id,
+            "input_data": input_data,
+            "prediction": prediction,
+            "latency_ms": latency_ms,
+        }
+        if extra:
+            fields.update(extra)
+        return fields
+
+    def create_log_entry(
+        self,
+        request_id: str,
+        input_data: Mapping[str, Any],
+        prediction: Any,
+        latency_ms: float,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        """The record as a dict, exactly as :meth:`log_prediction` would write it.
+
+        It is the output of the same processor chain minus the renderer, so it is
+        JSON-serialisable and already redacted; nothing is written.
+        """
+        event_dict: Any = self._fields(request_id, input_data, prediction, latency_ms, extra)
+        event_dict["event"] = "prediction"
+        for proc in self._processors[:-1]:
+            event_dict = proc(self._writer, "info", event_dict)
+        return event_dict
+
+    def log_prediction(
+        self,
+        request_id: str,
+        input_data: Mapping[str, Any],
+        prediction: Any,
+        latency_ms: float,
+        **extra: Any,
+    ) -> None:
+        """Write one prediction record as one JSON line (thread- and process-safe appends)."""
+        self._log.info(
+            "prediction", **self._fields(request_id, input_data, prediction, latency_ms, extra)
+        )
+
+    def render(self, entry: Mapping[str, Any]) -> bytes:
+        """The JSON line (with its newline) for an entry from :meth:`create_log_entry`."""
+        return self.renderer(self._writer, "info", entry)  # type: ignore[no-any-return]
+
+    # -- file handling
+
+    def reopen(self) -> None:
+        """Reopen the log path now; call it from a SIGHUP handler after logrotate's rename."""
+        self._writer.reopen()
+
+    def close(self) -> None:
+        """Close the log file (streams are left open: they belong to the caller)."""
+        self._writer.close()
+
+    def __enter__(self) -> PredictionLogger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        target = self.path if self.path is not None else "stream"
+        return (
+            f"PredictionLogger({self.service!r}, model_version={self.model_version!r}, "
+            f"output={str(target)!r})"
+        )
