@@ -1,0 +1,271 @@
+"""Wiring: the ingest thread, the scheduled drift pass, the collector and the HTTP server.
+
+Threads and what they own:
+
+- ``ingest``: the only user of the log follower; loops ``Ingestor.run_once()`` and sleeps
+  ``logs.poll_interval`` when there was nothing new; checkpoints offsets every few seconds.
+- APScheduler's worker: every ``drift.interval`` copies the window under the ingest lock
+  (:func:`exporter.pipeline.capture`), computes a new Snapshot outside it and swaps it in
+  with one assignment (atomic in CPython), so a scrape sees the old or the new snapshot,
+  never half of one.  ``max_instances=1`` and ``coalesce=True``: a slow pass is never run
+  twice at once and missed runs collapse into one.
+- HTTP threads: only read the snapshot and ``IngestCounters.snapshot()``.
+
+SIGTERM/SIGINT set an event; the main thread then stops the scheduler and the ingest
+thread, writes the checkpoint and returns exit status 0.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+from apscheduler.schedulers.background import BackgroundScheduler
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+
+from exporter.collector import MlopsCollector, ReferenceInfo
+from exporter.config import ExporterConfig
+from exporter.exposition import MetricsRenderer
+from exporter.ingest import IngestCounters, Ingestor
+from exporter.pipeline import DriftSettings, Snapshot, capture, compute_snapshot
+from exporter.records import RecordParser
+from exporter.server import ExporterServer, LandingPage, ServerApp
+from exporter.tail import LogFollower
+from exporter.webconfig import WebConfig
+from exporter.window import Window
+
+log = structlog.get_logger("exporter")
+
+#: How often the ingest thread writes the offsets checkpoint (and always on shutdown).
+CHECKPOINT_EVERY = 5.0
+#: Upper bound on the start-up catch-up before /-/ready says yes anyway.
+FIRST_PASS_BUDGET = 30.0
+
+
+class Exporter:
+    """One running exporter; ``start()`` then ``wait()``/``stop()``, or ``run()``."""
+
+    def __init__(
+        self,
+        config: ExporterConfig,
+        profile: Any,
+        features: Mapping[str, str],
+        *,
+        web_config: WebConfig | None = None,
+        listen_address: str = ":9874",
+        version: str = "unknown",
+    ) -> None:
+        self.config = config
+        self.profile = profile
+        self.features = dict(features)
+        self.settings = DriftSettings.from_config(config.drift)
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._snapshot = Snapshot.empty(len(self.features))
+        self._errors = 0
+        self._stopped = False
+        self._failed = False
+
+        logs = config.logs
+        self.follower = LogFollower(
+            list(logs.paths),
+            start_position=logs.start_position,
+            state_file=logs.state_file,
+            max_line_bytes=logs.max_line_bytes,
+        )
+        self.parser = RecordParser(
+            self.features,
+            latency_field=config.latency.field,
+            class_field=config.prediction.class_field,
+            max_line_bytes=logs.max_line_bytes,
+        )
+        self.window = Window(
+            profile,
+            list(self.features),
+            max_samples=config.drift.window.max_samples,
+            max_age=config.drift.window.max_age,
+        )
+        self.counters = IngestCounters(
+            profile,
+            list(self.features),
+            latency_buckets=config.latency.buckets,
+            max_classes=config.prediction.max_classes,
+        )
+        self.ingestor = Ingestor(self.follower, self.parser, self.window, self.counters)
+
+        self.collector = MlopsCollector(
+            config.model_name,
+            ReferenceInfo.from_profile(profile, list(self.features)),
+            snapshot=lambda: self._snapshot,
+            counters=self.counters.snapshot,
+            errors=lambda: self._errors,
+            version=version,
+        )
+        runtime = CollectorRegistry(auto_describe=False)  # process_* and python_* metrics
+        for extra in (ProcessCollector, PlatformCollector, GCCollector):
+            extra(registry=runtime)
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self.collector)
+        self.registry.register(runtime)
+        renderer = MetricsRenderer(lambda: [*self.collector.sections(), (None, runtime.collect)])
+        self.server = ExporterServer(
+            listen_address,
+            ServerApp(
+                registry=self.registry,
+                render=renderer.render,
+                web_config=web_config or WebConfig(),
+                landing=LandingPage(config.model_name, version, self._summary(profile)),
+                snapshot=lambda: self._snapshot,
+                ready=self._ready.is_set,
+            ),
+        )
+        self.scheduler = BackgroundScheduler(timezone="UTC")
+        self._ingest_thread = threading.Thread(target=self._ingest_loop, name="ingest")
+        self._ingest_thread.daemon = True
+
+    # --- the parts --------------------------------------------------------------------------
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+    def _summary(self, profile: Any) -> list[tuple[str, str]]:
+        c = self.config
+        return [
+            ("config file", c.source),
+            ("logs.paths", ", ".join(c.logs.paths)),
+            ("logs.start_position", c.logs.start_position),
+            ("logs.state_file", c.logs.state_file or "(none)"),
+            ("reference.path", c.reference_path),
+            ("reference rows / hash", f"{profile.n_rows} / {str(profile.hash)[:12]}"),
+            ("features", ", ".join(f"{n} ({k})" for n, k in self.features.items())),
+            ("drift.interval", f"{c.drift.interval:g}s"),
+            ("drift.window", f"{c.drift.window.max_samples} samples, {c.drift.window.max_age:g}s"),
+            ("drift.min_samples", str(c.drift.min_samples)),
+            ("drift.tests", ", ".join(c.drift.tests)),
+            ("drift.correction", c.drift.correction),
+        ]
+
+    def drift_pass(self) -> None:
+        """One scheduled pass; a failure is logged and counted, the old snapshot stays."""
+        try:
+            data = capture(self.window, self.features)  # under the window's own lock
+            snap = compute_snapshot(data, self.profile, self.features, self.settings)
+        except Exception as exc:
+            self._errors += 1
+            log.error("drift_computation_failed", error=str(exc), exc_info=True)
+            return
+        self._snapshot = snap  # the atomic swap
+        log.debug(
+            "drift_computed",
+            window_samples=snap.window_samples,
+            features_drifted=snap.features_drifted,
+            duration_seconds=round(snap.duration_seconds, 4),
+        )
+
+    def _ingest_once(self) -> int:
+        return int(self.ingestor.run_once())
+
+    def _ingest_loop(self) -> None:
+        poll = self.config.logs.poll_interval
+        try:
+            deadline = time.monotonic() + FIRST_PASS_BUDGET
+            while not self._stop.is_set() and self._ingest_once() > 0:
+                if time.monotonic() > deadline:
+                    break
+            self.drift_pass()
+            self._ready.set()
+            log.info("ready", window_samples=self._snapshot.window_samples)
+            last_checkpoint = time.monotonic()
+            while not self._stop.is_set():
+                if self._ingest_once() == 0:
+                    self._stop.wait(poll)
+                if time.monotonic() - last_checkpoint >= CHECKPOINT_EVERY:
+                    self._save_positions()
+                    last_checkpoint = time.monotonic()
+        except Exception as exc:  # a bug in ingest must not kill the process silently
+            log.error("ingest_failed", error=str(exc), exc_info=True)
+            self._failed = True
+            self._stop.set()
+
+    def _save_positions(self) -> None:
+        if self.config.logs.state_file is None:
+            return
+        try:
+            self.follower.save_positions()
+        except Exception as exc:
+            log.warning("checkpoint_failed", state_file=self.config.logs.state_file, error=str(exc))
+
+    # --- life cycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Serve HTTP, then start ingesting and scheduling."""
+        self.server.start()
+        self.start_background()
+
+    def start_background(self) -> None:
+        """Start the ingest thread and the scheduler (the server may already be serving)."""
+        self._ingest_thread.start()
+        self.scheduler.add_job(
+            self.drift_pass,
+            "interval",
+            seconds=self.config.drift.interval,
+            id="drift",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+        self.scheduler.start()
+        log.info(
+            "started",
+            model=self.config.model_name,
+            port=self.server.port,
+            tls=self.server.tls,
+            features=len(self.features),
+            reference_hash=str(self.profile.hash)[:12],
+        )
+
+    def stop(self) -> None:
+        """Stop scheduling and ingest, write the checkpoint, close the server; idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._stop.set()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        if self._ingest_thread.is_alive():
+            self._ingest_thread.join(timeout=5)
+        self._save_positions()
+        try:
+            self.follower.close()
+        except Exception as exc:
+            log.warning("close_failed", error=str(exc))
+        self.server.shutdown()
+        log.info("stopped")
+
+    def run(self) -> int:
+        """Start, wait for SIGTERM/SIGINT (or a fatal ingest error), stop; the exit status."""
+        received: list[int] = []
+
+        def on_signal(signum: int, _frame: Any) -> None:
+            # Only set flags here: logging from a signal handler can deadlock on the log
+            # writer's lock if the main thread was interrupted while holding it.
+            received.append(signum)
+            self._stop.set()
+
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            self.start()
+            while not self._stop.wait(0.5):
+                pass
+            if received:
+                log.info("signal_received", signal=signal.Signals(received[0]).name)
+        finally:
+            self.stop()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return 1 if self._failed else 0

@@ -1,0 +1,138 @@
+"""``mlops-exporter``: the command line, in the Prometheus exporters' flag style.
+
+Exit status: 0 after a clean shutdown (SIGTERM/SIGINT), 1 for a configuration error (one
+line on stderr: ``mlops-exporter: error: <key or file>: <what is wrong>``), 2 for a usage
+error (argparse's own message).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from exporter import DEFAULT_CONFIG_PATH, DEFAULT_PORT, __version__
+from exporter.logs import FORMATS, LEVELS
+from mlops_core.errors import MlopsError
+
+PROG = "mlops-exporter"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=(
+            "Prometheus exporter sidecar for ML models: follows prediction logs and serves "
+            "data drift, latency and traffic metrics."
+        ),
+        epilog=(
+            "Every config key can also be set from the environment: drift.interval -> "
+            "MLOPS_EXPORTER_DRIFT_INTERVAL. Try it without any setup: mlops-exporter --demo"
+        ),
+    )
+    parser.add_argument(
+        "--config.file",
+        dest="config_file",
+        metavar="FILE",
+        default=None,
+        help=f"exporter configuration file (YAML; default {DEFAULT_CONFIG_PATH})",
+    )
+    parser.add_argument(
+        "--web.listen-address",
+        dest="listen_address",
+        metavar="HOST:PORT",
+        default=f":{DEFAULT_PORT}",
+        help=f"address to serve /metrics on (default :{DEFAULT_PORT})",
+    )
+    parser.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        metavar="FILE",
+        default=None,
+        help="exporter-toolkit web configuration for TLS and basic auth",
+    )
+    parser.add_argument(
+        "--log.level", dest="log_level", choices=LEVELS, default="info", help="default: info"
+    )
+    parser.add_argument(
+        "--log.format", dest="log_format", choices=FORMATS, default="json", help="default: json"
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="run with a bundled reference and a synthetic model server writing logs to a "
+        "temporary directory (drift appears after ~30 s)",
+    )
+    # Hidden knobs for the demo's end-to-end test (drift within seconds instead of ~30 s).
+    parser.add_argument(
+        "--demo.drift-after",
+        dest="demo_drift_after",
+        type=float,
+        default=None,
+        help=argparse.SUPPRESS,
+    )
+    parser.add_argument(
+        "--demo.interval", dest="demo_interval", default=None, help=argparse.SUPPRESS
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG}, version {__version__}")
+    return parser
+
+
+def _fail(message: str) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+
+    from exporter.logs import configure_logging
+
+    configure_logging(args.log_level, args.log_format)
+    try:
+        if args.demo:
+            from exporter.demo import run_demo
+
+            return run_demo(
+                args.listen_address,
+                args.web_config_file,
+                version=__version__,
+                drift_after=args.demo_drift_after,
+                interval=args.demo_interval,
+            )
+        return run(
+            args.config_file or DEFAULT_CONFIG_PATH, args.listen_address, args.web_config_file
+        )
+    except MlopsError as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        return 0
+
+
+def run(config_file: str, listen_address: str, web_config_file: str | None) -> int:
+    """Load everything that can be wrong before binding the port, then serve until a signal."""
+    # Imports follow the checks: a config error is reported before scipy is even loaded.
+    from exporter.config import load_config, load_reference
+    from exporter.webconfig import load_web_config
+
+    config = load_config(config_file, os.environ)
+    web_config = load_web_config(web_config_file)
+    web_config.ssl_context()  # a bad cert or key fails here, as one line
+    profile, features = load_reference(config)
+
+    from exporter.app import Exporter
+
+    exporter = Exporter(
+        config,
+        profile,
+        features,
+        web_config=web_config,
+        listen_address=listen_address,
+        version=__version__,
+    )
+    return exporter.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Bundled demo data: reference.csv (see make_reference.py) and config.yml for the image."""

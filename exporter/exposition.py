@@ -1,0 +1,94 @@
+"""Fast encoding of the exporter's metric families, with per-snapshot caching.
+
+prometheus_client's encoders re-validate and re-escape every name on every sample, which
+costs about 7 µs per series: 20 ms for the 2 600 series of a 100-feature model, more than
+the whole scrape budget.  This module produces byte-identical output (checked against
+prometheus_client in ``tests/test_collector.py``) for the metric types the exporter yields,
+and caches the encoded text of the parts that only change when a new drift snapshot is
+swapped in (the drift gauges) or never (the reference buckets).  Only the live counters are
+collected and encoded on each scrape, and they still come from fresh ``*MetricFamily``
+objects built from ``IngestCounters.snapshot()``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from prometheus_client.core import Metric
+from prometheus_client.utils import floatToGoString
+
+#: A section of the output: a cache key (``None``: never cached) and how to build it.
+Section = tuple[Any, Callable[[], Iterable[Metric]]]
+
+
+def _label_value(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+
+
+def encode(families: Iterable[Metric], openmetrics: bool) -> str:
+    """Text format 0.0.4 (or OpenMetrics 1.0 without the final ``# EOF``) of ``families``.
+
+    Handles gauge, counter, histogram, summary and info families without timestamps or
+    exemplars, which is what the exporter and prometheus_client's process collectors yield.
+    """
+    out: list[str] = []
+    append = out.append
+    for metric in families:
+        name, mtype, doc = metric.name, metric.type, metric.documentation
+        if openmetrics:
+            doc = doc.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+            append(f"# HELP {name} {doc}\n# TYPE {name} {mtype}\n")
+            if metric.unit:
+                append(f"# UNIT {name} {metric.unit}\n")
+        else:
+            if mtype == "counter":
+                name += "_total"
+            elif mtype == "info":
+                name += "_info"
+                mtype = "gauge"
+            elif mtype == "unknown":
+                mtype = "untyped"
+            doc = doc.replace("\\", r"\\").replace("\n", r"\n")
+            append(f"# HELP {name} {doc}\n# TYPE {name} {mtype}\n")
+        for s in metric.samples:
+            if s.labels:
+                labels = ",".join(f'{k}="{_label_value(v)}"' for k, v in sorted(s.labels.items()))
+                append(f"{s.name}{{{labels}}} {floatToGoString(s.value)}\n")
+            else:
+                append(f"{s.name} {floatToGoString(s.value)}\n")
+    return "".join(out)
+
+
+class MetricsRenderer:
+    """Renders ``sections()`` to bytes, reusing the encoding of sections whose key is unchanged.
+
+    ``sections`` is called once per scrape; a section whose key is the very object it was
+    last encoded with (an immutable snapshot, say) is not collected again.  Thread-safe:
+    concurrent scrapes may both encode a new section, and either result is the same.
+    """
+
+    def __init__(self, sections: Callable[[], Sequence[Section]]) -> None:
+        self._sections = sections
+        self._cache: dict[tuple[int, bool], tuple[Any, str]] = {}
+        self._lock = threading.Lock()
+
+    def render(self, openmetrics: bool = False) -> bytes:
+        parts: list[str] = []
+        for index, (key, build) in enumerate(self._sections()):
+            slot = (index, openmetrics)
+            if key is not None:
+                with self._lock:
+                    cached = self._cache.get(slot)
+                if cached is not None and cached[0] is key:
+                    parts.append(cached[1])
+                    continue
+            text = encode(build(), openmetrics)
+            if key is not None:
+                with self._lock:
+                    self._cache[slot] = (key, text)
+            parts.append(text)
+        if openmetrics:
+            parts.append("# EOF\n")
+        return "".join(parts).encode("utf-8")

@@ -1,0 +1,144 @@
+"""Start-up, shutdown and configuration errors of the real ``mlops-exporter`` process."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e._exporter import (
+    append,
+    lines_of,
+    run_exporter,
+    start_exporter,
+    traffic,
+    write_config,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_clean_shutdown_on_signal(tmp_path: Path, sig: int) -> None:
+    state = tmp_path / "positions.json"
+    config = write_config(tmp_path, extra=f", state_file: {state}")
+    recs, _ = traffic(20)
+    append(tmp_path / "logs" / "a.jsonl", lines_of(recs))
+    exp = start_exporter(config)
+    exp.wait_for(lambda s: s.get("mlops_predictions_total", model="e2e") == 20)
+    started = time.monotonic()
+    code = exp.stop(sig)
+    elapsed = time.monotonic() - started
+    assert code == 0, "\n".join(exp.stderr_lines[-20:])
+    assert elapsed < 5, elapsed
+    assert state.exists()
+    assert any(
+        '"event": "stopped"' in line or '"event":"stopped"' in line for line in exp.stderr_lines
+    )
+
+
+def test_logs_are_json_lines(tmp_path: Path) -> None:
+    import json
+
+    exp = start_exporter(write_config(tmp_path))
+    assert exp.stop() == 0
+    events = [json.loads(line) for line in exp.stderr_lines if line.strip()]
+    assert {"started", "ready", "stopped"} <= {e["event"] for e in events}
+    assert all("timestamp" in e and "level" in e for e in events)
+
+
+def test_version() -> None:
+    result = run_exporter("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == "mlops-exporter, version 0.1.0"
+
+
+def test_usage_error_exits_2() -> None:
+    result = run_exporter("--no-such-flag")
+    assert result.returncode == 2
+    assert "unrecognized arguments: --no-such-flag" in result.stderr
+
+
+def one_line_error(result) -> str:
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr  # no traceback, no log noise
+    assert lines[0].startswith("mlops-exporter: error: ")
+    return lines[0]
+
+
+def test_config_errors_are_one_line_exit_1(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    base = config.read_text()
+
+    line = one_line_error(run_exporter(f"--config.file={tmp_path / 'missing.yml'}"))
+    assert "missing.yml" in line and "not found" in line
+
+    config.write_text(base + "drift_typo: 1\n")
+    assert "drift_typo: unknown key" in one_line_error(run_exporter(f"--config.file={config}"))
+
+    config.write_text(base.replace('"interval": "300ms"', '"interval": "often"'))
+    line = one_line_error(run_exporter(f"--config.file={config}"))
+    assert "drift.interval: bad duration 'often'" in line
+
+    config.write_text(base.replace('"min_samples": 100', '"min_samples": "many"'))
+    assert "drift.min_samples" in one_line_error(run_exporter(f"--config.file={config}"))
+
+    config.write_text(base + "features: {x: {type: numeric}, nope: {type: numeric}}\n")
+    line = one_line_error(run_exporter(f"--config.file={config}"))
+    assert "features.nope" in line and "not a column of the reference" in line
+
+    config.write_text(base.replace("ref.csv", "absent.csv"))
+    line = one_line_error(run_exporter(f"--config.file={config}"))
+    assert "reference.path" in line and "absent.csv" in line
+
+    (tmp_path / "bad.csv").write_bytes(b"\x00\x01\x02")
+    config.write_text(base.replace("ref.csv", "bad.csv"))
+    assert "reference.path" in one_line_error(run_exporter(f"--config.file={config}"))
+
+    config.write_text("model: {name: [unclosed\n")
+    assert "invalid YAML" in one_line_error(run_exporter(f"--config.file={config}"))
+
+
+def test_env_var_error_and_override(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    line = one_line_error(
+        run_exporter(f"--config.file={config}", env={"MLOPS_EXPORTER_DRIFT_INTERVAL": "x"})
+    )
+    assert "MLOPS_EXPORTER_DRIFT_INTERVAL" in line
+    exp = start_exporter(config, env={"MLOPS_EXPORTER_MODEL_NAME": "from-env"})
+    try:
+        assert exp.scrape().get("mlops_reference_samples", model="from-env") == 2000
+    finally:
+        assert exp.stop() == 0
+
+
+def test_web_config_errors(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    web = tmp_path / "web.yml"
+    web.write_text("basic_auth_users: {alice: notahash}\n")
+    line = one_line_error(run_exporter(f"--config.file={config}", f"--web.config.file={web}"))
+    assert "basic_auth_users.alice" in line
+    web.write_text("tls_server_config: {cert_file: nope.crt, key_file: nope.key}\n")
+    line = one_line_error(run_exporter(f"--config.file={config}", f"--web.config.file={web}"))
+    assert "cert_file" in line
+
+
+def test_port_in_use_is_one_line(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_exporter(f"--config.file={config}", f"--web.listen-address=127.0.0.1:{port}")
+    line = one_line_error(result)
+    assert "--web.listen-address" in line and str(port) in line
+
+
+def test_bad_listen_address(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    line = one_line_error(run_exporter(f"--config.file={config}", "--web.listen-address=nope"))
+    assert "--web.listen-address" in line

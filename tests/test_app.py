@@ -1,0 +1,131 @@
+"""exporter.app in-process: the scheduled pass, its failure handling, and the snapshot swap."""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from exporter import app as app_module
+from exporter.app import Exporter
+from exporter.config import load_config, load_reference
+from tests.e2e._exporter import append, lines_of, parse_metrics, traffic, write_config
+
+
+@pytest.fixture
+def exporter(tmp_path: Path):
+    config = load_config(write_config(tmp_path, interval="1h"), {})
+    profile, features = load_reference(config)
+    exp = Exporter(config, profile, features, listen_address="127.0.0.1:0", version="t")
+    exp.start()
+    yield exp, tmp_path
+    exp.stop()
+
+
+def scrape(exp: Exporter):
+    with urllib.request.urlopen(f"http://127.0.0.1:{exp.server.port}/metrics", timeout=5) as r:
+        return parse_metrics(r.read().decode())
+
+
+def wait(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_scheduler_job_settings(exporter) -> None:
+    exp, _ = exporter
+    job = exp.scheduler.get_job("drift")
+    assert job.max_instances == 1 and job.coalesce is True
+    assert job.trigger.interval.total_seconds() == 3600
+
+
+def test_failed_pass_is_counted_and_keeps_the_last_good_snapshot(exporter, monkeypatch) -> None:
+    exp, tmp_path = exporter
+    recs, _ = traffic(300, shift_y=5)
+    append(tmp_path / "logs" / "a.jsonl", lines_of(recs))
+    wait(lambda: exp.counters.snapshot().predictions_total == 300)
+    exp.drift_pass()
+    good = exp.snapshot
+    assert good.window_samples == 300 and good.features_drifted >= 1
+    before = scrape(exp)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(app_module, "compute_snapshot", broken)  # a pass cannot fail otherwise
+    exp.drift_pass()
+    exp.drift_pass()
+    assert exp.snapshot is good
+    after = scrape(exp)
+    assert after.get("mlops_drift_computation_errors_total", model="e2e") == 2
+    for name in ("mlops_feature_drift_psi", "mlops_drift_last_computed_timestamp_seconds"):
+        assert after.having(name) == before.having(name)
+
+    monkeypatch.undo()
+    exp.drift_pass()
+    assert exp.snapshot is not good and exp.snapshot.computed_at > good.computed_at
+
+
+def test_ready_only_after_the_first_pass(tmp_path: Path) -> None:
+    config = load_config(write_config(tmp_path, interval="1h"), {})
+    profile, features = load_reference(config)
+    exp = Exporter(config, profile, features, listen_address="127.0.0.1:0")
+    try:
+        exp.server.start()  # serving, but neither ingest nor the first pass has run
+        url = f"http://127.0.0.1:{exp.server.port}"
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(url + "/-/ready", timeout=5)
+        assert info.value.code == 503
+        assert urllib.request.urlopen(url + "/-/healthy", timeout=5).status == 200
+        exp.start_background()
+        wait(lambda: exp.snapshot.computed_at is not None)
+        wait(lambda: urllib.request.urlopen(url + "/-/ready", timeout=5).status == 200)
+    finally:
+        exp.stop()
+
+
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [(":9874", ("", 9874)), ("127.0.0.1:0", ("127.0.0.1", 0)), ("[::1]:9874", ("::1", 9874))],
+)
+def test_parse_listen_address(address: str, expected: tuple[str, int]) -> None:
+    from exporter.server import parse_listen_address
+
+    assert parse_listen_address(address) == expected
+
+
+@pytest.mark.parametrize("address", ["9874", "host:port", ":70000"])
+def test_bad_listen_address(address: str) -> None:
+    from exporter.server import parse_listen_address
+    from mlops_core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"--web\.listen-address"):
+        parse_listen_address(address)
+
+
+def test_landing_page_escapes_names() -> None:
+    from types import MappingProxyType
+
+    from exporter.pipeline import FeatureResult, Snapshot
+    from exporter.server import LandingPage, render_landing
+
+    feature = FeatureResult(
+        "<b>x</b>",
+        "numeric",
+        500,
+        0.1,
+        0.01,
+        psi=0.3,
+        detected=MappingProxyType({"ks": True}),
+        drifted=True,
+    )
+    snap = Snapshot(1.0, 0.01, 500, (feature,), MappingProxyType({}), MappingProxyType({}), 1)
+    html = render_landing(LandingPage("m<script>", "1", [("k", "<v>")]), snap)
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "&lt;b&gt;x&lt;/b&gt;" in html and "<b>drift</b>" in html
+    assert "1 of 1 features drifted" in html

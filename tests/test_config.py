@@ -1,0 +1,300 @@
+"""exporter.config: the YAML file, env overrides, and one-line errors naming the key."""
+
+from __future__ import annotations
+
+import dataclasses
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from exporter.config import (
+    DEFAULT_LATENCY_BUCKETS,
+    env_var_name,
+    load_config,
+    load_reference,
+    parse_duration,
+)
+from mlops_core.errors import ConfigError
+
+ISSUE_EXAMPLE = """\
+model:
+  name: churn
+logs:
+  paths: ["/var/log/model/*.jsonl"]      # globs; new files matching are picked up
+  start_position: end                     # or beginning
+  state_file: /var/lib/mlops-exporter/positions.json   # optional checkpoint of read offsets
+reference:
+  path: reference.csv                     # CSV, JSON lines, .npz, or a saved ReferenceProfile
+features:                                 # optional; default: every column of the reference
+  age: {type: numeric}
+  plan: {type: categorical}
+drift:
+  interval: 30s                           # how often drift is recomputed (APScheduler job)
+  window: {max_samples: 10000, max_age: 1h}
+  min_samples: 100                        # below this no drift verdict is published
+  tests: [ks, psi]
+  ks: {threshold: 0.05}
+  psi: {buckets: 10, threshold: 0.2}
+latency:
+  field: latency_ms
+"""
+
+MINIMAL = """\
+model: {name: m}
+logs: {paths: [logs/*.jsonl]}
+reference: {path: ref.csv}
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "config.yml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def error_of(path: Path, env: dict[str, str] | None = None) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env or {})
+    message = str(info.value)
+    assert "\n" not in message, message
+    return message
+
+
+def test_issue_example_loads_with_its_values(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, ISSUE_EXAMPLE), {})
+    assert cfg.model_name == "churn"
+    assert cfg.logs.paths == ("/var/log/model/*.jsonl",)
+    assert cfg.logs.start_position == "end"
+    assert cfg.logs.state_file == "/var/lib/mlops-exporter/positions.json"
+    assert cfg.reference_path == str(tmp_path / "reference.csv")  # relative to the config
+    assert [(f.name, f.type) for f in cfg.features] == [
+        ("age", "numeric"),
+        ("plan", "categorical"),
+    ]
+    assert cfg.drift.interval == 30.0
+    assert cfg.drift.window.max_samples == 10_000
+    assert cfg.drift.window.max_age == 3600.0
+    assert cfg.drift.min_samples == 100
+    assert cfg.drift.tests == ("ks", "psi")
+    assert cfg.drift.ks.threshold == 0.05
+    assert (cfg.drift.psi.buckets, cfg.drift.psi.threshold) == (10, 0.2)
+    assert cfg.latency.field == "latency_ms"
+
+
+def test_defaults_of_a_minimal_file(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, MINIMAL), {})
+    assert cfg.logs.paths == (str(tmp_path / "logs/*.jsonl"),)
+    assert cfg.logs.start_position == "end"
+    assert cfg.logs.state_file is None
+    assert cfg.logs.max_line_bytes == 1 << 20
+    assert cfg.logs.poll_interval == 0.25
+    assert cfg.features is None
+    assert cfg.drift.interval == 30.0
+    assert cfg.drift.correction == "none"
+    assert cfg.latency.buckets == DEFAULT_LATENCY_BUCKETS
+    assert cfg.prediction.class_field == "class"
+    assert cfg.prediction.max_classes == 20
+    assert cfg.alerts is None
+
+
+def test_config_is_frozen(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, MINIMAL), {})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.drift.interval = 1.0  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("500ms", 0.5), ("30s", 30), ("5m", 300), ("1h", 3600), ("1h30m", 5400), (2, 2.0)],
+)
+def test_durations(text: object, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("bad", ["3x", "", "10", "-5s", "s", "1.5.2s", True, [1]])
+def test_bad_durations_name_the_key(bad: object) -> None:
+    with pytest.raises(ConfigError, match=r"drift\.interval"):
+        parse_duration(bad if bad != "10" else "10 parsecs", "drift.interval")
+
+
+def test_env_overrides_file_values(tmp_path: Path) -> None:
+    env = {
+        "MLOPS_EXPORTER_DRIFT_INTERVAL": "10s",
+        "MLOPS_EXPORTER_DRIFT_WINDOW_MAX_SAMPLES": "5000",
+        "MLOPS_EXPORTER_DRIFT_TESTS": "ks,psi,chi2",
+        "MLOPS_EXPORTER_LOGS_PATHS": "[/a/*.jsonl, /b/*.jsonl]",
+        "MLOPS_EXPORTER_MODEL_NAME": "from-env",
+        "MLOPS_EXPORTER_FEATURES": "{age: numeric}",
+        "MLOPS_EXPORTER_LATENCY_BUCKETS": "5ms, 50ms, 1s",
+        "UNRELATED": "ignored",
+    }
+    cfg = load_config(write(tmp_path, ISSUE_EXAMPLE), env)
+    assert cfg.drift.interval == 10.0
+    assert cfg.drift.window.max_samples == 5000
+    assert cfg.drift.tests == ("ks", "psi", "chi2")
+    assert cfg.logs.paths == ("/a/*.jsonl", "/b/*.jsonl")
+    assert cfg.model_name == "from-env"
+    assert [(f.name, f.type) for f in cfg.features] == [("age", "numeric")]
+    assert cfg.latency.buckets == (0.005, 0.05, 1.0)
+
+
+def test_env_can_supply_a_required_key(tmp_path: Path) -> None:
+    path = write(tmp_path, "logs: {paths: [x]}\nreference: {path: r.csv}\n")
+    assert "model.name" in error_of(path)
+    cfg = load_config(path, {"MLOPS_EXPORTER_MODEL_NAME": "m"})
+    assert cfg.model_name == "m"
+
+
+def test_env_var_name_rule() -> None:
+    assert env_var_name("drift.window.max_samples") == "MLOPS_EXPORTER_DRIFT_WINDOW_MAX_SAMPLES"
+
+
+def test_unknown_env_var_is_an_error_with_a_suggestion(tmp_path: Path) -> None:
+    message = error_of(write(tmp_path, MINIMAL), {"MLOPS_EXPORTER_DRIFT_INTERVALL": "5s"})
+    assert "MLOPS_EXPORTER_DRIFT_INTERVALL" in message
+    assert "MLOPS_EXPORTER_DRIFT_INTERVAL?" in message
+
+
+def test_env_value_is_validated_and_named(tmp_path: Path) -> None:
+    message = error_of(write(tmp_path, MINIMAL), {"MLOPS_EXPORTER_DRIFT_INTERVAL": "soon"})
+    assert message.startswith("MLOPS_EXPORTER_DRIFT_INTERVAL: bad duration 'soon'")
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    message = error_of(tmp_path / "nope.yml")
+    assert "nope.yml" in message and "not found" in message
+
+
+def test_yaml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
+    message = error_of(write(tmp_path, "model:\n  name: [unclosed\nlogs: {}\n"))
+    assert "config.yml:" in message and "invalid YAML" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            MINIMAL + "drift: {intervall: 5s}\n",
+            "drift.intervall: unknown key (did you mean drift.'interval'?)",
+        ),
+        (MINIMAL + "lgos: {}\n", "lgos: unknown key (did you mean 'logs'?)"),
+        (MINIMAL + "drift: {interval: 3x}\n", "drift.interval: bad duration '3x'"),
+        (
+            MINIMAL + "drift: {min_samples: many}\n",
+            "drift.min_samples: expected a positive integer",
+        ),
+        (MINIMAL + "drift: {min_samples: 0}\n", "drift.min_samples: expected a positive integer"),
+        (MINIMAL + "drift: {tests: [ks, kolmogorov]}\n", "drift.tests[1]: expected one of"),
+        (
+            MINIMAL + "drift: {ks: {threshold: 5}}\n",
+            "drift.ks.threshold: expected a number between 0 and 1",
+        ),
+        (MINIMAL + "drift: {correction: bonferoni}\n", "did you mean 'bonferroni'?"),
+        (MINIMAL + "drift: {window: 5}\n", "drift.window: expected a mapping"),
+        (MINIMAL + "drift: {interval: 10m, window: {max_age: 1m}}\n", "drift.window.max_age"),
+        (
+            MINIMAL + "latency: {buckets: [1s, 0.5s]}\n",
+            "latency.buckets: bucket bounds must be strictly increasing",
+        ),
+        (
+            MINIMAL + "logs: {paths: [], start_position: end}\n",
+            "logs.paths: expected a non-empty list",
+        ),
+        (
+            MINIMAL.replace(
+                "logs: {paths: [logs/*.jsonl]}", "logs: {paths: [a], start_position: middle}"
+            ),
+            "logs.start_position: expected one of end, beginning",
+        ),
+        (MINIMAL + "logs: {paths: [a], max_line_bytes: lots}\n", "logs.max_line_bytes"),
+        (
+            MINIMAL + "features: {age: {type: number}}\n",
+            "features.age.type: expected one of numeric, categorical",
+        ),
+        (MINIMAL + "features: {age: {kind: numeric}}\n", "features.age.kind: unknown key"),
+        (MINIMAL + "alerts: [1, 2]\n", "alerts: expected a mapping"),
+        ("model: {name: m}\nreference: {path: r.csv}\n", "logs.paths: required key missing"),
+        ("- just\n- a list\n", "expected a YAML mapping at the top level"),
+    ],
+)
+def test_errors_are_one_line_naming_the_key(tmp_path: Path, text: str, expected: str) -> None:
+    assert expected in error_of(write(tmp_path, text))
+
+
+def test_drift_options_beyond_the_issue(tmp_path: Path) -> None:
+    text = MINIMAL + (
+        "drift: {ks: {method: exact}, chi2: {threshold: 0.01}, combine: any,"
+        " correction: benjamini-hochberg}\n"
+    )
+    cfg = load_config(write(tmp_path, text), {})
+    assert cfg.drift.ks.method == "exact"
+    assert cfg.drift.chi2.threshold == 0.01
+    assert (cfg.drift.combine, cfg.drift.correction) == ("any", "benjamini-hochberg")
+    assert load_config(write(tmp_path, MINIMAL), {}).drift.ks.method == "asymp"
+
+
+def test_alerts_section_is_passed_through(tmp_path: Path) -> None:
+    text = MINIMAL + "alerts:\n  thresholds: {psi: 0.3}\n  notifiers: [{type: webhook}]\n"
+    cfg = load_config(write(tmp_path, text), {})
+    assert cfg.alerts == {"thresholds": {"psi": 0.3}, "notifiers": [{"type": "webhook"}]}
+
+
+def test_max_line_bytes_accepts_units(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, MINIMAL.replace("]}", "], max_line_bytes: 64KiB}")), {})
+    assert cfg.logs.max_line_bytes == 65536
+
+
+# --- the reference ---------------------------------------------------------------------------
+
+
+def _reference_csv(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    path = tmp_path / "ref.csv"
+    lines = ["age,plan,income"] + [
+        f"{rng.integers(18, 80)},{rng.choice(['a', 'b', 'c'])},{rng.normal(50, 10):.2f}"
+        for _ in range(300)
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_reference_features_default_to_every_column_with_inferred_types(tmp_path: Path) -> None:
+    _reference_csv(tmp_path)
+    profile, features = load_reference(load_config(write(tmp_path, MINIMAL), {}))
+    assert features == {"age": "numeric", "plan": "categorical", "income": "numeric"}
+    assert profile.n_rows == 300
+
+
+def test_configured_features_restrict_and_type(tmp_path: Path) -> None:
+    _reference_csv(tmp_path)
+    text = MINIMAL + "features: {plan: {type: categorical}, age: {type: categorical}}\n"
+    profile, features = load_reference(load_config(write(tmp_path, text), {}))
+    assert features == {"plan": "categorical", "age": "categorical"}
+    assert profile["age"].kind == "categorical"
+
+
+def test_feature_missing_from_reference_is_named(tmp_path: Path) -> None:
+    _reference_csv(tmp_path)
+    cfg = load_config(write(tmp_path, MINIMAL + "features: {agee: {type: numeric}}\n"), {})
+    with pytest.raises(ConfigError) as info:
+        load_reference(cfg)
+    message = str(info.value)
+    assert "features.agee" in message and "did you mean 'age'?" in message
+    assert "\n" not in message
+
+
+def test_missing_reference_file_is_named(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, MINIMAL), {})
+    with pytest.raises(ConfigError, match=r"reference.path: file not found: .*ref.csv"):
+        load_reference(cfg)
+
+
+def test_unreadable_reference_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "ref.csv").write_bytes(b"\x00\xff\xfe garbage\n\x00")
+    cfg = load_config(write(tmp_path, MINIMAL), {})
+    with pytest.raises(ConfigError) as info:
+        load_reference(cfg)
+    assert str(info.value).startswith("reference.path:")
+    assert "\n" not in str(info.value)
