@@ -1,0 +1,815 @@
+"""Reference profiles: everything drift detection needs from the training data, computed once.
+
+A :class:`ReferenceProfile` holds, per feature, what the drift tests and the exporter need
+without ever touching the raw training data again:
+
+* numeric features (:class:`NumericFeatureProfile`): the finite values sorted once as float64
+  (the KS test looks current values up in them with ``searchsorted``, never re-sorting), the
+  PSI bucket edges (quantiles of the reference, fixed once) and the reference count per bucket;
+* categorical features (:class:`CategoricalFeatureProfile`): the ``max_categories`` most
+  frequent categories plus one ``__other__`` bucket that takes the rarer reference categories
+  and every category never seen in the reference.
+
+Profiles are saved as one JSON document with a format version and a SHA-256 hash of the
+canonical content; :meth:`ReferenceProfile.load` recomputes the hash and refuses a file that
+was corrupted or edited.  The sorted values are stored as zlib-compressed little-endian
+float64 (base64), so a 100k-row feature costs about 1 MB instead of 2.5 MB of decimal text.
+
+Bucket semantics (shared with the exporter's ``mlops_feature_bucket_observations_total`` and
+the Prometheus recording rules, see docs/architecture.md): with inner cut points
+``edges`` a value ``v`` goes to bucket ``i`` when ``edges[i-1] < v <= edges[i]``, that is
+``np.searchsorted(edges, v, side="left")``.  The first and last buckets are open-ended, so a
+current value outside the reference range still lands in a bucket.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import datetime as _dt
+import hashlib
+import json
+import math
+import numbers
+import zlib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from mlops_core.errors import MlopsError, ProfileError
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "OTHER_BUCKET",
+    "CategoricalFeatureProfile",
+    "FeatureProfile",
+    "NumericFeatureProfile",
+    "ReferenceProfile",
+    "category_key",
+    "infer_kind",
+    "quantile_edges",
+    "read_data_file",
+    "to_category_keys",
+    "to_float_array",
+]
+
+FORMAT_NAME = "mlops-reference-profile"
+FORMAT_VERSION = 1
+OTHER_BUCKET = "__other__"
+DEFAULT_BUCKETS = 10
+DEFAULT_MAX_CATEGORIES = 20
+_KINDS = ("numeric", "categorical")
+
+
+# --- value conversion (shared with mlops_core.drift) -------------------------------------------
+
+
+def to_float_array(
+    label: str, values: Any, error: type[MlopsError] = ProfileError
+) -> tuple[np.ndarray, int]:
+    """Finite float64 values of a numeric feature and the number of NaN/inf/None dropped.
+
+    Raises ``error`` for non-numeric values (strings, dates, objects); its message starts
+    with ``label`` (for example ``"feature 'age'"``).
+    Booleans count as numbers (0/1) when the caller declared the feature numeric.
+    An empty result is not an error here; callers decide what "no finite values" means.
+    """
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        if arr.ndim == 0:
+            raise error(f"{label}: expected a 1-D array of values, got a scalar")
+        arr = arr.reshape(-1)
+    kind = arr.dtype.kind
+    if kind in "iub":
+        floats = arr.astype(np.float64)
+    elif kind == "f":
+        floats = arr.astype(np.float64, copy=False)
+    elif kind == "O":
+        bad = next((v for v in arr if not _is_number_or_missing(v)), _NOTHING)
+        if bad is not _NOTHING:
+            raise error(f"{label}: non-numeric value {bad!r} in a numeric feature")
+        floats = np.array([np.nan if v is None else float(v) for v in arr], dtype=np.float64)
+    else:
+        raise error(f"{label}: non-numeric value {_first_non_number(arr)!r} in a numeric feature")
+    finite = np.isfinite(floats)
+    if finite.all():
+        return floats, 0
+    return floats[finite], int(floats.size - np.count_nonzero(finite))
+
+
+_NOTHING = object()
+
+
+def _first_non_number(arr: np.ndarray) -> Any:
+    """The value to quote when an array is not numeric (``[1.0, "old"]`` becomes strings)."""
+    if arr.dtype.kind not in "US":
+        return arr[0].item() if arr.size else str(arr.dtype)
+    for v in arr.reshape(-1):
+        try:
+            float(v)
+        except ValueError:
+            return str(v)
+    return str(arr.reshape(-1)[0]) if arr.size else str(arr.dtype)
+
+
+def _is_number_or_missing(value: Any) -> bool:
+    if value is None:
+        return True
+    return isinstance(value, numbers.Real) and not isinstance(value, (str, bytes))
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None:
+        return True
+    return isinstance(value, float) and not math.isfinite(value)
+
+
+def category_key(value: Any) -> str:
+    """The string a categorical value is counted under (booleans as ``true``/``false``).
+
+    The exporter and the profile both go through this function, so ``True`` read from a JSON
+    log and ``True`` in a NumPy array of training data land in the same bucket.
+    """
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def to_category_keys(values: Any) -> tuple[np.ndarray, int]:
+    """Non-missing values as an array of str keys, and how many missing (None/NaN) were dropped."""
+    if isinstance(values, np.ndarray) and values.dtype.kind == "U":
+        return values.reshape(-1), 0
+    arr = np.asarray(values, dtype=object).reshape(-1)
+    if all(type(v) is str for v in arr):  # the common case, 3x faster than the loop below
+        return (arr.astype(str) if arr.size else np.array([], dtype="<U1")), 0
+    keys = [category_key(v) for v in arr if not _is_missing(v) and not _is_nan(v)]
+    return np.array(keys, dtype=str if keys else "<U1"), int(arr.size - len(keys))
+
+
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, np.floating) and not np.isfinite(value)
+
+
+# --- per-feature profiles ----------------------------------------------------------------------
+
+
+def quantile_edges(sorted_values: np.ndarray, buckets: int) -> np.ndarray:
+    """Inner cut points: the reference's i/buckets quantiles, tied quantiles collapsed.
+
+    The quantiles are reference values themselves (``method="inverted_cdf"``: the smallest
+    value whose empirical CDF reaches i/buckets), so no edge falls between two neighbouring
+    values and creates an empty bucket; ``np.unique`` collapses tied quantiles, so a feature
+    with few distinct values gets fewer buckets instead of empty duplicates.
+    """
+    if buckets < 2:
+        return np.empty(0, dtype=np.float64)
+    probs = np.arange(1, buckets) / buckets
+    return np.unique(np.quantile(sorted_values, probs, method="inverted_cdf"))
+
+
+def _format_edge(edge: float) -> str:
+    return repr(float(edge))
+
+
+@dataclass(frozen=True, eq=False)
+class NumericFeatureProfile:
+    """The reference distribution of one numeric feature.
+
+    ``sorted_values`` are the finite reference values, sorted (float64); ``edges`` the inner
+    bucket cut points (strictly increasing, ``len == n_buckets - 1``); ``ref_counts`` the
+    number of reference values per bucket.  Build one with :meth:`from_values`.
+    """
+
+    kind: ClassVar[str] = "numeric"
+
+    name: str
+    sorted_values: np.ndarray
+    edges: np.ndarray
+    ref_counts: np.ndarray
+    n_missing: int = 0
+
+    @classmethod
+    def from_values(
+        cls,
+        name: str,
+        values: Any,
+        buckets: int = DEFAULT_BUCKETS,
+        *,
+        error: type[MlopsError] = ProfileError,
+        label: str | None = None,
+    ) -> NumericFeatureProfile:
+        """Profile raw values: drop and count NaN/inf, sort once, cut at reference quantiles.
+
+        Errors are ``error`` (default :class:`ProfileError`) with messages starting with
+        ``label`` (default ``feature '<name>'``).
+        """
+        label = label or f"feature {name!r}"
+        _check_buckets(buckets, error)
+        finite, n_missing = to_float_array(label, values, error)
+        if finite.size == 0:
+            what = "no values" if n_missing == 0 else f"no finite values ({n_missing} NaN/inf)"
+            raise error(f"{label}: {what}")
+        return cls.from_sorted(name, np.sort(finite), buckets, n_missing=n_missing)
+
+    @classmethod
+    def from_sorted(
+        cls, name: str, sorted_values: np.ndarray, buckets: int, *, n_missing: int = 0
+    ) -> NumericFeatureProfile:
+        edges = quantile_edges(sorted_values, buckets)
+        upper = np.searchsorted(sorted_values, edges, side="right")
+        counts = np.diff(np.concatenate(([0], upper, [sorted_values.size]))).astype(np.int64)
+        return cls(name, sorted_values, edges, counts, n_missing)
+
+    @property
+    def n(self) -> int:
+        """Number of finite reference values."""
+        return int(self.sorted_values.size)
+
+    @property
+    def n_buckets(self) -> int:
+        return int(self.edges.size + 1)
+
+    @property
+    def ref_proportions(self) -> np.ndarray:
+        """Share of the reference values in each bucket (sums to 1)."""
+        return self.ref_counts / self.n
+
+    @property
+    def bucket_labels(self) -> list[str]:
+        """Prometheus ``le``-style upper bound of each bucket; the last is ``"+Inf"``."""
+        return [_format_edge(e) for e in self.edges] + ["+Inf"]
+
+    def bucketize(self, values: np.ndarray) -> np.ndarray:
+        """Bucket index of each value (``edges[i-1] < v <= edges[i]``); pass finite values."""
+        return np.searchsorted(self.edges, values, side="left")
+
+    def bucket_counts(self, values: Any) -> tuple[np.ndarray, int]:
+        """Count of the finite values per bucket, and the number of NaN/inf/None dropped."""
+        finite, n_missing = to_float_array(f"feature {self.name!r}", values, ProfileError)
+        counts = np.bincount(self.bucketize(finite), minlength=self.n_buckets)
+        return counts.astype(np.int64), n_missing
+
+    def _content(self) -> dict[str, Any]:
+        raw = _float_bytes(self.sorted_values)
+        return {
+            "kind": self.kind,
+            "n": self.n,
+            "n_missing": self.n_missing,
+            "edges": [float(e) for e in self.edges],
+            "ref_counts": [int(c) for c in self.ref_counts],
+            "sorted_values_sha256": hashlib.sha256(raw).hexdigest(),
+        }
+
+    def _to_json(self) -> dict[str, Any]:
+        doc = self._content()
+        doc["sorted_values"] = {
+            "encoding": "zlib+base64 float64 little-endian",
+            "data": base64.b64encode(zlib.compress(_float_bytes(self.sorted_values), 6)).decode(),
+        }
+        return doc
+
+    @classmethod
+    def _from_json(cls, name: str, doc: Mapping[str, Any]) -> NumericFeatureProfile:
+        try:
+            raw = zlib.decompress(base64.b64decode(doc["sorted_values"]["data"], validate=True))
+            values = np.frombuffer(raw, dtype="<f8").astype(np.float64)
+            edges = np.asarray(doc["edges"], dtype=np.float64).reshape(-1)
+            counts = np.asarray(doc["ref_counts"], dtype=np.int64).reshape(-1)
+            n_missing = int(doc["n_missing"])
+        except (KeyError, TypeError, ValueError, zlib.error) as exc:
+            raise ProfileError(f"feature {name!r}: unreadable numeric profile ({exc})") from None
+        profile = cls(name, values, edges, counts, n_missing)
+        _check_numeric(profile, int(doc.get("n", -1)))
+        return profile
+
+
+def _check_numeric(p: NumericFeatureProfile, n_declared: int) -> None:
+    problems = []
+    if p.n == 0 or p.n != n_declared:
+        problems.append(f"{p.n} stored values but n={n_declared}")
+    elif not np.isfinite(p.sorted_values).all() or np.any(np.diff(p.sorted_values) < 0):
+        problems.append("sorted_values are not finite and sorted")
+    if p.edges.size and np.any(np.diff(p.edges) <= 0):
+        problems.append("edges are not strictly increasing")
+    if p.ref_counts.size != p.edges.size + 1 or p.ref_counts.sum() != p.n:
+        problems.append("ref_counts do not match edges and n")
+    if problems:
+        raise ProfileError(f"feature {p.name!r}: inconsistent profile: {'; '.join(problems)}")
+
+
+@dataclass(frozen=True, eq=False)
+class CategoricalFeatureProfile:
+    """The reference distribution of one categorical feature.
+
+    ``categories`` are the kept categories (the ``max_categories`` most frequent, ties broken
+    by name); ``bucket_labels`` is ``categories + ["__other__"]``.  ``__other__`` holds the
+    rarer reference categories (listed in ``other_categories``) and, at drift time, every
+    category never seen in the reference.
+    """
+
+    kind: ClassVar[str] = "categorical"
+
+    name: str
+    categories: list[str]
+    ref_counts: np.ndarray
+    n_missing: int = 0
+    other_categories: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        index = {c: i for i, c in enumerate(self.categories)}
+        object.__setattr__(self, "_index", index)
+        object.__setattr__(self, "_seen", set(self.categories) | set(self.other_categories))
+
+    @classmethod
+    def from_values(
+        cls,
+        name: str,
+        values: Any,
+        max_categories: int = DEFAULT_MAX_CATEGORIES,
+        *,
+        error: type[MlopsError] = ProfileError,
+        label: str | None = None,
+    ) -> CategoricalFeatureProfile:
+        """Count categories (None/NaN are missing), keep the most frequent ``max_categories``."""
+        label = label or f"feature {name!r}"
+        if not isinstance(max_categories, int) or max_categories < 1:
+            raise error(f"max_categories must be a positive integer, got {max_categories!r}")
+        keys, n_missing = to_category_keys(values)
+        if keys.size == 0:
+            what = "no values" if n_missing == 0 else f"no non-missing values ({n_missing} missing)"
+            raise error(f"{label}: {what}")
+        labels, counts = np.unique(keys, return_counts=True)
+        order = sorted(range(labels.size), key=lambda i: (-int(counts[i]), str(labels[i])))
+        ranked = [(str(labels[i]), int(counts[i])) for i in order if labels[i] != OTHER_BUCKET]
+        kept = ranked[:max_categories]
+        rest = [label for label, _ in ranked[max_categories:]]
+        if OTHER_BUCKET in labels:
+            rest.append(OTHER_BUCKET)
+        other = int(keys.size) - sum(c for _, c in kept)
+        ref_counts = np.array([c for _, c in kept] + [other], dtype=np.int64)
+        return cls(name, [c for c, _ in kept], ref_counts, n_missing, sorted(rest))
+
+    @property
+    def n(self) -> int:
+        """Number of non-missing reference values."""
+        return int(self.ref_counts.sum())
+
+    @property
+    def n_buckets(self) -> int:
+        return len(self.categories) + 1
+
+    @property
+    def bucket_labels(self) -> list[str]:
+        return [*self.categories, OTHER_BUCKET]
+
+    @property
+    def ref_proportions(self) -> np.ndarray:
+        return self.ref_counts / self.n
+
+    def bucketize(self, values: Any) -> np.ndarray:
+        """Bucket index of each (non-missing) value; anything not kept goes to ``__other__``."""
+        if isinstance(values, np.ndarray) and values.dtype.kind == "U":
+            keys = values.reshape(-1)
+        else:
+            flat = np.asarray(values, dtype=object).reshape(-1)
+            keys = np.asarray([category_key(v) for v in flat], dtype=str)
+        if keys.size == 0:
+            return np.empty(0, dtype=np.intp)
+        uniques, inverse = np.unique(keys, return_inverse=True)
+        other = len(self.categories)
+        index: dict[str, int] = self._index  # type: ignore[attr-defined]
+        mapped = np.array([index.get(str(u), other) for u in uniques], dtype=np.intp)
+        return mapped[inverse.reshape(-1)]
+
+    def bucket_counts(self, values: Any) -> tuple[np.ndarray, int]:
+        """Count of the non-missing values per bucket, and the number of None/NaN dropped."""
+        keys, n_missing = to_category_keys(values)
+        counts = np.bincount(self.bucketize(keys), minlength=self.n_buckets)
+        return counts.astype(np.int64), n_missing
+
+    def count_keys(self, keys: np.ndarray) -> tuple[np.ndarray, int]:
+        """Bucket counts and number of unseen values of keys from :func:`to_category_keys`.
+
+        One ``np.unique`` serves both, which is what a drift pass needs per window.
+        """
+        if keys.size == 0:
+            return np.zeros(self.n_buckets, dtype=np.int64), 0
+        uniques, counts = np.unique(keys, return_counts=True)
+        index: dict[str, int] = self._index  # type: ignore[attr-defined]
+        seen: set[str] = self._seen  # type: ignore[attr-defined]
+        other = len(self.categories)
+        buckets = np.array([index.get(str(u), other) for u in uniques], dtype=np.intp)
+        unseen = sum(int(c) for u, c in zip(uniques, counts, strict=True) if str(u) not in seen)
+        totals = np.bincount(buckets, weights=counts, minlength=self.n_buckets)
+        return totals.astype(np.int64), unseen
+
+    def count_unseen(self, values: Any) -> int:
+        """How many (non-missing) values are categories the reference never contained."""
+        keys, _ = to_category_keys(values)
+        if keys.size == 0:
+            return 0
+        uniques, counts = np.unique(keys, return_counts=True)
+        seen: set[str] = self._seen  # type: ignore[attr-defined]
+        return int(sum(int(c) for u, c in zip(uniques, counts, strict=True) if str(u) not in seen))
+
+    def _content(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "n": self.n,
+            "n_missing": self.n_missing,
+            "categories": list(self.categories),
+            "ref_counts": [int(c) for c in self.ref_counts],
+            "other_categories": list(self.other_categories),
+        }
+
+    def _to_json(self) -> dict[str, Any]:
+        return self._content()
+
+    @classmethod
+    def _from_json(cls, name: str, doc: Mapping[str, Any]) -> CategoricalFeatureProfile:
+        try:
+            categories = [str(c) for c in doc["categories"]]
+            counts = np.asarray(doc["ref_counts"], dtype=np.int64).reshape(-1)
+            other = [str(c) for c in doc.get("other_categories", [])]
+            profile = cls(name, categories, counts, int(doc["n_missing"]), other)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ProfileError(
+                f"feature {name!r}: unreadable categorical profile ({exc})"
+            ) from None
+        if counts.size != len(categories) + 1 or profile.n != int(doc.get("n", -1)):
+            raise ProfileError(f"feature {name!r}: inconsistent profile: counts do not match")
+        return profile
+
+
+FeatureProfile = NumericFeatureProfile | CategoricalFeatureProfile
+
+
+def _check_buckets(buckets: Any, error: type[MlopsError]) -> None:
+    if isinstance(buckets, bool) or not isinstance(buckets, numbers.Integral) or buckets < 2:
+        raise error(f"buckets must be an integer >= 2, got {buckets!r}")
+
+
+def _float_bytes(values: np.ndarray) -> bytes:
+    return np.ascontiguousarray(values, dtype="<f8").tobytes()
+
+
+# --- the whole profile ------------------------------------------------------------------------
+
+
+class ReferenceProfile:
+    """Per-feature reference profiles of one training data set, with a stable content hash.
+
+    ``profile[name]`` gives a feature's profile, ``name in profile`` tests for one, and
+    ``feature_names`` lists them in the order of the source data.
+    """
+
+    def __init__(
+        self,
+        features: Mapping[str, FeatureProfile],
+        n_rows: int,
+        *,
+        buckets: int = DEFAULT_BUCKETS,
+        max_categories: int = DEFAULT_MAX_CATEGORIES,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.features: dict[str, FeatureProfile] = dict(features)
+        self.n_rows = int(n_rows)
+        self.buckets = int(buckets)
+        self.max_categories = int(max_categories)
+        #: free-form information (source file, creation time); not part of the hash
+        self.metadata: dict[str, Any] = dict(metadata or {})
+        self._hash: str | None = None
+
+    # -- construction
+
+    @classmethod
+    def from_data(
+        cls,
+        data: Mapping[str, Any],
+        feature_types: Mapping[str, str] | None = None,
+        buckets: int = DEFAULT_BUCKETS,
+        max_categories: int = DEFAULT_MAX_CATEGORIES,
+    ) -> ReferenceProfile:
+        """Profile a dict of feature name -> values.
+
+        Types are inferred (numbers -> ``"numeric"``; strings, booleans and mixed values ->
+        ``"categorical"``) unless ``feature_types`` names them.  Columns may differ in
+        length; ``n_rows`` is the longest.
+        """
+        if not isinstance(data, Mapping) or not data:
+            raise ProfileError("reference data must be a non-empty mapping of feature -> values")
+        _check_buckets(buckets, ProfileError)
+        overrides = dict(feature_types or {})
+        unknown = sorted(set(overrides) - set(data))
+        if unknown:
+            raise ProfileError(f"feature_types names unknown feature {unknown[0]!r}")
+        features: dict[str, FeatureProfile] = {}
+        n_rows = 0
+        for name, values in data.items():
+            kind = overrides.get(name) or infer_kind(values)
+            if kind not in _KINDS:
+                raise ProfileError(
+                    f"feature {name!r}: type must be 'numeric' or 'categorical', got {kind!r}"
+                )
+            if kind == "numeric":
+                features[name] = NumericFeatureProfile.from_values(name, values, buckets)
+            else:
+                features[name] = CategoricalFeatureProfile.from_values(name, values, max_categories)
+            n_rows = max(n_rows, int(np.size(values)))
+        return cls(features, n_rows, buckets=buckets, max_categories=max_categories)
+
+    @classmethod
+    def from_file(
+        cls,
+        path: str | Path,
+        feature_types: Mapping[str, str] | None = None,
+        buckets: int = DEFAULT_BUCKETS,
+        max_categories: int = DEFAULT_MAX_CATEGORIES,
+        *,
+        features: Iterable[str] | None = None,
+    ) -> ReferenceProfile:
+        """Profile raw data (``.csv``, ``.jsonl``/``.ndjson``, ``.npz``) or load a saved profile.
+
+        A ``.json`` file (or anything that starts with ``{"format": "mlops-reference-profile"``)
+        is loaded as a saved profile; the other arguments are then ignored.  JSON lines may be
+        flat objects or prediction-log records, whose ``input_data`` is used.  ``features``
+        restricts which columns are profiled.
+        """
+        path = Path(path)
+        if _looks_like_profile(path):
+            return cls.load(path)
+        data = read_data_file(path)
+        if features is not None:
+            wanted = list(features)
+            missing = [f for f in wanted if f not in data]
+            if missing:
+                raise ProfileError(f"{path}: no column {missing[0]!r}")
+            data = {f: data[f] for f in wanted}
+        try:
+            profile = cls.from_data(data, feature_types, buckets, max_categories)
+        except ProfileError as exc:
+            raise ProfileError(f"{path}: {exc}") from None
+        profile.metadata["source"] = path.name
+        return profile
+
+    # -- mapping-like access
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.features)
+
+    def __getitem__(self, name: str) -> FeatureProfile:
+        return self.features[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.features
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.features)
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __repr__(self) -> str:
+        return (
+            f"ReferenceProfile({len(self.features)} features, n_rows={self.n_rows}, "
+            f"hash={self.hash[:12]})"
+        )
+
+    # -- hashing and files
+
+    def _content(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "n_rows": self.n_rows,
+            "buckets": self.buckets,
+            "max_categories": self.max_categories,
+            "features": {name: f._content() for name, f in self.features.items()},
+        }
+
+    @property
+    def hash(self) -> str:
+        """SHA-256 (hex) of the canonical JSON content; metadata is not part of it."""
+        if self._hash is None:
+            canonical = json.dumps(self._content(), sort_keys=True, separators=(",", ":"))
+            self._hash = hashlib.sha256(canonical.encode()).hexdigest()
+        return self._hash
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "hash": self.hash,
+            "n_rows": self.n_rows,
+            "buckets": self.buckets,
+            "max_categories": self.max_categories,
+            "metadata": self.metadata,
+            "features": {name: f._to_json() for name, f in self.features.items()},
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write the profile as JSON (atomically: a temporary file renamed into place)."""
+        path = Path(path)
+        self.metadata.setdefault(
+            "created_at", _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+        )
+        text = json.dumps(self.to_json_dict(), indent=1, sort_keys=False)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text + "\n", encoding="utf-8")
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> ReferenceProfile:
+        """Read a saved profile, check its format version and content hash."""
+        path = Path(path)
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ProfileError(f"{path}: not a profile file (invalid JSON: {exc})") from None
+        try:
+            return cls.from_json_dict(doc)
+        except ProfileError as exc:
+            raise ProfileError(f"{path}: {exc}") from None
+
+    @classmethod
+    def from_json_dict(cls, doc: Any) -> ReferenceProfile:
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
+            raise ProfileError(f'not a profile file (no "format": "{FORMAT_NAME}")')
+        version = doc.get("format_version")
+        if version != FORMAT_VERSION:
+            raise ProfileError(
+                f"unsupported profile format_version {version!r} (this version reads "
+                f"{FORMAT_VERSION}); rebuild it with 'mlops profile build'"
+            )
+        feats = doc.get("features")
+        if not isinstance(feats, dict) or not feats:
+            raise ProfileError("profile has no features")
+        features: dict[str, FeatureProfile] = {}
+        for name, fdoc in feats.items():
+            kind = fdoc.get("kind") if isinstance(fdoc, dict) else None
+            if kind == "numeric":
+                features[name] = NumericFeatureProfile._from_json(name, fdoc)
+            elif kind == "categorical":
+                features[name] = CategoricalFeatureProfile._from_json(name, fdoc)
+            else:
+                raise ProfileError(f"feature {name!r}: unknown kind {kind!r}")
+        try:
+            profile = cls(
+                features,
+                int(doc["n_rows"]),
+                buckets=int(doc.get("buckets", DEFAULT_BUCKETS)),
+                max_categories=int(doc.get("max_categories", DEFAULT_MAX_CATEGORIES)),
+                metadata=doc.get("metadata") or {},
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ProfileError(f"profile header is unreadable ({exc})") from None
+        if profile.hash != doc.get("hash"):
+            raise ProfileError(
+                f"content hash mismatch: file says {str(doc.get('hash'))[:16]}..., "
+                f"content is {profile.hash[:16]}... (corrupted or edited)"
+            )
+        return profile
+
+
+# --- reading raw data files -------------------------------------------------------------------
+
+
+def infer_kind(values: Any) -> str:
+    """``"numeric"`` for numbers (None/NaN allowed), ``"categorical"`` for anything else."""
+    arr = np.asarray(values) if not isinstance(values, np.ndarray) else values
+    kind = arr.dtype.kind
+    if kind in "iuf":
+        return "numeric"
+    if kind == "O":
+        items = [v for v in arr.reshape(-1) if v is not None]
+        if items and all(
+            isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) for v in items
+        ):
+            return "numeric"
+    return "categorical"
+
+
+def _looks_like_profile(path: Path) -> bool:
+    if path.suffix.lower() == ".json":
+        return True
+    if path.suffix.lower() in (".csv", ".jsonl", ".ndjson", ".npz"):
+        return False
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(200)
+    except OSError:
+        return False
+    return FORMAT_NAME.encode() in head
+
+
+def read_data_file(path: str | Path) -> dict[str, np.ndarray]:
+    """Columns of a ``.csv``, ``.jsonl``/``.ndjson`` or ``.npz`` file as arrays.
+
+    CSV columns whose non-empty cells all parse as numbers become float64 (empty cells NaN);
+    other columns stay strings with empty cells as None.  Missing files raise ``OSError``.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return _read_csv(path)
+    if suffix in (".jsonl", ".ndjson"):
+        return _read_jsonl(path)
+    if suffix == ".npz":
+        return _read_npz(path)
+    raise ProfileError(f"{path}: unknown data format {suffix!r} (use .csv, .jsonl, .ndjson, .npz)")
+
+
+def _read_csv(path: Path) -> dict[str, np.ndarray]:
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise ProfileError(f"{path}: empty CSV file") from None
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise ProfileError(f"{path}: unreadable CSV ({exc})") from None
+        header = [h.strip() for h in header]
+        if not header or any(not h for h in header) or len(set(header)) != len(header):
+            raise ProfileError(f"{path}: CSV header needs unique, non-empty column names")
+        columns: list[list[str]] = [[] for _ in header]
+        try:
+            for row in reader:
+                if not row:
+                    continue
+                if len(row) != len(header):
+                    raise ProfileError(
+                        f"{path}:{reader.line_num}: {len(row)} fields, header has {len(header)}"
+                    )
+                for col, cell in zip(columns, row, strict=True):
+                    col.append(cell)
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise ProfileError(f"{path}:{reader.line_num}: unreadable CSV ({exc})") from None
+    if not columns[0]:
+        raise ProfileError(f"{path}: CSV has a header but no rows")
+    return {name: _csv_column(cells) for name, cells in zip(header, columns, strict=True)}
+
+
+def _csv_column(cells: list[str]) -> np.ndarray:
+    stripped = [c.strip() for c in cells]
+    try:
+        return np.array([float(c) if c else np.nan for c in stripped], dtype=np.float64)
+    except ValueError:
+        return np.array([c if c else None for c in stripped], dtype=object)
+
+
+def _read_jsonl(path: Path) -> dict[str, np.ndarray]:
+    rows: list[dict[str, Any]] = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ProfileError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
+            if not isinstance(obj, dict):
+                raise ProfileError(f"{path}:{lineno}: expected a JSON object")
+            if isinstance(obj.get("input_data"), dict):
+                if obj.get("event", "prediction") != "prediction":
+                    continue
+                obj = obj["input_data"]
+            rows.append(obj)
+    if not rows:
+        raise ProfileError(f"{path}: no records")
+    names: dict[str, None] = {}
+    for row in rows:
+        names.update(dict.fromkeys(row))
+    data: dict[str, np.ndarray] = {}
+    for name in names:
+        values = [row.get(name) for row in rows]
+        if any(isinstance(v, (dict, list)) for v in values):
+            raise ProfileError(f"{path}: feature {name!r} has nested values")
+        data[name] = np.array(values, dtype=object)
+    return data
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            data = {name: np.asarray(npz[name]).reshape(-1) for name in npz.files}
+    except ValueError as exc:
+        raise ProfileError(f"{path}: unreadable .npz ({exc})") from None
+    except (OSError, EOFError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise ProfileError(f"{path}: unreadable .npz ({exc})") from None
+    if not data:
+        raise ProfileError(f"{path}: .npz holds no arrays")
+    return data

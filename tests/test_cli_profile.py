@@ -1,0 +1,122 @@
+"""``mlops profile build|show`` and ``mlops drift`` on the example data shipped in the repo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlops_core.cli import profile as profile_cli
+from mlops_core.errors import MlopsError
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples"
+
+
+def run(argv: list[str]) -> int:
+    """Parse with a parser holding only this module's commands, then run like ``mlops``."""
+    parser = argparse.ArgumentParser(prog="mlops")
+    profile_cli.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+@pytest.fixture
+def saved_profile(tmp_path: Path) -> Path:
+    out = tmp_path / "reference.profile.json"
+    assert run(["profile", "build", str(EXAMPLES / "reference.csv"), "-o", str(out)]) == 0
+    return out
+
+
+def test_build_writes_a_loadable_profile(tmp_path: Path, capsys) -> None:
+    saved_profile = tmp_path / "p.json"
+    assert run(["profile", "build", str(EXAMPLES / "reference.csv"), "-o", str(saved_profile)]) == 0
+    out = capsys.readouterr().out
+    doc = json.loads(saved_profile.read_text())
+    assert f"wrote {saved_profile}: 4 features, 2000 rows, hash {doc['hash'][:16]}" in out
+    assert list(doc["features"]) == ["age", "income", "tenure_months", "plan"]
+    assert doc["features"]["plan"]["kind"] == "categorical"
+
+
+def test_build_options(tmp_path: Path) -> None:
+    out = tmp_path / "p.json"
+    argv = ["profile", "build", str(EXAMPLES / "reference.csv"), "-o", str(out)]
+    run([*argv, "--buckets", "4", "--categorical", "age", "--features", "age", "income"])
+    doc = json.loads(out.read_text())
+    assert list(doc["features"]) == ["age", "income"]
+    assert doc["features"]["age"]["kind"] == "categorical"
+    assert len(doc["features"]["income"]["edges"]) == 3
+
+
+def test_show_table_and_json(saved_profile: Path, capsys) -> None:
+    capsys.readouterr()
+    assert run(["profile", "show", str(saved_profile)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split() == ["FEATURE", "KIND", "N", "MISSING", "BUCKETS", "RANGE"]
+    tenure = next(line for line in lines if line.startswith("tenure_months"))
+    assert tenure.split()[1:5] == ["numeric", "1958", "42", "10"]
+    assert run(["profile", "show", str(saved_profile), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    plan = next(f for f in doc["features"] if f["feature"] == "plan")
+    assert plan["bucket_labels"] == ["basic", "pro", "team", "__other__"]
+
+
+def test_drift_table_flags_the_drifted_features(saved_profile: Path, capsys) -> None:
+    capsys.readouterr()
+    assert run(["drift", str(saved_profile), str(EXAMPLES / "current.csv")]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[1:5]}
+    assert rows["income"][2] == "DRIFT" and rows["plan"][2] == "DRIFT"
+    assert rows["age"][2] == "ok" and rows["tenure_months"][2] == "ok"
+    assert "drift in 2 of 4 features (50%): income, plan" in out
+
+
+def test_drift_json_from_raw_reference(capsys) -> None:
+    ref, cur = EXAMPLES / "reference.csv", EXAMPLES / "current.csv"
+    assert run(["drift", str(ref), str(cur), "--json", "--correction", "bonferroni"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["features_with_drift"] == ["income", "plan"]
+    assert report["correction"] == "bonferroni"
+    assert report["features"]["plan"]["n_unseen"] > 0
+    assert report["features"]["tenure_months"]["n_missing"] > 0
+
+
+def test_drift_tests_option_and_fail_on_drift(saved_profile: Path, capsys) -> None:
+    argv = ["drift", str(saved_profile), str(EXAMPLES / "current.csv"), "--json"]
+    assert run([*argv, "--tests", "ks,chi2", "--fail-on-drift"]) == profile_cli.DRIFT_EXIT_CODE
+    report = json.loads(capsys.readouterr().out)
+    assert report["features"]["age"]["tests"] == ["ks", "chi2"]  # chi2 over the PSI buckets
+    assert report["features"]["plan"]["tests"] == ["chi2"]
+    assert report["features"]["plan"]["skipped_tests"] == {"ks": "needs a numeric feature"}
+    assert run([*argv, "--features", "age", "--fail-on-drift"]) == 0
+    with pytest.raises(MlopsError, match="feature 'plan': none of the tests"):
+        run([*argv, "--tests", "ks"])
+
+
+def test_drift_with_unknown_test_is_one_error(saved_profile: Path) -> None:
+    with pytest.raises(MlopsError, match="unknown test 'kss'"):
+        run(["drift", str(saved_profile), str(EXAMPLES / "current.csv"), "--tests", "kss"])
+
+
+def test_corrupted_profile_is_one_error_naming_the_file(saved_profile: Path) -> None:
+    saved_profile.write_text(saved_profile.read_text().replace('"n_rows": 2000', '"n_rows": 1'))
+    with pytest.raises(MlopsError, match=r"reference\.profile\.json.*hash mismatch"):
+        run(["profile", "show", str(saved_profile)])
+
+
+def test_missing_data_file_is_an_os_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        run(["profile", "build", str(tmp_path / "nope.csv"), "-o", str(tmp_path / "p.json")])
+
+
+def test_examples_are_reproducible(tmp_path: Path) -> None:
+    script = tmp_path / "make_examples.py"
+    shutil.copy(EXAMPLES / "make_examples.py", script)
+    subprocess.run([sys.executable, str(script)], check=True, capture_output=True)
+    for name in ("reference.csv", "current.csv"):
+        assert (tmp_path / name).read_bytes() == (EXAMPLES / name).read_bytes(), name

@@ -1,0 +1,471 @@
+"""Drift tests: oracles against scipy, hand-computed PSI, verdict rules and bad input."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from mlops_core import (
+    DriftInputError,
+    ReferenceProfile,
+    analyze_feature_drift,
+    detect_drift_chi2,
+    detect_drift_ks,
+    detect_drift_psi,
+)
+from mlops_core.drift import _kolmogorov_sf, drift_against_profile
+
+BRIEF_REFERENCE = {
+    "age": np.array([25, 30, 35, 28, 32, 29, 31, 27]),
+    "income": np.array([45000, 52000, 38000, 61000, 48000, 55000]),
+}
+BRIEF_PRODUCTION = {
+    "age": np.array([26, 31, 34, 29, 33, 28]),
+    "income": np.array([75000, 82000, 68000, 91000, 78000, 85000]),
+}
+
+
+# --- KS against scipy ----------------------------------------------------------------------
+
+
+def _samples(n1: int, n2: int, *, ties: bool, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    a = rng.normal(0.0, 1.0, n1)
+    b = rng.normal(0.08, 1.1, n2)
+    if ties:
+        a, b = np.round(a, 1), np.round(b, 1)
+    return a, b
+
+
+@pytest.mark.parametrize("ties", [False, True], ids=["continuous", "ties"])
+@pytest.mark.parametrize(
+    ("n1", "n2"),
+    [
+        (3, 3),
+        (8, 6),
+        (50, 50),
+        (100, 37),
+        (999, 1000),
+        (2000, 500),  # exact
+        (12_000, 300),
+        (30_000, 15_000),
+        (100_000, 10_000),  # asymptotic
+    ],
+)
+def test_ks_matches_scipy(n1: int, n2: int, ties: bool) -> None:
+    ref, cur = _samples(n1, n2, ties=ties, seed=n1 + n2)
+    ours = detect_drift_ks(ref, cur)
+    oracle = stats.ks_2samp(ref, cur)
+    assert ours["statistic"] == pytest.approx(float(oracle.statistic), abs=1e-12)
+    assert ours["p_value"] == pytest.approx(float(oracle.pvalue), abs=1e-3)
+    assert ours["method"] == ("exact" if max(n1, n2) <= 10_000 else "asymp")
+    assert ours["drift_detected"] == (ours["p_value"] < 0.05)
+    assert (ours["n_reference"], ours["n_current"]) == (n1, n2)
+
+
+@pytest.mark.parametrize("method", ["exact", "asymp"])
+def test_ks_forced_method_matches_scipy(method: str) -> None:
+    ref, cur = _samples(400, 300, ties=False, seed=5)
+    ours = detect_drift_ks(ref, cur, method=method)
+    oracle = stats.ks_2samp(ref, cur, method=method)
+    assert ours["p_value"] == pytest.approx(float(oracle.pvalue), abs=1e-3)
+    assert ours["method"] == method
+
+
+def test_ks_integer_samples_with_heavy_ties() -> None:
+    rng = np.random.default_rng(9)
+    ref, cur = rng.integers(0, 5, 20_000), rng.integers(0, 6, 800)
+    ours, oracle = detect_drift_ks(ref, cur), stats.ks_2samp(ref, cur)
+    assert ours["statistic"] == pytest.approx(float(oracle.statistic), abs=1e-12)
+    assert ours["p_value"] == pytest.approx(float(oracle.pvalue), abs=1e-3)
+
+
+def test_ks_with_a_profile_equals_raw_reference() -> None:
+    ref, cur = _samples(20_000, 700, ties=True, seed=1)
+    profile = ReferenceProfile.from_data({"x": ref})
+    assert detect_drift_ks(profile["x"], cur) == detect_drift_ks(ref, cur)
+
+
+@pytest.mark.parametrize("n", [141, 500, 9091, 40_000])
+def test_fast_kolmogorov_sf_agrees_with_kstwo(n: int) -> None:
+    for z in (0.2, 0.5, 0.8, 1.0, 1.3, 1.8, 2.5, 4.0):
+        d = z / math.sqrt(n)
+        assert _kolmogorov_sf(d, n) == pytest.approx(stats.kstwo.sf(d, n), abs=1e-5), z
+
+
+def test_ks_counts_and_drops_non_finite_values() -> None:
+    cur = np.array([1.0, np.nan, 2.0, np.inf, 3.0])
+    result = detect_drift_ks(np.arange(10.0), cur)
+    assert result["n_current"] == 3
+    assert result["n_missing"] == 2
+    assert result["missing_rate"] == pytest.approx(2 / 5)
+    oracle = stats.ks_2samp(np.arange(10.0), [1.0, 2.0, 3.0])
+    assert result["statistic"] == pytest.approx(float(oracle.statistic), abs=1e-12)
+
+
+# --- PSI -----------------------------------------------------------------------------------
+
+
+def _psi_by_hand(r: list[float], c: list[float], eps: float = 1e-4) -> float:
+    total = 0.0
+    for ri, ci in zip(r, c, strict=True):
+        ri, ci = max(ri, eps), max(ci, eps)
+        total += (ci - ri) * math.log(ci / ri)
+    return total
+
+
+def test_psi_worked_example_by_hand() -> None:
+    result = detect_drift_psi(np.arange(1, 11), [1, 2, 3, 4, 5, 6, 7, 8], buckets=2)
+    # median of 1..10 is 5: reference (0.5, 0.5); current 5 of 8 <= 5, 3 of 8 above
+    expected = 0.125 * math.log(0.625 / 0.5) + (-0.125) * math.log(0.375 / 0.5)
+    assert result["psi"] == pytest.approx(expected, rel=1e-12)
+    assert result["psi"] == pytest.approx(0.063853, abs=1e-6)
+    assert result["statistic"] == result["psi"]
+    assert result["buckets"] == 2
+    assert result["reference_proportions"] == [0.5, 0.5]
+    assert result["current_proportions"] == [0.625, 0.375]
+    assert result["drift_detected"] is False
+
+
+def test_psi_empty_bucket_is_floored_at_epsilon() -> None:
+    result = detect_drift_psi(np.arange(1, 11), [1, 2, 3], buckets=2)
+    expected = 0.5 * math.log(1 / 0.5) + (1e-4 - 0.5) * math.log(1e-4 / 0.5)
+    assert result["psi"] == pytest.approx(expected, rel=1e-12)
+    assert result["psi"] == pytest.approx(4.604318, abs=1e-6)
+    assert result["drift_detected"] is True
+    looser = detect_drift_psi(np.arange(1, 11), [1, 2, 3], buckets=2, epsilon=1e-2)
+    assert looser["psi"] == pytest.approx(_psi_by_hand([0.5, 0.5], [1, 0], eps=1e-2), rel=1e-12)
+    assert looser["epsilon"] == 1e-2
+
+
+def test_psi_ten_buckets_by_hand() -> None:
+    ref = np.arange(1, 101)  # edges 10, 20, ..., 90
+    cur = np.array([5, 15, 15, 25, 95, 95, 95, 95, 200, -3])
+    result = detect_drift_psi(ref, cur)
+    # buckets: <=10: 5, -3 | (10,20]: 15, 15 | (20,30]: 25 | ... | >90: 95 x4, 200
+    c = [0.2, 0.2, 0.1, 0, 0, 0, 0, 0, 0, 0.5]
+    assert result["current_proportions"] == pytest.approx(c)
+    assert result["psi"] == pytest.approx(_psi_by_hand([0.1] * 10, c), rel=1e-12)
+
+
+def test_psi_edges_come_from_the_reference_only() -> None:
+    ref = np.arange(100.0)
+    shifted = detect_drift_psi(ref, np.arange(1000.0, 1100.0))
+    assert shifted["current_proportions"][-1] == 1.0
+    assert shifted["psi"] > 4
+    assert shifted["buckets"] == 10
+
+
+def test_psi_tied_reference_collapses_buckets() -> None:
+    ref = np.array([0.0] * 90 + [1.0] * 10)
+    result = detect_drift_psi(ref, [0.0, 0.0, 1.0, 5.0], buckets=10)
+    assert result["buckets"] == 2
+    assert result["bucket_labels"] == ["0.0", "+Inf"]
+    assert result["current_proportions"] == [0.5, 0.5]
+    assert result["psi"] == pytest.approx(_psi_by_hand([0.9, 0.1], [0.5, 0.5]), rel=1e-12)
+
+
+def test_psi_with_a_profile_uses_its_edges() -> None:
+    ref = np.random.default_rng(2).normal(size=1000)
+    profile = ReferenceProfile.from_data({"x": ref}, buckets=5)["x"]
+    cur = np.random.default_rng(3).normal(0.3, 1, 400)
+    from_profile = detect_drift_psi(profile, cur, buckets=20)  # buckets ignored
+    assert from_profile["buckets"] == 5
+    assert from_profile["psi"] == pytest.approx(detect_drift_psi(ref, cur, buckets=5)["psi"])
+
+
+def test_psi_identical_samples_is_zero() -> None:
+    x = np.random.default_rng(8).normal(size=500)
+    assert detect_drift_psi(x, x)["psi"] == 0.0
+
+
+# --- categorical ---------------------------------------------------------------------------
+
+
+def test_chi2_matches_scipy_contingency() -> None:
+    ref = ["a"] * 50 + ["b"] * 30 + ["c"] * 20
+    cur = ["a"] * 20 + ["b"] * 40 + ["c"] * 25 + ["new"] * 15
+    result = detect_drift_chi2(ref, cur)
+    table = [[50, 30, 20, 0], [20, 40, 25, 15]]
+    oracle = stats.chi2_contingency(table, correction=False)
+    assert result["statistic"] == pytest.approx(oracle.statistic, rel=1e-12)
+    assert result["p_value"] == pytest.approx(oracle.pvalue, rel=1e-9)
+    assert result["dof"] == 3
+    assert result["bucket_labels"] == ["a", "b", "c", "__other__"]
+    assert result["current_counts"] == [20, 40, 25, 15]
+    assert result["n_unseen"] == 15
+    assert result["drift_detected"] is True
+
+
+def test_chi2_single_shared_category_is_no_evidence() -> None:
+    result = detect_drift_chi2(["a"] * 10, ["a"] * 4)
+    assert (result["statistic"], result["p_value"], result["drift_detected"]) == (0.0, 1.0, False)
+
+
+def test_categorical_psi_counts_unseen_in_other() -> None:
+    result = detect_drift_psi(["a", "a", "b", "b"], ["a", "b", "zzz", "zzz"])
+    assert result["bucket_labels"] == ["a", "b", "__other__"]
+    assert result["current_proportions"] == [0.25, 0.25, 0.5]
+    assert result["n_unseen"] == 2
+    assert result["psi"] == pytest.approx(
+        _psi_by_hand([0.5, 0.5, 0.0], [0.25, 0.25, 0.5]), rel=1e-12
+    )
+
+
+def test_categorical_missing_values_are_counted() -> None:
+    result = detect_drift_chi2(["a", "b"] * 10, ["a", None, float("nan"), "b"])
+    assert (result["n_current"], result["n_missing"]) == (2, 2)
+    assert result["missing_rate"] == 0.5
+
+
+# --- analyze_feature_drift -----------------------------------------------------------------
+
+
+def test_brief_example_income_drifted_age_not_for_a_reason() -> None:
+    report = analyze_feature_drift(BRIEF_REFERENCE, BRIEF_PRODUCTION, ["age", "income"])
+    assert report["features_with_drift"] == ["income"]
+    assert report["drift_alert"] is True
+    assert report["drift_share"] == 0.5
+    income, age = report["features"]["income"], report["features"]["age"]
+    # PSI on 6-8 values does not vote, whatever its (noisy) value
+    assert income["psi"]["votes"] is False and age["psi"]["votes"] is False
+    assert age["psi"]["psi"] > 0.2  # it would have voted "drift" by luck
+    # the samples do not overlap: exact KS p = 2 / C(12, 6)
+    assert income["ks"]["p_value"] == pytest.approx(2 / math.comb(12, 6), rel=1e-9)
+    assert age["ks"]["p_value"] > 0.5
+    assert income["tests"] == ["ks", "psi"]
+    assert "abstained" in income["reason"]
+
+
+def test_features_with_drift_keeps_the_given_order() -> None:
+    rng = np.random.default_rng(0)
+    ref = {n: rng.normal(size=500) for n in "abcd"}
+    cur = {n: rng.normal(3.0 if n in "db" else 0.0, 1, 500) for n in "abcd"}
+    report = analyze_feature_drift(ref, cur, ["d", "c", "b", "a"])
+    assert report["features_with_drift"] == ["d", "b"]
+    assert report["n_drifted"] == 2 and report["drift_share"] == 0.5
+
+
+def test_tests_are_chosen_by_feature_type() -> None:
+    ref = {"x": np.arange(200.0), "plan": ["a", "b"] * 100}
+    cur = {"x": np.arange(200.0), "plan": ["a", "b", "c", "a"] * 50}
+    report = analyze_feature_drift(ref, cur, ["x", "plan"])
+    assert report["features"]["x"]["tests"] == ["ks", "psi"]
+    assert report["features"]["plan"]["tests"] == ["chi2", "psi"]
+    assert report["features"]["plan"]["kind"] == "categorical"
+    assert report["features"]["plan"]["n_unseen"] == 50
+
+
+def test_explicit_tests_skip_what_does_not_fit() -> None:
+    ref = {"x": np.arange(200.0), "plan": ["a", "b"] * 100}
+    report = analyze_feature_drift(ref, ref, ["x", "plan"], tests=["ks", "psi"])
+    assert report["features"]["x"]["tests"] == ["ks", "psi"]
+    assert report["features"]["plan"]["tests"] == ["psi"]
+    assert report["features"]["plan"]["skipped_tests"] == {"ks": "needs a numeric feature"}
+
+
+def test_combine_all_versus_any() -> None:
+    rng = np.random.default_rng(12)
+    ref = {"x": rng.normal(size=50_000)}
+    cur = {"x": rng.normal(0.1, 1, 20_000)}  # significant but small: PSI well below 0.2
+    strict = analyze_feature_drift(ref, cur, ["x"])
+    loose = analyze_feature_drift(ref, cur, ["x"], combine="any")
+    x = strict["features"]["x"]
+    assert x["ks"]["drift_detected"] is True and x["psi"]["drift_detected"] is False
+    assert x["drift_detected"] is False and strict["drift_alert"] is False
+    assert loose["features"]["x"]["drift_detected"] is True
+
+
+def test_psi_min_samples_controls_whether_psi_votes() -> None:
+    report = analyze_feature_drift(
+        BRIEF_REFERENCE, BRIEF_PRODUCTION, ["age"], tests=["psi"], psi_min_samples=5
+    )
+    assert report["features"]["age"]["psi"]["votes"] is True
+    assert report["features"]["age"]["drift_detected"] is True  # noise, which is the point
+    quiet = analyze_feature_drift(BRIEF_REFERENCE, BRIEF_PRODUCTION, ["age"], tests=["psi"])
+    assert quiet["features"]["age"]["drift_detected"] is False
+    assert "no test voted" in quiet["features"]["age"]["reason"]
+
+
+def _p_values(report: dict) -> list[float]:
+    return [report["features"][n]["ks"]["p_value"] for n in report["features"]]
+
+
+def test_bonferroni_correction() -> None:
+    rng = np.random.default_rng(21)
+    ref = {f"f{i}": rng.normal(size=300) for i in range(6)}
+    cur = {f"f{i}": rng.normal(0.2 * i, 1, 300) for i in range(6)}
+    names = list(ref)
+    plain = analyze_feature_drift(ref, cur, names, tests=["ks"])
+    bonf = analyze_feature_drift(ref, cur, names, tests=["ks"], correction="bonferroni")
+    for name, p in zip(names, _p_values(plain), strict=True):
+        ks = bonf["features"][name]["ks"]
+        assert ks["p_value"] == p
+        assert ks["p_value_adjusted"] == pytest.approx(min(1.0, 6 * p))
+        assert ks["drift_detected"] == (min(1.0, 6 * p) < 0.05)
+    assert len(bonf["features_with_drift"]) <= len(plain["features_with_drift"])
+
+
+def test_bonferroni_can_remove_a_marginal_feature() -> None:
+    ref = {"a": np.arange(40.0), "b": np.arange(40.0), "c": np.arange(40.0)}
+    cur = {"a": np.arange(40.0) + 13, "b": np.arange(40.0), "c": np.arange(40.0)}
+    p = detect_drift_ks(ref["a"], cur["a"])["p_value"]
+    assert 0.05 / 3 < p < 0.05  # marginal: significant alone, not after correction
+    names = ["a", "b", "c"]
+    assert analyze_feature_drift(ref, cur, names, tests=["ks"])["features_with_drift"] == ["a"]
+    corrected = analyze_feature_drift(ref, cur, names, tests=["ks"], correction="bonferroni")
+    assert corrected["features_with_drift"] == []
+
+
+def test_benjamini_hochberg_step_up() -> None:
+    rng = np.random.default_rng(5)
+    ref = {f"f{i}": rng.normal(size=200) for i in range(8)}
+    cur = {f"f{i}": rng.normal(0.15 * i, 1, 200) for i in range(8)}
+    names = list(ref)
+    report = analyze_feature_drift(ref, cur, names, tests=["ks"], correction="benjamini-hochberg")
+    raw = [report["features"][n]["ks"]["p_value"] for n in names]
+    # BH written out: q_(i) = min over j >= i of p_(j) * m / j, in ascending order
+    m, order = len(raw), np.argsort(raw)
+    expected = [0.0] * m
+    running = 1.0
+    for rank in range(m, 0, -1):
+        idx = order[rank - 1]
+        running = min(running, raw[idx] * m / rank)
+        expected[idx] = running
+    for name, q in zip(names, expected, strict=True):
+        assert report["features"][name]["ks"]["p_value_adjusted"] == pytest.approx(q, rel=1e-9)
+
+
+def test_profile_and_dict_references_give_the_same_report() -> None:
+    rng = np.random.default_rng(30)
+    ref = {"x": rng.normal(size=3000), "plan": rng.choice(["a", "b", "c"], 3000)}
+    cur = {"x": rng.normal(0.2, 1, 800), "plan": rng.choice(["a", "b", "d"], 800)}
+    from_dict = analyze_feature_drift(ref, cur, ["x", "plan"])
+    profile = ReferenceProfile.from_data(ref)
+    from_profile = analyze_feature_drift(profile, cur, ["x", "plan"])
+    assert from_profile["profile_hash"] == profile.hash
+    for name in ("x", "plan"):
+        assert from_profile["features"][name] == from_dict["features"][name]
+
+
+def test_missing_rate_per_feature() -> None:
+    ref = {"x": np.arange(100.0)}
+    cur = {"x": np.r_[np.arange(90.0), [np.nan] * 8, [np.inf, -np.inf]]}
+    x = analyze_feature_drift(ref, cur, ["x"])["features"]["x"]
+    assert (x["n_current"], x["n_missing"]) == (90, 10)
+    assert x["missing_rate"] == pytest.approx(0.1)
+    assert x["reference_missing_rate"] == 0.0
+
+
+def test_min_drift_share_gates_the_alert() -> None:
+    report = analyze_feature_drift(
+        BRIEF_REFERENCE, BRIEF_PRODUCTION, ["age", "income"], min_drift_share=0.75
+    )
+    assert report["features_with_drift"] == ["income"]
+    assert report["drift_alert"] is False
+
+
+def test_drift_against_profile_defaults_to_shared_features() -> None:
+    rng = np.random.default_rng(4)
+    profile = ReferenceProfile.from_data({"a": rng.normal(size=500), "b": rng.normal(size=500)})
+    report = drift_against_profile(profile, {"b": rng.normal(size=200), "zzz": [1.0]})
+    assert list(report["features"]) == ["b"]
+    with pytest.raises(DriftInputError, match="no profile feature"):
+        drift_against_profile(profile, {"zzz": [1.0]})
+
+
+# --- bad input: one readable error naming the feature --------------------------------------
+
+
+def test_empty_reference_array() -> None:
+    with pytest.raises(DriftInputError, match="feature 'age': reference data is empty"):
+        analyze_feature_drift({"age": np.array([])}, {"age": np.array([1.0])}, ["age"])
+
+
+def test_empty_current_array() -> None:
+    with pytest.raises(DriftInputError, match="feature 'age': current data is empty"):
+        analyze_feature_drift({"age": np.arange(5.0)}, {"age": []}, ["age"])
+
+
+def test_reference_without_finite_values() -> None:
+    with pytest.raises(DriftInputError, match="feature 'age' reference: no finite values"):
+        analyze_feature_drift({"age": [np.nan, np.inf]}, {"age": [1.0]}, ["age"])
+
+
+def test_current_without_finite_values() -> None:
+    with pytest.raises(DriftInputError, match="feature 'age': current data has no finite"):
+        analyze_feature_drift({"age": np.arange(5.0)}, {"age": [np.nan, -np.inf]}, ["age"])
+
+
+def test_non_numeric_current_for_a_numeric_feature() -> None:
+    with pytest.raises(DriftInputError, match="feature 'age' current: non-numeric value 'old'"):
+        analyze_feature_drift({"age": np.arange(5.0)}, {"age": [1.0, "old"]}, ["age"])
+
+
+def test_non_numeric_reference_for_a_declared_numeric_feature() -> None:
+    with pytest.raises(DriftInputError, match="feature 'age' reference: non-numeric"):
+        analyze_feature_drift(
+            {"age": ["a", "b"]}, {"age": [1.0]}, ["age"], feature_types={"age": "numeric"}
+        )
+
+
+def test_feature_missing_from_reference() -> None:
+    with pytest.raises(DriftInputError, match="feature 'income' is missing from the reference"):
+        analyze_feature_drift({"age": [1.0]}, {"age": [1.0], "income": [2.0]}, ["income"])
+
+
+def test_feature_missing_from_current() -> None:
+    with pytest.raises(DriftInputError, match="feature 'age' is missing from the current"):
+        analyze_feature_drift({"age": [1.0]}, {"income": [2.0]}, ["age"])
+
+
+def test_feature_missing_from_profile() -> None:
+    profile = ReferenceProfile.from_data({"age": [1.0, 2.0]})
+    with pytest.raises(DriftInputError, match="'income' is missing from the reference profile"):
+        analyze_feature_drift(profile, {"income": [2.0]}, ["income"])
+
+
+def test_errors_are_value_errors() -> None:
+    with pytest.raises(ValueError, match="'age'"):
+        detect_drift_ks([], [1.0], name="age")
+
+
+def test_ks_on_a_categorical_profile() -> None:
+    profile = ReferenceProfile.from_data({"plan": ["a", "b"]})
+    with pytest.raises(DriftInputError, match="feature 'plan': the KS test needs a numeric"):
+        detect_drift_ks(profile["plan"], [1.0], name="plan")
+
+
+def test_unknown_test_name() -> None:
+    with pytest.raises(DriftInputError, match="unknown test 'anderson'"):
+        analyze_feature_drift({"a": [1.0]}, {"a": [1.0]}, ["a"], tests=["ks", "anderson"])
+
+
+def test_unknown_correction() -> None:
+    with pytest.raises(DriftInputError, match="correction must be one of"):
+        analyze_feature_drift({"a": [1.0]}, {"a": [1.0]}, ["a"], correction="holm")
+
+
+def test_empty_feature_list() -> None:
+    with pytest.raises(DriftInputError, match="features is empty"):
+        analyze_feature_drift({"a": [1.0]}, {"a": [1.0]}, [])
+
+
+@pytest.mark.parametrize("threshold", [0, 1, -0.1, float("nan"), "0.05"])
+def test_bad_p_value_threshold(threshold: object) -> None:
+    with pytest.raises(DriftInputError, match="threshold must be a number in"):
+        detect_drift_ks([1.0, 2.0], [1.0], threshold=threshold)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("epsilon", [0, -1e-4, 0.5, float("nan")])
+def test_bad_epsilon(epsilon: float) -> None:
+    with pytest.raises(DriftInputError, match="epsilon"):
+        detect_drift_psi([1.0, 2.0], [1.0], epsilon=epsilon)
+
+
+def test_bad_bucket_count() -> None:
+    with pytest.raises(DriftInputError, match="buckets must be an integer >= 2"):
+        detect_drift_psi([1.0, 2.0], [1.0], buckets=1)

@@ -1,0 +1,76 @@
+"""Invariants of the drift statistics, checked on generated samples (hypothesis)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from scipy import stats
+
+from mlops_core import detect_drift_chi2, detect_drift_ks, detect_drift_psi
+
+FAST = settings(max_examples=60, deadline=None)
+
+# finite values with many ties (a small grid) and some spread-out ones
+values = st.one_of(
+    st.integers(-5, 5).map(float),
+    st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False),
+)
+samples = hnp.arrays(np.float64, st.integers(1, 60), elements=values)
+categories = st.lists(st.sampled_from(["a", "b", "c", "d", "e"]), min_size=1, max_size=60)
+
+
+@FAST
+@given(samples)
+def test_identical_samples_give_ks_zero_and_psi_zero(x: np.ndarray) -> None:
+    ks = detect_drift_ks(x, x)
+    assert ks["statistic"] == 0.0
+    assert ks["p_value"] == 1.0
+    assert ks["drift_detected"] is False
+    psi = detect_drift_psi(x, x)
+    assert abs(psi["psi"]) < 1e-12
+
+
+@FAST
+@given(samples, samples, st.integers(2, 20))
+def test_psi_is_finite_and_never_negative(ref: np.ndarray, cur: np.ndarray, buckets: int) -> None:
+    result = detect_drift_psi(ref, cur, buckets=buckets)
+    assert math.isfinite(result["psi"])
+    assert result["psi"] >= 0.0
+    assert 1 <= result["buckets"] <= buckets
+    assert math.isclose(sum(result["reference_proportions"]), 1.0)
+    assert math.isclose(sum(result["current_proportions"]), 1.0)
+
+
+@pytest.mark.filterwarnings("ignore:ks_2samp. Exact calculation unsuccessful:RuntimeWarning")
+@FAST
+@given(samples, samples)
+def test_ks_is_finite_bounded_and_equals_scipy(ref: np.ndarray, cur: np.ndarray) -> None:
+    result = detect_drift_ks(ref, cur)
+    assert 0.0 <= result["statistic"] <= 1.0
+    assert 0.0 <= result["p_value"] <= 1.0
+    oracle = stats.ks_2samp(ref, cur)
+    assert abs(result["statistic"] - float(oracle.statistic)) <= 1e-12
+    assert abs(result["p_value"] - float(oracle.pvalue)) <= 1e-3
+
+
+@FAST
+@given(categories, categories)
+def test_categorical_tests_never_nan(ref: list[str], cur: list[str]) -> None:
+    chi2 = detect_drift_chi2(ref, cur)
+    assert math.isfinite(chi2["statistic"]) and 0.0 <= chi2["p_value"] <= 1.0
+    psi = detect_drift_psi(ref, cur)
+    assert math.isfinite(psi["psi"]) and psi["psi"] >= 0.0
+    assert psi["n_unseen"] == sum(1 for c in cur if c not in set(ref))
+
+
+@FAST
+@given(categories)
+def test_identical_categorical_samples_show_no_drift(x: list[str]) -> None:
+    assert detect_drift_psi(x, x)["psi"] < 1e-12
+    chi2 = detect_drift_chi2(x, x)
+    assert chi2["statistic"] < 1e-9 and chi2["drift_detected"] is False
