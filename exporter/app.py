@@ -27,6 +27,7 @@ import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
+from exporter.alerting import ExporterAlerts
 from exporter.collector import MlopsCollector, ReferenceInfo
 from exporter.config import ExporterConfig
 from exporter.exposition import MetricsRenderer
@@ -69,6 +70,12 @@ class Exporter:
         self._errors = 0
         self._stopped = False
         self._failed = False
+        # Built first: a bad alerts: section is a config error before anything starts.
+        self.alerts = (
+            ExporterAlerts.from_config(config.alerts, model=config.model_name, features=features)
+            if config.alerts
+            else None
+        )
 
         logs = config.logs
         self.follower = LogFollower(
@@ -103,6 +110,7 @@ class Exporter:
             snapshot=lambda: self._snapshot,
             counters=self.counters.snapshot,
             errors=lambda: self._errors,
+            alert_failures=(lambda: self.alerts.notify_failures) if self.alerts else None,
             version=version,
         )
         runtime = CollectorRegistry(auto_describe=False)  # process_* and python_* metrics
@@ -167,6 +175,12 @@ class Exporter:
             duration_seconds=round(snap.duration_seconds, 4),
         )
 
+    def alert_pass(self) -> None:
+        """In-process alerting on the latest snapshot; its own job, so a slow receiver never
+        delays the drift pass."""
+        if self.alerts is not None:
+            self.alerts.evaluate(self._snapshot)
+
     def _ingest_once(self) -> int:
         return int(self.ingestor.run_once())
 
@@ -219,6 +233,16 @@ class Exporter:
             coalesce=True,
             misfire_grace_time=None,
         )
+        if self.alerts is not None:
+            self.scheduler.add_job(
+                self.alert_pass,
+                "interval",
+                seconds=self.config.drift.interval,
+                id="alerts",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+            )
         self.scheduler.start()
         log.info(
             "started",

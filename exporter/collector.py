@@ -62,6 +62,7 @@ class MlopsCollector(Collector):
         counters: Callable[[], IngestSnapshot],
         *,
         errors: Callable[[], int] = lambda: 0,
+        alert_failures: Callable[[], int] | None = None,
         version: str = "unknown",
     ) -> None:
         self._model = model
@@ -69,6 +70,7 @@ class MlopsCollector(Collector):
         self._snapshot = snapshot
         self._counters = counters
         self._errors = errors
+        self._alert_failures = alert_failures
         self._version = version
 
     def describe(self) -> list[Metric]:
@@ -112,6 +114,14 @@ class MlopsCollector(Collector):
         )
         errors.add_metric([self._model], float(self._errors()))
         yield errors
+        if self._alert_failures is not None:
+            failures = CounterMetricFamily(
+                "mlops_alert_notification_failures",
+                "In-process alert deliveries (alerts: section) that failed after all retries.",
+                labels=["model"],
+            )
+            failures.add_metric([self._model], float(self._alert_failures()))
+            yield failures
         yield from self._traffic(counters)
 
     # --- drift --------------------------------------------------------------------------------

@@ -1,0 +1,137 @@
+"""In-process alerting inside the exporter (the optional ``alerts:`` config section).
+
+For users who run no Prometheus rules: after each drift pass the exporter's own figures go
+through :class:`mlops_core.alerts.AlertSystem`, which applies thresholds and the cooldown
+and pushes to Alertmanager's API or a webhook.  With Prometheus in place the shipped rules
+in ``rules/`` are the better choice: they see every replica, survive exporter restarts and
+are silenced and routed in one place.
+
+Figures a threshold can name (the keys of :func:`figures`)::
+
+    latency_p50_ms  latency_p90_ms  latency_p95_ms  latency_p99_ms
+    features_drifted  features_drifted_ratio  max_psi  window_samples
+    psi:<feature>  ks_p_value:<feature>  chi2_p_value:<feature>
+
+A threshold naming anything else is a configuration error at start-up, so a typo cannot
+silently turn an alert off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+
+from exporter.pipeline import Snapshot
+from mlops_core.alerts import AlertSystem
+from mlops_core.errors import AlertConfigError, ConfigError
+
+log = structlog.get_logger("exporter.alerting")
+
+_GLOBAL_FIGURES = (
+    "latency_p50_ms",
+    "latency_p90_ms",
+    "latency_p95_ms",
+    "latency_p99_ms",
+    "features_drifted",
+    "features_drifted_ratio",
+    "max_psi",
+    "window_samples",
+)
+_PER_FEATURE = ("psi", "ks_p_value", "chi2_p_value")
+
+
+def known_figures(features: Mapping[str, str]) -> set[str]:
+    """Every figure name a threshold may use for this set of monitored features."""
+    names = set(_GLOBAL_FIGURES)
+    for feature in features:
+        names.update(f"{kind}:{feature}" for kind in _PER_FEATURE)
+    return names
+
+
+def figures(snapshot: Snapshot) -> dict[str, float]:
+    """The snapshot's figures under the names thresholds use; absent when not computed.
+
+    Before ``drift.min_samples`` is reached a feature has no verdict and its figures are
+    absent, which :class:`AlertSystem` treats as "no data" (state kept), not as recovery.
+    """
+    if snapshot.computed_at is None:
+        return {}
+    out: dict[str, float] = {"window_samples": float(snapshot.window_samples)}
+    for quantile, seconds in snapshot.latency_quantiles.items():
+        out[f"latency_p{round(quantile * 100):d}_ms"] = seconds * 1000.0
+    if snapshot.features:
+        out["features_drifted"] = float(snapshot.features_drifted)
+        out["features_drifted_ratio"] = snapshot.features_drifted_ratio
+    psis = []
+    for result in snapshot.features:
+        for kind, value in (
+            ("psi", result.psi),
+            ("ks_p_value", result.ks_p_value),
+            ("chi2_p_value", result.chi2_p_value),
+        ):
+            if value is not None:
+                out[f"{kind}:{result.name}"] = float(value)
+        if result.psi is not None:
+            psis.append(float(result.psi))
+    if psis:
+        out["max_psi"] = max(psis)
+    return out
+
+
+class ExporterAlerts:
+    """Feeds each new snapshot to an :class:`AlertSystem`; never raises into the scheduler."""
+
+    def __init__(self, system: AlertSystem) -> None:
+        self.system = system
+        self._last_seen: float | None = None
+
+    @classmethod
+    def from_config(
+        cls, section: Mapping[str, Any], *, model: str, features: Mapping[str, str]
+    ) -> ExporterAlerts:
+        """Build from the ``alerts:`` section; errors become one :class:`ConfigError` line."""
+        section = dict(section)
+        for key in ("alertmanager", "webhook"):
+            notifier = section.get(key)
+            if isinstance(notifier, Mapping):  # every notification carries the model label
+                labels = {"model": model, **dict(notifier.get("labels") or {})}
+                section[key] = {**notifier, "labels": labels}
+        try:
+            system = AlertSystem.from_config(section)
+        except AlertConfigError as exc:
+            raise ConfigError(f"alerts: {exc}") from None
+        known = known_figures(features)
+        for name in system.thresholds:
+            if name not in known:
+                raise ConfigError(
+                    f"alerts.thresholds.{name}: unknown figure; use one of "
+                    f"{', '.join(sorted(_GLOBAL_FIGURES))} or psi:/ks_p_value:/chi2_p_value: "
+                    "followed by a monitored feature name"
+                )
+        return cls(system)
+
+    def evaluate(self, snapshot: Snapshot) -> dict[str, Any] | None:
+        """Check a snapshot once (a snapshot already checked is skipped); the result or None."""
+        if snapshot.computed_at is None or snapshot.computed_at == self._last_seen:
+            return None
+        self._last_seen = snapshot.computed_at
+        try:
+            result = self.system.analyze_metrics(figures(snapshot))
+        except Exception as exc:  # alerting must never stop the exporter
+            log.error("alert_evaluation_failed", error=str(exc))
+            return None
+        for alert in result["alerts"]:
+            log.info(
+                "alert_raised",
+                metric=alert["metric"],
+                severity=alert["severity"],
+                value=alert["value"],
+                threshold=alert["threshold"],
+            )
+        return result
+
+    @property
+    def notify_failures(self) -> int:
+        return int(self.system.notify_failures)
