@@ -1,0 +1,119 @@
+"""Checkpoint of read positions, so a restarted exporter neither re-counts nor skips lines.
+
+A position names a file three ways: by path (where it was), by ``(dev, inode)`` (which file
+it was, even after a rename) and by a fingerprint of its first bytes (to tell a file from a
+new one that reused a freed inode, or one truncated and rewritten in place).  The offset is
+always the end of the last *complete* line handed out: a partial last line is read again
+after a restart, never half-counted.
+
+The file is JSON, written atomically (temporary file in the same directory, ``fsync``,
+``os.replace``), so a crash while saving leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+
+import structlog
+
+FINGERPRINT_BYTES = 256
+"""How many leading bytes of a file identify it (fewer while the file is shorter)."""
+
+STATE_VERSION = 1
+
+_log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class FilePosition:
+    """Where reading of one file stopped.
+
+    ``rotated`` marks a file that had already been renamed away (rotation) and was still
+    being drained; after a restart it is looked up by inode in the directory of ``path``.
+    """
+
+    path: str
+    dev: int
+    inode: int
+    offset: int
+    fingerprint: str
+    fingerprint_len: int
+    rotated: bool = False
+
+
+def fingerprint(fd: int, length: int = FINGERPRINT_BYTES) -> tuple[str, int]:
+    """The sha256 hex digest of the first ``length`` bytes of an open file, and how many."""
+    head = os.pread(fd, length, 0)
+    return hashlib.sha256(head).hexdigest(), len(head)
+
+
+def matches_fingerprint(fd: int, digest: str, length: int) -> bool:
+    """Whether the open file still starts with the bytes the fingerprint was taken of."""
+    head = os.pread(fd, length, 0)
+    return len(head) == length and hashlib.sha256(head).hexdigest() == digest
+
+
+def load_positions(state_file: str) -> list[FilePosition] | None:
+    """The saved positions, or ``None`` when there is no usable checkpoint.
+
+    A missing file is the normal first start.  An unreadable or corrupt one is logged as a
+    warning naming the file and ignored: the exporter must keep running, and a sidecar that
+    crash-loops over its own checkpoint would lose every metric, not just a few lines.
+    """
+    try:
+        with open(state_file, "rb") as handle:
+            raw = json.loads(handle.read())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        _log.warning("checkpoint_unreadable", state_file=state_file, error=str(exc))
+        return None
+    try:
+        if raw.get("version") != STATE_VERSION:
+            raise ValueError(f"unsupported version {raw.get('version')!r}")
+        return [
+            FilePosition(
+                path=str(item["path"]),
+                dev=int(item["dev"]),
+                inode=int(item["inode"]),
+                offset=int(item["offset"]),
+                fingerprint=str(item["fingerprint"]),
+                fingerprint_len=int(item["fingerprint_len"]),
+                rotated=bool(item.get("rotated", False)),
+            )
+            for item in raw["files"]
+        ]
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        _log.warning("checkpoint_corrupt", state_file=state_file, error=str(exc))
+        return None
+
+
+def save_positions(state_file: str, positions: list[FilePosition]) -> None:
+    """Atomically replace ``state_file`` with ``positions`` (parent directory created)."""
+    directory = os.path.dirname(os.path.abspath(state_file))
+    os.makedirs(directory, exist_ok=True)
+    payload = json.dumps(
+        {"version": STATE_VERSION, "files": [asdict(p) for p in positions]}, indent=1
+    ).encode()
+    fd, tmp_path = tempfile.mkstemp(prefix=".positions-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_path, state_file)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_path)
+        raise
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)

@@ -1,0 +1,221 @@
+"""The sliding window of recent predictions that the drift and latency pass works on.
+
+Memory is fixed when the window is built: one ring buffer per feature plus one for latency
+and one for timestamps, each ``max_samples`` long, however many lines the logs hold.  A
+prediction leaves the window when ``max_samples`` newer ones arrived (count) or when it is
+older than ``max_age`` seconds (age, by the record's own timestamp; timestamps in the future
+are taken as "now", so a skewed clock cannot pin records in the window).
+
+Thread model: one thread calls :meth:`Window.add`, others read.  Every method takes the
+window's lock and reads return copies, so a reader never sees half of a batch.  To get all
+features from the *same* set of predictions, take one :meth:`Window.snapshot`.
+
+Values as returned to the drift pass:
+
+- numeric feature: the finite float64 values (missing ones left out);
+- categorical feature: the raw category strings as an object array (missing ones left out),
+  which ``mlops_core.drift``'s chi-square and PSI accept together with the feature's profile.
+  :meth:`WindowSnapshot.bucket_counts` gives the counts per reference bucket instead.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from exporter.records import ParsedBatch
+from mlops_core.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class WindowSnapshot:
+    """An immutable copy of the window's contents, all columns from the same predictions."""
+
+    timestamps: np.ndarray
+    latency_seconds: np.ndarray  # NaN where a record had no latency
+    columns: dict[str, np.ndarray]  # float64 with NaN / object with None for missing
+    kinds: dict[str, str]
+
+    def samples(self) -> int:
+        return len(self.timestamps)
+
+    def values(self, feature: str) -> np.ndarray:
+        column = self.columns[feature]
+        if self.kinds[feature] == "numeric":
+            return column[np.isfinite(column)]
+        return column[_present(column)]
+
+    def missing_ratio(self, feature: str) -> float:
+        return _missing_ratio(self.columns[feature], self.kinds[feature])
+
+    def latencies(self) -> np.ndarray:
+        return self.latency_seconds[np.isfinite(self.latency_seconds)]
+
+    def bucket_counts(self, feature: str, profile: Any) -> np.ndarray:
+        """Counts of the present values per bucket of ``profile[feature]`` (int64)."""
+        feature_profile = profile[feature]
+        indices = feature_profile.bucketize(self.values(feature))
+        return np.bincount(indices, minlength=len(feature_profile.bucket_labels)).astype(np.int64)
+
+
+def _present(column: np.ndarray) -> np.ndarray:
+    return np.not_equal(column, None)
+
+
+def _missing_ratio(column: np.ndarray, kind: str) -> float:
+    if len(column) == 0:
+        return 0.0
+    if kind == "numeric":
+        missing = int(np.count_nonzero(np.isnan(column)))
+    else:
+        missing = len(column) - int(np.count_nonzero(_present(column)))
+    return missing / len(column)
+
+
+class Window:
+    """Fixed-size ring buffers per feature, evicting by count and by age; see module doc."""
+
+    def __init__(
+        self,
+        profile: Any,
+        features: Sequence[str],
+        *,
+        max_samples: int = 10_000,
+        max_age: float | None = 3600.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if max_samples < 1:
+            raise ConfigError(f"drift.window.max_samples must be at least 1, not {max_samples}")
+        if max_age is not None and not max_age > 0:
+            raise ConfigError(f"drift.window.max_age must be positive, not {max_age}")
+        self.kinds: dict[str, str] = {}
+        for name in features:
+            if name not in profile:
+                raise ConfigError(f"feature {name!r} is not in the reference profile")
+            self.kinds[name] = profile[name].kind
+        self.features = list(features)
+        self.max_samples = max_samples
+        self.max_age = max_age
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._ts = np.zeros(max_samples, dtype=np.float64)
+        self._lat = np.full(max_samples, np.nan)
+        self._cols: dict[str, np.ndarray] = {
+            name: np.full(max_samples, np.nan)
+            if kind == "numeric"
+            else np.full(max_samples, None, dtype=object)
+            for name, kind in self.kinds.items()
+        }
+        self._start = 0  # slot of the oldest sample
+        self._count = 0
+
+    # --- writing ----------------------------------------------------------------------------
+
+    def add(self, batch: ParsedBatch) -> None:
+        """Append the batch's predictions (only the newest ``max_samples`` can stay)."""
+        n = batch.n_predictions
+        if n == 0:
+            return
+        now = self._clock()
+        take = slice(max(0, n - self.max_samples), n)
+        ts = np.minimum(np.asarray(batch.timestamps_of(take), dtype=np.float64), now)
+        lat = batch.latency_seconds[take]
+        columns = {}
+        for name, kind in self.kinds.items():
+            column = batch.features.get(name)
+            if column is None:  # the parser was not asked for it: missing everywhere
+                column = np.full(n, np.nan) if kind == "numeric" else np.full(n, None, object)
+            columns[name] = column[take]
+        k = len(ts)
+        with self._lock:
+            end = (self._start + self._count) % self.max_samples
+            first = min(k, self.max_samples - end)
+            spans = [(end, 0, first), (0, first, k - first)] if k > first else [(end, 0, k)]
+            for slot, src, length in spans:
+                dst = slice(slot, slot + length)
+                part = slice(src, src + length)
+                self._ts[dst] = ts[part]
+                self._lat[dst] = lat[part]
+                for name, column in columns.items():
+                    self._cols[name][dst] = column[part]
+            overflow = max(0, self._count + k - self.max_samples)
+            self._count = min(self.max_samples, self._count + k)
+            self._start = (self._start + overflow) % self.max_samples
+            self._evict_locked(now)
+
+    def evict_expired(self, now: float | None = None) -> None:
+        """Drop predictions older than ``max_age`` (relative to ``now``, default the clock)."""
+        with self._lock:
+            self._evict_locked(self._clock() if now is None else now)
+
+    def _evict_locked(self, now: float) -> None:
+        if self.max_age is None or self._count == 0:
+            return
+        order = self._order()
+        cutoff = now - self.max_age
+        keep = self._ts[order] >= cutoff
+        if keep.all():
+            return
+        kept = order[keep]
+        n = len(kept)
+        # Compact the survivors, oldest first, to the start of the buffers.
+        self._ts[:n] = self._ts[kept]
+        self._lat[:n] = self._lat[kept]
+        for name, column in self._cols.items():
+            column[:n] = column[kept]
+            column[n:] = np.nan if self.kinds[name] == "numeric" else None
+        self._start = 0
+        self._count = n
+
+    def _order(self) -> np.ndarray:
+        return (self._start + np.arange(self._count)) % self.max_samples
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def snapshot(self, now: float | None = None) -> WindowSnapshot:
+        """Evict what is too old, then copy everything, oldest first, under one lock."""
+        with self._lock:
+            self._evict_locked(self._clock() if now is None else now)
+            order = self._order()
+            return WindowSnapshot(
+                timestamps=self._ts[order],
+                latency_seconds=self._lat[order],
+                columns={name: column[order] for name, column in self._cols.items()},
+                kinds=dict(self.kinds),
+            )
+
+    def samples(self) -> int:
+        """Predictions currently in the window."""
+        with self._lock:
+            return self._count
+
+    def values(self, feature: str) -> np.ndarray:
+        """A copy of the present values of ``feature`` (see the module doc for the types)."""
+        self._check(feature)
+        with self._lock:
+            column = self._cols[feature][self._order()]
+        if self.kinds[feature] == "numeric":
+            return column[np.isfinite(column)]
+        return column[_present(column)]
+
+    def missing_ratio(self, feature: str) -> float:
+        """Share of the window's predictions in which ``feature`` was absent or null."""
+        self._check(feature)
+        with self._lock:
+            column = self._cols[feature][self._order()]
+        return _missing_ratio(column, self.kinds[feature])
+
+    def latencies(self) -> np.ndarray:
+        """A copy of the window's latencies in seconds, finite values only."""
+        with self._lock:
+            lat = self._lat[self._order()]
+        return lat[np.isfinite(lat)]
+
+    def _check(self, feature: str) -> None:
+        if feature not in self._cols:
+            raise KeyError(f"feature {feature!r} is not in the window")

@@ -1,0 +1,365 @@
+"""What can happen to a log file, and what LogFollower does about it (real files, real renames).
+
+Named after the situations of mtail's tailer tests: rotation, truncation, partial lines,
+files coming and going, restarts from a checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from exporter.tail import LogFollower
+
+
+def _append(path: Path, data: bytes) -> None:
+    with open(path, "ab") as handle:
+        handle.write(data)
+
+
+def _lines(prefix: str, n: int, start: int = 0) -> list[bytes]:
+    return [f'{{"{prefix}": {i}}}'.encode() for i in range(start, start + n)]
+
+
+def _write_lines(path: Path, lines: list[bytes]) -> None:
+    _append(path, b"".join(line + b"\n" for line in lines))
+
+
+def _drain(follower: LogFollower, polls: int = 5) -> list[bytes]:
+    """Poll until caught up (and a couple more polls, so drained files get closed)."""
+    out: list[bytes] = []
+    for _ in range(polls):
+        out.extend(follower.poll())
+    return out
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Path:
+    path = tmp_path / "model.jsonl"
+    path.touch()
+    return path
+
+
+def test_appended_lines_are_returned_once(log: Path) -> None:
+    with LogFollower([str(log)], start_position="beginning") as follower:
+        _write_lines(log, _lines("a", 3))
+        assert follower.poll() == _lines("a", 3)
+        assert follower.poll() == []
+        _write_lines(log, _lines("a", 2, start=3))
+        assert follower.poll() == _lines("a", 2, start=3)
+        assert follower.stats.bytes_read == log.stat().st_size
+        assert follower.stats.files_watched == 1
+
+
+def test_start_position_end_skips_existing_lines_reads_new_ones(log: Path) -> None:
+    _write_lines(log, _lines("old", 5))
+    with LogFollower([str(log)], start_position="end") as follower:
+        assert follower.poll() == []
+        _write_lines(log, _lines("new", 2))
+        assert follower.poll() == _lines("new", 2)
+
+
+def test_start_position_end_keeps_an_unfinished_last_line_whole(log: Path) -> None:
+    _append(log, b'{"old": 1}\n{"half": ')
+    with LogFollower([str(log)], start_position="end") as follower:
+        assert follower.poll() == []
+        _append(log, b'"done"}\n')
+        assert follower.poll() == [b'{"half": "done"}']
+
+
+def test_partial_line_is_held_until_its_newline_arrives(log: Path) -> None:
+    with LogFollower([str(log)], start_position="beginning") as follower:
+        _append(log, b'{"a": 1}\n{"b": ')
+        assert follower.poll() == [b'{"a": 1}']
+        _append(log, b"2")
+        assert follower.poll() == []
+        _append(log, b"}\n")
+        assert follower.poll() == [b'{"b": 2}']
+
+
+def test_empty_lines_are_skipped(log: Path) -> None:
+    with LogFollower([str(log)], start_position="beginning") as follower:
+        _append(log, b'\n{"a": 1}\n\n\n{"b": 2}\n')
+        assert follower.poll() == [b'{"a": 1}', b'{"b": 2}']
+
+
+def test_rotation_by_rename_finishes_old_file_then_reads_new_from_start(log: Path) -> None:
+    with LogFollower([str(log)], start_position="beginning") as follower:
+        _write_lines(log, _lines("old", 3))
+        assert follower.poll() == _lines("old", 3)
+        # The writer still holds the old file: it adds two lines after the rename...
+        with open(log, "ab") as writer:
+            os.rename(log, log.with_suffix(".jsonl.1"))
+            writer.write(b"".join(line + b"\n" for line in _lines("old", 2, start=3)))
+        # ...then reopens the path, which is a new file.
+        _write_lines(log, _lines("new", 2))
+        got = _drain(follower)
+        assert got == _lines("old", 2, start=3) + _lines("new", 2)
+        assert follower.stats.rotations == 1
+        assert follower.stats.files_watched == 1
+        _write_lines(log, _lines("new", 1, start=2))
+        assert follower.poll() == _lines("new", 1, start=2)
+
+
+def test_rotation_by_rename_with_new_file_created_later(log: Path) -> None:
+    with LogFollower([str(log)], start_position="beginning") as follower:
+        _write_lines(log, _lines("old", 2))
+        assert follower.poll() == _lines("old", 2)
+        os.rename(log, log.with_suffix(".jsonl.1"))
+        _write_lines(log.with_suffix(".jsonl.1"), _lines("old", 1, start=2))
+        assert _drain(follower) == _lines("old", 1, start=2)
+        assert follower.stats.files_watched == 0
+        _write_lines(log, _lines("new", 2))
+        assert follower.poll() == _lines("new", 2)
+        assert follower.stats.rotations == 1
+        assert follower.stats.files_watched == 1
+
+
+def test_rotation_by_rename_hands_out_unterminated_last_line_of_old_file(log: Path) -> None:
+    with LogFollower([str(log)], start_position="beginning") as follower:
+        _append(log, b'{"a": 1}\n{"last": 2}')
+        assert follower.poll() == [b'{"a": 1}']
+        os.rename(log, log.with_suffix(".jsonl.1"))
+        _write_lines(log, [b'{"new": 1}'])
+        assert _drain(follower) == [b'{"new": 1}', b'{"last": 2}']
+
+
+def test_truncation_copytruncate_restarts_at_zero(log: Path) -> None:
+    with LogFollower([str(log)], start_position="beginning") as follower:
+        _write_lines(log, _lines("before", 4))
+        assert follower.poll() == _lines("before", 4)
+        os.truncate(log, 0)
+        _write_lines(log, [b'{"x": 1}'])  # shorter than what was read
+        assert follower.poll() == [b'{"x": 1}']
+        assert follower.stats.truncations == 1
+        assert follower.stats.rotations == 0
+
+
+def test_truncation_then_regrowth_past_the_offset_is_noticed_by_fingerprint(log: Path) -> None:
+    with LogFollower([str(log)], start_position="beginning") as follower:
+        _write_lines(log, _lines("before", 2))
+        assert follower.poll() == _lines("before", 2)
+        with open(log, "wb") as handle:  # truncate and write more than before, between polls
+            handle.write(b"".join(line + b"\n" for line in _lines("after", 10)))
+        assert follower.poll() == _lines("after", 10)
+        assert follower.stats.truncations == 1
+
+
+def test_file_appears_later_is_read_from_its_start(tmp_path: Path) -> None:
+    pattern = str(tmp_path / "*.jsonl")
+    with LogFollower([pattern], start_position="end") as follower:
+        assert follower.poll() == []
+        assert follower.stats.files_watched == 0
+        _write_lines(tmp_path / "late.jsonl", _lines("late", 3))
+        assert follower.poll() == _lines("late", 3)
+        assert follower.stats.files_watched == 1
+
+
+def test_file_disappears_its_remaining_lines_are_read_then_it_is_closed(log: Path) -> None:
+    with LogFollower([str(log)], start_position="beginning") as follower:
+        _write_lines(log, _lines("a", 2))
+        assert follower.poll() == _lines("a", 2)
+        _write_lines(log, _lines("a", 1, start=2))
+        log.unlink()
+        assert _drain(follower) == _lines("a", 1, start=2)
+        assert follower.stats.files_watched == 0
+        assert follower.stats.rotations == 0
+        assert follower._draining == []  # the file descriptor was released
+
+
+def test_several_files_matched_by_globs_are_all_followed(tmp_path: Path) -> None:
+    (tmp_path / "a.jsonl").write_bytes(b'{"a": 1}\n')
+    (tmp_path / "b.jsonl").write_bytes(b'{"b": 1}\n')
+    (tmp_path / "c.log").write_bytes(b'{"c": 1}\n')
+    patterns = [str(tmp_path / "*.jsonl"), str(tmp_path / "a.*")]
+    with LogFollower(patterns, start_position="beginning") as follower:
+        assert sorted(follower.poll()) == [b'{"a": 1}', b'{"b": 1}']
+        assert follower.stats.files_watched == 2
+
+
+def test_line_over_size_limit_in_one_read_is_dropped_and_counted(log: Path) -> None:
+    with LogFollower([str(log)], start_position="beginning", max_line_bytes=100) as follower:
+        _append(log, b'{"ok": 1}\n' + b"x" * 101 + b'\n{"ok": 2}\n' + b"y" * 100 + b"\n")
+        assert follower.poll() == [b'{"ok": 1}', b'{"ok": 2}', b"y" * 100]
+        assert follower.stats.lines_too_long == 1
+
+
+def test_line_over_size_limit_growing_across_polls_is_dropped_once(log: Path) -> None:
+    with LogFollower([str(log)], start_position="beginning", max_line_bytes=64) as follower:
+        _append(log, b'{"ok": 1}\n' + b"z" * 50)
+        assert follower.poll() == [b'{"ok": 1}']
+        _append(log, b"z" * 50)  # now over the limit, still no newline
+        assert follower.poll() == []
+        _append(log, b"z" * 500)
+        assert follower.poll() == []
+        _append(log, b'zz\n{"ok": 2}\n')
+        assert follower.poll() == [b'{"ok": 2}']
+        assert follower.stats.lines_too_long == 1
+
+
+def test_poll_budget_hands_out_a_big_backlog_in_pieces_exactly_once(log: Path) -> None:
+    lines = _lines("n", 2000)
+    _write_lines(log, lines)
+    with LogFollower([str(log)], start_position="beginning", max_poll_bytes=4096) as follower:
+        got: list[bytes] = []
+        polls = 0
+        while True:
+            polls += 1
+            got.extend(follower.poll())
+            if follower.caught_up:
+                break
+        assert got == lines
+        assert polls > 5
+
+
+def test_poll_blocks_hold_the_same_lines_as_poll(log: Path) -> None:
+    _write_lines(log, _lines("b", 50))
+    with LogFollower([str(log)], start_position="beginning", max_poll_bytes=300) as follower:
+        blocks = []
+        while not follower.caught_up or not blocks:
+            blocks.extend(follower.poll_blocks())
+    assert all(block.endswith(b"\n") for block in blocks)
+    assert b"".join(blocks).split(b"\n")[:-1] == _lines("b", 50)
+
+
+def _follower(log: Path, state: Path, **kwargs: object) -> LogFollower:
+    return LogFollower([str(log)], state_file=str(state), **kwargs)  # type: ignore[arg-type]
+
+
+def test_restart_from_checkpoint_no_double_count(log: Path, tmp_path: Path) -> None:
+    state = tmp_path / "state" / "positions.json"
+    _write_lines(log, _lines("a", 3))
+    first = _follower(log, state, start_position="beginning")
+    assert first.poll() == _lines("a", 3)
+    _append(log, b'{"a": 3}\n{"a": ')  # a partial line at the checkpoint
+    assert first.poll() == [b'{"a": 3}']
+    first.save_positions()
+    first.close()
+    _append(log, b'4}\n{"a": 5}\n')  # written while the exporter was down
+    second = _follower(log, state, start_position="end")  # the checkpoint wins over "end"
+    assert second.poll() == [b'{"a": 4}', b'{"a": 5}']
+    assert second.poll() == []
+    second.close()
+    saved = json.loads(state.read_text())
+    assert saved["files"][0]["offset"] == len(b'{"a": 0}\n{"a": 1}\n{"a": 2}\n{"a": 3}\n')
+
+
+def test_restart_after_rotation_while_down_finishes_the_rotated_file(
+    log: Path, tmp_path: Path
+) -> None:
+    state = tmp_path / "positions.json"
+    first = _follower(log, state, start_position="beginning")
+    _write_lines(log, _lines("old", 2))
+    assert first.poll() == _lines("old", 2)
+    first.save_positions()
+    first.close()
+    _write_lines(log, _lines("old", 2, start=2))  # appended, then rotated, while down
+    os.rename(log, log.with_suffix(".jsonl.1"))
+    _write_lines(log, _lines("new", 2))
+    second = _follower(log, state, start_position="end")
+    assert _drain(second) == _lines("old", 2, start=2) + _lines("new", 2)
+    assert second.stats.rotations == 1
+    second.close()
+
+
+def test_checkpoint_file_replaced_by_new_file_is_read_from_start(log: Path, tmp_path: Path) -> None:
+    state = tmp_path / "positions.json"
+    _write_lines(log, _lines("old", 5))
+    first = _follower(log, state, start_position="beginning")
+    assert len(first.poll()) == 5
+    first.save_positions()
+    first.close()
+    log.unlink()  # a new file (new inode) under the same path
+    _write_lines(log, _lines("new", 7))
+    second = _follower(log, state, start_position="end")
+    assert second.poll() == _lines("new", 7)
+    second.close()
+
+
+def test_checkpoint_with_same_inode_but_other_content_is_read_from_start(
+    log: Path, tmp_path: Path
+) -> None:
+    """Inode reuse / rewrite in place: (dev, inode) match, the fingerprint does not."""
+    state = tmp_path / "positions.json"
+    _write_lines(log, _lines("old", 3))
+    first = _follower(log, state, start_position="beginning")
+    assert len(first.poll()) == 3
+    first.save_positions()
+    first.close()
+    inode = log.stat().st_ino
+    with open(log, "r+b") as handle:  # same inode, different first bytes, longer than before
+        handle.write(b"".join(line + b"\n" for line in _lines("other", 9)))
+    assert log.stat().st_ino == inode
+    second = _follower(log, state, start_position="end")
+    assert second.poll() == _lines("other", 9)
+    second.close()
+
+
+def test_checkpoint_of_a_file_truncated_while_down_restarts_at_zero(
+    log: Path, tmp_path: Path
+) -> None:
+    state = tmp_path / "positions.json"
+    _write_lines(log, _lines("long-line-padding", 20))
+    first = _follower(log, state, start_position="beginning")
+    assert len(first.poll()) == 20
+    first.save_positions()
+    first.close()
+    head = log.read_bytes()[:256]
+    with open(log, "r+b") as handle:  # copytruncate while down, same first bytes
+        handle.truncate(0)
+        handle.write(head.split(b"\n")[0] + b"\n")
+    second = _follower(log, state, start_position="end")
+    assert second.poll() == [head.split(b"\n")[0]]
+    assert second.stats.truncations == 1
+    second.close()
+
+
+def test_new_file_created_while_down_is_read_from_start(tmp_path: Path) -> None:
+    state = tmp_path / "positions.json"
+    pattern = str(tmp_path / "*.jsonl")
+    _write_lines(tmp_path / "a.jsonl", _lines("a", 1))
+    first = LogFollower([pattern], start_position="end", state_file=str(state))
+    first.save_positions()
+    first.close()
+    _write_lines(tmp_path / "b.jsonl", _lines("b", 2))
+    second = LogFollower([pattern], start_position="end", state_file=str(state))
+    assert second.poll() == _lines("b", 2)
+    second.close()
+
+
+def test_corrupt_checkpoint_is_ignored_and_start_position_applies(
+    log: Path, tmp_path: Path
+) -> None:
+    state = tmp_path / "positions.json"
+    state.write_text("{not json")
+    _write_lines(log, _lines("a", 2))
+    with _follower(log, state, start_position="beginning") as follower:
+        assert follower.poll() == _lines("a", 2)
+        follower.save_positions()
+    assert json.loads(state.read_text())["version"] == 1
+
+
+def test_save_positions_replaces_the_file_atomically(log: Path, tmp_path: Path) -> None:
+    state = tmp_path / "positions.json"
+    with _follower(log, state, start_position="beginning") as follower:
+        _write_lines(log, _lines("a", 1))
+        follower.poll()
+        follower.save_positions()
+        inode_before = state.stat().st_ino
+        follower.save_positions()
+        assert state.stat().st_ino != inode_before  # a new file renamed over, never rewritten
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".positions-")] == []
+
+
+def test_save_positions_without_state_file_writes_nothing(log: Path, tmp_path: Path) -> None:
+    with LogFollower([str(log)]) as follower:
+        follower.save_positions()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.jsonl"]
+
+
+def test_bad_start_position_is_rejected(log: Path) -> None:
+    with pytest.raises(ValueError, match="start_position"):
+        LogFollower([str(log)], start_position="middle")
