@@ -1,4 +1,7 @@
-"""Crash-safe file primitives for the model registry: atomic writes, locks, content hashes.
+"""Crash-safe file primitives: atomic writes, locks, content hashes.
+
+Used by the model registry (all of it) and by the alert system (its cooldown state file), so
+there is one atomic-write implementation in ``mlops_core``.
 
 Everything here is about surviving a process killed at any instruction and several
 processes writing at once, using only POSIX guarantees:
@@ -221,9 +224,10 @@ def hash_artifact(path: Path) -> tuple[str, int]:
     if stat.S_ISREG(st.st_mode):
         fd = _open_regular(path)
         try:
-            return _finish(hasher, _hash_fd(fd, hasher))
+            size = _hash_fd(fd, hasher)
         finally:
             os.close(fd)
+        return hasher.hexdigest(), size
     if not stat.S_ISDIR(st.st_mode):
         raise IntegrityError(f"{path}: not a regular file or directory")
     total = 0
@@ -238,10 +242,6 @@ def hash_artifact(path: Path) -> tuple[str, int]:
         finally:
             os.close(fd)
     return hasher.hexdigest(), total
-
-
-def _finish(hasher: Any, size: int) -> tuple[str, int]:
-    return hasher.hexdigest(), size
 
 
 def _copy_file(src: Path, dst: Path, hasher: Any) -> int:
@@ -271,7 +271,8 @@ def copy_artifact(src: Path, dst: Path) -> tuple[str, int, str]:
     """
     hasher = hashlib.sha256()
     if src.is_file():
-        return *_finish(hasher, _copy_file(src, dst, hasher)), "file"
+        size = _copy_file(src, dst, hasher)
+        return hasher.hexdigest(), size, "file"
     if not src.is_dir():
         raise RegistryInputError(f"{src}: not a regular file or directory")
     os.mkdir(dst)

@@ -22,7 +22,6 @@ import json
 import math
 import os
 import re
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -32,6 +31,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from mlops_core._fsutil import atomic_write_bytes
 from mlops_core.errors import AlertConfigError
 
 log = structlog.get_logger(__name__)
@@ -81,6 +81,8 @@ class AlertSystem:
             )
         self.cooldown_seconds = float(cooldown_hours) * 3600.0
         self.clock = clock or time.time
+        if state_file is not None and not isinstance(state_file, (str, os.PathLike)):
+            raise AlertConfigError(f"state_file must be a file path, got {state_file!r}")
         self.state_file = Path(state_file) if state_file is not None else None
         self.notifiers = list(notifiers)
         self.notify_failures = 0
@@ -238,22 +240,13 @@ class AlertSystem:
         return state
 
     def _save_state(self) -> None:
+        """Write the state atomically (``_fsutil``: temp file, fsync, ``os.replace``, dir fsync)."""
         if self.state_file is None:
             return
         body = json.dumps({"version": _STATE_VERSION, "sent": self._state}, sort_keys=True)
-        directory = self.state_file.parent
         try:
-            directory.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".alert-state-", dir=directory)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    fh.write(body)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, self.state_file)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            self.state_file.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(self.state_file, body.encode("utf-8"))
         except OSError as exc:  # alerting must go on even when the state cannot be kept
             log.error("alert_state_write_failed", path=str(self.state_file), error=str(exc))
 

@@ -212,6 +212,19 @@ class _LineWriter:
                 os.close(fd)
 
 
+def _check_processors(processors: Any) -> list[Callable[..., Any]]:
+    """The user's extra processors as a list; a wrong value fails now, not at the first log."""
+    if processors is None:
+        return []
+    if isinstance(processors, Iterable) and not callable(processors):
+        items = list(processors)
+        if all(callable(p) for p in items):
+            return items
+    raise PredictionLogError(
+        f"processors must be a list of structlog processors (callables), got {processors!r}"
+    )
+
+
 # --- the public logger --------------------------------------------------------------------------
 
 
@@ -255,8 +268,17 @@ class PredictionLogger:
             raise PredictionLogError(
                 f"model_version must be a string, got {type(model_version).__name__}"
             )
-        if check_interval is not None and not check_interval >= 0:
-            raise PredictionLogError(f"check_interval must be >= 0, got {check_interval!r}")
+        if check_interval is not None and (
+            isinstance(check_interval, bool)
+            or not isinstance(check_interval, numbers.Real)
+            or not check_interval >= 0
+        ):
+            raise PredictionLogError(
+                f"check_interval must be a number >= 0 or None, got {check_interval!r}"
+            )
+        extra_processors = _check_processors(processors)
+        if redactor is not None and not callable(redactor):
+            raise PredictionLogError(f"redactor must be a callable processor, got {redactor!r}")
         self.service = service
         self.model_version = model_version
         self.redactor = redact_pii if redactor is None else redactor
@@ -265,7 +287,7 @@ class PredictionLogger:
         self._processors: list[Callable[..., Any]] = [
             self._stamp,
             self.redactor,
-            *(processors or ()),
+            *extra_processors,
             self.renderer,
         ]
         wrapper = structlog.make_filtering_bound_logger(_stdlib_logging.DEBUG)

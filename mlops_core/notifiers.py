@@ -15,6 +15,7 @@ and network errors are retried; any other 4xx means the request itself is wrong.
 from __future__ import annotations
 
 import json
+import math
 import time
 import urllib.error
 import urllib.request
@@ -50,13 +51,11 @@ class _HttpNotifier:
             raise AlertConfigError(f"{type(self).__name__} needs an http(s) URL, got {url!r}")
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise AlertConfigError(f"retries must be a non-negative integer, got {retries!r}")
-        if not isinstance(timeout, (int, float)) or timeout <= 0:
-            raise AlertConfigError(f"timeout must be a positive number, got {timeout!r}")
         self.url = url
-        self.timeout = float(timeout)
+        self.timeout = _number(timeout, "timeout", positive=True)
         self.retries = retries
-        self.backoff = float(backoff)
-        self.headers = dict(headers or {})
+        self.backoff = _number(backoff, "backoff")
+        self.headers = _str_map(headers, "headers")
         self._sleep = sleep
         self.sent = 0  # batches delivered
         self.failures = 0  # batches given up on
@@ -132,9 +131,11 @@ class AlertmanagerNotifier(_HttpNotifier):
             url, timeout=timeout, retries=retries, backoff=backoff, headers=headers, sleep=sleep
         )
         self.endpoint = url.rstrip("/") + "/api/v2/alerts"
-        self.labels = {str(k): str(v) for k, v in (labels or {}).items()}
+        self.labels = _str_map(labels, "labels")
+        if not isinstance(alertname, str) or not alertname:
+            raise AlertConfigError(f"alertname must be a non-empty string, got {alertname!r}")
         self.alertname = alertname
-        self.ends_after = float(ends_after)
+        self.ends_after = _number(ends_after, "ends_after", positive=True)
         self.generator_url = generator_url
 
     def payload(self, alerts: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -207,7 +208,7 @@ class WebhookNotifier(_HttpNotifier):
         super().__init__(
             url, timeout=timeout, retries=retries, backoff=backoff, headers=headers, sleep=sleep
         )
-        self.labels = {str(k): str(v) for k, v in (labels or {}).items()}
+        self.labels = _str_map(labels, "labels")
 
     def payload(self, alerts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         firing = any(a.get("status", "firing") == "firing" for a in alerts)
@@ -254,7 +255,7 @@ def notifiers_from_config(
             kwargs["ends_after"] = max(2 * cooldown_seconds, 300.0)
         try:
             out.append(cls(conf["url"], **kwargs))
-        except TypeError as exc:
+        except (TypeError, AlertConfigError) as exc:
             raise AlertConfigError(f"alerts.{key}: {exc}") from None
     return out
 
@@ -271,6 +272,29 @@ _AM_KEYS = {
     "headers",
 }
 _WEBHOOK_KEYS = {"url", "timeout", "retries", "backoff", "labels", "headers"}
+
+
+def _number(value: Any, what: str, *, positive: bool = False) -> float:
+    """A finite number >= 0 (> 0 with ``positive``), else ``AlertConfigError`` naming it."""
+    ok = (
+        not isinstance(value, bool)
+        and isinstance(value, (int, float))
+        and math.isfinite(value)
+        and (value > 0 if positive else value >= 0)
+    )
+    if not ok:
+        kind = "positive" if positive else "non-negative"
+        raise AlertConfigError(f"{what} must be a {kind} number, got {value!r}")
+    return float(value)
+
+
+def _str_map(value: Any, what: str) -> dict[str, str]:
+    """Labels and headers: a mapping, its keys and values sent as strings."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise AlertConfigError(f"{what} must be a mapping of names to values, got {value!r}")
+    return {str(k): str(v) for k, v in value.items()}
 
 
 def _redact(url: str) -> str:

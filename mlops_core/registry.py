@@ -326,11 +326,16 @@ def _check_doc(doc: Any, name: str, path: Path) -> dict[str, Any]:
         raise bad("'versions' lists a version twice")
     known = set(ids)
     for key in ("staging", "production"):
-        if doc.get(key) is not None and doc.get(key) not in known:
-            raise bad(f"{key!r} is {doc.get(key)!r}, which is not a registered version")
+        if key not in doc:
+            raise bad(f"{key!r} is missing (null when no version is in {key})")
+        value = doc[key]
+        if value is not None and (not isinstance(value, str) or value not in known):
+            raise bad(f"{key!r} is {value!r}, which is not a registered version")
     for key in ("archived", "previous_production"):
         value = doc.get(key)
-        if not isinstance(value, list) or any(v not in known for v in value):
+        if not isinstance(value, list) or any(
+            not isinstance(v, str) or v not in known for v in value
+        ):
             raise bad(f"{key!r} must be a list of registered versions")
     if doc["production"] is not None and (
         doc["production"] == doc["staging"] or doc["production"] in doc["archived"]

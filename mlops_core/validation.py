@@ -333,6 +333,9 @@ def _check_data(X: Any, y: Any) -> tuple[int, np.ndarray, str | None]:
         return 0, empty, f"validation data is empty (X_val has {n} rows, y_val {y_arr.shape[0]})"
     if n != y_arr.shape[0]:
         return 0, empty, f"X_val has {n} rows but y_val has {y_arr.shape[0]}"
+    if y_arr.dtype.kind == "f" and not np.all(np.isfinite(y_arr)):
+        missing = int(np.sum(~np.isfinite(y_arr)))
+        return 0, empty, f"y_val has {missing} missing (NaN or infinite) label(s) of {n}"
     return n, y_arr, None
 
 

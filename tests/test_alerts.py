@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import pytest
 
@@ -203,6 +204,22 @@ def test_state_persists_across_two_instances(tmp_path):
     assert len(later.analyze_metrics({"latency_p99_ms": 250})["alerts"]) == 1
 
 
+def test_state_file_is_replaced_atomically_never_rewritten_in_place(tmp_path):
+    state = tmp_path / "alerts.json"
+    clock = Clock()
+    system = AlertSystem(LATENCY, clock=clock, state_file=state)
+    system.analyze_metrics({"latency_p99_ms": 150})
+    with open(state, encoding="utf-8") as reader:  # opened before the next save
+        clock.advance(60)
+        system.analyze_metrics({"latency_p99_ms": 250})
+        assert os.fstat(reader.fileno()).st_ino != state.stat().st_ino  # a new file, renamed in
+        assert json.loads(reader.read())["sent"] == {"latency_p99_ms": {"warning": T0}}
+    assert json.loads(state.read_text())["sent"] == {
+        "latency_p99_ms": {"warning": T0, "critical": T0 + 60}
+    }
+    assert [p.name for p in tmp_path.iterdir()] == ["alerts.json"]  # no temp file left
+
+
 def test_clearing_is_persisted(tmp_path):
     state = tmp_path / "alerts.json"
     clock = Clock()
@@ -320,6 +337,28 @@ def test_from_config_builds_thresholds_cooldown_and_notifiers(tmp_path):
             {"thresholds": LATENCY, "alertmanager": {"url": "http://x", "token": "y"}},
             "unknown alerts.alertmanager key 'token'",
         ),
+        # wrong types: one AlertConfigError naming the key, never an error from inside Python
+        (
+            {"thresholds": LATENCY, "alertmanager": {"url": "http://x", "labels": "model"}},
+            "alerts.alertmanager: labels must be a mapping",
+        ),
+        (
+            {"thresholds": LATENCY, "webhook": {"url": "http://x", "headers": ["X-Token"]}},
+            "alerts.webhook: headers must be a mapping",
+        ),
+        (
+            {"thresholds": LATENCY, "webhook": {"url": "http://x", "backoff": "fast"}},
+            "alerts.webhook: backoff must be a non-negative number, got 'fast'",
+        ),
+        (
+            {"thresholds": LATENCY, "webhook": {"url": "http://x", "timeout": math.inf}},
+            "alerts.webhook: timeout must be a positive number, got inf",
+        ),
+        (
+            {"thresholds": LATENCY, "alertmanager": {"url": "http://x", "alertname": 5}},
+            "alerts.alertmanager: alertname must be a non-empty string",
+        ),
+        ({"thresholds": LATENCY, "state_file": 5}, "state_file must be a file path, got 5"),
     ],
 )
 def test_from_config_rejects(section, message):

@@ -148,7 +148,43 @@ def test_failures_exit_non_zero_with_one_line(mlops: Runner, workdir: Path) -> N
     )
     assert "'fraud'" in one_line_error(mlops(*reg, "history", "fraud", cwd=workdir))
     assert "no production version" in one_line_error(mlops(*reg, "path", "churn", cwd=workdir))
+    assert "metrics file not found: nope.json" in one_line_error(
+        mlops(*reg, "register", "churn", "3.0", "model_v1.pkl", "--metrics-file", "nope.json",
+              cwd=workdir)
+    )  # fmt: skip
+    (workdir / "bad.json").write_text("[1,")
+    assert "bad.json: not valid JSON" in one_line_error(
+        mlops(*reg, "register", "churn", "3.0", "model_v1.pkl", "--metrics-file", "bad.json",
+              cwd=workdir)
+    )  # fmt: skip
     assert not (workdir / "evil").exists()
+    assert [v.split()[0] for v in ok(mlops(*reg, "list", "churn", cwd=workdir)).splitlines()] == [
+        "VERSION",
+        "1.0",
+    ]
+
+
+def test_archive_and_metrics_file(mlops: Runner, workdir: Path) -> None:
+    reg = ["--registry", "reg"]
+    (workdir / "metrics.json").write_text('{"auc": 0.91, "rows": 5000}')
+    args = ["register", "churn", "1.0", "model_v1.pkl", "--metrics-file", "metrics.json"]
+    out = ok(mlops(*reg, "--json", *args, "--metric", "auc=0.92", cwd=workdir))
+    assert json.loads(out)["metrics"] == {"auc": 0.92, "rows": 5000}  # --metric wins
+    ok(mlops(*reg, "promote", "churn", "1.0", "staging", cwd=workdir))
+    archived = json.loads(
+        ok(mlops(*reg, "--json", "archive", "churn", "1.0", "--reason", "stale", cwd=workdir))
+    )
+    assert archived["stage"] == "archived"
+    history = json.loads(ok(mlops(*reg, "--json", "history", "churn", cwd=workdir)))
+    assert (history[-1]["action"], history[-1]["from_stage"], history[-1]["reason"]) == (
+        "archive",
+        "staging",
+        "stale",
+    )
+    assert "already archived" in one_line_error(mlops(*reg, "archive", "churn", "1.0", cwd=workdir))
+    shown = ok(mlops(*reg, "show", "churn", cwd=workdir)).splitlines()
+    assert shown[0].split() == ["FIELD", "VALUE"]
+    assert ["archived", "1.0"] in [line.split() for line in shown]
 
 
 def test_tampered_model_fails_verify_and_path(mlops: Runner, workdir: Path) -> None:

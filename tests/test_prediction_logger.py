@@ -203,6 +203,14 @@ def test_bad_construction_names_the_problem(tmp_path: Path) -> None:
     missing = tmp_path / "no" / "such" / "dir" / "p.jsonl"
     with pytest.raises(LogOutputError, match=re.escape(str(missing))):
         PredictionLogger("svc", output=missing)
+    # wrong processors fail at construction, not with a TypeError at the first log call
+    for bad in ([print, 5], 5, print):
+        with pytest.raises(PredictionLogError, match="processors must be a list"):
+            PredictionLogger("svc", output=io.StringIO(), processors=bad)
+    with pytest.raises(PredictionLogError, match="redactor must be a callable"):
+        PredictionLogger("svc", output=io.StringIO(), redactor="strict")
+    with pytest.raises(PredictionLogError, match="check_interval must be a number"):
+        PredictionLogger("svc", output=io.StringIO(), check_interval="1s")
 
 
 # --- concurrency -----------------------------------------------------------------------------

@@ -415,6 +415,32 @@ def test_hand_edited_model_json_names_file_and_key(tmp_path: Path, registry: Mod
         registry.get_model("churn")
 
 
+MODEL_JSON_KEYS = [
+    "format", "name", "created_at", "versions", "staging", "production", "archived",
+    "previous_production", "seq", "last_events",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("key", MODEL_JSON_KEYS)
+@pytest.mark.parametrize("edit", ["removed", "wrong type"])
+def test_every_key_of_model_json_is_checked(
+    tmp_path: Path, registry: ModelRegistry, key: str, edit: str
+) -> None:
+    """Any hand-edit gives CorruptMetadataError naming the file, never a KeyError/TypeError."""
+    path = _registered(tmp_path, registry) / "model.json"
+    doc = json.loads(path.read_text())
+    assert sorted(doc) == sorted(MODEL_JSON_KEYS)  # the list above covers the whole file
+    if edit == "removed":
+        del doc[key]
+    else:
+        doc[key] = [{"unhashable": True}] if not isinstance(doc[key], list) else [["x"]]
+    path.write_text(json.dumps(doc))
+    for call in (registry.get_model, registry.get_history, registry.rollback):
+        with pytest.raises(CorruptMetadataError) as info:
+            call("churn")
+        assert str(path) in str(info.value)
+
+
 def test_edited_history_names_file_and_line(tmp_path: Path, registry: ModelRegistry) -> None:
     path = _registered(tmp_path, registry) / "history.jsonl"
     lines = path.read_text().splitlines()

@@ -248,6 +248,7 @@ from mlops_core.registry import ModelRegistry
 
 root, src, go, wid, n = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
 reg = ModelRegistry(root)
+open(f"{go}.ready-{wid}", "w").close()
 while not os.path.exists(go):
     time.sleep(0.001)
 for j in range(n):
@@ -263,9 +264,10 @@ import os, sys, time
 from mlops_core.errors import ModelNotFoundError
 from mlops_core.registry import ModelRegistry
 
-root, stop = sys.argv[1], sys.argv[2]
+root, stop, ready = sys.argv[1], sys.argv[2], sys.argv[3]
 reg = ModelRegistry(root)
 reads = errors = 0
+open(ready, "w").close()
 while not os.path.exists(stop):
     try:
         if "shared" in reg.list_models():
@@ -294,8 +296,15 @@ def test_eight_concurrent_writers_lose_no_update(tmp_path: Path) -> None:
         _python(_WRITER, str(root), str(src), str(go), str(w), str(VERSIONS_EACH))
         for w in range(WRITERS)
     ]
-    reader = _python(_READER, str(root), str(stop), stdout=subprocess.PIPE)
-    time.sleep(0.3)  # let every process start and wait on the go file
+    reader = _python(_READER, str(root), str(stop), f"{go}.ready-reader", stdout=subprocess.PIPE)
+    # a barrier, not a sleep: on a loaded machine interpreters start late, and the reader must
+    # be reading before the writers start, or the writers could finish before it reads once
+    ready = [Path(f"{go}.ready-{w}") for w in (*range(WRITERS), "reader")]
+    deadline = time.monotonic() + 120
+    while not all(p.exists() for p in ready):
+        assert time.monotonic() < deadline, "writer/reader processes did not start"
+        assert all(p.poll() is None for p in (*writers, reader)), "a process died at start"
+        time.sleep(0.01)
     go.touch()
     try:
         assert [w.wait(timeout=120) for w in writers] == [0] * WRITERS

@@ -147,6 +147,8 @@ def _register(args: argparse.Namespace) -> int:
         try:
             with open(args.metrics_file, encoding="utf-8") as fh:
                 loaded = json.load(fh)
+        except FileNotFoundError:
+            raise RegistryInputError(f"metrics file not found: {args.metrics_file}") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise RegistryInputError(f"{args.metrics_file}: not valid JSON ({exc})") from None
         if not isinstance(loaded, dict):

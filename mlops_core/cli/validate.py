@@ -20,7 +20,12 @@ from typing import Any
 import numpy as np
 
 from mlops_core.cli._output import print_json, print_table
-from mlops_core.errors import ValidationConfigError, ValidationInputError
+from mlops_core.errors import (
+    ModelNotFoundError,
+    ValidationConfigError,
+    ValidationInputError,
+    VersionExistsError,
+)
 
 _JOBLIB_SUFFIXES = {".joblib", ".jbl", ".jl"}
 
@@ -73,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValidationConfigError("--register needs --registry DIR")
     config = load_config(args.config)
     check_config(config)  # cheap checks first: a typo should not wait for a large model
+    if args.register:
+        _check_not_registered(args)
     X, y = load_data(args.data, args.target)
     model = load_model(args.model)
     baseline = load_model(args.baseline) if args.baseline else None
@@ -110,6 +117,21 @@ def _print_human(result: dict[str, Any]) -> None:
             print(f"  - {line}")
 
 
+def _check_not_registered(args: argparse.Namespace) -> None:
+    """Fail before the gate runs when ``--register`` names a version that already exists."""
+    from mlops_core.registry import ModelRegistry  # imported only when used
+
+    name, version = args.register
+    try:
+        ModelRegistry(args.registry).get_version(name, version)
+    except ModelNotFoundError:
+        return
+    raise VersionExistsError(
+        f"model {name!r} version {version!r} is already in registry {args.registry};"
+        " choose a new version"
+    )
+
+
 def _register(args: argparse.Namespace, result: dict[str, Any]) -> str:
     """Add the validated model to the registry (stage ``none``) with the gate's metrics."""
     from mlops_core.registry import ModelRegistry  # imported only when used
@@ -131,7 +153,12 @@ def _register(args: argparse.Namespace, result: dict[str, Any]) -> str:
 
 def load_config(path: str) -> dict[str, Any]:
     """The gate config from a YAML or JSON file (a mapping at the top level)."""
-    text = Path(path).read_text(encoding="utf-8")
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValidationInputError(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValidationInputError(f"cannot read config file {path}: {_line(exc)}") from None
     try:
         if path.endswith(".json"):
             data = json.loads(text)
