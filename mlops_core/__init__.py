@@ -19,12 +19,16 @@ from mlops_core.errors import (
     IntegrityError,
     InvalidNameError,
     LockTimeoutError,
+    LogOutputError,
     MlopsError,
     ModelNotFoundError,
+    PredictionLogError,
     ProfileError,
     RegistryError,
+    RegistryInputError,
     StageError,
     ValidationConfigError,
+    ValidationInputError,
     VersionExistsError,
 )
 
@@ -41,6 +45,7 @@ _LAZY: dict[str, str] = {
     "ReferenceProfile": "mlops_core.profile",
     "NumericFeatureProfile": "mlops_core.profile",
     "CategoricalFeatureProfile": "mlops_core.profile",
+    "drift_against_profile": "mlops_core.drift",
     # registry
     "ModelRegistry": "mlops_core.registry",
     # prediction logging and PII
@@ -64,12 +69,16 @@ __all__ = [
     "IntegrityError",
     "InvalidNameError",
     "LockTimeoutError",
+    "LogOutputError",
     "MlopsError",
     "ModelNotFoundError",
+    "PredictionLogError",
     "ProfileError",
     "RegistryError",
+    "RegistryInputError",
     "StageError",
     "ValidationConfigError",
+    "ValidationInputError",
     "VersionExistsError",
     "__version__",
     *_LAZY,
@@ -96,6 +105,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         detect_drift_chi2,
         detect_drift_ks,
         detect_drift_psi,
+        drift_against_profile,
     )
     from mlops_core.logging import PredictionLogger  # noqa: F401
     from mlops_core.notifiers import AlertmanagerNotifier, WebhookNotifier  # noqa: F401
