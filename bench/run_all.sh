@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Every benchmark whose figures the README quotes, one after the other, on this machine.
+# Each script prints its own figures side by side with its peer; see the README's
+# "Benchmarks" section for what each measures and the figures of the last run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+run() { echo; echo "===== $*"; "$@"; }
+run bash bench/drift.sh
+run "$PYTHON" bench/bench_pipeline.py
+run "$PYTHON" bench/bench_scrape.py
+run "$PYTHON" bench/bench_ingest.py
+run "$PYTHON" bench/bench_memory.py
+run "$PYTHON" bench/bench_logging.py
