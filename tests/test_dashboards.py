@@ -180,6 +180,13 @@ def _exprs_of(board: dict[str, Any], kind: str | None = None) -> list[str]:
         ("throughput", "timeseries", "rate(mlops_predictions_total{"),
         ("class distribution", None, "mlops_prediction_class_total{"),
         ("invalid lines", None, "mlops_log_lines_invalid_total{"),
+        ("other events beside predictions", None, "mlops_log_lines_other_events_total{"),
+        (
+            "the invalid-lines alert's ratio",
+            "timeseries",
+            "job_instance_model:mlops_log_lines_invalid:ratio_rate5m{",
+        ),
+        ("in-process alert failures", None, "mlops_alert_notification_failures_total{"),
         ("exporter health", None, "up{"),
         ("firing alerts", "table", 'ALERTS{alertstate="firing"'),
         ("fleet-wide PSI", None, "job_model_feature:mlops_feature_drift_psi:increase1h{"),
@@ -192,6 +199,7 @@ def test_the_issues_panels_exist(
 
 
 def test_drift_table_colours_thresholds(board: dict[str, Any]) -> None:
+    """PSI cells turn orange and red at the MlopsFeatureDriftHigh thresholds of thresholds.yml."""
     table = next(p for p in data_panels(board) if p["title"] == "Current drift")
     overrides = {
         o["matcher"]["options"]: o["properties"] for o in table["fieldConfig"]["overrides"]
@@ -199,9 +207,25 @@ def test_drift_table_colours_thresholds(board: dict[str, Any]) -> None:
     psi = {prop["id"]: prop["value"] for prop in overrides["PSI"]}
     assert psi["custom.cellOptions"] == {"type": "color-background"}
     steps = [(s["value"], s["color"]) for s in psi["thresholds"]["steps"]]
-    assert steps == [(None, "green"), (0.1, "orange"), (0.2, "red")]
+    drift = yaml.safe_load((REPO_ROOT / "rules" / "thresholds.yml").read_text(encoding="utf-8"))
+    high = drift["alerts"]["MlopsFeatureDriftHigh"]
+    assert steps == [(None, "green"), (high["warning"], "orange"), (high["critical"], "red")]
     for field in ("KS p-value", "chi2 p-value", "Missing"):
         assert field in overrides
+
+
+def test_log_lines_panel_splits_every_line_by_outcome(board: dict[str, Any]) -> None:
+    """Predictions + other events + invalid = every line read: stacked, nothing counted twice."""
+    panel = next(p for p in data_panels(board) if p["title"] == "Log lines by outcome")
+    assert panel["fieldConfig"]["defaults"]["custom"]["stacking"]["mode"] == "normal"
+    exprs = [t["expr"] for t in panel["targets"]]
+    counters = sorted(re.findall(r"rate\((mlops_\w+)\{", " ".join(exprs)))
+    assert counters == [
+        "mlops_log_lines_invalid_total",
+        "mlops_log_lines_other_events_total",
+        "mlops_predictions_total",
+    ]
+    assert "mlops_log_lines_total" not in " ".join(exprs), "all lines would count twice"
 
 
 def test_heatmap_has_an_axis_unit(board: dict[str, Any]) -> None:

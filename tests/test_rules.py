@@ -1,10 +1,12 @@
 """The shipped Prometheus rules (rules/) and the Alertmanager example.
 
 What is checked, and why:
-- the committed rule files are exactly what ``rules/generate.py`` renders from
-  ``rules/thresholds.yml``, so a threshold has one home;
+- the committed rule files, and the threshold colours of the dashboard, are exactly what
+  ``rules/generate.py`` renders from ``rules/thresholds.yml``, so a threshold has one home;
 - ``promtool check rules`` and the ``promtool test rules`` unit tests pass, and those unit
-  tests fail when a threshold changes (they can catch a broken rule);
+  tests fail when a threshold changes (they can catch a broken rule); every alert is tested
+  firing and not firing, every recorded series queried with exact samples whose labels are
+  the ones its ``level`` names;
 - every alert carries severity, summary, description and a runbook_url whose anchor exists;
 - every metric named in the rules and dashboards is one the exporter exposes (the list of the
   exporter issue, below) or a series recorded by the rules, so they cannot go stale silently;
@@ -35,9 +37,9 @@ DASHBOARDS = REPO_ROOT / "grafana" / "dashboards"
 RULE_FILES = ("alerts.yml", "recording.yml")
 SEVERITIES = {"critical", "warning", "info"}
 
-#: Every series the exporter exposes, as listed in the exporter issue's "Metrics" section (the
-#: contract rules and dashboards are written against).  The e2e test checks the same names
-#: against a live scrape of the real exporter.
+#: Every mlops_* series the exporter exposes (the contract rules and dashboards are written
+#: against).  tests/e2e/test_stack.py checks that a live scrape of the real exporter exposes
+#: exactly these, no more and no fewer, so this list cannot go stale either.
 EXPORTER_METRICS: frozenset[str] = frozenset(
     {
         "mlops_feature_drift_ks_statistic",
@@ -64,13 +66,17 @@ EXPORTER_METRICS: frozenset[str] = frozenset(
         "mlops_prediction_class_total",
         "mlops_log_lines_total",
         "mlops_log_lines_invalid_total",
+        "mlops_log_lines_other_events_total",
         "mlops_log_bytes_read_total",
         "mlops_log_rotations_total",
         "mlops_log_truncations_total",
         "mlops_log_files_watched",
         "mlops_exporter_build_info",
+        "mlops_alert_notification_failures_total",  # only with the alerts: section
     }
 )
+#: Exposed only when the exporter is configured so (the e2e stack configures one that way).
+OPTIONAL_METRICS: frozenset[str] = frozenset({"mlops_alert_notification_failures_total"})
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"' + r"|'(?:[^'\\]|\\.)*'")
 _IDENT = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
@@ -153,6 +159,62 @@ def test_committed_rule_files_equal_the_generators_output() -> None:
     for name in RULE_FILES:
         committed = (RULES / name).read_text(encoding="utf-8")
         assert committed == rendered[name], f"rules/{name} is stale: run python rules/generate.py"
+
+
+def test_dashboard_colours_follow_thresholds_yml() -> None:
+    """The committed dashboard's threshold colours are the ones thresholds.yml renders."""
+    gen = load_generator()
+    shipped = gen.DASHBOARD_FILE.read_text(encoding="utf-8")
+    assert gen.sync_dashboard(gen.load_thresholds(), shipped) == shipped, (
+        "grafana/dashboards/mlops-overview.json colours are stale: run python rules/generate.py"
+    )
+
+
+def test_changing_a_threshold_moves_the_dashboard_colours(tmp_path: Path) -> None:
+    gen = load_generator()
+    config = yaml.safe_load((RULES / "thresholds.yml").read_text(encoding="utf-8"))
+    config["alerts"]["MlopsFeatureDriftHigh"]["critical"] = 0.3
+    config["alerts"]["MlopsLogLinesInvalidHigh"]["warning"] = 0.02
+    edited = tmp_path / "thresholds.yml"
+    edited.write_text(yaml.safe_dump(config), encoding="utf-8")
+    board = tmp_path / "board.json"
+    shutil.copy(gen.DASHBOARD_FILE, board)
+    args = ["--thresholds", str(edited), "--out-dir", str(tmp_path), "--dashboard", str(board)]
+    assert gen.main(["--check", *args]) == 1
+    assert gen.main(args) == 0
+    assert gen.main(["--check", *args]) == 0
+    panels = {p["title"]: p for p in json.loads(board.read_text(encoding="utf-8"))["panels"]}
+
+    def steps(title: str, column: str | None = None) -> list[tuple[Any, str]]:
+        field_config = panels[title]["fieldConfig"]
+        if column is None:
+            found = field_config["defaults"]["thresholds"]
+        else:
+            (override,) = [
+                o for o in field_config["overrides"] if o["matcher"]["options"] == column
+            ]
+            (found,) = [p["value"] for p in override["properties"] if p["id"] == "thresholds"]
+        return [(s["value"], s["color"]) for s in found["steps"]]
+
+    psi = [(None, "green"), (0.1, "orange"), (0.3, "red")]
+    assert steps("PSI per feature") == psi and steps("Current drift", "PSI") == psi
+    assert steps("Invalid line ratio") == [(None, "green"), (0.02, "orange")]
+    assert steps("p99 latency (all replicas)") == [(None, "green"), (0.1, "orange"), (0.2, "red")]
+
+
+def test_a_dashboard_without_a_coloured_panel_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gen = load_generator()
+    board = json.loads(gen.DASHBOARD_FILE.read_text(encoding="utf-8"))
+    board["panels"] = [p for p in board["panels"] if p.get("title") != "Invalid line ratio"]
+    path = tmp_path / "board.json"
+    path.write_text(json.dumps(board), encoding="utf-8")
+    assert gen.main(["--out-dir", str(tmp_path), "--dashboard", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        err.count("\n") == 0 and "'Invalid line ratio'" in err and "MlopsLogLinesInvalidHigh" in err
+    )
 
 
 def test_generator_check_mode_reports_stale_files(tmp_path: Path) -> None:
@@ -285,12 +347,36 @@ def test_every_alert_is_unit_tested_firing_and_not_firing() -> None:
         assert name in quiet, f"{name} never tested not firing"
 
 
-def test_every_recording_rule_is_unit_tested() -> None:
-    tested = " ".join(
-        case["expr"] for test in _unit_tests() for case in test.get("promql_expr_test", [])
-    )
+def _recording_cases() -> dict[str, list[dict[str, Any]]]:
+    """Recorded name -> the promql_expr_test cases that query it directly (a bare selector)."""
+    cases: dict[str, list[dict[str, Any]]] = {}
+    for test in _unit_tests():
+        for case in test.get("promql_expr_test", []):
+            match = re.fullmatch(r"([a-z_]+:[a-z_]+:[a-z0-9_]+)(\{[^}]*\})?", case["expr"].strip())
+            if match:
+                cases.setdefault(match.group(1), []).append(case)
+    return cases
+
+
+def test_every_recording_rule_is_unit_tested_with_exact_samples() -> None:
+    cases = _recording_cases()
     for name in recorded_names():
-        assert re.search(re.escape(name) + r"(?![\w:])", tested), f"{name} has no promtool test"
+        assert cases.get(name), f"{name}: no promtool test queries it directly"
+        assert any(c.get("exp_samples") for c in cases[name]), f"{name}: no expected samples"
+        for case in cases[name]:
+            for sample in case.get("exp_samples", []):
+                assert isinstance(sample["value"], int | float), (name, sample)
+
+
+def test_recorded_series_carry_exactly_the_labels_their_level_names() -> None:
+    """``job_instance_model:...`` samples have labels job, instance and model, nothing else."""
+    cases = _recording_cases()
+    for name, found in cases.items():
+        level = set(name.split(":")[0].split("_"))
+        for case in found:
+            for sample in case.get("exp_samples", []):
+                labels = set(re.findall(r'(\w+)="', sample["labels"]))
+                assert labels == level, f"{name}: labels {sorted(labels)} vs level {sorted(level)}"
 
 
 # --- alert content -------------------------------------------------------------------------

@@ -15,8 +15,10 @@ group timers shortened to a second.
 
 Asserted: the drift and latency alerts of the drifting replica reach the webhook with the right
 labels and annotations (and the PSI warning is inhibited by its critical); the healthy replica
-raises no alert at all; every metric the issue names is on a live scrape; every dashboard
-query, variables substituted, runs and returns data; and the fleet-wide PSI recording rule
+raises no alert at all; a live scrape exposes exactly the metrics the rules and dashboards are
+checked against; every rule evaluates without error and every recorded series has data; the
+invalid-line ratio leaves other events out; every dashboard query, variables substituted,
+runs and returns data; and the fleet-wide PSI recording rule
 equals PSI computed offline on the union of both replicas' data, same buckets, same 1e-4
 floor, to 1e-6.
 
@@ -72,6 +74,9 @@ JOB = "mlops-exporter"
 N_REF = 400  # reference rows = window size: a full window of undrifted traffic IS the reference
 EPSILON = 1e-4
 INVALID_EVERY = 100  # one invalid line per 100 predictions: 1%, under the 5% alert threshold
+# ... and that many lines of another event with it (the model server's own log lines): the
+# invalid-line ratio leaves them out, 1/101, where over all lines it would read 1/151.
+OTHER_EVENTS = 50
 BATCH = 10  # predictions per replica every 0.1 s while traffic runs
 TIMEOUT = 45.0
 FOR = "3s"  # every alert's `for` in the test copy of the rules (see the module docstring)
@@ -150,7 +155,8 @@ class Replica:
             self.predictions += 1
             if self.predictions % INVALID_EVERY == 0:
                 lines.append(b'{"event": "prediction", "input_data": {"age": ')  # cut JSON
-                lines.append(orjson.dumps({"event": "model_reloaded", "level": "info"}))
+                other = orjson.dumps({"event": "request_served", "level": "info"})
+                lines += [other] * OTHER_EVENTS
         with self.log.open("ab") as fh:
             fh.write(b"\n".join(lines) + b"\n")
 
@@ -347,6 +353,9 @@ def exporter_config(tmp: Path, name: str) -> Path:
             "tests": ["ks", "psi", "chi2"],
         },
         "latency": {"field": "latency_ms"},
+        # in-process alerting on, so mlops_alert_notification_failures_total is exposed (and
+        # its dashboard query has data); a threshold no replica reaches, no notifier
+        "alerts": {"thresholds": {"latency_p99_ms": {"critical": 1_000_000}}},
     }
     path = tmp / f"{name}.yml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
@@ -513,16 +522,73 @@ def _wait_for_alert(stack: Stack, alertname: str, severity: str, **labels: str) 
 # --- the tests --------------------------------------------------------------------------------
 
 
-def test_live_scrape_has_every_metric_rules_and_dashboards_use(stack: Stack) -> None:
-    names = stack.exporters[stack.drifting].scrape().names()
-    missing = EXPORTER_METRICS - names
-    assert not missing, f"the exporter does not expose {sorted(missing)}"
+def test_live_scrape_has_exactly_the_metrics_rules_and_dashboards_are_written_against(
+    stack: Stack,
+) -> None:
     places = [
         (r.get("alert") or r.get("record"), r["expr"]) for r in all_rules()
     ] + dashboard_exprs()
-    for where, expr in places:
-        exported, _ = metric_names(expr)
-        assert exported <= names, f"{where}: {sorted(exported - names)} not on a live scrape"
+    for instance, exporter in stack.exporters.items():
+        names = {n for n in exporter.scrape().names() if n.startswith("mlops_")}
+        # both ways: a metric the exporter dropped or renamed, or one added without a place
+        # in the list (and so never checked against the rules and dashboards), fails here
+        assert names == EXPORTER_METRICS, (
+            f"{instance}: not exposed {sorted(EXPORTER_METRICS - names)}, "
+            f"not in tests/test_rules.py EXPORTER_METRICS {sorted(names - EXPORTER_METRICS)}"
+        )
+        for where, expr in places:
+            exported, _ = metric_names(expr)
+            assert exported <= names, f"{where}: {sorted(exported - names)} not on a live scrape"
+
+
+def test_every_rule_evaluates_and_every_recorded_series_has_data(stack: Stack) -> None:
+    _wait_for_alert(stack, "MlopsFeatureDriftHigh", "critical", feature="age")
+    prom = stack.prometheus
+    loaded = [rule for group in prom.api("rules")["groups"] for rule in group["rules"]]
+    assert {r["name"] for r in loaded} == {r.get("alert") or r["record"] for r in all_rules()}
+    broken = [(r["name"], r.get("lastError")) for r in loaded if r["health"] != "ok"]
+    assert not broken, broken
+    records = {r["record"] for r in all_rules() if "record" in r}
+    empty = sorted(name for name in records if not prom.query(f'{name}{{job="{JOB}"}}'))
+    assert not empty, f"recorded series without data: {empty}"
+
+
+def test_invalid_line_ratio_leaves_other_events_out(stack: Stack) -> None:
+    """Both replicas write 1 invalid and OTHER_EVENTS other lines per INVALID_EVERY predictions."""
+    rule = "job_instance_model:mlops_log_lines_invalid:ratio_rate5m"
+    expected = 1 / (INVALID_EVERY + 1)  # invalid / (predictions + invalid)
+    diluted = 1 / (INVALID_EVERY + 1 + OTHER_EVENTS)  # invalid / all lines: the wrong figure
+
+    def ratios() -> dict[str, float]:
+        result = stack.prometheus.query(f'{rule}{{job="{JOB}",model="{MODEL}"}}')
+        return {r["metric"]["instance"]: float(r["value"][1]) for r in result}
+
+    # the 5m rate spans every sample since Prometheus started: batches of 10 predictions, so
+    # the share wobbles by a few percent around 1/101; 1/151 is 33% away
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        found = ratios()
+        if set(found) == set(stack.exporters) and all(
+            v == pytest.approx(expected, rel=0.15) for v in found.values()
+        ):
+            break
+        assert time.monotonic() < deadline, (
+            f"{rule}: {found}, expected {expected:.4f} on both replicas (over all lines, "
+            f"other events included, it would be {diluted:.4f})"
+        )
+        time.sleep(0.25)
+    for instance, value in found.items():
+        assert abs(value - expected) < abs(value - diluted), (instance, value)
+    # the exporter's own accounting the rule relies on: every line is exactly one of these
+    for exporter in stack.exporters.values():
+        scrape = exporter.scrape()
+        invalid = sum(scrape.having("mlops_log_lines_invalid_total").values())
+        parts = (
+            scrape.get("mlops_predictions_total", model=MODEL)
+            + scrape.get("mlops_log_lines_other_events_total", model=MODEL)
+            + invalid
+        )
+        assert scrape.get("mlops_log_lines_total", model=MODEL) == parts
 
 
 def test_drift_alert_reaches_the_webhook_with_labels_and_annotations(stack: Stack) -> None:

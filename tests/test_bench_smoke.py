@@ -1,0 +1,126 @@
+"""Smoke tests for bench/: every script the README quotes still runs and prints its figures.
+
+Nothing else runs the benchmarks, so without these a refactor of the code they import (or of
+their own output) would only be noticed when someone next reproduces the README's numbers.
+Each script runs as a real subprocess with tiny sizes through its own flags; the tests check
+the exit status and that each figure line (ours and the peer's) is printed with a number.
+They never assert on the numbers themselves: timings on shared CI machines mean nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT, require_binary
+
+BENCH = REPO_ROOT / "bench"
+NUMBER = r"[0-9][0-9,]*(?:\.[0-9]+)?"
+
+
+def run_bench(script: str, *args: str, path_prefix: str | None = None) -> str:
+    """Run ``bench/<script>`` with ``args``; return its stdout, failing with its stderr."""
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    if path_prefix:
+        env["PATH"] = path_prefix + os.pathsep + env.get("PATH", "")
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / script), *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, (
+        f"{script} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    )
+    return proc.stdout
+
+
+def figure(output: str, pattern: str) -> re.Match[str]:
+    """The one line of ``output`` matching ``pattern``; fails showing the whole output."""
+    match = re.search(pattern, output, re.M)
+    assert match, f"no line matching {pattern!r} in:\n{output}"
+    return match
+
+
+def test_bench_drift_prints_each_scenario_against_scipy_without_evidently() -> None:
+    # Without --evidently-python the Evidently child is never started (no venv, no network).
+    out = run_bench("bench_drift.py", "--features", "3", "--rows", "2000", "--repeats", "1")
+    for scenario in (r"stable \(no shift\)", r"gradual drift \([^)]*\)"):
+        # the row: mlops_core's and the peers' medians in ms and at least one scipy/ours ratio
+        # (the columns themselves may change as the benchmark grows)
+        row = figure(out, rf"^{scenario}\s+{NUMBER} ms\s.*$")[0]
+        assert len(re.findall(rf"{NUMBER} ms", row)) >= 2, row
+        assert re.search(rf"{NUMBER}x", row), row
+        accuracy = figure(out, rf"^{scenario}: .*max \|D diff\| ([^,]+), max \|p diff\| ([^;]+);")
+        # the profile-based KS must agree with scipy.stats.ks_2samp on the same data
+        assert float(accuracy.group(1)) < 1e-6 and float(accuracy.group(2)) < 1e-6, accuracy[0]
+    figure(out, r"^Evidently DataDriftPreset: not run")
+    figure(out, rf"^exporter pass \(drift_against_profile\): .*: {NUMBER} ms$")
+
+
+def test_bench_pipeline_prints_exporter_and_naive_peer_with_ratio() -> None:
+    out = run_bench(
+        "bench_pipeline.py", "--features", "3", "--window", "500", "--reference", "500",
+        "--repeat", "1",
+    )  # fmt: skip
+    figure(out, r"^drift pass: 3 features .*window 500, reference 500 rows")
+    figure(out, rf"^exporter compute_snapshot\s+{NUMBER}\s+{NUMBER}$")
+    figure(out, rf"^\+ copy out of the real Window\s+{NUMBER}\s+{NUMBER}$")
+    figure(out, rf"^naive scipy on raw reference\s+{NUMBER}\s+{NUMBER}$")
+    figure(out, rf"^ratio naive / exporter .*: {NUMBER}x; target < 100 ms: (met|NOT met)$")
+
+
+def test_bench_ingest_prints_lines_per_second_for_exporter_and_mtail() -> None:
+    mtail = require_binary("mtail")
+    # bench_ingest looks mtail up on PATH; put the one found first so it is the one used.
+    out = run_bench(
+        "bench_ingest.py", "--lines", "2000", "--repeat", "1",
+        path_prefix=str(Path(mtail).parent),
+    )  # fmt: skip
+    figure(out, r"^wrote 2,000 lines ")
+    figure(out, rf"^exporter \(10 features, latency, class, ts\)\s+{NUMBER}\s+{NUMBER}$")
+    figure(out, rf"^mtail \S+ \(latency only\)\s+{NUMBER}\s+{NUMBER}$")
+    figure(out, rf"^ratio exporter / mtail\s+{NUMBER}x\s+{NUMBER}x$")
+    figure(out, r"^medians of 1 runs, 2,000 lines")
+
+
+def test_bench_memory_prints_peak_rss_per_round_and_verdict() -> None:
+    # 3 log files of 2,000 lines: the rotation path (file appears, is read, is deleted) runs.
+    out = run_bench("bench_memory.py", "--lines", "6000", "--round", "2000", "--window", "500")
+    figure(out, rf"^peak RSS before ingesting .*: {NUMBER} MB$")
+    row = figure(out, rf"^([0-9,]+)\s+{NUMBER}\s+{NUMBER}$")
+    assert row.group(1) == "6,000", row[0]  # the last mark is --lines, all of them ingested
+    figure(out, r"^target < 250 MB: (OK|OVER); 6,000 lines in .*window 500$")
+
+
+def test_bench_logging_prints_entries_per_second_for_every_row() -> None:
+    out = run_bench("bench_logging.py", "--n", "200", "--repeats", "1")
+    rows = (
+        r"json\.dumps baseline \(no PII\)",
+        r"structlog stock chain \(no PII\)",
+        r"sanitize_pii only",
+        r"create_log_entry \+ render",
+        r"\s+same, 3 fields with PII text",
+        r"log_prediction -> file",
+    )
+    for name in rows:
+        figure(out, rf"^{name}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}x$")
+    figure(out, r"^\(file run wrote 200 lines; ")
+
+
+@pytest.mark.slow  # starts the real exporter twice and waits for its first drift pass: ~5 s
+def test_bench_scrape_prints_exporter_and_prometheus_client_latency() -> None:
+    out = run_bench("bench_scrape.py", "--features", "5", "--windows", "200,400", "--scrapes", "10")
+    for window in (200, 400):
+        figure(out, rf"^window {window}: background drift pass took {NUMBER} ms$")
+        figure(out, rf"^exporter, window {window}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}$")
+    figure(out, rf"^prometheus_client Gauges \(\d+ series\)\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}$")
+    figure(out, rf"^ratio window 400 / 200: {NUMBER}x; exporter / prometheus_client: {NUMBER}x")
