@@ -99,6 +99,9 @@ def run_scenario(args: argparse.Namespace, step: float) -> dict:
     def ours() -> dict:
         return analyze_feature_drift(profile, cur, names, tests=["ks", "psi"])
 
+    def ours_threads() -> dict:
+        return analyze_feature_drift(profile, cur, names, tests=["ks", "psi"], workers=2)
+
     def ours_raw() -> dict:
         return analyze_feature_drift(ref, cur, names, tests=["ks", "psi"])
 
@@ -106,21 +109,27 @@ def run_scenario(args: argparse.Namespace, step: float) -> dict:
         return [stats.ks_2samp(ref[n], cur[n]) for n in names]
 
     report, oracle = ours(), scipy_loop()  # also the warm-up
+    assert ours_threads()["features"] == report["features"]
     pairs = [(report["features"][n]["ks"], o) for n, o in zip(names, oracle, strict=True)]
     # interleaved, so the three see the same background load; ratios are taken per round
-    times: dict[str, list[float]] = {"ours": [], "raw": [], "scipy": []}
+    times: dict[str, list[float]] = {"ours": [], "threads": [], "raw": [], "scipy": []}
+    contenders = (("ours", ours), ("threads", ours_threads), ("raw", ours_raw))
     for _ in range(args.repeats):
-        for key, fn in (("ours", ours), ("raw", ours_raw), ("scipy", scipy_loop)):
+        for key, fn in (*contenders, ("scipy", scipy_loop)):
             start = time.perf_counter()
             fn()
             times[key].append(time.perf_counter() - start)
-    ratios = [s / o for s, o in zip(times["scipy"], times["ours"], strict=True)]
+
+    def ratio(key: str) -> float:
+        return statistics.median(s / o for s, o in zip(times["scipy"], times[key], strict=True))
+
     return {
         "ref": ref,
         "cur": cur,
         "build": build_s,
         **{key: statistics.median(values) for key, values in times.items()},
-        "ratio": statistics.median(ratios),
+        "ratio": ratio("ours"),
+        "ratio_threads": ratio("threads"),
         "d_err": max(abs(k["statistic"] - float(o.statistic)) for k, o in pairs),
         "p_err": max(abs(k["p_value"] - float(o.pvalue)) for k, o in pairs),
         "drifted": report["features_with_drift"],
@@ -162,16 +171,17 @@ def main() -> int:
     print(
         f"one drift evaluation: {args.features} numeric features, {args.rows} reference rows "
         f"(as a profile) x {args.rows} current rows, KS + PSI; medians of {args.repeats} "
-        f"interleaved rounds, ratio = median of the per-round scipy / mlops_core; "
+        f"interleaved rounds, ratio = median of the per-round scipy loop / ours; "
         f"python {sys.version.split()[0]}, numpy {np.__version__}"
     )
     print()
-    head = f"{'':28}  {'mlops_core':>11}  {'raw arrays':>11}  {'scipy loop':>11}  {'ratio':>6}"
-    print(head)
+    columns = ("mlops_core", "ratio", "2 threads", "ratio", "raw arrays", "scipy loop")
+    print(f"{'':28}" + "".join(f"  {c:>10}" for c in columns))
     for label, r in results.items():
         print(
-            f"{label:28}  {r['ours'] * 1e3:8.1f} ms  {r['raw'] * 1e3:8.1f} ms  "
-            f"{r['scipy'] * 1e3:8.1f} ms  {r['ratio']:5.1f}x"
+            f"{label:28}  {r['ours'] * 1e3:7.1f} ms  {r['ratio']:9.1f}x  "
+            f"{r['threads'] * 1e3:7.1f} ms  {r['ratio_threads']:9.1f}x  "
+            f"{r['raw'] * 1e3:7.1f} ms  {r['scipy'] * 1e3:7.1f} ms"
         )
     print()
     if t_evidently is not None:
@@ -186,7 +196,8 @@ def main() -> int:
         f"100000-row profile, KS + PSI: {window_s * 1e3:.1f} ms"
     )
     print()
-    print("mlops_core = analyze_feature_drift(profile, ...), tests ks+psi")
+    print("mlops_core = analyze_feature_drift(profile, ...), tests ks+psi, one thread")
+    print("2 threads  = the same with workers=2 (features evaluated in 2 threads)")
     print("raw arrays = the same call with the reference as raw arrays (sorted on every call)")
     print("scipy loop = [scipy.stats.ks_2samp(ref[f], cur[f]) for f in features] (KS only)")
     for label, r in results.items():

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -64,6 +65,8 @@ DEFAULT_PSI_MIN_SAMPLES = 100
 DEFAULT_THRESHOLDS: dict[str, float] = {"ks": 0.05, "psi": 0.2, "chi2": 0.05}
 #: scipy's ks_2samp(method="auto") is exact while both samples have at most this many values
 KS_MAX_EXACT_N = 10_000
+#: grid steps of the pruned KS statistic search, each a multiple of the next (_ks_statistic)
+KS_GRID_STEPS = (1024, 64, 8)
 TESTS = ("ks", "psi", "chi2")
 _P_VALUE_TESTS = ("ks", "chi2")
 _CORRECTIONS = ("none", "bonferroni", "benjamini-hochberg")
@@ -96,7 +99,7 @@ def detect_drift_ks(
     label = _label(name)
     _check_probability(threshold, "threshold", label)
     ref_sorted, _ = _reference_sorted(reference, label)
-    cur_sorted, n_missing = _current_sorted(current, label)
+    cur_sorted, n_missing = _finite_sorted(current, label, "current")
     result = _ks(ref_sorted, cur_sorted, threshold, method, label)
     result.update(_missing(n_missing, cur_sorted.size))
     return result
@@ -110,54 +113,111 @@ def _ks(
     n1, n2 = int(ref_sorted.size), int(cur_sorted.size)
     d = _ks_statistic(ref_sorted, cur_sorted)
     d, p_value, used = _ks_p_value(d, n1, n2, method)
+    return _p_value_result("ks", d, p_value, threshold, method=used, n_reference=n1, n_current=n2)
+
+
+def _p_value_result(
+    test: str, statistic: float, p_value: float, threshold: float, **extra: Any
+) -> dict[str, Any]:
+    """The keys a p-value test's result starts with; drift is ``p_value < threshold``."""
     return {
-        "test": "ks",
-        "statistic": d,
+        "test": test,
+        "statistic": statistic,
         "p_value": p_value,
         "threshold": float(threshold),
         "drift_detected": bool(p_value < threshold),
-        "method": used,
-        "n_reference": n1,
-        "n_current": n2,
+        **extra,
     }
 
 
 def _ks_statistic(ref: np.ndarray, cur: np.ndarray) -> float:
-    """sup |F_ref - F_cur| from two sorted samples, searching only the current values.
+    """sup |F_ref - F_cur| of two sorted samples, exactly, searching few current values.
 
-    F_ref - F_cur rises only at reference values and falls only at current values, so its
-    maximum is reached just before some current value u (F_ref(u-) - F_cur(u-)) and its
-    minimum at some current value (F_ref(u) - F_cur(u)).  The current counts come from the
-    tie groups of the sorted current sample (no search); the reference counts from one
-    binary search per distinct current value, plus a second (left) search only for values
-    that also occur in the reference.  The reference is never sorted or searched into.
-    Differences are taken exactly in integers (count_ref * n_cur - count_cur * n_ref) and
-    divided once, so the result is within one rounding of scipy's.
+    With n reference and m current values, L_j / R_j the number of reference values below /
+    up to the j-th current value u_j, the supremum is reached next to a current value:
+
+        n*m * D = max(0, max_j (L_j*m - j*n), max_j ((j+1)*n - R_j*m))
+
+    (F_ref - F_cur just before u_j, and F_cur - F_ref at u_j; within a tie group the first
+    and last index give the extremes).  The terms are integers, divided once, so the
+    result is within one rounding of scipy's.  Rather than a binary search for every
+    current value (1.6 ms for 100k values into 100k), the search is pruned: L and R are
+    nondecreasing in j, so over a block of indices a..c both terms are bounded by
+    L_c*m - a*n and (c+1)*n - R_a*m.  The ranks are computed at the corners of a coarse
+    grid (``KS_GRID_STEPS``), blocks whose bounds cannot beat the best exact term so far
+    are dropped, the survivors are refined on a finer grid, and only the values inside
+    the last survivors are searched (2-4 % of 100k values in the benchmark).  A current
+    sample with few distinct values is handled per tie group (one search per value).
     """
-    n1, n2 = int(ref.size), int(cur.size)
-    if n2 > 1 and bool(np.all(cur[1:] != cur[:-1])):
-        first = np.arange(n2)  # no ties in the current sample (the usual case)
-        values = cur
-    else:
-        first = np.flatnonzero(np.concatenate(([True], cur[1:] != cur[:-1])))
-        values = cur[first]
-    ref_upto = np.searchsorted(ref, values, side="right")  # reference values <= u
-    # u is tied with the reference iff the last reference value <= u equals u; padding with
-    # -inf makes index ref_upto address that value (10x cheaper than ref[ref_upto - 1])
-    padded = np.concatenate(([-np.inf], ref))
-    tied = padded.take(ref_upto) == values
-    if tied.any():
-        ref_below = ref_upto.copy()  # reference values < u
-        ref_below[tied] = np.searchsorted(ref, values[tied], side="left")
-    else:
-        ref_below = ref_upto
-    # D+ = max (ref_below / n1 - cur_below / n2) with cur_below = first
-    d_plus = int(np.max(ref_below * n2 - first * n1))
-    # D- = max (cur_upto / n2 - ref_upto / n1) with cur_upto = next group's first, or n2
-    d_minus = (n1 - int(ref_upto[-1])) * n2
-    if first.size > 1:
-        d_minus = max(d_minus, int(np.max(first[1:] * n1 - ref_upto[:-1] * n2)))
-    return min(max(d_plus, d_minus, 0) / (n1 * n2), 1.0)
+    n, m = int(ref.size), int(cur.size)
+    new_value = cur[1:] != cur[:-1]
+    if 8 * int(np.count_nonzero(new_value)) < m:  # heavy ties: one point per distinct value
+        first = np.flatnonzero(np.concatenate(([True], new_value)))
+        below, upto = _ranks(ref, cur, first)
+        last = np.append(first[1:], m) - 1
+        best = max(int(np.max(below * m - first * n)), int(np.max((last + 1) * n - upto * m)))
+        return min(max(best, 0) / (n * m), 1.0)
+    best = 0
+    starts: np.ndarray | None = None  # first index of each block still in play
+    step = m
+    for finer in KS_GRID_STEPS:
+        if finer >= m - 1:
+            continue
+        if starts is None:
+            starts = np.arange(0, m - 1, finer)
+        else:
+            starts = (starts[:, None] + np.arange(0, step, finer)).ravel()
+            starts = starts[starts < m - 1]
+        step = finer
+        ends = np.minimum(starts + step, m - 1)
+        # a block's end is searched as the next block's start, unless that one was dropped
+        own_end = np.append(ends[:-1] != starts[1:], True)
+        corners = np.concatenate((starts, ends[own_end]))
+        below, upto = _ranks(ref, cur, corners)
+        best = max(best, _ks_extreme(corners, below, upto, n, m))
+        end_at = np.arange(1, starts.size + 1)  # where each end is in corners
+        end_at[own_end] = np.arange(starts.size, corners.size)
+        bound_plus = below[end_at] * m - starts * n  # L_c*m - a*n
+        bound_minus = (ends + 1) * n - upto[: starts.size] * m  # (c+1)*n - R_a*m
+        starts = starts[(bound_plus > best) | (bound_minus > best)]
+        if not starts.size:
+            return min(best / (n * m), 1.0)
+    if starts is None:  # too few values for a grid: search them all
+        points = np.arange(m)
+        below, upto = _ranks(ref, cur, None)
+    else:  # the values strictly inside the surviving blocks (corners are done)
+        points = (starts[:, None] + np.arange(1, step)).ravel()
+        points = points[points < m - 1]
+        below, upto = _ranks(ref, cur, points)
+    best = max(best, _ks_extreme(points, below, upto, n, m))
+    return min(best / (n * m), 1.0)
+
+
+def _ks_extreme(points: np.ndarray, below: np.ndarray, upto: np.ndarray, n: int, m: int) -> int:
+    """max over the given current indices j of L_j*m - j*n and (j+1)*n - R_j*m (or 0)."""
+    if not points.size:
+        return 0
+    return max(int(np.max(below * m - points * n)), int(np.max((points + 1) * n - upto * m)))
+
+
+def _ranks(
+    ref: np.ndarray, cur: np.ndarray, points: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reference values below and up to ``cur[points]`` (all of ``cur`` for None).
+
+    One right-side binary search each; a value is tied with the reference iff the last
+    reference value up to it equals it (``upto - 1`` wraps to the largest reference value
+    when ``upto`` is 0, which is then greater than the value), and only tied values get
+    the left-side search.
+    """
+    values = cur if points is None else cur.take(points)
+    upto = np.searchsorted(ref, values, side="right")
+    tied = ref.take(upto - 1, mode="wrap") == values
+    if not tied.any():
+        return upto, upto
+    below = upto.copy()
+    below[tied] = np.searchsorted(ref, values[tied], side="left")
+    return below, upto
 
 
 def _ks_p_value(d: float, n1: int, n2: int, method: str) -> tuple[float, float, str]:
@@ -236,17 +296,8 @@ def detect_drift_psi(
     _check_positive(threshold, "threshold", label)
     _check_epsilon(epsilon, label)
     profile = _feature_profile(reference, label, buckets=buckets)
-    if isinstance(profile, NumericFeatureProfile):
-        cur_sorted, n_missing = _current_sorted(current, label)
-        counts = _sorted_bucket_counts(profile, cur_sorted)
-        result = _psi(profile, counts, threshold, epsilon)
-    else:
-        keys, n_missing = _current_categories(current, label)
-        counts, n_unseen = profile.count_keys(keys)
-        result = _psi(profile, counts, threshold, epsilon)
-        result["n_unseen"] = n_unseen
-    result.update(_missing(n_missing, result["n_current"]))
-    return result
+    counts, extra = _current_counts(profile, current, label)
+    return {**_psi(profile, counts, threshold, epsilon), **extra}
 
 
 def _psi(
@@ -306,18 +357,20 @@ def detect_drift_chi2(
         profile: FeatureProfile = reference
     else:
         profile = _categorical_profile(reference, label, max_categories)
-    n_unseen = None
+    counts, extra = _current_counts(profile, current, label)
+    return {**_chi2(profile, counts, threshold), **extra}
+
+
+def _current_counts(
+    profile: FeatureProfile, current: Any, label: str
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Current counts per profile bucket, and the missing (and unseen category) counts."""
     if isinstance(profile, NumericFeatureProfile):
-        cur_sorted, n_missing = _current_sorted(current, label)
-        counts = _sorted_bucket_counts(profile, cur_sorted)
-    else:
-        keys, n_missing = _current_categories(current, label)
-        counts, n_unseen = profile.count_keys(keys)
-    result = _chi2(profile, counts, threshold)
-    if n_unseen is not None:
-        result["n_unseen"] = n_unseen
-    result.update(_missing(n_missing, result["n_current"]))
-    return result
+        cur_sorted, n_missing = _finite_sorted(current, label, "current")
+        return _sorted_bucket_counts(profile, cur_sorted), _missing(n_missing, cur_sorted.size)
+    keys, n_missing = _current_categories(current, label)
+    counts, n_unseen = profile.count_keys(keys)
+    return counts, {"n_unseen": n_unseen, **_missing(n_missing, keys.size)}
 
 
 def _chi2(profile: FeatureProfile, cur_counts: np.ndarray, threshold: float) -> dict[str, Any]:
@@ -330,18 +383,14 @@ def _chi2(profile: FeatureProfile, cur_counts: np.ndarray, threshold: float) -> 
         expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
         statistic = float(np.sum((table - expected) ** 2 / expected))
         p_value = float(stats.chi2.sf(statistic, dof))
-    return {
-        "test": "chi2",
-        "statistic": statistic,
-        "p_value": p_value,
-        "threshold": float(threshold),
-        "drift_detected": bool(p_value < threshold),
-        "dof": int(max(dof, 0)),
-        "bucket_labels": profile.bucket_labels,
-        "current_counts": [int(c) for c in cur_counts],
-        "n_reference": int(profile.n),
-        "n_current": int(cur_counts.sum()),
-    }
+    return _p_value_result(
+        "chi2", statistic, p_value, threshold,
+        dof=int(max(dof, 0)),
+        bucket_labels=profile.bucket_labels,
+        current_counts=[int(c) for c in cur_counts],
+        n_reference=int(profile.n),
+        n_current=int(cur_counts.sum()),
+    )  # fmt: skip
 
 
 # --- many features ----------------------------------------------------------------------------
@@ -362,6 +411,7 @@ def analyze_feature_drift(
     feature_types: Mapping[str, str] | None = None,
     ks_method: str = "auto",
     min_drift_share: float = 0.0,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Test each feature of ``current_data`` against the reference and combine the verdicts.
 
@@ -389,6 +439,9 @@ def analyze_feature_drift(
     the call form one family, adjusted with ``"bonferroni"`` or ``"benjamini-hochberg"``
     (or ``"none"``); the adjusted value is reported as ``p_value_adjusted`` and is the one
     compared with the threshold.
+
+    ``workers`` > 1 evaluates the features in that many threads (the result is the same);
+    it pays off only with as many idle cores, so the default is 1.
 
     Returns ``features`` (name -> dict with ``kind``, ``drift_detected``, ``reason``, the
     missing counts and one dict per test under its name), ``features_with_drift`` (in the
@@ -418,16 +471,25 @@ def analyze_feature_drift(
     _check_epsilon(epsilon, "analyze_feature_drift")
     if ks_method not in _KS_METHODS:
         raise DriftInputError(f"ks_method must be one of {_KS_METHODS}, got {ks_method!r}")
+    if not _is_real(min_drift_share) or not 0.0 <= float(min_drift_share) <= 1.0:
+        raise DriftInputError(f"min_drift_share must be in [0, 1], got {min_drift_share!r}")
+    if isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1:
+        raise DriftInputError(f"workers must be a positive integer, got {workers!r}")
     types = dict(feature_types or {})
 
-    results: dict[str, dict[str, Any]] = {}
-    for name in names:
-        label = _label(name)
+    def one(name: str) -> dict[str, Any]:
         profile = _profile_for(reference_data, name, types.get(name), buckets)
-        results[name] = _analyze_one(
+        return _analyze_one(
             profile, current_data[name], requested, limits, ks_method, epsilon,
-            int(psi_min_samples), label,
+            int(psi_min_samples), _label(name),
         )  # fmt: skip
+
+    if workers > 1 and len(names) > 1:
+        # NumPy releases the GIL in sort and searchsorted, the bulk of the work per feature
+        with ThreadPoolExecutor(min(int(workers), len(names))) as pool:
+            results = dict(zip(names, pool.map(one, names), strict=True))
+    else:
+        results = {name: one(name) for name in names}
 
     _apply_correction(results, correction)
     for entry in results.values():
@@ -499,7 +561,7 @@ def _analyze_one(
 
     entry: dict[str, Any] = {"kind": profile.kind, "tests": chosen}
     if numeric:
-        cur_sorted, n_missing = _current_sorted(values, label)
+        cur_sorted, n_missing = _finite_sorted(values, label, "current")
         n_cur = int(cur_sorted.size)
         counts = _sorted_bucket_counts(profile, cur_sorted)
     else:
@@ -706,21 +768,17 @@ def _reference_sorted(reference: Any, label: str) -> tuple[np.ndarray, int]:
         return reference.sorted_values, reference.n_missing
     if isinstance(reference, (CategoricalFeatureProfile, ReferenceProfile)):
         raise DriftInputError(f"{label}: the KS test needs a numeric feature or its profile")
-    values, n_missing = to_float_array(
-        f"{label} reference", _nonempty(reference, label, "reference"), DriftInputError
-    )
-    if values.size == 0:
-        raise DriftInputError(f"{label}: reference has no finite values ({n_missing} NaN/inf)")
-    return np.sort(values), n_missing
+    return _finite_sorted(reference, label, "reference")
 
 
-def _current_sorted(current: Any, label: str) -> tuple[np.ndarray, int]:
-    values, n_missing = to_float_array(
-        f"{label} current", _nonempty(current, label, "current"), DriftInputError
+def _finite_sorted(values: Any, label: str, which: str) -> tuple[np.ndarray, int]:
+    """The finite values sorted, and how many NaN/inf/None were dropped (none left: error)."""
+    finite, n_missing = to_float_array(
+        f"{label} {which}", _nonempty(values, label, which), DriftInputError
     )
-    if values.size == 0:
-        raise DriftInputError(f"{label}: current data has no finite values ({n_missing} NaN/inf)")
-    return np.sort(values), n_missing
+    if finite.size == 0:
+        raise DriftInputError(f"{label}: {which} data has no finite values ({n_missing} NaN/inf)")
+    return np.sort(finite), n_missing
 
 
 def _current_categories(current: Any, label: str) -> tuple[np.ndarray, int]:

@@ -170,11 +170,24 @@ def quantile_edges(sorted_values: np.ndarray, buckets: int) -> np.ndarray:
     value whose empirical CDF reaches i/buckets), so no edge falls between two neighbouring
     values and creates an empty bucket; ``np.unique`` collapses tied quantiles, so a feature
     with few distinct values gets fewer buckets instead of empty duplicates.
+
+    An edge at the maximum would leave the open-ended last bucket empty and lump the maximum
+    together with the values below it: 5 % zeros and 95 % ones would give the single edge 1,
+    and PSI could not see the share of zeros change.  Such an edge moves down to the largest
+    value below the maximum, so the last bucket holds the tied maximum and every bucket
+    holds reference values.  Only a constant feature keeps its edge at the value (values
+    above it still get their own bucket).
     """
     if buckets < 2:
         return np.empty(0, dtype=np.float64)
     probs = np.arange(1, buckets) / buckets
-    return np.unique(np.quantile(sorted_values, probs, method="inverted_cdf"))
+    edges = np.unique(np.quantile(sorted_values, probs, method="inverted_cdf"))
+    top = sorted_values[-1]
+    if edges[-1] == top:
+        below = int(np.searchsorted(sorted_values, top, side="left"))
+        if below > 0:
+            edges = np.unique(np.append(edges[:-1], sorted_values[below - 1]))
+    return edges
 
 
 def _format_edge(edge: float) -> str:
@@ -732,7 +745,7 @@ def read_data_file(path: str | Path) -> dict[str, np.ndarray]:
 
 
 def _read_csv(path: Path) -> dict[str, np.ndarray]:
-    with path.open(newline="", encoding="utf-8") as fh:
+    with path.open(newline="", encoding="utf-8-sig") as fh:  # -sig: spreadsheet exports
         reader = csv.reader(fh)
         try:
             header = next(reader)
@@ -771,21 +784,24 @@ def _csv_column(cells: list[str]) -> np.ndarray:
 
 def _read_jsonl(path: Path) -> dict[str, np.ndarray]:
     rows: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
+    try:
+        lines = path.read_text(encoding="utf-8-sig").split("\n")  # not splitlines: U+2028
+    except UnicodeDecodeError as exc:
+        raise ProfileError(f"{path}: not UTF-8 text ({exc})") from None
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ProfileError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
+        if not isinstance(obj, dict):
+            raise ProfileError(f"{path}:{lineno}: expected a JSON object")
+        if isinstance(obj.get("input_data"), dict):
+            if obj.get("event", "prediction") != "prediction":
                 continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ProfileError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
-            if not isinstance(obj, dict):
-                raise ProfileError(f"{path}:{lineno}: expected a JSON object")
-            if isinstance(obj.get("input_data"), dict):
-                if obj.get("event", "prediction") != "prediction":
-                    continue
-                obj = obj["input_data"]
-            rows.append(obj)
+            obj = obj["input_data"]
+        rows.append(obj)
     if not rows:
         raise ProfileError(f"{path}: no records")
     names: dict[str, None] = {}
@@ -801,6 +817,9 @@ def _read_jsonl(path: Path) -> dict[str, np.ndarray]:
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    with path.open("rb") as fh:  # np.load would take anything else for a pickle or a .npy
+        if fh.read(4) != b"PK\x03\x04":
+            raise ProfileError(f"{path}: not a .npz file (no zip archive header)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             data = {name: np.asarray(npz[name]).reshape(-1) for name in npz.files}

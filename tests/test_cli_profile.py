@@ -120,3 +120,57 @@ def test_examples_are_reproducible(tmp_path: Path) -> None:
     subprocess.run([sys.executable, str(script)], check=True, capture_output=True)
     for name in ("reference.csv", "current.csv"):
         assert (tmp_path / name).read_bytes() == (EXAMPLES / name).read_bytes(), name
+
+
+def _bad_files(tmp: Path) -> dict[str, Path]:
+    files = {
+        "ragged.csv": b"age,income\n30,1\n31\n",
+        "empty_column.csv": b"age,income\n30,\n31,\n",
+        "not_utf8.jsonl": b'\xff\xfe{"age": 1}\n',
+        "garbage.npz": b"garbage",
+        "quoted.csv": '"na\u00efve ""q""",b\'s\n1,x\n2,3\n'.encode(),
+    }
+    for name, data in files.items():
+        (tmp / name).write_bytes(data)
+    files_paths = {name: tmp / name for name in files}
+    files_paths["missing.csv"] = tmp / "missing.csv"
+    return files_paths
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("missing.csv", "No such file or directory"),
+        ("ragged.csv", "ragged.csv:3: 1 fields, header has 2"),
+        ("empty_column.csv", "feature 'income': current data has no finite values (2 NaN/inf)"),
+        ("not_utf8.jsonl", "not_utf8.jsonl: not UTF-8 text"),
+        ("garbage.npz", "garbage.npz: not a .npz file"),
+        ("quoted.csv", "feature \"b's\" current: non-numeric value 'x'"),
+    ],
+)
+def test_bad_current_file_is_one_line_from_the_real_command(
+    tmp_path: Path, name: str, message: str
+) -> None:
+    """The installed entry point's path: one line on stderr, status 1, no traceback."""
+    reference = tmp_path / "ref.csv"
+    reference.write_text('age,income,"na\u00efve ""q""",b\'s\n' + "1,2,3,4\n5,6,7,8\n")
+    bad = _bad_files(tmp_path)[name]
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlops_core.cli", "drift", str(reference), str(bad)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if not line.startswith("note:")]
+    assert len(errors) == 1, proc.stderr
+    assert errors[0].startswith("mlops drift: error: ") and message in errors[0]
+
+
+def test_csv_with_a_byte_order_mark_keeps_its_first_column(tmp_path: Path, capsys) -> None:
+    data = tmp_path / "excel.csv"
+    data.write_bytes("\ufeffage,plan\n30,a\n40,b\n".encode())
+    out = tmp_path / "p.json"
+    assert run(["profile", "build", str(data), "-o", str(out)]) == 0
+    assert list(json.loads(out.read_text())["features"]) == ["age", "plan"]

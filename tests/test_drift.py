@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from mlops_core import (
     detect_drift_ks,
     detect_drift_psi,
 )
+from mlops_core import drift as drift_module
 from mlops_core.drift import _kolmogorov_sf, drift_against_profile
 
 BRIEF_REFERENCE = {
@@ -87,6 +89,32 @@ def test_ks_with_a_profile_equals_raw_reference() -> None:
     ref, cur = _samples(20_000, 700, ties=True, seed=1)
     profile = ReferenceProfile.from_data({"x": ref})
     assert detect_drift_ks(profile["x"], cur) == detect_drift_ks(ref, cur)
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.02, 0.5])
+def test_ks_pruned_search_is_exact_and_searches_few_values(shift: float) -> None:
+    rng = np.random.default_rng(11)
+    ref, cur = rng.normal(0.0, 1.0, 100_000), rng.normal(shift, 1.0, 100_000)
+    searched: list[int] = []
+    ranks = drift_module._ranks
+
+    def counting(r: np.ndarray, c: np.ndarray, points: np.ndarray | None) -> object:
+        searched.append(c.size if points is None else points.size)
+        return ranks(r, c, points)
+
+    profile = ReferenceProfile.from_data({"x": ref})
+    with mock.patch.object(drift_module, "_ranks", counting):
+        ours = detect_drift_ks(profile["x"], cur)
+    assert ours["statistic"] == pytest.approx(stats.ks_2samp(ref, cur).statistic, abs=1e-12)
+    assert sum(searched) < 0.2 * cur.size  # the point of the pruning: no full search
+
+
+def test_ks_statistic_reached_at_either_end() -> None:
+    """Extremes at the first and the last current value, where the grid blocks end."""
+    ref = np.arange(1000.0)
+    for cur in (np.arange(-50.0, 950.0), np.arange(50.0, 1050.0), np.full(100, 999.0)):
+        ours = detect_drift_ks(ref, cur)["statistic"]
+        assert ours == pytest.approx(stats.ks_2samp(ref, cur).statistic, abs=1e-12)
 
 
 @pytest.mark.parametrize("n", [141, 500, 9091, 40_000])
@@ -377,6 +405,19 @@ def test_drift_against_profile_defaults_to_shared_features() -> None:
         drift_against_profile(profile, {"zzz": [1.0]})
 
 
+def test_workers_give_the_same_report_and_the_same_first_error() -> None:
+    rng = np.random.default_rng(8)
+    ref = {f"f{i}": rng.normal(size=5000) for i in range(6)} | {"plan": ["a", "b"] * 50}
+    cur = {f"f{i}": rng.normal(0.05 * i, 1, 4000) for i in range(6)} | {"plan": ["a"] * 90}
+    names = list(ref)
+    assert analyze_feature_drift(ref, cur, names, workers=3) == analyze_feature_drift(
+        ref, cur, names
+    )
+    cur["f4"] = ["bad"] * 10
+    with pytest.raises(DriftInputError, match="feature 'f4' current: non-numeric"):
+        analyze_feature_drift(ref, cur, names, workers=2)
+
+
 # --- bad input: one readable error naming the feature --------------------------------------
 
 
@@ -469,3 +510,11 @@ def test_bad_epsilon(epsilon: float) -> None:
 def test_bad_bucket_count() -> None:
     with pytest.raises(DriftInputError, match="buckets must be an integer >= 2"):
         detect_drift_psi([1.0, 2.0], [1.0], buckets=1)
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("workers", 0), ("workers", 1.5), ("min_drift_share", 2)]
+)
+def test_bad_analysis_options(option: str, value: object) -> None:
+    with pytest.raises(DriftInputError, match=option):
+        analyze_feature_drift({"a": [1.0]}, {"a": [1.0]}, ["a"], **{option: value})

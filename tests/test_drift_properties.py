@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -11,7 +12,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy import stats
 
-from mlops_core import detect_drift_chi2, detect_drift_ks, detect_drift_psi
+from mlops_core import detect_drift_chi2, detect_drift_ks, detect_drift_psi, drift
+from mlops_core.profile import NumericFeatureProfile
 
 FAST = settings(max_examples=60, deadline=None)
 
@@ -56,6 +58,39 @@ def test_ks_is_finite_bounded_and_equals_scipy(ref: np.ndarray, cur: np.ndarray)
     oracle = stats.ks_2samp(ref, cur)
     assert abs(result["statistic"] - float(oracle.statistic)) <= 1e-12
     assert abs(result["p_value"] - float(oracle.pvalue)) <= 1e-3
+
+
+@FAST
+@given(samples, st.integers(2, 20))
+def test_every_reference_bucket_holds_reference_values(ref: np.ndarray, buckets: int) -> None:
+    profile = NumericFeatureProfile.from_values("x", ref, buckets)
+    assert profile.n_buckets <= buckets
+    if np.unique(ref).size > 1:  # a constant keeps one edge at its value, and an empty top
+        assert profile.ref_counts.min() > 0
+
+
+# larger samples on coarse or fine grids, discrete or continuous, shifted or not
+grid_sample = st.tuples(
+    st.integers(1, 400),
+    st.sampled_from([3, 20, 1000]),  # distinct values: heavy ties .. almost none
+    st.floats(-0.5, 0.5),
+    st.integers(0, 2**32 - 1),
+)
+
+
+@FAST
+@given(grid_sample, grid_sample, st.sampled_from([(16, 4, 2), (9, 3), (64, 8), (2,)]))
+def test_pruned_ks_search_equals_scipy(ref_spec: tuple, cur_spec: tuple, steps: tuple) -> None:
+    """The pruned search (small grid steps, so every level is used) loses no candidate."""
+
+    def draw(size: int, distinct: int, shift: float, seed: int) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        return np.floor(rng.normal(shift, 1.0, size) * distinct / 6) / distinct
+
+    ref, cur = draw(*ref_spec), draw(*cur_spec)
+    with mock.patch.object(drift, "KS_GRID_STEPS", steps):
+        ours = drift._ks_statistic(np.sort(ref), np.sort(cur))
+    assert ours == pytest.approx(float(stats.ks_2samp(ref, cur).statistic), abs=1e-12)
 
 
 @FAST

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from mlops_core import (
     NumericFeatureProfile,
     ProfileError,
     ReferenceProfile,
+    detect_drift_psi,
 )
 from mlops_core.profile import FORMAT_VERSION, OTHER_BUCKET, category_key
 
@@ -78,6 +80,18 @@ def test_tied_quantiles_collapse_to_fewer_buckets() -> None:
     # one edge at the value itself; the open-ended upper bucket is empty in the reference
     assert constant.edges.tolist() == [7.0]
     assert constant.ref_proportions.tolist() == [1.0, 0.0]
+
+
+def test_tied_maximum_gets_its_own_bucket() -> None:
+    # 5 % zeros: every quantile is 1; an edge at 1 would put all values in one bucket
+    f = NumericFeatureProfile.from_values("x", np.array([0.0] * 5 + [1.0] * 95), buckets=10)
+    assert f.edges.tolist() == [0.0]
+    assert f.ref_proportions.tolist() == [0.05, 0.95]
+    ref = np.array([0.0] * 5 + [1.0] * 95)
+    shifted = detect_drift_psi(ref, np.array([0.0] * 50 + [1.0] * 50))
+    assert shifted["psi"] == pytest.approx(
+        (0.5 - 0.05) * math.log(0.5 / 0.05) + (0.5 - 0.95) * math.log(0.5 / 0.95), rel=1e-12
+    )
 
 
 def test_bucket_counts_drop_and_count_missing() -> None:
