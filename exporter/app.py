@@ -224,23 +224,17 @@ class Exporter:
     def start_background(self) -> None:
         """Start the ingest thread and the scheduler (the server may already be serving)."""
         self._ingest_thread.start()
-        self.scheduler.add_job(
-            self.drift_pass,
-            "interval",
-            seconds=self.config.drift.interval,
-            id="drift",
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=None,
-        )
+        jobs = {"drift": self.drift_pass}
         if self.alerts is not None:
+            jobs["alerts"] = self.alert_pass
+        for job_id, job in jobs.items():
             self.scheduler.add_job(
-                self.alert_pass,
+                job,
                 "interval",
                 seconds=self.config.drift.interval,
-                id="alerts",
-                max_instances=1,
-                coalesce=True,
+                id=job_id,
+                max_instances=1,  # a slow pass never runs twice at once
+                coalesce=True,  # missed runs collapse into one
                 misfire_grace_time=None,
             )
         self.scheduler.start()

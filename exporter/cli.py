@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from exporter import DEFAULT_CONFIG_PATH, DEFAULT_PORT, __version__
 from exporter.logs import FORMATS, LEVELS
 from mlops_core.errors import MlopsError
+
+if TYPE_CHECKING:
+    from exporter.app import Exporter
 
 PROG = "mlops-exporter"
 
@@ -84,8 +89,13 @@ def _fail(message: str) -> int:
     return 1
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM while starting up: exit 0 like SIGINT, no traceback
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # the running exporter installs its own
 
     from exporter.logs import configure_logging
 
@@ -101,6 +111,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 drift_after=args.demo_drift_after,
                 interval=args.demo_interval,
             )
+        if args.config_file is None and not os.path.exists(DEFAULT_CONFIG_PATH):
+            return _fail(
+                f"{DEFAULT_CONFIG_PATH}: config file not found; pass --config.file=FILE, "
+                f"or try {PROG} --demo"
+            )
         return run(
             args.config_file or DEFAULT_CONFIG_PATH, args.listen_address, args.web_config_file
         )
@@ -110,28 +125,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
-def run(config_file: str, listen_address: str, web_config_file: str | None) -> int:
-    """Load everything that can be wrong before binding the port, then serve until a signal."""
+def build_exporter(
+    config_file: str | os.PathLike[str],
+    listen_address: str,
+    web_config_file: str | None,
+    env: Mapping[str, str],
+    version: str = __version__,
+) -> Exporter:
+    """Load everything that can be wrong, then bind the port; the exporter is not started."""
     # Imports follow the checks: a config error is reported before scipy is even loaded.
     from exporter.config import load_config, load_reference
     from exporter.webconfig import load_web_config
 
-    config = load_config(config_file, os.environ)
+    config = load_config(config_file, env)
     web_config = load_web_config(web_config_file)
     web_config.ssl_context()  # a bad cert or key fails here, as one line
     profile, features = load_reference(config)
 
     from exporter.app import Exporter
 
-    exporter = Exporter(
+    return Exporter(
         config,
         profile,
         features,
         web_config=web_config,
         listen_address=listen_address,
-        version=__version__,
+        version=version,
     )
-    return exporter.run()
+
+
+def run(config_file: str, listen_address: str, web_config_file: str | None) -> int:
+    """Serve with the configuration in ``config_file`` and the environment until a signal."""
+    return build_exporter(config_file, listen_address, web_config_file, os.environ).run()
 
 
 if __name__ == "__main__":

@@ -107,22 +107,32 @@ class MlopsCollector(Collector):
         yield build
 
     def _live(self, counters: IngestSnapshot) -> Iterator[Metric]:
-        errors = CounterMetricFamily(
+        yield self._per_model(
+            CounterMetricFamily,
             "mlops_drift_computation_errors",
             "Drift computations that failed; the previous snapshot stays published.",
-            labels=["model"],
+            self._errors(),
         )
-        errors.add_metric([self._model], float(self._errors()))
-        yield errors
         if self._alert_failures is not None:
-            failures = CounterMetricFamily(
+            yield self._per_model(
+                CounterMetricFamily,
                 "mlops_alert_notification_failures",
                 "In-process alert deliveries (alerts: section) that failed after all retries.",
-                labels=["model"],
+                self._alert_failures(),
             )
-            failures.add_metric([self._model], float(self._alert_failures()))
-            yield failures
         yield from self._traffic(counters)
+
+    def _per_model(
+        self,
+        family: type[GaugeMetricFamily | CounterMetricFamily],
+        name: str,
+        documentation: str,
+        value: float,
+    ) -> Metric:
+        """A family with the one sample ``{model="..."} value``."""
+        metric = family(name, documentation, labels=["model"])
+        metric.add_metric([self._model], float(value))
+        return metric
 
     # --- drift --------------------------------------------------------------------------------
 
@@ -233,10 +243,12 @@ class MlopsCollector(Collector):
             labels=["model", "hash"],
         )
         info.add_metric([m, ref.hash], 1.0)
-        samples = GaugeMetricFamily(
-            "mlops_reference_samples", "Rows in the reference data set.", labels=["model"]
+        samples = self._per_model(
+            GaugeMetricFamily,
+            "mlops_reference_samples",
+            "Rows in the reference data set.",
+            ref.samples,
         )
-        samples.add_metric([m], float(ref.samples))
         ratio = GaugeMetricFamily(
             "mlops_feature_reference_bucket_ratio",
             "Reference proportion of each feature bucket (numeric: le-style upper bound; "
@@ -277,10 +289,12 @@ class MlopsCollector(Collector):
         hist.add_metric([m], pairs, float(c.latency_sum))
         yield hist
 
-        predictions = CounterMetricFamily(
-            "mlops_predictions", "Prediction records read from the logs.", labels=["model"]
+        predictions = self._per_model(
+            CounterMetricFamily,
+            "mlops_predictions",
+            "Prediction records read from the logs.",
+            c.predictions_total,
         )
-        predictions.add_metric([m], float(c.predictions_total))
         classes = CounterMetricFamily(
             "mlops_prediction_class",
             "Predictions per predicted class (the first prediction.max_classes classes seen, "
@@ -291,12 +305,12 @@ class MlopsCollector(Collector):
             classes.add_metric([m, cls], float(value))
         yield from (predictions, classes)
 
-        lines = CounterMetricFamily(
+        lines = self._per_model(
+            CounterMetricFamily,
             "mlops_log_lines",
             "Lines read from the prediction logs (predictions, other events and invalid lines).",
-            labels=["model"],
+            c.lines_total,
         )
-        lines.add_metric([m], float(c.lines_total))
         invalid = CounterMetricFamily(
             "mlops_log_lines_invalid",
             "Lines skipped because they are not a usable prediction record, by reason.",
@@ -304,12 +318,12 @@ class MlopsCollector(Collector):
         )
         for reason, value in sorted(c.invalid_total.items()):
             invalid.add_metric([m, reason], float(value))
-        other = CounterMetricFamily(
+        other = self._per_model(
+            CounterMetricFamily,
             "mlops_log_lines_other_events",
             "Valid JSON lines whose event is not 'prediction' (skipped, not invalid).",
-            labels=["model"],
+            c.other_events_total,
         )
-        other.add_metric([m], float(c.other_events_total))
         yield from (lines, invalid, other)
 
         for name, value, help_text in (

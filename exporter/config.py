@@ -21,14 +21,15 @@ import itertools
 import math
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from mlops_core.errors import ConfigError, MlopsError
+from mlops_core import durations
+from mlops_core.errors import ConfigError, DurationError, MlopsError
 
 ENV_PREFIX = "MLOPS_EXPORTER_"
 
@@ -139,8 +140,6 @@ class ExporterConfig:
 
 # --- value parsers: each takes (key, raw) and returns the value or raises ConfigError --------
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _SIZE = re.compile(r"(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?", re.IGNORECASE)
 _SIZE_UNITS = {
     "b": 1,
@@ -157,27 +156,19 @@ def _describe(raw: Any) -> str:
     return f"{raw!r} ({type(raw).__name__})"
 
 
+def _did_you_mean(word: str, choices: Iterable[str], show: Callable[[str], str] = repr) -> str:
+    """`` (did you mean 'x'?)`` naming the closest of ``choices``, or ``""`` if none is close."""
+    hint = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {show(hint[0])}?)" if hint else ""
+
+
 def parse_duration(raw: Any, key: str = "duration") -> float:
     """Seconds from ``500ms``, ``30s``, ``5m``, ``1h``, ``1h30m`` or a bare number of seconds."""
-    if isinstance(raw, bool):
-        raise ConfigError(f"{key}: expected a duration like 30s, got {_describe(raw)}")
-    if isinstance(raw, int | float):
-        seconds = float(raw)
-    elif isinstance(raw, str):
-        text = raw.strip()
-        pos, seconds = 0, 0.0
-        for match in _DURATION_PART.finditer(text):
-            if match.start() != pos:
-                break
-            seconds += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-            pos = match.end()
-        if pos != len(text) or not text:
-            raise ConfigError(
-                f"{key}: bad duration {raw!r}; use a number with a unit: 500ms, 30s, 5m, 1h"
-            )
-    else:
-        raise ConfigError(f"{key}: expected a duration like 30s, got {_describe(raw)}")
-    if not math.isfinite(seconds) or seconds <= 0:
+    try:
+        seconds = durations.parse_duration(raw)
+    except DurationError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
+    if seconds <= 0:
         raise ConfigError(f"{key}: duration must be positive, got {raw!r}")
     return seconds
 
@@ -198,6 +189,17 @@ def _string(key: str, raw: Any) -> str:
     if not isinstance(raw, str) or not raw.strip():
         raise ConfigError(f"{key}: expected a non-empty string, got {_describe(raw)}")
     return raw
+
+
+def _field_name(key: str, raw: Any) -> str:
+    """A log record's field name: the fast JSON decoder cannot match one with quotes etc."""
+    name = _string(key, raw)
+    if any(c in '"\\' or c < " " for c in name):
+        raise ConfigError(
+            f"{key}: {name!r} cannot be a log field name (no quotes, backslashes or control "
+            "characters)"
+        )
+    return name
 
 
 def _positive_int(key: str, raw: Any) -> int:
@@ -227,8 +229,7 @@ def _duration(key: str, raw: Any) -> float:
 def _choice(*choices: str) -> Callable[[str, Any], str]:
     def parse(key: str, raw: Any) -> str:
         if raw not in choices:
-            hint = difflib.get_close_matches(str(raw), choices, n=1)
-            extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+            extra = _did_you_mean(str(raw), choices)
             raise ConfigError(f"{key}: expected one of {', '.join(choices)}, got {raw!r}{extra}")
         return raw
 
@@ -314,11 +315,11 @@ _SCHEMA: dict[str, Any] = {
         "combine": _Leaf(_choice(*COMBINE), "all"),
     },
     "latency": {
-        "field": _Leaf(_string, "latency_ms"),
+        "field": _Leaf(_field_name, "latency_ms"),
         "buckets": _Leaf(_buckets, DEFAULT_LATENCY_BUCKETS, is_list=True),
     },
     "prediction": {
-        "class_field": _Leaf(_string, "class"),
+        "class_field": _Leaf(_field_name, "class"),
         "max_classes": _Leaf(_positive_int, 20),
     },
     "alerts": _Leaf(_mapping_or_none, None),  # free-form: passed through
@@ -375,8 +376,7 @@ def _check_unknown(data: Mapping[str, Any], schema: Mapping[str, Any], prefix: s
     for key, value in data.items():
         path = f"{prefix}{key}"
         if not isinstance(key, str) or key not in schema:
-            hint = difflib.get_close_matches(str(key), list(schema), n=1, cutoff=0.6)
-            extra = f" (did you mean {prefix}{hint[0]!r}?)" if hint else ""
+            extra = _did_you_mean(str(key), schema, lambda hint: repr(prefix + hint))
             raise ConfigError(f"{path}: unknown key{extra}")
         node = schema[key]
         if isinstance(node, _Leaf):
@@ -426,8 +426,7 @@ def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, str]:
             continue
         path = _ENV_NAMES.get(name)
         if path is None:
-            hint = difflib.get_close_matches(name, list(_ENV_NAMES), n=1, cutoff=0.6)
-            extra = f" (did you mean {hint[0]}?)" if hint else ""
+            extra = _did_you_mean(name, _ENV_NAMES, str)
             raise ConfigError(f"{name}: unknown environment variable{extra}")
         _set(data, path, _env_value(name, _LEAVES[path], env[name]))
         used[path] = name
@@ -582,8 +581,7 @@ def resolve_features(config: ExporterConfig, profile: Any) -> dict[str, str]:
     out: dict[str, str] = {}
     for feat in config.features:
         if feat.name not in profile:
-            hint = difflib.get_close_matches(feat.name, available, n=1)
-            extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+            extra = _did_you_mean(feat.name, available)
             raise ConfigError(
                 f"features.{feat.name}: not a column of the reference {config.reference_path}"
                 f"{extra}"

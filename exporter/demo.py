@@ -148,9 +148,7 @@ def run_demo(
     """``mlops-exporter --demo``: the writer thread plus a real exporter, until a signal."""
     import structlog
 
-    from exporter.app import Exporter
-    from exporter.config import load_config, load_reference
-    from exporter.webconfig import load_web_config
+    from exporter.cli import build_exporter
 
     log = structlog.get_logger("exporter.demo")
     stop = threading.Event()
@@ -162,17 +160,7 @@ def run_demo(
             demo_config(str(log_dir), interval=interval or "5s"), encoding="utf-8"
         )
         drift_after = DRIFT_AFTER if drift_after is None else drift_after
-        config = load_config(config_path, {})
-        profile, features = load_reference(config)
-        web_config = load_web_config(web_config_file)
-        exporter = Exporter(
-            config,
-            profile,
-            features,
-            web_config=web_config,
-            listen_address=listen_address,
-            version=version,
-        )
+        exporter = build_exporter(config_path, listen_address, web_config_file, {}, version)
         writer = threading.Thread(
             target=write_logs,
             args=(log_dir,),

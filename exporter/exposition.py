@@ -38,7 +38,7 @@ def encode(families: Iterable[Metric], openmetrics: bool) -> str:
     for metric in families:
         name, mtype, doc = metric.name, metric.type, metric.documentation
         if openmetrics:
-            doc = doc.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+            doc = _label_value(doc)  # OpenMetrics escapes HELP like a label value
             append(f"# HELP {name} {doc}\n# TYPE {name} {mtype}\n")
             if metric.unit:
                 append(f"# UNIT {name} {metric.unit}\n")

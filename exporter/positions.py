@@ -6,20 +6,22 @@ new one that reused a freed inode, or one truncated and rewritten in place).  Th
 always the end of the last *complete* line handed out: a partial last line is read again
 after a restart, never half-counted.
 
-The file is JSON, written atomically (temporary file in the same directory, ``fsync``,
-``os.replace``), so a crash while saving leaves the previous checkpoint intact.
+The file is JSON, written atomically (``mlops_core._fsutil.atomic_write_bytes``: temporary
+file in the same directory, ``fsync``, ``os.replace``), so a crash while saving leaves the
+previous checkpoint intact.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import structlog
+
+from mlops_core._fsutil import atomic_write_bytes
 
 FINGERPRINT_BYTES = 256
 """How many leading bytes of a file identify it (fewer while the file is shorter)."""
@@ -95,25 +97,7 @@ def load_positions(state_file: str) -> list[FilePosition] | None:
 
 def save_positions(state_file: str, positions: list[FilePosition]) -> None:
     """Atomically replace ``state_file`` with ``positions`` (parent directory created)."""
-    directory = os.path.dirname(os.path.abspath(state_file))
-    os.makedirs(directory, exist_ok=True)
-    payload = json.dumps(
-        {"version": STATE_VERSION, "files": [asdict(p) for p in positions]}, indent=1
-    ).encode()
-    fd, tmp_path = tempfile.mkstemp(prefix=".positions-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_path, state_file)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_path)
-        raise
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+    path = Path(state_file).absolute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"version": STATE_VERSION, "files": [asdict(p) for p in positions]}
+    atomic_write_bytes(path, json.dumps(payload, indent=1).encode())

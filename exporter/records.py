@@ -278,15 +278,22 @@ class RecordParser:
         self._categorical = [n for n, k in self.features.items() if k == "categorical"]
         attr = {name: f"f{i}" for i, name in enumerate(self.features)}
         self._attr = attr
+        # msgspec cannot match a field renamed to a name with a quote, a backslash or a control
+        # character; with such a feature name, input_data is decoded as a dict and converted
+        # to the same struct line by line (same verdicts).
+        renamable = all(map(_renamable, self.features))
         input_struct = msgspec.defstruct(
             "InputData",
             [
                 (attr[n], float | None if k == "numeric" else str | int | bool | None, None)
                 for n, k in self.features.items()
             ],
-            rename={a: n for n, a in attr.items()},
+            rename={a: n for n, a in attr.items()} if renamable else None,
             gc=False,
         )
+        self._convert_to: type | None = None if renamable else input_struct
+        if not renamable:
+            input_struct = dict[str, Any]
         self._prediction_struct = msgspec.defstruct(
             "Prediction",
             [("cls", str | int | float | bool | None, None)],
@@ -362,6 +369,8 @@ class RecordParser:
         if records is None:  # the block held empty lines: go through parse() to drop them
             return self.parse(blob.split(b"\n"))
         good, inputs, more_other = self._select_predictions(records, invalid)
+        if self._convert_to is not None:
+            good, inputs = self._convert_inputs(good, inputs, invalid)
         batch = self._columns(good, inputs, invalid)
         batch.n_lines = n_lines
         batch.n_other_events = other + more_other
@@ -478,6 +487,22 @@ class RecordParser:
                 good.append(record)
         return good, [r.input_data for r in good], other
 
+    def _convert_inputs(
+        self, good: list[Any], inputs: list[Any], invalid: Counter[str]
+    ) -> tuple[list[Any], list[Any]]:
+        """``input_data`` dicts -> input structs, dropping (and counting) the ill-typed ones."""
+        attr, struct = self._attr, self._convert_to
+        kept, converted = [], []
+        for record, data in zip(good, inputs, strict=True):
+            try:
+                value = msgspec.convert({attr[k]: v for k, v in data.items() if k in attr}, struct)
+            except msgspec.ValidationError as exc:
+                invalid["non_finite" if "out of range" in str(exc) else "wrong_type"] += 1
+                continue
+            kept.append(record)
+            converted.append(value)
+        return kept, converted
+
     # --- columns ----------------------------------------------------------------------------
 
     def _columns(self, good: list[Any], inputs: list[Any], invalid: Counter[str]) -> ParsedBatch:
@@ -515,6 +540,10 @@ class RecordParser:
             raw_timestamps=raw_timestamps,
             ingest_time=self._clock(),
         )
+
+
+def _renamable(name: str) -> bool:
+    return not any(c in '"\\' or c < " " for c in name)
 
 
 def _float_column(inputs: list[Any], getter: attrgetter, n: int) -> np.ndarray:

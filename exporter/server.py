@@ -12,7 +12,7 @@ import gzip
 import html
 import socket
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import structlog
 from prometheus_client import CollectorRegistry
+from prometheus_client.core import Metric
 from prometheus_client.exposition import choose_encoder
 
 from exporter.pipeline import Snapshot
@@ -104,6 +105,9 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
     timeout = CONNECTION_TIMEOUT
+    # Headers and body go out in two writes; with Nagle on, the body waits for the client's
+    # delayed ACK (~40 ms) on keep-alive connections. Prometheus keeps connections alive.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # access logs would drown the exporter's own; errors are logged below
@@ -147,8 +151,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _metrics(self, query: dict[str, list[str]], head: bool) -> None:
         app = self.server.app
         encoder, content_type = choose_encoder(self.headers.get("Accept"))
-        if "name[]" in query:  # rare: prometheus_client's own (slower) path
-            body = encoder(app.registry.restricted_registry(query["name[]"]))
+        if "name[]" in query:  # rare: prometheus_client's own (slower) encoder
+            body = encoder(_Restricted(app.registry, query["name[]"]))
         else:
             body = app.render(content_type.startswith("application/openmetrics-text"))
         extra = {}
@@ -173,6 +177,27 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if not head:
             self.wfile.write(body)
+
+
+class _Restricted:
+    """The samples of ``registry`` named in ``?name[]=`` (``foo_total``, ``foo_bucket``, ...).
+
+    ``CollectorRegistry.restricted_registry`` finds collectors by the names ``describe()``
+    gives, and the exporter's collector describes none (so that registering it does not
+    collect), so that would serve nothing.  This filters the collected samples instead.
+    """
+
+    def __init__(self, registry: CollectorRegistry, names: Sequence[str]) -> None:
+        self._registry = registry
+        self._names = set(names)
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self._registry.collect():
+            samples = [s for s in family.samples if s.name in self._names]
+            if samples:
+                kept = Metric(family.name, family.documentation, family.type, family.unit)
+                kept.samples = samples
+                yield kept
 
 
 class _Server(ThreadingHTTPServer):

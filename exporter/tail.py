@@ -38,8 +38,10 @@ from exporter.records import has_line_longer_than
 
 _log = structlog.get_logger(__name__)
 
-READ_CHUNK = 16 << 20
-"""Bytes asked of the kernel per read(); each read becomes one block of lines."""
+READ_CHUNK = 1 << 20
+"""Bytes asked of the kernel per read(); each read becomes one block of lines.  About 1 MiB
+keeps the objects decoded from a block in the CPU cache while they are turned into columns:
+parsing 16 MiB blocks costs half as much again."""
 
 MAX_POLL_BYTES = 16 << 20
 """Default bytes read per poll (all files together); bounds memory when far behind."""
@@ -123,6 +125,7 @@ class LogFollower:
         self._draining: list[_Stream] = []
         self._vanished: set[str] = set()  # paths that disappeared: if they come back, a rotation
         self._lock = threading.RLock()
+        self._closed = False
         self._saved: dict[str, FilePosition] = {}
         self._saved_rotated: list[FilePosition] = []
         self._have_checkpoint = False
@@ -165,6 +168,8 @@ class LogFollower:
         """
         with self._lock:
             out: list[bytes] = []
+            if self._closed:
+                return out
             budget = self.max_poll_bytes
             # Rotated-away and vanished files first: their lines are older.
             for stream in list(self._draining):
@@ -190,6 +195,8 @@ class LogFollower:
         if not self.state_file:
             return
         with self._lock:
+            if self._closed:  # nothing is open: saving now would forget every position
+                return
             entries = [s.position(rotated=False) for s in self._streams.values()]
             entries += [s.position(rotated=True) for s in self._draining]
             try:
@@ -198,8 +205,9 @@ class LogFollower:
                 _log.warning("checkpoint_write_failed", state_file=self.state_file, error=str(exc))
 
     def close(self) -> None:
-        """Close every open file.  The follower must not be polled afterwards."""
+        """Close every open file.  Later polls return nothing; save positions before this."""
         with self._lock:
+            self._closed = True
             for stream in [*self._streams.values(), *self._draining]:
                 _close_fd(stream.fd)
             self._streams.clear()
@@ -226,6 +234,8 @@ class LogFollower:
             saved = self._saved.pop(path, None)
             stream = self._open(path)
             if stream is None:
+                continue
+            if self._already_open(stream, path):
                 continue
             same_inode = saved is not None and (stream.dev, stream.inode) == (
                 saved.dev,
@@ -275,6 +285,27 @@ class LogFollower:
                 self._draining.append(stream)
                 return
             _close_fd(stream.fd)
+
+    def _already_open(self, stream: _Stream, path: str) -> bool:
+        """Whether ``stream``'s file (same ``dev`` and inode) is open already; then close it.
+
+        A file being drained after a rotation, found again under a name the patterns match
+        (rotated to such a name, or resumed from the checkpoint), is followed on under
+        ``path`` from its offset: reading it again from 0 would count it twice.
+        """
+        key = (stream.dev, stream.inode)
+        owner = next(
+            (o for o in [*self._streams.values(), *self._draining] if (o.dev, o.inode) == key),
+            None,
+        )
+        if owner is None:
+            return False
+        _close_fd(stream.fd)
+        if owner in self._draining:
+            self._draining.remove(owner)
+            owner.path = path
+            self._streams[path] = owner
+        return True
 
     def _same_file(self, stream: _Stream, pos: FilePosition) -> bool:
         if (stream.dev, stream.inode) != (pos.dev, pos.inode):
@@ -338,6 +369,8 @@ class LogFollower:
                 continue
             stream = self._open(path)
             if stream is None:
+                continue
+            if self._already_open(stream, path):
                 continue
             if path in self._vanished:
                 self._vanished.discard(path)

@@ -6,6 +6,9 @@ prediction leaves the window when ``max_samples`` newer ones arrived (count) or 
 older than ``max_age`` seconds (age, by the record's own timestamp; timestamps in the future
 are taken as "now", so a skewed clock cannot pin records in the window).
 
+Age eviction happens on every add and every read (by the window's clock), so a window that
+receives nothing still empties as its predictions age.
+
 Thread model: one thread calls :meth:`Window.add`, others read.  Every method takes the
 window's lock and reads return copies, so a reader never sees half of a batch.  To get all
 features from the *same* set of predictions, take one :meth:`Window.snapshot`.
@@ -192,12 +195,14 @@ class Window:
     def samples(self) -> int:
         """Predictions currently in the window."""
         with self._lock:
+            self._evict_locked(self._clock())
             return self._count
 
     def values(self, feature: str) -> np.ndarray:
         """A copy of the present values of ``feature`` (see the module doc for the types)."""
         self._check(feature)
         with self._lock:
+            self._evict_locked(self._clock())
             column = self._cols[feature][self._order()]
         if self.kinds[feature] == "numeric":
             return column[np.isfinite(column)]
@@ -207,12 +212,14 @@ class Window:
         """Share of the window's predictions in which ``feature`` was absent or null."""
         self._check(feature)
         with self._lock:
+            self._evict_locked(self._clock())
             column = self._cols[feature][self._order()]
         return _missing_ratio(column, self.kinds[feature])
 
     def latencies(self) -> np.ndarray:
         """A copy of the window's latencies in seconds, finite values only."""
         with self._lock:
+            self._evict_locked(self._clock())
             lat = self._lat[self._order()]
         return lat[np.isfinite(lat)]
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -31,8 +30,9 @@ from typing import Any, Protocol
 
 import structlog
 
+from mlops_core import durations
 from mlops_core._fsutil import atomic_write_bytes
-from mlops_core.errors import AlertConfigError
+from mlops_core.errors import AlertConfigError, DurationError
 
 log = structlog.get_logger(__name__)
 
@@ -368,24 +368,11 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
 def parse_duration(value: Any, key: str = "duration") -> float:
     """Seconds from a Prometheus-style duration (``"90s"``, ``"1h30m"``) or a plain number."""
-    if _is_number(value):
-        if value < 0:
-            raise AlertConfigError(f"{key} must not be negative, got {value!r}")
-        return float(value)
-    if isinstance(value, str):
-        text = value.strip()
-        pos, total = 0, 0.0
-        for match in _DURATION.finditer(text):
-            if match.start() != pos:
-                break
-            total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-            pos = match.end()
-        if text and pos == len(text):
-            return total
-    raise AlertConfigError(f"{key} must be a duration such as '30m' or '1h', got {value!r}")
+    try:
+        return durations.parse_duration(value)
+    except DurationError:
+        negative = isinstance(value, int | float) and not isinstance(value, bool) and value < 0
+        problem = "must not be negative" if negative else "must be a duration such as '30m' or '1h'"
+        raise AlertConfigError(f"{key} {problem}, got {value!r}") from None

@@ -96,3 +96,7 @@ class AlertConfigError(MlopsError, ValueError):
 
 class ConfigError(MlopsError, ValueError):
     """The exporter's configuration is wrong; the message names the key or file."""
+
+
+class DurationError(MlopsError, ValueError):
+    """Not a duration (``mlops_core.durations``); callers re-raise it naming their key."""

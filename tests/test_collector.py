@@ -137,8 +137,11 @@ def test_every_metric_of_the_issue_with_its_type_and_labels(profile) -> None:
         assert fams[name].samples, f"{name} has no sample"
         for s in fams[name].samples:
             assert set(s.labels) - {"le"} == labels, (name, s.labels)
-    help_text = fams["mlops_feature_drift_psi"].documentation
-    assert "computed in the background every drift.interval" in help_text.lower()
+    for name in (*DRIFT_ONLY, "mlops_prediction_latency_window_seconds"):
+        help_text = fams[name].documentation.lower()
+        assert "computed in the background every drift.interval" in help_text, name
+    for name, family in fams.items():  # every HELP says something beyond the name
+        assert len(family.documentation.split()) >= 4, name
 
 
 def test_drift_gauges_absent_before_min_samples(profile) -> None:

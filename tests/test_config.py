@@ -119,6 +119,24 @@ def test_bad_durations_name_the_key(bad: object) -> None:
         parse_duration(bad if bad != "10" else "10 parsecs", "drift.interval")
 
 
+@pytest.mark.parametrize("value", ["500ms", "90s", "1h30m", "2d", "1w", 600, 0.25])
+def test_exporter_and_alert_system_read_durations_alike(value: object) -> None:
+    from mlops_core.alerts import parse_duration as alerts_parse_duration
+
+    assert parse_duration(value) == alerts_parse_duration(value)
+
+
+@pytest.mark.parametrize("bad", ["1h 30m", "-5m", ".5s", 10**400, float("nan"), None])
+def test_durations_both_reject(bad: object) -> None:
+    from mlops_core.alerts import parse_duration as alerts_parse_duration
+    from mlops_core.errors import AlertConfigError
+
+    with pytest.raises(ConfigError, match=r"^drift\.interval: "):
+        parse_duration(bad, "drift.interval")
+    with pytest.raises(AlertConfigError, match=r"^alerts\.cooldown "):
+        alerts_parse_duration(bad, "alerts.cooldown")
+
+
 def test_env_overrides_file_values(tmp_path: Path) -> None:
     env = {
         "MLOPS_EXPORTER_DRIFT_INTERVAL": "10s",
@@ -177,7 +195,7 @@ def test_yaml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
     [
         (
             MINIMAL + "drift: {intervall: 5s}\n",
-            "drift.intervall: unknown key (did you mean drift.'interval'?)",
+            "drift.intervall: unknown key (did you mean 'drift.interval'?)",
         ),
         (MINIMAL + "lgos: {}\n", "lgos: unknown key (did you mean 'logs'?)"),
         (MINIMAL + "drift: {interval: 3x}\n", "drift.interval: bad duration '3x'"),
@@ -215,6 +233,10 @@ def test_yaml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
         ),
         (MINIMAL + "features: {age: {kind: numeric}}\n", "features.age.kind: unknown key"),
         (MINIMAL + "alerts: [1, 2]\n", "alerts: expected a mapping"),
+        (MINIMAL + "drift: {interval: .inf}\n", "drift.interval: duration must be a finite"),
+        (MINIMAL + "drift: {interval: 0s}\n", "drift.interval: duration must be positive"),
+        (MINIMAL + 'latency: {field: "a\\"b"}\n', "latency.field: 'a\"b' cannot be a log field"),
+        (MINIMAL + 'prediction: {class_field: "a\\nb"}\n', "prediction.class_field: 'a\\nb'"),
         ("model: {name: m}\nreference: {path: r.csv}\n", "logs.paths: required key missing"),
         ("- just\n- a list\n", "expected a YAML mapping at the top level"),
     ],

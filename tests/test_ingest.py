@@ -151,6 +151,32 @@ def test_counters_match_what_was_written(profile: ReferenceProfile, tmp_path: Pa
     follower.close()
 
 
+def test_small_read_blocks_give_the_same_counts(
+    profile: ReferenceProfile, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many blocks per poll (merged before window and counters) = one block per poll."""
+    import exporter.tail
+
+    log = tmp_path / "model.jsonl"
+    write(log, [*dumps(records(800)), b"{bad", json.dumps({"event": "other"}).encode()])
+    snapshots = []
+    for chunk in (1 << 20, 3000):
+        monkeypatch.setattr(exporter.tail, "READ_CHUNK", chunk)
+        ingestor, counters, window, follower = pipeline(profile, str(log))
+        run_until_caught_up(ingestor)
+        snapshots.append((counters.snapshot(), window.snapshot()))
+        follower.close()
+    (big, big_window), (small, small_window) = snapshots
+    assert small.lines_total == big.lines_total == 802
+    assert dict(small.invalid_total) == dict(big.invalid_total)
+    assert dict(small.class_counts) == dict(big.class_counts)
+    assert small.latency_bucket_counts.tolist() == big.latency_bucket_counts.tolist()
+    for name in FEATURES:
+        assert small.bucket_observations[name].tolist() == big.bucket_observations[name].tolist()
+        assert small_window.values(name).tolist() == big_window.values(name).tolist()
+    assert small_window.timestamps.tolist() == big_window.timestamps.tolist()
+
+
 def test_counters_only_grow_and_snapshots_are_frozen(
     profile: ReferenceProfile, tmp_path: Path
 ) -> None:
@@ -224,7 +250,7 @@ def test_restart_with_checkpoint_counts_every_line_once(
 
 def test_garbage_file_never_raises(profile: ReferenceProfile, tmp_path: Path) -> None:
     log = tmp_path / "model.jsonl"
-    log.write_bytes(np.random.default_rng(5).bytes(200_000))
+    log.write_bytes(np.random.default_rng(5).bytes(3_000_000))  # several read blocks
     ingestor, counters, _, follower = pipeline(profile, str(log))
     run_until_caught_up(ingestor)
     snap = counters.snapshot()

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.records import INVALID_REASONS, RecordParser, has_line_longer_than
+from exporter.records import INVALID_REASONS, ParsedBatch, RecordParser, has_line_longer_than
 from mlops_core.errors import ConfigError
 
 FEATURES = {"age": "numeric", "income": "numeric", "plan": "categorical"}
@@ -298,6 +298,46 @@ def test_parse_block_equals_parse_on_mixed_content(parser: RecordParser) -> None
         assert by_block.classes == by_lines.classes
 
 
+def test_concat_of_parsed_blocks_equals_parsing_everything_at_once(
+    parser: RecordParser,
+) -> None:
+    rng = random.Random(8)
+    pool = [
+        line(),
+        line(input_data={"age": 1.5, "plan": "free"}, prediction="churn"),
+        line(event="startup"),
+        b"junk",
+        line(timestamp="bad"),
+        line(latency_ms=-3),
+    ]
+    lines = [rng.choice(pool) for _ in range(60)]
+    whole = parser.parse(lines)
+    parts = [parser.parse(lines[i : i + 7]) for i in range(0, 60, 7)]
+    parts[2].timestamps  # noqa: B018 - one part already converted: concat must cope
+    parts[3].classes  # noqa: B018
+    merged = ParsedBatch.concat([*parts, ParsedBatch(n_lines=2, invalid={"internal_error": 2})])
+    assert merged.n_lines == whole.n_lines + 2
+    assert merged.n_predictions == whole.n_predictions
+    assert merged.n_other_events == whole.n_other_events
+    assert merged.invalid == {**whole.invalid, "internal_error": 2}
+    for name in FEATURES:
+        assert merged.features[name].tolist() == pytest.approx(
+            whole.features[name].tolist(), nan_ok=True
+        )
+    assert merged.latency_seconds.tolist() == whole.latency_seconds.tolist()
+    assert merged.classes == whole.classes
+    assert merged.class_counts() == whole.class_counts()
+    assert merged.timestamps.tolist() == whole.timestamps.tolist()
+
+
+def test_concat_of_batches_without_predictions(parser: RecordParser) -> None:
+    merged = ParsedBatch.concat([parser.parse([b"junk"]), parser.parse([line(event="x")])])
+    assert (merged.n_lines, merged.n_predictions, merged.n_other_events) == (2, 0, 1)
+    assert merged.invalid == {"invalid_json": 1}
+    assert merged.class_counts() == {}
+    assert merged.timestamps.size == 0 and merged.latency_seconds.size == 0
+
+
 def test_empty_input_gives_empty_batch(parser: RecordParser) -> None:
     for batch in (parser.parse([]), parser.parse_block(b"")):
         assert (batch.n_lines, batch.n_predictions) == (0, 0)
@@ -328,3 +368,37 @@ def test_arbitrary_bytes_never_raise_and_every_line_is_accounted_for(
     batch = parser.parse(lines)
     assert batch.n_lines == sum(1 for x in lines if x)
     assert batch.n_lines == batch.n_predictions + batch.n_other_events + batch.n_invalid
+
+
+HOSTILE = {'has "quote"': "age", "new\nline": "income", "back\\slash": "plan"}
+
+
+def test_feature_names_with_quotes_newlines_and_backslashes_parse_like_plain_ones() -> None:
+    """Names the fast decoder cannot match take another path, with the same verdicts."""
+    plain = RecordParser(FEATURES, clock=lambda: NOW)
+    hostile = RecordParser(
+        {name: FEATURES[alias] for name, alias in HOSTILE.items()}, clock=lambda: NOW
+    )
+    inputs = [
+        {"age": 35, "income": 1200.5, "plan": "pro"},
+        {"age": 40.5, "plan": 3},  # income missing, categorical int
+        {"age": "old", "income": 1.0, "plan": "pro"},  # wrong_type
+        {"age": 1, "income": 2.0, "plan": {"x": 1}},  # wrong_type
+        {"age": 1, "income": None, "plan": None, "extra": [1, {"y": 2}]},
+    ]
+    lines = [line(input_data=data) for data in inputs]
+    too_big = b'{"event": "prediction", "input_data": {%s: 1e999}, "latency_ms": 1}'
+    lines.append(too_big % b'"age"')
+    renamed = [
+        line(input_data={name: data[alias] for name, alias in HOSTILE.items() if alias in data})
+        for data in inputs
+    ]
+    renamed.append(too_big % json.dumps('has "quote"').encode())
+    want, got = plain.parse(lines), hostile.parse(renamed)
+    assert (got.n_lines, got.n_predictions) == (want.n_lines, want.n_predictions) == (6, 3)
+    assert got.invalid == want.invalid == {"wrong_type": 2, "non_finite": 1}
+    for name, alias in HOSTILE.items():
+        assert got.features[name].tolist() == pytest.approx(
+            want.features[alias].tolist(), nan_ok=True
+        )
+    assert got.features["back\\slash"].tolist() == ["pro", "3", None]

@@ -118,6 +118,44 @@ def test_rotation_by_rename_with_new_file_created_later(log: Path) -> None:
         assert follower.stats.files_watched == 1
 
 
+def test_rotation_by_rename_to_a_name_the_glob_also_matches_is_not_read_twice(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "model.jsonl"
+    rotated = tmp_path / "model.jsonl.1"
+    with LogFollower([str(tmp_path / "model.jsonl*")], start_position="beginning") as follower:
+        _write_lines(log, _lines("old", 3))
+        assert follower.poll() == _lines("old", 3)
+        os.rename(log, rotated)
+        _write_lines(rotated, _lines("old", 1, start=3))
+        _write_lines(log, _lines("new", 2))
+        got = _drain(follower)
+        assert sorted(got) == sorted(_lines("old", 1, start=3) + _lines("new", 2))
+        assert follower.stats.files_watched == 2
+        _write_lines(rotated, _lines("old", 1, start=4))  # still followed, from where it was
+        assert follower.poll() == _lines("old", 1, start=4)
+
+
+def test_restart_with_rotated_file_matched_by_the_glob_reads_each_line_once(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "positions.json"
+    log = tmp_path / "model.jsonl"
+    pattern = str(tmp_path / "model.jsonl*")
+    first = LogFollower([pattern], start_position="beginning", state_file=str(state))
+    _write_lines(log, _lines("old", 2))
+    assert first.poll() == _lines("old", 2)
+    first.save_positions()
+    first.close()
+    _write_lines(log, _lines("old", 1, start=2))
+    os.rename(log, tmp_path / "model.jsonl.1")
+    _write_lines(log, _lines("new", 2))
+    second = LogFollower([pattern], start_position="end", state_file=str(state))
+    got = _drain(second)
+    assert sorted(got) == sorted(_lines("old", 1, start=2) + _lines("new", 2))
+    second.close()
+
+
 def test_rotation_by_rename_hands_out_unterminated_last_line_of_old_file(log: Path) -> None:
     with LogFollower([str(log)], start_position="beginning") as follower:
         _append(log, b'{"a": 1}\n{"last": 2}')
@@ -229,6 +267,15 @@ def _follower(log: Path, state: Path, **kwargs: object) -> LogFollower:
     return LogFollower([str(log)], state_file=str(state), **kwargs)  # type: ignore[arg-type]
 
 
+def _run_once(log: Path, state: Path, lines: list[bytes]) -> None:
+    """A first exporter run: ``lines`` are written and read from the start, then it stops."""
+    _write_lines(log, lines)
+    first = _follower(log, state, start_position="beginning")
+    assert first.poll() == lines
+    first.save_positions()
+    first.close()
+
+
 def test_restart_from_checkpoint_no_double_count(log: Path, tmp_path: Path) -> None:
     state = tmp_path / "state" / "positions.json"
     _write_lines(log, _lines("a", 3))
@@ -251,11 +298,7 @@ def test_restart_after_rotation_while_down_finishes_the_rotated_file(
     log: Path, tmp_path: Path
 ) -> None:
     state = tmp_path / "positions.json"
-    first = _follower(log, state, start_position="beginning")
-    _write_lines(log, _lines("old", 2))
-    assert first.poll() == _lines("old", 2)
-    first.save_positions()
-    first.close()
+    _run_once(log, state, _lines("old", 2))
     _write_lines(log, _lines("old", 2, start=2))  # appended, then rotated, while down
     os.rename(log, log.with_suffix(".jsonl.1"))
     _write_lines(log, _lines("new", 2))
@@ -267,11 +310,7 @@ def test_restart_after_rotation_while_down_finishes_the_rotated_file(
 
 def test_checkpoint_file_replaced_by_new_file_is_read_from_start(log: Path, tmp_path: Path) -> None:
     state = tmp_path / "positions.json"
-    _write_lines(log, _lines("old", 5))
-    first = _follower(log, state, start_position="beginning")
-    assert len(first.poll()) == 5
-    first.save_positions()
-    first.close()
+    _run_once(log, state, _lines("old", 5))
     log.unlink()  # a new file (new inode) under the same path
     _write_lines(log, _lines("new", 7))
     second = _follower(log, state, start_position="end")
@@ -284,11 +323,7 @@ def test_checkpoint_with_same_inode_but_other_content_is_read_from_start(
 ) -> None:
     """Inode reuse / rewrite in place: (dev, inode) match, the fingerprint does not."""
     state = tmp_path / "positions.json"
-    _write_lines(log, _lines("old", 3))
-    first = _follower(log, state, start_position="beginning")
-    assert len(first.poll()) == 3
-    first.save_positions()
-    first.close()
+    _run_once(log, state, _lines("old", 3))
     inode = log.stat().st_ino
     with open(log, "r+b") as handle:  # same inode, different first bytes, longer than before
         handle.write(b"".join(line + b"\n" for line in _lines("other", 9)))
@@ -302,11 +337,7 @@ def test_checkpoint_of_a_file_truncated_while_down_restarts_at_zero(
     log: Path, tmp_path: Path
 ) -> None:
     state = tmp_path / "positions.json"
-    _write_lines(log, _lines("long-line-padding", 20))
-    first = _follower(log, state, start_position="beginning")
-    assert len(first.poll()) == 20
-    first.save_positions()
-    first.close()
+    _run_once(log, state, _lines("long-line-padding", 20))
     head = log.read_bytes()[:256]
     with open(log, "r+b") as handle:  # copytruncate while down, same first bytes
         handle.truncate(0)
@@ -351,7 +382,23 @@ def test_save_positions_replaces_the_file_atomically(log: Path, tmp_path: Path) 
         inode_before = state.stat().st_ino
         follower.save_positions()
         assert state.stat().st_ino != inode_before  # a new file renamed over, never rewritten
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".positions-")] == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.jsonl", "positions.json"]
+
+
+def test_after_close_polls_return_nothing_and_the_checkpoint_is_kept(
+    log: Path, tmp_path: Path
+) -> None:
+    state = tmp_path / "positions.json"
+    follower = _follower(log, state, start_position="beginning")
+    _write_lines(log, _lines("a", 2))
+    assert follower.poll() == _lines("a", 2)
+    follower.save_positions()
+    saved = state.read_bytes()
+    follower.close()
+    follower.save_positions()  # e.g. a second shutdown path: must not write an empty checkpoint
+    assert state.read_bytes() == saved
+    _write_lines(log, _lines("a", 1, start=2))
+    assert follower.poll() == []
 
 
 def test_save_positions_without_state_file_writes_nothing(log: Path, tmp_path: Path) -> None:

@@ -101,6 +101,16 @@ def test_age_eviction_by_record_timestamp(profile: ReferenceProfile) -> None:
     assert window.values("age").tolist() == [4, 5]
 
 
+def test_an_idle_window_empties_as_its_predictions_age(profile: ReferenceProfile) -> None:
+    clock = [NOW]
+    window = make(profile, clock, max_age=60.0)
+    window.add(batch([1, 2]))
+    clock[0] = NOW + 61  # no add, no explicit eviction: the reads still see the age
+    assert window.samples() == 0
+    assert window.values("age").size == 0
+    assert window.latencies().size == 0
+
+
 def test_out_of_order_timestamps_are_evicted_exactly(profile: ReferenceProfile) -> None:
     window = make(profile, max_samples=10, max_age=60.0)
     window.add(batch([1, 2, 3, 4], ts=np.array([NOW - 10, NOW - 100, NOW - 5, NOW - 90])))

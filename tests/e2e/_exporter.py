@@ -21,6 +21,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +83,9 @@ def record(
     if plan is not None:
         data["plan"] = plan
     return {
-        "timestamp": "2026-11-26T03:44:27.123456Z",
+        # Now, as a logger writes it: the window evicts records older than drift.window.max_age
+        # by their own timestamp, so a fixed date would empty it once that date is an hour old.
+        "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "level": "info",
         "event": "prediction",
         "service": "e2e",

@@ -85,7 +85,11 @@ def test_drift_and_latency_alerts_reach_the_webhook_once(tmp_path: Path, receive
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and not receiver.alerts():
             time.sleep(0.1)
-        time.sleep(1.5)  # several more drift passes: the cooldown must hold them back
+        # Two more drift passes (and so alert passes, on the same interval) after the first
+        # delivery: the cooldown must hold them back.
+        first_pass = exp.wait_computed_after(time.time())
+        done = first_pass.get("mlops_drift_last_computed_timestamp_seconds", model="e2e")
+        exp.wait_computed_after(done)
         alerts = receiver.alerts()
         by_metric = {a["metric"]: a for a in alerts}
         assert "psi:y" in by_metric, alerts

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from exporter import DEFAULT_CONFIG_PATH
 from tests.e2e._exporter import (
     append,
     lines_of,
@@ -76,6 +77,9 @@ def test_config_errors_are_one_line_exit_1(tmp_path: Path) -> None:
 
     line = one_line_error(run_exporter(f"--config.file={tmp_path / 'missing.yml'}"))
     assert "missing.yml" in line and "not found" in line
+    if not Path(DEFAULT_CONFIG_PATH).exists():  # no flag at all: point the newcomer at --demo
+        line = one_line_error(run_exporter())
+        assert DEFAULT_CONFIG_PATH in line and "--demo" in line
 
     config.write_text(base + "drift_typo: 1\n")
     assert "drift_typo: unknown key" in one_line_error(run_exporter(f"--config.file={config}"))

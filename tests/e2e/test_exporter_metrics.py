@@ -17,18 +17,9 @@ from tests.e2e._exporter import (
     traffic,
     write_config,
 )
+from tests.test_collector import DRIFT_ONLY as DRIFT_GAUGES
 
 pytestmark = pytest.mark.e2e
-
-DRIFT_GAUGES = (
-    "mlops_feature_drift_ks_statistic",
-    "mlops_feature_drift_ks_p_value",
-    "mlops_feature_drift_psi",
-    "mlops_feature_drift_chi2_p_value",
-    "mlops_feature_drift_detected",
-    "mlops_features_drifted",
-    "mlops_features_drifted_ratio",
-)
 
 
 def test_drifted_and_undrifted_features(tmp_path: Path) -> None:
@@ -165,6 +156,10 @@ def test_openmetrics_landing_page_and_health(tmp_path: Path) -> None:
         text = parse_metrics(body.decode())
         assert text.get("mlops_exporter_build_info", version="0.1.0") == 1
         assert "computed in the background every drift.interval" in body.decode()
+        status, _, body = exp.get("/metrics?name[]=mlops_predictions_total&name[]=nope")
+        restricted = parse_metrics(body.decode())
+        assert status == 200 and restricted.names() == {"mlops_predictions_total"}
+        assert restricted.get("mlops_predictions_total", model="e2e") == 50
         status, headers, page = exp.get("/")
         assert status == 200 and headers["Content-Type"].startswith("text/html")
         html = page.decode()
@@ -196,3 +191,46 @@ def test_promtool_lints_the_exposition(tmp_path: Path) -> None:
     # naming lint reserves that label for summaries.  Anything else is a real problem.
     unexpected = [p for p in problems if 'should not have "quantile" label' not in p]
     assert unexpected == [], unexpected
+
+
+HOSTILE = ('q"uote', "new\nline", "back\\slash", "ünï€ode", "<script>x</script>")
+
+
+def test_hostile_feature_names_are_escaped_in_metrics_and_landing_page(tmp_path: Path) -> None:
+    """Names from a CSV header and values from the logs reach labels escaped, and HTML safe."""
+    import csv
+
+    rng = np.random.default_rng(3)
+    categories = ['b"x', "<i>c</i>"]
+    with (tmp_path / "ref.csv").open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow([*HOSTILE, "cat"])
+        for _ in range(300):
+            writer.writerow([*rng.normal(size=len(HOSTILE)), rng.choice(categories)])
+    config = write_config(tmp_path, min_samples=50)
+    records = []
+    for i, value in enumerate(rng.normal(size=100)):
+        rec = record(0, 0, None, cls='y"es\n')
+        rec["input_data"] = {**dict.fromkeys(HOSTILE, float(value)), "cat": categories[i % 2]}
+        records.append(rec)
+    with running_exporter(config) as exp:
+        append(tmp_path / "logs" / "a.jsonl", lines_of(records))
+        s = exp.wait_for(lambda s: s.get("mlops_features_drifted", model="e2e") is not None)
+        _, _, page = exp.get("/")
+    for name in (*HOSTILE, "cat"):  # parsed back from the exposition: exactly the names
+        assert s.get("mlops_feature_missing_ratio", model="e2e", feature=name) == 0.0, name
+        assert s.get("mlops_feature_drift_psi", model="e2e", feature=name) is not None, name
+    assert s.get("mlops_prediction_class_total", model="e2e", **{"class": 'y"es\n'}) == 100
+    for bucket in categories:
+        assert (
+            s.get(
+                "mlops_feature_bucket_observations_total", model="e2e", feature="cat", bucket=bucket
+            )
+            == 50
+        )
+    assert 'feature="q\\"uote"' in s.text and 'feature="new\\nline"' in s.text
+    assert 'feature="back\\\\slash"' in s.text
+    html = page.decode()
+    assert "<script>" not in html and "<i>" not in html
+    assert "&lt;script&gt;x&lt;/script&gt;" in html and "q&quot;uote" in html
+    assert "ünï€ode" in html

@@ -41,6 +41,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,8 @@ class Replica:
         self._rng = np.random.default_rng(self.seed)
 
     def write(self, n: int) -> None:
+        # Stamped now: the exporter's window drops records older than drift.window.max_age.
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         lines = []
         for _ in range(n):
             i = self.predictions % N_REF
@@ -138,7 +141,7 @@ class Replica:
             else:
                 latency = float(self._rng.uniform(5, 40))
             record = {
-                "timestamp": "2026-11-26T04:00:00.000000Z",
+                "timestamp": stamp,
                 "level": "info",
                 "event": "prediction",
                 "service": "churn-api",
