@@ -181,7 +181,7 @@ class MlopsCollector(Collector):
 
         drifted = GaugeMetricFamily(
             "mlops_features_drifted",
-            f"Number of monitored features for which at least one test flags drift. {_BG}",
+            f"Number of monitored features drifted by drift.combine of their tests. {_BG}",
             labels=["model"],
         )
         ratio = GaugeMetricFamily(
