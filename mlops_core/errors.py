@@ -15,6 +15,13 @@ class MlopsError(Exception):
     """Base class of every error raised by mlops_core and the exporter."""
 
 
+class MissingFileError(MlopsError, FileNotFoundError):
+    """An input file (reference data, profile, model) does not exist; the message names it.
+
+    Also a ``FileNotFoundError``, so callers written against the builtin keep working.
+    """
+
+
 # --- drift and reference profiles -------------------------------------------------------------
 
 

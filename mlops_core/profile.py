@@ -39,7 +39,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from mlops_core.errors import MlopsError, ProfileError
+from mlops_core.errors import MissingFileError, MlopsError, ProfileError
 
 __all__ = [
     "FORMAT_NAME",
@@ -558,7 +558,7 @@ class ReferenceProfile:
         flat objects or prediction-log records, whose ``input_data`` is used.  ``features``
         restricts which columns are profiled.
         """
-        path = Path(path)
+        path = _existing_file(path)
         if _looks_like_profile(path):
             return cls.load(path)
         data = read_data_file(path)
@@ -646,7 +646,7 @@ class ReferenceProfile:
     @classmethod
     def load(cls, path: str | Path) -> ReferenceProfile:
         """Read a saved profile, check its format version and content hash."""
-        path = Path(path)
+        path = _existing_file(path)
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -814,6 +814,15 @@ def _read_jsonl(path: Path) -> dict[str, np.ndarray]:
             raise ProfileError(f"{path}: feature {name!r} has nested values")
         data[name] = np.array(values, dtype=object)
     return data
+
+
+def _existing_file(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise MissingFileError(f"{path}: no such file")
+    if path.is_dir():
+        raise ProfileError(f"{path}: is a directory, not a data or profile file")
+    return path
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:

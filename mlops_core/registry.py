@@ -57,6 +57,7 @@ from mlops_core.errors import (
     CorruptMetadataError,
     IntegrityError,
     InvalidNameError,
+    MissingFileError,
     ModelNotFoundError,
     RegistryInputError,
     StageError,
@@ -439,7 +440,7 @@ class ModelRegistry:
         validate_name(version, "version")
         src = Path(os.path.abspath(os.fspath(model_path)))
         if not src.exists():
-            raise FileNotFoundError(f"model file not found: {os.fspath(model_path)}")
+            raise MissingFileError(f"model file not found: {os.fspath(model_path)}")
         if src.name in ("", VERSION_FILE):
             raise RegistryInputError(f"{src}: cannot register a file or directory with this name")
         if description is not None and not isinstance(description, str):

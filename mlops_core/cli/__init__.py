@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -45,6 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(func(args) or 0)
+    except BrokenPipeError:
+        # The reader went away (`mlops registry list | head -1`): stop quietly, as a shell
+        # tool killed by SIGPIPE would, and keep Python from complaining at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except (MlopsError, OSError) as exc:
         print(f"mlops {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 1
@@ -54,8 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _one_line(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
-    if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in text:
-        text = f"{exc.strerror or text}: {exc.filename}"
+    if isinstance(exc, OSError) and exc.strerror and exc.filename:  # not "[Errno 2] ..."
+        text = f"{exc.filename}: {exc.strerror}"
     return " ".join(text.split())
 
 
