@@ -39,7 +39,7 @@ _GLOBAL_FIGURES = (
     "max_psi",
     "window_samples",
 )
-_PER_FEATURE = ("psi", "ks_p_value", "chi2_p_value")
+_PER_FEATURE = ("psi", "ks_p_value", "chi2_p_value")  # also FeatureResult attribute names
 
 
 def known_figures(features: Mapping[str, str]) -> set[str]:
@@ -64,17 +64,12 @@ def figures(snapshot: Snapshot) -> dict[str, float]:
     if snapshot.features:
         out["features_drifted"] = float(snapshot.features_drifted)
         out["features_drifted_ratio"] = snapshot.features_drifted_ratio
-    psis = []
     for result in snapshot.features:
-        for kind, value in (
-            ("psi", result.psi),
-            ("ks_p_value", result.ks_p_value),
-            ("chi2_p_value", result.chi2_p_value),
-        ):
+        for kind in _PER_FEATURE:
+            value = getattr(result, kind)
             if value is not None:
                 out[f"{kind}:{result.name}"] = float(value)
-        if result.psi is not None:
-            psis.append(float(result.psi))
+    psis = [float(f.psi) for f in snapshot.features if f.psi is not None]
     if psis:
         out["max_psi"] = max(psis)
     return out

@@ -337,17 +337,29 @@ def _leaves(schema: Mapping[str, Any], prefix: str = "") -> dict[str, _Leaf]:
     return out
 
 
-_LEAVES = _leaves(_SCHEMA)
-_ENV_NAMES = {ENV_PREFIX + path.replace(".", "_").upper(): path for path in _LEAVES}
-
-
 def env_var_name(key: str) -> str:
     """The environment variable that sets the dotted ``key``: ``drift.interval`` ->
     ``MLOPS_EXPORTER_DRIFT_INTERVAL``."""
     return ENV_PREFIX + key.replace(".", "_").upper()
 
 
+_LEAVES = _leaves(_SCHEMA)
+_ENV_NAMES = {env_var_name(path): path for path in _LEAVES}
+
+
 # --- reading ---------------------------------------------------------------------------------
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """``yaml.safe_load``; a syntax error is one :class:`ConfigError` line,
+    ``<source>:LINE:COLUMN: invalid YAML: <problem>`` (the config and the web config file)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{source}{where}: invalid YAML: {problem}") from None
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -358,13 +370,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or exc.__class__.__name__
         raise ConfigError(f"{path}: cannot read config file: {reason}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{path}{where}: invalid YAML: {problem}") from None
+    data = parse_yaml(text, str(path))
     if data is None:
         return {}
     if not isinstance(data, dict):

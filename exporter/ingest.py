@@ -95,7 +95,10 @@ class IngestCounters:
             if name not in profile:
                 raise ConfigError(f"feature {name!r} is not in the reference profile")
             self._profiles[name] = profile[name]
-        self._labels = {n: tuple(p.bucket_labels) for n, p in self._profiles.items()}
+        # Fixed for the life of the counters: every snapshot shares this read-only view.
+        self._labels = MappingProxyType(
+            {n: tuple(p.bucket_labels) for n, p in self._profiles.items()}
+        )
         self._buckets = {n: np.zeros(len(lab), np.int64) for n, lab in self._labels.items()}
         self._bounds = bounds
         self._bounds_array = np.asarray(bounds)
@@ -145,12 +148,8 @@ class IngestCounters:
         n_buckets = len(self._labels[name])
         if column is None or len(column) == 0:
             return np.zeros(n_buckets, np.int64)
-        if profile.kind == "numeric":
-            values = column[np.isfinite(column)]
-            edges = getattr(profile, "edges", None)
-            if edges is not None and len(edges) == n_buckets - 1:
-                return counts_per_bucket(values, np.asarray(edges, dtype=np.float64))
-            return np.bincount(profile.bucketize(values), minlength=n_buckets)
+        if profile.kind == "numeric":  # the profile's buckets: edges[i-1] < v <= edges[i]
+            return counts_per_bucket(column[np.isfinite(column)], profile.edges)
         # Categorical: bucketize each distinct value once, then add their counts.
         counts = batch.value_counts(name)
         if not counts:
@@ -180,7 +179,7 @@ class IngestCounters:
                 other_events_total=self._other,
                 predictions_total=self._predictions,
                 class_counts=MappingProxyType(dict(self._classes)),
-                bucket_labels=MappingProxyType(dict(self._labels)),
+                bucket_labels=self._labels,
                 bucket_observations=MappingProxyType(
                     {n: _frozen(c) for n, c in self._buckets.items()}
                 ),

@@ -56,8 +56,7 @@ def fingerprint(fd: int, length: int = FINGERPRINT_BYTES) -> tuple[str, int]:
 
 def matches_fingerprint(fd: int, digest: str, length: int) -> bool:
     """Whether the open file still starts with the bytes the fingerprint was taken of."""
-    head = os.pread(fd, length, 0)
-    return len(head) == length and hashlib.sha256(head).hexdigest() == digest
+    return fingerprint(fd, length) == (digest, length)
 
 
 def load_positions(state_file: str) -> list[FilePosition] | None:

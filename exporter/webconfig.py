@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import bcrypt
-import yaml
 
+from exporter.config import parse_yaml
 from mlops_core.errors import ConfigError
 
 _TOP_KEYS = {"tls_server_config", "http_server_config", "basic_auth_users"}
@@ -179,12 +179,7 @@ def load_web_config(path: str | Path | None) -> WebConfig:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"--web.config.file {path}: {exc.strerror or exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"--web.config.file {path}:{where} invalid YAML") from None
+    data = parse_yaml(text, f"--web.config.file {path}")
     return parse_web_config(data or {}, base_dir=path.parent, source=str(path))
 
 

@@ -48,10 +48,7 @@ class WindowSnapshot:
         return len(self.timestamps)
 
     def values(self, feature: str) -> np.ndarray:
-        column = self.columns[feature]
-        if self.kinds[feature] == "numeric":
-            return column[np.isfinite(column)]
-        return column[_present(column)]
+        return _present_values(self.columns[feature], self.kinds[feature])
 
     def missing_ratio(self, feature: str) -> float:
         return _missing_ratio(self.columns[feature], self.kinds[feature])
@@ -68,6 +65,12 @@ class WindowSnapshot:
 
 def _present(column: np.ndarray) -> np.ndarray:
     return np.not_equal(column, None)
+
+
+def _present_values(column: np.ndarray, kind: str) -> np.ndarray:
+    if kind == "numeric":
+        return column[np.isfinite(column)]
+    return column[_present(column)]
 
 
 def _missing_ratio(column: np.ndarray, kind: str) -> float:
@@ -204,9 +207,7 @@ class Window:
         with self._lock:
             self._evict_locked(self._clock())
             column = self._cols[feature][self._order()]
-        if self.kinds[feature] == "numeric":
-            return column[np.isfinite(column)]
-        return column[_present(column)]
+        return _present_values(column, self.kinds[feature])
 
     def missing_ratio(self, feature: str) -> float:
         """Share of the window's predictions in which ``feature`` was absent or null."""

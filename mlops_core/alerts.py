@@ -19,18 +19,18 @@ and services that want a guard rail without that stack.
 from __future__ import annotations
 
 import json
-import math
 import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
 
 from mlops_core import durations
+from mlops_core._common import is_finite_number, utc_timestamp
 from mlops_core._fsutil import atomic_write_bytes
 from mlops_core.errors import AlertConfigError, DurationError
 
@@ -70,12 +70,7 @@ class AlertSystem:
         notifiers: Iterable[Notifier] = (),
     ) -> None:
         self.thresholds = _check_thresholds(thresholds)
-        if (
-            isinstance(cooldown_hours, bool)
-            or not isinstance(cooldown_hours, (int, float))
-            or not math.isfinite(cooldown_hours)
-            or cooldown_hours < 0
-        ):
+        if not is_finite_number(cooldown_hours) or cooldown_hours < 0:
             raise AlertConfigError(
                 f"cooldown_hours must be a non-negative number, got {cooldown_hours!r}"
             )
@@ -134,7 +129,7 @@ class AlertSystem:
             raise TypeError(f"metrics must be a mapping, not {type(metrics).__name__}")
         with self._lock:
             now = self._now()
-            stamp = _iso(now)
+            stamp = utc_timestamp(now)
             alerts: list[dict[str, Any]] = []
             suppressed: list[dict[str, Any]] = []
             resolved: list[dict[str, Any]] = []
@@ -227,7 +222,7 @@ class AlertSystem:
             if metric not in self.thresholds or not isinstance(by_severity, dict):
                 continue
             for severity, when in by_severity.items():
-                if severity not in SEVERITIES or not _is_number(when):
+                if severity not in SEVERITIES or not is_finite_number(when):
                     continue
                 if when > now:  # from the future: the clock or the file cannot be trusted
                     discarded += 1
@@ -280,7 +275,7 @@ def _check_thresholds(thresholds: Any) -> dict[str, dict[str, Any]]:
         for severity in SEVERITIES:
             if spec.get(severity) is None:
                 continue
-            if not _is_number(spec[severity]):
+            if not is_finite_number(spec[severity]):
                 raise AlertConfigError(
                     f"thresholds.{metric}.{severity} must be a finite number, "
                     f"got {spec[severity]!r}"
@@ -299,16 +294,12 @@ def _check_thresholds(thresholds: Any) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _is_number(value: Any) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-
-
 def _finite_values(raw: Any) -> list[float]:
     items = raw if isinstance(raw, (list, tuple)) else [raw]
     if hasattr(raw, "tolist") and not isinstance(raw, (list, tuple)):  # numpy array or scalar
         items = raw.tolist()
         items = items if isinstance(items, list) else [items]
-    return [float(v) for v in items if _is_number(v)]
+    return [float(v) for v in items if is_finite_number(v)]
 
 
 def _breaches(direction: str, value: float, level: float) -> bool:
@@ -360,12 +351,8 @@ def _resolved(
         "status": "resolved",
         "message": f"{name} is {value:g}, back within its thresholds",
         "timestamp": stamp,
-        "started_at": _iso(min(min(previous.values()), now)),
+        "started_at": utc_timestamp(min(min(previous.values()), now)),
     }
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_duration(value: Any, key: str = "duration") -> float:

@@ -36,13 +36,13 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 import orjson
 import structlog
 
+from mlops_core._common import utc_timestamp
 from mlops_core.errors import LogOutputError, PredictionLogError
 from mlops_core.pii import PIIRedactor, redact_pii
 
@@ -58,11 +58,6 @@ _LEVEL_NAMES = {"warn": "warning", "exception": "error", "err": "error", "msg": 
                 "fatal": "critical"}  # fmt: skip
 
 _ORJSON_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
-
-
-def utc_timestamp() -> str:
-    """Now as ISO 8601 UTC with microseconds and a ``Z``: ``2026-11-26T03:44:27.123456Z``."""
-    return datetime.now(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def _dumps(obj: Any, default: Callable[[Any], Any] | None = None, **_: Any) -> bytes:

@@ -15,7 +15,6 @@ and network errors are retried; any other 4xx means the request itself is wrong.
 from __future__ import annotations
 
 import json
-import math
 import time
 import urllib.error
 import urllib.request
@@ -26,6 +25,7 @@ from urllib.parse import urlsplit
 
 import structlog
 
+from mlops_core._common import is_finite_number, utc_timestamp
 from mlops_core.errors import AlertConfigError
 
 log = structlog.get_logger(__name__)
@@ -165,8 +165,8 @@ class AlertmanagerNotifier(_HttpNotifier):
                 "summary": summary,
                 "description": str(alert.get("message", "")),
             },
-            "startsAt": _rfc3339(starts),
-            "endsAt": _rfc3339(ends),
+            "startsAt": utc_timestamp(starts),
+            "endsAt": utc_timestamp(ends),
         }
         if self.generator_url:
             item["generatorURL"] = self.generator_url
@@ -276,13 +276,7 @@ _WEBHOOK_KEYS = {"url", "timeout", "retries", "backoff", "labels", "headers"}
 
 def _number(value: Any, what: str, *, positive: bool = False) -> float:
     """A finite number >= 0 (> 0 with ``positive``), else ``AlertConfigError`` naming it."""
-    ok = (
-        not isinstance(value, bool)
-        and isinstance(value, (int, float))
-        and math.isfinite(value)
-        and (value > 0 if positive else value >= 0)
-    )
-    if not ok:
+    if not is_finite_number(value) or not (value > 0 if positive else value >= 0):
         kind = "positive" if positive else "non-negative"
         raise AlertConfigError(f"{what} must be a {kind} number, got {value!r}")
     return float(value)
@@ -313,7 +307,3 @@ def _parse_time(value: Any) -> datetime:
         except ValueError:
             pass
     return datetime.now(UTC)
-
-
-def _rfc3339(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

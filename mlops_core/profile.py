@@ -39,6 +39,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from mlops_core._fsutil import atomic_write_bytes
 from mlops_core.errors import MissingFileError, MlopsError, ProfileError
 
 __all__ = [
@@ -123,9 +124,10 @@ def _is_number_or_missing(value: Any) -> bool:
 
 
 def _is_missing(value: Any) -> bool:
+    """None, or a non-finite float (Python's or NumPy's, of any width)."""
     if value is None:
         return True
-    return isinstance(value, float) and not math.isfinite(value)
+    return isinstance(value, float | np.floating) and not math.isfinite(value)
 
 
 def category_key(value: Any) -> str:
@@ -152,12 +154,8 @@ def to_category_keys(values: Any) -> tuple[np.ndarray, int]:
     arr = np.asarray(values, dtype=object).reshape(-1)
     if all(type(v) is str for v in arr):  # the common case, 3x faster than the loop below
         return (arr.astype(str) if arr.size else np.array([], dtype="<U1")), 0
-    keys = [category_key(v) for v in arr if not _is_missing(v) and not _is_nan(v)]
+    keys = [category_key(v) for v in arr if not _is_missing(v)]
     return np.array(keys, dtype=str if keys else "<U1"), int(arr.size - len(keys))
-
-
-def _is_nan(value: Any) -> bool:
-    return isinstance(value, np.floating) and not np.isfinite(value)
 
 
 # --- per-feature profiles ----------------------------------------------------------------------
@@ -428,12 +426,7 @@ class CategoricalFeatureProfile:
 
     def count_unseen(self, values: Any) -> int:
         """How many (non-missing) values are categories the reference never contained."""
-        keys, _ = to_category_keys(values)
-        if keys.size == 0:
-            return 0
-        uniques, counts = np.unique(keys, return_counts=True)
-        seen: set[str] = self._seen  # type: ignore[attr-defined]
-        return int(sum(int(c) for u, c in zip(uniques, counts, strict=True) if str(u) not in seen))
+        return self.count_keys(to_category_keys(values)[0])[1]
 
     def _content(self) -> dict[str, Any]:
         return {
@@ -632,15 +625,13 @@ class ReferenceProfile:
         }
 
     def save(self, path: str | Path) -> Path:
-        """Write the profile as JSON (atomically: a temporary file renamed into place)."""
+        """Write the profile as JSON, atomically and durably (``_fsutil.atomic_write_bytes``)."""
         path = Path(path)
         self.metadata.setdefault(
             "created_at", _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
         )
         text = json.dumps(self.to_json_dict(), indent=1, sort_keys=False)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text + "\n", encoding="utf-8")
-        tmp.replace(path)
+        atomic_write_bytes(path, (text + "\n").encode("utf-8"))
         return path
 
     @classmethod

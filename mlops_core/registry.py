@@ -48,11 +48,11 @@ import shutil
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from mlops_core import _fsutil as fs
+from mlops_core._common import utc_timestamp
 from mlops_core.errors import (
     CorruptMetadataError,
     IntegrityError,
@@ -233,10 +233,6 @@ class VerifyResult:
 
 
 # --- metadata validation ----------------------------------------------------------------------
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _os_user() -> str:
@@ -463,7 +459,7 @@ class ModelRegistry:
                     "format": FORMAT, "name": name, "version": version, "kind": kind,
                     "source_name": src.name, "source_path": str(src), "sha256": sha,
                     "size": size, "metrics": clean_metrics, "tags": clean_tags,
-                    "description": description, "registered_at": _now(),
+                    "description": description, "registered_at": utc_timestamp(),
                     "registered_by": _os_user(),
                 }  # fmt: skip
                 fs.atomic_write_json(incoming / VERSION_FILE, record)
@@ -707,7 +703,7 @@ class ModelRegistry:
 
     def _new_doc(self, name: str) -> dict[str, Any]:
         return {
-            "format": FORMAT, "name": name, "created_at": _now(), "versions": [],
+            "format": FORMAT, "name": name, "created_at": utc_timestamp(), "versions": [],
             "staging": None, "production": None, "archived": [], "previous_production": [],
             "seq": 0, "last_events": [],
         }  # fmt: skip
@@ -840,7 +836,7 @@ class ModelRegistry:
         reason: str | None = None,
     ) -> dict[str, Any]:
         return {
-            "seq": 0, "timestamp": _now(), "user": _os_user(), "action": action,
+            "seq": 0, "timestamp": utc_timestamp(), "user": _os_user(), "action": action,
             "version": version, "from_stage": from_stage, "to_stage": to_stage,
             "reason": reason,
         }  # fmt: skip

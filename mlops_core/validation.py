@@ -19,7 +19,6 @@ tolerated regression ("not worse than the baseline by more than 0.01").
 from __future__ import annotations
 
 import difflib
-import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -27,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from mlops_core._common import is_finite_number
 from mlops_core.errors import ValidationConfigError
 
 # config key -> default (None: the check is off unless configured)
@@ -231,7 +231,7 @@ def _check_metric_thresholds(value: Any) -> dict[str, dict[str, Any]]:
 
 
 def _number(value: Any, key: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not is_finite_number(value):
         raise ValidationConfigError(f"{key} must be a finite number, got {value!r}")
     return float(value)
 
