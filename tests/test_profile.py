@@ -15,7 +15,7 @@ from mlops_core import (
     ReferenceProfile,
     detect_drift_psi,
 )
-from mlops_core.profile import FORMAT_VERSION, OTHER_BUCKET, category_key
+from mlops_core.profile import FORMAT_VERSION, OTHER_BUCKET, UNSEEN_BUCKET, category_key
 
 
 def _bucket_of(edges: list[float], v: float) -> int:
@@ -109,16 +109,17 @@ def test_categorical_keeps_top_categories_and_other_bucket() -> None:
     f = CategoricalFeatureProfile.from_values("plan", values, max_categories=2)
     assert f.kind == "categorical"
     assert f.categories == ["a", "b"]
-    assert f.bucket_labels == ["a", "b", OTHER_BUCKET]
-    assert f.ref_counts.tolist() == [5, 3, 3]
-    assert f.ref_proportions.tolist() == pytest.approx([5 / 11, 3 / 11, 3 / 11])
+    assert f.bucket_labels == ["a", "b", OTHER_BUCKET, UNSEEN_BUCKET]
+    assert f.ref_counts.tolist() == [5, 3, 3]  # as stored: no count for the unseen bucket
+    assert f.bucket_ref_counts.tolist() == [5, 3, 3, 0]
+    assert f.ref_proportions.tolist() == pytest.approx([5 / 11, 3 / 11, 3 / 11, 0.0])
     assert (f.n, f.n_missing) == (11, 1)
     assert f.other_categories == ["c", "d"]
 
 
-def test_categorical_bucketize_sends_unseen_to_other() -> None:
+def test_categorical_bucketize_keeps_unseen_apart_from_other() -> None:
     f = CategoricalFeatureProfile.from_values("plan", ["a", "a", "b", "c"], max_categories=2)
-    assert f.bucketize(["b", "a", "zzz", "c"]).tolist() == [1, 0, 2, 2]
+    assert f.bucketize(["b", "a", "zzz", "c"]).tolist() == [1, 0, 3, 2]
     # "c" was in the reference (folded into __other__); "zzz" never was
     assert f.count_unseen(["b", "zzz", "c", "zzz", None]) == 2
 
@@ -245,7 +246,7 @@ def _raw(profile: ReferenceProfile, name: str) -> object:
     f = profile[name]
     if f.kind == "numeric":
         return np.concatenate([f.sorted_values, np.full(f.n_missing, np.nan)])
-    return np.repeat(np.array(f.bucket_labels, dtype=object), f.ref_counts)
+    return np.repeat(np.array(f.bucket_labels, dtype=object), f.bucket_ref_counts)
 
 
 def test_edited_profile_fails_the_hash_check(profile: ReferenceProfile, tmp_path) -> None:
