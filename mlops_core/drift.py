@@ -78,7 +78,9 @@ DEFAULT_TOLERANCE = 0.05
 DEFAULT_THRESHOLDS: dict[str, float] = {"ks": 0.05, "psi": 0.2, "chi2": 0.05}
 TESTS = ("ks", "psi", "chi2")
 #: the reported statistics that fit each kind of feature (the verdict fits both)
-APPLICABLE_TESTS = {"numeric": ("ks", "psi"), "categorical": ("chi2", "psi")}
+APPLICABLE_TESTS = {"numeric": ("ks", "chi2", "psi"), "categorical": ("chi2", "psi")}
+#: what tests=None reports per kind (chi2 on a numeric feature runs over its PSI buckets)
+DEFAULT_TESTS = {"numeric": ("ks", "psi"), "categorical": ("chi2", "psi")}
 _CORRECTIONS = ("none", "bonferroni", "benjamini-hochberg")
 _KS_METHODS = ("auto", "exact", "asymp")
 # re-exported: the tests' oracle checks and the benchmarks reach them here
@@ -571,19 +573,17 @@ def _measure(
     skipped = {
         t: f"does not apply to a {profile.kind} feature" for t in tests if t not in applicable
     }
+    if extra_missing == 0:  # else the values present may be none at all: a null feature
+        _nonempty(values, label, "current")
     if numeric:
-        finite, n_missing = to_float_array(
-            f"{label} current", _nonempty(values, label, "current"), DriftInputError
-        )
+        finite, n_missing = to_float_array(f"{label} current", values, DriftInputError)
         cur_sorted = np.sort(finite)
         n_cur = int(cur_sorted.size)
         counts = _sorted_bucket_counts(profile, cur_sorted)
         n_unseen = 0
         cells = 0
     else:
-        keys, n_missing = to_category_keys(
-            _nonempty(values, label, "current"), f"{label} current", DriftInputError
-        )
+        keys, n_missing = to_category_keys(values, f"{label} current", DriftInputError)
         n_cur = int(keys.size)
         counts, n_unseen = profile.count_keys(keys)
         cells = profile.n_buckets
@@ -606,7 +606,7 @@ def _measure(
         if numeric and ("ks" in tests or use_significance):
             _, p, method = _ks_p_value(distance, profile.n, n_cur, ks_method)
             ks = KsFigures(distance, p, method)
-        if not numeric and ("chi2" in tests or use_significance):
+        if "chi2" in tests or (not numeric and use_significance):
             statistic, p, dof, method = chi2_homogeneity(_bucket_ref_counts(profile), counts)
             chi2 = Chi2Figures(statistic, p, dof, method)
         if use_significance:
@@ -880,7 +880,7 @@ def _check_tests_per_kind(
     tests: Sequence[str] | Mapping[str, Sequence[str]] | None,
 ) -> dict[str, tuple[str, ...]]:
     if tests is None:
-        return dict(APPLICABLE_TESTS)
+        return dict(DEFAULT_TESTS)
     if isinstance(tests, Mapping):
         unknown = [k for k in tests if k not in APPLICABLE_TESTS]
         if unknown:
@@ -889,7 +889,7 @@ def _check_tests_per_kind(
             )
         return {
             kind: tuple(_check_tests(tests[kind]) or ()) if kind in tests else default
-            for kind, default in APPLICABLE_TESTS.items()
+            for kind, default in DEFAULT_TESTS.items()
         }
     chosen = tuple(_check_tests(tests) or ())
     return {kind: chosen for kind in APPLICABLE_TESTS}

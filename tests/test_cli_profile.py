@@ -63,7 +63,7 @@ def test_show_table_and_json(saved_profile: Path, capsys) -> None:
     assert run(["profile", "show", str(saved_profile), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     plan = next(f for f in doc["features"] if f["feature"] == "plan")
-    assert plan["bucket_labels"] == ["basic", "pro", "team", "__other__"]
+    assert plan["bucket_labels"] == ["basic", "pro", "team", "__other__", "__unseen__"]
 
 
 def test_drift_table_flags_the_drifted_features(saved_profile: Path, capsys) -> None:
@@ -92,10 +92,24 @@ def test_drift_tests_option_and_fail_on_drift(saved_profile: Path, capsys) -> No
     report = json.loads(capsys.readouterr().out)
     assert report["features"]["age"]["tests"] == ["ks", "chi2"]  # chi2 over the PSI buckets
     assert report["features"]["plan"]["tests"] == ["chi2"]
-    assert report["features"]["plan"]["skipped_tests"] == {"ks": "needs a numeric feature"}
+    assert report["features"]["plan"]["skipped_tests"] == {
+        "ks": "does not apply to a categorical feature"
+    }
     assert run([*argv, "--features", "age", "--fail-on-drift"]) == 0
-    with pytest.raises(MlopsError, match="feature 'plan': none of the tests"):
-        run([*argv, "--tests", "ks"])
+    capsys.readouterr()
+    assert run([*argv, "--tests", "ks"]) == 0  # ks skipped for plan, whose verdict still runs
+    plan = json.loads(capsys.readouterr().out)["features"]["plan"]
+    assert "ks" in plan["skipped_tests"] and plan["drift_detected"] is True
+
+
+def test_drift_tolerance_option(saved_profile: Path, capsys) -> None:
+    argv = ["drift", str(saved_profile), str(EXAMPLES / "current.csv"), "--json"]
+    assert run([*argv, "--tolerance", "0.9"]) == 0
+    loose = json.loads(capsys.readouterr().out)
+    assert loose["features_with_drift"] == []  # nothing in the example moved by 90%
+    assert {f["tolerance"] for f in loose["features"].values()} == {0.9}
+    assert run([*argv]) == 0
+    assert json.loads(capsys.readouterr().out)["features_with_drift"] == ["income", "plan"]
 
 
 def test_drift_with_unknown_test_is_one_error(saved_profile: Path) -> None:
@@ -142,7 +156,6 @@ def _bad_files(tmp: Path) -> dict[str, Path]:
     [
         ("missing.csv", "No such file or directory"),
         ("ragged.csv", "ragged.csv:3: 1 fields, header has 2"),
-        ("empty_column.csv", "feature 'income': current data has no finite values (2 NaN/inf)"),
         ("not_utf8.jsonl", "not_utf8.jsonl: not UTF-8 text"),
         ("garbage.npz", "garbage.npz: not a .npz file"),
         ("quoted.csv", "feature \"b's\" current: non-numeric value 'x'"),

@@ -17,7 +17,6 @@ from mlops_core import (
     detect_drift_ks,
     detect_drift_psi,
 )
-from mlops_core import drift as drift_module
 from mlops_core import statistics as stats_module
 from mlops_core.drift import _kolmogorov_sf, drift_against_profile
 

@@ -71,8 +71,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     drift = subparsers.add_parser(
         "drift",
         help="compare current data with a reference",
-        description="Test each feature of CURRENT for drift against REFERENCE (a saved profile "
-        "or raw data). Numeric features get KS and PSI, categorical chi-square and PSI.",
+        description="Judge each feature of CURRENT against REFERENCE (a saved profile or raw "
+        "data): drifted when the lower confidence bound of its distance (KS distance for "
+        "numeric features, total variation for categorical ones) reaches the tolerance. KS, "
+        "chi-square and PSI are reported alongside; they do not vote.",
     )
     drift.add_argument("reference", metavar="REFERENCE", help="saved profile or raw data file")
     drift.add_argument("current", metavar="CURRENT", help="current data (.csv, .jsonl, .npz)")
@@ -80,27 +82,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     drift.add_argument(
         "--tests",
         metavar="LIST",
-        help="comma-separated tests among ks,psi,chi2 (default: by feature type)",
+        help="reported statistics among ks,psi,chi2 (default: by feature type)",
     )
     drift.add_argument("--features", nargs="+", metavar="COL", help="features to test")
     drift.add_argument(
         "--correction",
         choices=("none", "bonferroni", "benjamini-hochberg"),
         default="none",
-        help="multiple-testing correction of the p-values (default none)",
+        help="multiple-testing correction of the level over the features (default none)",
     )
     drift.add_argument(
-        "--combine",
-        choices=("all", "any"),
-        default="all",
-        help="a feature drifted when all (default) or any of its voting tests say so",
-    )
-    drift.add_argument(
-        "--psi-min-samples",
-        type=int,
-        default=100,
-        metavar="N",
-        help="PSI votes only with at least N values in each sample (default 100)",
+        "--tolerance",
+        type=float,
+        default=0.05,
+        metavar="D",
+        help="smallest distance that matters, in probability units (default 0.05: a 5%% shift)",
     )
     drift.add_argument(
         "--fail-on-drift",
@@ -196,8 +192,8 @@ def _drift(args: argparse.Namespace) -> int:
         features,
         args.tests.split(",") if args.tests else None,
         correction=args.correction,
-        combine=args.combine,
-        psi_min_samples=args.psi_min_samples,
+        tolerance_numeric=args.tolerance,
+        tolerance_categorical=args.tolerance,
     )
     if args.json:
         print_json(report)
@@ -211,20 +207,23 @@ def _drift(args: argparse.Namespace) -> int:
     return DRIFT_EXIT_CODE if args.fail_on_drift and report["drift_alert"] else 0
 
 
-_DRIFT_COLUMNS = ("feature", "kind", "drift", "ks_p", "chi2_p", "psi", "n", "missing", "reason")
+_DRIFT_COLUMNS = (
+    "feature", "kind", "drift", "distance", "detectable", "ks_p", "chi2_p", "psi", "n",
+    "missing", "reason",
+)  # fmt: skip
 
 
 def _drift_row(name: str, result: dict[str, Any]) -> dict[str, Any]:
     def test_value(test: str, key: str) -> float | None:
         entry = result.get(test)
-        if not entry:
-            return None
-        return entry.get("p_value_adjusted", entry[key]) if key == "p_value" else entry[key]
+        return entry[key] if entry else None
 
     return {
         "feature": name,
         "kind": result["kind"],
         "drift": "DRIFT" if result["drift_detected"] else "ok",
+        "distance": result["distance"],
+        "detectable": result["detectable_distance"],
         "ks_p": test_value("ks", "p_value"),
         "chi2_p": test_value("chi2", "p_value"),
         "psi": test_value("psi", "psi"),
