@@ -32,9 +32,10 @@ from exporter.collector import MlopsCollector, ReferenceInfo
 from exporter.config import ExporterConfig
 from exporter.exposition import MetricsRenderer
 from exporter.ingest import IngestCounters, Ingestor
+from exporter.landing import LandingPage
 from exporter.pipeline import DriftSettings, Snapshot, capture, compute_snapshot
 from exporter.records import RecordParser
-from exporter.server import ExporterServer, LandingPage, ServerApp
+from exporter.server import ExporterServer, ServerApp
 from exporter.tail import LogFollower
 from exporter.webconfig import WebConfig
 from exporter.window import Window
