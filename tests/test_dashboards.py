@@ -221,7 +221,7 @@ def test_drift_table_colours_thresholds(board: dict[str, Any]) -> None:
     steps = [(s["value"], s["color"]) for s in lower["thresholds"]["steps"]]
     drift = yaml.safe_load((REPO_ROOT / "rules" / "thresholds.yml").read_text(encoding="utf-8"))
     high = drift["alerts"]["MlopsFeatureDriftHigh"]
-    assert steps == [(None, "green"), (high["critical"], "red")]
+    assert steps == [(None, "green"), (high["warning"], "orange"), (high["critical"], "red")]
     drifted = {prop["id"]: prop["value"] for prop in overrides["Drifted"]}
     assert [(s["value"], s["color"]) for s in drifted["thresholds"]["steps"]] == [
         (None, "green"),

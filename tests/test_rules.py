@@ -202,7 +202,7 @@ def test_changing_a_threshold_moves_the_dashboard_colours(tmp_path: Path) -> Non
             (found,) = [p["value"] for p in override["properties"] if p["id"] == "thresholds"]
         return [(s["value"], s["color"]) for s in found["steps"]]
 
-    bound = [(None, "green"), (0.3, "red")]
+    bound = [(None, "green"), (0.1, "orange"), (0.3, "red")]
     assert steps("Distance against tolerance") == bound
     assert steps("Current drift", "Lower bound") == bound
     # PSI is a reported figure: no alert colours it
@@ -424,6 +424,7 @@ def test_the_issues_alerts_exist_with_their_thresholds() -> None:
     for rule in alert_rules():
         by_name.setdefault(rule["alert"], {})[rule["labels"]["severity"]] = rule["expr"]
     assert by_name["MlopsFeatureDriftHigh"] == {
+        "warning": "mlops_feature_drift_distance_lower_bound > 0.1",
         "critical": "mlops_feature_drift_distance_lower_bound > 0.25",
     }
     # the verdict, not a raw statistic: no shipped alert fires on PSI or a p-value alone
