@@ -30,7 +30,7 @@ from tests.conftest import REPO_ROOT
 # the real dispatcher (``mlops_core.cli.main``), which the ``mlops`` console script runs
 _ENTRY = "import sys, mlops_core.cli as c; sys.exit(c.main(sys.argv[1:]))"
 # where the gate's config and an example session are documented
-VALIDATION_DOC = REPO_ROOT / "README.md"
+VALIDATION_DOC = REPO_ROOT / "docs" / "validation.md"
 CONFIG = {"min_accuracy": 0.8, "max_latency_ms": 100, "required_methods": ["predict"]}
 
 
