@@ -785,32 +785,51 @@ def read_data_file(path: str | Path) -> dict[str, np.ndarray]:
 
 def _read_csv(path: Path) -> dict[str, np.ndarray]:
     with path.open(newline="", encoding="utf-8-sig") as fh:  # -sig: spreadsheet exports
-        reader = csv.reader(fh)
+        # strict: a quote left open is an error at the end of the file, not a last field
+        # that silently swallowed every line after it.
+        reader = csv.reader(fh, strict=True)
         try:
             header = next(reader)
         except StopIteration:
             raise ProfileError(f"{path}: empty CSV file") from None
         except (csv.Error, UnicodeDecodeError) as exc:
-            raise ProfileError(f"{path}: unreadable CSV ({exc})") from None
+            raise _csv_error(path, 1, reader.line_num, exc) from None
         header = [h.strip() for h in header]
         if not header or any(not h for h in header) or len(set(header)) != len(header):
             raise ProfileError(f"{path}: CSV header needs unique, non-empty column names")
         columns: list[list[str]] = [[] for _ in header]
+        start = reader.line_num + 1  # the line the next row starts on
         try:
             for row in reader:
-                if not row:
+                if row and len(row) != len(header):
+                    message = f"{len(row)} fields, header has {len(header)}"
+                    if reader.line_num > start:  # a quoted field with line breaks
+                        message += f" (a quoted field runs to line {reader.line_num})"
+                    raise ProfileError(f"{path}:{start}: {message}")
+                start = reader.line_num + 1
+                if not row:  # a blank line
                     continue
-                if len(row) != len(header):
-                    raise ProfileError(
-                        f"{path}:{reader.line_num}: {len(row)} fields, header has {len(header)}"
-                    )
                 for col, cell in zip(columns, row, strict=True):
                     col.append(cell)
         except (csv.Error, UnicodeDecodeError) as exc:
-            raise ProfileError(f"{path}:{reader.line_num}: unreadable CSV ({exc})") from None
+            raise _csv_error(path, start, reader.line_num, exc) from None
     if not columns[0]:
         raise ProfileError(f"{path}: CSV has a header but no rows")
     return {name: _csv_column(cells) for name, cells in zip(header, columns, strict=True)}
+
+
+def _csv_error(path: Path, start: int, line: int, exc: Exception) -> ProfileError:
+    if isinstance(exc, csv.Error) and "unexpected end of data" in str(exc):
+        return ProfileError(
+            f'{path}:{start}: unclosed quote: a " in the row starting on this line is never '
+            f"closed (the field runs to the end of the file, line {line})"
+        )
+    if isinstance(exc, csv.Error) and line > start:
+        return ProfileError(
+            f"{path}:{start}: unreadable CSV ({exc}) in a quoted field that runs from this "
+            f"line to line {line}: is a quote unclosed?"
+        )
+    return ProfileError(f"{path}:{line}: unreadable CSV ({exc})")
 
 
 def _csv_column(cells: list[str]) -> np.ndarray:
@@ -822,7 +841,14 @@ def _csv_column(cells: list[str]) -> np.ndarray:
 
 
 def _read_jsonl(path: Path) -> dict[str, np.ndarray]:
-    rows: list[dict[str, Any]] = []
+    """Rows of a JSON-lines file: flat objects, or a prediction log's ``input_data``.
+
+    A file in which any line has an ``input_data`` object is read as a prediction log, as
+    the exporter reads it: lines whose ``event`` is something else (``model_loaded``,
+    ``health_check``: a model server's own log lines) are skipped, and a prediction without
+    ``input_data`` is an error naming its line.
+    """
+    objects: list[tuple[int, dict[str, Any]]] = []
     try:
         lines = path.read_text(encoding="utf-8-sig").split("\n")  # not splitlines: U+2028
     except UnicodeDecodeError as exc:
@@ -836,11 +862,11 @@ def _read_jsonl(path: Path) -> dict[str, np.ndarray]:
             raise ProfileError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
         if not isinstance(obj, dict):
             raise ProfileError(f"{path}:{lineno}: expected a JSON object")
-        if isinstance(obj.get("input_data"), dict):
-            if obj.get("event", "prediction") != "prediction":
-                continue
-            obj = obj["input_data"]
-        rows.append(obj)
+        objects.append((lineno, obj))
+    if any(isinstance(obj.get("input_data"), dict) for _, obj in objects):
+        rows = _prediction_inputs(path, objects)
+    else:
+        rows = [obj for _, obj in objects]
     if not rows:
         raise ProfileError(f"{path}: no records")
     names: dict[str, None] = {}
@@ -853,6 +879,26 @@ def _read_jsonl(path: Path) -> dict[str, np.ndarray]:
             raise ProfileError(f"{path}: feature {name!r} has nested values")
         data[name] = np.array(values, dtype=object)
     return data
+
+
+def _prediction_inputs(path: Path, objects: list[tuple[int, dict[str, Any]]]) -> list[dict]:
+    """The ``input_data`` of a prediction log's predictions; other events are skipped."""
+    rows = []
+    for lineno, obj in objects:
+        event = obj.get("event")
+        if event is not None and event != "prediction":
+            continue
+        data = obj.get("input_data")
+        if not isinstance(data, dict):
+            what = "a line with no event" if event is None else "a prediction"
+            raise ProfileError(
+                f"{path}:{lineno}: {what} without an input_data object, "
+                "in a prediction log whose other lines have one"
+            )
+        rows.append(data)
+    if not rows:
+        raise ProfileError(f"{path}: no predictions, only other events")
+    return rows
 
 
 def _existing_file(path: str | Path) -> Path:

@@ -46,11 +46,53 @@ def test_build_writes_a_loadable_profile(tmp_path: Path, capsys) -> None:
 def test_build_options(tmp_path: Path) -> None:
     out = tmp_path / "p.json"
     argv = ["profile", "build", str(EXAMPLES / "reference.csv"), "-o", str(out)]
-    run([*argv, "--buckets", "4", "--categorical", "age", "--features", "age", "income"])
+    run([*argv, "--buckets", "4", "--categorical", "age", "--features", "age,income"])
     doc = json.loads(out.read_text())
     assert list(doc["features"]) == ["age", "income"]
     assert doc["features"]["age"]["kind"] == "categorical"
     assert len(doc["features"]["income"]["edges"]) == 3
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--categorical", "tenure_months"],  # before DATA: it must not take the file name
+        ["--categorical", "tenure_months,age"],
+        ["--categorical", "tenure_months", "--categorical", "age"],
+    ],
+)
+def test_categorical_takes_one_word_and_leaves_data_alone(tmp_path: Path, options) -> None:
+    out = tmp_path / "x.json"
+    assert run(["profile", "build", *options, str(EXAMPLES / "reference.csv"), "-o", str(out)]) == 0
+    kinds = {name: f["kind"] for name, f in json.loads(out.read_text())["features"].items()}
+    expected = {c for o in options[1::2] for c in o.split(",")}
+    assert {name for name, kind in kinds.items() if kind == "categorical"} == expected | {"plan"}
+
+
+def test_column_list_with_an_empty_name_is_a_usage_error(tmp_path: Path, capsys) -> None:
+    argv = ["profile", "build", str(EXAMPLES / "reference.csv"), "-o", str(tmp_path / "x.json")]
+    with pytest.raises(SystemExit) as exc:
+        run([*argv, "--features", "age,,income"])
+    assert exc.value.code == 2
+    assert "empty column name in 'age,,income'" in capsys.readouterr().err
+
+
+def test_drift_on_a_prediction_log_counts_only_predictions(tmp_path: Path, capsys) -> None:
+    from mlops_core import PredictionLogger
+
+    log = tmp_path / "predictions.jsonl"
+    logger = PredictionLogger("churn-api", output=str(log))
+    logger.logger.info("model_loaded", path="/models/churn.pkl")
+    for i in range(201):
+        row = {"age": 30 + i % 20, "income": 50000 + i, "tenure_months": i % 30, "plan": "pro"}
+        logger.log_prediction(f"r{i}", row, {"class": 1}, 5.0)
+        logger.logger.info("health_check", status="ok")
+    logger.close()
+    capsys.readouterr()
+    assert run(["drift", str(EXAMPLES / "reference.csv"), str(log), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    for name, result in report["features"].items():
+        assert (result["n_current"], result["missing_rate"]) == (201, 0.0), name
 
 
 def test_show_table_and_json(saved_profile: Path, capsys) -> None:

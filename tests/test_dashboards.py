@@ -284,6 +284,6 @@ def test_dashboard_provisioning_points_at_the_mounted_dashboards() -> None:
     (provider,) = config["providers"]
     assert provider["type"] == "file"
     assert provider["options"]["path"] == DASHBOARD_DIR_IN_CONTAINER
-    docs = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    docs = (REPO_ROOT / "docs" / "rules-and-dashboards.md").read_text(encoding="utf-8")
     assert f"grafana/dashboards:{DASHBOARD_DIR_IN_CONTAINER}" in docs
     assert "grafana/provisioning:/etc/grafana/provisioning" in docs

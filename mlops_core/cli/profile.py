@@ -44,19 +44,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="categories kept per categorical feature; the rest go to __other__ (default 20)",
     )
-    build.add_argument(
-        "--categorical",
-        nargs="+",
-        default=[],
-        metavar="COL",
+    _columns_option(
+        build, "--categorical", default=[],
         help="treat these columns as categorical (for example numeric codes)",
-    )
-    build.add_argument(
-        "--numeric", nargs="+", default=[], metavar="COL", help="treat these columns as numeric"
-    )
-    build.add_argument(
-        "--features", nargs="+", metavar="COL", help="profile only these columns (default: all)"
-    )
+    )  # fmt: skip
+    _columns_option(build, "--numeric", default=[], help="treat these columns as numeric")
+    _columns_option(build, "--features", help="profile only these columns (default: all)")
     build.set_defaults(func=_build)
 
     show = actions.add_parser(
@@ -84,7 +77,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="LIST",
         help="reported statistics among ks,psi,chi2 (default: by feature type)",
     )
-    drift.add_argument("--features", nargs="+", metavar="COL", help="features to test")
+    _columns_option(drift, "--features", help="features to test (default: all in both)")
     drift.add_argument(
         "--correction",
         choices=("none", "bonferroni", "benjamini-hochberg"),
@@ -104,6 +97,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help=f"exit with status {DRIFT_EXIT_CODE} when drift is detected",
     )
     drift.set_defaults(func=_drift)
+
+
+def _columns_option(parser: argparse.ArgumentParser, flag: str, **kwargs: Any) -> None:
+    """``FLAG COL[,COL...]``, repeatable: one word per use, so it never takes a positional.
+
+    (``nargs="+"`` took every word after it: ``--categorical plan reference.csv`` left
+    ``mlops profile build`` without its DATA.)
+    """
+    kwargs["help"] += "; repeat the option or separate names with commas"
+    parser.add_argument(flag, action="extend", type=_column_names, metavar="COL[,COL...]", **kwargs)
+
+
+def _column_names(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"empty column name in {text!r}")
+    return names
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
