@@ -123,6 +123,7 @@ class FeatureResult:
     psi: float | None = None
     detected: Mapping[str, bool] = field(default_factory=dict)  # "distance"/"missing" -> flag
     drifted: bool = False  # either verdict
+    p_value: float = 1.0  # smallest level at which the feature would be flagged
 
     @classmethod
     def from_drift(cls, f: FeatureDrift) -> FeatureResult:
@@ -149,6 +150,7 @@ class FeatureResult:
             psi=f.psi.psi if f.psi else None,
             detected=MappingProxyType(detected),
             drifted=f.drifted,
+            p_value=f.p_value,
         )
 
 

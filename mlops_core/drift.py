@@ -891,6 +891,8 @@ def _check_tests_per_kind(
             kind: tuple(_check_tests(tests[kind]) or ()) if kind in tests else default
             for kind, default in DEFAULT_TESTS.items()
         }
+    if not isinstance(tests, str) and len(tests) == 0:  # the verdict alone, no figures
+        return {kind: () for kind in APPLICABLE_TESTS}
     chosen = tuple(_check_tests(tests) or ())
     return {kind: chosen for kind in APPLICABLE_TESTS}
 
