@@ -125,3 +125,16 @@ def test_bench_scrape_prints_exporter_and_prometheus_client_latency() -> None:
         figure(out, rf"^exporter, window {window}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}$")
     figure(out, rf"^prometheus_client Gauges \(\d+ series\)\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}$")
     figure(out, rf"^ratio window 400 / 200: {NUMBER}x; exporter / prometheus_client: {NUMBER}x")
+
+
+def test_bench_calibration_prints_every_table_for_the_four_rules() -> None:
+    out = run_bench("bench_calibration.py", "--quick")
+    header = figure(out, r"^\| window \| bound A .*\| psi>=0\.2 \|$")[0]
+    assert "old" in header and "ks p<0.05" in header
+    for window in (200, 1000):  # each row: a count and a range for every rule
+        row = figure(out, rf"^\| {window} \|( {NUMBER} \[{NUMBER}-{NUMBER}\] \|){{5}}$")[0]
+        assert row
+    for change in ("mean \\+0.3 sd", "point mass", "new category", "20% of records null"):
+        figure(out, rf"^\| {change}.*\| {NUMBER}% \(.*$")
+    figure(out, rf"^\| 1000 \| {NUMBER} \| {NUMBER} \|$")  # the smallest shift flagged
+    figure(out, rf"^bound verdict pass {NUMBER} ms$")
