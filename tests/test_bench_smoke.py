@@ -138,3 +138,11 @@ def test_bench_calibration_prints_every_table_for_the_four_rules() -> None:
         figure(out, rf"^\| {change}.*\| {NUMBER}% \(.*$")
     figure(out, rf"^\| 1000 \| {NUMBER} \| {NUMBER} \|$")  # the smallest shift flagged
     figure(out, rf"^bound verdict pass {NUMBER} ms$")
+
+
+def test_bench_footprint_prints_startup_rss_and_cpu_next_to_mtail() -> None:
+    require_binary("mtail")
+    out = run_bench("bench_footprint.py", "--seconds", "1", "--rate", "100")
+    for who in ("mlops-exporter", r"mtail \(latency only\)"):
+        figure(out, rf"^{who}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}$")
+    figure(out, r"^targets: RSS <= 75 MB (met|NOT met); start-up <= 0.4 s (met|NOT met)$")
