@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -28,6 +28,7 @@ from prometheus_client.core import (
 )
 
 Kind = Literal["gauge", "counter", "histogram", "summary"]
+_F = TypeVar("_F", bound=Metric)
 Area = Literal["drift", "reference", "traffic", "files", "alerting", "exporter"]
 
 #: appended to the help of the drift pass's figures
@@ -74,7 +75,7 @@ class MetricSpec:
         return f"{self.name}_total" if self.kind == "counter" else self.name
 
 
-_F = ("model", "feature")
+_FL = ("model", "feature")
 _M = ("model",)
 
 CATALOG: tuple[MetricSpec, ...] = (
@@ -90,25 +91,25 @@ CATALOG: tuple[MetricSpec, ...] = (
         "mlops_feature_drift_distance", "gauge",
         "Observed distance of the window to the reference, in probability units (0..1): KS "
         f"distance (numeric) or total variation (categorical). {_BG}",
-        _F, "drift",
+        _FL, "drift",
     ),
     MetricSpec(
         "mlops_feature_drift_distance_lower_bound", "gauge",
         "Lower confidence bound of the distance at mlops_drift_test_level; the feature is "
         f"drifted when it reaches mlops_feature_drift_tolerance. {_BG}",
-        _F, "drift",
+        _FL, "drift",
     ),
     MetricSpec(
         "mlops_feature_drift_tolerance", "gauge",
         "Smallest distance that matters for the feature (drift.tolerance or its features "
         "override), in probability units.",
-        _F, "drift",
+        _FL, "drift",
     ),
     MetricSpec(
         "mlops_feature_drift_detectable_distance", "gauge",
         "Smallest observed distance the current window would flag: tolerance plus the "
         f"bound's radius at this sample size and level (above 1: nothing can be). {_BG}",
-        _F, "drift",
+        _FL, "drift",
     ),
     MetricSpec(
         "mlops_drift_test_level", "gauge",
@@ -131,31 +132,31 @@ CATALOG: tuple[MetricSpec, ...] = (
         "mlops_feature_drift_ks_statistic", "gauge",
         "Two-sample Kolmogorov-Smirnov statistic (0..1) of a numeric feature, window vs "
         f"reference; reported, does not vote. {_BG}",
-        _F, "drift",
+        _FL, "drift",
     ),
     MetricSpec(
         "mlops_feature_drift_ks_p_value", "gauge",
         "p-value of the KS test; a reported figure that does not vote (it flags negligible "
         f"shifts on large windows). {_BG}",
-        _F, "drift",
+        _FL, "drift",
     ),
     MetricSpec(
         "mlops_feature_drift_psi", "gauge",
         "Population stability index over the reference buckets; a reported figure that "
         f"does not vote (noisy on small windows). {_BG}",
-        _F, "drift",
+        _FL, "drift",
     ),
     MetricSpec(
         "mlops_feature_drift_chi2_p_value", "gauge",
         "p-value of the chi-squared test of a categorical feature's categories (Monte Carlo "
         f"on sparse tables); reported, does not vote. {_BG}",
-        _F, "drift",
+        _FL, "drift",
     ),
     MetricSpec(
         "mlops_feature_missing_ratio", "gauge",
         "Share of predictions in the window whose record lacks the feature or has it null "
         "(0..1), as of the last background pass.",
-        _F, "drift",
+        _FL, "drift",
     ),
     MetricSpec(
         "mlops_drift_window_samples", "gauge",
@@ -197,7 +198,7 @@ CATALOG: tuple[MetricSpec, ...] = (
         "mlops_feature_reference_missing_ratio", "gauge",
         "Share of the reference rows that lack the feature (0..1); a rise beyond the "
         "tolerance in the window is drift too.",
-        _F, "reference",
+        _FL, "reference",
     ),
     # --- traffic and latency ----------------------------------------------------------------
     MetricSpec(
@@ -272,6 +273,30 @@ def spec(name: str) -> MetricSpec:
 def family(name: str) -> Metric:
     """A fresh family of the catalog's metric ``name``."""
     return BY_NAME[name].family()
+
+
+def gauge(name: str) -> GaugeMetricFamily:
+    """A fresh gauge family of ``name``; a name of another type is a programming error."""
+    return _typed(name, GaugeMetricFamily)
+
+
+def counter(name: str) -> CounterMetricFamily:
+    return _typed(name, CounterMetricFamily)
+
+
+def histogram(name: str) -> HistogramMetricFamily:
+    return _typed(name, HistogramMetricFamily)
+
+
+def summary(name: str) -> SummaryMetricFamily:
+    return _typed(name, SummaryMetricFamily)
+
+
+def _typed(name: str, cls: type[_F]) -> _F:
+    built = BY_NAME[name].family()
+    if not isinstance(built, cls):
+        raise TypeError(f"{name} is a {BY_NAME[name].kind} in the catalog, not a {cls.__name__}")
+    return built
 
 
 def of_area(area: Area) -> tuple[MetricSpec, ...]:

@@ -575,7 +575,8 @@ def _measure(
     }
     if extra_missing == 0:  # else the values present may be none at all: a null feature
         _nonempty(values, label, "current")
-    if numeric:
+    cur_sorted = np.empty(0)
+    if isinstance(profile, NumericFeatureProfile):
         finite, n_missing = to_float_array(f"{label} current", values, DriftInputError)
         cur_sorted = np.sort(finite)
         n_cur = int(cur_sorted.size)
@@ -593,7 +594,7 @@ def _measure(
     bound_p = significance_p = 1.0
     ks = chi2 = None
     if n_cur >= min_samples and n_cur > 0:
-        if numeric:
+        if isinstance(profile, NumericFeatureProfile):
             distance = _ks_statistic(profile.sorted_values, cur_sorted)
             bound_p = bounds.ks_bound_p_value(distance, tolerance, profile.n, n_cur)
         else:

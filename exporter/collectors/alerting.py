@@ -18,10 +18,10 @@ class AlertingCollector:
         self._alert_failures = alert_failures
 
     def collect(self) -> Iterator[Metric]:
-        errors = metrics.family("mlops_drift_computation_errors")
+        errors = metrics.counter("mlops_drift_computation_errors")
         errors.add_metric([self.model], float(self._errors()))
         yield errors
         if self._alert_failures is not None:  # served only with an alerts: section
-            failures = metrics.family("mlops_alert_notification_failures")
+            failures = metrics.counter("mlops_alert_notification_failures")
             failures.add_metric([self.model], float(self._alert_failures()))
             yield failures

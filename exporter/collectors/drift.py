@@ -37,8 +37,8 @@ class DriftCollector:
 
     def _verdicts(self, snap: Snapshot) -> Iterator[Metric]:
         m = self.model
-        detected = metrics.family("mlops_feature_drift_detected")
-        gauges = [(metrics.family(name), attribute) for name, attribute in _PER_FEATURE]
+        detected = metrics.gauge("mlops_feature_drift_detected")
+        gauges = [(metrics.gauge(name), attribute) for name, attribute in _PER_FEATURE]
         for f in snap.features:
             for test, flag in f.detected.items():
                 detected.add_metric([m, f.name, test], 1.0 if flag else 0.0)
@@ -49,24 +49,24 @@ class DriftCollector:
         yield detected
         yield from (family for family, _ in gauges)
 
-        level = metrics.family("mlops_drift_test_level")
+        level = metrics.gauge("mlops_drift_test_level")
         if snap.level is not None:
             level.add_metric([m], snap.level)
-        drifted = metrics.family("mlops_features_drifted")
-        ratio = metrics.family("mlops_features_drifted_ratio")
+        drifted = metrics.gauge("mlops_features_drifted")
+        ratio = metrics.gauge("mlops_features_drifted_ratio")
         if snap.features:
             drifted.add_metric([m], float(snap.features_drifted))
             ratio.add_metric([m], snap.features_drifted_ratio)
-        missing = metrics.family("mlops_feature_missing_ratio")
+        missing = metrics.gauge("mlops_feature_missing_ratio")
         for name, value in snap.missing_ratio.items():
             missing.add_metric([m, name], value)
         yield from (level, drifted, ratio, missing)
 
     def _pass(self, snap: Snapshot) -> Iterator[Metric]:
         m = self.model
-        samples = metrics.family("mlops_drift_window_samples")
-        last = metrics.family("mlops_drift_last_computed_timestamp_seconds")
-        duration = metrics.family("mlops_drift_computation_duration_seconds")
+        samples = metrics.gauge("mlops_drift_window_samples")
+        last = metrics.gauge("mlops_drift_last_computed_timestamp_seconds")
+        duration = metrics.gauge("mlops_drift_computation_duration_seconds")
         if snap.computed_at is not None:
             samples.add_metric([m], float(snap.window_samples))
             last.add_metric([m], snap.computed_at)
@@ -74,7 +74,7 @@ class DriftCollector:
         yield from (samples, last, duration)
 
     def _latency(self, snap: Snapshot) -> Iterator[Metric]:
-        summary = metrics.family("mlops_prediction_latency_window_seconds")
+        summary = metrics.summary("mlops_prediction_latency_window_seconds")
         if snap.latency_quantiles:  # quantiles, then _count and _sum, as the formats order them
             name, labels = summary.name, {"model": self.model}
             for q, value in snap.latency_quantiles.items():

@@ -16,12 +16,12 @@ class FilesCollector:
 
     def collect(self, c: IngestSnapshot) -> Iterator[Metric]:
         m = self.model
-        lines = metrics.family("mlops_log_lines")
+        lines = metrics.counter("mlops_log_lines")
         lines.add_metric([m], float(c.lines_total))
-        invalid = metrics.family("mlops_log_lines_invalid")
+        invalid = metrics.counter("mlops_log_lines_invalid")
         for reason, value in sorted(c.invalid_total.items()):
             invalid.add_metric([m, reason], float(value))
-        other = metrics.family("mlops_log_lines_other_events")
+        other = metrics.counter("mlops_log_lines_other_events")
         other.add_metric([m], float(c.other_events_total))
         yield from (lines, invalid, other)
 
@@ -29,8 +29,10 @@ class FilesCollector:
             ("mlops_log_bytes_read", c.bytes_read),
             ("mlops_log_rotations", c.rotations),
             ("mlops_log_truncations", c.truncations),
-            ("mlops_log_files_watched", c.files_watched),
         ):
-            family = metrics.family(name)
+            family = metrics.counter(name)
             family.add_metric([], float(value))
             yield family
+        watched = metrics.gauge("mlops_log_files_watched")
+        watched.add_metric([], float(c.files_watched))
+        yield watched

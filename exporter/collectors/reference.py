@@ -42,19 +42,19 @@ class ReferenceCollector:
 
     def collect(self) -> Iterator[Metric]:
         m, ref = self.model, self.info
-        info = metrics.family("mlops_reference_info")
+        info = metrics.gauge("mlops_reference_info")
         info.add_metric([m, ref.hash], 1.0)
-        samples = metrics.family("mlops_reference_samples")
+        samples = metrics.gauge("mlops_reference_samples")
         samples.add_metric([m], float(ref.samples))
-        ratio = metrics.family("mlops_feature_reference_bucket_ratio")
+        ratio = metrics.gauge("mlops_feature_reference_bucket_ratio")
         for feature, labels in ref.bucket_labels.items():
             for bucket, value in zip(labels, ref.bucket_ratios[feature], strict=True):
                 ratio.add_metric([m, feature, bucket], value)
-        missing = metrics.family("mlops_feature_reference_missing_ratio")
+        missing = metrics.gauge("mlops_feature_reference_missing_ratio")
         for feature, value in ref.missing_ratios.items():
             missing.add_metric([m, feature], value)
         yield from (info, samples, ratio, missing)
-        build = metrics.family("mlops_exporter_build_info")
+        build = metrics.gauge("mlops_exporter_build_info")
         build.add_metric([self.version], 1.0)
         yield build
 

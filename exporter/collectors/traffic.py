@@ -18,13 +18,13 @@ class TrafficCollector:
 
     def collect(self, c: IngestSnapshot) -> Iterator[Metric]:
         m = self.model
-        buckets = metrics.family("mlops_feature_bucket_observations")
+        buckets = metrics.counter("mlops_feature_bucket_observations")
         for feature, labels in c.bucket_labels.items():
             for bucket, value in zip(labels, c.bucket_observations[feature].tolist(), strict=True):
                 buckets.add_metric([m, feature, bucket], float(value))
         yield buckets
 
-        hist = metrics.family("mlops_prediction_latency_seconds")
+        hist = metrics.histogram("mlops_prediction_latency_seconds")
         cumulative = c.latency_bucket_counts.tolist()
         pairs = [
             (_le(b), float(v))
@@ -34,9 +34,9 @@ class TrafficCollector:
         hist.add_metric([m], pairs, float(c.latency_sum))
         yield hist
 
-        predictions = metrics.family("mlops_predictions")
+        predictions = metrics.counter("mlops_predictions")
         predictions.add_metric([m], float(c.predictions_total))
-        classes = metrics.family("mlops_prediction_class")
+        classes = metrics.counter("mlops_prediction_class")
         for cls, value in sorted(c.class_counts.items()):
             classes.add_metric([m, cls], float(value))
         yield from (predictions, classes)
