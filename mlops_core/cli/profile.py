@@ -195,8 +195,9 @@ def _feature_summary(name: str, feature: Any) -> dict[str, Any]:
 
 
 def _drift(args: argparse.Namespace) -> int:
+    from mlops_core.datafiles import read_data_file
     from mlops_core.drift import analyze_feature_drift
-    from mlops_core.profile import ReferenceProfile, read_data_file
+    from mlops_core.profile import ReferenceProfile
 
     reference = ReferenceProfile.from_file(args.reference)
     current = read_data_file(args.current)
