@@ -86,7 +86,7 @@ def main() -> int:
         elapsed = time.perf_counter() - t0
         snap = counters.snapshot()
         assert snap.predictions_total == done, (snap.predictions_total, done)
-        assert window.samples() == args.window
+        assert window.snapshot().samples() == args.window
 
         print(f"{'lines ingested':<16} {'peak RSS (MB)':>14} {'current RSS (MB)':>17}")
         for lines, peak, current in rows:

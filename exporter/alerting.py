@@ -32,9 +32,10 @@ from typing import Any
 
 import structlog
 
+from exporter.errors import ConfigError
 from exporter.pipeline import Snapshot
 from mlops_core.alerts import AlertSystem
-from mlops_core.errors import AlertConfigError, ConfigError
+from mlops_core.errors import AlertConfigError
 
 log = structlog.get_logger("exporter.alerting")
 

@@ -28,35 +28,19 @@ from typing import Any
 
 import yaml
 
+from exporter.errors import ConfigError
 from mlops_core import durations
-from mlops_core.errors import ConfigError, DurationError, MlopsError
+from mlops_core.constants import (
+    DEFAULT_FALSE_ALARM_BUDGET,
+    DEFAULT_LATENCY_BUCKETS,
+    DEFAULT_TOLERANCE,
+    DRIFT_TESTS,
+    KS_METHODS,
+)
+from mlops_core.constants import FEATURE_KINDS as FEATURE_TYPES
+from mlops_core.errors import DurationError, MlopsError
 
 ENV_PREFIX = "MLOPS_EXPORTER_"
-
-#: Histogram bounds (seconds) for online inference: 1 ms .. 10 s.
-DEFAULT_LATENCY_BUCKETS: tuple[float, ...] = (
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.075,
-    0.1,
-    0.25,
-    0.5,
-    0.75,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-)
-
-FEATURE_TYPES = ("numeric", "categorical")
-DRIFT_TESTS = ("ks", "psi", "chi2")
-KS_METHODS = ("asymp", "auto", "exact")
-DEFAULT_TOLERANCE = 0.05
-DEFAULT_FALSE_ALARM_BUDGET = 30 * 86400.0
 
 #: keys that existed once, with what replaced them: a config that still sets one gets this
 #: line instead of a bare "unknown key", so an upgrade tells the user what to change.

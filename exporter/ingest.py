@@ -21,27 +21,13 @@ import structlog
 from exporter.records import INVALID_REASONS, ParsedBatch, RecordParser, count_lines
 from exporter.tail import FollowerStats, LogFollower
 from exporter.window import Window
+from mlops_core.constants import DEFAULT_LATENCY_BUCKETS
+from mlops_core.constants import OTHER_BUCKET as OTHER_LABEL
 from mlops_core.errors import ConfigError
 
 _log = structlog.get_logger(__name__)
 
-DEFAULT_LATENCY_BUCKETS: tuple[float, ...] = (
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-)
-"""Upper bounds in seconds (Prometheus' defaults: 5 ms to 10 s, fit for online inference)."""
-
 DEFAULT_MAX_CLASSES = 20
-OTHER_LABEL = "__other__"
 
 
 @dataclass(frozen=True)

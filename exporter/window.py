@@ -6,12 +6,12 @@ prediction leaves the window when ``max_samples`` newer ones arrived (count) or 
 older than ``max_age`` seconds (age, by the record's own timestamp; timestamps in the future
 are taken as "now", so a skewed clock cannot pin records in the window).
 
-Age eviction happens on every add and every read (by the window's clock), so a window that
-receives nothing still empties as its predictions age.
+Age eviction happens on every add and every :meth:`Window.snapshot` (by the window's clock),
+so a window that receives nothing still empties as its predictions age.
 
-Thread model: one thread calls :meth:`Window.add`, others read.  Every method takes the
-window's lock and reads return copies, so a reader never sees half of a batch.  To get all
-features from the *same* set of predictions, take one :meth:`Window.snapshot`.
+Thread model: one thread calls :meth:`Window.add`, others read.  Both take the window's
+lock, and the one read, :meth:`Window.snapshot`, copies every column from the *same* set of
+predictions, so a reader never sees half of a batch.
 
 Values as returned to the drift pass:
 
@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from exporter.errors import ConfigError
 from exporter.records import ParsedBatch
-from mlops_core.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -154,11 +154,6 @@ class Window:
             self._start = (self._start + overflow) % self.max_samples
             self._evict_locked(now)
 
-    def evict_expired(self, now: float | None = None) -> None:
-        """Drop predictions older than ``max_age`` (relative to ``now``, default the clock)."""
-        with self._lock:
-            self._evict_locked(self._clock() if now is None else now)
-
     def _evict_locked(self, now: float) -> None:
         if self.max_age is None or self._count == 0:
             return
@@ -194,36 +189,3 @@ class Window:
                 columns={name: column[order] for name, column in self._cols.items()},
                 kinds=dict(self.kinds),
             )
-
-    def samples(self) -> int:
-        """Predictions currently in the window."""
-        with self._lock:
-            self._evict_locked(self._clock())
-            return self._count
-
-    def values(self, feature: str) -> np.ndarray:
-        """A copy of the present values of ``feature`` (see the module doc for the types)."""
-        self._check(feature)
-        with self._lock:
-            self._evict_locked(self._clock())
-            column = self._cols[feature][self._order()]
-        return _present_values(column, self.kinds[feature])
-
-    def missing_ratio(self, feature: str) -> float:
-        """Share of the window's predictions in which ``feature`` was absent or null."""
-        self._check(feature)
-        with self._lock:
-            self._evict_locked(self._clock())
-            column = self._cols[feature][self._order()]
-        return _missing_ratio(column, self.kinds[feature])
-
-    def latencies(self) -> np.ndarray:
-        """A copy of the window's latencies in seconds, finite values only."""
-        with self._lock:
-            self._evict_locked(self._clock())
-            lat = self._lat[self._order()]
-        return lat[np.isfinite(lat)]
-
-    def _check(self, feature: str) -> None:
-        if feature not in self._cols:
-            raise KeyError(f"feature {feature!r} is not in the window")

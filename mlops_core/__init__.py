@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_core.errors import (
     AlertConfigError,
-    ConfigError,
     CorruptMetadataError,
     DriftInputError,
     DurationError,
@@ -65,7 +64,6 @@ _LAZY: dict[str, str] = {
 
 __all__ = [
     "AlertConfigError",
-    "ConfigError",
     "CorruptMetadataError",
     "DriftInputError",
     "DurationError",
@@ -89,8 +87,14 @@ __all__ = [
 ]
 
 
+# moved out of the library (the exporter's own errors); resolved only when asked for, and
+# not in __all__, so that neither ``import mlops_core`` nor ``from mlops_core import *``
+# imports the daemon
+_MOVED = {"ConfigError": "exporter.errors"}
+
+
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
+    module = _LAZY.get(name) or _MOVED.get(name)
     if module is None:
         raise AttributeError(f"module 'mlops_core' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)

@@ -29,10 +29,14 @@ from typing import Any, Protocol
 
 import structlog
 
-from mlops_core import durations
 from mlops_core._common import is_finite_number, utc_timestamp
 from mlops_core._fsutil import atomic_write_bytes
-from mlops_core.errors import AlertConfigError, DurationError
+from mlops_core.errors import AlertConfigError
+from mlops_core.notifiers import config_duration, notifiers_from_config
+
+#: seconds from an alerts-section duration, AlertConfigError naming the key (the same
+#: grammar as the exporter's config and the rules: mlops_core.durations)
+parse_duration = config_duration
 
 log = structlog.get_logger(__name__)
 
@@ -94,8 +98,6 @@ class AlertSystem:
         ``state_file`` (path, optional), ``alertmanager`` and ``webhook`` (notifier settings,
         see :mod:`mlops_core.notifiers`; optional).
         """
-        from mlops_core.notifiers import notifiers_from_config  # notifiers import this module
-
         if not isinstance(section, Mapping):
             raise AlertConfigError(f"alerts config must be a mapping, not {type(section).__name__}")
         allowed = {"thresholds", "cooldown", "state_file", "alertmanager", "webhook"}
@@ -353,13 +355,3 @@ def _resolved(
         "timestamp": stamp,
         "started_at": utc_timestamp(min(min(previous.values()), now)),
     }
-
-
-def parse_duration(value: Any, key: str = "duration") -> float:
-    """Seconds from a Prometheus-style duration (``"90s"``, ``"1h30m"``) or a plain number."""
-    try:
-        return durations.parse_duration(value)
-    except DurationError:
-        negative = isinstance(value, int | float) and not isinstance(value, bool) and value < 0
-        problem = "must not be negative" if negative else "must be a duration such as '30m' or '1h'"
-        raise AlertConfigError(f"{key} {problem}, got {value!r}") from None

@@ -1,7 +1,9 @@
-"""The one exception hierarchy of mlops_core and the exporter.
+"""The one exception hierarchy of mlops_core (and, on top of it, of the exporter).
 
 Every error raised on purpose derives from :class:`MlopsError`, so a caller can
-catch everything this project raises with one ``except``.  Errors about bad
+catch everything this project raises with one ``except``.  The exporter's own errors
+(:class:`exporter.errors.ConfigError`) derive from it too, but live in the exporter: the
+library knows nothing of the daemon.  Errors about bad
 input also derive from the builtin a Python programmer would reach for
 (``ValueError``, ``LookupError``), so code written against the builtins keeps
 working.  Messages name the thing at fault (feature, file, key, model) because
@@ -98,12 +100,24 @@ class AlertConfigError(MlopsError, ValueError):
     """The alert thresholds are wrong (unknown severity, non-numeric bound)."""
 
 
-# --- exporter ---------------------------------------------------------------------------------
-
-
-class ConfigError(MlopsError, ValueError):
-    """The exporter's configuration is wrong; the message names the key or file."""
+# --- values shared by every config ------------------------------------------------------------
 
 
 class DurationError(MlopsError, ValueError):
     """Not a duration (``mlops_core.durations``); callers re-raise it naming their key."""
+
+
+# Moved to the exporter (exporter/errors.py); still importable from here so that code
+# written against the old home keeps working.  Resolved on first use only: importing the
+# library never imports the daemon.
+_MOVED = {"ConfigError": "exporter.errors"}
+
+
+def __getattr__(name: str) -> type[MlopsError]:
+    module = _MOVED.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value: type[MlopsError] = getattr(importlib.import_module(module), name)
+    return value

@@ -25,8 +25,9 @@ from urllib.parse import urlsplit
 
 import structlog
 
+from mlops_core import durations
 from mlops_core._common import is_finite_number, utc_timestamp
-from mlops_core.errors import AlertConfigError
+from mlops_core.errors import AlertConfigError, DurationError
 
 log = structlog.get_logger(__name__)
 
@@ -246,9 +247,7 @@ def notifiers_from_config(
                 )
         kwargs = {k: v for k, v in conf.items() if k != "url"}
         if key == "alertmanager" and "ends_after" in kwargs:
-            from mlops_core.alerts import parse_duration
-
-            kwargs["ends_after"] = parse_duration(
+            kwargs["ends_after"] = config_duration(
                 kwargs["ends_after"], "alerts.alertmanager.ends_after"
             )
         elif key == "alertmanager":
@@ -307,3 +306,18 @@ def _parse_time(value: Any) -> datetime:
         except ValueError:
             pass
     return datetime.now(UTC)
+
+
+def config_duration(value: Any, key: str = "duration") -> float:
+    """Seconds from a duration of the ``alerts:`` section (``"90s"``, ``"1h30m"``, a number).
+
+    The grammar is :mod:`mlops_core.durations`' (Prometheus's); this adds the section's
+    error style, one :class:`AlertConfigError` naming ``key``.  It lives here, below
+    :mod:`mlops_core.alerts`, so that both read durations alike without importing each other.
+    """
+    try:
+        return durations.parse_duration(value)
+    except DurationError:
+        negative = isinstance(value, int | float) and not isinstance(value, bool) and value < 0
+        problem = "must not be negative" if negative else "must be a duration such as '30m' or '1h'"
+        raise AlertConfigError(f"{key} {problem}, got {value!r}") from None

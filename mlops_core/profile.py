@@ -27,7 +27,6 @@ current value outside the reference range still lands in a bucket.
 from __future__ import annotations
 
 import base64
-import csv
 import datetime as _dt
 import hashlib
 import json
@@ -42,6 +41,17 @@ from typing import Any, ClassVar
 import numpy as np
 
 from mlops_core._fsutil import atomic_write_bytes
+from mlops_core.constants import (
+    DEFAULT_BUCKETS,
+    DEFAULT_MAX_CATEGORIES,
+    FEATURE_KINDS,
+    OTHER_BUCKET,
+    UNSEEN_BUCKET,
+)
+from mlops_core.datafiles import (
+    DATA_SUFFIXES,
+    read_data_file,  # re-exported: its home before datafiles.py
+)
 from mlops_core.errors import MissingFileError, MlopsError, ProfileError
 
 __all__ = [
@@ -63,13 +73,8 @@ __all__ = [
 
 FORMAT_NAME = "mlops-reference-profile"
 FORMAT_VERSION = 1
-OTHER_BUCKET = "__other__"
-UNSEEN_BUCKET = "__unseen__"
 #: category keys of a boolean feature; current values 0/1 count under them (see _as_boolean)
 BOOLEAN_KEYS = frozenset({"true", "false"})
-DEFAULT_BUCKETS = 10
-DEFAULT_MAX_CATEGORIES = 20
-_KINDS = ("numeric", "categorical")
 
 
 # --- value conversion (shared with mlops_core.drift) -------------------------------------------
@@ -571,7 +576,7 @@ class ReferenceProfile:
         n_rows = 0
         for name, values in data.items():
             kind = overrides.get(name) or infer_kind(values)
-            if kind not in _KINDS:
+            if kind not in FEATURE_KINDS:
                 raise ProfileError(
                     f"feature {name!r}: type must be 'numeric' or 'categorical', got {kind!r}"
                 )
@@ -735,7 +740,7 @@ class ReferenceProfile:
         return profile
 
 
-# --- reading raw data files -------------------------------------------------------------------
+# --- raw data files (read by mlops_core.datafiles) ----------------------------------------------
 
 
 def infer_kind(values: Any) -> str:
@@ -756,7 +761,7 @@ def infer_kind(values: Any) -> str:
 def _looks_like_profile(path: Path) -> bool:
     if path.suffix.lower() == ".json":
         return True
-    if path.suffix.lower() in (".csv", ".jsonl", ".ndjson", ".npz"):
+    if path.suffix.lower() in DATA_SUFFIXES:
         return False
     try:
         with path.open("rb") as fh:
@@ -766,141 +771,6 @@ def _looks_like_profile(path: Path) -> bool:
     return FORMAT_NAME.encode() in head
 
 
-def read_data_file(path: str | Path) -> dict[str, np.ndarray]:
-    """Columns of a ``.csv``, ``.jsonl``/``.ndjson`` or ``.npz`` file as arrays.
-
-    CSV columns whose non-empty cells all parse as numbers become float64 (empty cells NaN);
-    other columns stay strings with empty cells as None.  Missing files raise ``OSError``.
-    """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return _read_csv(path)
-    if suffix in (".jsonl", ".ndjson"):
-        return _read_jsonl(path)
-    if suffix == ".npz":
-        return _read_npz(path)
-    raise ProfileError(f"{path}: unknown data format {suffix!r} (use .csv, .jsonl, .ndjson, .npz)")
-
-
-def _read_csv(path: Path) -> dict[str, np.ndarray]:
-    with path.open(newline="", encoding="utf-8-sig") as fh:  # -sig: spreadsheet exports
-        # strict: a quote left open is an error at the end of the file, not a last field
-        # that silently swallowed every line after it.
-        reader = csv.reader(fh, strict=True)
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise ProfileError(f"{path}: empty CSV file") from None
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise _csv_error(path, 1, reader.line_num, exc) from None
-        header = [h.strip() for h in header]
-        if not header or any(not h for h in header) or len(set(header)) != len(header):
-            raise ProfileError(f"{path}: CSV header needs unique, non-empty column names")
-        columns: list[list[str]] = [[] for _ in header]
-        start = reader.line_num + 1  # the line the next row starts on
-        try:
-            for row in reader:
-                if row and len(row) != len(header):
-                    message = f"{len(row)} fields, header has {len(header)}"
-                    if reader.line_num > start:  # a quoted field with line breaks
-                        message += f" (a quoted field runs to line {reader.line_num})"
-                    raise ProfileError(f"{path}:{start}: {message}")
-                start = reader.line_num + 1
-                if not row:  # a blank line
-                    continue
-                for col, cell in zip(columns, row, strict=True):
-                    col.append(cell)
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise _csv_error(path, start, reader.line_num, exc) from None
-    if not columns[0]:
-        raise ProfileError(f"{path}: CSV has a header but no rows")
-    return {name: _csv_column(cells) for name, cells in zip(header, columns, strict=True)}
-
-
-def _csv_error(path: Path, start: int, line: int, exc: Exception) -> ProfileError:
-    if isinstance(exc, csv.Error) and "unexpected end of data" in str(exc):
-        return ProfileError(
-            f'{path}:{start}: unclosed quote: a " in the row starting on this line is never '
-            f"closed (the field runs to the end of the file, line {line})"
-        )
-    if isinstance(exc, csv.Error) and line > start:
-        return ProfileError(
-            f"{path}:{start}: unreadable CSV ({exc}) in a quoted field that runs from this "
-            f"line to line {line}: is a quote unclosed?"
-        )
-    return ProfileError(f"{path}:{line}: unreadable CSV ({exc})")
-
-
-def _csv_column(cells: list[str]) -> np.ndarray:
-    stripped = [c.strip() for c in cells]
-    try:
-        return np.array([float(c) if c else np.nan for c in stripped], dtype=np.float64)
-    except ValueError:
-        return np.array([c if c else None for c in stripped], dtype=object)
-
-
-def _read_jsonl(path: Path) -> dict[str, np.ndarray]:
-    """Rows of a JSON-lines file: flat objects, or a prediction log's ``input_data``.
-
-    A file in which any line has an ``input_data`` object is read as a prediction log, as
-    the exporter reads it: lines whose ``event`` is something else (``model_loaded``,
-    ``health_check``: a model server's own log lines) are skipped, and a prediction without
-    ``input_data`` is an error naming its line.
-    """
-    objects: list[tuple[int, dict[str, Any]]] = []
-    try:
-        lines = path.read_text(encoding="utf-8-sig").split("\n")  # not splitlines: U+2028
-    except UnicodeDecodeError as exc:
-        raise ProfileError(f"{path}: not UTF-8 text ({exc})") from None
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ProfileError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
-        if not isinstance(obj, dict):
-            raise ProfileError(f"{path}:{lineno}: expected a JSON object")
-        objects.append((lineno, obj))
-    if any(isinstance(obj.get("input_data"), dict) for _, obj in objects):
-        rows = _prediction_inputs(path, objects)
-    else:
-        rows = [obj for _, obj in objects]
-    if not rows:
-        raise ProfileError(f"{path}: no records")
-    names: dict[str, None] = {}
-    for row in rows:
-        names.update(dict.fromkeys(row))
-    data: dict[str, np.ndarray] = {}
-    for name in names:
-        values = [row.get(name) for row in rows]
-        if any(isinstance(v, (dict, list)) for v in values):
-            raise ProfileError(f"{path}: feature {name!r} has nested values")
-        data[name] = np.array(values, dtype=object)
-    return data
-
-
-def _prediction_inputs(path: Path, objects: list[tuple[int, dict[str, Any]]]) -> list[dict]:
-    """The ``input_data`` of a prediction log's predictions; other events are skipped."""
-    rows = []
-    for lineno, obj in objects:
-        event = obj.get("event")
-        if event is not None and event != "prediction":
-            continue
-        data = obj.get("input_data")
-        if not isinstance(data, dict):
-            what = "a line with no event" if event is None else "a prediction"
-            raise ProfileError(
-                f"{path}:{lineno}: {what} without an input_data object, "
-                "in a prediction log whose other lines have one"
-            )
-        rows.append(data)
-    if not rows:
-        raise ProfileError(f"{path}: no predictions, only other events")
-    return rows
-
-
 def _existing_file(path: str | Path) -> Path:
     path = Path(path)
     if not path.exists():
@@ -908,21 +778,3 @@ def _existing_file(path: str | Path) -> Path:
     if path.is_dir():
         raise ProfileError(f"{path}: is a directory, not a data or profile file")
     return path
-
-
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    with path.open("rb") as fh:  # np.load would take anything else for a pickle or a .npy
-        if fh.read(4) != b"PK\x03\x04":
-            raise ProfileError(f"{path}: not a .npz file (no zip archive header)")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            data = {name: np.asarray(npz[name]).reshape(-1) for name in npz.files}
-    except ValueError as exc:
-        raise ProfileError(f"{path}: unreadable .npz ({exc})") from None
-    except (OSError, EOFError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
-        raise ProfileError(f"{path}: unreadable .npz ({exc})") from None
-    if not data:
-        raise ProfileError(f"{path}: .npz holds no arrays")
-    return data

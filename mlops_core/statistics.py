@@ -17,6 +17,11 @@ import numpy as np
 # exporter, whose default KS method is the asymptotic one, needs neither it nor
 # scipy.special (the chi-squared tail below is exact for the integer degrees of freedom
 # a contingency table has).
+#: scipy versions the one private routine used here (``_attempt_exact_2kssamp``, the exact
+#: two-sample KS distribution) is tested against: lowest, first one not checked.  Its source
+#: is unchanged from 1.11.0 through 1.18.0; the lowest is pyproject's scipy>=1.11.  Outside
+#: the range tests/test_statistics.py fails, so an upgrade breaks a test, not a user.
+SCIPY_PRIVATE_TESTED = ("1.11", "1.19")
 
 #: scipy's ks_2samp(method="auto") is exact while both samples have at most this many values
 KS_MAX_EXACT_N = 10_000

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -33,6 +32,15 @@ from typing import Any
 import yaml
 
 RULES_DIR = Path(__file__).resolve().parent
+if __name__ == "__main__":
+    # Run as a script, rules/ is sys.path[0]: check durations with this checkout's library,
+    # not with whichever copy of it happens to be installed.
+    sys.path.insert(0, str(RULES_DIR.parent))
+
+from mlops_core import durations  # noqa: E402
+from mlops_core.constants import DEFAULT_EPSILON  # noqa: E402
+from mlops_core.errors import DurationError  # noqa: E402
+
 THRESHOLDS_FILE = RULES_DIR / "thresholds.yml"
 DASHBOARD_FILE = RULES_DIR.parent / "grafana" / "dashboards" / "mlops-overview.json"
 HEADER = (
@@ -41,8 +49,8 @@ HEADER = (
 )
 SEVERITIES = ("critical", "warning", "info")
 
-#: Floor of both proportions in PSI, the same as mlops_core.drift's ``epsilon``.
-PSI_EPSILON = "0.0001"
+#: Floor of both proportions in PSI, the library's (mlops_core.constants): "0.0001".
+PSI_EPSILON = f"{DEFAULT_EPSILON:g}"
 #: Latency quantiles recorded from the histogram (and published by the exporter's window).
 QUANTILES = ("0.5", "0.9", "0.95", "0.99")
 #: Window of the fleet-wide drift rules (part of the recorded names, so fixed here).
@@ -51,8 +59,6 @@ FLEET_RANGE = "1h"
 RATE_RANGE = "5m"
 #: Range of the in-process alert delivery failure count: how long one failure keeps firing.
 NOTIFY_RANGE = "15m"
-
-_DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
 
 # --- recorded series names (dashboards and alerts use these) ---------------------------------
 
@@ -354,11 +360,29 @@ def load_thresholds(path: Path = THRESHOLDS_FILE) -> dict[str, Any]:
     return data
 
 
+def is_duration(value: Any) -> bool:
+    """A ``for:`` value Prometheus takes: mlops_core.durations' grammar (Prometheus's own,
+    the exporter's and the in-process alerts'), always with a unit: ``for: 5`` is no
+    duration in a rule file."""
+    try:
+        durations.parse_duration(value, allow_number=False)
+    except DurationError:
+        return False
+    return True
+
+
+def _for_argument(text: str) -> str:
+    """``--for``: checked like ``for:`` in thresholds.yml, so a test copy is a valid rule file."""
+    if not is_duration(text):
+        raise argparse.ArgumentTypeError(f"expected a duration like 15m or 0s, got {text!r}")
+    return text
+
+
 def _check_alert(path: Path, spec: AlertSpec, conf: Any) -> None:
     where = f"{path}: alerts.{spec.name}"
     if not isinstance(conf, dict):
         raise ThresholdsError(f"{where}: missing (needs at least 'for')")
-    if not _DURATION.match(str(conf.get("for", ""))):
+    if not is_duration(conf.get("for")):
         raise ThresholdsError(f"{where}.for: expected a duration like 15m, got {conf.get('for')!r}")
     allowed = {"for", *SEVERITIES} if spec.threshold else {"for", "severity"}
     for key, value in conf.items():
@@ -507,6 +531,7 @@ def main(argv: list[str] | None = None) -> int:
         "--for",
         dest="for_override",
         metavar="DURATION",
+        type=_for_argument,
         default=None,
         help="set every alert's `for` to DURATION (test copies: 0s)",
     )

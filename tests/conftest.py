@@ -8,10 +8,13 @@ pass by skipping what it should run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -55,3 +58,31 @@ def require_binary(name: str) -> str:
 @pytest.fixture
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+#: the two ways the KS p-values are computed: scipy's private routines, or the public
+#: fallback that runs when they are gone (mlops_core.statistics)
+KS_PATHS = ("scipy-private", "public-fallback")
+
+
+@contextlib.contextmanager
+def ks_path(path: str) -> Iterator[bool]:
+    """Compute KS p-values on ``path`` inside the block; yields whether the exact
+    distribution is available there (the fallback answers exact requests asymptotically)."""
+    from mlops_core import statistics
+
+    if path == "scipy-private":
+        assert statistics._exact_2kssamp() is not None, "scipy's private KS routine is gone"
+        yield True
+        return
+    assert path == "public-fallback", path
+    with mock.patch.object(statistics, "_exact_2kssamp", lambda: None):
+        yield False
+
+
+@pytest.fixture(params=KS_PATHS)
+def ks_exact(request: pytest.FixtureRequest) -> Iterator[bool]:
+    """Runs the test on each KS path (:func:`ks_path`); the value says whether exact p-values
+    are available."""
+    with ks_path(request.param) as exact:
+        yield exact

@@ -248,6 +248,39 @@ def test_missing_target_values_in_csv_fail_the_gate(files, tmp_path, mlops_main)
     assert f"y_val has 1 missing (NaN or infinite) label(s) of {len(lines) - 1}" in proc.stdout
 
 
+@pytest.mark.parametrize("bom", [False, True], ids=["utf-8", "utf-8 with a byte-order mark"])
+def test_spreadsheet_csv_with_a_byte_order_mark_keeps_its_target_column(
+    files, tmp_path, mlops_main, bom
+):
+    """A first column named ``target``, as Excel saves "CSV UTF-8": the mark is no part of
+    its name, so it is the target (before, the last feature silently was)."""
+    d = files["dir"]
+    with np.load(d / "val.npz") as data:
+        X, y = data["X"], data["y"]
+    rows = ["target,a,b,c,d"] + [",".join(map(str, [t, *r])) for r, t in zip(X, y, strict=True)]
+    (tmp_path / "v.csv").write_text(
+        "\n".join(rows) + "\n", encoding="utf-8-sig" if bom else "utf-8"
+    )
+    proc = mlops_main(d / "good.pkl", tmp_path / "v.csv", "--config", d / "gate.yml", "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads(proc.stdout)["metrics"]["accuracy"] == pytest.approx(files["good_accuracy"])
+
+
+def test_validate_reads_a_csv_as_profiles_do(tmp_path):
+    """One reader (mlops_core.datafiles): the same quoting errors, with the line, as a profile."""
+    from mlops_core.cli.validate import load_data
+    from mlops_core.errors import ValidationInputError
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text('a,b,target\n1,2,0\n3,"4,1\n5,6,1\n', encoding="utf-8")
+    with pytest.raises(ValidationInputError, match=r"bad\.csv:3: unclosed quote"):
+        load_data(str(bad))
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("a,b,target\n1,2,0\n3,1\n", encoding="utf-8")
+    with pytest.raises(ValidationInputError, match=r"ragged\.csv:3: 2 fields, header has 3"):
+        load_data(str(ragged))
+
+
 def _table(lines: list[str], header: str) -> dict[str, list[str]]:
     """Rows (by first column) of the console table that starts at the line ``header``."""
     start = next(i for i, line in enumerate(lines) if line.startswith(header))

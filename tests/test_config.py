@@ -232,7 +232,7 @@ def test_yaml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
         (MINIMAL + "drift: {window: 5}\n", "drift.window: expected a mapping"),
         (MINIMAL + "drift: {interval: 10m, window: {max_age: 1m}}\n", "drift.window.max_age"),
         (
-            MINIMAL + "latency: {buckets: [1s, 0.5s]}\n",
+            MINIMAL + "latency: {buckets: [1s, 500ms]}\n",
             "latency.buckets: bucket bounds must be strictly increasing",
         ),
         (

@@ -19,6 +19,7 @@ from mlops_core import (
 )
 from mlops_core import statistics as stats_module
 from mlops_core.drift import _kolmogorov_sf, drift_against_profile
+from tests.conftest import ks_path
 
 BRIEF_REFERENCE = {
     "age": np.array([25, 30, 35, 28, 32, 29, 31, 27]),
@@ -57,27 +58,31 @@ def _samples(n1: int, n2: int, *, ties: bool, seed: int) -> tuple[np.ndarray, np
         (100_000, 10_000),  # asymptotic
     ],
 )
-def test_ks_matches_scipy(n1: int, n2: int, ties: bool) -> None:
+def test_ks_matches_scipy(n1: int, n2: int, ties: bool, ks_exact: bool) -> None:
+    """On both KS paths (ks_exact: see tests/conftest.py), against scipy's method of the same
+    name: ks_2samp's own choice, or its asymptotic one where the fallback has no other."""
     ref, cur = _samples(n1, n2, ties=ties, seed=n1 + n2)
     ours = detect_drift_ks(ref, cur)
-    oracle = stats.ks_2samp(ref, cur)
+    method = "exact" if ks_exact and max(n1, n2) <= 10_000 else "asymp"
+    oracle = stats.ks_2samp(ref, cur, method=method if ks_exact else "asymp")
     assert ours["statistic"] == pytest.approx(float(oracle.statistic), abs=1e-12)
     assert ours["p_value"] == pytest.approx(float(oracle.pvalue), abs=1e-3)
-    assert ours["method"] == ("exact" if max(n1, n2) <= 10_000 else "asymp")
+    assert ours["method"] == method
     assert ours["drift_detected"] == (ours["p_value"] < 0.05)
     assert (ours["n_reference"], ours["n_current"]) == (n1, n2)
 
 
 @pytest.mark.parametrize("method", ["exact", "asymp"])
-def test_ks_forced_method_matches_scipy(method: str) -> None:
+def test_ks_forced_method_matches_scipy(method: str, ks_exact: bool) -> None:
     ref, cur = _samples(400, 300, ties=False, seed=5)
     ours = detect_drift_ks(ref, cur, method=method)
-    oracle = stats.ks_2samp(ref, cur, method=method)
+    used = method if ks_exact else "asymp"
+    oracle = stats.ks_2samp(ref, cur, method=used)
     assert ours["p_value"] == pytest.approx(float(oracle.pvalue), abs=1e-3)
-    assert ours["method"] == method
+    assert ours["method"] == used
 
 
-def test_ks_integer_samples_with_heavy_ties() -> None:
+def test_ks_integer_samples_with_heavy_ties(ks_exact: bool) -> None:
     rng = np.random.default_rng(9)
     ref, cur = rng.integers(0, 5, 20_000), rng.integers(0, 6, 800)
     ours, oracle = detect_drift_ks(ref, cur), stats.ks_2samp(ref, cur)
@@ -118,10 +123,28 @@ def test_ks_statistic_reached_at_either_end() -> None:
 
 
 @pytest.mark.parametrize("n", [141, 500, 9091, 40_000])
-def test_fast_kolmogorov_sf_agrees_with_kstwo(n: int) -> None:
+def test_fast_kolmogorov_sf_agrees_with_kstwo(n: int, ks_exact: bool) -> None:
     for z in (0.2, 0.5, 0.8, 1.0, 1.3, 1.8, 2.5, 4.0):
         d = z / math.sqrt(n)
         assert _kolmogorov_sf(d, n) == pytest.approx(stats.kstwo.sf(d, n), abs=1e-5), z
+
+
+@pytest.mark.filterwarnings("ignore:divide by zero encountered:RuntimeWarning")
+def test_without_scipys_private_routines_p_values_are_scipys_asymptotic_ones() -> None:
+    """What a user loses on a scipy without the private routines (the public fallback):
+    the exact distribution, so an exact request is answered, and labelled, asymptotically;
+    and one value against one value has no p-value (NaN), as with ks_2samp(method="asymp"),
+    whose effective sample size rounds to 0 there."""
+    ref, cur = _samples(8, 6, ties=False, seed=3)
+    with ks_path("public-fallback"):
+        ours = detect_drift_ks(ref, cur, method="exact")
+        single = detect_drift_ks(np.array([1.0]), np.array([2.0]))
+    asymp = stats.ks_2samp(ref, cur, method="asymp")
+    assert ours["method"] == "asymp"
+    assert ours["p_value"] == pytest.approx(float(asymp.pvalue), abs=1e-12)
+    assert ours["p_value"] != pytest.approx(float(stats.ks_2samp(ref, cur).pvalue), abs=1e-3)
+    assert math.isnan(single["p_value"])
+    assert math.isnan(float(stats.ks_2samp([1.0], [2.0], method="asymp").pvalue))
 
 
 def test_ks_counts_and_drops_non_finite_values() -> None:

@@ -27,6 +27,18 @@ def test_every_error_class_derives_from_mlops_error_and_is_exported() -> None:
         assert getattr(mlops_core, cls.__name__) is cls
 
 
+def test_the_exporters_config_error_moved_but_keeps_its_old_names() -> None:
+    """exporter.errors.ConfigError is the class; the library's old names still reach it."""
+    from exporter.errors import ConfigError
+
+    assert issubclass(ConfigError, mlops_core.MlopsError) and issubclass(ConfigError, ValueError)
+    assert errors.ConfigError is ConfigError
+    assert mlops_core.ConfigError is ConfigError
+    assert "ConfigError" not in mlops_core.__all__  # star-imports do not load the exporter
+    with pytest.raises(AttributeError, match="NoSuchError"):
+        errors.NoSuchError  # noqa: B018
+
+
 def test_missing_files_raise_one_class_that_is_also_the_builtin(tmp_path: Path) -> None:
     with pytest.raises(mlops_core.MissingFileError, match=r"nope\.csv"):
         mlops_core.ReferenceProfile.from_file(tmp_path / "nope.csv")

@@ -144,10 +144,11 @@ def test_counters_match_what_was_written(profile: ReferenceProfile, tmp_path: Pa
         1 for r in recs if r["input_data"]["plan"] == "team"
     )
 
-    assert window.samples() == 500
-    assert window.values("age").tolist() == [r["input_data"]["age"] for r in recs[-500:]]
+    window_snap = window.snapshot()
+    assert window_snap.samples() == 500
+    assert window_snap.values("age").tolist() == [r["input_data"]["age"] for r in recs[-500:]]
     missing = sum(1 for r in recs[-500:] if "score" not in r["input_data"]) / 500
-    assert window.missing_ratio("score") == pytest.approx(missing)
+    assert window_snap.missing_ratio("score") == pytest.approx(missing)
     follower.close()
 
 

@@ -438,6 +438,17 @@ def test_unknown_suffix_is_refused(tmp_path) -> None:
         ReferenceProfile.from_file(path)
 
 
+def test_read_data_file_is_still_importable_from_profile(tmp_path) -> None:
+    """It moved to mlops_core.datafiles (the one reader); its old import keeps working."""
+    from mlops_core import datafiles, profile
+
+    assert profile.read_data_file is datafiles.read_data_file
+    path = tmp_path / "d.csv"
+    path.write_bytes("\ufeff x ,y\n1,a\n".encode())
+    data = profile.read_data_file(path)
+    assert list(data) == ["x", "y"]  # the mark and the spaces are no part of the name
+
+
 def test_missing_file_is_an_os_error(tmp_path) -> None:
     with pytest.raises(FileNotFoundError):
         ReferenceProfile.from_file(tmp_path / "nope.csv")

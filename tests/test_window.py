@@ -7,9 +7,9 @@ import threading
 import numpy as np
 import pytest
 
+from exporter.errors import ConfigError
 from exporter.records import ParsedBatch
 from exporter.window import Window
-from mlops_core.errors import ConfigError
 from mlops_core.profile import ReferenceProfile
 
 NOW = 1_800_000_000.0
@@ -56,21 +56,27 @@ def make(profile: ReferenceProfile, clock: list[float] | None = None, **kw: obje
     return Window(profile, FEATURES, clock=lambda: now[0], **kw)  # type: ignore[arg-type]
 
 
+def present(window: Window, feature: str = "age") -> list[float]:
+    """The present values of ``feature`` in a snapshot taken now (by the window's clock)."""
+    return window.snapshot().values(feature).tolist()
+
+
 def test_count_eviction_keeps_the_newest_max_samples(profile: ReferenceProfile) -> None:
     window = make(profile, max_samples=5)
     window.add(batch([1, 2, 3]))
     window.add(batch([4, 5, 6, 7]))
-    assert window.samples() == 5
-    assert window.values("age").tolist() == [3, 4, 5, 6, 7]
-    assert window.snapshot().values("plan").tolist() == ["p3", "p4", "p5", "p6", "p7"]
+    snap = window.snapshot()
+    assert snap.samples() == 5
+    assert snap.values("age").tolist() == [3, 4, 5, 6, 7]
+    assert snap.values("plan").tolist() == ["p3", "p4", "p5", "p6", "p7"]
 
 
 def test_batch_larger_than_the_window_keeps_its_tail(profile: ReferenceProfile) -> None:
     window = make(profile, max_samples=4)
     window.add(batch(np.arange(100)))
-    assert window.values("score").tolist() == [96, 97, 98, 99]
+    assert present(window, "score") == [96, 97, 98, 99]
     window.add(batch([100]))
-    assert window.values("score").tolist() == [97, 98, 99, 100]
+    assert present(window, "score") == [97, 98, 99, 100]
 
 
 def test_ring_wraps_around_many_times_oldest_first(profile: ReferenceProfile) -> None:
@@ -84,7 +90,7 @@ def test_ring_wraps_around_many_times_oldest_first(profile: ReferenceProfile) ->
         next_id += k
         window.add(batch(ids))
         expected = (expected + ids)[-7:]
-        assert window.values("age").tolist() == expected
+        assert present(window) == expected
 
 
 def test_age_eviction_by_record_timestamp(profile: ReferenceProfile) -> None:
@@ -93,28 +99,28 @@ def test_age_eviction_by_record_timestamp(profile: ReferenceProfile) -> None:
     window.add(batch([1, 2], ts=NOW - 50))
     window.add(batch([3], ts=NOW - 10))
     clock[0] = NOW + 20  # the first two are now 70 s old
-    window.evict_expired()
-    assert window.values("age").tolist() == [3]
-    window.evict_expired(now=NOW + 100)
-    assert window.samples() == 0
+    assert present(window) == [3]
+    assert window.snapshot(now=NOW + 100).samples() == 0  # evicted for good, not hidden
+    assert window.snapshot().samples() == 0
     window.add(batch([4, 5]))
-    assert window.values("age").tolist() == [4, 5]
+    assert present(window) == [4, 5]
 
 
 def test_an_idle_window_empties_as_its_predictions_age(profile: ReferenceProfile) -> None:
     clock = [NOW]
     window = make(profile, clock, max_age=60.0)
     window.add(batch([1, 2]))
-    clock[0] = NOW + 61  # no add, no explicit eviction: the reads still see the age
-    assert window.samples() == 0
-    assert window.values("age").size == 0
-    assert window.latencies().size == 0
+    clock[0] = NOW + 61  # no add: the read still sees the age
+    snap = window.snapshot()
+    assert snap.samples() == 0
+    assert snap.values("age").size == 0
+    assert snap.latencies().size == 0
 
 
 def test_out_of_order_timestamps_are_evicted_exactly(profile: ReferenceProfile) -> None:
     window = make(profile, max_samples=10, max_age=60.0)
     window.add(batch([1, 2, 3, 4], ts=np.array([NOW - 10, NOW - 100, NOW - 5, NOW - 90])))
-    assert window.values("age").tolist() == [1, 3]
+    assert present(window) == [1, 3]
 
 
 def test_future_timestamps_are_taken_as_now(profile: ReferenceProfile) -> None:
@@ -122,15 +128,13 @@ def test_future_timestamps_are_taken_as_now(profile: ReferenceProfile) -> None:
     window = make(profile, clock, max_age=60.0)
     window.add(batch([1], ts=NOW + 10_000))  # a skewed clock must not pin it in the window
     clock[0] = NOW + 61
-    window.evict_expired()
-    assert window.samples() == 0
+    assert window.snapshot().samples() == 0
 
 
 def test_no_max_age_keeps_old_records(profile: ReferenceProfile) -> None:
     window = make(profile, max_age=None)
     window.add(batch([1], ts=0.0))
-    window.evict_expired()
-    assert window.samples() == 1
+    assert window.snapshot().samples() == 1
 
 
 def test_missing_values_are_left_out_and_counted_in_missing_ratio(
@@ -140,12 +144,12 @@ def test_missing_values_are_left_out_and_counted_in_missing_ratio(
     b = batch([1, 2, 3, 4], plan=["pro", None, None, "free"])
     b.features["age"][[0, 2, 3]] = np.nan
     window.add(b)
-    assert window.values("age").tolist() == [2.0]
-    assert window.missing_ratio("age") == 0.75
-    assert window.values("plan").tolist() == ["pro", "free"]
-    assert window.missing_ratio("plan") == 0.5
-    assert window.missing_ratio("score") == 0.0
-    assert window.snapshot().missing_ratio("age") == 0.75
+    snap = window.snapshot()
+    assert snap.values("age").tolist() == [2.0]
+    assert snap.missing_ratio("age") == 0.75
+    assert snap.values("plan").tolist() == ["pro", "free"]
+    assert snap.missing_ratio("plan") == 0.5
+    assert snap.missing_ratio("score") == 0.0
 
 
 def test_feature_absent_from_a_batch_is_missing_for_those_rows(profile: ReferenceProfile) -> None:
@@ -153,35 +157,38 @@ def test_feature_absent_from_a_batch_is_missing_for_those_rows(profile: Referenc
     b = batch([1, 2])
     del b.features["score"], b.features["plan"]
     window.add(b)
-    assert window.samples() == 2
-    assert window.missing_ratio("score") == 1.0
-    assert window.missing_ratio("plan") == 1.0
+    snap = window.snapshot()
+    assert snap.samples() == 2
+    assert snap.missing_ratio("score") == 1.0
+    assert snap.missing_ratio("plan") == 1.0
 
 
 def test_latencies_are_finite_seconds_only(profile: ReferenceProfile) -> None:
     window = make(profile)
     window.add(batch([1, 2, 3], latency=np.array([0.01, np.nan, 0.5])))
-    assert window.latencies().tolist() == [0.01, 0.5]
+    assert window.snapshot().latencies().tolist() == [0.01, 0.5]
 
 
 def test_empty_window_reads(profile: ReferenceProfile) -> None:
-    window = make(profile)
-    assert window.samples() == 0
-    assert window.values("age").size == 0
-    assert window.values("plan").size == 0
-    assert window.missing_ratio("age") == 0.0
-    assert window.latencies().size == 0
+    snap = make(profile).snapshot()
+    assert snap.samples() == 0
+    assert snap.values("age").size == 0
+    assert snap.values("plan").size == 0
+    assert snap.missing_ratio("age") == 0.0
+    assert snap.latencies().size == 0
 
 
 def test_reads_are_copies(profile: ReferenceProfile) -> None:
     window = make(profile)
     window.add(batch([1, 2]))
-    window.values("age")[:] = 99
-    window.latencies()[:] = 99
     snap = window.snapshot()
+    snap.values("age")[:] = 99
+    snap.latencies()[:] = 99
     snap.columns["age"][:] = 99
-    assert window.values("age").tolist() == [1, 2]
-    assert window.latencies().tolist() == [0.001, 0.002]
+    snap.latency_seconds[:] = 99
+    again = window.snapshot()
+    assert again.values("age").tolist() == [1, 2]
+    assert again.latencies().tolist() == [0.001, 0.002]
 
 
 def test_bucket_counts_match_the_profile(profile: ReferenceProfile) -> None:
@@ -238,7 +245,7 @@ def test_bad_sizes_are_config_errors(profile: ReferenceProfile, kw: dict, key: s
 
 def test_unknown_feature_read_is_a_key_error(profile: ReferenceProfile) -> None:
     with pytest.raises(KeyError, match="height"):
-        make(profile).values("height")
+        make(profile).snapshot().values("height")
 
 
 def test_memory_is_fixed_by_max_samples(profile: ReferenceProfile) -> None:
@@ -247,4 +254,4 @@ def test_memory_is_fixed_by_max_samples(profile: ReferenceProfile) -> None:
     for start in range(0, 50_000, 5_000):
         window.add(batch(np.arange(start, start + 5_000)))
     assert {n: c.nbytes for n, c in window._cols.items()} == sizes_before
-    assert window.samples() == 1000
+    assert window.snapshot().samples() == 1000

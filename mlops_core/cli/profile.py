@@ -12,6 +12,13 @@ import sys
 from typing import Any
 
 from mlops_core.cli._output import print_json, print_table
+from mlops_core.constants import (
+    CORRECTIONS,
+    DEFAULT_BUCKETS,
+    DEFAULT_MAX_CATEGORIES,
+    DEFAULT_TOLERANCE,
+    DRIFT_TESTS,
+)
 from mlops_core.errors import ProfileError
 
 DRIFT_EXIT_CODE = 3
@@ -35,14 +42,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("data", metavar="DATA", help="training data (.csv, .jsonl, .ndjson, .npz)")
     build.add_argument("-o", "--output", required=True, metavar="OUT", help="profile file to write")
     build.add_argument(
-        "--buckets", type=int, default=10, metavar="N", help="PSI buckets (default 10)"
+        "--buckets",
+        type=int,
+        default=DEFAULT_BUCKETS,
+        metavar="N",
+        help=f"PSI buckets (default {DEFAULT_BUCKETS})",
     )
     build.add_argument(
         "--max-categories",
         type=int,
-        default=20,
+        default=DEFAULT_MAX_CATEGORIES,
         metavar="N",
-        help="categories kept per categorical feature; the rest go to __other__ (default 20)",
+        help="categories kept per categorical feature; the rest go to __other__ "
+        f"(default {DEFAULT_MAX_CATEGORIES})",
     )
     _columns_option(
         build, "--categorical", default=[],
@@ -75,21 +87,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     drift.add_argument(
         "--tests",
         metavar="LIST",
-        help="reported statistics among ks,psi,chi2 (default: by feature type)",
+        help=f"reported statistics among {','.join(DRIFT_TESTS)} (default: by feature type)",
     )
     _columns_option(drift, "--features", help="features to test (default: all in both)")
     drift.add_argument(
         "--correction",
-        choices=("none", "bonferroni", "benjamini-hochberg"),
+        choices=CORRECTIONS,
         default="none",
         help="multiple-testing correction of the level over the features (default none)",
     )
     drift.add_argument(
         "--tolerance",
         type=float,
-        default=0.05,
+        default=DEFAULT_TOLERANCE,
         metavar="D",
-        help="smallest distance that matters, in probability units (default 0.05: a 5%% shift)",
+        help="smallest distance that matters, in probability units (default "
+        f"{DEFAULT_TOLERANCE:g}: a {DEFAULT_TOLERANCE * 100:g}%% shift)",
     )
     drift.add_argument(
         "--fail-on-drift",
@@ -182,8 +195,9 @@ def _feature_summary(name: str, feature: Any) -> dict[str, Any]:
 
 
 def _drift(args: argparse.Namespace) -> int:
+    from mlops_core.datafiles import read_data_file
     from mlops_core.drift import analyze_feature_drift
-    from mlops_core.profile import ReferenceProfile, read_data_file
+    from mlops_core.profile import ReferenceProfile
 
     reference = ReferenceProfile.from_file(args.reference)
     current = read_data_file(args.current)

@@ -11,7 +11,6 @@ Unpickling runs code from the file: only validate model files you would also dep
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import pickle
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from mlops_core.cli._output import print_json, print_table
+from mlops_core.datafiles import read_csv_table, read_npz_arrays
 from mlops_core.errors import (
     ModelNotFoundError,
     ValidationConfigError,
@@ -207,7 +207,12 @@ def _joblib_load(file: Path) -> Any:
 
 
 def load_data(path: str, target: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """``(X, y)`` from a CSV (header row; target column) or an ``.npz`` with X and y."""
+    """``(X, y)`` from a CSV (header row; target column) or an ``.npz`` with X and y.
+
+    Both are read by :mod:`mlops_core.datafiles`, the reader of every other ``mlops``
+    command (a CSV with a byte-order mark included); the choice of the target is this
+    command's own (see :func:`_target_column`).
+    """
     file = Path(path)
     if not file.is_file():
         raise ValidationInputError(f"validation data file not found: {path}")
@@ -217,55 +222,45 @@ def load_data(path: str, target: str | None = None) -> tuple[np.ndarray, np.ndar
 
 
 def _load_npz(file: Path) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        with np.load(file, allow_pickle=False) as data:
-            missing = [k for k in ("X", "y") if k not in data.files]
-            if missing:
-                raise ValidationInputError(
-                    f"{file}: missing array(s) {', '.join(missing)}; "
-                    f"found {', '.join(data.files) or 'none'}"
-                )
-            return data["X"], data["y"]
-    except ValidationInputError:
-        raise
-    except Exception as exc:
-        raise ValidationInputError(f"{file}: not a readable .npz file: {_line(exc)}") from None
+    arrays = read_npz_arrays(file, ValidationInputError)
+    missing = [k for k in ("X", "y") if k not in arrays]
+    if missing:
+        raise ValidationInputError(
+            f"{file}: missing array(s) {', '.join(missing)}; found {', '.join(arrays)}"
+        )
+    return arrays["X"], arrays["y"]
 
 
 def _load_csv(file: Path, target: str | None) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        with file.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.reader(fh))
-    except UnicodeDecodeError:
-        raise ValidationInputError(f"{file}: not a UTF-8 CSV file") from None
-    rows = [r for r in rows if r]
-    if not rows:
-        raise ValidationInputError(f"{file}: empty CSV file (a header row is required)")
-    header, body = rows[0], rows[1:]
+    table = read_csv_table(file, ValidationInputError)
+    header = table.header
     if len(header) < 2:
         raise ValidationInputError(f"{file}: needs at least one feature and a target column")
-    if target is None:
-        target = "target" if "target" in header else header[-1]
-    if target not in header:
-        raise ValidationInputError(
-            f"{file}: no target column {target!r}; columns: {', '.join(header)}"
-        )
-    for lineno, row in enumerate(body, start=2):
-        if len(row) != len(header):
-            raise ValidationInputError(
-                f"{file}: line {lineno} has {len(row)} fields, the header has {len(header)}"
-            )
-    t = header.index(target)
-    columns = list(zip(*body, strict=True)) if body else [() for _ in header]
-    features = [_column(c) for i, c in enumerate(columns) if i != t]
-    y = _column(columns[t], integral=True)
-    if not body:
+    t = header.index(_target_column(file, header, target))
+    features = [_column(c) for i, c in enumerate(table.columns) if i != t]
+    y = _column(table.columns[t], integral=True)
+    if not table.n_rows:
         return np.empty((0, len(header) - 1)), y
     if all(c.dtype.kind == "f" for c in features):
         X = np.column_stack(features)
     else:
         X = np.column_stack([c.astype(object) for c in features])
     return X, y
+
+
+def _target_column(file: Path, header: list[str], target: str | None) -> str:
+    """The target column: ``--target``, else ``target`` if there is one, else the last column.
+
+    The header names are the reader's: without a byte-order mark or surrounding spaces, so
+    a first column written ``\ufefftarget`` by a spreadsheet is ``target``.
+    """
+    if target is None:
+        return "target" if "target" in header else header[-1]
+    if target not in header:
+        raise ValidationInputError(
+            f"{file}: no target column {target!r}; columns: {', '.join(header)}"
+        )
+    return target
 
 
 def _column(values: Any, *, integral: bool = False) -> np.ndarray:

@@ -1,0 +1,72 @@
+"""Defaults and vocabularies shared by the library, the ``mlops`` command and the exporter.
+
+Each value here used to be written in three to five places, and some of the copies had
+already drifted apart (the exporter's ingest counted latency in other buckets than the ones
+its config documents).  Define a shared default or a list of allowed names here, once, and
+import it; a module that needs its own copy for a reason says so next to it.
+
+Standard library only and no imports of the rest of the package, so any module (the
+prediction logger on a model server's import path included) can import it for nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+# --- features and their buckets ----------------------------------------------------------------
+
+#: the kinds of feature a reference profile holds, and that a config may declare
+FEATURE_KINDS = ("numeric", "categorical")
+#: bucket of a categorical feature that takes the rarer reference categories (beyond the
+#: ``max_categories`` most frequent), and label of the prediction classes beyond the counted
+#: ones: a metric label never changes and the number of series stays bounded
+OTHER_BUCKET = "__other__"
+#: bucket of every category the reference never had (reference share 0); never merged
+#: into another, since a category seen only in production is the plainest drift there is
+UNSEEN_BUCKET = "__unseen__"
+#: PSI buckets of a numeric feature (quantiles of the reference)
+DEFAULT_BUCKETS = 10
+#: categories kept per categorical feature; the rest go to ``OTHER_BUCKET``
+DEFAULT_MAX_CATEGORIES = 20
+
+# --- drift -------------------------------------------------------------------------------------
+
+#: the reported drift statistics, by the names configs and the command line use
+DRIFT_TESTS = ("ks", "psi", "chi2")
+#: how the KS p-value is computed, the exporter's default first (see mlops_core.statistics)
+KS_METHODS = ("asymp", "auto", "exact")
+#: multiple-testing corrections of the library's and ``mlops drift``'s level
+CORRECTIONS = ("none", "bonferroni", "benjamini-hochberg")
+#: smallest distance that matters, in probability units (0.05: a 5% shift), of numeric and
+#: categorical features alike
+DEFAULT_TOLERANCE = 0.05
+#: the exporter's drift.false_alarm_budget: one false drift verdict expected per 30 days
+DEFAULT_FALSE_ALARM_BUDGET = 30 * 86400.0
+#: per-test limits of the significance rule (KS and chi-squared p-values, PSI value);
+#: read-only, copy it to change a limit
+DEFAULT_THRESHOLDS: Mapping[str, float] = MappingProxyType({"ks": 0.05, "psi": 0.2, "chi2": 0.05})
+#: floor of both shares in PSI (the recording rules use the same, see rules/generate.py)
+DEFAULT_EPSILON = 1e-4
+
+# --- latency -----------------------------------------------------------------------------------
+
+#: histogram bounds (seconds) of mlops_prediction_latency_seconds for online inference,
+#: 1 ms to 10 s; the exporter's latency.buckets default (docs/configuration.md)
+DEFAULT_LATENCY_BUCKETS: tuple[float, ...] = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
