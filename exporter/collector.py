@@ -339,6 +339,12 @@ class MlopsCollector(Collector):
         )
         watched.add_metric([], float(c.files_watched))
         yield watched
+        over_limit = GaugeMetricFamily(
+            "mlops_log_files_over_limit",
+            "Files matching logs.paths not followed because logs.max_files are open.",
+        )
+        over_limit.add_metric([], float(c.files_over_limit))
+        yield over_limit
 
 
 def _le(bound: Any) -> str:

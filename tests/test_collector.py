@@ -47,6 +47,7 @@ EXPECTED = {
     "mlops_log_rotations": ("counter", set()),
     "mlops_log_truncations": ("counter", set()),
     "mlops_log_files_watched": ("gauge", set()),
+    "mlops_log_files_over_limit": ("gauge", set()),
     "mlops_exporter_build_info": ("gauge", {"version"}),
 }
 DRIFT_ONLY = {

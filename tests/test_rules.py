@@ -71,6 +71,7 @@ EXPORTER_METRICS: frozenset[str] = frozenset(
         "mlops_log_rotations_total",
         "mlops_log_truncations_total",
         "mlops_log_files_watched",
+        "mlops_log_files_over_limit",
         "mlops_exporter_build_info",
         "mlops_alert_notification_failures_total",  # only with the alerts: section
     }

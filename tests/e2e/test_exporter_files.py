@@ -114,15 +114,16 @@ def test_restart_with_checkpoint_counts_no_line_twice(tmp_path: Path) -> None:
     with running_exporter(config) as exp:
         wait_predictions(exp, 120)
     assert state.exists()  # written on SIGTERM
-    # Lines written while the exporter is down are read after the restart, once.
+    # Lines written while the exporter is down are read after the restart, once; the
+    # counters carry on from the checkpoint instead of starting again at 0.
     second, _ = traffic(30, seed=2)
     append(log, lines_of(second))
     with running_exporter(config) as exp:
-        s = wait_predictions(exp, 30)
+        s = wait_predictions(exp, 150)
         third, _ = traffic(5, seed=3)
         append(log, lines_of(third))
-        s = wait_predictions(exp, 35)
-        assert s.get("mlops_log_lines_total", model="e2e") == 35
+        s = wait_predictions(exp, 155)
+        assert s.get("mlops_log_lines_total", model="e2e") == 155
 
 
 def test_every_kind_of_bad_line_is_counted_and_skipped(tmp_path: Path) -> None:
