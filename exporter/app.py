@@ -109,13 +109,17 @@ class Exporter:
             latency_buckets=config.latency.buckets,
             max_classes=config.prediction.max_classes,
         )
+        restored = False
         if saved is not None and saved.counters is not None:
             try:
                 self.counters.restore(saved.counters)
+                restored = True
             except ValueError as exc:  # offsets resume, counters start again at 0
                 log.warning(
                     "checkpoint_counters_unusable", state_file=logs.state_file, error=str(exc)
                 )
+        if not restored:
+            self.counters.align_follower(self.follower.stats)
         self.ingestor = Ingestor(
             self.follower,
             self.parser,

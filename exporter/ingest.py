@@ -272,6 +272,16 @@ class IngestCounters:
             else:
                 _log.warning("checkpoint_latency_reset", reason="latency.buckets changed")
 
+    def align_follower(self, stats: FollowerStats) -> None:
+        """Take the follower's dropped-line count as already counted (no restored counters).
+
+        When a follower resumes with its figures but the counters could not be restored, the
+        over-long lines the follower dropped before are not in these counters, and must not
+        be added to them now as if they had just been dropped.
+        """
+        with self._lock:
+            self._too_long_seen = stats.lines_too_long
+
     def snapshot(self, follower: FollowerStats | None = None) -> IngestSnapshot:
         """An immutable copy of every figure, taken under the lock.
 

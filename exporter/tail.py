@@ -74,6 +74,10 @@ CLOSE_IDLE_AFTER = 60.0
 """Seconds a rotated-away file may stay idle before its descriptor is closed.  Long enough
 for a writer that reopens its log late (``logrotate`` ``postrotate`` signals) to finish."""
 
+_QUIET_POLLS = 16
+"""An unchanged file is checked in full (first bytes, bytes before the offset) every this
+many polls even so: a coarse modification time could hide a same-size rewrite."""
+
 _END_SCAN = 64 << 10
 """With ``start_position="end"``, how far back to look for the start of an unfinished line."""
 
@@ -114,6 +118,7 @@ class _Stream:
     seen: tuple[int, int] = (-1, -1)  # (size, mtime_ns) when a read last found nothing new
     observed: tuple[int, int] = (-1, -1)  # (size, mtime_ns) at this poll's check
     quiet: bool = False  # unchanged since ``seen``: this poll neither checks nor reads it
+    quiet_polls: int = 0  # polls in a row it was quiet
 
     def line_start(self) -> int:
         """Where a successor must resume: after the last complete line handed out.
@@ -598,13 +603,20 @@ class LogFollower:
         Truncated means: shorter than the offset, other first bytes, or other bytes just
         before the offset.  A file whose size and modification time are what they were when
         a read last found nothing new is left alone (``quiet``: not even read this poll), so
-        an idle file costs one ``stat`` per poll.
+        an idle file costs one ``stat`` per poll; every ``_QUIET_POLLS`` polls it is checked
+        in full anyway, for file systems whose timestamps are too coarse to show a rewrite.
         """
         observed = (st.st_size, st.st_mtime_ns)
         stream.observed = observed
-        stream.quiet = observed == stream.seen and st.st_size == stream.offset
+        stream.quiet = (
+            observed == stream.seen
+            and st.st_size == stream.offset
+            and stream.quiet_polls < _QUIET_POLLS
+        )
         if stream.quiet:
+            stream.quiet_polls += 1
             return
+        stream.quiet_polls = 0
         size = st.st_size
         try:
             replaced = (

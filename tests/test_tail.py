@@ -450,6 +450,27 @@ def test_rewrite_in_place_to_the_same_size_is_detected(log: Path) -> None:
         assert follower.stats.truncations == 1
 
 
+def test_same_size_rewrite_hidden_by_a_coarse_mtime_is_found_within_a_few_polls(
+    log: Path,
+) -> None:
+    """An unchanged size and mtime spare the full check, but only for so many polls."""
+    from exporter.tail import _QUIET_POLLS
+
+    with LogFollower([str(log)], start_position="beginning") as follower:
+        _write_lines(log, _padded("aaa", 5))
+        assert follower.poll() == _padded("aaa", 5)
+        assert follower.poll() == []  # nothing new at this size and mtime
+        before = log.stat()
+        with open(log, "r+b") as handle:
+            handle.write(b"".join(line + b"\n" for line in _padded("bbb", 5)))
+        os.utime(log, ns=(before.st_atime_ns, before.st_mtime_ns))  # as a 1 s clock would
+        got: list[bytes] = []
+        for _ in range(_QUIET_POLLS + 2):
+            got += follower.poll()
+        assert got == _padded("bbb", 5)
+        assert follower.stats.truncations == 1
+
+
 def test_truncation_and_regrowth_with_the_same_first_bytes_while_down_is_detected(
     log: Path, tmp_path: Path
 ) -> None:
