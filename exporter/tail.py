@@ -23,9 +23,10 @@ call.  What can happen to a log file, and what the follower does:
 - **more matching files than** ``max_files``: at most ``max_files`` descriptors are held
   (files followed plus files being drained), so a glob that matches an archive directory
   cannot exhaust the process' descriptors and take the HTTP listener with it.  The files
-  beyond are not opened: they are counted in ``stats.files_over_limit`` and logged once
-  each (``log_file_over_limit``), never silently ignored, and opened, newest first, as soon
-  as descriptors are free.  Files being drained after a rotation are always finished.
+  beyond are not opened: they are counted in ``stats.files_over_limit`` and logged when
+  they go over (``log_files_over_limit``, one line per poll naming up to 20 of them), never
+  silently ignored, and opened, newest first, as soon as descriptors are free.  Files
+  being drained after a rotation are always finished.
 - **rotated away and idle**: a file followed under the name it was rotated to (patterns
   such as ``app.jsonl*`` also match ``app.jsonl.1``) that has not grown for
   ``close_idle_after`` seconds is closed.  Its position is kept without a descriptor; if it
@@ -73,6 +74,9 @@ limit to the HTTP server even where the limit cannot be raised."""
 CLOSE_IDLE_AFTER = 60.0
 """Seconds a rotated-away file may stay idle before its descriptor is closed.  Long enough
 for a writer that reopens its log late (``logrotate`` ``postrotate`` signals) to finish."""
+
+_LOGGED_PATHS = 20
+"""At most this many paths are named in one ``log_files_over_limit`` warning."""
 
 _QUIET_POLLS = 16
 """An unchanged file is checked in full (first bytes, bytes before the offset) every this
@@ -169,6 +173,7 @@ class LogFollower:
         self._streams: dict[str, _Stream] = {}
         self._draining: list[_Stream] = []
         self._parked: dict[str, FilePosition] = {}  # known files without a descriptor
+        self._newly_over_limit: list[str] = []  # logged once, at the end of the poll
         self._vanished: set[str] = set()  # paths that disappeared: if they come back, a rotation
         self._lock = threading.RLock()
         self._closed = False
@@ -232,6 +237,7 @@ class LogFollower:
                     continue
                 budget -= self._read(stream, budget, out)
             self._close_idle()
+            self._log_over_limit()
             over_limit = sum(1 for p in self._parked.values() if p.parked == "over_limit")
             # Idle rotated files are still followed (by stat), files over the limit are not.
             self.stats.files_watched = len(self._streams) + len(self._parked) - over_limit
@@ -352,6 +358,7 @@ class LogFollower:
             self._resume_rotated(saved)
         self._saved.clear()
         self._saved_rotated.clear()
+        self._log_over_limit()
 
     def _resume_at(self, stream: _Stream, pos: FilePosition) -> None:
         stream.offset = pos.offset
@@ -541,12 +548,24 @@ class LogFollower:
         self._parked[path] = replace(parked, parked="over_limit")
 
     def _warn_over_limit(self, path: str) -> None:
-        _log.warning(
-            "log_file_over_limit",
-            path=path,
-            max_files=self.max_files,
-            hint="raise logs.max_files or narrow logs.paths",
-        )
+        self._newly_over_limit.append(path)
+
+    def _log_over_limit(self) -> None:
+        """One warning for the files that went over the limit since the last one.
+
+        One line per poll, not per file: a glob matching an archive of thousands of files
+        must not flood the exporter's own log.  Up to ``_LOGGED_PATHS`` paths are named.
+        """
+        paths, self._newly_over_limit = self._newly_over_limit, []
+        if paths:
+            _log.warning(
+                "log_files_over_limit",
+                files=len(paths),
+                paths=paths[:_LOGGED_PATHS],
+                more=max(0, len(paths) - _LOGGED_PATHS),
+                max_files=self.max_files,
+                hint="raise logs.max_files or narrow logs.paths",
+            )
 
     def _open_new(self, path: str) -> None:
         stream = self._open(path)

@@ -556,8 +556,9 @@ def test_more_files_than_max_files_are_counted_logged_and_never_opened(tmp_path:
     assert follower.stats.files_watched == 2
     assert follower.stats.files_over_limit == 4
     assert sorted(got) == sorted(_lines("f5", 2) + _lines("f4", 2))  # the newest two
-    warned = [e["path"] for e in logs if e["event"] == "log_file_over_limit"]
-    assert sorted(Path(p).name for p in warned) == [f"f{i:02d}.jsonl" for i in range(4)]
+    (warning,) = [e for e in logs if e["event"] == "log_files_over_limit"]  # one line
+    assert sorted(Path(p).name for p in warning["paths"]) == [f"f{i:02d}.jsonl" for i in range(4)]
+    assert (warning["files"], warning["more"], warning["max_files"]) == (4, 0, 2)
     follower.close()
 
 

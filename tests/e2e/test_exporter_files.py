@@ -230,7 +230,7 @@ def test_more_files_than_max_files_are_counted_never_silently_ignored(tmp_path: 
         s = wait_predictions(exp, 10)  # the two newest files
         assert s.get("mlops_log_files_watched") == 2
         assert s.get("mlops_log_files_over_limit") == 3
-        assert any("log_file_over_limit" in line for line in exp.stderr_lines)
+        assert any("log_files_over_limit" in line for line in exp.stderr_lines)
         (logs / "f4.jsonl").unlink()  # a descriptor frees up: the next newest file is read
         s = wait_predictions(exp, 15)
         assert s.get("mlops_log_files_over_limit") == 2
