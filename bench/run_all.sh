@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Every benchmark whose figures the README quotes, one after the other, on this machine.
-# Each script prints its own figures side by side with its peer; see the README's
-# "Benchmarks" section for what each measures and the figures of the last run.
+# Every benchmark whose figures docs/benchmarks.md quotes, one after the other, on this machine.
+# Each script prints its own figures side by side with its peer; see
+# docs/benchmarks.md for what each measures and the figures of the last run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"

@@ -10,7 +10,16 @@ Figures a threshold can name (the keys of :func:`figures`)::
 
     latency_p50_ms  latency_p90_ms  latency_p95_ms  latency_p99_ms
     features_drifted  features_drifted_ratio  max_psi  window_samples
+    drifted:<feature>  distance:<feature>  distance_lower_bound:<feature>
     psi:<feature>  ks_p_value:<feature>  chi2_p_value:<feature>
+
+``drifted:<feature>`` (1 or 0) and ``features_drifted`` follow the verdict, whose false-alarm
+rate is set by ``drift.false_alarm_budget``: alert on these.  ``distance:<feature>`` is the
+observed distance and ``distance_lower_bound:<feature>`` its lower confidence bound at the
+pass's level; a threshold on the lower bound is a verdict at that threshold.  ``psi:``,
+``ks_p_value:``, ``chi2_p_value:`` and ``max_psi`` are raw statistics: on small windows they
+move on noise alone (PSI >= 0.2 holds 40% of the time with 100 vs 100 samples of the same
+data), so a threshold on them has no stated false-alarm rate.
 
 A threshold naming anything else is a configuration error at start-up, so a typo cannot
 silently turn an alert off.
@@ -39,7 +48,15 @@ _GLOBAL_FIGURES = (
     "max_psi",
     "window_samples",
 )
-_PER_FEATURE = ("psi", "ks_p_value", "chi2_p_value")  # also FeatureResult attribute names
+#: figure prefix -> FeatureResult attribute
+_PER_FEATURE = {
+    "drifted": "drifted",
+    "distance": "distance",
+    "distance_lower_bound": "lower_bound",
+    "psi": "psi",
+    "ks_p_value": "ks_p_value",
+    "chi2_p_value": "chi2_p_value",
+}
 
 
 def known_figures(features: Mapping[str, str]) -> set[str]:
@@ -65,8 +82,8 @@ def figures(snapshot: Snapshot) -> dict[str, float]:
         out["features_drifted"] = float(snapshot.features_drifted)
         out["features_drifted_ratio"] = snapshot.features_drifted_ratio
     for result in snapshot.features:
-        for kind in _PER_FEATURE:
-            value = getattr(result, kind)
+        for kind, attribute in _PER_FEATURE.items():
+            value = getattr(result, attribute)
             if value is not None:
                 out[f"{kind}:{result.name}"] = float(value)
     psis = [float(f.psi) for f in snapshot.features if f.psi is not None]
@@ -102,8 +119,9 @@ class ExporterAlerts:
             if name not in known:
                 raise ConfigError(
                     f"alerts.thresholds.{name}: unknown figure; use one of "
-                    f"{', '.join(sorted(_GLOBAL_FIGURES))} or psi:/ks_p_value:/chi2_p_value: "
-                    "followed by a monitored feature name"
+                    f"{', '.join(sorted(_GLOBAL_FIGURES))} or "
+                    f"{'/'.join(p + ':' for p in _PER_FEATURE)} followed by a monitored "
+                    "feature name"
                 )
         return cls(system)
 

@@ -38,9 +38,10 @@ from exporter.collector import MlopsCollector, ReferenceInfo
 from exporter.config import ExporterConfig
 from exporter.exposition import MetricsRenderer
 from exporter.ingest import IngestCounters, Ingestor
+from exporter.landing import LandingPage
 from exporter.pipeline import DriftSettings, Snapshot, capture, compute_snapshot
 from exporter.records import RecordParser
-from exporter.server import ExporterServer, LandingPage, ServerApp
+from exporter.server import ExporterServer, ServerApp
 from exporter.tail import LogFollower
 from exporter.webconfig import WebConfig
 from exporter.window import Window
@@ -67,7 +68,7 @@ class Exporter:
         self.config = config
         self.profile = profile
         self.features = dict(features)
-        self.settings = DriftSettings.from_config(config.drift)
+        self.settings = DriftSettings.from_config(config.drift, config.features)
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._snapshot = Snapshot.empty(len(self.features))
@@ -179,9 +180,12 @@ class Exporter:
             ("drift.interval", f"{c.drift.interval:g}s"),
             ("drift.window", f"{c.drift.window.max_samples} samples, {c.drift.window.max_age:g}s"),
             ("drift.min_samples", str(c.drift.min_samples)),
-            ("drift.tests", ", ".join(c.drift.tests)),
-            ("drift.correction", c.drift.correction),
-        ]
+            ("drift.tolerance", f"numeric {c.drift.tolerance.numeric:g}, categorical "
+             f"{c.drift.tolerance.categorical:g}"),
+            ("drift.false_alarm_budget", f"{c.drift.false_alarm_budget:g}s (level "
+             f"{self.settings.level(len(self.features)):.3g} per feature and pass)"),
+            ("drift.tests (reported)", ", ".join(c.drift.tests)),
+        ]  # fmt: skip
 
     def drift_pass(self) -> None:
         """One scheduled pass; a failure is logged and counted, the old snapshot stays."""
@@ -192,13 +196,14 @@ class Exporter:
             self._errors += 1
             log.error("drift_computation_failed", error=str(exc), exc_info=True)
             return
-        self._snapshot = snap  # the atomic swap
+        previous, self._snapshot = self._snapshot, snap  # the atomic swap
         log.debug(
             "drift_computed",
             window_samples=snap.window_samples,
             features_drifted=snap.features_drifted,
             duration_seconds=round(snap.duration_seconds, 4),
         )
+        _log_verdict_changes(previous, snap)
 
     def alert_pass(self) -> None:
         """In-process alerting on the latest snapshot; its own job, so a slow receiver never
@@ -311,3 +316,22 @@ class Exporter:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         return 1 if self._failed else 0
+
+
+def _log_verdict_changes(before: Snapshot, after: Snapshot) -> None:
+    """A feature that starts or stops drifting is news: say so at info level, once."""
+    was, now = set(before.drifted_names), set(after.drifted_names)
+    results = {f.name: f for f in after.features}
+    for name in sorted(now - was):
+        f = results[name]
+        log.info(
+            "drift_detected",
+            feature=name,
+            distance=None if f.distance is None else round(f.distance, 4),
+            lower_bound=None if f.lower_bound is None else round(f.lower_bound, 4),
+            tolerance=f.tolerance,
+            missing_ratio=round(f.missing_ratio, 4),
+            by=",".join(t for t, flag in f.detected.items() if flag),
+        )
+    for name in sorted(was - now):
+        log.info("drift_cleared", feature=name, judged=name in results)

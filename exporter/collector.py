@@ -11,7 +11,7 @@ counters (top classes plus ``__other__``, a fixed set of invalid-line reasons).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client.core import (
@@ -38,6 +38,7 @@ class ReferenceInfo:
     samples: int
     bucket_labels: Mapping[str, tuple[str, ...]]  # feature -> bucket labels
     bucket_ratios: Mapping[str, tuple[float, ...]]  # feature -> reference proportions
+    missing_ratios: Mapping[str, float] = field(default_factory=dict)  # feature -> share
 
     @classmethod
     def from_profile(cls, profile: Any, features: Sequence[str]) -> ReferenceInfo:
@@ -48,6 +49,7 @@ class ReferenceInfo:
             bucket_ratios={
                 f: tuple(float(r) for r in profile[f].ref_proportions) for f in features
             },
+            missing_ratios={f: _missing_share(profile[f]) for f in features},
         )
 
 
@@ -163,10 +165,43 @@ class MlopsCollector(Collector):
         )
         detected = GaugeMetricFamily(
             "mlops_feature_drift_detected",
-            f"1 if the named test flags drift of the feature at its threshold, else 0. {_BG}",
+            "1 if the feature drifted by the named verdict, else 0: test=distance (the "
+            "distance's lower confidence bound reaches the tolerance) or test=missing (the "
+            f"missing share rose by more than the tolerance, with the same confidence). {_BG}",
             labels=["model", "feature", "test"],
         )
+        distance = GaugeMetricFamily(
+            "mlops_feature_drift_distance",
+            "Observed distance of the window to the reference, in probability units (0..1): "
+            f"KS distance (numeric) or total variation (categorical). {_BG}",
+            labels=fl,
+        )
+        lower = GaugeMetricFamily(
+            "mlops_feature_drift_distance_lower_bound",
+            "Lower confidence bound of the distance at mlops_drift_test_level; the feature is "
+            f"drifted when it reaches mlops_feature_drift_tolerance. {_BG}",
+            labels=fl,
+        )
+        tolerance = GaugeMetricFamily(
+            "mlops_feature_drift_tolerance",
+            "Smallest distance that matters for the feature (drift.tolerance or its "
+            "features override), in probability units.",
+            labels=fl,
+        )
+        detectable = GaugeMetricFamily(
+            "mlops_feature_drift_detectable_distance",
+            "Smallest observed distance the current window would flag: tolerance plus the "
+            f"bound's radius at this sample size and level (above 1: nothing can be). {_BG}",
+            labels=fl,
+        )
         for f in snap.features:
+            tolerance.add_metric([m, f.name], f.tolerance)
+            if f.distance is not None:
+                distance.add_metric([m, f.name], f.distance)
+            if f.lower_bound is not None:
+                lower.add_metric([m, f.name], f.lower_bound)
+            if f.detectable_distance is not None:
+                detectable.add_metric([m, f.name], f.detectable_distance)
             if f.ks_statistic is not None:
                 ks_stat.add_metric([m, f.name], f.ks_statistic)
             if f.ks_p_value is not None:
@@ -178,10 +213,22 @@ class MlopsCollector(Collector):
             for test, flag in f.detected.items():
                 detected.add_metric([m, f.name, test], 1.0 if flag else 0.0)
         yield from (ks_stat, ks_p, psi, chi2_p, detected)
+        yield from (distance, lower, tolerance, detectable)
+
+        level = GaugeMetricFamily(
+            "mlops_drift_test_level",
+            "Level of each feature's verdict in the last pass: drift.interval / "
+            "drift.false_alarm_budget / monitored features (one expected false verdict per "
+            "budget period and replica).",
+            labels=["model"],
+        )
+        if snap.level is not None:
+            level.add_metric([m], snap.level)
+        yield level
 
         drifted = GaugeMetricFamily(
             "mlops_features_drifted",
-            f"Number of monitored features drifted by drift.combine of their tests. {_BG}",
+            f"Number of monitored features drifted by their distance or missing verdict. {_BG}",
             labels=["model"],
         )
         ratio = GaugeMetricFamily(
@@ -252,13 +299,21 @@ class MlopsCollector(Collector):
         ratio = GaugeMetricFamily(
             "mlops_feature_reference_bucket_ratio",
             "Reference proportion of each feature bucket (numeric: le-style upper bound; "
-            "categorical: the category or __other__).",
+            "categorical: the category, __other__ or __unseen__).",
             labels=["model", "feature", "bucket"],
         )
         for feature, labels in ref.bucket_labels.items():
             for bucket, value in zip(labels, ref.bucket_ratios[feature], strict=True):
                 ratio.add_metric([m, feature, bucket], value)
-        yield from (info, samples, ratio)
+        missing = GaugeMetricFamily(
+            "mlops_feature_reference_missing_ratio",
+            "Share of the reference rows that lack the feature (0..1); a rise beyond the "
+            "tolerance in the window is drift too.",
+            labels=["model", "feature"],
+        )
+        for feature, value in ref.missing_ratios.items():
+            missing.add_metric([m, feature], value)
+        yield from (info, samples, ratio, missing)
 
     # --- traffic and the exporter itself ------------------------------------------------------
 
@@ -267,7 +322,7 @@ class MlopsCollector(Collector):
         buckets = CounterMetricFamily(
             "mlops_feature_bucket_observations",
             "Observed values per reference bucket (same buckets as PSI; categorical: the "
-            "category or __other__), for fleet-wide drift in PromQL.",
+            "category, __other__ or __unseen__), for fleet-wide drift in PromQL.",
             labels=["model", "feature", "bucket"],
         )
         for feature, labels in c.bucket_labels.items():
@@ -349,3 +404,8 @@ class MlopsCollector(Collector):
 
 def _le(bound: Any) -> str:
     return floatToGoString(float(bound))
+
+
+def _missing_share(feature: Any) -> float:
+    rows = int(feature.n) + int(feature.n_missing)
+    return float(feature.n_missing) / rows if rows else 0.0

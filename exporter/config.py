@@ -63,9 +63,26 @@ DEFAULT_LATENCY_BUCKETS: tuple[float, ...] = (
 
 FEATURE_TYPES = ("numeric", "categorical")
 DRIFT_TESTS = ("ks", "psi", "chi2")
-CORRECTIONS = ("none", "bonferroni", "benjamini-hochberg")
-COMBINE = ("all", "any")
 KS_METHODS = ("asymp", "auto", "exact")
+DEFAULT_TOLERANCE = 0.05
+DEFAULT_FALSE_ALARM_BUDGET = 30 * 86400.0
+
+#: keys that existed once, with what replaced them: a config that still sets one gets this
+#: line instead of a bare "unknown key", so an upgrade tells the user what to change.
+REMOVED_KEYS = {
+    "drift.combine": "removed: the verdict is now one rule, the distance's lower confidence "
+    "bound against drift.tolerance (see docs/drift.md)",
+    "drift.correction": "removed: the level of each test now comes from "
+    "drift.false_alarm_budget, which already divides by the features (see docs/drift.md)",
+    "drift.ks.threshold": "removed: the level of each test now comes from "
+    "drift.false_alarm_budget (see docs/drift.md)",
+    "drift.chi2.threshold": "removed: the level of each test now comes from "
+    "drift.false_alarm_budget (see docs/drift.md)",
+    "drift.chi2": "removed: the level of each test now comes from drift.false_alarm_budget "
+    "(see docs/drift.md)",
+    "drift.psi.threshold": "removed: PSI is reported but no longer votes; set the size of "
+    "shift that matters with drift.tolerance (see docs/drift.md)",
+}
 
 
 # --- the frozen tree ----------------------------------------------------------------------------
@@ -75,6 +92,8 @@ KS_METHODS = ("asymp", "auto", "exact")
 class FeatureConfig:
     name: str
     type: str | None = None  # None: inferred from the reference
+    tolerance: float | None = None  # None: drift.tolerance of its kind
+    monitor: bool = True  # False: read by nobody, excluded from the drift pass
 
 
 @dataclass(frozen=True)
@@ -96,19 +115,18 @@ class WindowConfig:
 
 @dataclass(frozen=True)
 class KsConfig:
-    threshold: float = 0.05
     method: str = "asymp"
-
-
-@dataclass(frozen=True)
-class Chi2Config:
-    threshold: float = 0.05
 
 
 @dataclass(frozen=True)
 class PsiConfig:
     buckets: int = 10
-    threshold: float = 0.2
+
+
+@dataclass(frozen=True)
+class ToleranceConfig:
+    numeric: float = DEFAULT_TOLERANCE
+    categorical: float = DEFAULT_TOLERANCE
 
 
 @dataclass(frozen=True)
@@ -116,12 +134,11 @@ class DriftConfig:
     interval: float = 30.0
     window: WindowConfig = field(default_factory=WindowConfig)
     min_samples: int = 100
-    tests: tuple[str, ...] = ("ks", "psi")
+    tests: tuple[str, ...] = ("ks", "psi")  # reported figures; the verdict needs none
     ks: KsConfig = field(default_factory=KsConfig)
-    chi2: Chi2Config = field(default_factory=Chi2Config)
     psi: PsiConfig = field(default_factory=PsiConfig)
-    correction: str = "none"
-    combine: str = "all"
+    tolerance: ToleranceConfig = field(default_factory=ToleranceConfig)
+    false_alarm_budget: float = DEFAULT_FALSE_ALARM_BUDGET
 
 
 @dataclass(frozen=True)
@@ -221,9 +238,14 @@ def _positive_int(key: str, raw: Any) -> int:
     return raw
 
 
-def _probability(key: str, raw: Any) -> float:
-    if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0 < raw < 1:
-        raise ConfigError(f"{key}: expected a number between 0 and 1, got {_describe(raw)}")
+
+
+def _tolerance(key: str, raw: Any) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0 <= raw < 1:
+        raise ConfigError(
+            f"{key}: expected a distance between 0 and 1 (0.05 = a 5% shift), got "
+            f"{_describe(raw)}"
+        )
     return float(raw)
 
 
@@ -315,17 +337,13 @@ _SCHEMA: dict[str, Any] = {
         },
         "min_samples": _Leaf(_positive_int, 100),
         "tests": _Leaf(_tests, ("ks", "psi"), is_list=True),
-        "ks": {
-            "threshold": _Leaf(_probability, 0.05),
-            "method": _Leaf(_choice(*KS_METHODS), "asymp"),
+        "ks": {"method": _Leaf(_choice(*KS_METHODS), "asymp")},
+        "psi": {"buckets": _Leaf(_positive_int, 10)},
+        "tolerance": {
+            "numeric": _Leaf(_tolerance, DEFAULT_TOLERANCE),
+            "categorical": _Leaf(_tolerance, DEFAULT_TOLERANCE),
         },
-        "chi2": {"threshold": _Leaf(_probability, 0.05)},
-        "psi": {
-            "buckets": _Leaf(_positive_int, 10),
-            "threshold": _Leaf(_positive_float, 0.2),
-        },
-        "correction": _Leaf(_choice(*CORRECTIONS), "none"),
-        "combine": _Leaf(_choice(*COMBINE), "all"),
+        "false_alarm_budget": _Leaf(_duration, DEFAULT_FALSE_ALARM_BUDGET),
     },
     "latency": {
         "field": _Leaf(_field_name, "latency_ms"),
@@ -358,6 +376,7 @@ def env_var_name(key: str) -> str:
 
 _LEAVES = _leaves(_SCHEMA)
 _ENV_NAMES = {env_var_name(path): path for path in _LEAVES}
+_REMOVED_ENV_NAMES = {env_var_name(path): path for path in REMOVED_KEYS}
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -394,6 +413,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 def _check_unknown(data: Mapping[str, Any], schema: Mapping[str, Any], prefix: str = "") -> None:
     for key, value in data.items():
         path = f"{prefix}{key}"
+        if path in REMOVED_KEYS:
+            raise ConfigError(f"{path}: {REMOVED_KEYS[path]}")
         if not isinstance(key, str) or key not in schema:
             extra = _did_you_mean(str(key), schema, lambda hint: repr(prefix + hint))
             raise ConfigError(f"{path}: unknown key{extra}")
@@ -444,6 +465,9 @@ def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, str]:
         if not name.startswith(ENV_PREFIX):
             continue
         path = _ENV_NAMES.get(name)
+        removed = _REMOVED_ENV_NAMES.get(name)
+        if removed is not None:
+            raise ConfigError(f"{name}: {REMOVED_KEYS[removed]}")
         if path is None:
             extra = _did_you_mean(name, _ENV_NAMES, str)
             raise ConfigError(f"{name}: unknown environment variable{extra}")
@@ -470,17 +494,30 @@ def _features(key: str, raw: Any) -> tuple[FeatureConfig, ...] | None:
         if isinstance(spec, str):  # shorthand: age: numeric
             spec = {"type": spec}
         if not isinstance(spec, dict):
-            raise ConfigError(f"{fkey}: expected {{type: numeric}} or {{type: categorical}}")
+            raise ConfigError(
+                f"{fkey}: expected a mapping such as {{type: numeric, tolerance: 0.1}}"
+            )
         for extra in spec:
-            if extra != "type":
-                raise ConfigError(f"{fkey}.{extra}: unknown key (did you mean 'type'?)")
+            if extra not in _FEATURE_KEYS:
+                hint = _did_you_mean(str(extra), _FEATURE_KEYS)
+                raise ConfigError(f"{fkey}.{extra}: unknown key{hint}")
         ftype = spec.get("type")
+        tolerance = spec.get("tolerance")
+        monitor = spec.get("monitor", True)
+        if not isinstance(monitor, bool):
+            raise ConfigError(f"{fkey}.monitor: expected true or false, got {_describe(monitor)}")
         out.append(
             FeatureConfig(
-                name, None if ftype is None else _choice(*FEATURE_TYPES)(f"{fkey}.type", ftype)
+                name,
+                None if ftype is None else _choice(*FEATURE_TYPES)(f"{fkey}.type", ftype),
+                None if tolerance is None else _tolerance(f"{fkey}.tolerance", tolerance),
+                monitor,
             )
         )
     return tuple(out)
+
+
+_FEATURE_KEYS = ("type", "tolerance", "monitor")
 
 
 def load_config(
@@ -524,6 +561,12 @@ def load_config(
             "drift.window.max_age: must be at least drift.interval "
             f"({values['drift.window.max_age']}s < {interval}s)"
         )
+    if values["drift.false_alarm_budget"] < interval:
+        raise ConfigError(
+            "drift.false_alarm_budget: must be at least drift.interval "
+            f"({values['drift.false_alarm_budget']}s < {interval}s): it is the period in "
+            "which one false drift verdict is expected"
+        )
     return ExporterConfig(
         model_name=values["model.name"],
         logs=LogsConfig(
@@ -545,11 +588,12 @@ def load_config(
             ),
             min_samples=values["drift.min_samples"],
             tests=values["drift.tests"],
-            ks=KsConfig(values["drift.ks.threshold"], values["drift.ks.method"]),
-            chi2=Chi2Config(values["drift.chi2.threshold"]),
-            psi=PsiConfig(values["drift.psi.buckets"], values["drift.psi.threshold"]),
-            correction=values["drift.correction"],
-            combine=values["drift.combine"],
+            ks=KsConfig(values["drift.ks.method"]),
+            psi=PsiConfig(values["drift.psi.buckets"]),
+            tolerance=ToleranceConfig(
+                values["drift.tolerance.numeric"], values["drift.tolerance.categorical"]
+            ),
+            false_alarm_budget=values["drift.false_alarm_budget"],
         ),
         latency=LatencyConfig(values["latency.field"], values["latency.buckets"]),
         prediction=PredictionConfig(
@@ -576,8 +620,10 @@ def load_reference(config: ExporterConfig) -> tuple[Any, dict[str, str]]:
     path = config.reference_path
     if not os.path.exists(path):
         raise ConfigError(f"reference.path: file not found: {path}")
-    types = {f.name: f.type for f in config.features or () if f.type is not None}
-    names = None if config.features is None else [f.name for f in config.features]
+    types = {f.name: f.type for f in config.features or () if f.type is not None and f.monitor}
+    names = (
+        None if config.features is None else [f.name for f in config.features if f.monitor]
+    )
     try:
         try:
             profile = ReferenceProfile.from_file(
@@ -601,6 +647,8 @@ def resolve_features(config: ExporterConfig, profile: Any) -> dict[str, str]:
         return {name: profile[name].kind for name in available}
     out: dict[str, str] = {}
     for feat in config.features:
+        if not feat.monitor:
+            continue
         if feat.name not in profile:
             extra = _did_you_mean(feat.name, available)
             raise ConfigError(

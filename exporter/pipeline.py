@@ -3,17 +3,18 @@
 The scheduler runs :func:`compute_snapshot` every ``drift.interval``; the collector only
 reads the resulting :class:`Snapshot`, so a scrape never computes anything.  The pass is
 split in two so the ingest thread is blocked only for the copy: :func:`capture` copies the
-window's arrays (call it under the ingest lock), :func:`compute_snapshot` does the
-statistics on that copy, outside any lock.
+window's arrays under the window's own lock, :func:`compute_snapshot` does the statistics
+on that copy, outside any lock.
 
-The statistics come from :func:`mlops_core.drift.drift_against_profile` (nothing of the
-reference is re-sorted or re-bucketed).  Verdicts: KS and chi-squared flag drift when the
-p-value is below their threshold, after the optional multiple-testing ``drift.correction``
-over every p-value test of the pass (both feature kinds form one family); PSI when the index
-is at or above ``drift.psi.threshold``.  A feature is drifted when ``drift.combine`` of its
-tests say so (``all``, the default, or ``any``).  Features with fewer than
-``drift.min_samples`` non-missing values in the window get no verdict at all: their drift
-gauges are absent, not zero.
+The verdict is the library's, :func:`mlops_core.drift.evaluate_drift`, called once per pass
+over every monitored feature: a feature is drifted when the lower confidence bound of its
+distance to the reference (KS distance or total variation), or of the rise of its missing
+share, reaches its tolerance (``drift.tolerance``).  The bounds run at the level that
+``drift.false_alarm_budget`` gives (:func:`mlops_core.bounds.level_from_budget`): one
+expected false verdict per budget period, over every pass and feature of this replica.
+A feature with fewer than ``drift.min_samples`` values present gets no distance verdict,
+and one whose window holds fewer rows than that gets none at all: its drift gauges are
+absent, not zero.  The KS and chi-squared p-values and PSI are reported; none of them votes.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from types import MappingProxyType
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
-from mlops_core import drift as drift_core
+from mlops_core import bounds
+from mlops_core.drift import FeatureDrift, evaluate_drift
 
 QUANTILES: tuple[float, ...] = (0.5, 0.9, 0.95, 0.99)
 
@@ -38,31 +39,37 @@ class DriftSettings:
     """The ``drift`` section of the config that the pass needs, in one small value."""
 
     tests: tuple[str, ...] = ("ks", "psi")
-    ks_threshold: float = 0.05
     ks_method: str = "asymp"
-    chi2_threshold: float = 0.05
-    psi_buckets: int = 10
-    psi_threshold: float = 0.2
-    correction: str = "none"
-    combine: str = "all"
     min_samples: int = 100
+    interval: float = 30.0
+    false_alarm_budget: float = 30 * 86400.0
+    tolerance_numeric: float = 0.05
+    tolerance_categorical: float = 0.05
+    tolerances: Mapping[str, float] = field(default_factory=dict)  # per-feature overrides
 
     @classmethod
-    def from_config(cls, drift: Any) -> DriftSettings:
+    def from_config(cls, drift: Any, features: Any = None) -> DriftSettings:
+        """From a :class:`~exporter.config.DriftConfig` and the ``features`` section."""
+        overrides = {
+            f.name: f.tolerance for f in features or () if f.tolerance is not None and f.monitor
+        }
         return cls(
             tests=tuple(drift.tests),
-            ks_threshold=drift.ks.threshold,
             ks_method=drift.ks.method,
-            chi2_threshold=drift.chi2.threshold,
-            psi_buckets=drift.psi.buckets,
-            psi_threshold=drift.psi.threshold,
-            correction=drift.correction,
-            combine=drift.combine,
             min_samples=drift.min_samples,
+            interval=drift.interval,
+            false_alarm_budget=drift.false_alarm_budget,
+            tolerance_numeric=drift.tolerance.numeric,
+            tolerance_categorical=drift.tolerance.categorical,
+            tolerances=MappingProxyType(overrides),
         )
 
+    def level(self, tests: int) -> float:
+        """Each verdict's level: one expected false verdict per budget over ``tests``."""
+        return bounds.level_from_budget(self.interval, self.false_alarm_budget, max(tests, 1))
+
     def tests_for(self, kind: str) -> tuple[str, ...]:
-        """Tests run on a feature of ``kind``.
+        """Reported tests run on a feature of ``kind``.
 
         ``ks`` and ``chi2`` are the two-sample distribution test of numeric and categorical
         features; naming either in ``drift.tests`` runs the one that fits each feature.
@@ -76,10 +83,18 @@ class DriftSettings:
             out.append("psi")
         return tuple(out)
 
+    def tolerance_of(self, name: str, kind: str) -> float:
+        default = self.tolerance_numeric if kind == "numeric" else self.tolerance_categorical
+        return float(self.tolerances.get(name, default))
+
 
 @dataclass(frozen=True)
 class WindowData:
-    """A copy of what the pass needs from the window, taken under the ingest lock."""
+    """A copy of what the pass needs from the window, taken under the window's lock.
+
+    ``values`` holds only the values present (finite numbers, non-null categories); the
+    rest of ``samples`` rows lacked the feature.
+    """
 
     samples: int
     values: Mapping[str, np.ndarray]
@@ -89,16 +104,54 @@ class WindowData:
 
 @dataclass(frozen=True)
 class FeatureResult:
+    """One feature's published verdict and figures (see :class:`FeatureDrift`)."""
+
     name: str
     kind: str
     samples: int  # non-missing values of this feature in the window
+    tolerance: float = 0.05
+    distance: float | None = None  # None: fewer than drift.min_samples values present
+    lower_bound: float | None = None
+    detectable_distance: float | None = None
+    missing_ratio: float = 0.0
+    reference_missing_ratio: float = 0.0
+    missing_lower_bound: float | None = None
     ks_statistic: float | None = None
     ks_p_value: float | None = None
     chi2_statistic: float | None = None
     chi2_p_value: float | None = None
     psi: float | None = None
-    detected: Mapping[str, bool] = field(default_factory=dict)  # test -> verdict
-    drifted: bool = False  # the tests' verdicts combined by drift.combine
+    detected: Mapping[str, bool] = field(default_factory=dict)  # "distance"/"missing" -> flag
+    drifted: bool = False  # either verdict
+    p_value: float = 1.0  # smallest level at which the feature would be flagged
+
+    @classmethod
+    def from_drift(cls, f: FeatureDrift) -> FeatureResult:
+        detected: dict[str, bool] = {}
+        if f.distance is not None:
+            detected["distance"] = f.distance_drifted
+        if f.missing_lower_bound is not None:
+            detected["missing"] = f.missing_drifted
+        return cls(
+            name=f.name,
+            kind=f.kind,
+            samples=f.n_current,
+            tolerance=f.tolerance,
+            distance=f.distance,
+            lower_bound=f.lower_bound,
+            detectable_distance=f.detectable_distance,
+            missing_ratio=f.missing_rate,
+            reference_missing_ratio=f.reference_missing_rate,
+            missing_lower_bound=f.missing_lower_bound,
+            ks_statistic=f.ks.statistic if f.ks else None,
+            ks_p_value=f.ks.p_value if f.ks else None,
+            chi2_statistic=f.chi2.statistic if f.chi2 else None,
+            chi2_p_value=f.chi2.p_value if f.chi2 else None,
+            psi=f.psi.psi if f.psi else None,
+            detected=MappingProxyType(detected),
+            drifted=f.drifted,
+            p_value=f.p_value,
+        )
 
 
 @dataclass(frozen=True)
@@ -108,10 +161,11 @@ class Snapshot:
     computed_at: float | None  # unix seconds; None before the first pass
     duration_seconds: float
     window_samples: int
-    features: tuple[FeatureResult, ...]  # only features with a verdict (>= min_samples)
+    features: tuple[FeatureResult, ...]  # only features with a verdict (see the module doc)
     missing_ratio: Mapping[str, float]
     latency_quantiles: Mapping[float, float]  # quantile -> seconds; empty with no samples
     monitored: int  # number of monitored features
+    level: float | None = None  # each verdict's level in this pass
 
     @property
     def features_drifted(self) -> int:
@@ -120,6 +174,10 @@ class Snapshot:
     @property
     def features_drifted_ratio(self) -> float:
         return self.features_drifted / len(self.features) if self.features else 0.0
+
+    @property
+    def drifted_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features if f.drifted)
 
     @classmethod
     def empty(cls, monitored: int = 0) -> Snapshot:
@@ -156,49 +214,6 @@ def latency_quantiles(latency_seconds: np.ndarray) -> dict[float, float]:
     return {q: float(v) for q, v in zip(QUANTILES, values, strict=True)}
 
 
-def _present(values: np.ndarray, kind: str) -> int:
-    """Non-missing values: finite numbers, or categories that are not None/NaN."""
-    if kind == "numeric":
-        return int(np.count_nonzero(np.isfinite(np.asarray(values, dtype=np.float64))))
-    if values.dtype.kind in "US":
-        return int(values.size)
-    return int(sum(1 for v in values if v is not None and v == v))
-
-
-def _significant(
-    entries: Mapping[str, Mapping[str, Any]], correction: str
-) -> dict[tuple[str, str], bool]:
-    """(feature, test) -> verdict of every voting p-value test after ``correction``.
-
-    The family is every KS and chi-squared test of the pass, across both feature kinds.
-    """
-    voting = [
-        (name, test, entry[test])
-        for name, entry in entries.items()
-        for test in entry["tests"]
-        if test in ("ks", "chi2") and entry[test].get("votes", True)
-    ]
-    if not voting:
-        return {}
-    raw = np.array([r["p_value"] for _, _, r in voting], dtype=np.float64)
-    if correction == "bonferroni":
-        adjusted = np.minimum(raw * raw.size, 1.0)
-    elif correction == "benjamini-hochberg":
-        adjusted = stats.false_discovery_control(raw, method="bh")
-    else:
-        adjusted = raw
-    return {
-        (name, test): bool(p < r["threshold"])
-        for (name, test, r), p in zip(voting, adjusted, strict=True)
-    }
-
-
-def _combine(detected: Mapping[str, bool], combine: str) -> bool:
-    if not detected:
-        return False
-    return all(detected.values()) if combine == "all" else any(detected.values())
-
-
 def compute_snapshot(
     data: WindowData,
     profile: Any,
@@ -207,68 +222,29 @@ def compute_snapshot(
     *,
     clock: Callable[[], float] = time.time,
 ) -> Snapshot:
-    """Run the configured tests on every feature with enough samples; build a Snapshot."""
+    """Judge every monitored feature of a window copy in one library call; build a Snapshot."""
     started = time.perf_counter()
-    thresholds = {
-        "ks": settings.ks_threshold,
-        "chi2": settings.chi2_threshold,
-        "psi": settings.psi_threshold,
-    }
-    entries: dict[str, dict[str, Any]] = {}
-    counts: dict[str, int] = {}
-    for kind in ("numeric", "categorical"):
-        tests = settings.tests_for(kind)
-        current: dict[str, np.ndarray] = {}
-        for name, k in features.items():
-            values = data.values.get(name)
-            if k != kind or values is None or not tests:
-                continue
-            counts[name] = _present(values, kind)
-            if counts[name] >= settings.min_samples:
-                current[name] = values
-        if current:
-            report = drift_core.drift_against_profile(
-                profile,
-                current,
-                list(current),
-                list(tests),
-                thresholds=thresholds,
-                correction="none",  # applied below over both kinds as one family
-                psi_min_samples=settings.min_samples,
-                ks_method=settings.ks_method,
-            )
-            entries.update(report["features"])
-    significant = _significant(entries, settings.correction)
-
+    level = settings.level(len(features))
     results: list[FeatureResult] = []
-    for name in features:
-        entry = entries.get(name)
-        if entry is None:
-            continue
-        detected: dict[str, bool] = {}
-        for test in entry["tests"]:
-            res = entry[test]
-            if not res.get("votes", True):
-                continue
-            if test == "psi":
-                detected["psi"] = bool(res["drift_detected"])
-            else:
-                detected[test] = significant[(name, test)]
-        ks, chi2, psi = entry.get("ks", {}), entry.get("chi2", {}), entry.get("psi", {})
-        results.append(
-            FeatureResult(
-                name=name,
-                kind=entry["kind"],
-                samples=int(entry.get("n_current", counts.get(name, 0))),
-                ks_statistic=ks.get("statistic"),
-                ks_p_value=ks.get("p_value"),
-                chi2_statistic=chi2.get("statistic"),
-                chi2_p_value=chi2.get("p_value"),
-                psi=psi.get("psi", psi.get("statistic")),
-                detected=MappingProxyType(detected),
-                drifted=_combine(detected, settings.combine),
-            )
+    if features and data.samples >= settings.min_samples:
+        current = {name: data.values.get(name, _EMPTY) for name in features}
+        report = evaluate_drift(
+            profile,
+            current,
+            list(features),
+            level=level,
+            tolerances={n: settings.tolerance_of(n, k) for n, k in features.items()},
+            tests={kind: settings.tests_for(kind) for kind in ("numeric", "categorical")},
+            min_samples=settings.min_samples,
+            fallback=False,  # below min_samples the exporter publishes no verdict instead
+            missing_counts={n: data.samples - len(current[n]) for n in features},
+            ks_method=settings.ks_method,
         )
+        results = [
+            FeatureResult.from_drift(f)
+            for f in report.features.values()
+            if f.distance is not None or f.missing_lower_bound is not None
+        ]
     missing = {k: v for k, v in data.missing_ratio.items() if not math.isnan(v)}
     return Snapshot(
         computed_at=clock(),
@@ -278,4 +254,8 @@ def compute_snapshot(
         missing_ratio=MappingProxyType(missing if data.samples else {}),
         latency_quantiles=MappingProxyType(latency_quantiles(data.latency_seconds)),
         monitored=len(features),
+        level=level,
     )
+
+
+_EMPTY = np.array([], dtype=np.float64)

@@ -9,7 +9,6 @@ exporters; an unauthenticated request gets ``401`` with ``WWW-Authenticate`` and
 from __future__ import annotations
 
 import gzip
-import html
 import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -23,6 +22,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
 from prometheus_client.exposition import choose_encoder
 
+from exporter.landing import LandingPage, render_landing
 from exporter.pipeline import Snapshot
 from exporter.webconfig import WebConfig
 from mlops_core.errors import ConfigError
@@ -46,59 +46,6 @@ def parse_listen_address(address: str) -> tuple[str, int]:
     if not 0 <= port <= 65535:
         raise ConfigError(f"--web.listen-address {address!r}: port out of range")
     return host, port
-
-
-@dataclass(frozen=True)
-class LandingPage:
-    """What the ``/`` page shows besides the live drift table."""
-
-    model: str
-    version: str
-    config_summary: Sequence[tuple[str, str]]
-
-
-def render_landing(page: LandingPage, snapshot: Snapshot) -> str:
-    esc = html.escape
-    rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in page.config_summary)
-    if snapshot.features:
-        drift_rows = "".join(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>".format(
-                esc(f.name),
-                esc(f.kind),
-                f.samples,
-                _fmt(f.ks_p_value if f.kind == "numeric" else f.chi2_p_value),
-                _fmt(f.psi),
-                "<b>drift</b>" if f.drifted else "ok",
-            )
-            for f in snapshot.features
-        )
-        drift = (
-            "<table><tr><th>feature</th><th>type</th><th>samples</th><th>p-value</th>"
-            f"<th>PSI</th><th>verdict</th></tr>{drift_rows}</table>"
-            f"<p>{snapshot.features_drifted} of {len(snapshot.features)} features drifted.</p>"
-        )
-    elif snapshot.computed_at is None:
-        drift = "<p>No drift computation yet.</p>"
-    else:
-        drift = (
-            f"<p>Not enough samples yet ({snapshot.window_samples} in the window); drift "
-            "verdicts appear once drift.min_samples is reached.</p>"
-        )
-    return (
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
-        f"<title>mlops-exporter: {esc(page.model)}</title>"
-        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}</style></head><body>"
-        f"<h1>mlops-exporter</h1><p>Model <b>{esc(page.model)}</b>, "
-        f"version {esc(page.version)}.</p>"
-        "<ul><li><a href='metrics'>Metrics</a></li><li><a href='-/healthy'>Health</a></li>"
-        "<li><a href='-/ready'>Readiness</a></li></ul>"
-        f"<h2>Drift</h2>{drift}<h2>Configuration</h2><table>{rows}</table></body></html>"
-    )
-
-
-def _fmt(value: float | None) -> str:
-    return "" if value is None else f"{value:.4g}"
 
 
 class _Handler(BaseHTTPRequestHandler):

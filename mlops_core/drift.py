@@ -1,17 +1,27 @@
-"""Drift statistics: Kolmogorov-Smirnov, PSI and chi-square, per feature and per data set.
+"""Drift of a model's inputs: distances, their confidence bounds, and the verdict they give.
+
+The verdict (:func:`evaluate_drift`, which :func:`analyze_feature_drift`,
+:func:`drift_against_profile` and the exporter's pass all call) answers one question per
+feature: *do the data show, at the level in force, that the distance between the current
+values and the reference exceeds the tolerance the user said matters?*  The distance is in
+probability units: the Kolmogorov-Smirnov distance for numeric features, the total
+variation distance for categorical ones (over the kept categories, ``__other__`` and the
+unseen-category bucket), and the rise of the missing share for both.  A feature is drifted
+when the lower confidence bound of a distance (:mod:`mlops_core.bounds`) is at least its
+tolerance, so a negligible shift on a huge window is not flagged, a point mass that moves
+is, and the false-alarm rate is the level whatever the sample size.
+
+The seed-era tests stay as reported figures: the KS p-value, the chi-squared p-value and
+PSI (:func:`detect_drift_ks`, :func:`detect_drift_chi2`, :func:`detect_drift_psi`).  None of
+them votes; their dict results keep their documented keys and gain ``distance``.
 
 Every function takes the reference either as raw values or as the feature's profile from
 :mod:`mlops_core.profile`.  With a profile the reference is never touched again beyond a
 ``searchsorted`` into its pre-sorted values, which is what makes a drift pass over a window
-cheap enough to run every few seconds (see :func:`drift_against_profile`).
+cheap enough to run every few seconds.
 
-Conventions shared by all results (plain dicts of JSON-compatible values):
-
-* ``n_reference`` / ``n_current`` count the finite (numeric) or non-missing (categorical)
-  values actually used; ``n_missing`` / ``missing_rate`` say how many current values were
-  NaN, infinite or None and were dropped.
-* Bad input raises :class:`~mlops_core.errors.DriftInputError` (a ``ValueError``) whose
-  message names the feature.
+Bad input raises :class:`~mlops_core.errors.DriftInputError` (a ``ValueError``) whose
+message names the feature.
 """
 
 from __future__ import annotations
@@ -20,11 +30,12 @@ import math
 import numbers
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
 
 import numpy as np
-from scipy import stats
 
+from mlops_core import bounds
 from mlops_core.errors import DriftInputError
 from mlops_core.profile import (
     DEFAULT_BUCKETS,
@@ -37,41 +48,45 @@ from mlops_core.profile import (
     to_category_keys,
     to_float_array,
 )
-
-# Two private scipy routines, used for speed with a public fallback if they ever move:
-# the exact two-sample KS distribution that ks_2samp(method="exact") calls, and the
-# Pelz-Good series that scipy's own kstwo uses for large n (see _kolmogorov_sf).
-try:
-    from scipy.stats._stats_py import _attempt_exact_2kssamp
-except ImportError:  # pragma: no cover
-    _attempt_exact_2kssamp = None
-try:
-    from scipy.stats._ksstats import _kolmogn_PelzGood
-except ImportError:  # pragma: no cover
-    _kolmogn_PelzGood = None
+from mlops_core.statistics import (
+    KS_GRID_STEPS,
+    KS_MAX_EXACT_N,
+    _kolmogorov_sf,
+    _ks_p_value,
+    _ks_statistic,
+    chi2_homogeneity,
+    psi_value,
+    total_variation,
+)
 
 __all__ = [
     "DEFAULT_EPSILON",
-    "DEFAULT_PSI_MIN_SAMPLES",
+    "DEFAULT_TOLERANCE",
+    "DriftReport",
+    "FeatureDrift",
     "analyze_feature_drift",
     "detect_drift_chi2",
     "detect_drift_ks",
     "detect_drift_psi",
     "drift_against_profile",
+    "evaluate_drift",
 ]
 
 DEFAULT_EPSILON = 1e-4
-DEFAULT_PSI_MIN_SAMPLES = 100
+#: default tolerance (probability units) of numeric and categorical features alike
+DEFAULT_TOLERANCE = 0.05
 DEFAULT_THRESHOLDS: dict[str, float] = {"ks": 0.05, "psi": 0.2, "chi2": 0.05}
-#: scipy's ks_2samp(method="auto") is exact while both samples have at most this many values
-KS_MAX_EXACT_N = 10_000
-#: grid steps of the pruned KS statistic search, each a multiple of the next (_ks_statistic)
-KS_GRID_STEPS = (1024, 64, 8)
 TESTS = ("ks", "psi", "chi2")
-_P_VALUE_TESTS = ("ks", "chi2")
+#: the reported statistics that fit each kind of feature (the verdict fits both)
+APPLICABLE_TESTS = {"numeric": ("ks", "chi2", "psi"), "categorical": ("chi2", "psi")}
+#: what tests=None reports per kind (chi2 on a numeric feature runs over its PSI buckets)
+DEFAULT_TESTS = {"numeric": ("ks", "psi"), "categorical": ("chi2", "psi")}
 _CORRECTIONS = ("none", "bonferroni", "benjamini-hochberg")
 _KS_METHODS = ("auto", "exact", "asymp")
+# re-exported: the tests' oracle checks and the benchmarks reach them here
+_REEXPORTED = (KS_GRID_STEPS, KS_MAX_EXACT_N, _kolmogorov_sf)
 
+Basis = Literal["bound", "significance", "none"]
 
 # --- Kolmogorov-Smirnov -----------------------------------------------------------------------
 
@@ -94,7 +109,10 @@ def detect_drift_ks(
     in about 0.1 ms whatever the sample sizes (see ``_kolmogorov_sf``).  ``method="asymp"``
     forces the asymptotic form, which is much cheaper than the exact one near 10 000 values
     (up to ~30 ms when the two sizes are large and coprime).
-    ``drift_detected`` is ``p_value < threshold``.
+    ``drift_detected`` is ``p_value < threshold``: the classic significance test, which on
+    a large sample flags shifts too small to matter (use :func:`analyze_feature_drift` for
+    the verdict with a tolerance).  ``distance`` is the KS distance, the same as
+    ``statistic``.  A boolean sample counts as 0/1.
     """
     label = _label(name)
     _check_probability(threshold, "threshold", label)
@@ -113,7 +131,9 @@ def _ks(
     n1, n2 = int(ref_sorted.size), int(cur_sorted.size)
     d = _ks_statistic(ref_sorted, cur_sorted)
     d, p_value, used = _ks_p_value(d, n1, n2, method)
-    return _p_value_result("ks", d, p_value, threshold, method=used, n_reference=n1, n_current=n2)
+    return _p_value_result(
+        "ks", d, p_value, threshold, method=used, distance=d, n_reference=n1, n_current=n2
+    )
 
 
 def _p_value_result(
@@ -129,127 +149,6 @@ def _p_value_result(
         **extra,
     }
 
-
-def _ks_statistic(ref: np.ndarray, cur: np.ndarray) -> float:
-    """sup |F_ref - F_cur| of two sorted samples, exactly, searching few current values.
-
-    With n reference and m current values, L_j / R_j the number of reference values below /
-    up to the j-th current value u_j, the supremum is reached next to a current value:
-
-        n*m * D = max(0, max_j (L_j*m - j*n), max_j ((j+1)*n - R_j*m))
-
-    (F_ref - F_cur just before u_j, and F_cur - F_ref at u_j; within a tie group the first
-    and last index give the extremes).  The terms are integers, divided once, so the
-    result is within one rounding of scipy's.  Rather than a binary search for every
-    current value (1.6 ms for 100k values into 100k), the search is pruned: L and R are
-    nondecreasing in j, so over a block of indices a..c both terms are bounded by
-    L_c*m - a*n and (c+1)*n - R_a*m.  The ranks are computed at the corners of a coarse
-    grid (``KS_GRID_STEPS``), blocks whose bounds cannot beat the best exact term so far
-    are dropped, the survivors are refined on a finer grid, and only the values inside
-    the last survivors are searched (2-4 % of 100k values in the benchmark).  A current
-    sample with few distinct values is handled per tie group (one search per value).
-    """
-    n, m = int(ref.size), int(cur.size)
-    new_value = cur[1:] != cur[:-1]
-    if 8 * int(np.count_nonzero(new_value)) < m:  # heavy ties: one point per distinct value
-        first = np.flatnonzero(np.concatenate(([True], new_value)))
-        below, upto = _ranks(ref, cur, first)
-        last = np.append(first[1:], m) - 1
-        best = max(int(np.max(below * m - first * n)), int(np.max((last + 1) * n - upto * m)))
-        return min(max(best, 0) / (n * m), 1.0)
-    best = 0
-    starts: np.ndarray | None = None  # first index of each block still in play
-    step = m
-    for finer in KS_GRID_STEPS:
-        if finer >= m - 1:
-            continue
-        if starts is None:
-            starts = np.arange(0, m - 1, finer)
-        else:
-            starts = (starts[:, None] + np.arange(0, step, finer)).ravel()
-            starts = starts[starts < m - 1]
-        step = finer
-        ends = np.minimum(starts + step, m - 1)
-        # a block's end is searched as the next block's start, unless that one was dropped
-        own_end = np.append(ends[:-1] != starts[1:], True)
-        corners = np.concatenate((starts, ends[own_end]))
-        below, upto = _ranks(ref, cur, corners)
-        best = max(best, _ks_extreme(corners, below, upto, n, m))
-        end_at = np.arange(1, starts.size + 1)  # where each end is in corners
-        end_at[own_end] = np.arange(starts.size, corners.size)
-        bound_plus = below[end_at] * m - starts * n  # L_c*m - a*n
-        bound_minus = (ends + 1) * n - upto[: starts.size] * m  # (c+1)*n - R_a*m
-        starts = starts[(bound_plus > best) | (bound_minus > best)]
-        if not starts.size:
-            return min(best / (n * m), 1.0)
-    if starts is None:  # too few values for a grid: search them all
-        points = np.arange(m)
-        below, upto = _ranks(ref, cur, None)
-    else:  # the values strictly inside the surviving blocks (corners are done)
-        points = (starts[:, None] + np.arange(1, step)).ravel()
-        points = points[points < m - 1]
-        below, upto = _ranks(ref, cur, points)
-    best = max(best, _ks_extreme(points, below, upto, n, m))
-    return min(best / (n * m), 1.0)
-
-
-def _ks_extreme(points: np.ndarray, below: np.ndarray, upto: np.ndarray, n: int, m: int) -> int:
-    """max over the given current indices j of L_j*m - j*n and (j+1)*n - R_j*m (or 0)."""
-    if not points.size:
-        return 0
-    return max(int(np.max(below * m - points * n)), int(np.max((points + 1) * n - upto * m)))
-
-
-def _ranks(
-    ref: np.ndarray, cur: np.ndarray, points: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Reference values below and up to ``cur[points]`` (all of ``cur`` for None).
-
-    One right-side binary search each; a value is tied with the reference iff the last
-    reference value up to it equals it (``upto - 1`` wraps to the largest reference value
-    when ``upto`` is 0, which is then greater than the value), and only tied values get
-    the left-side search.
-    """
-    values = cur if points is None else cur.take(points)
-    upto = np.searchsorted(ref, values, side="right")
-    tied = ref.take(upto - 1, mode="wrap") == values
-    if not tied.any():
-        return upto, upto
-    below = upto.copy()
-    below[tied] = np.searchsorted(ref, values[tied], side="left")
-    return below, upto
-
-
-def _ks_p_value(d: float, n1: int, n2: int, method: str) -> tuple[float, float, str]:
-    """(statistic, two-sided p-value, method used), as ``scipy.stats.ks_2samp`` computes them."""
-    if method == "auto":
-        method = "exact" if max(n1, n2) <= KS_MAX_EXACT_N else "asymp"
-    if method == "exact" and _attempt_exact_2kssamp is not None:
-        g = math.gcd(n1, n2)
-        if n1 // g < np.iinfo(np.int32).max / (n2 // g):
-            with np.errstate(all="ignore"):
-                ok, d_exact, prob = _attempt_exact_2kssamp(n1, n2, g, d, "two-sided")
-            if ok:
-                return float(d_exact), float(np.clip(prob, 0.0, 1.0)), "exact"
-    m, n = max(n1, n2), min(n1, n2)
-    en = m * n / (m + n)
-    prob = _kolmogorov_sf(d, int(np.round(en)))
-    return d, float(np.clip(prob, 0.0, 1.0)), "asymp"
-
-
-def _kolmogorov_sf(d: float, n: int) -> float:
-    """``scipy.stats.kstwo.sf(d, n)``, without its slow branches.
-
-    For 140 < n <= 100 000 kstwo evaluates the Durbin matrix or Smirnov's finite sum, which
-    cost 5 ms at n = 10k and up to 90 ms at n = 100k.  scipy's own Pelz-Good series, which
-    kstwo uses beyond n = 100 000, agrees with it to 3e-8 for n >= 500 and 3e-6 for n > 140
-    (checked in the tests) in about 0.1 ms, so it is used whenever n > 140; smaller n and
-    the trivial edges (n*d <= 1, d >= 0.5) go to kstwo itself.  The precision is absolute:
-    a p-value below about 1e-7 may be reported as 0.
-    """
-    if _kolmogn_PelzGood is not None and n > 140 and 1.0 < n * d < n - 1 and d < 0.5:
-        return max(0.0, 1.0 - float(_kolmogn_PelzGood(n, d, cdf=True)))
-    return float(stats.kstwo.sf(d, n))
 
 
 # --- Population Stability Index ---------------------------------------------------------------
@@ -279,8 +178,10 @@ def detect_drift_psi(
     count.  The edges come from the reference only and are never refitted on the current
     data.  With a :class:`NumericFeatureProfile` its stored edges are used and ``buckets`` is
     ignored.  Categorical values (or a :class:`CategoricalFeatureProfile`) use one bucket
-    per kept category plus ``__other__``, which also takes categories unseen in the
-    reference (``n_unseen`` counts them).
+    per kept category, ``__other__`` (rarer reference categories) and ``__unseen__``
+    (categories the reference never had; ``n_unseen`` counts them).  ``distance`` is the
+    verdict's distance: the KS distance of a numeric feature, the total variation over the
+    buckets of a categorical one.
 
     Worked example, reference 1..10 and buckets=2: the edge is the median, 5, so the
     reference proportions are r = (0.5, 0.5).  For current = [1, 2, 3, 4, 5, 6, 7, 8],
@@ -297,7 +198,15 @@ def detect_drift_psi(
     _check_epsilon(epsilon, label)
     profile = _feature_profile(reference, label, buckets=buckets)
     counts, extra = _current_counts(profile, current, label)
-    return {**_psi(profile, counts, threshold, epsilon), **extra}
+    distance = _distance_of(profile, current, label, counts)
+    return {**_psi(profile, counts, threshold, epsilon), **extra, "distance": distance}
+
+
+def _distance_of(profile: FeatureProfile, current: Any, label: str, counts: np.ndarray) -> float:
+    if isinstance(profile, NumericFeatureProfile):
+        cur_sorted, _ = _finite_sorted(current, label, "current")
+        return _ks_statistic(profile.sorted_values, cur_sorted)
+    return total_variation(profile.ref_proportions, counts)
 
 
 def _psi(
@@ -306,9 +215,7 @@ def _psi(
     n_cur = int(cur_counts.sum())
     ref_p = profile.ref_proportions
     cur_p = cur_counts / n_cur
-    r = np.maximum(ref_p, epsilon)
-    c = np.maximum(cur_p, epsilon)
-    psi = float(np.sum((c - r) * np.log(c / r)))
+    psi = psi_value(ref_p, cur_p, epsilon)
     return {
         "test": "psi",
         "psi": psi,
@@ -344,12 +251,15 @@ def detect_drift_chi2(
 ) -> dict[str, Any]:
     """Pearson chi-square test of homogeneity between reference and current category counts.
 
-    The 2 x k contingency table has one column per profile bucket (kept categories and
-    ``__other__``, which also counts categories unseen in the reference; ``n_unseen`` says how
-    many current values those were).  Columns empty in both samples are dropped; no Yates
-    correction, so the result equals ``scipy.stats.chi2_contingency(table, correction=False)``.
-    A numeric profile may be passed too: its PSI buckets are then the categories.
-    ``drift_detected`` is ``p_value < threshold``.
+    The 2 x k contingency table has one column per profile bucket: the kept categories,
+    ``__other__`` and ``__unseen__`` (categories the reference never had; ``n_unseen`` says
+    how many current values those were).  Columns empty in both samples are dropped and
+    none is merged.  With every expected count at least 5 the result equals
+    ``scipy.stats.chi2_contingency(table, correction=False)``; a sparser table gets a Monte
+    Carlo p-value (``p_value_method: "monte-carlo"``), because the asymptotic one is then
+    far too small.  A numeric profile may be passed too: its PSI buckets are then the
+    categories.  ``drift_detected`` is ``p_value < threshold``; ``distance`` is the total
+    variation over the buckets.
     """
     label = _label(name)
     _check_probability(threshold, "threshold", label)
@@ -358,7 +268,8 @@ def detect_drift_chi2(
     else:
         profile = _categorical_profile(reference, label, max_categories)
     counts, extra = _current_counts(profile, current, label)
-    return {**_chi2(profile, counts, threshold), **extra}
+    distance = total_variation(profile.ref_proportions, counts)
+    return {**_chi2(profile, counts, threshold), **extra, "distance": distance}
 
 
 def _current_counts(
@@ -373,19 +284,18 @@ def _current_counts(
     return counts, {"n_unseen": n_unseen, **_missing(n_missing, keys.size)}
 
 
+def _bucket_ref_counts(profile: FeatureProfile) -> np.ndarray:
+    if isinstance(profile, CategoricalFeatureProfile):
+        return profile.bucket_ref_counts
+    return profile.ref_counts
+
+
 def _chi2(profile: FeatureProfile, cur_counts: np.ndarray, threshold: float) -> dict[str, Any]:
-    table = np.vstack([profile.ref_counts, cur_counts]).astype(np.float64)
-    table = table[:, table.sum(axis=0) > 0]
-    dof = table.shape[1] - 1
-    if dof < 1:  # a single non-empty category in both samples: nothing to compare
-        statistic, p_value = 0.0, 1.0
-    else:
-        expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
-        statistic = float(np.sum((table - expected) ** 2 / expected))
-        p_value = float(stats.chi2.sf(statistic, dof))
+    statistic, p_value, dof, method = chi2_homogeneity(_bucket_ref_counts(profile), cur_counts)
     return _p_value_result(
         "chi2", statistic, p_value, threshold,
-        dof=int(max(dof, 0)),
+        dof=dof,
+        p_value_method=method,
         bucket_labels=profile.bucket_labels,
         current_counts=[int(c) for c in cur_counts],
         n_reference=int(profile.n),
@@ -393,19 +303,469 @@ def _chi2(profile: FeatureProfile, cur_counts: np.ndarray, threshold: float) -> 
     )  # fmt: skip
 
 
-# --- many features ----------------------------------------------------------------------------
+# --- the verdict --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KsFigures:
+    """The KS test as a reported figure (it does not vote)."""
+
+    statistic: float
+    p_value: float
+    method: str
+
+
+@dataclass(frozen=True)
+class Chi2Figures:
+    """The chi-squared test as a reported figure (it does not vote)."""
+
+    statistic: float
+    p_value: float
+    dof: int
+    method: str  # "asymptotic", "monte-carlo" (sparse table) or "none" (nothing to compare)
+
+
+@dataclass(frozen=True)
+class PsiFigures:
+    """PSI as a reported figure (it does not vote)."""
+
+    psi: float
+    buckets: int
+    epsilon: float
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    """One feature's verdict and every figure behind it.
+
+    ``distance`` is the KS distance (numeric) or the total variation (categorical) of the
+    ``n_current`` values used; ``None`` when there were too few of them (``basis`` is then
+    ``"none"``).  ``lower_bound`` and ``detectable_distance`` are taken at ``level``, the
+    level in force for this feature after any correction: the feature is drifted by its
+    distance when ``lower_bound >= tolerance``, i.e. when ``distance >=
+    detectable_distance``.  Under ``basis == "significance"`` (tiny one-shot samples, where
+    no bound can reach the tolerance) it is drifted when the classic test's p-value is
+    below half the level and the observed distance is at least the tolerance.  The missing
+    share is judged the same way on its rise, ``missing_rise``; each of the two judgements
+    gets half the level, so ``p_value`` (the smallest level at which the feature would be
+    flagged) is twice the smaller of their p-values.
+    """
+
+    name: str
+    kind: str
+    tolerance: float
+    level: float
+    n_reference: int
+    n_current: int
+    n_missing: int
+    reference_missing_rate: float
+    missing_rate: float
+    n_unseen: int
+    distance: float | None
+    lower_bound: float | None
+    detectable_distance: float | None
+    basis: Basis
+    distance_p_value: float
+    distance_drifted: bool
+    missing_rise: float
+    missing_lower_bound: float | None
+    missing_p_value: float
+    missing_drifted: bool
+    p_value: float
+    drifted: bool
+    reason: str
+    ks: KsFigures | None = None
+    chi2: Chi2Figures | None = None
+    psi: PsiFigures | None = None
+    skipped_tests: Mapping[str, str] = field(default_factory=dict)
+
+    def to_dict(self, thresholds: Mapping[str, float] | None = None) -> dict[str, Any]:
+        """The JSON-compatible form of :func:`analyze_feature_drift`'s reports.
+
+        Each reported test sits under its name with the keys it always had; its
+        ``drift_detected`` compares it with ``thresholds`` but ``votes`` is ``False``: the
+        verdict is ``drift_detected`` of the feature itself.
+        """
+        limits = dict(DEFAULT_THRESHOLDS, **(thresholds or {}))
+        out = asdict(self)
+        tests: list[str] = []
+        for test in ("ks", "chi2", "psi"):
+            figures = getattr(self, test)
+            if figures is None:
+                out.pop(test)
+                continue
+            tests.append(test)
+            entry = {"test": test, **asdict(figures), "threshold": limits[test], "votes": False}
+            if test == "psi":
+                entry["statistic"] = figures.psi
+                entry["drift_detected"] = bool(figures.psi >= limits["psi"])
+            else:
+                entry["drift_detected"] = bool(figures.p_value < limits[test])
+            out[test] = entry
+        out["tests"] = tests
+        out["drift_detected"] = out.pop("drifted")
+        out["skipped_tests"] = dict(self.skipped_tests)
+        if not out["skipped_tests"]:
+            out.pop("skipped_tests")
+        return out
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """Every feature's verdict of one call of :func:`evaluate_drift`."""
+
+    features: Mapping[str, FeatureDrift]
+    correction: str = "none"
+    min_drift_share: float = 0.0
+
+    @property
+    def features_with_drift(self) -> list[str]:
+        return [name for name, f in self.features.items() if f.drifted]
+
+    @property
+    def drift_share(self) -> float:
+        return len(self.features_with_drift) / len(self.features) if self.features else 0.0
+
+    @property
+    def drift_alert(self) -> bool:
+        return bool(self.features_with_drift) and self.drift_share >= self.min_drift_share
+
+    def to_dict(self, thresholds: Mapping[str, float] | None = None) -> dict[str, Any]:
+        drifted = self.features_with_drift
+        return {
+            "features": {n: f.to_dict(thresholds) for n, f in self.features.items()},
+            "features_with_drift": drifted,
+            "drift_share": self.drift_share,
+            "drift_alert": self.drift_alert,
+            "n_features": len(self.features),
+            "n_drifted": len(drifted),
+            "correction": self.correction,
+        }
+
+
+@dataclass(frozen=True)
+class _Measured:
+    """A feature's distances and p-values, before the level is known."""
+
+    profile: FeatureProfile
+    tolerance: float
+    n_current: int
+    n_missing: int
+    n_unseen: int
+    distance: float | None
+    cells: int
+    bound_p: float  # the distance bound's p-value (1.0 without a distance)
+    significance_p: float  # the classic test's p-value (1.0 when not computed)
+    missing_rise: float
+    missing_n: tuple[int, int] | None  # (reference, current) rows, None: not judged
+    missing_p: float
+    ks: KsFigures | None
+    chi2: Chi2Figures | None
+    psi: PsiFigures | None
+    skipped: Mapping[str, str]
+
+
+def evaluate_drift(
+    reference: Mapping[str, Any] | ReferenceProfile,
+    current: Mapping[str, Any],
+    features: Sequence[str] | None = None,
+    *,
+    level: float | Mapping[str, float] = 0.05,
+    correction: str = "none",
+    tolerance_numeric: float = DEFAULT_TOLERANCE,
+    tolerance_categorical: float = DEFAULT_TOLERANCE,
+    tolerances: Mapping[str, float] | None = None,
+    tests: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
+    min_samples: int = 1,
+    fallback: bool = True,
+    missing_counts: Mapping[str, int] | None = None,
+    ks_method: str = "auto",
+    epsilon: float = DEFAULT_EPSILON,
+    buckets: int = DEFAULT_BUCKETS,
+    feature_types: Mapping[str, str] | None = None,
+    min_drift_share: float = 0.0,
+    workers: int = 1,
+) -> DriftReport:
+    """Judge each feature: drifted when a distance's lower confidence bound reaches its
+    tolerance.  The one implementation of the verdict, typed.
+
+    ``level`` is each feature's level before ``correction`` (a number, or one per kind:
+    ``{"numeric": ..., "categorical": ...}``); ``"bonferroni"`` divides it by the number of
+    features, ``"benjamini-hochberg"`` steps it up over the features' p-values.  The
+    exporter passes the level its false-alarm budget gives and no correction, because
+    that level already divides by the features.
+
+    ``tolerances`` overrides ``tolerance_numeric`` / ``tolerance_categorical`` per feature.
+    ``tests`` picks the reported figures (``ks``, ``chi2``, ``psi``), for every kind or per
+    kind; a test that does not fit a kind is skipped and listed in ``skipped_tests``.
+
+    ``min_samples``: with fewer non-missing current values a feature's distance is not
+    judged (``basis: "none"``); its missing share is, once the feature has that many rows
+    in all.  ``fallback``: where even a distance of 1 could not be shown (tiny samples) the
+    classic significance test decides with the observed distance against the tolerance
+    (``basis: "significance"``); the exporter turns this off and waits for
+    ``min_samples`` instead.  ``missing_counts`` adds missing values that are not in the
+    arrays (the exporter passes only the values present).
+    """
+    names = _check_features(features, reference, current)
+    chosen = _check_tests_per_kind(tests)
+    if correction not in _CORRECTIONS:
+        raise DriftInputError(f"correction must be one of {_CORRECTIONS}, got {correction!r}")
+    levels = _levels(level)
+    tol = {
+        "numeric": _tolerance(tolerance_numeric, "tolerance_numeric"),
+        "categorical": _tolerance(tolerance_categorical, "tolerance_categorical"),
+    }
+    overrides = {k: _tolerance(v, f"tolerances[{k!r}]") for k, v in (tolerances or {}).items()}
+    _check_epsilon(epsilon, "evaluate_drift")
+    if ks_method not in _KS_METHODS:
+        raise DriftInputError(f"ks_method must be one of {_KS_METHODS}, got {ks_method!r}")
+    if not _is_real(min_drift_share) or not 0.0 <= float(min_drift_share) <= 1.0:
+        raise DriftInputError(f"min_drift_share must be in [0, 1], got {min_drift_share!r}")
+    for what, value in (("workers", workers), ("min_samples", min_samples)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise DriftInputError(f"{what} must be a positive integer, got {value!r}")
+    types = dict(feature_types or {})
+    extra_missing = dict(missing_counts or {})
+    n_features = len(names)
+
+    def nominal(profile: FeatureProfile) -> float:
+        base = levels[profile.kind]
+        return base if correction == "none" else base / n_features
+
+    def one(name: str) -> _Measured:
+        profile = _profile_for(reference, name, types.get(name), buckets)
+        return _measure(
+            profile, current[name], int(extra_missing.get(name, 0)),
+            overrides.get(name, tol[profile.kind]), chosen[profile.kind], ks_method, epsilon,
+            int(min_samples), nominal(profile) if fallback else None, _label(name),
+        )  # fmt: skip
+
+    if workers > 1 and len(names) > 1:
+        # NumPy releases the GIL in sort and searchsorted, the bulk of the work per feature
+        with ThreadPoolExecutor(min(int(workers), len(names))) as pool:
+            measured = dict(zip(names, pool.map(one, names), strict=True))
+    else:
+        measured = {name: one(name) for name in names}
+
+    p_values = {n: _feature_p_value(m) for n, m in measured.items()}
+    effective = _effective_levels(
+        {n: levels[m.profile.kind] for n, m in measured.items()}, p_values, correction
+    )
+    judged = {n: _judge(n, m, p_values[n], effective[n]) for n, m in measured.items()}
+    return DriftReport(judged, correction, float(min_drift_share))
+
+
+def _measure(
+    profile: FeatureProfile,
+    values: Any,
+    extra_missing: int,
+    tolerance: float,
+    tests: tuple[str, ...],
+    ks_method: str,
+    epsilon: float,
+    min_samples: int,
+    fallback_level: float | None,
+    label: str,
+) -> _Measured:
+    numeric = isinstance(profile, NumericFeatureProfile)
+    applicable = APPLICABLE_TESTS[profile.kind]
+    skipped = {
+        t: f"does not apply to a {profile.kind} feature" for t in tests if t not in applicable
+    }
+    if extra_missing == 0:  # else the values present may be none at all: a null feature
+        _nonempty(values, label, "current")
+    if numeric:
+        finite, n_missing = to_float_array(f"{label} current", values, DriftInputError)
+        cur_sorted = np.sort(finite)
+        n_cur = int(cur_sorted.size)
+        counts = _sorted_bucket_counts(profile, cur_sorted)
+        n_unseen = 0
+        cells = 0
+    else:
+        keys, n_missing = to_category_keys(values, f"{label} current", DriftInputError)
+        n_cur = int(keys.size)
+        counts, n_unseen = profile.count_keys(keys)
+        cells = profile.n_buckets
+    n_missing += extra_missing
+
+    distance: float | None = None
+    bound_p = significance_p = 1.0
+    ks = chi2 = None
+    if n_cur >= min_samples and n_cur > 0:
+        if numeric:
+            distance = _ks_statistic(profile.sorted_values, cur_sorted)
+            bound_p = bounds.ks_bound_p_value(distance, tolerance, profile.n, n_cur)
+        else:
+            distance = total_variation(profile.ref_proportions, counts)
+            bound_p = bounds.tv_bound_p_value(distance, tolerance, profile.n, n_cur, cells)
+        use_significance = (
+            fallback_level is not None
+            and _radius(numeric, profile.n, n_cur, cells, fallback_level / 2) > 1.0 - tolerance
+        )
+        if numeric and ("ks" in tests or use_significance):
+            _, p, method = _ks_p_value(distance, profile.n, n_cur, ks_method)
+            ks = KsFigures(distance, p, method)
+        if "chi2" in tests or (not numeric and use_significance):
+            statistic, p, dof, method = chi2_homogeneity(_bucket_ref_counts(profile), counts)
+            chi2 = Chi2Figures(statistic, p, dof, method)
+        if use_significance:
+            figure = ks if numeric else chi2
+            p = figure.p_value if figure is not None else 1.0
+            significance_p = p if (distance >= tolerance and p == p) else 1.0
+            bound_p = math.nan  # marks the significance basis
+    psi = None
+    if "psi" in tests and n_cur > 0:
+        psi = PsiFigures(
+            psi_value(profile.ref_proportions, counts / n_cur, epsilon), profile.n_buckets, epsilon
+        )
+
+    n_ref_rows = profile.n + profile.n_missing
+    n_cur_rows = n_cur + n_missing
+    rise = _rate(n_missing, n_cur) - _rate(profile.n_missing, profile.n)
+    missing_n = (n_ref_rows, n_cur_rows) if n_cur_rows >= min_samples and n_cur_rows else None
+    missing_p = (
+        bounds.missing_bound_p_value(rise, tolerance, *missing_n) if missing_n else 1.0
+    )
+    return _Measured(
+        profile, tolerance, n_cur, n_missing, n_unseen, distance, cells, bound_p,
+        significance_p, rise, missing_n, missing_p, ks if "ks" in tests else None,
+        chi2 if "chi2" in tests else None, psi, skipped,
+    )  # fmt: skip
+
+
+def _radius(numeric: bool, n_ref: int, n_cur: int, cells: int, level: float) -> float:
+    """Sum of both samples' radii for the distance, at ``level`` (split between them)."""
+    if numeric:
+        return bounds.ks_radius_pair(n_ref, n_cur, level)
+    return bounds.tv_radius_pair(n_ref, n_cur, cells, level)
+
+
+def _feature_p_value(m: _Measured) -> float:
+    distance_p = m.significance_p if math.isnan(m.bound_p) else m.bound_p
+    return min(1.0, 2.0 * min(distance_p, m.missing_p))
+
+
+def _effective_levels(
+    levels: Mapping[str, float], p_values: Mapping[str, float], correction: str
+) -> dict[str, float]:
+    """Each feature's level after ``correction`` (Benjamini-Hochberg by step-up).
+
+    Under Benjamini-Hochberg with per-feature levels a_j, the features are ranked by
+    p_j / a_j and the largest k with (k-th smallest) <= k / m is found; every feature then
+    runs at a_j * k / m (a_j / m when k is 0), so a feature is flagged exactly when BH
+    rejects it, and its bounds are reported at the level that decided it.
+    """
+    m = len(levels)
+    if correction == "none" or m == 0:
+        return dict(levels)
+    if correction == "bonferroni":
+        return {n: a / m for n, a in levels.items()}
+    ratios = sorted(p_values[n] / levels[n] for n in levels)
+    k = max((i + 1 for i, r in enumerate(ratios) if r <= (i + 1) / m), default=0)
+    return {n: a * max(k, 1) / m for n, a in levels.items()}
+
+
+def _judge(name: str, m: _Measured, p_value: float, level: float) -> FeatureDrift:
+    profile = m.profile
+    numeric = isinstance(profile, NumericFeatureProfile)
+    half = level / 2
+    lower = detectable = None
+    basis: Basis = "none"
+    distance_drifted = False
+    distance_p = 1.0
+    if m.distance is not None:
+        if math.isnan(m.bound_p):
+            basis = "significance"
+            distance_p = m.significance_p
+            distance_drifted = m.significance_p <= half
+        else:
+            basis = "bound"
+            radius = _radius(numeric, profile.n, m.n_current, m.cells, half)
+            lower = m.distance - radius
+            detectable = m.tolerance + radius
+            distance_p = m.bound_p
+            distance_drifted = lower >= m.tolerance
+    missing_lower = None
+    missing_drifted = False
+    if m.missing_n is not None:
+        missing_lower = m.missing_rise - bounds.missing_radius_pair(*m.missing_n, half)
+        missing_drifted = missing_lower >= m.tolerance
+    drifted = distance_drifted or missing_drifted
+    return FeatureDrift(
+        name=name,
+        kind=profile.kind,
+        tolerance=m.tolerance,
+        level=level,
+        n_reference=profile.n,
+        n_current=m.n_current,
+        n_missing=m.n_missing,
+        reference_missing_rate=_rate(profile.n_missing, profile.n),
+        missing_rate=_rate(m.n_missing, m.n_current),
+        n_unseen=m.n_unseen,
+        distance=m.distance,
+        lower_bound=lower,
+        detectable_distance=detectable,
+        basis=basis,
+        distance_p_value=distance_p,
+        distance_drifted=distance_drifted,
+        missing_rise=m.missing_rise,
+        missing_lower_bound=missing_lower,
+        missing_p_value=m.missing_p,
+        missing_drifted=missing_drifted,
+        p_value=p_value,
+        drifted=drifted,
+        reason=_reason(m, basis, lower, detectable, missing_lower, level, drifted),
+        ks=m.ks,
+        chi2=m.chi2,
+        psi=m.psi,
+        skipped_tests=m.skipped,
+    )
+
+
+def _reason(
+    m: _Measured,
+    basis: Basis,
+    lower: float | None,
+    detectable: float | None,
+    missing_lower: float | None,
+    level: float,
+    drifted: bool,
+) -> str:
+    what = "KS distance" if m.profile.kind == "numeric" else "total variation"
+    parts: list[str] = []
+    if basis == "bound" and m.distance is not None and detectable is not None:
+        verb = ">=" if lower is not None and lower >= m.tolerance else "<"
+        parts.append(
+            f"{what} {m.distance:.4g} {verb} detectable {detectable:.4g} (tolerance "
+            f"{m.tolerance:g} + radius {detectable - m.tolerance:.4g} at level {level:.3g})"
+        )
+    elif basis == "significance" and m.distance is not None:
+        parts.append(
+            f"too few values for a bound: significance test p={m.significance_p:.3g} "
+            f"against {level / 2:.3g}, {what} {m.distance:.4g} against tolerance "
+            f"{m.tolerance:g}"
+        )
+    else:
+        parts.append(f"{what} not judged: {m.n_current} values present")
+    if missing_lower is not None and m.missing_rise > 0:
+        verb = ">=" if missing_lower >= m.tolerance else "<"
+        parts.append(f"missing share rose {m.missing_rise:+.4g}, lower bound {missing_lower:.4g} "
+                     f"{verb} tolerance")  # fmt: skip
+    return ("drift: " if drifted else "no drift: ") + "; ".join(parts)
 
 
 def analyze_feature_drift(
     reference_data: Mapping[str, Any] | ReferenceProfile,
     current_data: Mapping[str, Any],
     features: Sequence[str],
-    tests: Sequence[str] | None = None,
+    tests: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
     *,
     thresholds: Mapping[str, float] | None = None,
     correction: str = "none",
-    combine: str = "all",
-    psi_min_samples: int = DEFAULT_PSI_MIN_SAMPLES,
+    tolerance_numeric: float = DEFAULT_TOLERANCE,
+    tolerance_categorical: float = DEFAULT_TOLERANCE,
+    tolerances: Mapping[str, float] | None = None,
     epsilon: float = DEFAULT_EPSILON,
     buckets: int = DEFAULT_BUCKETS,
     feature_types: Mapping[str, str] | None = None,
@@ -413,44 +773,38 @@ def analyze_feature_drift(
     min_drift_share: float = 0.0,
     workers: int = 1,
 ) -> dict[str, Any]:
-    """Test each feature of ``current_data`` against the reference and combine the verdicts.
+    """Test each feature of ``current_data`` against the reference: the verdict of
+    :func:`evaluate_drift`, as a JSON-compatible dict.
 
-    ``reference_data`` is a dict of raw arrays or a :class:`ReferenceProfile` (then nothing
-    is re-sorted or re-bucketed).  Feature types come from the profile, ``feature_types``, or
-    inference on the reference values (numbers -> numeric, anything else -> categorical).
+    The level of each feature's verdict is its ``threshold`` (``thresholds["ks"]`` for
+    numeric features, ``thresholds["chi2"]`` for categorical ones, 0.05 by default) after
+    ``correction`` over the features (``"none"``, ``"bonferroni"`` or
+    ``"benjamini-hochberg"``).  A feature is drifted when the lower confidence bound of its
+    distance (KS distance or total variation) is at least its tolerance
+    (``tolerance_numeric`` / ``tolerance_categorical``, 0.05 by default, or
+    ``tolerances[name]``), or when its missing share rose by more than the tolerance with
+    the same confidence.  So a statistically significant but negligible shift on a huge
+    sample is not flagged, and any shift larger than the tolerance is, once the sample can
+    see it.
 
-    Tests: with ``tests=None`` numeric features get ``["ks", "psi"]`` and categorical ones
-    ``["chi2", "psi"]``.  Named tests that do not fit a feature's type (``ks`` on a
-    categorical feature) are skipped for it and listed under ``skipped_tests``.
+    Tiny samples: where no bound could reach the tolerance at that level, the exact KS or
+    chi-squared significance test decides, with the observed distance against the
+    tolerance; such a feature says ``basis: "significance"`` (otherwise ``"bound"``).
 
-    Small samples: PSI on a handful of values is noise (with 10 buckets its expected value
-    under no drift is about 9 * (1/n_ref + 1/n_cur)), so PSI *votes* only when both samples
-    have at least ``psi_min_samples`` values (default 100); below that it is still computed
-    and reported, with ``"votes": False`` and the reason.  KS and chi-square always vote:
-    their p-values account for the sample size (KS exactly, for small samples).
+    Reported figures (``tests``, default: ``ks`` and ``psi`` for numeric features, ``chi2``
+    and ``psi`` for categorical ones, or a mapping per kind): each sits under its name with
+    its own ``drift_detected`` against ``thresholds``, and ``votes: False``.  Named tests
+    that do not fit a feature's kind are skipped for it and listed under ``skipped_tests``.
 
-    Verdict per feature (``combine``): ``"all"`` (default) - the feature drifted when every
-    voting test says drift, so on large windows a statistically significant but negligible
-    shift (tiny KS p-value, PSI < 0.2) does not alert, and on small samples the p-value test
-    decides alone; ``"any"`` - one voting test saying drift is enough.  No voting test means
-    no drift.
+    Returns ``features`` (name -> dict with ``kind``, ``drift_detected``, ``reason``,
+    ``distance``, ``lower_bound``, ``detectable_distance``, ``tolerance``, ``level``,
+    ``basis``, the missing counts and one dict per reported test), ``features_with_drift``
+    (in the order given), ``drift_share`` and ``drift_alert`` (at least one feature drifted
+    and ``drift_share >= min_drift_share``).
 
-    Multiple testing (``correction``): the p-values of all voting KS and chi-square tests of
-    the call form one family, adjusted with ``"bonferroni"`` or ``"benjamini-hochberg"``
-    (or ``"none"``); the adjusted value is reported as ``p_value_adjusted`` and is the one
-    compared with the threshold.
-
-    ``workers`` > 1 evaluates the features in that many threads (the result is the same);
-    it pays off only with as many idle cores, so the default is 1.
-
-    Returns ``features`` (name -> dict with ``kind``, ``drift_detected``, ``reason``, the
-    missing counts and one dict per test under its name), ``features_with_drift`` (in the
-    order given), ``drift_share`` (drifted / features) and ``drift_alert`` (at least one
-    feature drifted and ``drift_share >= min_drift_share``).
-
-    Example (the product brief's): with 8 and 6 values PSI does not vote; KS's exact p-value
-    is 0.0022 for ``income`` (the two samples do not overlap) and 0.99 for ``age``, so
-    ``income`` drifted and ``age`` did not::
+    Example (the product brief's): with 8 and 6 values no bound can reach a tolerance, so
+    the exact KS test decides: its p-value is 0.0022 for ``income`` (the two samples do not
+    overlap, distance 1) and 0.99 for ``age``, so ``income`` drifted and ``age`` did not::
 
         reference = {"age": np.array([25, 30, 35, 28, 32, 29, 31, 27]),
                      "income": np.array([45000, 52000, 38000, 61000, 48000, 55000])}
@@ -459,71 +813,39 @@ def analyze_feature_drift(
         analyze_feature_drift(reference, production, ["age", "income"])["features_with_drift"]
         # ['income']
     """
-    names = _check_features(features, reference_data, current_data)
-    requested = _check_tests(tests)
     limits = _thresholds(thresholds)
-    if correction not in _CORRECTIONS:
-        raise DriftInputError(f"correction must be one of {_CORRECTIONS}, got {correction!r}")
-    if combine not in ("all", "any"):
-        raise DriftInputError(f"combine must be 'all' or 'any', got {combine!r}")
-    if isinstance(psi_min_samples, bool) or not isinstance(psi_min_samples, numbers.Integral):
-        raise DriftInputError(f"psi_min_samples must be an integer, got {psi_min_samples!r}")
-    _check_epsilon(epsilon, "analyze_feature_drift")
-    if ks_method not in _KS_METHODS:
-        raise DriftInputError(f"ks_method must be one of {_KS_METHODS}, got {ks_method!r}")
-    if not _is_real(min_drift_share) or not 0.0 <= float(min_drift_share) <= 1.0:
-        raise DriftInputError(f"min_drift_share must be in [0, 1], got {min_drift_share!r}")
-    if isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1:
-        raise DriftInputError(f"workers must be a positive integer, got {workers!r}")
-    types = dict(feature_types or {})
-
-    def one(name: str) -> dict[str, Any]:
-        profile = _profile_for(reference_data, name, types.get(name), buckets)
-        return _analyze_one(
-            profile, current_data[name], requested, limits, ks_method, epsilon,
-            int(psi_min_samples), _label(name),
-        )  # fmt: skip
-
-    if workers > 1 and len(names) > 1:
-        # NumPy releases the GIL in sort and searchsorted, the bulk of the work per feature
-        with ThreadPoolExecutor(min(int(workers), len(names))) as pool:
-            results = dict(zip(names, pool.map(one, names), strict=True))
-    else:
-        results = {name: one(name) for name in names}
-
-    _apply_correction(results, correction)
-    for entry in results.values():
-        _verdict(entry, combine)
-
-    drifted = [name for name in names if results[name]["drift_detected"]]
-    share = len(drifted) / len(names)
-    report: dict[str, Any] = {
-        "features": results,
-        "features_with_drift": drifted,
-        "drift_share": share,
-        "drift_alert": bool(drifted) and share >= min_drift_share,
-        "n_features": len(names),
-        "n_drifted": len(drifted),
-        "tests": list(requested) if requested is not None else None,
-        "thresholds": limits,
-        "correction": correction,
-        "combine": combine,
-        "psi_min_samples": int(psi_min_samples),
-        "epsilon": float(epsilon),
-    }
+    report = evaluate_drift(
+        reference_data, current_data, features,
+        level={"numeric": limits["ks"], "categorical": limits["chi2"]},
+        correction=correction,
+        tolerance_numeric=tolerance_numeric,
+        tolerance_categorical=tolerance_categorical,
+        tolerances=tolerances,
+        tests=tests,
+        ks_method=ks_method,
+        epsilon=epsilon,
+        buckets=buckets,
+        feature_types=feature_types,
+        min_drift_share=min_drift_share,
+        workers=workers,
+    )  # fmt: skip
+    out = report.to_dict(limits)
+    out["thresholds"] = limits
+    out["tolerance"] = {"numeric": tolerance_numeric, "categorical": tolerance_categorical}
+    out["epsilon"] = float(epsilon)
     if isinstance(reference_data, ReferenceProfile):
-        report["profile_hash"] = reference_data.hash
-    return report
+        out["profile_hash"] = reference_data.hash
+    return out
 
 
 def drift_against_profile(
     profile: ReferenceProfile,
     current_data: Mapping[str, Any],
     features: Sequence[str] | None = None,
-    tests: Sequence[str] | None = None,
+    tests: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
     **options: Any,
 ) -> dict[str, Any]:
-    """The exporter's entry point: a window's arrays against a loaded profile.
+    """A window's arrays against a loaded profile.
 
     Same result and options as :func:`analyze_feature_drift`; ``features`` defaults to every
     profile feature present in ``current_data``.  Nothing of the reference is re-sorted or
@@ -538,94 +860,41 @@ def drift_against_profile(
     return analyze_feature_drift(profile, current_data, features, tests, **options)
 
 
-def _analyze_one(
-    profile: FeatureProfile,
-    values: Any,
-    requested: list[str] | None,
-    limits: dict[str, float],
-    ks_method: str,
-    epsilon: float,
-    psi_min_samples: int,
-    label: str,
-) -> dict[str, Any]:
-    numeric = isinstance(profile, NumericFeatureProfile)
-    if requested is None:
-        chosen = ["ks", "psi"] if numeric else ["chi2", "psi"]
-        skipped: dict[str, str] = {}
-    else:
-        applicable = ("ks", "psi", "chi2") if numeric else ("chi2", "psi")
-        chosen = [t for t in requested if t in applicable]
-        skipped = {t: "needs a numeric feature" for t in requested if t not in applicable}
-        if not chosen:
-            raise DriftInputError(f"{label}: none of the tests {requested} applies to it")
-
-    entry: dict[str, Any] = {"kind": profile.kind, "tests": chosen}
-    if numeric:
-        cur_sorted, n_missing = _finite_sorted(values, label, "current")
-        n_cur = int(cur_sorted.size)
-        counts = _sorted_bucket_counts(profile, cur_sorted)
-    else:
-        keys, n_missing = _current_categories(values, label)
-        n_cur = int(keys.size)
-        counts, entry["n_unseen"] = profile.count_keys(keys)
-    entry.update(
-        n_reference=int(profile.n),
-        n_current=n_cur,
-        reference_missing_rate=_rate(profile.n_missing, profile.n),
-        **_missing(n_missing, n_cur),
-    )
-    if skipped:
-        entry["skipped_tests"] = skipped
-    for test in chosen:
-        if test == "ks":
-            result = _ks(profile.sorted_values, cur_sorted, limits["ks"], ks_method, label)
-        elif test == "chi2":
-            result = _chi2(profile, counts, limits["chi2"])
-        else:
-            result = _psi(profile, counts, limits["psi"], epsilon)
-            if min(profile.n, n_cur) < psi_min_samples:
-                result["votes"] = False
-                result["abstain_reason"] = (
-                    f"fewer than {psi_min_samples} values (reference {profile.n}, current {n_cur})"
-                )
-        result.setdefault("votes", True)
-        entry[test] = result
-    return entry
+def _levels(level: float | Mapping[str, float]) -> dict[str, float]:
+    given = level if isinstance(level, Mapping) else {"numeric": level, "categorical": level}
+    out = {}
+    for kind in ("numeric", "categorical"):
+        value = given.get(kind, 0.05)
+        _check_probability(value, f"level of {kind} features", "evaluate_drift")
+        out[kind] = float(value)
+    return out
 
 
-def _apply_correction(results: dict[str, dict[str, Any]], correction: str) -> None:
-    voting = [
-        entry[test]
-        for entry in results.values()
-        for test in entry["tests"]
-        if test in _P_VALUE_TESTS and entry[test]["votes"]
-    ]
-    if correction == "none" or not voting:
-        return
-    raw = np.array([r["p_value"] for r in voting], dtype=np.float64)
-    if correction == "bonferroni":
-        adjusted = np.minimum(raw * raw.size, 1.0)
-    else:
-        adjusted = stats.false_discovery_control(raw, method="bh")
-    for result, p_adj in zip(voting, adjusted, strict=True):
-        result["p_value_adjusted"] = float(p_adj)
-        result["drift_detected"] = bool(p_adj < result["threshold"])
+def _tolerance(value: Any, what: str) -> float:
+    if not _is_real(value) or not 0.0 <= float(value) < 1.0:
+        raise DriftInputError(f"{what} must be a number in [0, 1), got {value!r}")
+    return float(value)
 
 
-def _verdict(entry: dict[str, Any], combine: str) -> None:
-    votes = {t: entry[t]["drift_detected"] for t in entry["tests"] if entry[t]["votes"]}
-    if not votes:
-        entry["drift_detected"] = False
-        entry["reason"] = "no test voted (all abstained)"
-        return
-    yes = [t for t, v in votes.items() if v]
-    drifted = all(votes.values()) if combine == "all" else bool(yes)
-    entry["drift_detected"] = drifted
-    abstained = [t for t in entry["tests"] if not entry[t]["votes"]]
-    reason = f"{combine} of {', '.join(votes)}: drift by {', '.join(yes) or 'none'}"
-    if abstained:
-        reason += f"; {', '.join(abstained)} abstained (small sample)"
-    entry["reason"] = reason
+def _check_tests_per_kind(
+    tests: Sequence[str] | Mapping[str, Sequence[str]] | None,
+) -> dict[str, tuple[str, ...]]:
+    if tests is None:
+        return dict(DEFAULT_TESTS)
+    if isinstance(tests, Mapping):
+        unknown = [k for k in tests if k not in APPLICABLE_TESTS]
+        if unknown:
+            raise DriftInputError(
+                f"tests: unknown feature kind {unknown[0]!r}; use 'numeric' or 'categorical'"
+            )
+        return {
+            kind: tuple(_check_tests(tests[kind]) or ()) if kind in tests else default
+            for kind, default in DEFAULT_TESTS.items()
+        }
+    if not isinstance(tests, str) and len(tests) == 0:  # the verdict alone, no figures
+        return {kind: () for kind in APPLICABLE_TESTS}
+    chosen = tuple(_check_tests(tests) or ())
+    return {kind: chosen for kind in APPLICABLE_TESTS}
 
 
 # --- input checks and conversion --------------------------------------------------------------

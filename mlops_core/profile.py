@@ -7,8 +7,10 @@ without ever touching the raw training data again:
   (the KS test looks current values up in them with ``searchsorted``, never re-sorting), the
   PSI bucket edges (quantiles of the reference, fixed once) and the reference count per bucket;
 * categorical features (:class:`CategoricalFeatureProfile`): the ``max_categories`` most
-  frequent categories plus one ``__other__`` bucket that takes the rarer reference categories
-  and every category never seen in the reference.
+  frequent categories, one ``__other__`` bucket that takes the rarer reference categories,
+  and one ``__unseen__`` bucket (reference share 0) for every category never seen in the
+  reference.  The unseen bucket is never merged with another: a category that appears
+  only in production is the plainest drift there is, and merging it away would hide it.
 
 Profiles are saved as one JSON document with a format version and a SHA-256 hash of the
 canonical content; :meth:`ReferenceProfile.load` recomputes the hash and refuses a file that
@@ -46,6 +48,7 @@ __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "OTHER_BUCKET",
+    "UNSEEN_BUCKET",
     "CategoricalFeatureProfile",
     "FeatureProfile",
     "NumericFeatureProfile",
@@ -61,6 +64,9 @@ __all__ = [
 FORMAT_NAME = "mlops-reference-profile"
 FORMAT_VERSION = 1
 OTHER_BUCKET = "__other__"
+UNSEEN_BUCKET = "__unseen__"
+#: category keys of a boolean feature; current values 0/1 count under them (see _as_boolean)
+BOOLEAN_KEYS = frozenset({"true", "false"})
 DEFAULT_BUCKETS = 10
 DEFAULT_MAX_CATEGORIES = 20
 _KINDS = ("numeric", "categorical")
@@ -80,10 +86,7 @@ def to_float_array(
     An empty result is not an error here; callers decide what "no finite values" means.
     """
     arr = np.asarray(values)
-    if arr.ndim != 1:
-        if arr.ndim == 0:
-            raise error(f"{label}: expected a 1-D array of values, got a scalar")
-        arr = arr.reshape(-1)
+    _check_1d(arr, label, error)
     kind = arr.dtype.kind
     if kind in "iub":
         floats = arr.astype(np.float64)
@@ -103,6 +106,18 @@ def to_float_array(
 
 
 _NOTHING = object()
+
+
+def _check_1d(arr: np.ndarray, label: str, error: type[MlopsError]) -> None:
+    """One feature is one column: a scalar or a 2-D array is a caller's mistake, and
+    flattening a table silently would judge its columns as one feature."""
+    if arr.ndim == 0:
+        raise error(f"{label}: expected a 1-D array of values, got a scalar")
+    if arr.ndim > 1:
+        raise error(
+            f"{label}: expected a 1-D array of values, got shape {arr.shape}; pass one "
+            "column per feature"
+        )
 
 
 def _first_non_number(arr: np.ndarray) -> Any:
@@ -147,11 +162,15 @@ def category_key(value: Any) -> str:
     return str(value)
 
 
-def to_category_keys(values: Any) -> tuple[np.ndarray, int]:
+def to_category_keys(
+    values: Any, label: str = "categorical feature", error: type[MlopsError] = ProfileError
+) -> tuple[np.ndarray, int]:
     """Non-missing values as an array of str keys, and how many missing (None/NaN) were dropped."""
     if isinstance(values, np.ndarray) and values.dtype.kind == "U":
-        return values.reshape(-1), 0
-    arr = np.asarray(values, dtype=object).reshape(-1)
+        _check_1d(values, label, error)
+        return values, 0
+    arr = np.asarray(values, dtype=object)
+    _check_1d(arr, label, error)
     if all(type(v) is str for v in arr):  # the common case, 3x faster than the loop below
         return (arr.astype(str) if arr.size else np.array([], dtype="<U1")), 0
     keys = [category_key(v) for v in arr if not _is_missing(v)]
@@ -323,9 +342,15 @@ class CategoricalFeatureProfile:
     """The reference distribution of one categorical feature.
 
     ``categories`` are the kept categories (the ``max_categories`` most frequent, ties broken
-    by name); ``bucket_labels`` is ``categories + ["__other__"]``.  ``__other__`` holds the
-    rarer reference categories (listed in ``other_categories``) and, at drift time, every
-    category never seen in the reference.
+    by name); ``bucket_labels`` is ``categories + ["__other__", "__unseen__"]``.
+    ``__other__`` holds the rarer reference categories (listed in ``other_categories``);
+    ``__unseen__`` every category never seen in the reference, so its reference share is 0.
+    ``ref_counts`` (as stored in the profile file) has one count per kept category plus
+    ``__other__``; :attr:`bucket_ref_counts` appends the unseen bucket's 0.
+
+    A boolean feature (reference keys ``true``/``false`` only) also takes the integers 0 and
+    1 of a current sample as ``false``/``true``: JSON logs and NumPy arrays spell booleans
+    both ways, and counting every 0/1 as an unseen category would be a false alarm.
     """
 
     kind: ClassVar[str] = "categorical"
@@ -338,8 +363,10 @@ class CategoricalFeatureProfile:
 
     def __post_init__(self) -> None:
         index = {c: i for i, c in enumerate(self.categories)}
+        seen = set(self.categories) | set(self.other_categories)
         object.__setattr__(self, "_index", index)
-        object.__setattr__(self, "_seen", set(self.categories) | set(self.other_categories))
+        object.__setattr__(self, "_seen", seen)
+        object.__setattr__(self, "_boolean", bool(seen) and seen <= BOOLEAN_KEYS)
 
     @classmethod
     def from_values(
@@ -377,18 +404,37 @@ class CategoricalFeatureProfile:
 
     @property
     def n_buckets(self) -> int:
-        return len(self.categories) + 1
+        return len(self.categories) + 2
 
     @property
     def bucket_labels(self) -> list[str]:
-        return [*self.categories, OTHER_BUCKET]
+        return [*self.categories, OTHER_BUCKET, UNSEEN_BUCKET]
+
+    @property
+    def bucket_ref_counts(self) -> np.ndarray:
+        """Reference count per bucket of :attr:`bucket_labels` (the unseen bucket's is 0)."""
+        return np.append(self.ref_counts, 0).astype(np.int64)
 
     @property
     def ref_proportions(self) -> np.ndarray:
-        return self.ref_counts / self.n
+        """Share of the reference in each bucket of :attr:`bucket_labels` (sums to 1)."""
+        return self.bucket_ref_counts / self.n
+
+    def _bucket_of(self, key: str) -> int:
+        index: dict[str, int] = self._index  # type: ignore[attr-defined]
+        found = index.get(key)
+        if found is not None:
+            return found
+        if key in self._seen:  # type: ignore[attr-defined]
+            return len(self.categories)  # a rarer reference category: __other__
+        return len(self.categories) + 1  # never seen in the reference: __unseen__
+
+    def _as_boolean(self, key: str) -> str:
+        return _BOOLEAN_SPELLINGS.get(key, key) if self._boolean else key  # type: ignore[attr-defined]
 
     def bucketize(self, values: Any) -> np.ndarray:
-        """Bucket index of each (non-missing) value; anything not kept goes to ``__other__``."""
+        """Bucket index of each (non-missing) value: its kept category, ``__other__`` for a
+        rarer reference category, ``__unseen__`` for a category the reference never had."""
         if isinstance(values, np.ndarray) and values.dtype.kind == "U":
             keys = values.reshape(-1)
         else:
@@ -397,9 +443,9 @@ class CategoricalFeatureProfile:
         if keys.size == 0:
             return np.empty(0, dtype=np.intp)
         uniques, inverse = np.unique(keys, return_inverse=True)
-        other = len(self.categories)
-        index: dict[str, int] = self._index  # type: ignore[attr-defined]
-        mapped = np.array([index.get(str(u), other) for u in uniques], dtype=np.intp)
+        mapped = np.array(
+            [self._bucket_of(self._as_boolean(str(u))) for u in uniques], dtype=np.intp
+        )
         return mapped[inverse.reshape(-1)]
 
     def bucket_counts(self, values: Any) -> tuple[np.ndarray, int]:
@@ -416,13 +462,11 @@ class CategoricalFeatureProfile:
         if keys.size == 0:
             return np.zeros(self.n_buckets, dtype=np.int64), 0
         uniques, counts = np.unique(keys, return_counts=True)
-        index: dict[str, int] = self._index  # type: ignore[attr-defined]
-        seen: set[str] = self._seen  # type: ignore[attr-defined]
-        other = len(self.categories)
-        buckets = np.array([index.get(str(u), other) for u in uniques], dtype=np.intp)
-        unseen = sum(int(c) for u, c in zip(uniques, counts, strict=True) if str(u) not in seen)
+        buckets = np.array(
+            [self._bucket_of(self._as_boolean(str(u))) for u in uniques], dtype=np.intp
+        )
         totals = np.bincount(buckets, weights=counts, minlength=self.n_buckets)
-        return totals.astype(np.int64), unseen
+        return totals.astype(np.int64), int(totals[-1])
 
     def count_unseen(self, values: Any) -> int:
         """How many (non-missing) values are categories the reference never contained."""
@@ -458,6 +502,10 @@ class CategoricalFeatureProfile:
 
 
 FeatureProfile = NumericFeatureProfile | CategoricalFeatureProfile
+
+# How a boolean feature's current values may be spelled (category_key turns True into "true",
+# 1 into "1" and 1.0 into "1").
+_BOOLEAN_SPELLINGS = {"1": "true", "0": "false", "True": "true", "False": "false"}
 
 
 def _check_buckets(buckets: Any, error: type[MlopsError]) -> None:
@@ -737,32 +785,51 @@ def read_data_file(path: str | Path) -> dict[str, np.ndarray]:
 
 def _read_csv(path: Path) -> dict[str, np.ndarray]:
     with path.open(newline="", encoding="utf-8-sig") as fh:  # -sig: spreadsheet exports
-        reader = csv.reader(fh)
+        # strict: a quote left open is an error at the end of the file, not a last field
+        # that silently swallowed every line after it.
+        reader = csv.reader(fh, strict=True)
         try:
             header = next(reader)
         except StopIteration:
             raise ProfileError(f"{path}: empty CSV file") from None
         except (csv.Error, UnicodeDecodeError) as exc:
-            raise ProfileError(f"{path}: unreadable CSV ({exc})") from None
+            raise _csv_error(path, 1, reader.line_num, exc) from None
         header = [h.strip() for h in header]
         if not header or any(not h for h in header) or len(set(header)) != len(header):
             raise ProfileError(f"{path}: CSV header needs unique, non-empty column names")
         columns: list[list[str]] = [[] for _ in header]
+        start = reader.line_num + 1  # the line the next row starts on
         try:
             for row in reader:
-                if not row:
+                if row and len(row) != len(header):
+                    message = f"{len(row)} fields, header has {len(header)}"
+                    if reader.line_num > start:  # a quoted field with line breaks
+                        message += f" (a quoted field runs to line {reader.line_num})"
+                    raise ProfileError(f"{path}:{start}: {message}")
+                start = reader.line_num + 1
+                if not row:  # a blank line
                     continue
-                if len(row) != len(header):
-                    raise ProfileError(
-                        f"{path}:{reader.line_num}: {len(row)} fields, header has {len(header)}"
-                    )
                 for col, cell in zip(columns, row, strict=True):
                     col.append(cell)
         except (csv.Error, UnicodeDecodeError) as exc:
-            raise ProfileError(f"{path}:{reader.line_num}: unreadable CSV ({exc})") from None
+            raise _csv_error(path, start, reader.line_num, exc) from None
     if not columns[0]:
         raise ProfileError(f"{path}: CSV has a header but no rows")
     return {name: _csv_column(cells) for name, cells in zip(header, columns, strict=True)}
+
+
+def _csv_error(path: Path, start: int, line: int, exc: Exception) -> ProfileError:
+    if isinstance(exc, csv.Error) and "unexpected end of data" in str(exc):
+        return ProfileError(
+            f'{path}:{start}: unclosed quote: a " in the row starting on this line is never '
+            f"closed (the field runs to the end of the file, line {line})"
+        )
+    if isinstance(exc, csv.Error) and line > start:
+        return ProfileError(
+            f"{path}:{start}: unreadable CSV ({exc}) in a quoted field that runs from this "
+            f"line to line {line}: is a quote unclosed?"
+        )
+    return ProfileError(f"{path}:{line}: unreadable CSV ({exc})")
 
 
 def _csv_column(cells: list[str]) -> np.ndarray:
@@ -774,7 +841,14 @@ def _csv_column(cells: list[str]) -> np.ndarray:
 
 
 def _read_jsonl(path: Path) -> dict[str, np.ndarray]:
-    rows: list[dict[str, Any]] = []
+    """Rows of a JSON-lines file: flat objects, or a prediction log's ``input_data``.
+
+    A file in which any line has an ``input_data`` object is read as a prediction log, as
+    the exporter reads it: lines whose ``event`` is something else (``model_loaded``,
+    ``health_check``: a model server's own log lines) are skipped, and a prediction without
+    ``input_data`` is an error naming its line.
+    """
+    objects: list[tuple[int, dict[str, Any]]] = []
     try:
         lines = path.read_text(encoding="utf-8-sig").split("\n")  # not splitlines: U+2028
     except UnicodeDecodeError as exc:
@@ -788,11 +862,11 @@ def _read_jsonl(path: Path) -> dict[str, np.ndarray]:
             raise ProfileError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
         if not isinstance(obj, dict):
             raise ProfileError(f"{path}:{lineno}: expected a JSON object")
-        if isinstance(obj.get("input_data"), dict):
-            if obj.get("event", "prediction") != "prediction":
-                continue
-            obj = obj["input_data"]
-        rows.append(obj)
+        objects.append((lineno, obj))
+    if any(isinstance(obj.get("input_data"), dict) for _, obj in objects):
+        rows = _prediction_inputs(path, objects)
+    else:
+        rows = [obj for _, obj in objects]
     if not rows:
         raise ProfileError(f"{path}: no records")
     names: dict[str, None] = {}
@@ -805,6 +879,26 @@ def _read_jsonl(path: Path) -> dict[str, np.ndarray]:
             raise ProfileError(f"{path}: feature {name!r} has nested values")
         data[name] = np.array(values, dtype=object)
     return data
+
+
+def _prediction_inputs(path: Path, objects: list[tuple[int, dict[str, Any]]]) -> list[dict]:
+    """The ``input_data`` of a prediction log's predictions; other events are skipped."""
+    rows = []
+    for lineno, obj in objects:
+        event = obj.get("event")
+        if event is not None and event != "prediction":
+            continue
+        data = obj.get("input_data")
+        if not isinstance(data, dict):
+            what = "a line with no event" if event is None else "a prediction"
+            raise ProfileError(
+                f"{path}:{lineno}: {what} without an input_data object, "
+                "in a prediction log whose other lines have one"
+            )
+        rows.append(data)
+    if not rows:
+        raise ProfileError(f"{path}: no predictions, only other events")
+    return rows
 
 
 def _existing_file(path: str | Path) -> Path:

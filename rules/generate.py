@@ -78,6 +78,7 @@ FLEET_BUCKET_RATIO = (
 )
 FLEET_REFERENCE_RATIO = "job_model_feature_bucket:mlops_feature_reference_bucket_ratio:max"
 FLEET_PSI = f"job_model_feature:mlops_feature_drift_psi:increase{FLEET_RANGE}"
+FLEET_TV = f"job_model_feature:mlops_feature_drift_total_variation:increase{FLEET_RANGE}"
 
 
 class ThresholdsError(ValueError):
@@ -180,6 +181,16 @@ def recording_groups() -> list[dict[str, Any]]:
             f" / clamp_min({FLEET_REFERENCE_RATIO}, {eps}))\n"
             ")",
         ),
+        # Total variation = half the sum of |c - r| over the same buckets: the verdict's
+        # distance for categorical features, and for numeric ones a lower bound of the KS
+        # distance's scale over the reference buckets.  A reported figure: it carries no
+        # confidence bound, so no alert fires on it.
+        _record(
+            FLEET_TV,
+            "0.5 * sum by (job, model, feature) (\n"
+            f"  abs({FLEET_BUCKET_RATIO} - {FLEET_REFERENCE_RATIO})\n"
+            ")",
+        ),
     ]
     return [
         {"name": "mlops-latency-traffic.rules", "rules": latency},
@@ -218,28 +229,33 @@ _WHERE = "model {{ $labels.model }} on {{ $labels.instance }}"
 
 ALERTS: tuple[AlertSpec, ...] = (
     AlertSpec(
-        "MlopsFeatureDriftHigh",
-        "mlops_feature_drift_psi > THRESHOLD",
-        f"Feature {{{{ $labels.feature }}}} of model {{{{ $labels.model }}}} drifted (PSI {_PSI}).",
-        f"The population stability index of feature {{{{ $labels.feature }}}} of {_WHERE} "
-        f"is {_PSI}, above THRESHOLD for FOR: the live inputs no longer look like the "
-        "reference data.",
+        "MlopsFeatureDriftDetected",
+        "mlops_feature_drift_distance\n"
+        "  * on (job, instance, model, feature) group_left (test)\n"
+        '  (mlops_feature_drift_detected{test="distance"} == 1)\n'
+        "or\n"
+        "mlops_feature_missing_ratio\n"
+        "  * on (job, instance, model, feature) group_left (test)\n"
+        '  (mlops_feature_drift_detected{test="missing"} == 1)',
+        "Feature {{ $labels.feature }} of model {{ $labels.model }} drifted "
+        '({{ $labels.test }} {{ printf "%.3f" $value }}).',
+        "The {{ $labels.test }} verdict of feature {{ $labels.feature }} of " + _WHERE + " has "
+        "held for FOR: the lower confidence bound of its "
+        '{{ if eq $labels.test "missing" }}missing share\'s rise{{ else }}distance to the '
+        'reference{{ end }} (now {{ printf "%.3f" $value }}) reaches the tolerance that '
+        "matters, at the level drift.false_alarm_budget sets.",
+        threshold=False,
     ),
     AlertSpec(
-        "MlopsFeatureDriftDetected",
-        "mlops_feature_drift_ks_p_value\n"
-        "  * on (job, instance, model, feature) group_left (test)\n"
-        '  (mlops_feature_drift_detected{test="ks"} == 1)\n'
-        "or\n"
-        "mlops_feature_drift_chi2_p_value\n"
-        "  * on (job, instance, model, feature) group_left (test)\n"
-        '  (mlops_feature_drift_detected{test="chi2"} == 1)',
-        "The {{ $labels.test }} test flags drift of feature {{ $labels.feature }} of model "
-        "{{ $labels.model }}.",
-        "The {{ $labels.test }} test of feature {{ $labels.feature }} of " + _WHERE + " has "
-        'p-value {{ printf "%.2g" $value }}, below the exporter\'s threshold, for FOR: the '
-        "window's distribution differs from the reference.",
-        threshold=False,
+        "MlopsFeatureDriftHigh",
+        "mlops_feature_drift_distance_lower_bound > THRESHOLD",
+        "Feature {{ $labels.feature }} of model {{ $labels.model }} moved by more than "
+        "THRESHOLD.",
+        "With the confidence of the drift verdict, the distance of feature "
+        "{{ $labels.feature }} of " + _WHERE + " to its reference is at least "
+        '{{ printf "%.3f" $value }} (KS distance or total variation, in probability units), '
+        "above THRESHOLD for FOR: a large part of the inputs no longer looks like the "
+        "reference data.",
     ),
     AlertSpec(
         "MlopsFeaturesDriftedShareHigh",
@@ -437,9 +453,8 @@ def render(config: Mapping[str, Any], for_override: str | None = None) -> dict[s
 DASHBOARD_THRESHOLDS: dict[tuple[str, str | None], str] = {
     ("Share of drifted features", None): "MlopsFeaturesDriftedShareHigh",
     ("p99 latency (all replicas)", None): "MlopsPredictionLatencyHigh",
-    ("PSI per feature", None): "MlopsFeatureDriftHigh",
-    ("Current drift", "PSI"): "MlopsFeatureDriftHigh",
-    ("Fleet-wide PSI (all replicas, last hour)", None): "MlopsFeatureDriftHigh",
+    ("Distance against tolerance", None): "MlopsFeatureDriftHigh",
+    ("Current drift", "Lower bound"): "MlopsFeatureDriftHigh",
     ("Share of drifted features over time", None): "MlopsFeaturesDriftedShareHigh",
     ("Latency quantiles (histogram)", None): "MlopsPredictionLatencyHigh",
     ("Invalid line ratio", None): "MlopsLogLinesInvalidHigh",

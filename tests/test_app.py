@@ -111,21 +111,39 @@ def test_bad_listen_address(address: str) -> None:
 def test_landing_page_escapes_names() -> None:
     from types import MappingProxyType
 
+    from exporter.landing import LandingPage, render_landing
     from exporter.pipeline import FeatureResult, Snapshot
-    from exporter.server import LandingPage, render_landing
 
     feature = FeatureResult(
         "<b>x</b>",
         "numeric",
         500,
-        0.1,
-        0.01,
+        distance=0.3,
+        lower_bound=0.2,
+        detectable_distance=0.15,
+        ks_statistic=0.3,
+        ks_p_value=0.01,
         psi=0.3,
-        detected=MappingProxyType({"ks": True}),
+        detected=MappingProxyType({"distance": True}),
         drifted=True,
     )
-    snap = Snapshot(1.0, 0.01, 500, (feature,), MappingProxyType({}), MappingProxyType({}), 1)
+    quiet = FeatureResult(
+        "small",
+        "categorical",
+        100,
+        distance=0.2,
+        lower_bound=-0.9,
+        detectable_distance=1.15,
+        chi2_p_value=0.5,
+        detected=MappingProxyType({"distance": False}),
+    )
+    snap = Snapshot(
+        1.0, 0.01, 500, (quiet, feature), MappingProxyType({}), MappingProxyType({}), 2, 1e-7
+    )
     html = render_landing(LandingPage("m<script>", "1", [("k", "<v>")]), snap)
     assert "<script>" not in html and "&lt;script&gt;" in html
-    assert "&lt;b&gt;x&lt;/b&gt;" in html and "<b>drift</b>" in html
-    assert "1 of 1 features drifted" in html
+    assert "&lt;b&gt;x&lt;/b&gt;" in html and "<b>drift</b> (distance)" in html
+    assert "1 of 2 features drifted" in html and "level 1e-07" in html
+    assert html.index("&lt;b&gt;x") < html.index("small")  # drifted features first
+    assert "KS 0.01" in html and "&chi;&sup2; 0.5" in html  # each p-value names its test
+    assert "Too few samples to flag any shift of small" in html

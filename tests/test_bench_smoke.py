@@ -1,7 +1,8 @@
-"""Smoke tests for bench/: every script the README quotes still runs and prints its figures.
+"""Smoke tests for bench/: every script docs/benchmarks.md quotes still runs and prints its figures.
 
 Nothing else runs the benchmarks, so without these a refactor of the code they import (or of
-their own output) would only be noticed when someone next reproduces the README's numbers.
+their own output) would only be noticed when someone next reproduces the numbers of
+docs/benchmarks.md.
 Each script runs as a real subprocess with tiny sizes through its own flags; the tests check
 the exit status and that each figure line (ours and the peer's) is printed with a number.
 They never assert on the numbers themselves: timings on shared CI machines mean nothing.

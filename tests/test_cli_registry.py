@@ -9,6 +9,7 @@ without a traceback, and that ``--json`` output agrees with the files on disk.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_core.cli import main
+from mlops_core.cli import build_parser, main
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _ENTRY_POINT = "import sys; from mlops_core.cli import main; sys.exit(main(sys.argv[1:]))"
@@ -237,3 +238,33 @@ def test_entry_point_in_a_subprocess(workdir: Path) -> None:
     result = mlops_subprocess(*reg, "verify", cwd=workdir)
     assert "1 of 1 versions failed" in one_line_error(result)
     assert "FAILED" in result.stdout
+
+
+def _positionals(parser: argparse.ArgumentParser, prog: str) -> list[tuple[str, argparse.Action]]:
+    """Every positional argument of ``parser`` and of its sub-commands, with its command."""
+    found = []
+    for act in parser._actions:
+        if isinstance(act, argparse._SubParsersAction):
+            for name, sub in act.choices.items():
+                found += _positionals(sub, f"{prog} {name}")
+        elif not act.option_strings:
+            found.append((prog, act))
+    return found
+
+
+def test_register_help_explains_its_positional_arguments(mlops: Runner, workdir: Path) -> None:
+    result = mlops("register", "--help", cwd=workdir)
+    assert result.returncode == 0
+    positional = result.stdout.split("positional arguments:")[1].split("options:")[0]
+    first_words = {line.split()[0]: line.split()[1:] for line in positional.splitlines() if line}
+    for name in ("name", "version", "path"):
+        assert first_words.get(name), f"no help text for {name!r}:\n{positional}"
+
+
+def test_every_positional_argument_of_the_mlops_cli_has_help() -> None:
+    undocumented = [
+        f"{prog} {act.metavar or act.dest}"
+        for prog, act in _positionals(build_parser(), "mlops")
+        if not act.help
+    ]
+    assert undocumented == []

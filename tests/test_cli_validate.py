@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 import subprocess
 import sys
 
 import joblib
 import numpy as np
 import pytest
+import yaml
 from sklearn.datasets import make_classification
 from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
+from sklearn.svm import SVC
 
 from mlops_core.cli import main
 from mlops_core.registry import ModelRegistry
@@ -26,6 +29,8 @@ from tests.conftest import REPO_ROOT
 
 # the real dispatcher (``mlops_core.cli.main``), which the ``mlops`` console script runs
 _ENTRY = "import sys, mlops_core.cli as c; sys.exit(c.main(sys.argv[1:]))"
+# where the gate's config and an example session are documented
+VALIDATION_DOC = REPO_ROOT / "docs" / "validation.md"
 CONFIG = {"min_accuracy": 0.8, "max_latency_ms": 100, "required_methods": ["predict"]}
 
 
@@ -241,3 +246,55 @@ def test_missing_target_values_in_csv_fail_the_gate(files, tmp_path, mlops_main)
     )
     assert proc.returncode == 1
     assert f"y_val has 1 missing (NaN or infinite) label(s) of {len(lines) - 1}" in proc.stdout
+
+
+def _table(lines: list[str], header: str) -> dict[str, list[str]]:
+    """Rows (by first column) of the console table that starts at the line ``header``."""
+    start = next(i for i, line in enumerate(lines) if line.startswith(header))
+    rows = {}
+    for line in lines[start + 1 :]:
+        if not line.strip():
+            break
+        name, *cells = re.split(r"\s{2,}", line.strip())
+        rows[name] = cells
+    return rows
+
+
+def test_documented_session_is_what_its_gate_yml_produces(files, tmp_path, mlops_main):
+    """The doc's ``gate.yml`` and its ``$ mlops validate`` session agree with each other."""
+    blocks = re.findall(r"```\w*\n(.*?)```", VALIDATION_DOC.read_text("utf-8"), re.DOTALL)
+    (gate,) = [b for b in blocks if b.startswith("# gate.yml")]
+    (session,) = [b for b in blocks if b.startswith("$ mlops validate")]
+    config = yaml.safe_load(gate)
+    lines = session.splitlines()
+    checks, metrics = _table(lines, "CHECK "), _table(lines, "METRIC ")
+
+    # The real gate, run with that gate.yml on a model without predict_proba, makes the
+    # same checks (a comparison is named "absolute" or "relative" after the gate's key).
+    d = files["dir"]
+    with np.load(d / "val.npz") as data:
+        (tmp_path / "svc.pkl").write_bytes(pickle.dumps(SVC().fit(data["X"], data["y"])))
+    (tmp_path / "gate.yml").write_text(gate)
+    proc = mlops_main(
+        tmp_path / "svc.pkl", d / "val.npz", "--config", tmp_path / "gate.yml",
+        "--baseline", d / "good.pkl",
+    )  # fmt: skip
+    assert list(_table(proc.stdout.splitlines(), "CHECK ")) == list(checks)
+
+    # Each documented comparison threshold follows from its baseline and the gate's change.
+    compared = [name for name in checks if " vs baseline " in name]
+    assert compared, "the documented session shows no comparison with the baseline"
+    for name in compared:
+        metric, kind = re.fullmatch(r"(\w+) vs baseline \((absolute|relative)\)", name).groups()
+        spec = config["metric_thresholds"][metric]
+        change = spec[f"min_{kind}_change"]
+        smaller_is_better = metric == "model_size_mb" or metric.startswith("latency")
+        greater = spec.get("greater_is_better", not smaller_is_better)
+        baseline = float(metrics[metric][1])
+        delta = change if kind == "absolute" else abs(baseline) * change
+        value, threshold, outcome = checks[name]
+        assert float(threshold) == pytest.approx(
+            baseline + delta if greater else baseline - delta, rel=1e-4
+        ), name
+        passed = float(value) >= float(threshold) if greater else float(value) <= float(threshold)
+        assert outcome == ("pass" if passed else "fail"), name

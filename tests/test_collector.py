@@ -179,7 +179,7 @@ def test_values_come_from_the_snapshot_and_counters(profile) -> None:
         detected[
             (
                 "mlops_feature_drift_detected",
-                (("feature", "age"), ("model", "churn"), ("test", "ks")),
+                (("feature", "age"), ("model", "churn"), ("test", "distance")),
             )
         ]
         == 1
@@ -188,11 +188,25 @@ def test_values_come_from_the_snapshot_and_counters(profile) -> None:
         detected[
             (
                 "mlops_feature_drift_detected",
-                (("feature", "plan"), ("model", "churn"), ("test", "chi2")),
+                (("feature", "plan"), ("model", "churn"), ("test", "distance")),
             )
         ]
         == 0
     )
+    # the verdict's figures: distance, its bound, tolerance, detectable distance, level
+    for family, attribute in (
+        ("mlops_feature_drift_distance", "distance"),
+        ("mlops_feature_drift_distance_lower_bound", "lower_bound"),
+        ("mlops_feature_drift_tolerance", "tolerance"),
+        ("mlops_feature_drift_detectable_distance", "detectable_distance"),
+    ):
+        got = samples(fams[family])
+        for name in ("age", "plan"):
+            key = (family, (("feature", name), ("model", "churn")))
+            assert got[key] == pytest.approx(getattr(drift[name], attribute)), family
+    assert drift["age"].lower_bound >= drift["age"].tolerance  # the age verdict above
+    level = samples(fams["mlops_drift_test_level"])
+    assert level[("mlops_drift_test_level", (("model", "churn"),))] == h.snapshot.level
     errors = samples(fams["mlops_drift_computation_errors"])
     assert errors[("mlops_drift_computation_errors_total", (("model", "churn"),))] == 3
     # Histogram: cumulative counts equal to numpy's over the same latencies.
@@ -221,7 +235,7 @@ def test_labels_are_bounded(profile) -> None:
         for s in fams["mlops_feature_bucket_observations"].samples
         if dict(s.labels)["feature"] == "plan"
     }
-    assert buckets == {"a", "b", "c", "__other__"}
+    assert buckets == {"a", "b", "c", "__other__", "__unseen__"}
 
 
 def test_collect_yields_fresh_families_each_time(profile) -> None:

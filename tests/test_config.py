@@ -35,8 +35,9 @@ drift:
   window: {max_samples: 10000, max_age: 1h}
   min_samples: 100                        # below this no drift verdict is published
   tests: [ks, psi]
-  ks: {threshold: 0.05}
-  psi: {buckets: 10, threshold: 0.2}
+  psi: {buckets: 10}
+  tolerance: {numeric: 0.05, categorical: 0.05}
+  false_alarm_budget: 30d
 latency:
   field: latency_ms
 """
@@ -78,8 +79,9 @@ def test_issue_example_loads_with_its_values(tmp_path: Path) -> None:
     assert cfg.drift.window.max_age == 3600.0
     assert cfg.drift.min_samples == 100
     assert cfg.drift.tests == ("ks", "psi")
-    assert cfg.drift.ks.threshold == 0.05
-    assert (cfg.drift.psi.buckets, cfg.drift.psi.threshold) == (10, 0.2)
+    assert cfg.drift.psi.buckets == 10
+    assert (cfg.drift.tolerance.numeric, cfg.drift.tolerance.categorical) == (0.05, 0.05)
+    assert cfg.drift.false_alarm_budget == 30 * 86400.0
     assert cfg.latency.field == "latency_ms"
 
 
@@ -94,7 +96,8 @@ def test_defaults_of_a_minimal_file(tmp_path: Path) -> None:
     assert cfg.logs.checkpoint_interval == 1.0
     assert cfg.features is None
     assert cfg.drift.interval == 30.0
-    assert cfg.drift.correction == "none"
+    assert cfg.drift.false_alarm_budget == 30 * 86400.0
+    assert cfg.drift.tolerance.numeric == cfg.drift.tolerance.categorical == 0.05
     assert cfg.latency.buckets == DEFAULT_LATENCY_BUCKETS
     assert cfg.prediction.class_field == "class"
     assert cfg.prediction.max_classes == 20
@@ -228,10 +231,26 @@ def test_yaml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
         (MINIMAL + "drift: {min_samples: 0}\n", "drift.min_samples: expected a positive integer"),
         (MINIMAL + "drift: {tests: [ks, kolmogorov]}\n", "drift.tests[1]: expected one of"),
         (
-            MINIMAL + "drift: {ks: {threshold: 5}}\n",
-            "drift.ks.threshold: expected a number between 0 and 1",
+            MINIMAL + "drift: {tolerance: {numeric: 5}}\n",
+            "drift.tolerance.numeric: expected a distance between 0 and 1",
         ),
-        (MINIMAL + "drift: {correction: bonferoni}\n", "did you mean 'bonferroni'?"),
+        (MINIMAL + "drift: {ks: {method: exakt}}\n", "did you mean 'exact'?"),
+        (MINIMAL + "drift: {combine: any}\n", "drift.combine: removed: the verdict is now"),
+        (MINIMAL + "drift: {correction: bonferroni}\n", "drift.correction: removed"),
+        (MINIMAL + "drift: {ks: {threshold: 0.01}}\n", "drift.ks.threshold: removed"),
+        (MINIMAL + "drift: {psi: {threshold: 0.2}}\n", "drift.psi.threshold: removed"),
+        (
+            MINIMAL + "drift: {interval: 1h, false_alarm_budget: 10m}\n",
+            "drift.false_alarm_budget: must be at least drift.interval",
+        ),
+        (
+            MINIMAL + "features: {age: {tolerance: 2}}\n",
+            "features.age.tolerance: expected a distance between 0 and 1",
+        ),
+        (
+            MINIMAL + "features: {age: {monitor: no_thanks}}\n",
+            "features.age.monitor: expected true or false",
+        ),
         (MINIMAL + "drift: {window: 5}\n", "drift.window: expected a mapping"),
         (MINIMAL + "drift: {interval: 10m, window: {max_age: 1m}}\n", "drift.window.max_age"),
         (
@@ -254,6 +273,7 @@ def test_yaml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
             "features.age.type: expected one of numeric, categorical",
         ),
         (MINIMAL + "features: {age: {kind: numeric}}\n", "features.age.kind: unknown key"),
+        (MINIMAL + "features: {age: {tolerence: 0.1}}\n", "did you mean 'tolerance'?"),
         (MINIMAL + "alerts: [1, 2]\n", "alerts: expected a mapping"),
         (MINIMAL + "drift: {interval: .inf}\n", "drift.interval: duration must be a finite"),
         (MINIMAL + "drift: {interval: 0s}\n", "drift.interval: duration must be positive"),
@@ -268,14 +288,15 @@ def test_errors_are_one_line_naming_the_key(tmp_path: Path, text: str, expected:
 
 
 def test_drift_options_beyond_the_issue(tmp_path: Path) -> None:
-    text = MINIMAL + (
-        "drift: {ks: {method: exact}, chi2: {threshold: 0.01}, combine: any,"
-        " correction: benjamini-hochberg}\n"
-    )
+    text = MINIMAL + "drift: {ks: {method: exact}, false_alarm_budget: 1w}\n"
+    text += "features: {age: {tolerance: 0.2}, plan: {monitor: false}}\n"
     cfg = load_config(write(tmp_path, text), {})
     assert cfg.drift.ks.method == "exact"
-    assert cfg.drift.chi2.threshold == 0.01
-    assert (cfg.drift.combine, cfg.drift.correction) == ("any", "benjamini-hochberg")
+    assert cfg.drift.false_alarm_budget == 7 * 86400.0
+    assert [(f.name, f.tolerance, f.monitor) for f in cfg.features] == [
+        ("age", 0.2, True),
+        ("plan", None, False),
+    ]
     assert load_config(write(tmp_path, MINIMAL), {}).drift.ks.method == "asymp"
 
 

@@ -170,8 +170,14 @@ def _exprs_of(board: dict[str, Any], kind: str | None = None) -> list[str]:
     ("what", "kind", "needle"),
     [
         ("PSI per feature over time", "timeseries", "mlops_feature_drift_psi{"),
-        ("KS per feature over time", "timeseries", "mlops_feature_drift_ks_statistic{"),
+        ("distance per feature over time", "timeseries", "mlops_feature_drift_distance{"),
+        ("lower bound over time", "timeseries", "mlops_feature_drift_distance_lower_bound{"),
+        ("tolerance over time", "timeseries", "mlops_feature_drift_tolerance{"),
+        ("detectable distance", "timeseries", "mlops_feature_drift_detectable_distance{"),
         ("current drift table", "table", "mlops_feature_drift_psi{"),
+        ("current verdict in the table", "table", "mlops_feature_drift_detected{"),
+        ("current distance in the table", "table", "mlops_feature_drift_distance{"),
+        ("current KS statistic in the table", "table", "mlops_feature_drift_ks_statistic{"),
         ("share of drifted features", None, "mlops_features_drifted_ratio{"),
         ("missing ratio", None, "mlops_feature_missing_ratio{"),
         ("window size", None, "mlops_drift_window_samples{"),
@@ -190,6 +196,11 @@ def _exprs_of(board: dict[str, Any], kind: str | None = None) -> list[str]:
         ("exporter health", None, "up{"),
         ("firing alerts", "table", 'ALERTS{alertstate="firing"'),
         ("fleet-wide PSI", None, "job_model_feature:mlops_feature_drift_psi:increase1h{"),
+        (
+            "fleet-wide total variation",
+            None,
+            "job_model_feature:mlops_feature_drift_total_variation:increase1h{",
+        ),
     ],
 )
 def test_the_issues_panels_exist(
@@ -199,19 +210,28 @@ def test_the_issues_panels_exist(
 
 
 def test_drift_table_colours_thresholds(board: dict[str, Any]) -> None:
-    """PSI cells turn orange and red at the MlopsFeatureDriftHigh thresholds of thresholds.yml."""
+    """Lower-bound cells turn red at MlopsFeatureDriftHigh's threshold of thresholds.yml;
+    the verdict column is red when drifted; PSI and p-values are plain reported figures."""
     table = next(p for p in data_panels(board) if p["title"] == "Current drift")
     overrides = {
         o["matcher"]["options"]: o["properties"] for o in table["fieldConfig"]["overrides"]
     }
-    psi = {prop["id"]: prop["value"] for prop in overrides["PSI"]}
-    assert psi["custom.cellOptions"] == {"type": "color-background"}
-    steps = [(s["value"], s["color"]) for s in psi["thresholds"]["steps"]]
+    lower = {prop["id"]: prop["value"] for prop in overrides["Lower bound"]}
+    assert lower["custom.cellOptions"] == {"type": "color-background"}
+    steps = [(s["value"], s["color"]) for s in lower["thresholds"]["steps"]]
     drift = yaml.safe_load((REPO_ROOT / "rules" / "thresholds.yml").read_text(encoding="utf-8"))
     high = drift["alerts"]["MlopsFeatureDriftHigh"]
     assert steps == [(None, "green"), (high["warning"], "orange"), (high["critical"], "red")]
-    for field in ("KS p-value", "chi2 p-value", "Missing"):
-        assert field in overrides
+    drifted = {prop["id"]: prop["value"] for prop in overrides["Drifted"]}
+    assert [(s["value"], s["color"]) for s in drifted["thresholds"]["steps"]] == [
+        (None, "green"),
+        (1, "red"),
+    ]
+    assert "PSI" not in overrides and "KS p-value" not in overrides
+    renamed = table["transformations"][1]["options"]["renameByName"]
+    for column in ("Distance", "Lower bound", "Tolerance", "Detectable", "PSI", "KS p-value"):
+        assert column in renamed.values()
+    assert "Missing" in overrides
 
 
 def test_log_lines_panel_splits_every_line_by_outcome(board: dict[str, Any]) -> None:
@@ -264,6 +284,6 @@ def test_dashboard_provisioning_points_at_the_mounted_dashboards() -> None:
     (provider,) = config["providers"]
     assert provider["type"] == "file"
     assert provider["options"]["path"] == DASHBOARD_DIR_IN_CONTAINER
-    docs = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    docs = (REPO_ROOT / "docs" / "rules-and-dashboards.md").read_text(encoding="utf-8")
     assert f"grafana/dashboards:{DASHBOARD_DIR_IN_CONTAINER}" in docs
     assert "grafana/provisioning:/etc/grafana/provisioning" in docs

@@ -17,7 +17,7 @@ from mlops_core import (
     detect_drift_ks,
     detect_drift_psi,
 )
-from mlops_core import drift as drift_module
+from mlops_core import statistics as stats_module
 from mlops_core.drift import _kolmogorov_sf, drift_against_profile
 
 BRIEF_REFERENCE = {
@@ -96,14 +96,14 @@ def test_ks_pruned_search_is_exact_and_searches_few_values(shift: float) -> None
     rng = np.random.default_rng(11)
     ref, cur = rng.normal(0.0, 1.0, 100_000), rng.normal(shift, 1.0, 100_000)
     searched: list[int] = []
-    ranks = drift_module._ranks
+    ranks = stats_module._ranks
 
     def counting(r: np.ndarray, c: np.ndarray, points: np.ndarray | None) -> object:
         searched.append(c.size if points is None else points.size)
         return ranks(r, c, points)
 
     profile = ReferenceProfile.from_data({"x": ref})
-    with mock.patch.object(drift_module, "_ranks", counting):
+    with mock.patch.object(stats_module, "_ranks", counting):
         ours = detect_drift_ks(profile["x"], cur)
     assert ours["statistic"] == pytest.approx(stats.ks_2samp(ref, cur).statistic, abs=1e-12)
     assert sum(searched) < 0.2 * cur.size  # the point of the pruning: no full search
@@ -222,8 +222,9 @@ def test_chi2_matches_scipy_contingency() -> None:
     assert result["statistic"] == pytest.approx(oracle.statistic, rel=1e-12)
     assert result["p_value"] == pytest.approx(oracle.pvalue, rel=1e-9)
     assert result["dof"] == 3
-    assert result["bucket_labels"] == ["a", "b", "c", "__other__"]
-    assert result["current_counts"] == [20, 40, 25, 15]
+    assert result["bucket_labels"] == ["a", "b", "c", "__other__", "__unseen__"]
+    assert result["current_counts"] == [20, 40, 25, 0, 15]
+    assert result["p_value_method"] == "asymptotic"  # every expected count >= 5
     assert result["n_unseen"] == 15
     assert result["drift_detected"] is True
 
@@ -233,14 +234,15 @@ def test_chi2_single_shared_category_is_no_evidence() -> None:
     assert (result["statistic"], result["p_value"], result["drift_detected"]) == (0.0, 1.0, False)
 
 
-def test_categorical_psi_counts_unseen_in_other() -> None:
+def test_categorical_psi_counts_unseen_in_their_own_bucket() -> None:
     result = detect_drift_psi(["a", "a", "b", "b"], ["a", "b", "zzz", "zzz"])
-    assert result["bucket_labels"] == ["a", "b", "__other__"]
-    assert result["current_proportions"] == [0.25, 0.25, 0.5]
+    assert result["bucket_labels"] == ["a", "b", "__other__", "__unseen__"]
+    assert result["current_proportions"] == [0.25, 0.25, 0.0, 0.5]
     assert result["n_unseen"] == 2
     assert result["psi"] == pytest.approx(
-        _psi_by_hand([0.5, 0.5, 0.0], [0.25, 0.25, 0.5]), rel=1e-12
+        _psi_by_hand([0.5, 0.5, 0.0, 0.0], [0.25, 0.25, 0.0, 0.5]), rel=1e-12
     )
+    assert result["distance"] == pytest.approx(0.5)  # total variation: the unseen half
 
 
 def test_categorical_missing_values_are_counted() -> None:
@@ -258,14 +260,18 @@ def test_brief_example_income_drifted_age_not_for_a_reason() -> None:
     assert report["drift_alert"] is True
     assert report["drift_share"] == 0.5
     income, age = report["features"]["income"], report["features"]["age"]
-    # PSI on 6-8 values does not vote, whatever its (noisy) value
+    # PSI never votes, whatever its (noisy) value
     assert income["psi"]["votes"] is False and age["psi"]["votes"] is False
     assert age["psi"]["psi"] > 0.2  # it would have voted "drift" by luck
-    # the samples do not overlap: exact KS p = 2 / C(12, 6)
+    # 8 and 6 values: no bound reaches a tolerance, so the exact KS test decides
+    assert income["basis"] == age["basis"] == "significance"
+    assert income["detectable_distance"] is None
+    # the samples do not overlap: exact KS p = 2 / C(12, 6), distance 1
     assert income["ks"]["p_value"] == pytest.approx(2 / math.comb(12, 6), rel=1e-9)
+    assert income["distance"] == 1.0
     assert age["ks"]["p_value"] > 0.5
     assert income["tests"] == ["ks", "psi"]
-    assert "abstained" in income["reason"]
+    assert "significance test" in income["reason"]
 
 
 def test_features_with_drift_keeps_the_given_order() -> None:
@@ -292,30 +298,40 @@ def test_explicit_tests_skip_what_does_not_fit() -> None:
     report = analyze_feature_drift(ref, ref, ["x", "plan"], tests=["ks", "psi"])
     assert report["features"]["x"]["tests"] == ["ks", "psi"]
     assert report["features"]["plan"]["tests"] == ["psi"]
-    assert report["features"]["plan"]["skipped_tests"] == {"ks": "needs a numeric feature"}
+    assert report["features"]["plan"]["skipped_tests"] == {
+        "ks": "does not apply to a categorical feature"
+    }
+    assert report["features"]["plan"]["distance"] == 0.0  # the verdict still runs
 
 
-def test_combine_all_versus_any() -> None:
+def test_ks_alone_on_a_categorical_feature_is_skipped_not_an_error() -> None:
+    ref = {"plan": ["a", "b"] * 100}
+    cur = {"plan": ["c"] * 200}
+    report = analyze_feature_drift(ref, cur, ["plan"], tests=["ks"])
+    plan = report["features"]["plan"]
+    assert plan["tests"] == [] and "ks" in plan["skipped_tests"]
+    assert plan["drift_detected"] is True and plan["distance"] == 1.0
+
+
+def test_significant_but_negligible_shift_on_a_huge_sample_is_not_flagged() -> None:
     rng = np.random.default_rng(12)
     ref = {"x": rng.normal(size=50_000)}
-    cur = {"x": rng.normal(0.1, 1, 20_000)}  # significant but small: PSI well below 0.2
-    strict = analyze_feature_drift(ref, cur, ["x"])
-    loose = analyze_feature_drift(ref, cur, ["x"], combine="any")
-    x = strict["features"]["x"]
-    assert x["ks"]["drift_detected"] is True and x["psi"]["drift_detected"] is False
-    assert x["drift_detected"] is False and strict["drift_alert"] is False
-    assert loose["features"]["x"]["drift_detected"] is True
+    cur = {"x": rng.normal(0.1, 1, 20_000)}  # KS distance ~0.04, below the 0.05 tolerance
+    report = analyze_feature_drift(ref, cur, ["x"])
+    x = report["features"]["x"]
+    assert x["ks"]["p_value"] < 1e-4 and x["ks"]["drift_detected"] is True  # "significant"
+    assert x["distance"] < x["tolerance"] == 0.05
+    assert x["drift_detected"] is False and report["drift_alert"] is False
+    # the same shift is flagged by a user who says 0.01 matters
+    strict = analyze_feature_drift(ref, cur, ["x"], tolerance_numeric=0.01)
+    assert strict["features"]["x"]["drift_detected"] is True
 
 
-def test_psi_min_samples_controls_whether_psi_votes() -> None:
-    report = analyze_feature_drift(
-        BRIEF_REFERENCE, BRIEF_PRODUCTION, ["age"], tests=["psi"], psi_min_samples=5
-    )
-    assert report["features"]["age"]["psi"]["votes"] is True
-    assert report["features"]["age"]["drift_detected"] is True  # noise, which is the point
-    quiet = analyze_feature_drift(BRIEF_REFERENCE, BRIEF_PRODUCTION, ["age"], tests=["psi"])
-    assert quiet["features"]["age"]["drift_detected"] is False
-    assert "no test voted" in quiet["features"]["age"]["reason"]
+def test_psi_never_votes() -> None:
+    report = analyze_feature_drift(BRIEF_REFERENCE, BRIEF_PRODUCTION, ["age"], tests=["psi"])
+    age = report["features"]["age"]
+    assert age["psi"]["psi"] > 0.2 and age["psi"]["drift_detected"] is True  # noise
+    assert age["psi"]["votes"] is False and age["drift_detected"] is False
 
 
 def _p_values(report: dict) -> list[float]:
@@ -330,19 +346,27 @@ def test_bonferroni_correction() -> None:
     plain = analyze_feature_drift(ref, cur, names, tests=["ks"])
     bonf = analyze_feature_drift(ref, cur, names, tests=["ks"], correction="bonferroni")
     for name, p in zip(names, _p_values(plain), strict=True):
-        ks = bonf["features"][name]["ks"]
-        assert ks["p_value"] == p
-        assert ks["p_value_adjusted"] == pytest.approx(min(1.0, 6 * p))
-        assert ks["drift_detected"] == (min(1.0, 6 * p) < 0.05)
-    assert len(bonf["features_with_drift"]) <= len(plain["features_with_drift"])
+        f = bonf["features"][name]
+        assert f["ks"]["p_value"] == p  # reported figures are not adjusted
+        assert f["level"] == pytest.approx(0.05 / 6)
+        assert f["p_value"] == plain["features"][name]["p_value"]
+        assert f["drift_detected"] == (f["p_value"] <= 0.05 / 6)
+        assert f["drift_detected"] == (f["lower_bound"] >= f["tolerance"])
+    assert set(bonf["features_with_drift"]) <= set(plain["features_with_drift"])
+    assert bonf["features_with_drift"]  # the 1.0-sigma shift survives
 
 
 def test_bonferroni_can_remove_a_marginal_feature() -> None:
-    ref = {"a": np.arange(40.0), "b": np.arange(40.0), "c": np.arange(40.0)}
-    cur = {"a": np.arange(40.0) + 13, "b": np.arange(40.0), "c": np.arange(40.0)}
-    p = detect_drift_ks(ref["a"], cur["a"])["p_value"]
-    assert 0.05 / 3 < p < 0.05  # marginal: significant alone, not after correction
+    base = np.arange(2000.0)
     names = ["a", "b", "c"]
+    for shift in range(150, 400, 5):  # the first shift whose bound p-value is marginal
+        cur = {"a": base + shift, "b": base, "c": base}
+        p = analyze_feature_drift({n: base for n in names}, cur, ["a"])["features"]["a"]
+        if 0.05 / 3 < p["p_value"] < 0.05:
+            break
+    else:
+        pytest.fail("no marginal shift found")
+    ref = {n: base for n in names}
     assert analyze_feature_drift(ref, cur, names, tests=["ks"])["features_with_drift"] == ["a"]
     corrected = analyze_feature_drift(ref, cur, names, tests=["ks"], correction="bonferroni")
     assert corrected["features_with_drift"] == []
@@ -354,17 +378,27 @@ def test_benjamini_hochberg_step_up() -> None:
     cur = {f"f{i}": rng.normal(0.15 * i, 1, 200) for i in range(8)}
     names = list(ref)
     report = analyze_feature_drift(ref, cur, names, tests=["ks"], correction="benjamini-hochberg")
-    raw = [report["features"][n]["ks"]["p_value"] for n in names]
-    # BH written out: q_(i) = min over j >= i of p_(j) * m / j, in ascending order
+    raw = [report["features"][n]["p_value"] for n in names]
+    # BH written out: reject the k smallest, k the largest rank with p_(k) <= k * q / m
     m, order = len(raw), np.argsort(raw)
-    expected = [0.0] * m
-    running = 1.0
-    for rank in range(m, 0, -1):
-        idx = order[rank - 1]
-        running = min(running, raw[idx] * m / rank)
-        expected[idx] = running
-    for name, q in zip(names, expected, strict=True):
-        assert report["features"][name]["ks"]["p_value_adjusted"] == pytest.approx(q, rel=1e-9)
+    k = max((r for r in range(1, m + 1) if raw[order[r - 1]] <= r * 0.05 / m), default=0)
+    expected = sorted(names[i] for i in order[:k])
+    assert sorted(report["features_with_drift"]) == expected
+    assert 0 < k < m  # the case exercises the step-up, not an all-or-nothing outcome
+    for name in names:
+        f = report["features"][name]
+        assert f["level"] == pytest.approx(0.05 * max(k, 1) / m)
+        assert f["drift_detected"] == (f["lower_bound"] >= f["tolerance"])
+
+
+def test_benjamini_hochberg_with_a_nan_p_value_does_not_crash() -> None:
+    ref = {"a": np.array([1.0]), "b": np.arange(100.0)}
+    cur = {"a": np.array([2.0]), "b": np.arange(100.0) + 50}
+    report = analyze_feature_drift(
+        ref, cur, ["a", "b"], correction="benjamini-hochberg", ks_method="asymp"
+    )
+    assert report["features"]["b"]["drift_detected"] is True
+    assert report["features"]["a"]["drift_detected"] is False
 
 
 def test_profile_and_dict_references_give_the_same_report() -> None:
@@ -436,9 +470,16 @@ def test_reference_without_finite_values() -> None:
         analyze_feature_drift({"age": [np.nan, np.inf]}, {"age": [1.0]}, ["age"])
 
 
-def test_current_without_finite_values() -> None:
-    with pytest.raises(DriftInputError, match="feature 'age': current data has no finite"):
-        analyze_feature_drift({"age": np.arange(5.0)}, {"age": [np.nan, -np.inf]}, ["age"])
+def test_current_without_finite_values_is_judged_on_its_missing_share() -> None:
+    report = analyze_feature_drift({"age": np.arange(5.0)}, {"age": [np.nan, -np.inf]}, ["age"])
+    age = report["features"]["age"]
+    assert age["distance"] is None and age["basis"] == "none"
+    assert age["missing_rate"] == 1.0 and age["missing_rise"] == 1.0
+    assert age["drift_detected"] is False  # 2 rows cannot show it at level 0.05
+    big = analyze_feature_drift(
+        {"age": np.arange(500.0)}, {"age": np.full(500, np.nan)}, ["age"]
+    )["features"]["age"]
+    assert big["missing_drifted"] is True and big["drift_detected"] is True
 
 
 def test_non_numeric_current_for_a_numeric_feature() -> None:

@@ -16,11 +16,16 @@ No Docker engine runs here, so this test replays the Dockerfile's steps on the h
    the Dockerfile's HEALTHCHECK command are checked over real HTTP.
 
 One deviation: the dependencies (numpy, scipy, ...) are not rebuilt as wheels. ``pip wheel``
-of them would download ~100 MB from PyPI on every run; the venv is made with
-``--system-site-packages`` so they come from the already installed packages, the project's
-wheel is installed with ``--no-deps``, and the test then checks that every dependency the
-wheel declares is satisfied in the venv. The project itself is always the venv's own copy
-(checked by its ``__file__``), never the checkout.
+of them would download ~100 MB from PyPI on every run. Instead the venv gets a ``.pth`` file
+that lists the site directories of the interpreter running pytest (``site.getsitepackages()``,
+plus the user site when it is enabled), so the dependencies come from wherever pytest found
+them: a virtualenv, the base interpreter, or both. ``--system-site-packages`` would not do:
+inside a virtualenv it inherits the *base* interpreter's packages, not the virtualenv's. The
+``.pth`` lines only append directories to ``sys.path``; the ``.pth`` files inside them are not
+run, so an editable install of the checkout stays invisible to the venv. The project's wheel
+is installed with ``--no-deps``, and the test then checks that every dependency the wheel
+declares is satisfied in the venv. The project itself is always the venv's own copy (checked
+by its ``__file__``; the venv's site-packages comes first on ``sys.path``), never the checkout.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import re
 import shlex
 import shutil
 import signal
+import site
 import socket
 import subprocess
 import sys
@@ -90,6 +96,18 @@ def _apply_copy(stage: Stage, context: Path, root: Path) -> Path:
     return workdir
 
 
+def _running_site_dirs() -> list[str]:
+    """The site directories the interpreter running pytest imports installed packages from.
+
+    In a virtualenv that is the virtualenv's site-packages (and the base interpreter's too if
+    it was made with ``--system-site-packages``); outside one, the interpreter's own.
+    """
+    dirs = list(site.getsitepackages())
+    if site.ENABLE_USER_SITE:
+        dirs.append(site.getusersitepackages())
+    return [d for d in dict.fromkeys(dirs) if Path(d).is_dir()]
+
+
 def _pip_command(run_args: str, verb: str) -> list[str]:
     """The ``pip <verb> ...`` words of a RUN instruction (flags like --mount dropped)."""
     _, command = split_flags(run_args)
@@ -127,10 +145,16 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     # Stage 2: a fresh venv and the Dockerfile's `pip install`, offline from the wheel dir.
     venv = root / "venv"
     subprocess.run(
-        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
-        check=True, timeout=120,
-    )  # fmt: skip
+        [sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120
+    )
     python = venv / "bin" / "python"
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        check=True, capture_output=True, text=True, timeout=60,
+    ).stdout.strip()  # fmt: skip
+    (Path(purelib) / "_pytest_site_dirs.pth").write_text(
+        "".join(f"{d}\n" for d in _running_site_dirs()), encoding="utf-8"
+    )
     (install_run,) = [i.args for i in runtime.all("RUN") if "pip install" in i.args]
     args = []
     for word in _pip_command(install_run, "install"):

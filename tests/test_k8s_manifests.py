@@ -261,7 +261,8 @@ def test_config_and_reference_are_projected_where_the_config_points(
             if any(item["path"] == relative for item in s["configMap"]["items"])
         ]
         assert len(providers) == 1, wanted
-    # The config ConfigMap ships here; the reference one is created by the user (README).
+    # The config ConfigMap ships here; the reference one is created by the user
+    # (docs/deployment.md).
     assert "mlops-exporter-config" in configmaps
 
 

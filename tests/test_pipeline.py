@@ -54,9 +54,14 @@ def test_drifted_and_undrifted_features(profile: ReferenceProfile) -> None:
     f = by_name(snap)
     assert f["income"].drifted and f["plan"].drifted
     assert not f["age"].drifted
-    assert f["income"].detected == {"ks": True, "psi": True}
-    assert f["plan"].detected == {"chi2": True, "psi": True}  # ks means chi2 for categories
+    assert f["income"].detected == {"distance": True, "missing": False}
+    assert f["plan"].detected == {"distance": True, "missing": False}
+    assert f["plan"].chi2_p_value is not None  # "ks" in drift.tests means chi2 for categories
     assert f["age"].ks_p_value > 0.01 and f["age"].psi < 0.1
+    for name in ("income", "plan"):
+        assert f[name].lower_bound >= f[name].tolerance == 0.05
+        assert f[name].distance >= f[name].detectable_distance
+    assert f["age"].distance < f["age"].detectable_distance
     assert snap.features_drifted == 2
     assert snap.features_drifted_ratio == pytest.approx(2 / 3)
 
@@ -89,7 +94,12 @@ def test_min_samples_counts_non_missing_values_per_feature(profile: ReferencePro
     income[100:] = np.nan  # only 100 values present
     data = dataclasses.replace(data, values={**data.values, "income": income})
     snap = compute_snapshot(data, profile, FEATURES, DriftSettings(min_samples=150))
-    assert set(by_name(snap)) == {"age", "plan"}
+    f = by_name(snap)
+    assert f["age"].distance is not None and f["plan"].distance is not None
+    # income has too few values for a distance verdict, but going null is drift too
+    assert f["income"].distance is None and f["income"].samples == 100
+    assert f["income"].detected == {"missing": True} and f["income"].drifted
+    assert f["income"].missing_ratio == pytest.approx(200 / 300)
 
 
 def test_psi_only(profile: ReferenceProfile) -> None:
@@ -97,48 +107,43 @@ def test_psi_only(profile: ReferenceProfile) -> None:
         window(2000, drift=True), profile, FEATURES, DriftSettings(tests=("psi",))
     )
     for f in snap.features:
-        assert set(f.detected) == {"psi"}
-        assert f.ks_p_value is None and f.chi2_p_value is None
+        assert set(f.detected) == {"distance", "missing"}  # the verdict needs no test
+        assert f.ks_p_value is None and f.chi2_p_value is None and f.psi is not None
 
 
-def test_combine_any_vs_all(profile: ReferenceProfile) -> None:
-    # A small shift on a big window: KS significant, PSI below 0.2.
+def test_significant_but_negligible_shift_is_not_flagged(profile: ReferenceProfile) -> None:
+    # 0.1 sigma on a 20k window: KS p-value far below 0.05, distance ~0.04 < tolerance.
     rng = np.random.default_rng(3)
-    n = 10_000
-    data = WindowData(
-        n,
-        {"age": rng.normal(41.5, 10, n)},
-        {"age": 0.0},
-        np.array([]),
-    )
+    big = ReferenceProfile.from_data({"age": rng.normal(40, 10, 100_000)})
+    n = 20_000
+    data = WindowData(n, {"age": rng.normal(41.0, 10, n)}, {"age": 0.0}, np.array([]))
     feats = {"age": "numeric"}
-    all_ = by_name(compute_snapshot(data, profile, feats, DriftSettings()))["age"]
-    any_ = by_name(compute_snapshot(data, profile, feats, DriftSettings(combine="any")))["age"]
-    assert all_.detected == {"ks": True, "psi": False}
-    assert not all_.drifted and any_.drifted
+    age = by_name(compute_snapshot(data, big, feats, DriftSettings()))["age"]
+    assert age.ks_p_value < 1e-6
+    assert age.distance < 0.05 and not age.drifted
+    strict = DriftSettings(tolerance_numeric=0.005)
+    assert by_name(compute_snapshot(data, big, feats, strict))["age"].drifted
 
 
-def test_bonferroni_raises_the_bar(profile: ReferenceProfile) -> None:
-    # Pick a p-value between threshold/m and threshold: drifted without correction only.
-    rng = np.random.default_rng(11)
-    for _ in range(200):
-        data = window(400, seed=int(rng.integers(1 << 30)))
-        plain = compute_snapshot(data, profile, FEATURES, DriftSettings(combine="any"))
-        ps = [f.ks_p_value or f.chi2_p_value for f in plain.features]
-        if any(0.05 / 3 <= p < 0.05 for p in ps):
-            break
-    else:
-        pytest.skip("no borderline p-value found")
-    corrected = compute_snapshot(
-        data, profile, FEATURES, DriftSettings(combine="any", correction="bonferroni")
+def test_level_spends_the_budget_over_passes_and_features(profile: ReferenceProfile) -> None:
+    settings = DriftSettings(interval=30.0, false_alarm_budget=30 * 86400.0)
+    snap = compute_snapshot(window(500), profile, FEATURES, settings)
+    assert snap.level == pytest.approx(30.0 / (30 * 86400.0) / 3)
+    # a tighter budget means a lower level and a larger detectable distance
+    tight = compute_snapshot(
+        window(500), profile, FEATURES, dataclasses.replace(settings, false_alarm_budget=1e9)
     )
-    n_plain = sum(
-        f.detected.get("ks", False) or f.detected.get("chi2", False) for f in plain.features
-    )
-    n_corr = sum(
-        f.detected.get("ks", False) or f.detected.get("chi2", False) for f in corrected.features
-    )
-    assert n_corr < n_plain
+    assert tight.level < snap.level
+    for a, b in zip(snap.features, tight.features, strict=True):
+        assert b.detectable_distance > a.detectable_distance
+
+
+def test_per_feature_tolerance_override(profile: ReferenceProfile) -> None:
+    settings = DriftSettings(tolerances={"income": 0.9})
+    snap = compute_snapshot(window(2000, drift=True), profile, FEATURES, settings)
+    f = by_name(snap)
+    assert f["income"].tolerance == 0.9 and not f["income"].drifted
+    assert f["plan"].tolerance == 0.05 and f["plan"].drifted
 
 
 def test_latency_quantiles_match_numpy() -> None:
@@ -176,12 +181,17 @@ def test_settings_from_config(tmp_path) -> None:
     path = tmp_path / "c.yml"
     path.write_text(
         "model: {name: m}\nlogs: {paths: [x]}\nreference: {path: r.csv}\n"
-        "drift: {tests: [psi, ks], min_samples: 7, correction: bonferroni, combine: any,"
-        " psi: {threshold: 0.3}, ks: {threshold: 0.01}}\n"
+        "drift: {tests: [psi, ks], min_samples: 7, false_alarm_budget: 7d,"
+        " tolerance: {numeric: 0.1, categorical: 0.2}}\n"
+        "features: {age: {tolerance: 0.3}, plan: {monitor: false}, income: numeric}\n"
     )
-    s = DriftSettings.from_config(load_config(path, {}).drift)
-    assert (s.min_samples, s.correction, s.combine) == (7, "bonferroni", "any")
-    assert (s.psi_threshold, s.ks_threshold) == (0.3, 0.01)
+    config = load_config(path, {})
+    s = DriftSettings.from_config(config.drift, config.features)
+    assert (s.min_samples, s.false_alarm_budget) == (7, 7 * 86400.0)
+    assert (s.tolerance_numeric, s.tolerance_categorical) == (0.1, 0.2)
+    assert dict(s.tolerances) == {"age": 0.3}
+    assert s.tolerance_of("income", "numeric") == 0.1
+    assert s.level(2) == pytest.approx(30.0 / (7 * 86400.0) / 2)
     assert s.tests_for("numeric") == ("ks", "psi")
     assert s.tests_for("categorical") == ("chi2", "psi")
 

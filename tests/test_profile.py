@@ -15,7 +15,7 @@ from mlops_core import (
     ReferenceProfile,
     detect_drift_psi,
 )
-from mlops_core.profile import FORMAT_VERSION, OTHER_BUCKET, category_key
+from mlops_core.profile import FORMAT_VERSION, OTHER_BUCKET, UNSEEN_BUCKET, category_key
 
 
 def _bucket_of(edges: list[float], v: float) -> int:
@@ -109,16 +109,17 @@ def test_categorical_keeps_top_categories_and_other_bucket() -> None:
     f = CategoricalFeatureProfile.from_values("plan", values, max_categories=2)
     assert f.kind == "categorical"
     assert f.categories == ["a", "b"]
-    assert f.bucket_labels == ["a", "b", OTHER_BUCKET]
-    assert f.ref_counts.tolist() == [5, 3, 3]
-    assert f.ref_proportions.tolist() == pytest.approx([5 / 11, 3 / 11, 3 / 11])
+    assert f.bucket_labels == ["a", "b", OTHER_BUCKET, UNSEEN_BUCKET]
+    assert f.ref_counts.tolist() == [5, 3, 3]  # as stored: no count for the unseen bucket
+    assert f.bucket_ref_counts.tolist() == [5, 3, 3, 0]
+    assert f.ref_proportions.tolist() == pytest.approx([5 / 11, 3 / 11, 3 / 11, 0.0])
     assert (f.n, f.n_missing) == (11, 1)
     assert f.other_categories == ["c", "d"]
 
 
-def test_categorical_bucketize_sends_unseen_to_other() -> None:
+def test_categorical_bucketize_keeps_unseen_apart_from_other() -> None:
     f = CategoricalFeatureProfile.from_values("plan", ["a", "a", "b", "c"], max_categories=2)
-    assert f.bucketize(["b", "a", "zzz", "c"]).tolist() == [1, 0, 2, 2]
+    assert f.bucketize(["b", "a", "zzz", "c"]).tolist() == [1, 0, 3, 2]
     # "c" was in the reference (folded into __other__); "zzz" never was
     assert f.count_unseen(["b", "zzz", "c", "zzz", None]) == 2
 
@@ -245,7 +246,7 @@ def _raw(profile: ReferenceProfile, name: str) -> object:
     f = profile[name]
     if f.kind == "numeric":
         return np.concatenate([f.sorted_values, np.full(f.n_missing, np.nan)])
-    return np.repeat(np.array(f.bucket_labels, dtype=object), f.ref_counts)
+    return np.repeat(np.array(f.bucket_labels, dtype=object), f.bucket_ref_counts)
 
 
 def test_edited_profile_fails_the_hash_check(profile: ReferenceProfile, tmp_path) -> None:
@@ -351,6 +352,76 @@ def test_jsonl_bad_line_names_file_and_line(tmp_path) -> None:
     path.write_text('{"a": 1}\n{"a": \n')
     with pytest.raises(ProfileError, match=r"d\.jsonl:2: invalid JSON"):
         ReferenceProfile.from_file(path)
+
+
+def _prediction_log(path, predictions: int) -> None:
+    """A model server's log: predictions between its own events, as PredictionLogger writes."""
+    from mlops_core import PredictionLogger
+
+    logger = PredictionLogger("churn-api", model_version="1.0.0", output=str(path))
+    logger.logger.info("model_loaded", path="/models/churn/1.0.0")
+    for i in range(predictions):
+        logger.log_prediction(f"r{i}", {"age": 20 + i % 50, "plan": "ab"[i % 2]}, {"class": 1}, 5.0)
+        if i % 2:
+            logger.logger.info("health_check", status="ok")
+    logger.close()
+
+
+def test_prediction_log_skips_the_model_servers_other_events(tmp_path) -> None:
+    path = tmp_path / "predictions.jsonl"
+    _prediction_log(path, 201)
+    p = ReferenceProfile.from_file(path)
+    assert p.feature_names == ["age", "plan"]  # no "path" or "status" from the other events
+    assert p.n_rows == 201
+    assert p["age"].n_missing == 0 and p["plan"].n_missing == 0
+
+
+def test_prediction_without_input_data_in_a_log_names_its_line(tmp_path) -> None:
+    path = tmp_path / "predictions.jsonl"
+    path.write_text(
+        '{"event": "prediction", "input_data": {"age": 1}}\n'
+        '{"event": "model_loaded"}\n'
+        '{"event": "prediction", "prediction": 1}\n'
+    )
+    with pytest.raises(ProfileError, match=r"predictions\.jsonl:3: a prediction without an input"):
+        ReferenceProfile.from_file(path)
+
+
+def test_prediction_log_with_only_other_events_is_refused(tmp_path) -> None:
+    path = tmp_path / "predictions.jsonl"
+    path.write_text('{"event": "model_loaded"}\n{"event": "startup", "input_data": {"a": 1}}\n')
+    with pytest.raises(ProfileError, match=r"predictions\.jsonl: no predictions, only other"):
+        ReferenceProfile.from_file(path)
+
+
+def test_flat_json_lines_keep_a_column_named_event(tmp_path) -> None:
+    path = tmp_path / "clicks.jsonl"
+    path.write_text('{"event": "click", "x": 1}\n{"event": "view", "x": 2}\n')
+    p = ReferenceProfile.from_file(path)
+    assert p.feature_names == ["event", "x"] and p.n_rows == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('a,b\n1,2\n3,"4\n5,6\n', r"bad\.csv:3: unclosed quote: .* end of the file, line 4"),
+        ('"a,b\n1,2\n', r"bad\.csv:1: unclosed quote"),
+        ('a,b\n1,"x\n2,3\n4,"5\n', r"bad\.csv:2: unreadable CSV .* is a quote unclosed\?"),
+        ('a,b\n"x\ny"\n', r"bad\.csv:2: 1 fields, header has 2 \(a quoted field runs to line 3"),
+    ],
+)
+def test_csv_with_an_unclosed_quote_names_the_quote_and_its_line(tmp_path, text, message) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(ProfileError, match=message):
+        ReferenceProfile.from_file(path)
+
+
+def test_csv_blank_lines_and_quoted_line_breaks_are_data(tmp_path) -> None:
+    path = tmp_path / "ok.csv"
+    path.write_text('a,b\n1,"x\ny"\n\n2,z\n')
+    p = ReferenceProfile.from_file(path)
+    assert p.n_rows == 2 and p["b"].categories == ["x\ny", "z"]
 
 
 def test_npz_with_object_arrays_is_refused(tmp_path) -> None:

@@ -47,6 +47,12 @@ EXPORTER_METRICS: frozenset[str] = frozenset(
         "mlops_feature_drift_psi",
         "mlops_feature_drift_chi2_p_value",
         "mlops_feature_drift_detected",
+        "mlops_feature_drift_distance",
+        "mlops_feature_drift_distance_lower_bound",
+        "mlops_feature_drift_tolerance",
+        "mlops_feature_drift_detectable_distance",
+        "mlops_drift_test_level",
+        "mlops_feature_reference_missing_ratio",
         "mlops_features_drifted",
         "mlops_features_drifted_ratio",
         "mlops_feature_missing_ratio",
@@ -197,8 +203,11 @@ def test_changing_a_threshold_moves_the_dashboard_colours(tmp_path: Path) -> Non
             (found,) = [p["value"] for p in override["properties"] if p["id"] == "thresholds"]
         return [(s["value"], s["color"]) for s in found["steps"]]
 
-    psi = [(None, "green"), (0.1, "orange"), (0.3, "red")]
-    assert steps("PSI per feature") == psi and steps("Current drift", "PSI") == psi
+    bound = [(None, "green"), (0.1, "orange"), (0.3, "red")]
+    assert steps("Distance against tolerance") == bound
+    assert steps("Current drift", "Lower bound") == bound
+    # PSI is a reported figure: no alert colours it
+    assert steps("PSI per feature") == [(None, "green")]
     assert steps("Invalid line ratio") == [(None, "green"), (0.02, "orange")]
     assert steps("p99 latency (all replicas)") == [(None, "green"), (0.1, "orange"), (0.2, "red")]
 
@@ -416,9 +425,16 @@ def test_the_issues_alerts_exist_with_their_thresholds() -> None:
     for rule in alert_rules():
         by_name.setdefault(rule["alert"], {})[rule["labels"]["severity"]] = rule["expr"]
     assert by_name["MlopsFeatureDriftHigh"] == {
-        "warning": "mlops_feature_drift_psi > 0.1",
-        "critical": "mlops_feature_drift_psi > 0.2",
+        "warning": "mlops_feature_drift_distance_lower_bound > 0.1",
+        "critical": "mlops_feature_drift_distance_lower_bound > 0.25",
     }
+    # the verdict, not a raw statistic: no shipped alert fires on PSI or a p-value alone
+    detected = by_name["MlopsFeatureDriftDetected"]["warning"]
+    assert 'mlops_feature_drift_detected{test="distance"} == 1' in detected
+    assert 'mlops_feature_drift_detected{test="missing"} == 1' in detected
+    for rule in alert_rules():
+        for raw in ("mlops_feature_drift_psi", "_p_value", "mlops_feature_drift_ks_statistic"):
+            assert raw not in rule["expr"], (rule["alert"], raw)
     latency = by_name["MlopsPredictionLatencyHigh"]
     assert latency["warning"].endswith('{quantile="0.99"} > 0.1')
     assert latency["critical"].endswith('{quantile="0.99"} > 0.2')

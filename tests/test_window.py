@@ -191,7 +191,7 @@ def test_bucket_counts_match_the_profile(profile: ReferenceProfile) -> None:
     plan_counts = snap.bucket_counts("plan", profile)
     labels = profile["plan"].bucket_labels
     assert plan_counts[labels.index("pro")] == 2
-    assert plan_counts[labels.index("__other__")] == 1
+    assert plan_counts[labels.index("__unseen__")] == 1
     age_counts = snap.bucket_counts("age", profile)
     assert age_counts.sum() == 3
     assert age_counts[0] == 1 and age_counts[-1] == 1  # 10 below the lowest edge, 70 above

@@ -44,19 +44,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="categories kept per categorical feature; the rest go to __other__ (default 20)",
     )
-    build.add_argument(
-        "--categorical",
-        nargs="+",
-        default=[],
-        metavar="COL",
+    _columns_option(
+        build, "--categorical", default=[],
         help="treat these columns as categorical (for example numeric codes)",
-    )
-    build.add_argument(
-        "--numeric", nargs="+", default=[], metavar="COL", help="treat these columns as numeric"
-    )
-    build.add_argument(
-        "--features", nargs="+", metavar="COL", help="profile only these columns (default: all)"
-    )
+    )  # fmt: skip
+    _columns_option(build, "--numeric", default=[], help="treat these columns as numeric")
+    _columns_option(build, "--features", help="profile only these columns (default: all)")
     build.set_defaults(func=_build)
 
     show = actions.add_parser(
@@ -71,8 +64,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     drift = subparsers.add_parser(
         "drift",
         help="compare current data with a reference",
-        description="Test each feature of CURRENT for drift against REFERENCE (a saved profile "
-        "or raw data). Numeric features get KS and PSI, categorical chi-square and PSI.",
+        description="Judge each feature of CURRENT against REFERENCE (a saved profile or raw "
+        "data): drifted when the lower confidence bound of its distance (KS distance for "
+        "numeric features, total variation for categorical ones) reaches the tolerance. KS, "
+        "chi-square and PSI are reported alongside; they do not vote.",
     )
     drift.add_argument("reference", metavar="REFERENCE", help="saved profile or raw data file")
     drift.add_argument("current", metavar="CURRENT", help="current data (.csv, .jsonl, .npz)")
@@ -80,27 +75,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     drift.add_argument(
         "--tests",
         metavar="LIST",
-        help="comma-separated tests among ks,psi,chi2 (default: by feature type)",
+        help="reported statistics among ks,psi,chi2 (default: by feature type)",
     )
-    drift.add_argument("--features", nargs="+", metavar="COL", help="features to test")
+    _columns_option(drift, "--features", help="features to test (default: all in both)")
     drift.add_argument(
         "--correction",
         choices=("none", "bonferroni", "benjamini-hochberg"),
         default="none",
-        help="multiple-testing correction of the p-values (default none)",
+        help="multiple-testing correction of the level over the features (default none)",
     )
     drift.add_argument(
-        "--combine",
-        choices=("all", "any"),
-        default="all",
-        help="a feature drifted when all (default) or any of its voting tests say so",
-    )
-    drift.add_argument(
-        "--psi-min-samples",
-        type=int,
-        default=100,
-        metavar="N",
-        help="PSI votes only with at least N values in each sample (default 100)",
+        "--tolerance",
+        type=float,
+        default=0.05,
+        metavar="D",
+        help="smallest distance that matters, in probability units (default 0.05: a 5%% shift)",
     )
     drift.add_argument(
         "--fail-on-drift",
@@ -108,6 +97,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help=f"exit with status {DRIFT_EXIT_CODE} when drift is detected",
     )
     drift.set_defaults(func=_drift)
+
+
+def _columns_option(parser: argparse.ArgumentParser, flag: str, **kwargs: Any) -> None:
+    """``FLAG COL[,COL...]``, repeatable: one word per use, so it never takes a positional.
+
+    (``nargs="+"`` took every word after it: ``--categorical plan reference.csv`` left
+    ``mlops profile build`` without its DATA.)
+    """
+    kwargs["help"] += "; repeat the option or separate names with commas"
+    parser.add_argument(flag, action="extend", type=_column_names, metavar="COL[,COL...]", **kwargs)
+
+
+def _column_names(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"empty column name in {text!r}")
+    return names
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
@@ -196,8 +202,8 @@ def _drift(args: argparse.Namespace) -> int:
         features,
         args.tests.split(",") if args.tests else None,
         correction=args.correction,
-        combine=args.combine,
-        psi_min_samples=args.psi_min_samples,
+        tolerance_numeric=args.tolerance,
+        tolerance_categorical=args.tolerance,
     )
     if args.json:
         print_json(report)
@@ -211,20 +217,23 @@ def _drift(args: argparse.Namespace) -> int:
     return DRIFT_EXIT_CODE if args.fail_on_drift and report["drift_alert"] else 0
 
 
-_DRIFT_COLUMNS = ("feature", "kind", "drift", "ks_p", "chi2_p", "psi", "n", "missing", "reason")
+_DRIFT_COLUMNS = (
+    "feature", "kind", "drift", "distance", "detectable", "ks_p", "chi2_p", "psi", "n",
+    "missing", "reason",
+)  # fmt: skip
 
 
 def _drift_row(name: str, result: dict[str, Any]) -> dict[str, Any]:
     def test_value(test: str, key: str) -> float | None:
         entry = result.get(test)
-        if not entry:
-            return None
-        return entry.get("p_value_adjusted", entry[key]) if key == "p_value" else entry[key]
+        return entry[key] if entry else None
 
     return {
         "feature": name,
         "kind": result["kind"],
         "drift": "DRIFT" if result["drift_detected"] else "ok",
+        "distance": result["distance"],
+        "detectable": result["detectable_distance"],
         "ks_p": test_value("ks", "p_value"),
         "chi2_p": test_value("chi2", "p_value"),
         "psi": test_value("psi", "psi"),

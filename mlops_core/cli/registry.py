@@ -20,6 +20,8 @@ from mlops_core.errors import RegistryInputError
 from mlops_core.registry import ModelRegistry, ModelVersion, version_sort_key
 
 DEFAULT_REGISTRY = "./mlops_registry"
+_NAME_HELP = "model name: letters, digits, '.', '_', '+', '-' (for example churn)"
+_VERSION_HELP = "for example 1.2.0 (versions sort PEP 440-like)"
 _INT = re.compile(r"[+-]?\d+")
 
 
@@ -49,8 +51,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         return sub
 
     p = action("register", _register, "copy a model file or directory in as a new version")
-    p.add_argument("name")
-    p.add_argument("version")
+    p.add_argument("name", help=_NAME_HELP)
+    p.add_argument("version", help=f"the new version, {_VERSION_HELP}")
     p.add_argument("path", help="model file or directory to copy into the registry")
     p.add_argument(
         "--metric", action="append", default=[], type=_key_value, metavar="KEY=VALUE",
@@ -64,41 +66,41 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )  # fmt: skip
 
     p = action("promote", _promote, "move a version to staging or production")
-    p.add_argument("name")
-    p.add_argument("version")
-    p.add_argument("stage", choices=("staging", "production"))
+    p.add_argument("name", help=_NAME_HELP)
+    p.add_argument("version", help="the registered version to promote")
+    p.add_argument("stage", choices=("staging", "production"), help="the stage it moves to")
     p.add_argument("--reason", help="recorded in the history")
 
     p = action("rollback", _rollback, "restore the previous production version")
-    p.add_argument("name")
+    p.add_argument("name", help=_NAME_HELP)
     p.add_argument("--reason", help="recorded in the history")
 
     p = action("archive", _archive, "retire a version that is not in production")
-    p.add_argument("name")
-    p.add_argument("version")
+    p.add_argument("name", help=_NAME_HELP)
+    p.add_argument("version", help="the registered version to archive")
     p.add_argument("--reason", help="recorded in the history")
 
     p = action("list", _list, "list models, or the versions of one model")
-    p.add_argument("name", nargs="?")
+    p.add_argument("name", nargs="?", help="list this model's versions (default: every model)")
     p.add_argument(
         "--order", choices=("version", "registration"), default="version",
         help="order of versions (default: version, PEP 440-like)",
     )  # fmt: skip
 
     p = action("show", _show, "show a model, or one version's record")
-    p.add_argument("name")
-    p.add_argument("version", nargs="?")
+    p.add_argument("name", help=_NAME_HELP)
+    p.add_argument("version", nargs="?", help="show this version's record (default: the model)")
 
     p = action("history", _history, "show a model's stage changes, oldest first")
-    p.add_argument("name")
+    p.add_argument("name", help=_NAME_HELP)
 
     p = action("verify", _verify, "re-hash stored models against their recorded SHA-256")
-    p.add_argument("name", nargs="?", help="default: every model")
-    p.add_argument("version", nargs="?", help="default: every version")
+    p.add_argument("name", nargs="?", help="the model to verify (default: every model)")
+    p.add_argument("version", nargs="?", help="the version to verify (default: every version)")
 
     p = action("path", _path, "print the verified path of the production (or given) version")
-    p.add_argument("name")
-    p.add_argument("version", nargs="?")
+    p.add_argument("name", help=_NAME_HELP)
+    p.add_argument("version", nargs="?", help="a registered version (default: production)")
     return parser
 
 

@@ -32,10 +32,24 @@ def test_drifted_and_undrifted_features(tmp_path: Path) -> None:
         recs, _ = traffic(1500, shift_y=6.0, plan_p=(0.1, 0.2, 0.7))
         append(tmp_path / "logs" / "a.jsonl", lines_of(recs))
         s = exp.wait_for(lambda s: s.get("mlops_features_drifted", model="e2e") == 2, what="2")
-        assert s.get("mlops_feature_drift_detected", model="e2e", feature="y", test="ks") == 1
-        assert s.get("mlops_feature_drift_detected", model="e2e", feature="y", test="psi") == 1
-        assert s.get("mlops_feature_drift_detected", model="e2e", feature="plan", test="chi2") == 1
-        assert s.get("mlops_feature_drift_detected", model="e2e", feature="x", test="ks") == 0
+        verdict = {"model": "e2e", "test": "distance"}
+        assert s.get("mlops_feature_drift_detected", feature="y", **verdict) == 1
+        assert s.get("mlops_feature_drift_detected", feature="plan", **verdict) == 1
+        assert s.get("mlops_feature_drift_detected", feature="x", **verdict) == 0
+        missing = {"model": "e2e", "test": "missing"}
+        assert s.get("mlops_feature_drift_detected", feature="y", **missing) == 0
+        for name in ("x", "y", "plan"):
+            one = {"model": "e2e", "feature": name}
+            distance = s.get("mlops_feature_drift_distance", **one)
+            lower = s.get("mlops_feature_drift_distance_lower_bound", **one)
+            detectable = s.get("mlops_feature_drift_detectable_distance", **one)
+            tolerance = s.get("mlops_feature_drift_tolerance", **one)
+            assert tolerance == 0.05
+            assert detectable - tolerance == pytest.approx(distance - lower)  # the radius
+            assert (lower >= tolerance) == (name != "x")
+        level = s.get("mlops_drift_test_level", model="e2e")
+        assert level == pytest.approx(0.3 / (30 * 86400.0) / 3)  # interval 300ms, 3 features
+        assert s.get("mlops_feature_reference_missing_ratio", model="e2e", feature="x") == 0
         assert s.get("mlops_feature_drift_psi", model="e2e", feature="x") < 0.1
         assert s.get("mlops_feature_drift_ks_p_value", model="e2e", feature="y") < 1e-6
         assert s.get("mlops_feature_drift_ks_p_value", model="e2e", feature="x") > 1e-3

@@ -70,7 +70,7 @@ def test_prometheus_scrapes_and_queries_the_exporter(tmp_path: Path) -> None:
                 time.sleep(0.3)
             assert total[0]["value"][1] == "400"
             assert total[0]["metric"]["model"] == "e2e"
-            drifted = query(port, 'mlops_feature_drift_detected{test="ks",feature="y"}')
+            drifted = query(port, 'mlops_feature_drift_detected{test="distance",feature="y"}')
             assert drifted[0]["value"][1] == "1"
             count = query(port, "mlops_prediction_latency_seconds_count")
             assert count[0]["value"][1] == "400"

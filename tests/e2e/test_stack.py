@@ -72,7 +72,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 MODEL = "churn"
 JOB = "mlops-exporter"
-N_REF = 400  # reference rows = window size: a full window of undrifted traffic IS the reference
+N_REF = 1200  # reference rows = window size: a full window of undrifted traffic IS the reference
 EPSILON = 1e-4
 INVALID_EVERY = 100  # one invalid line per 100 predictions: 1%, under the 5% alert threshold
 # ... and that many lines of another event with it (the model server's own log lines): the
@@ -108,7 +108,7 @@ class Replica:
 
     Undrifted, any N_REF consecutive predictions are exactly the reference rows, so the
     exporter's window has PSI 0 and KS p-value 1: no statistical flake can fire an alert.
-    Drifted: age + 15, plan "basic" renamed "premium" (unseen: bucket __other__), and
+    Drifted: age + 15, plan "basic" renamed "premium" (unseen: bucket __unseen__), and
     latencies of 250-450 ms instead of 5-40 ms.
     """
 
@@ -606,22 +606,25 @@ def test_drift_alert_reaches_the_webhook_with_labels_and_annotations(stack: Stac
         "model": MODEL,
         "feature": "age",
     }
-    assert notes["summary"].startswith("Feature age of model churn drifted (PSI ")
-    assert f"feature age of model churn on {stack.drifting} is " in notes["description"]
+    assert notes["summary"] == "Feature age of model churn moved by more than 0.25."
+    assert f"feature age of model churn on {stack.drifting} to its reference is at least " in (
+        notes["description"]
+    )
     assert notes["runbook_url"].endswith("/docs/runbook.md#mlopsfeaturedrifthigh")
-    psi = (
+    lower = (
         stack.exporters[stack.drifting]
         .scrape()
-        .get("mlops_feature_drift_psi", model=MODEL, feature="age")
+        .get("mlops_feature_drift_distance_lower_bound", model=MODEL, feature="age")
     )
-    assert f"(PSI {psi:.3f})" in notes["summary"]
+    assert lower > 0.25
 
-    # plan drifted too (basic -> unseen "premium"); the KS verdict on age arrives as a warning
+    # plan drifted too (basic -> unseen "premium"); the distance verdict on age arrives as a
+    # warning
     _wait_for_alert(
         stack, "MlopsFeatureDriftHigh", "critical", feature="plan", instance=stack.drifting
     )
     path, detected = _wait_for_alert(
-        stack, "MlopsFeatureDriftDetected", "warning", feature="age", test="ks"
+        stack, "MlopsFeatureDriftDetected", "warning", feature="age", test="distance"
     )
     assert path == "/mlops-warning" and detected["labels"]["instance"] == stack.drifting
     assert detected["annotations"]["runbook_url"].endswith("#mlopsfeaturedriftdetected")
@@ -725,7 +728,7 @@ def test_every_dashboard_query_runs_and_returns_data(stack: Stack) -> None:
     assert not empty, "queries without data:\n" + "\n".join(empty)
 
 
-def test_fleet_psi_recording_rule_equals_offline_psi_of_the_union(stack: Stack) -> None:
+def test_fleet_psi_and_tv_recording_rules_equal_offline_figures_of_the_union(stack: Stack) -> None:
     prom = stack.prometheus
     stack.traffic.stop()
     total = sum(r.predictions for r in stack.replicas.values())
@@ -745,7 +748,7 @@ def test_fleet_psi_recording_rule_equals_offline_psi_of_the_union(stack: Stack) 
         ]
         for feature in ("age", "income", "plan")
     }
-    expected_counts, expected_psi, expected_ref = {}, {}, {}
+    expected_counts, expected_psi, expected_ref, expected_tv = {}, {}, {}, {}
     union = {f: [v for r in stack.replicas.values() for v in r.written[f]] for f in labels}
     for feature, buckets in labels.items():
         ref_counts, counts = _bucket_counts(
@@ -756,6 +759,9 @@ def test_fleet_psi_recording_rule_equals_offline_psi_of_the_union(stack: Stack) 
         n = sum(counts.values())
         expected_psi[feature] = _psi(
             [counts[b] / n for b in buckets], [ref_counts[b] / N_REF for b in buckets]
+        )
+        expected_tv[feature] = 0.5 * sum(
+            abs(counts[b] / n - ref_counts[b] / N_REF) for b in buckets
         )
     assert sum(expected_counts["age"].values()) == total
 
@@ -789,6 +795,17 @@ def test_fleet_psi_recording_rule_equals_offline_psi_of_the_union(stack: Stack) 
     assert set(recorded) == set(expected_psi)
     for feature, psi in expected_psi.items():
         assert abs(recorded[feature] - psi) <= 1e-6, (feature, recorded[feature], psi)
+    tv = {
+        r["metric"]["feature"]: float(r["value"][1])
+        for r in prom.query(
+            "job_model_feature:mlops_feature_drift_total_variation:increase1h"
+            f'{{job="{JOB}",model="{MODEL}"}}'
+        )
+    }
+    assert set(tv) == set(expected_tv)
+    for feature, value in expected_tv.items():
+        assert abs(tv[feature] - value) <= 1e-9, (feature, tv[feature], value)
+    assert expected_tv["plan"] > 0.1  # the unseen "premium" is counted in its own bucket
     # the case is not trivial: the union drifted in age and plan, barely in income
     assert expected_psi["age"] > 0.2 and expected_psi["plan"] > 0.2
     assert expected_psi["income"] < 0.01
@@ -799,10 +816,13 @@ def _bucket_counts(
 ) -> tuple[dict[str, int], dict[str, int]]:
     """Reference and observed counts per bucket label, bucketed here, not by the exporter."""
     if feature == "plan":
-        kept = [b for b in buckets if b != "__other__"]
+        kept = [b for b in buckets if b not in ("__other__", "__unseen__")]
+        seen = {str(v) for v in reference}
 
         def bucket_of(v: Any) -> str:
-            return v if v in kept else "__other__"
+            if v in kept:
+                return v
+            return "__other__" if v in seen else "__unseen__"
 
         ref = [bucket_of(str(v)) for v in reference]
         cur = [bucket_of(str(v)) for v in values]
