@@ -226,18 +226,22 @@ def _card(m: re.Match[str]) -> str:
 
 
 def _iban_plausible(text: str) -> bool:
-    """Valid check digits; not in canonical upper case, also a registered country's length.
+    """Valid check digits; not in canonical upper case, also the shape of a real IBAN.
 
-    Lower-case text is everywhere (ids, hashes): 1 in 97 random strings of the right shape
-    passes mod-97, so a lower- or mixed-case candidate must also have the length of its
-    country's IBANs.
+    Lower-case text is everywhere (ids, hashes, the words after a value): 1 in 97 random
+    strings of the right shape passes mod-97.  So a lower- or mixed-case candidate must also
+    have the length of its country's IBANs and, when grouped, groups of four (the last one
+    shorter): "de89 3704 ... 00 ok" must not take "ok" into the IBAN.
     """
     if not iban_valid(text):
         return False
     compact = _IBAN_SEPARATORS.sub("", text)
     if compact.isupper():
         return True
-    return IBAN_LENGTHS.get(compact[:2].upper()) == len(compact)
+    if IBAN_LENGTHS.get(compact[:2].upper()) != len(compact):
+        return False
+    groups = _IBAN_SEPARATORS.split(text)
+    return len(groups) == 1 or (all(len(g) == 4 for g in groups[:-1]) and 1 <= len(groups[-1]) <= 4)
 
 
 def _iban(m: re.Match[str]) -> str:

@@ -156,7 +156,6 @@ def _kolmogorov_sf(d: float, n: int) -> float:
     return float(stats.kstwo.sf(d, n))
 
 
-
 def total_variation(ref_proportions: np.ndarray, cur_counts: np.ndarray) -> float:
     """Half the L1 distance between the reference shares and the current counts' shares."""
     n = int(cur_counts.sum())

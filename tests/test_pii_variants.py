@@ -192,3 +192,9 @@ def test_lower_case_ids_that_pass_mod_97_are_not_taken_for_ibans(data: st.DataOb
     candidate = country + _iban_check(country.upper(), bban.upper()) + bban
     assert iban_valid(candidate)  # the check digits alone would say "an IBAN"
     assert mask_text(f"id {candidate} ok") == f"id {candidate} ok"
+
+
+def test_a_word_after_a_lower_case_iban_is_not_taken_into_it() -> None:
+    """Found by the property above: 'ok' made a 20-character id pass as a 22-character IBAN."""
+    assert mask_text("id de0702km8oe0g13tgsii ok") == "id de0702km8oe0g13tgsii ok"
+    assert mask_text("pay de89 3704 0044 0532 0130 00 ok") == "pay [REDACTED:IBAN] ok"
