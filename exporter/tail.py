@@ -257,7 +257,7 @@ class LogFollower:
                 return None
             files = [self._position(s) for s in self._streams.values()]
             files += [self._position(s, rotated=True) for s in self._draining]
-            files += self._parked.values()
+            files.extend(self._parked.values())
             follower = {name: getattr(self.stats, name) for name in CUMULATIVE_STATS}
             held = sum(
                 s.offset - s.line_start() for s in [*self._streams.values(), *self._draining]
