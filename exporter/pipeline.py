@@ -166,6 +166,8 @@ class Snapshot:
     latency_quantiles: Mapping[float, float]  # quantile -> seconds; empty with no samples
     monitored: int  # number of monitored features
     level: float | None = None  # each verdict's level in this pass
+    latency_count: int = 0  # latencies in the window (the summary's _count)
+    latency_sum: float = 0.0  # their sum in seconds (the summary's _sum)
 
     @property
     def features_drifted(self) -> int:
@@ -246,6 +248,7 @@ def compute_snapshot(
             if f.distance is not None or f.missing_lower_bound is not None
         ]
     missing = {k: v for k, v in data.missing_ratio.items() if not math.isnan(v)}
+    latencies = data.latency_seconds[np.isfinite(data.latency_seconds)]
     return Snapshot(
         computed_at=clock(),
         duration_seconds=time.perf_counter() - started,
@@ -255,6 +258,8 @@ def compute_snapshot(
         latency_quantiles=MappingProxyType(latency_quantiles(data.latency_seconds)),
         monitored=len(features),
         level=level,
+        latency_count=int(latencies.size),
+        latency_sum=float(latencies.sum()),
     )
 
 

@@ -150,6 +150,7 @@ def _p_value_result(
     }
 
 
+
 # --- Population Stability Index ---------------------------------------------------------------
 
 
@@ -574,7 +575,8 @@ def _measure(
     }
     if extra_missing == 0:  # else the values present may be none at all: a null feature
         _nonempty(values, label, "current")
-    if numeric:
+    cur_sorted = np.empty(0)
+    if isinstance(profile, NumericFeatureProfile):
         finite, n_missing = to_float_array(f"{label} current", values, DriftInputError)
         cur_sorted = np.sort(finite)
         n_cur = int(cur_sorted.size)
@@ -592,7 +594,7 @@ def _measure(
     bound_p = significance_p = 1.0
     ks = chi2 = None
     if n_cur >= min_samples and n_cur > 0:
-        if numeric:
+        if isinstance(profile, NumericFeatureProfile):
             distance = _ks_statistic(profile.sorted_values, cur_sorted)
             bound_p = bounds.ks_bound_p_value(distance, tolerance, profile.n, n_cur)
         else:
@@ -623,7 +625,9 @@ def _measure(
     n_cur_rows = n_cur + n_missing
     rise = _rate(n_missing, n_cur) - _rate(profile.n_missing, profile.n)
     missing_n = (n_ref_rows, n_cur_rows) if n_cur_rows >= min_samples and n_cur_rows else None
-    missing_p = bounds.missing_bound_p_value(rise, tolerance, *missing_n) if missing_n else 1.0
+    missing_p = (
+        bounds.missing_bound_p_value(rise, tolerance, *missing_n) if missing_n else 1.0
+    )
     return _Measured(
         profile, tolerance, n_cur, n_missing, n_unseen, distance, cells, bound_p,
         significance_p, rise, missing_n, missing_p, ks if "ks" in tests else None,

@@ -8,26 +8,23 @@ apart so the public API reads as what a user calls and this file as the mathemat
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
-from scipy import special, stats
 
-# Two private scipy routines, used for speed with a public fallback if they ever move:
-# the exact two-sample KS distribution that ks_2samp(method="exact") calls, and the
-# Pelz-Good series that scipy's own kstwo uses for large n (see _kolmogorov_sf).
-try:
-    from scipy.stats._stats_py import _attempt_exact_2kssamp
-except ImportError:  # pragma: no cover
-    _attempt_exact_2kssamp = None
-try:
-    from scipy.stats._ksstats import _kolmogn_PelzGood
-except ImportError:  # pragma: no cover
-    _kolmogn_PelzGood = None
+# scipy is imported only where it is needed (the exact KS distribution, KS p-values of
+# samples under PELZ_GOOD_MIN_N): scipy.stats costs ~46 MB and ~0.3 s to import, and the
+# exporter, whose default KS method is the asymptotic one, needs neither it nor
+# scipy.special (the chi-squared tail below is exact for the integer degrees of freedom
+# a contingency table has).
 
 #: scipy's ks_2samp(method="auto") is exact while both samples have at most this many values
 KS_MAX_EXACT_N = 10_000
 #: grid steps of the pruned KS statistic search, each a multiple of the next (_ks_statistic)
 KS_GRID_STEPS = (1024, 64, 8)
+#: from this effective sample size on, the KS asymptotic p-value is the Pelz-Good series
+#: (within 1e-5 of scipy.stats.kstwo at n = 100, 3e-8 from 500; checked in the tests)
+PELZ_GOOD_MIN_N = 100
 #: chi-squared's asymptotic p-value is trusted when every expected count is at least this
 CHI2_MIN_EXPECTED = 5.0
 #: tables drawn for a Monte Carlo chi-squared p-value (sparse tables only)
@@ -128,11 +125,12 @@ def _ks_p_value(d: float, n1: int, n2: int, method: str) -> tuple[float, float, 
     """(statistic, two-sided p-value, method used), as ``scipy.stats.ks_2samp`` computes them."""
     if method == "auto":
         method = "exact" if max(n1, n2) <= KS_MAX_EXACT_N else "asymp"
-    if method == "exact" and _attempt_exact_2kssamp is not None:
+    exact = _exact_2kssamp() if method == "exact" else None
+    if exact is not None:
         g = math.gcd(n1, n2)
         if n1 // g < np.iinfo(np.int32).max / (n2 // g):
             with np.errstate(all="ignore"):
-                ok, d_exact, prob = _attempt_exact_2kssamp(n1, n2, g, d, "two-sided")
+                ok, d_exact, prob = exact(n1, n2, g, d, "two-sided")
             if ok:
                 return float(d_exact), float(np.clip(prob, 0.0, 1.0)), "exact"
     m, n = max(n1, n2), min(n1, n2)
@@ -141,19 +139,115 @@ def _ks_p_value(d: float, n1: int, n2: int, method: str) -> tuple[float, float, 
     return d, float(np.clip(prob, 0.0, 1.0)), "asymp"
 
 
-def _kolmogorov_sf(d: float, n: int) -> float:
-    """``scipy.stats.kstwo.sf(d, n)``, without its slow branches.
+def _exact_2kssamp() -> Any:
+    """scipy's exact two-sample KS routine (what ``ks_2samp(method="exact")`` calls), a
+    private function used for speed; ``None`` if it ever moves (then the asymptotic
+    p-value is used, as ``ks_2samp`` itself does when the exact one fails)."""
+    try:
+        from scipy.stats._stats_py import _attempt_exact_2kssamp
+    except ImportError:
+        return None
+    return _attempt_exact_2kssamp
 
-    For 140 < n <= 100 000 kstwo evaluates the Durbin matrix or Smirnov's finite sum, which
-    cost 5 ms at n = 10k and up to 90 ms at n = 100k.  scipy's own Pelz-Good series, which
-    kstwo uses beyond n = 100 000, agrees with it to 3e-8 for n >= 500 and 3e-6 for n > 140
-    (checked in the tests) in about 0.1 ms, so it is used whenever n > 140; smaller n and
-    the trivial edges (n*d <= 1, d >= 0.5) go to kstwo itself.  The precision is absolute:
-    a p-value below about 1e-7 may be reported as 0.
+
+def _kolmogorov_sf(d: float, n: int) -> float:
+    """``scipy.stats.kstwo.sf(d, n)``: P(D_n >= d) of the one-sample KS statistic.
+
+    kstwo evaluates a Durbin matrix or Smirnov's finite sum for 140 < n <= 100 000, which
+    cost 5 ms at n = 10k and up to 90 ms at n = 100k, and needs scipy.stats.  Here:
+
+    * the trivial edges exactly: P = 1 for n*d <= 1/2, n! (2d - 1/n)^n below for
+      n*d <= 1, and 2 (1 - d)^n for d >= 1 - 1/n;
+    * n >= ``PELZ_GOOD_MIN_N`` and d < 1/2: the Pelz-Good asymptotic expansion
+      (:func:`_pelz_good_cdf`, about 0.1 ms), which is what kstwo itself uses beyond
+      n = 100 000;
+    * anything else (small n, large d): kstwo itself, imported then.
+
+    The precision is absolute: a p-value below about 1e-7 may be reported as 0.
     """
-    if _kolmogn_PelzGood is not None and n > 140 and 1.0 < n * d < n - 1 and d < 0.5:
-        return max(0.0, 1.0 - float(_kolmogn_PelzGood(n, d, cdf=True)))
+    if n * d <= 0.5:
+        return 1.0
+    if n * d <= 1.0:
+        return 1.0 - math.exp(math.lgamma(n + 1) + n * math.log(2 * d - 1 / n))
+    if d >= 1.0 - 1.0 / n:
+        return min(1.0, 2.0 * (1.0 - d) ** n)
+    if n >= PELZ_GOOD_MIN_N and d < 0.5:
+        return max(0.0, 1.0 - _pelz_good_cdf(n, d))
+    from scipy import stats
+
     return float(stats.kstwo.sf(d, n))
+
+
+_SQRT_2PI = math.sqrt(2 * math.pi)
+_PI2 = math.pi**2
+
+
+def _pelz_good_cdf(n: int, x: float) -> float:
+    """P(D_n <= x) by the Pelz-Good (1976) expansion in powers of 1/sqrt(n).
+
+    With z = x sqrt(n): K0(z) + K1(z)/sqrt(n) + K2(z)/n + K3(z)/n^(3/2), each K_j written
+    as a theta-function series that converges fast for the z of interest: sums over odd m
+    of polynomials in m^2 times exp(-pi^2 m^2 / (8 z^2)), plus, in K2 and K3, sums over all
+    k of k^2 exp(-pi^2 k^2 / (2 z^2)) (see Simard and L'Ecuyer, J. Stat. Software 39(11),
+    2011, section 2.1).  Both sums are evaluated as vectors; terms past 16 z / pi are below
+    double precision.
+    """
+    z = x * math.sqrt(n)
+    if z <= 0.04:  # exp(-pi^2 / (8 z^2)) underflows: the CDF is 0
+        return 0.0
+    z2 = z * z
+    terms = max(1, math.ceil(16 * z / math.pi))
+    m = 2.0 * np.arange(1, terms + 1) - 1.0  # odd integers
+    m2 = m * m
+    odd = np.exp(-_PI2 * m2 / (8 * z2))
+    c1 = -z2 + _PI2 / 4 * m2
+    c2 = (6 * z2**3 + 2 * z2**2) + (2 * z2**2 - 5 * z2) * _PI2 / 4 * m2
+    c2 += _PI2**2 * (1 - 2 * z2) / 16 * m2**2
+    c3 = -30 * z2**3 - 90 * z2**4 + _PI2 * (135 * z2**2 - 96 * z2**3) / 4 * m2
+    c3 += _PI2**2 * (-60 * z2 + 212 * z2**2) / 16 * m2**2
+    c3 += _PI2**3 * (5 - 30 * z2) / 64 * m2**3
+    k0 = _SQRT_2PI * float(odd.sum()) / z
+    k1 = _SQRT_2PI * float((c1 * odd).sum()) / (6 * z2**2)
+    k2 = _SQRT_2PI * float((c2 * odd).sum()) / (72 * z**7)
+    k3 = _SQRT_2PI * float((c3 * odd).sum()) / (6480 * z2**5)
+    k = np.arange(1, terms + 1, dtype=np.float64)
+    k2_ = k * k
+    every = k2_ * np.exp(-_PI2 * k2_ / (2 * z2))
+    k2 -= _PI2 * _SQRT_2PI / (36 * z**3) * float(every.sum())
+    k3 += _PI2 * _SQRT_2PI / (216 * z2**3) * float(((3 * z2 - _PI2 * k2_) * every).sum())
+    root = math.sqrt(n)
+    return k0 + k1 / root + k2 / n + k3 / (n * root)
+
+
+def chi2_sf(x: float, dof: int) -> float:
+    """P(X >= x) for X chi-squared with an integer ``dof`` (scipy's ``chi2.sf``), in closed form.
+
+    Even dof: exp(-x/2) * sum_{r < dof/2} (x/2)^r / r!.  Odd dof: 2 Q(sqrt x) plus
+    2 phi(sqrt x) * sum_{r=1}^{(dof-1)/2} x^(r - 1/2) / (1 * 3 * ... * (2r - 1)), with Q and
+    phi the standard normal tail and density.  Every term is positive, so there is no
+    cancellation; checked against scipy to 1e-13 in the tests.
+    """
+    if dof < 1:
+        raise ValueError(f"dof must be a positive integer, got {dof!r}")
+    if x <= 0.0:
+        return 1.0
+    if dof % 2 == 0:
+        term = total = 1.0
+        for r in range(1, dof // 2):
+            term *= (x / 2) / r
+            total += term
+        return min(1.0, math.exp(-x / 2) * total)
+    root = math.sqrt(x)
+    tail = math.erfc(root / math.sqrt(2))  # 2 Q(sqrt x)
+    if dof == 1:
+        return tail
+    term = root  # x^(1/2) / 1
+    total = term
+    for r in range(2, (dof - 1) // 2 + 1):
+        term *= x / (2 * r - 1)
+        total += term
+    density = math.exp(-x / 2) / math.sqrt(2 * math.pi)
+    return min(1.0, tail + 2 * density * total)
 
 
 def total_variation(ref_proportions: np.ndarray, cur_counts: np.ndarray) -> float:
@@ -195,7 +289,7 @@ def chi2_homogeneity(
     expected = np.outer(rows, cols) / table.sum()
     statistic = float(np.sum((table - expected) ** 2 / expected))
     if expected.min() >= CHI2_MIN_EXPECTED:
-        return statistic, float(special.chdtrc(dof, statistic)), dof, "asymptotic"
+        return statistic, chi2_sf(statistic, dof), dof, "asymptotic"
     rng = np.random.default_rng(20_240_601)
     draws = rng.multivariate_hypergeometric(
         cols.astype(np.int64), int(rows[1]), size=CHI2_MONTE_CARLO_DRAWS

@@ -131,3 +131,24 @@ def test_bench_crash_prints_what_sigkill_does_to_the_counters() -> None:
     out = run_bench("bench_crash.py", "--lines", "20000", "--kills", "1", "--steady", "0")
     row = figure(out, rf"^catch-up of 20,000 lines, 1 SIGKILLs .*counted twice {NUMBER};.*$")[0]
     assert "lines in the files 20,000" in row, row
+
+
+def test_bench_calibration_prints_every_table_for_the_four_rules() -> None:
+    out = run_bench("bench_calibration.py", "--quick")
+    header = figure(out, r"^\| window \| bound A .*\| psi>=0\.2 \|$")[0]
+    assert "old" in header and "ks p<0.05" in header
+    for window in (200, 1000):  # each row: a count and a range for every rule
+        row = figure(out, rf"^\| {window} \|( {NUMBER} \[{NUMBER}-{NUMBER}\] \|){{5}}$")[0]
+        assert row
+    for change in ("mean \\+0.3 sd", "point mass", "new category", "20% of records null"):
+        figure(out, rf"^\| {change}.*\| {NUMBER}% \(.*$")
+    figure(out, rf"^\| 1000 \| {NUMBER} \| {NUMBER} \|$")  # the smallest shift flagged
+    figure(out, rf"^bound verdict pass {NUMBER} ms$")
+
+
+def test_bench_footprint_prints_startup_rss_and_cpu_next_to_mtail() -> None:
+    require_binary("mtail")
+    out = run_bench("bench_footprint.py", "--seconds", "1", "--rate", "100")
+    for who in ("mlops-exporter", r"mtail \(latency only\)"):
+        figure(out, rf"^{who}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}$")
+    figure(out, r"^targets: RSS <= 75 MB (met|NOT met); start-up <= 0.4 s (met|NOT met)$")

@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 import yaml
 
+from exporter import metrics
 from tests.conftest import REPO_ROOT, require_binary
 
 RULES = REPO_ROOT / "rules"
@@ -37,51 +38,10 @@ DASHBOARDS = REPO_ROOT / "grafana" / "dashboards"
 RULE_FILES = ("alerts.yml", "recording.yml")
 SEVERITIES = {"critical", "warning", "info"}
 
-#: Every mlops_* series the exporter exposes (the contract rules and dashboards are written
-#: against).  tests/e2e/test_stack.py checks that a live scrape of the real exporter exposes
-#: exactly these, no more and no fewer, so this list cannot go stale either.
-EXPORTER_METRICS: frozenset[str] = frozenset(
-    {
-        "mlops_feature_drift_ks_statistic",
-        "mlops_feature_drift_ks_p_value",
-        "mlops_feature_drift_psi",
-        "mlops_feature_drift_chi2_p_value",
-        "mlops_feature_drift_detected",
-        "mlops_feature_drift_distance",
-        "mlops_feature_drift_distance_lower_bound",
-        "mlops_feature_drift_tolerance",
-        "mlops_feature_drift_detectable_distance",
-        "mlops_drift_test_level",
-        "mlops_feature_reference_missing_ratio",
-        "mlops_features_drifted",
-        "mlops_features_drifted_ratio",
-        "mlops_feature_missing_ratio",
-        "mlops_drift_window_samples",
-        "mlops_reference_samples",
-        "mlops_drift_last_computed_timestamp_seconds",
-        "mlops_drift_computation_duration_seconds",
-        "mlops_drift_computation_errors_total",
-        "mlops_reference_info",
-        "mlops_feature_bucket_observations_total",
-        "mlops_feature_reference_bucket_ratio",
-        "mlops_prediction_latency_seconds_bucket",
-        "mlops_prediction_latency_seconds_sum",
-        "mlops_prediction_latency_seconds_count",
-        "mlops_prediction_latency_window_seconds",
-        "mlops_predictions_total",
-        "mlops_prediction_class_total",
-        "mlops_log_lines_total",
-        "mlops_log_lines_invalid_total",
-        "mlops_log_lines_other_events_total",
-        "mlops_log_bytes_read_total",
-        "mlops_log_rotations_total",
-        "mlops_log_truncations_total",
-        "mlops_log_files_watched",
-        "mlops_log_files_over_limit",
-        "mlops_exporter_build_info",
-        "mlops_alert_notification_failures_total",  # only with the alerts: section
-    }
-)
+#: Every mlops_* series the exporter exposes: the metric catalog (exporter/metrics.py), the
+#: one list rules and dashboards are written against.  tests/e2e/test_stack.py checks that a
+#: live scrape of the real exporter exposes exactly these, no more and no fewer.
+EXPORTER_METRICS: frozenset[str] = metrics.exposed_names()
 #: Exposed only when the exporter is configured so (the e2e stack configures one that way).
 OPTIONAL_METRICS: frozenset[str] = frozenset({"mlops_alert_notification_failures_total"})
 

@@ -1,0 +1,371 @@
+"""The metric catalog: every ``mlops_*`` metric the exporter serves, declared once.
+
+One :class:`MetricSpec` per metric: name, type, help, unit, labels, the collector area that
+fills it, and when it is served.  The collectors build their families from it
+(:meth:`MetricSpec.family`), ``describe()`` returns it (so prometheus_client's own
+``restricted_registry`` serves ``?name[]=``), the metrics table of docs/metrics.md is
+generated from it (``python -m exporter.metrics``; ``--check`` fails when the table is
+stale), and the tests of the rules, dashboards and runbook check every metric name they
+use against :func:`exposed_names`.  Names and help texts follow the Prometheus naming
+practices: base units, ``_total`` on counters, ``_ratio`` for 0..1 shares.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
+
+Kind = Literal["gauge", "counter", "histogram", "summary"]
+_F = TypeVar("_F", bound=Metric)
+Area = Literal["drift", "reference", "traffic", "files", "alerting", "exporter"]
+
+#: appended to the help of the drift pass's figures
+_BG = "Computed in the background every drift.interval; absent until drift.min_samples."
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One metric: what it is called, what it means, and which labels it carries."""
+
+    name: str  # without the _total of counters, as prometheus_client's families take it
+    kind: Kind
+    help: str
+    labels: tuple[str, ...] = ()
+    area: Area = "exporter"
+    unit: str = ""
+    served: str = "always"  # when it is absent: documented in the table
+
+    def family(self) -> Metric:
+        """A fresh, empty family of this metric (add samples with ``add_metric``)."""
+        labels = list(self.labels)
+        if self.kind == "gauge":
+            return GaugeMetricFamily(self.name, self.help, labels=labels, unit=self.unit)
+        if self.kind == "counter":
+            return CounterMetricFamily(self.name, self.help, labels=labels, unit=self.unit)
+        if self.kind == "histogram":
+            return HistogramMetricFamily(self.name, self.help, labels=labels, unit=self.unit)
+        return SummaryMetricFamily(self.name, self.help, labels=labels, unit=self.unit)
+
+    @property
+    def series_names(self) -> tuple[str, ...]:
+        """The names its samples carry in the text format (``_total``, ``_bucket``, ...)."""
+        if self.kind == "counter":
+            return (f"{self.name}_total",)
+        if self.kind == "histogram":
+            return tuple(f"{self.name}{s}" for s in ("_bucket", "_sum", "_count"))
+        if self.kind == "summary":
+            return (self.name, f"{self.name}_sum", f"{self.name}_count")
+        return (self.name,)
+
+    @property
+    def exposed_name(self) -> str:
+        """The name users query: ``foo_total`` for a counter, the family name otherwise."""
+        return f"{self.name}_total" if self.kind == "counter" else self.name
+
+
+_FL = ("model", "feature")
+_M = ("model",)
+
+CATALOG: tuple[MetricSpec, ...] = (
+    # --- drift: the verdict and its figures -------------------------------------------------
+    MetricSpec(
+        "mlops_feature_drift_detected", "gauge",
+        "1 if the feature drifted by the named verdict, else 0: test=distance (the distance's "
+        "lower confidence bound reaches the tolerance) or test=missing (the missing share "
+        f"rose by more than the tolerance, with the same confidence). {_BG}",
+        ("model", "feature", "test"), "drift",
+    ),
+    MetricSpec(
+        "mlops_feature_drift_distance", "gauge",
+        "Observed distance of the window to the reference, in probability units (0..1): KS "
+        f"distance (numeric) or total variation (categorical). {_BG}",
+        _FL, "drift",
+    ),
+    MetricSpec(
+        "mlops_feature_drift_distance_lower_bound", "gauge",
+        "Lower confidence bound of the distance at mlops_drift_test_level; the feature is "
+        f"drifted when it reaches mlops_feature_drift_tolerance. {_BG}",
+        _FL, "drift",
+    ),
+    MetricSpec(
+        "mlops_feature_drift_tolerance", "gauge",
+        "Smallest distance that matters for the feature (drift.tolerance or its features "
+        "override), in probability units.",
+        _FL, "drift",
+    ),
+    MetricSpec(
+        "mlops_feature_drift_detectable_distance", "gauge",
+        "Smallest observed distance the current window would flag: tolerance plus the "
+        f"bound's radius at this sample size and level (above 1: nothing can be). {_BG}",
+        _FL, "drift",
+    ),
+    MetricSpec(
+        "mlops_drift_test_level", "gauge",
+        "Level of each feature's verdict in the last pass: drift.interval / "
+        "drift.false_alarm_budget / monitored features (one expected false verdict per "
+        "budget period and replica).",
+        _M, "drift",
+    ),
+    MetricSpec(
+        "mlops_features_drifted", "gauge",
+        f"Number of monitored features drifted by their distance or missing verdict. {_BG}",
+        _M, "drift",
+    ),
+    MetricSpec(
+        "mlops_features_drifted_ratio", "gauge",
+        f"Drifted features divided by features with a verdict (0..1). {_BG}",
+        _M, "drift",
+    ),
+    MetricSpec(
+        "mlops_feature_drift_ks_statistic", "gauge",
+        "Two-sample Kolmogorov-Smirnov statistic (0..1) of a numeric feature, window vs "
+        f"reference; reported, does not vote. {_BG}",
+        _FL, "drift",
+    ),
+    MetricSpec(
+        "mlops_feature_drift_ks_p_value", "gauge",
+        "p-value of the KS test; a reported figure that does not vote (it flags negligible "
+        f"shifts on large windows). {_BG}",
+        _FL, "drift",
+    ),
+    MetricSpec(
+        "mlops_feature_drift_psi", "gauge",
+        "Population stability index over the reference buckets; a reported figure that "
+        f"does not vote (noisy on small windows). {_BG}",
+        _FL, "drift",
+    ),
+    MetricSpec(
+        "mlops_feature_drift_chi2_p_value", "gauge",
+        "p-value of the chi-squared test of a categorical feature's categories (Monte Carlo "
+        f"on sparse tables); reported, does not vote. {_BG}",
+        _FL, "drift",
+    ),
+    MetricSpec(
+        "mlops_feature_missing_ratio", "gauge",
+        "Share of predictions in the window whose record lacks the feature or has it null "
+        "(0..1), as of the last background pass.",
+        _FL, "drift",
+    ),
+    MetricSpec(
+        "mlops_drift_window_samples", "gauge",
+        "Predictions in the sliding window used by the last drift computation.",
+        _M, "drift", served="after the first pass",
+    ),
+    MetricSpec(
+        "mlops_drift_last_computed_timestamp_seconds", "gauge",
+        "Unix time of the last successful drift computation.",
+        _M, "drift", "seconds", "after the first pass",
+    ),
+    MetricSpec(
+        "mlops_drift_computation_duration_seconds", "gauge",
+        "Wall time the last successful drift and latency computation took.",
+        _M, "drift", "seconds", "after the first pass",
+    ),
+    MetricSpec(
+        "mlops_prediction_latency_window_seconds", "summary",
+        "Prediction latency over the current drift window (quantiles 0.5, 0.9, 0.95, 0.99, "
+        "count and sum of the window), computed in the background every drift.interval.",
+        _M, "drift", "seconds", "once the window holds a latency",
+    ),
+    # --- reference --------------------------------------------------------------------------
+    MetricSpec(
+        "mlops_reference_info", "gauge",
+        "Constant 1, labelled by the sha256 of the loaded reference profile.",
+        ("model", "hash"), "reference",
+    ),
+    MetricSpec(
+        "mlops_reference_samples", "gauge", "Rows in the reference data set.", _M, "reference"
+    ),
+    MetricSpec(
+        "mlops_feature_reference_bucket_ratio", "gauge",
+        "Reference proportion of each feature bucket (numeric: le-style upper bound; "
+        "categorical: the category, __other__ or __unseen__).",
+        ("model", "feature", "bucket"), "reference",
+    ),
+    MetricSpec(
+        "mlops_feature_reference_missing_ratio", "gauge",
+        "Share of the reference rows that lack the feature (0..1); a rise beyond the "
+        "tolerance in the window is drift too.",
+        _FL, "reference",
+    ),
+    # --- traffic and latency ----------------------------------------------------------------
+    MetricSpec(
+        "mlops_feature_bucket_observations", "counter",
+        "Observed values per reference bucket (same buckets as PSI; categorical: the "
+        "category, __other__ or __unseen__), for fleet-wide drift in PromQL.",
+        ("model", "feature", "bucket"), "traffic",
+    ),
+    MetricSpec(
+        "mlops_prediction_latency_seconds", "histogram",
+        "Prediction latency as logged by the model server (latency.field), in seconds.",
+        _M, "traffic", "seconds",
+    ),
+    MetricSpec("mlops_predictions", "counter", "Prediction records read from the logs.",
+               _M, "traffic"),
+    MetricSpec(
+        "mlops_prediction_class", "counter",
+        "Predictions per predicted class (the first prediction.max_classes classes seen, "
+        "later ones in __other__).",
+        ("model", "class"), "traffic",
+    ),
+    # --- log files and ingest ---------------------------------------------------------------
+    MetricSpec(
+        "mlops_log_lines", "counter",
+        "Lines read from the prediction logs (predictions, other events and invalid lines).",
+        _M, "files",
+    ),
+    MetricSpec(
+        "mlops_log_lines_invalid", "counter",
+        "Lines skipped because they are not a usable prediction record, by reason.",
+        ("model", "reason"), "files",
+    ),
+    MetricSpec(
+        "mlops_log_lines_other_events", "counter",
+        "Valid JSON lines whose event is not 'prediction' (skipped, not invalid).",
+        _M, "files",
+    ),
+    MetricSpec("mlops_log_bytes_read", "counter", "Bytes read from the prediction logs.",
+               (), "files"),
+    MetricSpec("mlops_log_rotations", "counter",
+               "Log files rotated away (renamed or removed).", (), "files"),
+    MetricSpec("mlops_log_truncations", "counter", "Log files truncated in place.", (), "files"),
+    MetricSpec("mlops_log_files_watched", "gauge",
+               "Log files currently followed (matching logs.paths).", (), "files"),
+    MetricSpec("mlops_log_files_over_limit", "gauge",
+               "Files matching logs.paths not followed because logs.max_files are open.",
+               (), "files"),
+    # --- in-process alerting ----------------------------------------------------------------
+    MetricSpec(
+        "mlops_alert_notification_failures", "counter",
+        "In-process alert deliveries (alerts: section) that failed after all retries.",
+        _M, "alerting", served="only with an alerts: section",
+    ),
+    # --- the exporter itself ----------------------------------------------------------------
+    MetricSpec(
+        "mlops_drift_computation_errors", "counter",
+        "Drift computations that failed; the previous snapshot stays published.",
+        _M, "exporter",
+    ),
+    MetricSpec(
+        "mlops_exporter_build_info", "gauge",
+        "A metric with a constant '1' value labelled by the exporter's version.",
+        ("version",), "exporter",
+    ),
+)  # fmt: skip
+
+BY_NAME: dict[str, MetricSpec] = {spec.name: spec for spec in CATALOG}
+
+
+def spec(name: str) -> MetricSpec:
+    """The catalog entry of ``name`` (the family name, without ``_total``)."""
+    return BY_NAME[name]
+
+
+def family(name: str) -> Metric:
+    """A fresh family of the catalog's metric ``name``."""
+    return BY_NAME[name].family()
+
+
+def gauge(name: str) -> GaugeMetricFamily:
+    """A fresh gauge family of ``name``; a name of another type is a programming error."""
+    return _typed(name, GaugeMetricFamily)
+
+
+def counter(name: str) -> CounterMetricFamily:
+    return _typed(name, CounterMetricFamily)
+
+
+def histogram(name: str) -> HistogramMetricFamily:
+    return _typed(name, HistogramMetricFamily)
+
+
+def summary(name: str) -> SummaryMetricFamily:
+    return _typed(name, SummaryMetricFamily)
+
+
+def _typed(name: str, cls: type[_F]) -> _F:
+    built = BY_NAME[name].family()
+    if not isinstance(built, cls):
+        raise TypeError(f"{name} is a {BY_NAME[name].kind} in the catalog, not a {cls.__name__}")
+    return built
+
+
+def of_area(area: Area) -> tuple[MetricSpec, ...]:
+    return tuple(s for s in CATALOG if s.area == area)
+
+
+def exposed_names() -> frozenset[str]:
+    """Every series name the exporter may serve (``_total``, ``_bucket``, ``_sum`` ...)."""
+    return frozenset(n for s in CATALOG for n in s.series_names)
+
+
+def describe() -> Iterator[Metric]:
+    """Empty families of every metric: what a collector's ``describe()`` returns."""
+    for entry in CATALOG:
+        yield entry.family()
+
+
+# --- the docs table ---------------------------------------------------------------------------
+
+DOCS_FILE = Path(__file__).resolve().parent.parent / "docs" / "metrics.md"
+_START = "<!-- metrics table: generated by `python -m exporter.metrics`; do not edit -->"
+_END = "<!-- end of the generated metrics table -->"
+
+
+def markdown_table() -> str:
+    """The metrics table of docs/metrics.md, one row per catalog entry."""
+    rows = ["| Metric | Type | Labels | Served | Meaning |", "|---|---|---|---|---|"]
+    for s in CATALOG:
+        help_text = s.help.replace(_BG, "").strip().replace("|", "\\|")
+        rows.append(
+            f"| `{s.exposed_name}` | {s.kind} | {', '.join(s.labels)} | {s.served} | "
+            f"{help_text} |"
+        )
+    return "\n".join(rows)
+
+
+def render_docs(text: str) -> str:
+    """``text`` (docs/metrics.md) with the block between the markers regenerated."""
+    if _START not in text or _END not in text:
+        raise ValueError(f"{DOCS_FILE}: the generated-table markers are missing")
+    head, rest = text.split(_START, 1)
+    _, tail = rest.split(_END, 1)
+    return f"{head}{_START}\n{markdown_table()}\n{_END}{tail}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Regenerate the metrics table of the docs.")
+    parser.add_argument("--check", action="store_true", help="exit 1 if the table is stale")
+    parser.add_argument("--docs", type=Path, default=DOCS_FILE)
+    args = parser.parse_args(argv)
+    current = args.docs.read_text(encoding="utf-8")
+    try:
+        wanted = render_docs(current)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.check:
+        if wanted != current:
+            print(f"error: {args.docs} is out of date: run python -m exporter.metrics",
+                  file=sys.stderr)  # fmt: skip
+            return 1
+        return 0
+    if wanted != current:
+        args.docs.write_text(wanted, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
