@@ -3,7 +3,10 @@
 Threads and what they own:
 
 - ``ingest``: the only user of the log follower; loops ``Ingestor.run_once()`` and sleeps
-  ``logs.poll_interval`` when there was nothing new; checkpoints offsets every few seconds.
+  ``logs.poll_interval`` when there was nothing new.  With ``logs.state_file`` it saves the
+  checkpoint (offsets and every counter, one atomic record) at start, then every
+  ``logs.checkpoint_interval`` or 64 MiB read, the start-up catch-up included; /metrics
+  serves the counters as last saved (see :mod:`exporter.ingest`).
 - APScheduler's worker: every ``drift.interval`` copies the window under the ingest lock
   (:func:`exporter.pipeline.capture`), computes a new Snapshot outside it and swaps it in
   with one assignment (atomic in CPython), so a scrape sees the old or the new snapshot,
@@ -12,7 +15,9 @@ Threads and what they own:
 - HTTP threads: only read the snapshot and ``IngestCounters.snapshot()``.
 
 SIGTERM/SIGINT set an event; the main thread then stops the scheduler and the ingest
-thread, writes the checkpoint and returns exit status 0.
+thread, writes the checkpoint and returns exit status 0.  SIGKILL loses nothing either: the
+next start resumes offsets and counters from the last record, and counts what came after it
+exactly once.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
 from exporter.alerting import ExporterAlerts
+from exporter.checkpoint import load_checkpoint
 from exporter.collector import MlopsCollector, ReferenceInfo
 from exporter.config import ExporterConfig
 from exporter.exposition import MetricsRenderer
@@ -42,8 +48,6 @@ from exporter.window import Window
 
 log = structlog.get_logger("exporter")
 
-#: How often the ingest thread writes the offsets checkpoint (and always on shutdown).
-CHECKPOINT_EVERY = 5.0
 #: Upper bound on the start-up catch-up before /-/ready says yes anyway.
 FIRST_PASS_BUDGET = 30.0
 
@@ -79,11 +83,14 @@ class Exporter:
         )
 
         logs = config.logs
+        # Offsets and counters come from the same record: one cannot resume without the other.
+        saved = load_checkpoint(logs.state_file) if logs.state_file else None
         self.follower = LogFollower(
             list(logs.paths),
             start_position=logs.start_position,
-            state_file=logs.state_file,
+            resume=saved,
             max_line_bytes=logs.max_line_bytes,
+            max_files=logs.max_files,
         )
         self.parser = RecordParser(
             self.features,
@@ -103,13 +110,31 @@ class Exporter:
             latency_buckets=config.latency.buckets,
             max_classes=config.prediction.max_classes,
         )
-        self.ingestor = Ingestor(self.follower, self.parser, self.window, self.counters)
+        restored = False
+        if saved is not None and saved.counters is not None:
+            try:
+                self.counters.restore(saved.counters)
+                restored = True
+            except ValueError as exc:  # offsets resume, counters start again at 0
+                log.warning(
+                    "checkpoint_counters_unusable", state_file=logs.state_file, error=str(exc)
+                )
+        if not restored:
+            self.counters.align_follower(self.follower.stats)
+        self.ingestor = Ingestor(
+            self.follower,
+            self.parser,
+            self.window,
+            self.counters,
+            state_file=logs.state_file,
+            checkpoint_interval=logs.checkpoint_interval,
+        )
 
         self.collector = MlopsCollector(
             config.model_name,
             ReferenceInfo.from_profile(profile, list(self.features)),
             snapshot=lambda: self._snapshot,
-            counters=self.counters.snapshot,
+            counters=self.ingestor.snapshot,
             errors=lambda: self._errors,
             alert_failures=(lambda: self.alerts.notify_failures) if self.alerts else None,
             version=version,
@@ -187,11 +212,16 @@ class Exporter:
             self.alerts.evaluate(self._snapshot)
 
     def _ingest_once(self) -> int:
-        return int(self.ingestor.run_once())
+        processed = int(self.ingestor.run_once())
+        self.ingestor.maybe_checkpoint()
+        return processed
 
     def _ingest_loop(self) -> None:
         poll = self.config.logs.poll_interval
         try:
+            # Saved before anything is read: with start_position "end", a crash before the
+            # first timed checkpoint must not move "the end" past lines written meanwhile.
+            self._checkpoint()
             deadline = time.monotonic() + FIRST_PASS_BUDGET
             while not self._stop.is_set() and self._ingest_once() > 0:
                 if time.monotonic() > deadline:
@@ -199,23 +229,17 @@ class Exporter:
             self.drift_pass()
             self._ready.set()
             log.info("ready", window_samples=self._snapshot.window_samples)
-            last_checkpoint = time.monotonic()
             while not self._stop.is_set():
                 if self._ingest_once() == 0:
                     self._stop.wait(poll)
-                if time.monotonic() - last_checkpoint >= CHECKPOINT_EVERY:
-                    self._save_positions()
-                    last_checkpoint = time.monotonic()
         except Exception as exc:  # a bug in ingest must not kill the process silently
             log.error("ingest_failed", error=str(exc), exc_info=True)
             self._failed = True
             self._stop.set()
 
-    def _save_positions(self) -> None:
-        if self.config.logs.state_file is None:
-            return
+    def _checkpoint(self) -> None:
         try:
-            self.follower.save_positions()
+            self.ingestor.checkpoint()
         except Exception as exc:
             log.warning("checkpoint_failed", state_file=self.config.logs.state_file, error=str(exc))
 
@@ -262,7 +286,7 @@ class Exporter:
             self.scheduler.shutdown(wait=False)
         if self._ingest_thread.is_alive():
             self._ingest_thread.join(timeout=5)
-        self._save_positions()
+        self._checkpoint()  # under the ingest lock: consistent even if the join timed out
         try:
             self.follower.close()
         except Exception as exc:

@@ -42,6 +42,15 @@ from mlops_core.errors import DurationError, MlopsError
 
 ENV_PREFIX = "MLOPS_EXPORTER_"
 
+CHECKPOINT_INTERVAL = 1.0
+"""Default ``logs.checkpoint_interval``: the staleness of the served counters, and at most
+how much a crash makes the next process read again (see :mod:`exporter.ingest`; its
+``CHECKPOINT_INTERVAL`` is the same value, and a test keeps them equal)."""
+
+DEFAULT_MAX_FILES = 256
+"""Default ``logs.max_files`` (why 256: ``exporter.tail.DEFAULT_MAX_FILES``, kept equal by a
+test; not imported, so loading a config does not import the follower and numpy)."""
+
 #: keys that existed once, with what replaced them: a config that still sets one gets this
 #: line instead of a bare "unknown key", so an upgrade tells the user what to change.
 REMOVED_KEYS = {
@@ -78,6 +87,8 @@ class LogsConfig:
     state_file: str | None = None
     max_line_bytes: int = 1 << 20
     poll_interval: float = 0.25
+    max_files: int = DEFAULT_MAX_FILES
+    checkpoint_interval: float = CHECKPOINT_INTERVAL
 
 
 @dataclass(frozen=True)
@@ -297,6 +308,8 @@ _SCHEMA: dict[str, Any] = {
         "state_file": _Leaf(_optional_path, None),
         "max_line_bytes": _Leaf(_size, 1 << 20),
         "poll_interval": _Leaf(_duration, 0.25),
+        "max_files": _Leaf(_positive_int, DEFAULT_MAX_FILES),
+        "checkpoint_interval": _Leaf(_duration, CHECKPOINT_INTERVAL),
     },
     "reference": {"path": _Leaf(_string)},
     "features": _Leaf(lambda k, v: v, None),  # free-form: checked by _features()
@@ -546,6 +559,8 @@ def load_config(
             state_file=_maybe(rel, values["logs.state_file"]),
             max_line_bytes=values["logs.max_line_bytes"],
             poll_interval=values["logs.poll_interval"],
+            max_files=values["logs.max_files"],
+            checkpoint_interval=values["logs.checkpoint_interval"],
         ),
         reference_path=rel(values["reference.path"]),
         features=features,

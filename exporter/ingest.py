@@ -4,22 +4,31 @@
 latency histogram).  The ingest thread adds batches; the collector reads an immutable
 :class:`IngestSnapshot` on each scrape, so a scrape costs a copy of a few small arrays,
 whatever the size of the log.
+
+With ``logs.state_file``, :meth:`Ingestor.checkpoint` saves the follower's offsets and every
+counter's value as one atomic record (:mod:`exporter.checkpoint`), between two polls, so the
+two agree exactly; a restarted exporter restores both and counts each line after the saved
+offsets exactly once.  :meth:`Ingestor.snapshot` then serves the counters *as saved*: a
+scrape never sees a value that a crash could take back, so no counter goes down across a
+restart.  The price is that counters lag by at most ``logs.checkpoint_interval``.
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 import structlog
 
-from exporter.records import INVALID_REASONS, ParsedBatch, RecordParser, count_lines
-from exporter.tail import FollowerStats, LogFollower
+from exporter.checkpoint import save_checkpoint
+from exporter.records import INVALID_REASONS, ParsedBatch, RecordParser
+from exporter.tail import CUMULATIVE_STATS, FollowerStats, LogFollower
 from exporter.window import Window
 from mlops_core.constants import DEFAULT_LATENCY_BUCKETS
 from mlops_core.constants import OTHER_BUCKET as OTHER_LABEL
@@ -28,6 +37,16 @@ from mlops_core.errors import ConfigError
 _log = structlog.get_logger(__name__)
 
 DEFAULT_MAX_CLASSES = 20
+
+CHECKPOINT_INTERVAL = 1.0
+"""Seconds between checkpoints when none is configured (``logs.checkpoint_interval``, whose
+default is this value again: keep ``exporter.config.CHECKPOINT_INTERVAL`` in sync)."""
+
+CHECKPOINT_BYTES = 64 << 20
+"""Also checkpoint after this many bytes read, however little time passed: during a fast
+start-up catch-up a crash then re-reads at most this much."""
+
+_FAILURE_LOG_EVERY = 60.0
 
 
 @dataclass(frozen=True)
@@ -50,6 +69,7 @@ class IngestSnapshot:
     truncations: int
     lines_too_long: int
     files_watched: int
+    files_over_limit: int = 0
 
 
 class IngestCounters:
@@ -155,10 +175,107 @@ class IngestCounters:
                 self._too_long_seen = stats.lines_too_long
             self._follower = FollowerStats(**vars(stats))
 
-    def snapshot(self) -> IngestSnapshot:
-        """An immutable copy of every figure, taken under the lock."""
+    def state(self) -> dict[str, Any]:
+        """Every counter's value, JSON-ready, for the checkpoint (see :meth:`restore`).
+
+        Classes keep the order they were first seen: after a restore, the same first
+        ``max_classes`` keep their own label.  Bucket labels and latency bounds are saved
+        with the counts, so counts are never restored onto other buckets.
+        """
         with self._lock:
-            follower = self._follower
+            return {
+                "lines": self._lines,
+                "invalid": dict(self._invalid),
+                "other_events": self._other,
+                "predictions": self._predictions,
+                "classes": [[label, count] for label, count in self._classes.items()],
+                "buckets": {
+                    name: {"labels": list(self._labels[name]), "counts": counts.tolist()}
+                    for name, counts in self._buckets.items()
+                },
+                "latency": {
+                    "bounds": list(self._bounds),
+                    "counts": self._latency_counts.tolist(),
+                    "sum": self._latency_sum,
+                    "count": self._latency_count,
+                },
+                "too_long_seen": self._too_long_seen,
+            }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Carry on from a checkpoint's :meth:`state`; raises ``ValueError`` if it is malformed.
+
+        A part that no longer fits the configuration starts again at zero, with a warning:
+        bucket counts of a feature whose reference buckets changed (or that is no longer
+        monitored), the latency histogram when ``latency.buckets`` changed.  Classes beyond
+        a smaller ``prediction.max_classes`` are added to ``__other__``.  Nothing is assigned
+        unless the whole state is readable.
+        """
+        try:
+            lines = _count(state["lines"])
+            invalid = {str(k): _count(v) for k, v in dict(state["invalid"]).items()}
+            other = _count(state["other_events"])
+            predictions = _count(state["predictions"])
+            saved_classes = [(str(label), _count(n)) for label, n in state["classes"]]
+            too_long_seen = _count(state["too_long_seen"])
+            buckets: dict[str, np.ndarray] = {}
+            for name, part in dict(state["buckets"]).items():
+                counts = np.array([_count(v) for v in part["counts"]], dtype=np.int64)
+                if name not in self._labels:
+                    continue
+                if tuple(map(str, part["labels"])) != self._labels[name]:
+                    _log.warning("checkpoint_buckets_reset", feature=name, reason="new buckets")
+                    continue
+                buckets[name] = counts
+            latency = dict(state["latency"])
+            latency_counts = np.array([_count(v) for v in latency["counts"]], dtype=np.int64)
+            latency_sum = float(latency["sum"])
+            latency_count = _count(latency["count"])
+            same_bounds = tuple(float(b) for b in latency["bounds"]) == self._bounds
+            if same_bounds and len(latency_counts) != len(self._bounds) + 1:
+                raise ValueError("latency counts do not match the bounds")
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"malformed counters: {exc!r}") from None
+        classes: dict[str, int] = {}
+        for label, count in saved_classes:
+            if label != OTHER_LABEL and (label in classes or len(classes) < self.max_classes):
+                classes[label] = classes.get(label, 0) + count
+            else:
+                classes[OTHER_LABEL] = classes.get(OTHER_LABEL, 0) + count
+        with self._lock:
+            self._lines = lines
+            self._invalid = {**dict.fromkeys(INVALID_REASONS, 0), **invalid}
+            self._other = other
+            self._predictions = predictions
+            self._classes = classes
+            self._too_long_seen = too_long_seen
+            for name, counts in buckets.items():
+                self._buckets[name] = counts
+            if same_bounds:
+                self._latency_counts = latency_counts
+                self._latency_sum = latency_sum
+                self._latency_count = latency_count
+            else:
+                _log.warning("checkpoint_latency_reset", reason="latency.buckets changed")
+
+    def align_follower(self, stats: FollowerStats) -> None:
+        """Take the follower's dropped-line count as already counted (no restored counters).
+
+        When a follower resumes with its figures but the counters could not be restored, the
+        over-long lines the follower dropped before are not in these counters, and must not
+        be added to them now as if they had just been dropped.
+        """
+        with self._lock:
+            self._too_long_seen = stats.lines_too_long
+
+    def snapshot(self, follower: FollowerStats | None = None) -> IngestSnapshot:
+        """An immutable copy of every figure, taken under the lock.
+
+        ``follower`` replaces the follower's figures last copied (the checkpoint passes
+        those at its saved positions).
+        """
+        with self._lock:
+            follower = follower or self._follower
             return IngestSnapshot(
                 lines_total=self._lines,
                 invalid_total=MappingProxyType(dict(self._invalid)),
@@ -178,7 +295,15 @@ class IngestCounters:
                 truncations=follower.truncations,
                 lines_too_long=follower.lines_too_long,
                 files_watched=follower.files_watched,
+                files_over_limit=follower.files_over_limit,
             )
+
+
+def _count(value: Any) -> int:
+    """A saved count: a non-negative integer (a float such as ``3.0`` is not accepted)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"not a count: {value!r}")
+    return value
 
 
 def counts_per_bucket(values: np.ndarray, upper_bounds: np.ndarray) -> np.ndarray:
@@ -200,7 +325,12 @@ def _frozen(array: np.ndarray) -> np.ndarray:
 
 
 class Ingestor:
-    """One step of the ingest loop: poll the follower, parse, feed window and counters."""
+    """One step of the ingest loop (poll, parse, feed window and counters) and the checkpoint.
+
+    ``run_once`` and ``checkpoint`` take the same lock, so a checkpoint always falls between
+    two steps, where the follower's offsets and the counters agree exactly (whichever
+    thread calls it: the ingest loop, or ``stop()`` on shutdown).
+    """
 
     def __init__(
         self,
@@ -208,11 +338,28 @@ class Ingestor:
         parser: RecordParser,
         window: Window,
         counters: IngestCounters,
+        *,
+        state_file: str | None = None,
+        checkpoint_interval: float = CHECKPOINT_INTERVAL,
+        checkpoint_bytes: int = CHECKPOINT_BYTES,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.follower = follower
         self.parser = parser
         self.window = window
         self.counters = counters
+        self.state_file = state_file
+        self.checkpoint_interval = checkpoint_interval
+        self.checkpoint_bytes = checkpoint_bytes
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.counters.update_follower(follower.stats)
+        self._published = counters.snapshot()  # the restored values, until the first save
+        self._last_checkpoint = clock()
+        self._bytes_at_checkpoint = follower.stats.bytes_read
+        self._failing_since: float | None = None
+        self._failures = 0
+        self._failure_logged = 0.0
 
     def run_once(self) -> int:
         """Process what the logs gained since the last call; returns the lines processed.
@@ -221,21 +368,94 @@ class Ingestor:
         positive number means there may be more already (call again at once).  Bad data
         never raises: bad lines are counted by reason.
         """
-        batches = []
-        for block in self.follower.poll_blocks():
+        with self._lock:
+            # parse_block never raises: an exception costs its own line (internal_error), so
+            # there is no catch-all here that could throw a whole block away.
+            batches = [self.parser.parse_block(block) for block in self.follower.poll_blocks()]
+            processed = 0
+            if batches:
+                # Blocks are parsed one by one (~1 MiB each, cache-friendly); window and
+                # counters take the whole poll at once (fewer fixed costs, fewer timestamps
+                # converted).
+                batch = ParsedBatch.concat(batches)
+                self.window.add(batch)
+                self.counters.add_batch(batch)
+                processed = batch.n_lines
+            self.counters.update_follower(self.follower.stats)
+            return processed
+
+    def snapshot(self) -> IngestSnapshot:
+        """The counters to serve: as last checkpointed with a state file, else live.
+
+        Serving only saved values is what makes "no counter ever goes down" hold across a
+        crash: the next process starts from the saved record, which is never behind what a
+        scrape has seen.
+        """
+        if self.state_file is None:
+            return self.counters.snapshot()
+        return self._published
+
+    def due(self) -> bool:
+        """Whether a checkpoint is due: ``checkpoint_interval`` passed or enough bytes read."""
+        if self.state_file is None:
+            return False
+        if self._clock() - self._last_checkpoint >= self.checkpoint_interval:
+            return True
+        return self.follower.stats.bytes_read - self._bytes_at_checkpoint >= self.checkpoint_bytes
+
+    def maybe_checkpoint(self) -> bool:
+        """:meth:`checkpoint` if :meth:`due`; whether one was written."""
+        return self.checkpoint() if self.due() else False
+
+    def checkpoint(self) -> bool:
+        """Save offsets and every counter as one atomic record, then serve those counters.
+
+        Returns whether the record was written.  A failure to write (disk full, read-only
+        volume) is logged, not raised, and the counters are served anyway: a sidecar whose
+        metrics froze would hide every problem of the model; the cost is that a crash
+        during the failure may make a counter go down once.
+        """
+        if self.state_file is None:
+            return False
+        with self._lock:
+            state = self.follower.state()
+            if state is None:  # closed: there is nothing left to save
+                return False
+            self.counters.update_follower(self.follower.stats)
+            record = replace(state, counters=self.counters.state())
+            saved_stats = FollowerStats(
+                **{name: state.follower[name] for name in CUMULATIVE_STATS},
+                files_watched=self.follower.stats.files_watched,
+                files_over_limit=self.follower.stats.files_over_limit,
+            )
+            published = self.counters.snapshot(follower=saved_stats)
+            self._last_checkpoint = self._clock()
+            self._bytes_at_checkpoint = self.follower.stats.bytes_read
             try:
-                batches.append(self.parser.parse_block(block))
-            except Exception:  # a parser bug must not stop ingestion: count, log, go on
-                n = count_lines(block)
-                _log.exception("ingest_batch_failed", lines=n)
-                batches.append(ParsedBatch(n_lines=n, invalid={"internal_error": n}))
-        processed = 0
-        if batches:
-            # Blocks are parsed one by one (~1 MiB each, cache-friendly); window and counters
-            # take the whole poll at once (fewer fixed costs, fewer timestamps converted).
-            batch = ParsedBatch.concat(batches)
-            self.window.add(batch)
-            self.counters.add_batch(batch)
-            processed = batch.n_lines
-        self.counters.update_follower(self.follower.stats)
-        return processed
+                save_checkpoint(self.state_file, record)
+            except (OSError, ValueError) as exc:
+                self._write_failed(exc)
+                written = False
+            else:
+                if self._failing_since is not None:
+                    _log.info("checkpoint_write_recovered", failures=self._failures)
+                self._failing_since, self._failures = None, 0
+                written = True
+            self._published = published
+            return written
+
+    def _write_failed(self, exc: Exception) -> None:
+        """Log the first failure of a streak, then one line a minute with the count."""
+        now = self._clock()
+        self._failures += 1
+        if self._failing_since is None:
+            self._failing_since = now
+        elif now - self._failure_logged < _FAILURE_LOG_EVERY:
+            return
+        self._failure_logged = now
+        _log.warning(
+            "checkpoint_write_failed",
+            state_file=self.state_file,
+            error=str(exc),
+            failures=self._failures,
+        )

@@ -6,16 +6,28 @@ A line is either a *prediction* (``"event": "prediction"``, see ``docs/architect
 window or a counter.  Reasons:
 
 ``invalid_json``   not JSON (includes a line cut short, and binary garbage that is valid UTF-8)
-``encoding``       not UTF-8
+``encoding``       not UTF-8, anywhere in the line: in a field the exporter reads or not (a JSON
+                   text must be UTF-8; the check is one pass over the block, free for ASCII)
+``too_deep``       nested more deeply than the JSON decoder follows (about 1,000 levels, set by
+                   Python's recursion limit), wherever the nesting is, whatever the ``event``
 ``not_an_object``  JSON, but not an object
 ``missing_field``  no ``event``, or a prediction without ``input_data``
 ``wrong_type``     a field the exporter reads has the wrong type: a numeric feature that is a
                    string or a boolean, a categorical feature that is an object, ``input_data``
                    that is not an object, a non-number ``latency_ms``, a timestamp that is an
                    object or array, a ``prediction`` class that is an object
-``non_finite``     ``NaN``, ``Infinity`` or a number too large for a float, anywhere in the line
+``non_finite``     ``NaN`` or ``Infinity`` anywhere in the line (they are not JSON, so the line
+                   cannot be decoded at all), or a number too large for a float (``1e400``) in
+                   a field the exporter reads.  In a field it does not read, ``1e400`` is
+                   skipped unconverted like every other unread value, and the line counts.
 ``out_of_range``   a negative latency
 ``too_long``       longer than ``max_line_bytes``
+``internal_error`` parsing this line raised an unexpected exception (a bug, logged with its
+                   traceback).  Only that line is lost: the rest of its block is parsed again
+                   in halves until the line that raises is alone.
+
+No line ever costs more than itself: every exception met while parsing a block is confined to
+the one line that caused it.
 
 A feature absent from ``input_data`` or ``null`` is *missing*: the record still counts.
 
@@ -38,6 +50,7 @@ from typing import Any, Literal
 
 import msgspec
 import numpy as np
+import structlog
 
 from mlops_core.errors import ConfigError
 from mlops_core.profile import category_key
@@ -45,14 +58,21 @@ from mlops_core.profile import category_key
 INVALID_REASONS = (
     "invalid_json",
     "encoding",
+    "too_deep",
     "not_an_object",
     "missing_field",
     "wrong_type",
     "non_finite",
     "out_of_range",
     "too_long",
+    "internal_error",
 )
 """Every reason an invalid line can be counted under (all exist from the start, at 0)."""
+
+_log = structlog.get_logger(__name__)
+
+_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError)
+"""What decoding a bad line may raise; ``RecursionError`` is msgspec's answer to deep nesting."""
 
 FEATURE_KINDS = ("numeric", "categorical")
 _RETRY_PREDICTIONS_ONLY_EVERY = 32
@@ -230,6 +250,14 @@ def count_lines(block: bytes) -> int:
     return newlines if block[-1:] == b"\n" else newlines + 1
 
 
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 class _NonFinite(ValueError):
     pass
 
@@ -336,6 +364,29 @@ class RecordParser:
 
         Empty lines are ignored (not counted); a line of only whitespace is invalid JSON.
         """
+        try:
+            return self._parse_lines(lines)
+        except Exception:  # a parser bug: confine it to the line(s) that trigger it
+            return self._isolate([line for line in lines if line])
+
+    def parse_block(self, block: bytes) -> ParsedBatch:
+        """Parse a block of lines, each ended by ``b"\\n"`` (the last one may lack it).
+
+        What ``LogFollower.poll_blocks`` returns.  Same result as ``parse(block.split(b"\\n"))``
+        without splitting the block on the fast path.  Never raises: an unexpected exception
+        costs the line that raised it (``internal_error``) and nothing else.
+        """
+        try:
+            if len(block) > self.max_line_bytes and has_line_longer_than(
+                block, self.max_line_bytes
+            ):
+                return self._parse_lines(block.split(b"\n"))  # rare: count the long ones
+            n = count_lines(block)
+            return self._parse(block, None, n, n, Counter())
+        except Exception:
+            return self._isolate([line for line in block.split(b"\n") if line])
+
+    def _parse_lines(self, lines: list[bytes]) -> ParsedBatch:
         if not all(lines):
             lines = [line for line in lines if line]
         n_lines = len(lines)
@@ -346,16 +397,27 @@ class RecordParser:
             lines = kept
         return self._parse(b"\n".join(lines), lines, len(lines), n_lines, invalid)
 
-    def parse_block(self, block: bytes) -> ParsedBatch:
-        """Parse a block of lines, each ended by ``b"\\n"`` (the last one may lack it).
+    def _isolate(self, lines: list[bytes]) -> ParsedBatch:
+        """Parse ``lines`` (none empty) after parsing them together raised: halve until alone.
 
-        What ``LogFollower.poll_blocks`` returns.  Same result as ``parse(block.split(b"\\n"))``
-        without splitting the block on the fast path.
+        Bisection finds one bad line among ``n`` with about ``2n`` line-parses and keeps
+        the good lines' batches whole (the window and counters still get every valid
+        prediction, in order).  A single line that still raises is ``internal_error``.
         """
-        if len(block) > self.max_line_bytes and has_line_longer_than(block, self.max_line_bytes):
-            return self.parse(block.split(b"\n"))  # rare: let parse() count the long ones
-        n = count_lines(block)
-        return self._parse(block, None, n, n, Counter())
+        if len(lines) == 1:
+            try:
+                return self._parse_lines(lines)
+            except Exception:
+                _log.exception("parse_line_failed", line_bytes=len(lines[0]))
+                return ParsedBatch(n_lines=1, invalid={"internal_error": 1})
+        half = len(lines) // 2
+        parts = []
+        for part in (lines[:half], lines[half:]):
+            try:
+                parts.append(self._parse_lines(part))
+            except Exception:
+                parts.append(self._isolate(part))
+        return ParsedBatch.concat(parts)
 
     def _parse(
         self,
@@ -367,7 +429,7 @@ class RecordParser:
     ) -> ParsedBatch:
         records, other = self._decode(blob, lines, expected, invalid)
         if records is None:  # the block held empty lines: go through parse() to drop them
-            return self.parse(blob.split(b"\n"))
+            return self._parse_lines(blob.split(b"\n"))
         good, inputs, more_other = self._select_predictions(records, invalid)
         if self._convert_to is not None:
             good, inputs = self._convert_inputs(good, inputs, invalid)
@@ -389,15 +451,20 @@ class RecordParser:
         """
         if expected == 0:
             return [], 0
-        records = self._decode_predictions_only(blob, expected)
-        if records is not None:
-            return records, 0
-        try:
-            records = self._decoder.decode_lines(blob)
-            if len(records) == expected:
+        # A JSON text is UTF-8 through and through, unread fields included, but msgspec only
+        # checks the strings it materialises: check every byte here (about 30 us per MiB of
+        # ASCII) so that a line's verdict never depends on which fields are configured.
+        valid_utf8 = blob.isascii() or _is_utf8(blob)
+        if valid_utf8:
+            records = self._decode_predictions_only(blob, expected)
+            if records is not None:
                 return records, 0
-        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
-            pass
+            try:
+                records = self._decoder.decode_lines(blob)
+                if len(records) == expected:
+                    return records, 0
+            except _DECODE_ERRORS:
+                pass
         if lines is None:
             lines = blob.split(b"\n")
             if lines[-1] == b"":
@@ -408,9 +475,12 @@ class RecordParser:
         other = 0
         decode = self._decoder.decode
         for line in lines:
+            if not valid_utf8 and not (line.isascii() or _is_utf8(line)):
+                invalid["encoding"] += 1
+                continue
             try:
                 records.append(decode(line))
-            except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
+            except _DECODE_ERRORS as exc:
                 reason = self._classify(line, exc)
                 if reason is None:
                     other += 1
@@ -426,7 +496,7 @@ class RecordParser:
             self._blocks_since_retry = 0
         try:
             records = self._predictions_decoder.decode_lines(blob)
-        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+        except _DECODE_ERRORS:
             self._predictions_only = False
             return None
         self._predictions_only = True
@@ -436,11 +506,15 @@ class RecordParser:
         """Why ``line`` failed to decode; ``None`` when it is simply another kind of event."""
         if isinstance(exc, UnicodeDecodeError):
             return "encoding"
+        if isinstance(exc, RecursionError):
+            return "too_deep"
         if isinstance(exc, msgspec.ValidationError):
             try:
                 event = self._event_decoder.decode(line).event
             except msgspec.ValidationError:
                 return "not_an_object"
+            except RecursionError:  # the nesting is past the field that failed validation
+                return "too_deep"
             except (msgspec.DecodeError, UnicodeDecodeError):
                 return "invalid_json"
             if event != "prediction" and event is not None:
@@ -456,6 +530,8 @@ class RecordParser:
             json.loads(line, parse_constant=_reject_constant, parse_float=_checked_float)
         except _NonFinite:
             return "non_finite"
+        except RecursionError:
+            return "too_deep"
         except ValueError:
             return "invalid_json"
         return "invalid_json"  # stdlib accepts something msgspec does not (e.g. huge ints)

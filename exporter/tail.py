@@ -10,15 +10,33 @@ call.  What can happen to a log file, and what the follower does:
   another inode.  The old file is still open, so it is read to its end first (the writer may
   add a few lines before it reopens; the old file is kept until a poll finds nothing new in
   it), then the new file is read from offset 0.  Counted in ``stats.rotations``.
-- **truncation** (``copytruncate``): the file got shorter than the read offset, or its first
-  bytes changed.  Reading restarts at 0; counted in ``stats.truncations``.
+- **truncation** (``copytruncate``): the file got shorter than the read offset, its first
+  bytes changed, or the bytes just before the read offset changed (truncated and written
+  again past the old offset between two polls, even with the same first bytes).  Reading
+  restarts at 0; counted in ``stats.truncations``.  A file truncated and rewritten with the
+  very same bytes up to the old offset cannot be told from one that was appended to: its
+  new lines are read, the identical ones are not read twice.
 - **a file appears** (matches a pattern for the first time after start-up): read from 0.
 - **a file disappears**: what is left in it is read, then it is closed.
 - **over-long lines** (more than ``max_line_bytes`` without a newline): dropped, counted in
   ``stats.lines_too_long``; memory never holds more than one such limit per file.
+- **more matching files than** ``max_files``: at most ``max_files`` descriptors are held
+  (files followed plus files being drained), so a glob that matches an archive directory
+  cannot exhaust the process' descriptors and take the HTTP listener with it.  The files
+  beyond are not opened: they are counted in ``stats.files_over_limit`` and logged when
+  they go over (``log_files_over_limit``, one line per poll naming up to 20 of them), never
+  silently ignored, and opened, newest first, as soon as descriptors are free.  Files
+  being drained after a rotation are always finished.
+- **rotated away and idle**: a file followed under the name it was rotated to (patterns
+  such as ``app.jsonl*`` also match ``app.jsonl.1``) that has not grown for
+  ``close_idle_after`` seconds is closed.  Its position is kept without a descriptor; if it
+  grows again it is reopened there, and if it is rotated on (``.1`` -> ``.2``) the position
+  follows it by inode.  Without this every rotated file would hold a descriptor for good.
 
-With ``state_file`` the positions are checkpointed (:mod:`exporter.positions`) and a new
-follower resumes exactly after the last complete line the previous one handed out.
+:meth:`LogFollower.state` is the follower's part of the checkpoint
+(:mod:`exporter.checkpoint`): positions after the last complete line handed out, and the
+cumulative figures up to them.  A follower built with ``resume=`` that state (or with
+``state_file``) carries on exactly after the last complete line the previous one handed out.
 """
 
 from __future__ import annotations
@@ -28,12 +46,14 @@ import glob
 import os
 import stat
 import threading
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 
 import structlog
 
-from exporter import positions as _positions
-from exporter.positions import FINGERPRINT_BYTES, FilePosition
+from exporter import checkpoint as _checkpoint
+from exporter.checkpoint import FINGERPRINT_BYTES, TAIL_BYTES, Checkpoint, FilePosition
 from exporter.records import has_line_longer_than
 
 _log = structlog.get_logger(__name__)
@@ -46,20 +66,41 @@ parsing 16 MiB blocks costs half as much again."""
 MAX_POLL_BYTES = 16 << 20
 """Default bytes read per poll (all files together); bounds memory when far behind."""
 
+DEFAULT_MAX_FILES = 256
+"""Default ``logs.max_files``.  A model server writes a handful of logs; hundreds of matches
+mean a glob that also matches an archive.  256 leaves most of the common 1,024-descriptor
+limit to the HTTP server even where the limit cannot be raised."""
+
+CLOSE_IDLE_AFTER = 60.0
+"""Seconds a rotated-away file may stay idle before its descriptor is closed.  Long enough
+for a writer that reopens its log late (``logrotate`` ``postrotate`` signals) to finish."""
+
+_LOGGED_PATHS = 20
+"""At most this many paths are named in one ``log_files_over_limit`` warning."""
+
+_QUIET_POLLS = 16
+"""An unchanged file is checked in full (first bytes, bytes before the offset) every this
+many polls even so: a coarse modification time could hide a same-size rewrite."""
+
 _END_SCAN = 64 << 10
 """With ``start_position="end"``, how far back to look for the start of an unfinished line."""
 
 
 @dataclass
 class FollowerStats:
-    """Cumulative counts since the follower was created (``files_watched`` is current)."""
+    """Counts since the first start (restored from a checkpoint); the last two are current."""
 
     bytes_read: int = 0
     rotations: int = 0
     truncations: int = 0
     lines_too_long: int = 0
-    files_watched: int = 0
     open_errors: int = 0
+    files_watched: int = 0  # followed now: open, or closed while rotated away and idle
+    files_over_limit: int = 0  # matching but not followed: logs.max_files were open
+
+
+CUMULATIVE_STATS = ("bytes_read", "rotations", "truncations", "lines_too_long", "open_errors")
+"""The :class:`FollowerStats` that only grow: saved in the checkpoint and restored from it."""
 
 
 @dataclass(eq=False)
@@ -73,31 +114,30 @@ class _Stream:
     offset: int  # bytes of the file consumed (read) so far
     partial: bytes = b""  # bytes after the last newline, waiting for theirs
     skipping: bool = False  # inside an over-long line: discard until the next newline
-    skip_start: int = 0  # file offset where the skipped line began
     fp_digest: str = ""
     fp_len: int = 0
+    tail: bytes = b""  # the last TAIL_BYTES bytes before ``offset``, as they were read
+    rotated: bool = False  # followed under the name it was rotated to: closed once idle
+    last_growth: float = 0.0  # clock() when it was opened or last gave bytes
+    seen: tuple[int, int] = (-1, -1)  # (size, mtime_ns) when a read last found nothing new
+    observed: tuple[int, int] = (-1, -1)  # (size, mtime_ns) at this poll's check
+    quiet: bool = False  # unchanged since ``seen``: this poll neither checks nor reads it
+    quiet_polls: int = 0  # polls in a row it was quiet
 
     def line_start(self) -> int:
-        """Offset of the first byte not yet handed out as (or dropped with) a complete line."""
-        return self.skip_start if self.skipping else self.offset - len(self.partial)
+        """Where a successor must resume: after the last complete line handed out.
 
-    def position(self, rotated: bool) -> FilePosition:
-        return FilePosition(
-            path=self.path,
-            dev=self.dev,
-            inode=self.inode,
-            offset=self.line_start(),
-            fingerprint=self.fp_digest,
-            fingerprint_len=self.fp_len,
-            rotated=rotated,
-        )
+        Inside an over-long line that is being skipped it is the read offset itself (with
+        ``skipping`` saved too): the line was counted as too long once already.
+        """
+        return self.offset if self.skipping else self.offset - len(self.partial)
 
 
 class LogFollower:
     """Poll-based follower of every file matching ``patterns``; see the module docstring.
 
-    Not meant to be shared by threads beyond one poller plus :meth:`save_positions` /
-    :meth:`close` from another (for example a signal handler): those take the same lock.
+    Not meant to be shared by threads beyond one poller plus :meth:`state` /
+    :meth:`save_positions` / :meth:`close` from another: those take the same lock.
     """
 
     def __init__(
@@ -106,38 +146,49 @@ class LogFollower:
         *,
         start_position: str = "end",
         state_file: str | None = None,
+        resume: Checkpoint | None = None,
         max_line_bytes: int = 1 << 20,
         max_poll_bytes: int = MAX_POLL_BYTES,
+        max_files: int = DEFAULT_MAX_FILES,
+        close_idle_after: float = CLOSE_IDLE_AFTER,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if start_position not in ("end", "beginning"):
             raise ValueError(f"start_position must be 'end' or 'beginning', not {start_position!r}")
         if max_line_bytes < 1:
             raise ValueError(f"max_line_bytes must be positive, not {max_line_bytes}")
+        if max_files < 1:
+            raise ValueError(f"max_files must be at least 1, not {max_files}")
         self.patterns = list(patterns)
         self.start_position = start_position
         self.state_file = state_file
         self.max_line_bytes = max_line_bytes
         self.max_poll_bytes = max(max_poll_bytes, 1)
+        self.max_files = max_files
+        self.close_idle_after = close_idle_after
+        self._clock = clock
         self.stats = FollowerStats()
         self.caught_up = False
         """True after a poll that read every file to its end (for a readiness check)."""
         self._streams: dict[str, _Stream] = {}
         self._draining: list[_Stream] = []
+        self._parked: dict[str, FilePosition] = {}  # known files without a descriptor
+        self._newly_over_limit: list[str] = []  # logged once, at the end of the poll
         self._vanished: set[str] = set()  # paths that disappeared: if they come back, a rotation
         self._lock = threading.RLock()
         self._closed = False
         self._saved: dict[str, FilePosition] = {}
         self._saved_rotated: list[FilePosition] = []
-        self._have_checkpoint = False
-        if state_file:
-            loaded = _positions.load_positions(state_file)
-            if loaded is not None:
-                self._have_checkpoint = True
-                for pos in loaded:
-                    if pos.rotated:
-                        self._saved_rotated.append(pos)
-                    else:
-                        self._saved[pos.path] = pos
+        if resume is None and state_file:
+            resume = _checkpoint.load_checkpoint(state_file)
+        self._have_checkpoint = resume is not None
+        if resume is not None:
+            restore_stats(self.stats, resume.follower)
+            for pos in resume.files:
+                if pos.rotated:
+                    self._saved_rotated.append(pos)
+                else:
+                    self._saved[pos.path] = pos
         self._start()
 
     # --- public API -------------------------------------------------------------------------
@@ -181,28 +232,56 @@ class LogFollower:
             for path in sorted(self._streams):
                 if budget <= 0:
                     break
-                budget -= self._read(self._streams[path], budget, out)
-            self.stats.files_watched = len(self._streams)
+                stream = self._streams[path]
+                if stream.quiet:  # unchanged since a read found nothing new
+                    continue
+                budget -= self._read(stream, budget, out)
+            self._close_idle()
+            self._log_over_limit()
+            over_limit = sum(1 for p in self._parked.values() if p.parked == "over_limit")
+            # Idle rotated files are still followed (by stat), files over the limit are not.
+            self.stats.files_watched = len(self._streams) + len(self._parked) - over_limit
+            self.stats.files_over_limit = over_limit
             self.caught_up = budget > 0
             return out
 
-    def save_positions(self) -> None:
-        """Write the checkpoint atomically; a no-op without ``state_file``.
+    def state(self) -> Checkpoint | None:
+        """The follower's part of a checkpoint, consistent with the lines handed out so far.
 
+        Positions are after the last complete line handed out; ``bytes_read`` leaves out the
+        bytes of partial lines held back (a successor reads them again).  ``None`` once
+        closed: nothing is open, so a state taken now would forget every position.
+        """
+        with self._lock:
+            if self._closed:
+                return None
+            files = [self._position(s) for s in self._streams.values()]
+            files += [self._position(s, rotated=True) for s in self._draining]
+            files.extend(self._parked.values())
+            follower = {name: getattr(self.stats, name) for name in CUMULATIVE_STATS}
+            held = sum(
+                s.offset - s.line_start() for s in [*self._streams.values(), *self._draining]
+            )
+            follower["bytes_read"] -= held
+            return Checkpoint(files=tuple(files), follower=follower)
+
+    def save_positions(self) -> None:
+        """Write :meth:`state` to ``state_file`` atomically; a no-op without ``state_file``.
+
+        For a follower used on its own; the exporter saves through
+        :meth:`exporter.ingest.Ingestor.checkpoint`, which adds the counters to the record.
         A failure to write is logged, not raised: losing a checkpoint costs a few re-read
         lines after a restart, stopping the exporter would cost all metrics.
         """
         if not self.state_file:
             return
-        with self._lock:
-            if self._closed:  # nothing is open: saving now would forget every position
-                return
-            entries = [s.position(rotated=False) for s in self._streams.values()]
-            entries += [s.position(rotated=True) for s in self._draining]
-            try:
-                _positions.save_positions(self.state_file, entries)
-            except OSError as exc:
-                _log.warning("checkpoint_write_failed", state_file=self.state_file, error=str(exc))
+        state = self.state()
+        if state is None:
+            return
+        try:
+            _checkpoint.save_checkpoint(self.state_file, state)
+        except OSError as exc:
+            _log.warning("checkpoint_write_failed", state_file=self.state_file, error=str(exc))
 
     def close(self) -> None:
         """Close every open file.  Later polls return nothing; save positions before this."""
@@ -212,7 +291,13 @@ class LogFollower:
                 _close_fd(stream.fd)
             self._streams.clear()
             self._draining.clear()
+            self._parked.clear()
             self.stats.files_watched = 0
+
+    def open_files(self) -> int:
+        """Descriptors held for log files now (never more than ``max_files`` plus drains)."""
+        with self._lock:
+            return len(self._streams) + len(self._draining)
 
     def __enter__(self) -> LogFollower:
         return self
@@ -226,12 +311,19 @@ class LogFollower:
         """Open the matching files at the checkpoint or ``start_position``.
 
         Done at construction, so ``"end"`` means the end when the exporter started, not when
-        it first polled.
+        it first polled.  Files followed before keep their descriptor first; the others are
+        taken newest first while ``max_files`` allows, the rest parked at their position.
         """
         for pos in self._saved_rotated:
             self._resume_rotated(pos)
-        for path in self._glob():
+        paths = self._glob()
+        known = [p for p in paths if p in self._saved]
+        others = _newest_first([p for p in paths if p not in self._saved])
+        for path in [*known, *others]:
             saved = self._saved.pop(path, None)
+            if saved is not None and saved.parked:
+                self._parked[path] = saved  # checked (by stat) on the first poll
+                continue
             stream = self._open(path)
             if stream is None:
                 continue
@@ -243,7 +335,7 @@ class LogFollower:
             )
             if saved is not None and same_inode:
                 if stream_size(stream) >= saved.offset and self._same_file(stream, saved):
-                    stream.offset = saved.offset
+                    self._resume_at(stream, saved)
                 else:  # truncated or rewritten in place while we were down (or inode reuse)
                     self.stats.truncations += 1
                     stream.offset = 0
@@ -257,11 +349,22 @@ class LogFollower:
                 stream.offset = 0  # created since the checkpoint: nothing of it was read
             else:
                 self._seek_end(stream)
-            self._streams[path] = stream
+            if self._open_count() >= self.max_files:
+                self._warn_over_limit(path)
+                self._park(stream, "over_limit")
+            else:
+                self._streams[path] = stream
         for saved in self._saved.values():  # checkpointed paths that no longer exist
             self._resume_rotated(saved)
         self._saved.clear()
         self._saved_rotated.clear()
+        self._log_over_limit()
+
+    def _resume_at(self, stream: _Stream, pos: FilePosition) -> None:
+        stream.offset = pos.offset
+        stream.skipping = pos.skipping
+        stream.rotated = pos.closable
+        self._load_tail(stream)
 
     def _resume_rotated(self, pos: FilePosition) -> None:
         """Find a checkpointed file by inode beside its old path and drain it from its offset."""
@@ -280,7 +383,7 @@ class LogFollower:
             if stream is None:
                 continue
             if stream.dev == pos.dev and self._same_file(stream, pos):
-                stream.offset = min(pos.offset, stream_size(stream))
+                self._resume_at(stream, replace(pos, offset=min(pos.offset, stream_size(stream))))
                 stream.path = pos.path
                 self._draining.append(stream)
                 return
@@ -291,7 +394,8 @@ class LogFollower:
 
         A file being drained after a rotation, found again under a name the patterns match
         (rotated to such a name, or resumed from the checkpoint), is followed on under
-        ``path`` from its offset: reading it again from 0 would count it twice.
+        ``path`` from its offset: reading it again from 0 would count it twice.  From then
+        on it is a rotated-away file, closed once idle.
         """
         key = (stream.dev, stream.inode)
         owner = next(
@@ -301,21 +405,33 @@ class LogFollower:
         if owner is None:
             return False
         _close_fd(stream.fd)
+        self._adopt(owner, path)
+        return True
+
+    def _adopt(self, owner: _Stream, path: str) -> None:
+        """Follow a file being drained on under ``path``, a name the patterns match."""
         if owner in self._draining:
             self._draining.remove(owner)
             owner.path = path
+            owner.rotated = True
+            owner.last_growth = self._clock()
             self._streams[path] = owner
-        return True
 
     def _same_file(self, stream: _Stream, pos: FilePosition) -> bool:
+        """Same inode, same first bytes, and the same bytes just before the saved offset."""
         if (stream.dev, stream.inode) != (pos.dev, pos.inode):
             return False
-        if pos.fingerprint_len == 0:
-            return True
         try:
-            return _positions.matches_fingerprint(stream.fd, pos.fingerprint, pos.fingerprint_len)
+            if pos.fingerprint_len and not _checkpoint.matches_fingerprint(
+                stream.fd, pos.fingerprint, pos.fingerprint_len
+            ):
+                return False
+            if pos.tail_len:
+                before = os.pread(stream.fd, pos.tail_len, pos.offset - pos.tail_len)
+                return _checkpoint.digest(before) == pos.tail_digest
         except OSError:
             return False
+        return True
 
     def _seek_end(self, stream: _Stream) -> None:
         """Start at the end, but at the start of an unfinished last line, so it is not cut."""
@@ -328,10 +444,11 @@ class LogFollower:
         cut = tail.rfind(b"\n")
         if cut >= 0:
             stream.offset = size - scan + cut + 1
+            stream.tail = tail[: cut + 1][-TAIL_BYTES:]
         else:  # no line start within reach: skip to the next newline without counting
             stream.offset = size
             stream.skipping = True
-            stream.skip_start = size
+            stream.tail = tail[-TAIL_BYTES:]
 
     # --- every poll -------------------------------------------------------------------------
 
@@ -341,12 +458,17 @@ class LogFollower:
             found.update(glob.glob(pattern))
         return sorted(found)
 
+    def _open_count(self) -> int:
+        return len(self._streams) + len(self._draining)
+
     def _check_paths(self, budget: int, out: list[bytes]) -> int:
         """Detect vanished, replaced (rotated) and new files; detect truncation of open ones.
 
         A file that was renamed away or removed is read to its current end at once (its lines
         come before those of its successor) and then kept until a poll finds nothing new in
-        it.  Returns the budget left.
+        it.  Parked files (no descriptor) are checked with ``stat`` alone and reopened when
+        they grew, or when a descriptor is free for one that waits on ``max_files``.
+        Returns the budget left.
         """
         for path, stream in list(self._streams.items()):
             try:
@@ -356,6 +478,7 @@ class LogFollower:
             if st is None or (st.st_dev, st.st_ino) != (stream.dev, stream.inode):
                 # Vanished or renamed away: drain what the old file still has, then close it.
                 del self._streams[path]
+                stream.quiet, stream.observed = False, (-1, -1)
                 self._draining.append(stream)
                 budget -= self._read(stream, budget, out)
                 if st is None:
@@ -363,38 +486,179 @@ class LogFollower:
                 else:
                     self.stats.rotations += 1
                 continue
-            self._check_truncation(stream)
+            self._check_truncation(stream, st)
+        moved = self._check_parked()
+        open_by_inode = {(s.dev, s.inode): s for s in [*self._streams.values(), *self._draining]}
+        wanted: list[tuple[str, os.stat_result, FilePosition | None]] = []
         for path in self._glob():
             if path in self._streams:
                 continue
-            stream = self._open(path)
-            if stream is None:
+            try:
+                st = os.stat(path)
+            except OSError:
                 continue
-            if self._already_open(stream, path):
+            if not stat.S_ISREG(st.st_mode):
                 continue
-            if path in self._vanished:
-                self._vanished.discard(path)
-                self.stats.rotations += 1
-            stream.offset = 0  # a file that appears while we run is read from its start
-            self._streams[path] = stream
+            owner = open_by_inode.get((st.st_dev, st.st_ino))
+            if owner is not None:  # open already (rotated to this name): needs no descriptor
+                self._adopt(owner, path)
+                continue
+            parked = self._parked.get(path)
+            if parked is None:
+                parked = moved.pop((st.st_dev, st.st_ino), None)
+                if parked is not None:  # a parked file rotated on (.1 -> .2): same position
+                    self._parked[path] = parked = replace(parked, path=path)
+                else:
+                    wanted.append((path, st, None))
+                    continue
+            if parked.parked == "over_limit" or st.st_size != parked.offset:
+                wanted.append((path, st, parked))
+        wanted.sort(key=lambda item: item[1].st_mtime_ns, reverse=True)
+        for path, st, parked in wanted:
+            if self._open_count() >= self.max_files:
+                self._over_limit(path, st, parked)
+                continue
+            self._reopen(path, parked) if parked is not None else self._open_new(path)
         return budget
 
-    def _check_truncation(self, stream: _Stream) -> None:
+    def _check_parked(self) -> dict[tuple[int, int], FilePosition]:
+        """Check parked files by ``stat``; those no longer at their path, keyed by inode."""
+        moved: dict[tuple[int, int], FilePosition] = {}
+        for path, pos in list(self._parked.items()):
+            try:
+                st = os.stat(path)
+            except OSError:
+                st = None
+            if st is None or (st.st_dev, st.st_ino) != (pos.dev, pos.inode):
+                del self._parked[path]
+                moved[(pos.dev, pos.inode)] = pos
+            elif st.st_size < pos.offset:  # truncated while parked
+                self.stats.truncations += 1
+                self._parked[path] = replace(
+                    pos, offset=0, fingerprint="", fingerprint_len=0, tail_digest="", tail_len=0
+                )
+        return moved
+
+    def _over_limit(self, path: str, st: os.stat_result, parked: FilePosition | None) -> None:
+        """No descriptor for ``path`` now: park it (from 0 when new), log it the first time."""
+        if parked is None or parked.parked != "over_limit":
+            self._warn_over_limit(path)
+        if parked is None:
+            parked = FilePosition(path, st.st_dev, st.st_ino, 0, "", 0)
+        self._parked[path] = replace(parked, parked="over_limit")
+
+    def _warn_over_limit(self, path: str) -> None:
+        self._newly_over_limit.append(path)
+
+    def _log_over_limit(self) -> None:
+        """One warning for the files that went over the limit since the last one.
+
+        One line per poll, not per file: a glob matching an archive of thousands of files
+        must not flood the exporter's own log.  Up to ``_LOGGED_PATHS`` paths are named.
+        """
+        paths, self._newly_over_limit = self._newly_over_limit, []
+        if paths:
+            _log.warning(
+                "log_files_over_limit",
+                files=len(paths),
+                paths=paths[:_LOGGED_PATHS],
+                more=max(0, len(paths) - _LOGGED_PATHS),
+                max_files=self.max_files,
+                hint="raise logs.max_files or narrow logs.paths",
+            )
+
+    def _open_new(self, path: str) -> None:
+        stream = self._open(path)
+        if stream is None or self._already_open(stream, path):
+            return
+        if path in self._vanished:
+            self._vanished.discard(path)
+            self.stats.rotations += 1
+        stream.offset = 0  # a file that appears while we run is read from its start
+        self._streams[path] = stream
+
+    def _reopen(self, path: str, pos: FilePosition) -> None:
+        """Give a parked file its descriptor back and carry on from its position."""
+        stream = self._open(path)
+        if stream is None:
+            return
+        if (stream.dev, stream.inode) != (pos.dev, pos.inode):  # replaced since the check
+            _close_fd(stream.fd)
+            return
+        del self._parked[path]
+        if self._already_open(stream, path):
+            return
+        if stream_size(stream) >= pos.offset and self._same_file(stream, pos):
+            self._resume_at(stream, pos)
+        else:
+            self.stats.truncations += 1
+            stream.offset = 0
+        self._streams[path] = stream
+
+    def _park(self, stream: _Stream, why: str) -> None:
+        """Close a stream's descriptor and keep its position instead."""
+        self._parked[stream.path] = replace(self._position(stream), parked=why)
+        _close_fd(stream.fd)
+
+    def _close_idle(self) -> None:
+        """Park rotated-away files that have not grown for ``close_idle_after`` seconds."""
+        now = self._clock()
+        for path, stream in list(self._streams.items()):
+            if not stream.rotated or stream.partial or stream.skipping:
+                continue
+            if now - stream.last_growth < self.close_idle_after:
+                continue
+            try:
+                if stream_size(stream) != stream.offset:
+                    continue
+            except OSError:
+                continue
+            del self._streams[path]
+            self._park(stream, "idle")
+
+    def _check_truncation(self, stream: _Stream, st: os.stat_result) -> None:
+        """Restart ``stream`` at 0 if its file was truncated, even if it regrew since.
+
+        Truncated means: shorter than the offset, other first bytes, or other bytes just
+        before the offset.  A file whose size and modification time are what they were when
+        a read last found nothing new is left alone (``quiet``: not even read this poll), so
+        an idle file costs one ``stat`` per poll; every ``_QUIET_POLLS`` polls it is checked
+        in full anyway, for file systems whose timestamps are too coarse to show a rewrite.
+        """
+        observed = (st.st_size, st.st_mtime_ns)
+        stream.observed = observed
+        stream.quiet = (
+            observed == stream.seen
+            and st.st_size == stream.offset
+            and stream.quiet_polls < _QUIET_POLLS
+        )
+        if stream.quiet:
+            stream.quiet_polls += 1
+            return
+        stream.quiet_polls = 0
+        size = st.st_size
         try:
-            size = stream_size(stream)
             replaced = (
                 stream.fp_len > 0
                 and size >= stream.fp_len
-                and not (_positions.matches_fingerprint(stream.fd, stream.fp_digest, stream.fp_len))
+                and not _checkpoint.matches_fingerprint(stream.fd, stream.fp_digest, stream.fp_len)
+            )
+            regrown = (
+                not replaced
+                and bool(stream.tail)
+                and size >= stream.offset
+                and os.pread(stream.fd, len(stream.tail), stream.offset - len(stream.tail))
+                != stream.tail
             )
         except OSError:
             return
-        if size < stream.offset or replaced:
+        if size < stream.offset or replaced or regrown:
             self.stats.truncations += 1
             stream.offset = 0
             stream.partial = b""
             stream.skipping = False
             stream.fp_digest, stream.fp_len = "", 0
+            stream.tail = b""
 
     def _open(self, path: str) -> _Stream | None:
         try:
@@ -412,7 +676,14 @@ class LogFollower:
         if not stat.S_ISREG(st.st_mode):
             _close_fd(fd)
             return None
-        return _Stream(path=path, fd=fd, dev=st.st_dev, inode=st.st_ino, offset=0)
+        return _Stream(
+            path=path,
+            fd=fd,
+            dev=st.st_dev,
+            inode=st.st_ino,
+            offset=0,
+            last_growth=self._clock(),
+        )
 
     def _read(self, stream: _Stream, budget: int, out: list[bytes]) -> int:
         """Read up to ``budget`` bytes of ``stream``; append its complete lines to ``out``."""
@@ -424,18 +695,67 @@ class LogFollower:
                 _log.warning("log_read_failed", path=stream.path, error=str(exc))
                 break
             if not chunk:
+                if total == 0 and stream.offset == stream.observed[0]:
+                    stream.seen = stream.observed  # nothing new at this size and mtime
                 break
             if stream.offset == 0 or stream.fp_len < FINGERPRINT_BYTES:
                 self._refresh_fingerprint(stream)
             stream.offset += len(chunk)
+            stream.tail = (
+                chunk[-TAIL_BYTES:]
+                if len(chunk) >= TAIL_BYTES
+                else (stream.tail + chunk)[-TAIL_BYTES:]
+            )
             total += len(chunk)
             self._split(stream, chunk, out)
+        if total:
+            stream.last_growth = self._clock()
         self.stats.bytes_read += total
         return total
 
     def _refresh_fingerprint(self, stream: _Stream) -> None:
         with contextlib.suppress(OSError):
-            stream.fp_digest, stream.fp_len = _positions.fingerprint(stream.fd)
+            stream.fp_digest, stream.fp_len = _checkpoint.fingerprint(stream.fd)
+
+    def _load_tail(self, stream: _Stream) -> None:
+        """Read the bytes just before the offset, for the regrowth check of later polls."""
+        length = min(TAIL_BYTES, stream.offset)
+        try:
+            stream.tail = os.pread(stream.fd, length, stream.offset - length) if length else b""
+            if stream.fp_len < FINGERPRINT_BYTES:
+                self._refresh_fingerprint(stream)
+        except OSError:
+            stream.tail = b""
+
+    def _position(self, stream: _Stream, *, rotated: bool = False) -> FilePosition:
+        """``stream`` as a checkpoint entry: where a successor resumes, and how to check it."""
+        offset = stream.line_start()
+        held = stream.offset - offset
+        if held == 0:
+            before = stream.tail
+        elif held < len(stream.tail):
+            before = stream.tail[:-held]
+        else:  # a partial line longer than the tail kept in memory
+            length = min(TAIL_BYTES, offset)
+            try:
+                before = os.pread(stream.fd, length, offset - length) if length else b""
+            except OSError:
+                before = b""
+        if stream.fp_len < FINGERPRINT_BYTES and offset > stream.fp_len:
+            self._refresh_fingerprint(stream)
+        return FilePosition(
+            path=stream.path,
+            dev=stream.dev,
+            inode=stream.inode,
+            offset=offset,
+            fingerprint=stream.fp_digest,
+            fingerprint_len=stream.fp_len,
+            rotated=rotated,
+            tail_digest=_checkpoint.digest(before) if before else "",
+            tail_len=len(before),
+            skipping=stream.skipping,
+            closable=stream.rotated,
+        )
 
     def _split(self, stream: _Stream, chunk: bytes, out: list[bytes]) -> None:
         """Append the complete lines of ``chunk`` to ``out`` as one block; hold the rest."""
@@ -467,7 +787,6 @@ class LogFollower:
         if len(stream.partial) > limit:
             self.stats.lines_too_long += 1
             stream.skipping = True
-            stream.skip_start = stream.offset - len(stream.partial)
             stream.partial = b""
 
     def _finish(self, stream: _Stream, out: list[bytes]) -> None:
@@ -476,6 +795,26 @@ class LogFollower:
         if stream.partial and not stream.skipping:
             out.append(stream.partial + b"\n")
         _close_fd(stream.fd)
+
+
+def restore_stats(stats: FollowerStats, saved: Mapping[str, int]) -> None:
+    """Set the cumulative figures of ``stats`` from a checkpoint's ``follower`` part."""
+    for name in CUMULATIVE_STATS:
+        value = saved.get(name, 0)
+        if isinstance(value, int) and value >= 0:
+            setattr(stats, name, value)
+
+
+def _newest_first(paths: list[str]) -> list[str]:
+    """``paths`` by modification time, newest first (the live log before archived ones)."""
+
+    def mtime(path: str) -> int:
+        try:
+            return os.stat(path).st_mtime_ns
+        except OSError:
+            return 0
+
+    return sorted(paths, key=mtime, reverse=True)
 
 
 def stream_size(stream: _Stream) -> int:

@@ -16,7 +16,12 @@ Two rules, applied recursively to dicts, lists and tuples:
 2. **Values of the other keys are masked in place** with a typed marker, for example
    ``"mail me at bob@example.com"`` -> ``"mail me at [REDACTED:EMAIL]"``: e-mail addresses,
    phone numbers, payment card numbers (Luhn check), IBANs (mod-97 check), US SSNs, IPv4 and
-   IPv6 addresses (validated with :mod:`ipaddress`).
+   IPv6 addresses (validated with :mod:`ipaddress`).  Each format is recognised in its
+   variants: e-mail addresses and IBANs in any case (a lower- or mixed-case IBAN must also
+   have its country's registered length, so lower-case ids that happen to pass mod-97 are
+   left alone), and grouped values (IBANs, cards, phone numbers) with spaces, no-break
+   spaces, dashes or dots between the groups, or none (``tests/test_pii_variants.py``
+   generates them).
 
 Numbers (``int``, ``float``, ``bool``) are never masked: an ``income`` of
 ``4111111111111111.0`` is a feature, not a card.  The caller's objects are never mutated.
@@ -42,6 +47,7 @@ __all__ = [
     "DEFAULT_OWNER_WORDS",
     "DEFAULT_PII_KEYS",
     "DEFAULT_SKIP_KEYS",
+    "IBAN_LENGTHS",
     "PIIRedactor",
     "iban_valid",
     "luhn_valid",
@@ -136,13 +142,19 @@ _IPV6_RE = re.compile(
     r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}"
     r"(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{1,4})?(?:%[\w.]+)?(?![\w:])"
 )
-_IBAN_RE = re.compile(r"(?<!\w)[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}(?!\w)")
+# Values are grouped with spaces, no-break spaces (what word processors and HTML put between
+# groups), dashes or dots; every grouped format below accepts each of them.
+_SP = " \u00a0\u202f"
+_GROUP = f"[{_SP}.-]"
+_IBAN_SEPARATORS = re.compile(_GROUP)
+# Either case: an IBAN copied from a form or typed by hand is often lower or mixed case.
+_IBAN_RE = re.compile(rf"(?<!\w)[A-Za-z]{{2}}\d{{2}}(?:{_GROUP}?[A-Za-z0-9]){{11,30}}(?!\w)")
 # 13-19 digits, first digit 2-6 (Mastercard 2/5, Amex/Diners/JCB 3, Visa 4, Discover/UnionPay
-# 6), contiguous or in the printed groups 4-4-4-4(-3), 4-6-5 and 4-6-4.
+# 6), contiguous or in the printed groups 4-4-4-4(-3), 4-6-5 and 4-6-4 (one separator kind).
 _CARD_RE = re.compile(
     r"(?<![\d.+])(?:[2-6]\d{12,18}"
-    r"|[2-6]\d{3}([ -])\d{4}\1\d{4}\1\d{4}(?:\1\d{3})?"
-    r"|3\d{3}([ -])\d{6}\2\d{4,5})(?!\d|\.\d)"
+    rf"|[2-6]\d{{3}}({_GROUP})\d{{4}}\1\d{{4}}\1\d{{4}}(?:\1\d{{3}})?"
+    rf"|3\d{{3}}({_GROUP})\d{{6}}\2\d{{4,5}})(?!\d|\.\d)"
 )
 _SSN_RE = re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d-])")
 _SSN_CONTEXT_RE = re.compile(
@@ -150,14 +162,15 @@ _SSN_CONTEXT_RE = re.compile(
     r"((?!000|666|9\d\d)\d{3}([ -]?)(?!00)\d{2}\2(?!0000)\d{4})(?!\d)"
 )
 _IPV4_RE = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\d)")
-_PHONE_INTL_RE = re.compile(r"(?<![\w+])\+\d[\d(). -]{6,20}\d(?!\d)")
+_PHONE_INTL_RE = re.compile(rf"(?<![\w+])\+\d[\d(){_SP}.-]{{6,20}}\d(?!\d)")
 _PHONE_NANP_RE = re.compile(
-    r"(?<![\w.+-])(?:1[ .-])?(?:\(\d{3}\) ?|\d{3}[ .-])\d{3}[ .-]\d{4}(?!\w|[.-]\d)"
+    rf"(?<![\w.+-])(?:1{_GROUP})?(?:\(\d{{3}}\)[{_SP}]?|\d{{3}}{_GROUP})\d{{3}}{_GROUP}\d{{4}}"
+    r"(?!\w|[.-]\d)"
 )
 # National numbers with a trunk 0 (or a 00 international prefix), not inside a run of
 # digit groups ("DE89 3704 0044 0532 ..." is an IBAN-shaped string, not a phone).
 _PHONE_TRUNK_RE = re.compile(
-    r"(?<![\w.+-])(?<!\d )(?:(?:0[1-9]\d{0,3}|00[1-9]\d{0,2})(?:[ -]\d{2,8}){1,4}"
+    rf"(?<![\w.+-])(?<!\d[{_SP}])(?:(?:0[1-9]\d{{0,3}}|00[1-9]\d{{0,2}})(?:{_GROUP}\d{{2,8}}){{1,4}}"
     r"|0[1-9]\d{8,9})(?!\w|[.-]\d)"
 )
 _NOT_DIGIT = re.compile(r"\D")
@@ -177,9 +190,27 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
+#: IBAN length of every country in the SWIFT IBAN registry (ISO 13616).
+IBAN_LENGTHS: dict[str, int] = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22,
+    "BI": 27, "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DJ": 27,
+    "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24, "FI": 18, "FK": 18, "FO": 18, "FR": 27,
+    "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28, "HN": 28, "HR": 21, "HU": 28,
+    "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28,
+    "LC": 32, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "LY": 25, "MC": 27, "MD": 24, "ME": 22,
+    "MK": 19, "MN": 20, "MR": 27, "MT": 31, "MU": 30, "NI": 28, "NL": 18, "NO": 15, "OM": 23,
+    "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "RU": 33, "SA": 24,
+    "SC": 31, "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "SO": 23, "ST": 25, "SV": 28,
+    "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
+}  # fmt: skip
+
+
 def iban_valid(iban: str) -> bool:
-    """ISO 13616 mod-97 check of an IBAN (spaces allowed, upper case)."""
-    s = iban.replace(" ", "")
+    """ISO 13616 mod-97 check of an IBAN, in either case, grouped or not.
+
+    Groups may be separated by spaces, no-break spaces, dashes or dots.
+    """
+    s = _IBAN_SEPARATORS.sub("", iban).upper()
     if not 15 <= len(s) <= 34 or not s[:2].isalpha() or not s[2:4].isdigit():
         return False
     rearranged = s[4:] + s[:4]
@@ -194,14 +225,33 @@ def _card(m: re.Match[str]) -> str:
     return CARD if 13 <= len(digits) <= 19 and luhn_valid(digits) else m.group(0)
 
 
+def _iban_plausible(text: str) -> bool:
+    """Valid check digits; not in canonical upper case, also the shape of a real IBAN.
+
+    Lower-case text is everywhere (ids, hashes, the words after a value): 1 in 97 random
+    strings of the right shape passes mod-97.  So a lower- or mixed-case candidate must also
+    have the length of its country's IBANs and, when grouped, groups of four (the last one
+    shorter): "de89 3704 ... 00 ok" must not take "ok" into the IBAN.
+    """
+    if not iban_valid(text):
+        return False
+    compact = _IBAN_SEPARATORS.sub("", text)
+    if compact.isupper():
+        return True
+    if IBAN_LENGTHS.get(compact[:2].upper()) != len(compact):
+        return False
+    groups = _IBAN_SEPARATORS.split(text)
+    return len(groups) == 1 or (all(len(g) == 4 for g in groups[:-1]) and 1 <= len(groups[-1]) <= 4)
+
+
 def _iban(m: re.Match[str]) -> str:
     text = m.group(0)
     # The pattern may have taken a following word ("... 0130 00 EUR"): drop trailing
-    # space-separated groups until the check digits fit or too little is left.
+    # separated groups until the check digits fit or too little is left.
     while True:
-        if iban_valid(text):
+        if _iban_plausible(text):
             return IBAN + m.group(0)[len(text) :]
-        cut = text.rfind(" ")
+        cut = max(text.rfind(c) for c in _SP + ".-")
         if cut < 15:
             return m.group(0)
         text = text[:cut]

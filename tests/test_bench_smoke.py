@@ -127,6 +127,12 @@ def test_bench_scrape_prints_exporter_and_prometheus_client_latency() -> None:
     figure(out, rf"^ratio window 400 / 200: {NUMBER}x; exporter / prometheus_client: {NUMBER}x")
 
 
+def test_bench_crash_prints_what_sigkill_does_to_the_counters() -> None:
+    out = run_bench("bench_crash.py", "--lines", "20000", "--kills", "1", "--steady", "0")
+    row = figure(out, rf"^catch-up of 20,000 lines, 1 SIGKILLs .*counted twice {NUMBER};.*$")[0]
+    assert "lines in the files 20,000" in row, row
+
+
 def test_bench_calibration_prints_every_table_for_the_four_rules() -> None:
     out = run_bench("bench_calibration.py", "--quick")
     header = figure(out, r"^\| window \| bound A .*\| psi>=0\.2 \|$")[0]

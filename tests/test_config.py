@@ -92,6 +92,8 @@ def test_defaults_of_a_minimal_file(tmp_path: Path) -> None:
     assert cfg.logs.state_file is None
     assert cfg.logs.max_line_bytes == 1 << 20
     assert cfg.logs.poll_interval == 0.25
+    assert cfg.logs.max_files == 256
+    assert cfg.logs.checkpoint_interval == 1.0
     assert cfg.features is None
     assert cfg.drift.interval == 30.0
     assert cfg.drift.false_alarm_budget == 30 * 86400.0
@@ -100,6 +102,26 @@ def test_defaults_of_a_minimal_file(tmp_path: Path) -> None:
     assert cfg.prediction.class_field == "class"
     assert cfg.prediction.max_classes == 20
     assert cfg.alerts is None
+
+
+def test_defaults_declared_twice_are_equal() -> None:
+    """The config keeps its own copies so loading it imports neither follower nor numpy."""
+    import exporter.config as config
+    import exporter.ingest as ingest
+    import exporter.tail as tail
+
+    assert config.DEFAULT_MAX_FILES == tail.DEFAULT_MAX_FILES
+    assert config.CHECKPOINT_INTERVAL == ingest.CHECKPOINT_INTERVAL
+
+
+def test_logs_max_files_and_checkpoint_interval_are_read_and_checked(tmp_path: Path) -> None:
+    text = MINIMAL.replace(
+        "[logs/*.jsonl]}", "[logs/*.jsonl], max_files: 8, checkpoint_interval: 250ms}"
+    )
+    cfg = load_config(write(tmp_path, text), {})
+    assert (cfg.logs.max_files, cfg.logs.checkpoint_interval) == (8, 0.25)
+    with pytest.raises(ConfigError, match="LOGS_MAX_FILES: expected a positive integer"):
+        load_config(write(tmp_path, MINIMAL), {"MLOPS_EXPORTER_LOGS_MAX_FILES": "0"})
 
 
 def test_config_is_frozen(tmp_path: Path) -> None:

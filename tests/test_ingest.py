@@ -11,10 +11,13 @@ from typing import Any
 import numpy as np
 import pytest
 
+from exporter.checkpoint import load_checkpoint
 from exporter.ingest import (
     DEFAULT_LATENCY_BUCKETS,
+    OTHER_LABEL,
     IngestCounters,
     Ingestor,
+    IngestSnapshot,
     counts_per_bucket,
 )
 from exporter.records import RecordParser
@@ -300,3 +303,193 @@ def test_bad_latency_buckets_are_config_errors(
 def test_feature_not_in_profile_is_a_config_error(profile: ReferenceProfile) -> None:
     with pytest.raises(ConfigError, match="'height'"):
         IngestCounters(profile, ["height"])
+
+
+# --- the checkpoint: offsets and counters in one record ----------------------------------
+
+
+def resumed(
+    profile: ReferenceProfile, pattern: str, state: Path, **counter_kw: Any
+) -> tuple[Ingestor, IngestCounters, LogFollower]:
+    """What a (re)started exporter builds: both halves from the same saved record."""
+    saved = load_checkpoint(str(state))
+    follower = LogFollower([pattern], start_position="beginning", resume=saved, max_line_bytes=4096)
+    counters = IngestCounters(profile, list(FEATURES), **counter_kw)
+    if saved is not None and saved.counters is not None:
+        counters.restore(saved.counters)
+    window = Window(profile, list(FEATURES), max_samples=500)
+    ingestor = Ingestor(follower, RecordParser(FEATURES), window, counters, state_file=str(state))
+    return ingestor, counters, follower
+
+
+def assert_same_counts(got: IngestSnapshot, want: IngestSnapshot) -> None:
+    assert got.lines_total == want.lines_total
+    assert dict(got.invalid_total) == dict(want.invalid_total)
+    assert got.other_events_total == want.other_events_total
+    assert got.predictions_total == want.predictions_total
+    assert dict(got.class_counts) == dict(want.class_counts)
+    for name in FEATURES:
+        assert got.bucket_observations[name].tolist() == want.bucket_observations[name].tolist()
+    assert got.latency_bucket_counts.tolist() == want.latency_bucket_counts.tolist()
+    assert got.latency_count == want.latency_count
+    assert got.latency_sum == pytest.approx(want.latency_sum, rel=1e-12)
+    assert got.bytes_read == want.bytes_read
+    assert (got.rotations, got.truncations) == (want.rotations, want.truncations)
+
+
+def mixed_lines(n: int, seed: int) -> list[bytes]:
+    """Predictions with some other events, invalid and over-long lines among them."""
+    out = dumps(records(n, seed=seed))
+    rng = np.random.default_rng(seed)
+    for i in sorted(rng.choice(len(out), n // 20, replace=False), reverse=True):
+        out.insert(int(i), [b"{bad", b"[1]", b'{"event": "start"}', b"x" * 5000, b"  "][int(i) % 5])
+    return out
+
+
+def test_crash_after_a_checkpoint_neither_recounts_nor_loses(
+    profile: ReferenceProfile, tmp_path: Path
+) -> None:
+    """Every counter after crash + restart equals one uninterrupted pass over the file."""
+    log, state = tmp_path / "model.jsonl", tmp_path / "state" / "checkpoint.json"
+    lines = mixed_lines(900, seed=3)
+    write(log, lines[:300])
+    ingestor, _, follower = resumed(profile, str(log), state)
+    run_until_caught_up(ingestor)
+    with open(log, "ab") as handle:  # a line cut in half at the moment of the checkpoint
+        handle.write(b"\n".join(lines[300:500]) + b"\n" + lines[500][:7])
+    run_until_caught_up(ingestor)
+    assert ingestor.checkpoint()
+    with open(log, "ab") as handle:
+        handle.write(lines[500][7:] + b"\n" + b"\n".join(lines[501:700]) + b"\n")
+    run_until_caught_up(ingestor)  # counted, then the process dies before the next checkpoint
+    follower.close()
+
+    with open(log, "ab") as handle:
+        handle.write(b"\n".join(lines[700:]) + b"\n")
+    again, counters, follower2 = resumed(profile, str(log), state)
+    assert again.snapshot().lines_total == ingestor.snapshot().lines_total  # resumes the served
+    run_until_caught_up(again)
+    once, once_counters, _, once_follower = pipeline(profile, str(log))
+    run_until_caught_up(once)
+    assert_same_counts(counters.snapshot(), once_counters.snapshot())
+    assert counters.snapshot().lines_total == len(lines)
+    assert counters.snapshot().invalid_total["too_long"] == sum(len(x) > 4096 for x in lines)
+    follower2.close()
+    once_follower.close()
+
+
+def test_served_counters_are_the_checkpointed_ones(
+    profile: ReferenceProfile, tmp_path: Path
+) -> None:
+    log, state = tmp_path / "model.jsonl", tmp_path / "checkpoint.json"
+    ingestor, counters, follower = resumed(profile, str(log), state)
+    write(log, dumps(records(40)))
+    run_until_caught_up(ingestor)
+    assert counters.snapshot().predictions_total == 40
+    assert ingestor.snapshot().predictions_total == 0  # not saved yet: not served
+    ingestor.checkpoint()
+    assert ingestor.snapshot().predictions_total == 40
+    saved = json.loads(state.read_text())
+    assert saved["counters"]["predictions"] == 40
+    assert saved["files"][0]["offset"] == log.stat().st_size
+    follower.close()
+
+
+def test_checkpoint_is_due_by_time_and_by_bytes(profile: ReferenceProfile, tmp_path: Path) -> None:
+    log = tmp_path / "model.jsonl"
+    now = [100.0]
+    follower = LogFollower([str(log)], start_position="beginning")
+    counters = IngestCounters(profile, list(FEATURES))
+    window = Window(profile, list(FEATURES), max_samples=10)
+    ingestor = Ingestor(
+        follower,
+        RecordParser(FEATURES),
+        window,
+        counters,
+        state_file=str(tmp_path / "cp.json"),
+        checkpoint_interval=5.0,
+        checkpoint_bytes=10_000,
+        clock=lambda: now[0],
+    )
+    assert not ingestor.due()
+    now[0] += 5.0
+    assert ingestor.due() and ingestor.maybe_checkpoint()
+    assert not ingestor.due()
+    write(log, dumps(records(200)))  # well over 10,000 bytes, no time passed
+    ingestor.run_once()
+    assert ingestor.due()
+    follower.close()
+    no_state = Ingestor(follower, RecordParser(FEATURES), window, counters)
+    assert not no_state.due() and not no_state.checkpoint()
+
+
+def test_a_failed_checkpoint_write_is_logged_and_counters_are_still_served(
+    profile: ReferenceProfile, tmp_path: Path
+) -> None:
+    from structlog.testing import capture_logs
+
+    log = tmp_path / "model.jsonl"
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    ingestor, _, follower = resumed(profile, str(log), tmp_path / "cp.json")
+    ingestor.state_file = str(blocker / "cp.json")  # its parent is a file: every write fails
+    write(log, dumps(records(5)))
+    run_until_caught_up(ingestor)
+    with capture_logs() as logs:
+        assert not ingestor.checkpoint()
+        assert not ingestor.checkpoint()
+    assert [e["event"] for e in logs] == ["checkpoint_write_failed"]  # once, not every second
+    assert ingestor.snapshot().predictions_total == 5
+    follower.close()
+
+
+def test_restore_keeps_what_fits_the_configuration(profile: ReferenceProfile) -> None:
+    counters = IngestCounters(profile, list(FEATURES), max_classes=3)
+    state = {
+        "lines": 10,
+        "invalid": {"invalid_json": 2, "internal_error": 1},
+        "other_events": 1,
+        "predictions": 6,
+        "classes": [["a", 1], ["b", 1], ["c", 1], ["d", 2], [OTHER_LABEL, 1]],
+        "buckets": {
+            "age": {"labels": list(profile["age"].bucket_labels), "counts": [1] * 10},
+            "plan": {"labels": ["x", "y"], "counts": [3, 3]},  # other reference: reset
+            "gone": {"labels": ["z"], "counts": [6]},  # no longer monitored: dropped
+        },
+        "latency": {"bounds": [1.0, 2.0], "counts": [1, 1, 1], "sum": 4.5, "count": 3},
+        "too_long_seen": 0,
+    }
+    state["buckets"]["age"]["counts"] = [1] * len(profile["age"].bucket_labels)
+    counters.restore(state)
+    snap = counters.snapshot()
+    assert (snap.lines_total, snap.predictions_total, snap.other_events_total) == (10, 6, 1)
+    assert snap.invalid_total["invalid_json"] == 2 and snap.invalid_total["internal_error"] == 1
+    assert dict(snap.class_counts) == {"a": 1, "b": 1, "c": 1, OTHER_LABEL: 3}
+    assert snap.bucket_observations["age"].tolist() == state["buckets"]["age"]["counts"]
+    assert snap.bucket_observations["plan"].sum() == 0
+    assert snap.latency_count == 0  # other bounds than DEFAULT_LATENCY_BUCKETS: reset
+    roundtrip = IngestCounters(profile, list(FEATURES), max_classes=3)
+    roundtrip.restore(counters.state())
+    assert roundtrip.state() == counters.state()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        {"lines": -1},
+        {"lines": 1.5},
+        {"predictions": "7"},
+        {"classes": [["a"]]},
+        {"latency": {"bounds": list(DEFAULT_LATENCY_BUCKETS), "counts": [1], "sum": 0, "count": 1}},
+        {"buckets": {"age": {"labels": [], "counts": [-3]}}},
+    ],
+)
+def test_a_malformed_counter_state_is_refused_whole(
+    profile: ReferenceProfile, damage: dict[str, Any]
+) -> None:
+    counters = IngestCounters(profile, list(FEATURES))
+    good = counters.state()
+    good["lines"] = 5
+    with pytest.raises(ValueError):
+        counters.restore({**good, **damage})
+    assert counters.snapshot().lines_total == 0  # nothing half-applied

@@ -106,6 +106,15 @@ BAD_LINES = {
     "encoding": [
         b'{"event": "prediction", "input_data": {"plan": "\xff\xfe"}}',
         b"\xc3\x28\xa0\xa1 binary",
+        line().replace(b'"churn-api"', b'"churn-\xff-api"'),  # in a field nobody reads
+        line().replace(b'"service"', b'"serv\xe9ce"'),  # in a key nobody reads
+        json.dumps({"event": "startup", "note": "x"}).encode().replace(b"x", b"\xc3"),
+    ],
+    "too_deep": [
+        line().replace(b'"level": "info"', b'"level": ' + b"[" * 1000 + b"]" * 1000),
+        line().replace(b'"level": "info"', b'"level": ' + b'{"a": ' * 5000 + b"1" + b"}" * 5000),
+        # an other event too: msgspec cannot even skip the field to find the event
+        b'{"event": "startup", "x": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
     ],
     "not_an_object": [b"[1, 2, 3]", b'"prediction"', b"42", b"null"],
     "missing_field": [
@@ -137,6 +146,7 @@ BAD_LINES = {
 @pytest.mark.parametrize(
     ("reason", "bad"),
     [(reason, bad) for reason, lines in BAD_LINES.items() for bad in lines],
+    ids=[f"{reason}-{i}" for reason, lines in BAD_LINES.items() for i in range(len(lines))],
 )
 def test_each_kind_of_bad_line_is_counted_by_reason(
     parser: RecordParser, reason: str, bad: bytes
@@ -146,8 +156,31 @@ def test_each_kind_of_bad_line_is_counted_by_reason(
     assert (batch.n_lines, batch.n_predictions, batch.n_other_events) == (3, 2, 0)
 
 
+def test_unread_fields_get_the_same_verdict_on_the_fast_and_the_line_by_line_path(
+    parser: RecordParser,
+) -> None:
+    """Documented: bad UTF-8 anywhere is ``encoding``; ``1e400`` unread is skipped, not judged.
+
+    A block of good lines takes the bulk decoder; a block with one bad line is decoded line
+    by line.  Which path a line takes must never change its verdict.
+    """
+    bad_utf8 = line().replace(b'"churn-api"', b'"churn-\xff-api"')
+    huge_unread = line().replace(b'"probability": 0.83', b'"probability": 1e400')
+    huge_read = line().replace(b'"income": 1200.5', b'"income": 1e400')
+    junk = b"{not json"
+    for subject, verdict in ((bad_utf8, "encoding"), (huge_read, "non_finite")):
+        for block in ([subject], [line(), subject], [junk, subject, line()]):
+            batch = parser.parse_block(b"\n".join(block) + b"\n")
+            assert batch.invalid.get(verdict) == 1, (subject, block)
+    for block in ([huge_unread], [line(), huge_unread], [junk, huge_unread, line()]):
+        batch = parser.parse_block(b"\n".join(block) + b"\n")
+        assert batch.n_predictions == sum(1 for x in block if x != junk)
+        assert batch.invalid.get("non_finite", 0) == 0
+
+
 def test_reasons_are_all_declared() -> None:
-    assert set(BAD_LINES) | {"too_long"} == set(INVALID_REASONS)
+    # too_long: see below; internal_error: a parser bug, provoked in its own test below.
+    assert set(BAD_LINES) | {"too_long", "internal_error"} == set(INVALID_REASONS)
 
 
 def test_line_over_size_limit_is_counted_too_long() -> None:

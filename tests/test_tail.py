@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from exporter.checkpoint import STATE_VERSION
 from exporter.tail import LogFollower
 
 
@@ -370,7 +371,7 @@ def test_corrupt_checkpoint_is_ignored_and_start_position_applies(
     with _follower(log, state, start_position="beginning") as follower:
         assert follower.poll() == _lines("a", 2)
         follower.save_positions()
-    assert json.loads(state.read_text())["version"] == 1
+    assert json.loads(state.read_text())["version"] == STATE_VERSION
 
 
 def test_save_positions_replaces_the_file_atomically(log: Path, tmp_path: Path) -> None:
@@ -410,3 +411,274 @@ def test_save_positions_without_state_file_writes_nothing(log: Path, tmp_path: P
 def test_bad_start_position_is_rejected(log: Path) -> None:
     with pytest.raises(ValueError, match="start_position"):
         LogFollower([str(log)], start_position="middle")
+
+
+# --- truncation that regrows past the offset with the same first bytes ---------------------
+
+
+def _padded(tag: str, n: int, start: int = 0) -> list[bytes]:
+    """Lines whose first 300 bytes are the same in every run: the head fingerprint (256
+    bytes) cannot tell one run's file from another's."""
+    pad = "p" * 300
+    return [
+        f'{{"pad": "{pad}", "run": "{tag}", "i": {i}}}'.encode() for i in range(start, start + n)
+    ]
+
+
+def test_truncation_then_regrowth_with_the_same_first_bytes_within_one_poll_is_detected(
+    log: Path,
+) -> None:
+    """The issue's case: 10 lines read; truncated and 100 written before the next poll."""
+    with LogFollower([str(log)], start_position="beginning") as follower:
+        _write_lines(log, _padded("one", 10))
+        assert follower.poll() == _padded("one", 10)
+        with open(log, "wb") as handle:  # copytruncate, then the writer goes on at once
+            handle.write(b"".join(line + b"\n" for line in _padded("two", 100)))
+        assert log.read_bytes()[:256] == (_padded("one", 1)[0] + b"\n")[:256]
+        assert follower.poll() == _padded("two", 100)  # all 100, not the last 90
+        assert follower.stats.truncations == 1
+
+
+def test_rewrite_in_place_to_the_same_size_is_detected(log: Path) -> None:
+    with LogFollower([str(log)], start_position="beginning") as follower:
+        _write_lines(log, _padded("aaa", 5))
+        assert follower.poll() == _padded("aaa", 5)
+        assert follower.poll() == []
+        with open(log, "r+b") as handle:  # same length, same head, other content
+            handle.write(b"".join(line + b"\n" for line in _padded("bbb", 5)))
+        assert follower.poll() == _padded("bbb", 5)
+        assert follower.stats.truncations == 1
+
+
+def test_same_size_rewrite_hidden_by_a_coarse_mtime_is_found_within_a_few_polls(
+    log: Path,
+) -> None:
+    """An unchanged size and mtime spare the full check, but only for so many polls."""
+    from exporter.tail import _QUIET_POLLS
+
+    with LogFollower([str(log)], start_position="beginning") as follower:
+        _write_lines(log, _padded("aaa", 5))
+        assert follower.poll() == _padded("aaa", 5)
+        assert follower.poll() == []  # nothing new at this size and mtime
+        before = log.stat()
+        with open(log, "r+b") as handle:
+            handle.write(b"".join(line + b"\n" for line in _padded("bbb", 5)))
+        os.utime(log, ns=(before.st_atime_ns, before.st_mtime_ns))  # as a 1 s clock would
+        got: list[bytes] = []
+        for _ in range(_QUIET_POLLS + 2):
+            got += follower.poll()
+        assert got == _padded("bbb", 5)
+        assert follower.stats.truncations == 1
+
+
+def test_truncation_and_regrowth_with_the_same_first_bytes_while_down_is_detected(
+    log: Path, tmp_path: Path
+) -> None:
+    state = tmp_path / "positions.json"
+    _run_once(log, state, _padded("one", 10))
+    with open(log, "wb") as handle:
+        handle.write(b"".join(line + b"\n" for line in _padded("two", 100)))
+    second = _follower(log, state, start_position="end")
+    assert _drain(second) == _padded("two", 100)
+    assert second.stats.truncations == 1
+    second.close()
+
+
+# --- restarts keep the figures and the skip state -------------------------------------------
+
+
+def test_restart_inside_an_over_long_line_counts_it_once(log: Path, tmp_path: Path) -> None:
+    state = tmp_path / "positions.json"
+    first = _follower(log, state, start_position="beginning", max_line_bytes=64)
+    _append(log, b'{"ok": 1}\n' + b"z" * 100)  # over the limit, no newline yet
+    assert first.poll() == [b'{"ok": 1}']
+    assert first.stats.lines_too_long == 1
+    first.save_positions()
+    first.close()
+    _append(log, b'zzz\n{"ok": 2}\n')
+    second = _follower(log, state, start_position="beginning", max_line_bytes=64)
+    assert second.stats.lines_too_long == 1  # carried over from the checkpoint...
+    assert second.poll() == [b'{"ok": 2}']
+    assert second.stats.lines_too_long == 1  # ...and the line is not counted again
+    second.close()
+
+
+def test_restart_carries_the_cumulative_figures_over(log: Path, tmp_path: Path) -> None:
+    state = tmp_path / "positions.json"
+    first = _follower(log, state, start_position="beginning")
+    _write_lines(log, _lines("a", 3))
+    first.poll()
+    os.truncate(log, 0)
+    _write_lines(log, _lines("b", 1))
+    first.poll()
+    first.save_positions()
+    read_by_first = first.stats.bytes_read
+    first.close()
+    second = _follower(log, state, start_position="beginning")
+    assert (second.stats.truncations, second.stats.bytes_read) == (1, read_by_first)
+    _write_lines(log, _lines("b", 1, start=1))
+    assert second.poll() == _lines("b", 1, start=1)
+    assert second.stats.bytes_read == read_by_first + len(_lines("b", 1, start=1)[0]) + 1
+    second.close()
+
+
+def test_saved_bytes_read_leaves_out_a_partial_line_held_back(log: Path) -> None:
+    with LogFollower([str(log)], start_position="beginning") as follower:
+        _append(log, b'{"a": 1}\n{"a": ')
+        follower.poll()
+        state = follower.state()
+        assert state is not None
+        assert follower.stats.bytes_read == log.stat().st_size
+        assert state.follower["bytes_read"] == len(b'{"a": 1}\n')
+
+
+# --- more files than logs.max_files -------------------------------------------------------
+
+
+def _many(tmp_path: Path, n: int, lines: int = 2) -> list[Path]:
+    paths = []
+    for i in range(n):
+        path = tmp_path / f"f{i:02d}.jsonl"
+        _write_lines(path, _lines(f"f{i}", lines))
+        os.utime(path, ns=(1_000_000_000 * (i + 1),) * 2)  # f00 oldest ... newest last
+        paths.append(path)
+    return paths
+
+
+def test_more_files_than_max_files_are_counted_logged_and_never_opened(tmp_path: Path) -> None:
+    from structlog.testing import capture_logs
+
+    _many(tmp_path, 6)
+    with capture_logs() as logs:
+        follower = LogFollower([str(tmp_path / "*.jsonl")], start_position="beginning", max_files=2)
+        got = _drain(follower)
+    assert follower.open_files() == 2
+    assert follower.stats.files_watched == 2
+    assert follower.stats.files_over_limit == 4
+    assert sorted(got) == sorted(_lines("f5", 2) + _lines("f4", 2))  # the newest two
+    (warning,) = [e for e in logs if e["event"] == "log_files_over_limit"]  # one line
+    assert sorted(Path(p).name for p in warning["paths"]) == [f"f{i:02d}.jsonl" for i in range(4)]
+    assert (warning["files"], warning["more"], warning["max_files"]) == (4, 0, 2)
+    follower.close()
+
+
+def test_files_over_the_limit_are_read_once_descriptors_free_up(tmp_path: Path) -> None:
+    paths = _many(tmp_path, 5)
+    follower = LogFollower([str(tmp_path / "*.jsonl")], start_position="beginning", max_files=2)
+    got = _drain(follower)
+    for path in paths[3:]:
+        path.unlink()  # the two followed files go away: two descriptors free up
+    got += _drain(follower)
+    assert follower.stats.files_over_limit == 1
+    paths[2].unlink()
+    got += _drain(follower)
+    assert follower.stats.files_over_limit == 0
+    assert sorted(got) == sorted(line for i in range(5) for line in _lines(f"f{i}", 2))
+    follower.close()
+
+
+def test_restart_keeps_positions_of_files_over_the_limit(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    _many(tmp_path, 4)
+    pattern = [str(tmp_path / "*.jsonl")]
+    first = LogFollower(pattern, start_position="end", state_file=str(state), max_files=1)
+    _drain(first)
+    first.save_positions()
+    first.close()
+    for i in range(4):  # every file grows while the exporter is down
+        _write_lines(tmp_path / f"f{i:02d}.jsonl", _lines(f"f{i}", 1, start=2))
+    second = LogFollower(pattern, start_position="end", state_file=str(state), max_files=4)
+    assert sorted(_drain(second)) == sorted(_lines(f"f{i}", 1, start=2)[0] for i in range(4))
+    second.close()
+
+
+# --- rotated-away files are closed once idle -----------------------------------------------
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_rotated_file_followed_under_its_new_name_is_closed_once_idle(tmp_path: Path) -> None:
+    clock = _Clock()
+    log, rotated = tmp_path / "model.jsonl", tmp_path / "model.jsonl.1"
+    follower = LogFollower(
+        [str(tmp_path / "model.jsonl*")],
+        start_position="beginning",
+        close_idle_after=60,
+        clock=clock,
+    )
+    _write_lines(log, _lines("old", 2))
+    assert follower.poll() == _lines("old", 2)
+    os.rename(log, rotated)
+    _write_lines(log, _lines("new", 1))
+    assert _drain(follower) == _lines("new", 1)
+    assert follower.open_files() == 2
+    clock.now += 59
+    follower.poll()
+    assert follower.open_files() == 2  # not idle long enough
+    clock.now += 2
+    follower.poll()
+    assert follower.open_files() == 1  # the rotated file's descriptor is closed...
+    assert follower.stats.files_watched == 2  # ...but it is still followed, by stat
+    _write_lines(log, _lines("new", 1, start=1))
+    assert follower.poll() == _lines("new", 1, start=1)  # the live file was never closed
+    _write_lines(rotated, _lines("old", 1, start=2))  # a late write to the rotated file
+    assert follower.poll() == _lines("old", 1, start=2)  # reopened where it was
+    assert follower.open_files() == 2
+    follower.close()
+
+
+def test_idle_rotated_file_rotated_on_is_not_read_again(tmp_path: Path) -> None:
+    clock = _Clock()
+    log = tmp_path / "model.jsonl"
+    follower = LogFollower(
+        [str(tmp_path / "model.jsonl*")],
+        start_position="beginning",
+        close_idle_after=1,
+        clock=clock,
+    )
+    _write_lines(log, _lines("old", 3))
+    follower.poll()
+    os.rename(log, tmp_path / "model.jsonl.1")
+    _write_lines(log, _lines("new", 1))
+    _drain(follower)
+    clock.now += 5
+    follower.poll()
+    assert follower.open_files() == 1
+    os.rename(tmp_path / "model.jsonl.1", tmp_path / "model.jsonl.2")  # rotated on, closed
+    os.rename(log, tmp_path / "model.jsonl.1")
+    _write_lines(log, _lines("newer", 1))
+    assert sorted(_drain(follower)) == _lines("newer", 1)
+    assert follower.stats.truncations == 0
+    follower.close()
+
+
+def test_restart_with_an_idle_closed_file_keeps_it_closed_and_reads_nothing_twice(
+    tmp_path: Path,
+) -> None:
+    clock = _Clock()
+    state = tmp_path / "state.json"
+    log, rotated = tmp_path / "model.jsonl", tmp_path / "model.jsonl.1"
+    pattern = [str(tmp_path / "model.jsonl*")]
+    kwargs = {"state_file": str(state), "close_idle_after": 1.0, "clock": clock}
+    first = LogFollower(pattern, start_position="beginning", **kwargs)  # type: ignore[arg-type]
+    _write_lines(log, _lines("old", 3))
+    first.poll()
+    os.rename(log, rotated)
+    _write_lines(log, _lines("new", 1))
+    _drain(first)
+    clock.now += 5
+    first.poll()
+    first.save_positions()
+    first.close()
+    second = LogFollower(pattern, start_position="beginning", **kwargs)  # type: ignore[arg-type]
+    assert _drain(second) == []
+    assert second.open_files() == 1
+    _write_lines(rotated, _lines("old", 1, start=3))
+    assert second.poll() == _lines("old", 1, start=3)
+    second.close()

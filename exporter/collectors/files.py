@@ -35,4 +35,6 @@ class FilesCollector:
             yield family
         watched = metrics.gauge("mlops_log_files_watched")
         watched.add_metric([], float(c.files_watched))
-        yield watched
+        over_limit = metrics.gauge("mlops_log_files_over_limit")
+        over_limit.add_metric([], float(c.files_over_limit))
+        yield from (watched, over_limit)

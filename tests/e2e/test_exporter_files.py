@@ -1,8 +1,9 @@
 """What can happen to a log file, seen through the real exporter's /metrics.
 
 Named for the situation each covers, like mtail's integration tests: rotation by rename,
-truncation (copytruncate), a file appearing later, a partial last line, a restart with the
-checkpoint, and every kind of bad line.
+truncation (copytruncate, also regrown past the offset), a file appearing later, a partial
+last line, a restart with the checkpoint, every kind of bad line, a hostile line among
+valid ones, and more matching files than ``logs.max_files``.
 """
 
 from __future__ import annotations
@@ -114,15 +115,16 @@ def test_restart_with_checkpoint_counts_no_line_twice(tmp_path: Path) -> None:
     with running_exporter(config) as exp:
         wait_predictions(exp, 120)
     assert state.exists()  # written on SIGTERM
-    # Lines written while the exporter is down are read after the restart, once.
+    # Lines written while the exporter is down are read after the restart, once; the
+    # counters carry on from the checkpoint instead of starting again at 0.
     second, _ = traffic(30, seed=2)
     append(log, lines_of(second))
     with running_exporter(config) as exp:
-        s = wait_predictions(exp, 30)
+        s = wait_predictions(exp, 150)
         third, _ = traffic(5, seed=3)
         append(log, lines_of(third))
-        s = wait_predictions(exp, 35)
-        assert s.get("mlops_log_lines_total", model="e2e") == 35
+        s = wait_predictions(exp, 155)
+        assert s.get("mlops_log_lines_total", model="e2e") == 155
 
 
 def test_every_kind_of_bad_line_is_counted_and_skipped(tmp_path: Path) -> None:
@@ -140,10 +142,13 @@ def test_every_kind_of_bad_line_is_counted_and_skipped(tmp_path: Path) -> None:
         b'{"event": "prediction", "input_data": {"x": 1e999}, "latency_ms": 5}',  # inf
         orjson.dumps({**good, "latency_ms": -3.0}),  # out of range
         orjson.dumps({**good, "request_id": "r" * 5000}),  # over max_line_bytes
+        orjson.dumps({**good, "service": "MARK"}).replace(b"MARK", b"\xc3("),  # unread, bad
+        orjson.dumps(good)[:-1] + b',"x":' + b"[" * 1500 + b"]" * 1500 + b"}",  # too deep
     ]
     expected = {
         "invalid_json": 1,
-        "encoding": 1,
+        "encoding": 2,
+        "too_deep": 1,
         "not_an_object": 1,
         "missing_field": 1,
         "wrong_type": 2,
@@ -173,6 +178,62 @@ def test_every_kind_of_bad_line_is_counted_and_skipped(tmp_path: Path) -> None:
         # And the exporter is still healthy and reading.
         append(log, lines_of(valid[:5]))
         wait_predictions(exp, 30)
+
+
+def test_a_deeply_nested_line_costs_that_line_and_no_other(tmp_path: Path) -> None:
+    """One read block: 2,000 valid lines around one nested 1,000 deep; 2,000 predictions."""
+    config = write_config(tmp_path)
+    log = tmp_path / "logs" / "app.jsonl"
+    valid, _ = traffic(2000)
+    deep = b'{"event": "prediction", "junk": ' + b"[" * 1000 + b"]" * 1000 + b"}\n"
+    data = lines_of(valid)
+    middle = data.index(b"\n", len(data) // 2) + 1
+    with running_exporter(config) as exp:
+        append(log, data[:middle] + deep + data[middle:])
+        s = exp.wait_for(
+            lambda s: s.get("mlops_log_lines_total", model="e2e") == 2001, what="every line"
+        )
+        assert s.get("mlops_predictions_total", model="e2e") == 2000
+        invalid = {
+            dict(k)["reason"]: v for k, v in s.having("mlops_log_lines_invalid_total").items()
+        }
+        assert {r: v for r, v in invalid.items() if v} == {"too_deep": 1}
+        assert invalid.get("internal_error") == 0  # declared, at 0
+
+
+def test_log_truncated_and_regrown_past_the_offset_with_the_same_first_bytes(
+    tmp_path: Path,
+) -> None:
+    """copytruncate and the writer writing more than before, all between two polls."""
+    config = write_config(tmp_path)
+    config.write_text(config.read_text().replace("poll_interval: 50ms", "poll_interval: 1s"))
+    log = tmp_path / "logs" / "app.jsonl"
+    head = b'{"event": "startup", "note": "' + b"h" * 300 + b'"}\n'  # same first 256 bytes
+    first, _ = traffic(10, seed=1)
+    append(log, head + lines_of(first))
+    with running_exporter(config) as exp:
+        wait_predictions(exp, 10)
+        regrown, _ = traffic(100, seed=2)
+        log.write_bytes(head + lines_of(regrown))  # truncate and write, microseconds apart
+        s = wait_predictions(exp, 110)  # all 100 new ones, not the last 90
+        assert s.get("mlops_log_truncations_total") == 1
+
+
+def test_more_files_than_max_files_are_counted_never_silently_ignored(tmp_path: Path) -> None:
+    config = write_config(tmp_path, extra=", max_files: 2")
+    logs = tmp_path / "logs"
+    recs, _ = traffic(5)
+    for i in range(5):
+        append(logs / f"f{i}.jsonl", lines_of(recs))
+        os.utime(logs / f"f{i}.jsonl", ns=((i + 1) * 10**9,) * 2)
+    with running_exporter(config) as exp:
+        s = wait_predictions(exp, 10)  # the two newest files
+        assert s.get("mlops_log_files_watched") == 2
+        assert s.get("mlops_log_files_over_limit") == 3
+        assert any("log_files_over_limit" in line for line in exp.stderr_lines)
+        (logs / "f4.jsonl").unlink()  # a descriptor frees up: the next newest file is read
+        s = wait_predictions(exp, 15)
+        assert s.get("mlops_log_files_over_limit") == 2
 
 
 def test_start_position_end_skips_existing_lines(tmp_path: Path) -> None:
