@@ -25,7 +25,7 @@ from typing import Any
 
 import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
-from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client import CollectorRegistry
 
 from exporter.alerting import ExporterAlerts
 from exporter.collector import MlopsCollector, ReferenceInfo
@@ -34,7 +34,8 @@ from exporter.exposition import MetricsRenderer
 from exporter.ingest import IngestCounters, Ingestor
 from exporter.pipeline import DriftSettings, Snapshot, capture, compute_snapshot
 from exporter.records import RecordParser
-from exporter.server import ExporterServer, LandingPage, ServerApp
+from exporter.runtime import RuntimeMetrics
+from exporter.server import ExporterServer, LandingPage, ServerApp, ServerOptions, bind
 from exporter.tail import LogFollower
 from exporter.webconfig import WebConfig
 from exporter.window import Window
@@ -59,6 +60,8 @@ class Exporter:
         web_config: WebConfig | None = None,
         listen_address: str = ":9874",
         version: str = "unknown",
+        web: ServerOptions | None = None,
+        exporter_metrics: bool = True,
     ) -> None:
         self.config = config
         self.profile = profile
@@ -76,6 +79,10 @@ class Exporter:
             if config.alerts
             else None
         )
+
+        # Listen before any log file is opened: the listener's descriptors come first.
+        listener = bind(listen_address)
+        web = web or ServerOptions()
 
         logs = config.logs
         self.follower = LogFollower(
@@ -113,23 +120,29 @@ class Exporter:
             alert_failures=(lambda: self.alerts.notify_failures) if self.alerts else None,
             version=version,
         )
-        runtime = CollectorRegistry(auto_describe=False)  # process_* and python_* metrics
-        for extra in (ProcessCollector, PlatformCollector, GCCollector):
-            extra(registry=runtime)
+        # process_* and python_* (--web.disable-exporter-metrics leaves them out)
+        runtime = RuntimeMetrics() if exporter_metrics else None
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self.collector)
-        self.registry.register(runtime)
-        renderer = MetricsRenderer(lambda: [*self.collector.sections(), (None, runtime.collect)])
+        if runtime is not None:
+            self.registry.register(runtime)
+        renderer = MetricsRenderer(
+            lambda: [*self.collector.sections(), *([runtime.section()] if runtime else [])]
+        )
+        landing = LandingPage(
+            config.model_name, version, self._summary(profile), web.telemetry_path
+        )
         self.server = ExporterServer(
-            listen_address,
+            listener,
             ServerApp(
                 registry=self.registry,
                 render=renderer.render,
                 web_config=web_config or WebConfig(),
-                landing=LandingPage(config.model_name, version, self._summary(profile)),
+                landing=landing,
                 snapshot=lambda: self._snapshot,
                 ready=self._ready.is_set,
             ),
+            web,
         )
         self.scheduler = BackgroundScheduler(timezone="UTC")
         self._ingest_thread = threading.Thread(target=self._ingest_loop, name="ingest")
