@@ -322,9 +322,14 @@ def bind(listen_address: str) -> Listener:
     """Listen on ``--web.listen-address`` now; a busy port is a one-line config error."""
     host, port = parse_listen_address(listen_address)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
-        sock = socket.create_server((host or "0.0.0.0", port), family=family, backlog=BACKLOG)
+        # As every server: a restart may bind while old connections sit in TIME_WAIT.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host or "0.0.0.0", port))
+        sock.listen(BACKLOG)
     except OSError as exc:
+        sock.close()
         raise ConfigError(
             f"--web.listen-address {listen_address}: cannot listen: {exc.strerror or exc}"
         ) from None
