@@ -21,10 +21,12 @@ import signal
 import threading
 import time
 from collections.abc import Mapping
+from datetime import UTC
 from typing import Any
 
 import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CollectorRegistry
 
 from exporter.alerting import ExporterAlerts
@@ -243,8 +245,9 @@ class Exporter:
         for job_id, job in jobs.items():
             self.scheduler.add_job(
                 job,
-                "interval",
-                seconds=self.config.drift.interval,
+                # A trigger object, not "interval": that name is looked up through package
+                # metadata, which needs free descriptors the log files may all have taken.
+                IntervalTrigger(seconds=self.config.drift.interval, timezone=UTC),
                 id=job_id,
                 max_instances=1,  # a slow pass never runs twice at once
                 coalesce=True,  # missed runs collapse into one

@@ -8,6 +8,7 @@ count and RSS from ``/proc``; :func:`cpu_seconds` its user+system time.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
@@ -111,11 +112,21 @@ def process_status(pid: int) -> tuple[int, int]:
     return threads, rss
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far."""
-    with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+def cpu_seconds(pid: int, tid: int | None = None) -> float:
+    """User + system CPU seconds of process ``pid`` (or of its thread ``tid``) so far."""
+    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
+    with open(path, encoding="ascii") as fh:
         fields = fh.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu_seconds(pid: int) -> dict[int, float]:
+    """CPU seconds of every thread of process ``pid``, by thread id."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(FileNotFoundError):  # the thread just ended
+            out[int(tid)] = cpu_seconds(pid, int(tid))
+    return out
 
 
 def open_fds(pid: int) -> int:
