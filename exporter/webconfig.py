@@ -269,6 +269,12 @@ def parse_web_config(data: Any, *, base_dir: Path, source: str = "web config") -
         if not isinstance(raw_headers, Mapping):
             raise ConfigError(f"{source}: http_server_config.headers must be a mapping")
         headers = {str(k): str(v) for k, v in raw_headers.items()}
+        for name, value in headers.items():
+            if any(c in name + value for c in "\r\n\0") or not name:
+                raise ConfigError(
+                    f"{source}: http_server_config.headers.{name}: a header name or value "
+                    "may not contain a line break"
+                )
 
     users: dict[str, bytes] = {}
     users_data = data.get("basic_auth_users")
