@@ -38,10 +38,11 @@ import re
 import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http import HTTPStatus
+from typing import Any
 
 import structlog
 
@@ -75,12 +76,19 @@ class HttpLimits:
 
 @dataclass(slots=True)
 class Request:
-    """One parsed request head; header names are lower-case, repeated ones joined by ``, ``."""
+    """One parsed request head; header names are lower-case, repeated ones joined by ``, ``.
+
+    ``pause`` is how long its connection was quiet before this request began: seconds from
+    the previous answer (or the accept) to the request's first byte.  :mod:`exporter.server`
+    serves a scraper that pauses between scrapes before a client that asks again the moment
+    it is answered.
+    """
 
     method: str
     target: str
     version: tuple[int, int]
     headers: dict[str, str]
+    pause: float = 0.0
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name)
@@ -98,7 +106,48 @@ class Response:
     on_done: Callable[[], None] | None = None
 
 
-Handler = Callable[[Request], "Response | Awaitable[Response]"]
+class Deferred:
+    """A response promised for later, by a queue that answers requests in its own order.
+
+    Unlike an ``asyncio.Future``, whose callbacks wait for the next turn of the loop,
+    :meth:`resolve` hands the response to the connection at once, so it is on its way
+    (and its concurrency slot possibly free) before the loop reads more requests.
+    Awaitable, for a coroutine that has to wait for one.
+    """
+
+    __slots__ = ("_callback", "_response")
+
+    def __init__(self) -> None:
+        self._callback: Callable[[Response], None] | None = None
+        self._response: Response | None = None
+
+    @property
+    def done(self) -> bool:
+        return self._response is not None
+
+    def resolve(self, response: Response) -> None:
+        if self._response is not None:
+            return
+        self._response = response
+        callback, self._callback = self._callback, None
+        if callback is not None:
+            callback(response)
+
+    def then(self, callback: Callable[[Response], None]) -> None:
+        if self._response is not None:
+            callback(self._response)
+        else:
+            self._callback = callback
+
+    def __await__(self) -> Generator[Any, None, Response]:
+        future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        self.then(future.set_result)
+        return (yield from future.__await__())
+
+
+#: Answers a request now (a Response), later (a Deferred), or after some awaiting (a
+#: coroutine giving a Response: it gets a task of its own).
+Handler = Callable[[Request], "Response | Deferred | Awaitable[Response]"]
 
 
 class HttpError(Exception):
@@ -206,8 +255,10 @@ class _Connection(asyncio.Protocol):
         "_done",
         "_eof",
         "_flush_pending",
+        "_idle_since",
         "_in_request",
         "_keep",
+        "_pause",
         "_proven",
         "_reading_paused",
         "_request",
@@ -231,6 +282,8 @@ class _Connection(asyncio.Protocol):
         self._flush_pending = False
         self._reading_paused = False
         self._eof = False
+        self._idle_since = 0.0
+        self._pause = 0.0
 
     # --- asyncio callbacks ------------------------------------------------------------------
 
@@ -246,6 +299,7 @@ class _Connection(asyncio.Protocol):
         # pause_writing() as soon as anything is buffered, resume_writing() once all of it
         # reached the kernel: "the response is delivered" is then exact.
         transport.set_write_buffer_limits(high=0, low=0)
+        self._idle_since = asyncio.get_running_loop().time()
         self._server.opened(self)
         self._wait_for_request()
 
@@ -303,6 +357,7 @@ class _Connection(asyncio.Protocol):
                 if not self._buf:
                     return
                 self._in_request = True
+                self._pause = asyncio.get_running_loop().time() - self._idle_since
                 if self._proven:  # idle time is over: the head must now arrive in time
                     self._set_deadline(limits.header_timeout)
             end = _HEAD_END.search(self._buf)
@@ -324,6 +379,7 @@ class _Connection(asyncio.Protocol):
             if length > limits.max_body_bytes:
                 self._fail(413, "request body too large")
                 return
+            request.pause = self._pause
             self._request = request
             self._body_left = length
             self._state = _BODY
@@ -352,15 +408,24 @@ class _Connection(asyncio.Protocol):
             result = Response(500, b"Internal error.\n", close=True)
         if isinstance(result, Response):
             self._send(request, result)
-        else:
-            self._server.track(asyncio.ensure_future(self._await(request, result)))
+        elif isinstance(result, Deferred):
+            result.then(lambda response: self._answer_later(request, response))
+        else:  # a coroutine (a password check): a task of its own
+            task = asyncio.ensure_future(result)
+            self._server.track(task)
+            task.add_done_callback(lambda done: self._task_done(request, done))
 
-    async def _await(self, request: Request, pending: Awaitable[Response]) -> None:
-        try:
-            response = await pending
-        except Exception:
-            log.exception("request_failed", target=request.target)
-            response = Response(500, b"Internal error.\n", close=True)
+    def _task_done(self, request: Request, done: asyncio.Future[Response]) -> None:
+        if done.cancelled():  # the server is closing
+            return
+        exc = done.exception()
+        if exc is not None:
+            log.error("request_failed", target=request.target, error=repr(exc))
+            self._answer_later(request, Response(500, b"Internal error.\n", close=True))
+        else:
+            self._answer_later(request, done.result())
+
+    def _answer_later(self, request: Request, response: Response) -> None:
         if self._state == _CLOSED:  # the client left while we waited
             if response.on_done is not None:
                 response.on_done()
@@ -398,6 +463,7 @@ class _Connection(asyncio.Protocol):
             self._close()
             return
         self._proven = True
+        self._idle_since = asyncio.get_running_loop().time()
         self._wait_for_request()
         self._server.waiting(self)
         if self._reading_paused:
@@ -619,6 +685,7 @@ class HttpServer:
 
 __all__ = [
     "BACKLOG",
+    "Deferred",
     "Handler",
     "HttpError",
     "HttpLimits",

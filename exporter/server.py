@@ -22,17 +22,20 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
+import structlog
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
 from exporter import DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_REQUESTS, DEFAULT_TELEMETRY_PATH
-from exporter.httpserver import BACKLOG, HttpLimits, HttpServer, Request, Response
+from exporter.httpserver import BACKLOG, Deferred, HttpLimits, HttpServer, Request, Response
 from exporter.limits import DescriptorReserve
 from exporter.negotiate import VARY, accepts_gzip, choose_format
 from exporter.webconfig import BCRYPT_CONCURRENCY, WebConfig
 from mlops_core.errors import ConfigError
+
+log = structlog.get_logger("exporter.server")
 
 if TYPE_CHECKING:
     from exporter.pipeline import Snapshot
@@ -167,21 +170,82 @@ class ServerOptions:
             raise ConfigError(f"--web.header-timeout {self.header_timeout}: expected > 0")
 
 
-class _InFlight:
-    """Requests being answered, up to ``limit`` (0: no limit); event-loop thread only."""
+@dataclass(eq=False, slots=True)
+class _Waiting:
+    request: Request
+    build: Callable[[], Response]
+    answer: Deferred
 
-    def __init__(self, limit: int) -> None:
+
+class _WorkQueue:
+    """The requests for endpoints that do work: at most ``limit`` waiting or being answered.
+
+    node_exporter's ``--web.max-requests`` counts requests its handlers hold at once; over
+    the limit, ``503`` at once.  Here requests are answered on the event loop, so they also
+    wait here, and the count is of those waiting plus those whose response is still being
+    delivered (a client that stops reading keeps its slot until the write deadline).
+    Event-loop thread only.
+
+    Which request waits, and which gets the ``503``, goes by ``Request.pause``, the time
+    its connection was quiet before asking: the longest pause is served first, and when
+    the queue is full the request turned away is the one with the shortest.  A Prometheus
+    that pauses between scrapes thus passes a flood of clients that ask again the moment
+    they are answered; among equal pauses, arrival order.  ``limit`` 0: no limit.
+    """
+
+    #: Seconds of answering per turn of the event loop, so reads in between can queue
+    #: requests from pausing clients ahead of the flood.
+    TURN = 0.005
+
+    def __init__(self, limit: int, finish: Callable[[Response], Response]) -> None:
         self.limit = limit
-        self.count = 0
+        self.active = 0
+        self.waiting: list[_Waiting] = []
+        self._finish = finish
+        self._scheduled = False
 
-    def try_acquire(self) -> bool:
-        if self.limit and self.count >= self.limit:
-            return False
-        self.count += 1
-        return True
+    def submit(self, request: Request, build: Callable[[], Response]) -> Response | Deferred:
+        if self.limit and self.active + len(self.waiting) >= self.limit:
+            eager = min(self.waiting, key=lambda w: w.request.pause, default=None)
+            if eager is None or eager.request.pause >= request.pause:
+                return self._rejected()
+            self.waiting.remove(eager)  # it paused less: it yields its place
+            eager.answer.resolve(self._rejected())
+        answer = Deferred()
+        self.waiting.append(_Waiting(request, build, answer))
+        self._schedule()
+        return answer
 
-    def release(self) -> None:
-        self.count -= 1
+    def _rejected(self) -> Response:
+        body = f"Limit of concurrent requests reached ({self.limit}), try again later.\n"
+        return self._finish(_text(503, body.encode(), ("Retry-After", "1")))
+
+    def _schedule(self) -> None:
+        if self.waiting and not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._serve)
+
+    def _serve(self) -> None:
+        self._scheduled = False
+        loop = asyncio.get_running_loop()
+        end = loop.time() + self.TURN
+        while self.waiting and loop.time() < end:
+            turn = max(self.waiting, key=lambda w: w.request.pause)  # the first of equals
+            self.waiting.remove(turn)
+            try:
+                response = self._finish(turn.build())
+            except Exception:
+                log.exception("request_failed", target=turn.request.target)
+                response = Response(500, b"Internal error.\n", close=True)
+            else:
+                self.active += 1
+                response.on_done = self._release
+            turn.answer.resolve(response)  # sent now; a delivered one releases its slot
+        self._schedule()
+
+    def _release(self) -> None:
+        self.active -= 1
+        self._schedule()
 
 
 def _text(status: int, body: bytes, *headers: tuple[str, str]) -> Response:
@@ -192,10 +256,10 @@ class _Routes:
     """The exporter's endpoints, as an :data:`exporter.httpserver.Handler`.
 
     Order: basic auth (every path, as the toolkit does), then the method, then the path.
-    ``/metrics`` and ``/`` do work, so they take a slot of ``--web.max-requests`` until
-    their response is delivered; a request over the limit gets ``503`` at once, as
-    node_exporter answers.  The health endpoints take none: their answer is a constant, and
-    a ``503`` there would make an orchestrator restart an exporter that is only busy.
+    ``/metrics`` and ``/`` do work, so they go through the :class:`_WorkQueue` of
+    ``--web.max-requests``; a request over the limit gets ``503`` at once, as node_exporter
+    answers.  The health endpoints do not: their answer is a constant, and a ``503`` there
+    would make an orchestrator restart an exporter that is only busy.
 
     A password not yet known good needs bcrypt, which runs on its own thread (one check at
     a time, :data:`exporter.webconfig.BCRYPT_CONCURRENCY`); at most ``max_requests`` such
@@ -205,8 +269,9 @@ class _Routes:
     def __init__(self, app: ServerApp, options: ServerOptions) -> None:
         self.app = app
         self.options = options
-        self.in_flight = _InFlight(options.max_requests)
+        self.work = _WorkQueue(options.max_requests, self._finish)
         self._bcrypt_waiting = 0
+        self._gzip_cache: dict[bool, tuple[bytes, bytes]] = {}
         self._bcrypt_pool: ThreadPoolExecutor | None = None
         self._headers = list(app.web_config.headers.items())
 
@@ -223,7 +288,7 @@ class _Routes:
             return self._check_password(request)
         if not verdict:
             return self._finish(self._unauthorized())
-        return self._finish(self._route(request))
+        return self._route(request)
 
     async def _check_password(self, request: Request) -> Response:
         if self._bcrypt_pool is None:
@@ -235,7 +300,10 @@ class _Routes:
             )
         finally:
             self._bcrypt_waiting -= 1
-        return self._finish(self._route(request) if ok else self._unauthorized())
+        if not ok:
+            return self._finish(self._unauthorized())
+        answer = self._route(request)
+        return answer if isinstance(answer, Response) else await answer
 
     def _unauthorized(self) -> Response:
         return _text(401, b"Unauthorized\n", ("WWW-Authenticate", 'Basic realm="mlops-exporter"'))
@@ -244,38 +312,24 @@ class _Routes:
         response.headers += self._headers  # http_server_config.headers, on every response
         return response
 
-    def _route(self, request: Request) -> Response:
+    def _route(self, request: Request) -> Response | Deferred:
         if request.method not in ("GET", "HEAD"):
-            return _text(405, b"Method not allowed.\n", ("Allow", "GET, HEAD"))
+            return self._finish(_text(405, b"Method not allowed.\n", ("Allow", "GET, HEAD")))
         path, query = _split_target(request.target)
         if path == "/-/healthy":
-            return _text(200, b"Healthy.\n")
+            return self._finish(_text(200, b"Healthy.\n"))
         if path == "/-/ready":
-            if self.app.ready():
-                return _text(200, b"Ready.\n")
-            return _text(503, b"Not ready.\n")
-        if path != self.options.telemetry_path and path != "/":
-            return _text(404, b"Not found.\n")
-        if not self.in_flight.try_acquire():
-            limit = self.in_flight.limit
-            return _text(
-                503,
-                f"Limit of concurrent requests reached ({limit}), try again later.\n".encode(),
-                ("Retry-After", "1"),
-            )
-        try:
-            if path == self.options.telemetry_path:
-                response = self._metrics(request, parse_qs(query))
-            else:
-                page = render_landing(self.app.landing, self.app.snapshot())
-                response = Response(
-                    200, page.encode(), [("Content-Type", "text/html; charset=utf-8")]
-                )
-        except BaseException:
-            self.in_flight.release()
-            raise
-        response.on_done = self.in_flight.release
-        return response
+            ready = self.app.ready()
+            return self._finish(_text(200, b"Ready.\n") if ready else _text(503, b"Not ready.\n"))
+        if path == self.options.telemetry_path:
+            return self.work.submit(request, lambda: self._metrics(request, parse_qs(query)))
+        if path == "/":
+            return self.work.submit(request, self._landing)
+        return self._finish(_text(404, b"Not found.\n"))
+
+    def _landing(self) -> Response:
+        page = render_landing(self.app.landing, self.app.snapshot()).encode()
+        return Response(200, page, [("Content-Type", "text/html; charset=utf-8")])
 
     def _metrics(self, request: Request, query: dict[str, list[str]]) -> Response:
         fmt = choose_format(request.header("accept"))
@@ -286,7 +340,14 @@ class _Routes:
             body = self.app.render(fmt.openmetrics)
         headers = [("Content-Type", fmt.content_type), ("Vary", VARY)]
         if accepts_gzip(request.header("accept-encoding")):
-            body = gzip.compress(body, compresslevel=1)
+            # Between two ingests the body is the same: compress it once, not per scraper.
+            cached = self._gzip_cache.get(fmt.openmetrics)
+            if cached is not None and cached[0] == body:
+                body = cached[1]
+            else:
+                compressed = gzip.compress(body, compresslevel=1)
+                self._gzip_cache[fmt.openmetrics] = (body, compressed)
+                body = compressed
             headers.append(("Content-Encoding", "gzip"))
         return Response(200, body, headers)
 

@@ -19,6 +19,7 @@ import statistics
 import threading
 import time
 import urllib.parse
+from collections import Counter
 from pathlib import Path
 
 import bcrypt
@@ -110,6 +111,43 @@ def test_requests_over_max_requests_get_503_at_once_and_health_still_answers(
         while (status := timed_get(port)[0]) != 200 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert status == 200, "slots were not given back when the stalled clients left"
+
+
+def test_a_scraper_that_pauses_is_served_during_a_flood_of_eager_clients(
+    tmp_path: Path,
+) -> None:
+    # 12 clients that ask again the moment they are answered keep the queue of 3 full; a
+    # scraper that pauses between scrapes (as Prometheus does) is served before them.
+    with running_exporter(write_config(tmp_path), args=["--web.max-requests=3"]) as exp:
+        port = port_of(exp)
+        stop = threading.Event()
+        flood_statuses: Counter[int] = Counter()
+
+        def flood() -> None:
+            with RawConnection(port) as conn:
+                while not stop.is_set():
+                    conn.send(request("/metrics"))
+                    flood_statuses[conn.response().status] += 1
+
+        threads = [threading.Thread(target=flood, daemon=True) for _ in range(12)]
+        for thread in threads:
+            thread.start()
+        polite = []
+        try:
+            time.sleep(0.5)
+            with RawConnection(port) as conn:
+                for _ in range(8):
+                    time.sleep(0.5)
+                    start = time.perf_counter()
+                    conn.send(request("/metrics"))
+                    polite.append((conn.response().status, time.perf_counter() - start))
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(timeout=10)
+        assert flood_statuses[503] > 0, f"the limit was never reached: {flood_statuses}"
+        assert [status for status, _ in polite] == [200] * 8, polite
+        assert max(seconds for _, seconds in polite) < 1.0, polite
 
 
 def _drip(conn: RawConnection, data: bytes, every: float, stop: threading.Event) -> None:
