@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every benchmark whose figures the README quotes, one after the other, on this machine.
+# Every benchmark whose figures the README (or docs/hardening.md) quotes, one after the other.
 # Each script prints its own figures side by side with its peer; see the README's
 # "Benchmarks" section for what each measures and the figures of the last run.
 set -euo pipefail
@@ -9,6 +9,7 @@ run() { echo; echo "===== $*"; "$@"; }
 run bash bench/drift.sh
 run "$PYTHON" bench/bench_pipeline.py
 run "$PYTHON" bench/bench_scrape.py
+run "$PYTHON" bench/bench_load.py
 run "$PYTHON" bench/bench_ingest.py
 run "$PYTHON" bench/bench_memory.py
 run "$PYTHON" bench/bench_logging.py

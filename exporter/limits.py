@@ -34,8 +34,8 @@ RESERVED_DESCRIPTORS = 8
 def raise_open_files_limit() -> tuple[int, int] | None:
     """Set the soft ``RLIMIT_NOFILE`` to the hard limit; ``(old, new)`` soft, or None.
 
-    None when there is no such limit (Windows) or it cannot be changed.  An unlimited hard
-    limit is capped at ``OPEN_MAX``-like 1,048,576, which the kernel accepts everywhere.
+    None when there is no such limit (Windows).  An unlimited hard limit is taken as
+    1,048,576 (Linux's default ``fs.nr_open``): a soft limit of "unlimited" is refused.
     """
     if resource is None:  # pragma: no cover
         return None

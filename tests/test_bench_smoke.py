@@ -1,4 +1,4 @@
-"""Smoke tests for bench/: every script the README quotes still runs and prints its figures.
+"""Smoke tests for bench/: every script the README or docs/ quote still runs and prints its figures.
 
 Nothing else runs the benchmarks, so without these a refactor of the code they import (or of
 their own output) would only be noticed when someone next reproduces the README's numbers.
@@ -124,3 +124,22 @@ def test_bench_scrape_prints_exporter_and_prometheus_client_latency() -> None:
         figure(out, rf"^exporter, window {window}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}$")
     figure(out, rf"^prometheus_client Gauges \(\d+ series\)\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}$")
     figure(out, rf"^ratio window 400 / 200: {NUMBER}x; exporter / prometheus_client: {NUMBER}x")
+
+
+@pytest.mark.slow  # starts the real exporter and runs its three load phases: ~10 s
+def test_bench_load_prints_each_phase_with_latency_rss_and_threads() -> None:
+    out = run_bench(
+        "bench_load.py", "--scrapers", "2", "--flood", "10", "--slow", "10",
+        "--duration", "0.5", "--slow-duration", "0.5", "--lines", "200",
+    )  # fmt: skip
+    peak = rf"RSS {NUMBER} MB, threads \d+$"
+    worst = rf"worst legitimate scrape {NUMBER} ms \(p50 {NUMBER} ms, \d+ scrapes, [^)]*\)"
+    figure(out, rf"^exporter pid \d+ on 127\.0\.0\.1:\d+: 10 features, 200 lines, "
+                rf"/metrics {NUMBER} bytes; descriptor limit {NUMBER}$")  # fmt: skip
+    figure(out, rf"^2 keep-alive scrapers, {NUMBER} s: {NUMBER} req/s, p50 {NUMBER} ms, "
+                rf"p99 {NUMBER} ms, statuses .*; {peak}")  # fmt: skip
+    figure(out, rf"^10 concurrent requests, {NUMBER} s: {worst}; flood {NUMBER} req/s .*; {peak}")
+    figure(out, rf"^10 slow connections, {NUMBER} s: {worst}; cut by the header deadline "
+                rf"{NUMBER} times; {peak}")  # fmt: skip
+    figure(out, rf"^10 slow connections closed at once: {worst} in the 2 s after$")
+    figure(out, r"^target: worst legitimate scrape < 1 s: (met|NOT met)$")

@@ -310,6 +310,33 @@ def test_more_log_files_than_descriptors_stop_neither_start_up_nor_scrapes(
         exp.stop()
 
 
+def test_slow_connections_that_use_up_the_descriptors_yield_to_a_scrape(
+    tmp_path: Path,
+) -> None:
+    # 160 silent connections against a limit of 128: accept() runs out of descriptors.  The
+    # oldest connection still waiting for a request is dropped and a reserved descriptor
+    # serves the scrape at once, where the listener used to spin at 100% CPU.
+    exp = start_exporter(write_config(tmp_path), rlimit_nofile=(128, 128))
+    silent: list[socket.socket] = []
+    try:
+        port = port_of(exp)
+        start = time.monotonic()
+        for _ in range(160):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=15)
+            silent.append(sock)
+        time.sleep(0.3)
+        scrapes = [timed_get(port)[:2] for _ in range(10)]
+        elapsed = time.monotonic() - start
+        assert [status for status, _ in scrapes] == [200] * 10, scrapes
+        # ... while the silent connections are still there, not once they timed out (10 s)
+        assert elapsed < 5.0, f"connects and scrapes took {elapsed:.1f}s"
+        assert any('"descriptors_exhausted"' in line for line in exp.stderr_lines)
+    finally:
+        for sock in silent:
+            sock.close()
+        exp.stop()
+
+
 def _basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
