@@ -134,7 +134,8 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def server_options(args: argparse.Namespace) -> ServerOptions:
     """The ``--web.*`` serving flags, checked (a bad value is a one-line config error)."""
-    from exporter.server import ServerOptions  # after the cheap checks; it loads scipy
+    # Here, not at the top: --version and usage errors need neither bcrypt nor asyncio.
+    from exporter.server import ServerOptions
 
     header_timeout = DEFAULT_HEADER_TIMEOUT
     if args.header_timeout is not None:

@@ -262,6 +262,7 @@ class _Connection(asyncio.Protocol):
         "_proven",
         "_reading_paused",
         "_request",
+        "_sending",
         "_server",
         "_state",
         "transport",
@@ -280,6 +281,7 @@ class _Connection(asyncio.Protocol):
         self._keep = True
         self._done: Callable[[], None] | None = None
         self._flush_pending = False
+        self._sending = False  # a response is being handed to the kernel
         self._reading_paused = False
         self._eof = False
         self._idle_since = 0.0
@@ -325,8 +327,8 @@ class _Connection(asyncio.Protocol):
         self._flush_pending = True
 
     def resume_writing(self) -> None:
-        if self._flush_pending:
-            self._flush_pending = False
+        self._flush_pending = False
+        if self._sending:  # not for a "100 Continue" that had to wait
             self._flushed()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -447,6 +449,7 @@ class _Connection(asyncio.Protocol):
         if request.method != "HEAD":
             data += response.body
         self._done = response.on_done
+        self._sending = True
         transport = self._transport()
         transport.write(data)
         if self._flush_pending:  # some of it is still in our buffer: wait for the kernel
@@ -455,6 +458,7 @@ class _Connection(asyncio.Protocol):
             self._flushed()
 
     def _flushed(self) -> None:
+        self._sending = False
         self._cancel_deadline()
         self._finish_response()
         if self._state == _CLOSED:
