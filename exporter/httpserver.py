@@ -393,9 +393,9 @@ class _Connection(asyncio.Protocol):
             self._body_left -= take
             if self._body_left:
                 return
-            request, self._request = self._request, None
-            assert request is not None
-            self._dispatch(request)
+            pending, self._request = self._request, None
+            assert pending is not None
+            self._dispatch(pending)
 
     # --- answering --------------------------------------------------------------------------
 
@@ -561,7 +561,7 @@ class HttpServer:
         self._connections: set[_Connection] = set()
         # Connections waiting for a request, oldest first: the first to drop for a descriptor.
         self._waiting: dict[_Connection, None] = {}
-        self._tasks: set[asyncio.Future[object]] = set()  # referenced until done
+        self._tasks: set[asyncio.Future[Any]] = set()  # referenced until done
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_exhausted_log = float("-inf")
 
@@ -590,7 +590,7 @@ class HttpServer:
 
     # --- bookkeeping from the connections ---------------------------------------------------
 
-    def track(self, task: asyncio.Future[object]) -> None:
+    def track(self, task: asyncio.Future[Any]) -> None:
         """Keep a reference to ``task`` until it is done (the loop only holds weak ones)."""
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -645,14 +645,14 @@ class HttpServer:
         # The two oldest connections still waiting for their first request (slow or silent
         # clients), else the two longest idle: a scraper reconnects, a slowloris loses.
         victims = [c for c in self._waiting if not c.proven][:2] or list(self._waiting)[:2]
-        for conn in victims:
-            conn.drop()
+        for victim in victims:
+            victim.drop()
         if self.reserve is not None and self.reserve.release_one():
             try:
-                conn, _ = self.sock.accept()
+                sock, _ = self.sock.accept()
             except OSError:
                 return
-            self._serve(conn)
+            self._serve(sock)
             return
         # Nothing to give back: do not spin on a listener that stays readable.
         assert self._loop is not None
@@ -679,7 +679,7 @@ class HttpServer:
         self.track(task)
         task.add_done_callback(self._handshake_done)
 
-    def _handshake_done(self, task: asyncio.Future[object]) -> None:
+    def _handshake_done(self, task: asyncio.Future[Any]) -> None:
         if task.cancelled():
             return
         exc = task.exception()
