@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Every benchmark whose figures docs/benchmarks.md quotes, one after the other, on this machine.
-# Each script prints its own figures side by side with its peer; see
-# docs/benchmarks.md for what each measures and the figures of the last run.
+# Every benchmark whose figures docs/benchmarks.md (or docs/hardening.md) quotes, one after
+# the other, on this machine. Each script prints its own figures side by side with its peer;
+# see docs/benchmarks.md for what each measures and the figures of the last run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
@@ -9,6 +9,7 @@ run() { echo; echo "===== $*"; "$@"; }
 run bash bench/drift.sh
 run "$PYTHON" bench/bench_pipeline.py
 run "$PYTHON" bench/bench_scrape.py
+run "$PYTHON" bench/bench_load.py
 run "$PYTHON" bench/bench_ingest.py
 run "$PYTHON" bench/bench_memory.py
 run "$PYTHON" bench/bench_logging.py

@@ -26,11 +26,13 @@ import signal
 import threading
 import time
 from collections.abc import Mapping
+from datetime import UTC
 from typing import Any
 
 import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
-from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from apscheduler.triggers.interval import IntervalTrigger
+from prometheus_client import CollectorRegistry
 
 from exporter.alerting import ExporterAlerts
 from exporter.checkpoint import load_checkpoint
@@ -41,7 +43,8 @@ from exporter.ingest import IngestCounters, Ingestor
 from exporter.landing import LandingPage
 from exporter.pipeline import DriftSettings, Snapshot, capture, compute_snapshot
 from exporter.records import RecordParser
-from exporter.server import ExporterServer, ServerApp
+from exporter.runtime import RuntimeMetrics
+from exporter.server import ExporterServer, ServerApp, ServerOptions, bind
 from exporter.tail import LogFollower
 from exporter.webconfig import WebConfig
 from exporter.window import Window
@@ -64,6 +67,8 @@ class Exporter:
         web_config: WebConfig | None = None,
         listen_address: str = ":9874",
         version: str = "unknown",
+        web: ServerOptions | None = None,
+        exporter_metrics: bool = True,
     ) -> None:
         self.config = config
         self.profile = profile
@@ -81,6 +86,10 @@ class Exporter:
             if config.alerts
             else None
         )
+
+        # Listen before any log file is opened: the listener's descriptors come first.
+        listener = bind(listen_address)
+        web = web or ServerOptions()
 
         logs = config.logs
         # Offsets and counters come from the same record: one cannot resume without the other.
@@ -139,23 +148,29 @@ class Exporter:
             alert_failures=(lambda: self.alerts.notify_failures) if self.alerts else None,
             version=version,
         )
-        runtime = CollectorRegistry(auto_describe=False)  # process_* and python_* metrics
-        for extra in (ProcessCollector, PlatformCollector, GCCollector):
-            extra(registry=runtime)
+        # process_* and python_* (--web.disable-exporter-metrics leaves them out)
+        runtime = RuntimeMetrics() if exporter_metrics else None
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self.collector)
-        self.registry.register(runtime)
-        renderer = MetricsRenderer(lambda: [*self.collector.sections(), (None, runtime.collect)])
+        if runtime is not None:
+            self.registry.register(runtime)
+        renderer = MetricsRenderer(
+            lambda: [*self.collector.sections(), *([runtime.section()] if runtime else [])]
+        )
+        landing = LandingPage(
+            config.model_name, version, self._summary(profile), web.telemetry_path
+        )
         self.server = ExporterServer(
-            listen_address,
+            listener,
             ServerApp(
                 registry=self.registry,
                 render=renderer.render,
                 web_config=web_config or WebConfig(),
-                landing=LandingPage(config.model_name, version, self._summary(profile)),
+                landing=landing,
                 snapshot=lambda: self._snapshot,
                 ready=self._ready.is_set,
             ),
+            web,
         )
         self.scheduler = BackgroundScheduler(timezone="UTC")
         self._ingest_thread = threading.Thread(target=self._ingest_loop, name="ingest")
@@ -259,8 +274,9 @@ class Exporter:
         for job_id, job in jobs.items():
             self.scheduler.add_job(
                 job,
-                "interval",
-                seconds=self.config.drift.interval,
+                # A trigger object, not "interval": that name is looked up through package
+                # metadata, which needs free descriptors the log files may all have taken.
+                IntervalTrigger(seconds=self.config.drift.interval, timezone=UTC),
                 id=job_id,
                 max_instances=1,  # a slow pass never runs twice at once
                 coalesce=True,  # missed runs collapse into one

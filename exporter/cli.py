@@ -14,12 +14,21 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from exporter import DEFAULT_CONFIG_PATH, DEFAULT_PORT, __version__
+from exporter import (
+    DEFAULT_CONFIG_PATH,
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_MAX_REQUESTS,
+    DEFAULT_PORT,
+    DEFAULT_TELEMETRY_PATH,
+    __version__,
+)
+from exporter.limits import raise_open_files_limit
 from exporter.logs import FORMATS, LEVELS
-from mlops_core.errors import MlopsError
+from mlops_core.errors import ConfigError, MlopsError
 
 if TYPE_CHECKING:
     from exporter.app import Exporter
+    from exporter.server import ServerOptions
 
 PROG = "mlops-exporter"
 
@@ -58,6 +67,36 @@ def build_parser() -> argparse.ArgumentParser:
         help="exporter-toolkit web configuration for TLS and basic auth",
     )
     parser.add_argument(
+        "--web.telemetry-path",
+        dest="telemetry_path",
+        metavar="PATH",
+        default=DEFAULT_TELEMETRY_PATH,
+        help=f"path under which to expose metrics (default {DEFAULT_TELEMETRY_PATH})",
+    )
+    parser.add_argument(
+        "--web.max-requests",
+        dest="max_requests",
+        metavar="N",
+        type=int,
+        default=DEFAULT_MAX_REQUESTS,
+        help="maximum number of parallel scrape requests; over it, 503 at once; 0 disables "
+        f"the limit (default {DEFAULT_MAX_REQUESTS})",
+    )
+    parser.add_argument(
+        "--web.disable-exporter-metrics",
+        dest="disable_exporter_metrics",
+        action="store_true",
+        help="exclude the exporter's own process_* and python_* metrics",
+    )
+    # Hidden: the end-to-end tests and bench/bench_load.py cut slow clients in a second.
+    parser.add_argument(
+        "--web.header-timeout",
+        dest="header_timeout",
+        metavar="DURATION",
+        default=None,
+        help=argparse.SUPPRESS,
+    )
+    parser.add_argument(
         "--log.level", dest="log_level", choices=LEVELS, default="info", help="default: info"
     )
     parser.add_argument(
@@ -93,6 +132,26 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # SIGTERM while starting up: exit 0 like SIGINT, no traceback
 
 
+def server_options(args: argparse.Namespace) -> ServerOptions:
+    """The ``--web.*`` serving flags, checked (a bad value is a one-line config error)."""
+    # Here, not at the top: --version and usage errors need neither bcrypt nor asyncio.
+    from exporter.server import ServerOptions
+
+    header_timeout = DEFAULT_HEADER_TIMEOUT
+    if args.header_timeout is not None:
+        from mlops_core.durations import parse_duration
+
+        try:
+            header_timeout = parse_duration(args.header_timeout)
+        except ValueError as exc:
+            raise ConfigError(f"--web.header-timeout {args.header_timeout!r}: {exc}") from None
+    return ServerOptions(
+        telemetry_path=args.telemetry_path,
+        max_requests=args.max_requests,
+        header_timeout=header_timeout,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)  # the running exporter installs its own
@@ -100,7 +159,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from exporter.logs import configure_logging
 
     configure_logging(args.log_level, args.log_format)
+    # As Go's runtime does for every Go exporter: the soft limit of 1,024 only protects
+    # select(), and a sidecar following many log files needs more.
+    raise_open_files_limit()
     try:
+        web = server_options(args)
+        exporter_metrics = not args.disable_exporter_metrics
         if args.demo:
             from exporter.demo import run_demo
 
@@ -110,6 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 version=__version__,
                 drift_after=args.demo_drift_after,
                 interval=args.demo_interval,
+                web=web,
+                exporter_metrics=exporter_metrics,
             )
         if args.config_file is None and not os.path.exists(DEFAULT_CONFIG_PATH):
             return _fail(
@@ -117,7 +183,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"or try {PROG} --demo"
             )
         return run(
-            args.config_file or DEFAULT_CONFIG_PATH, args.listen_address, args.web_config_file
+            args.config_file or DEFAULT_CONFIG_PATH,
+            args.listen_address,
+            args.web_config_file,
+            web=web,
+            exporter_metrics=exporter_metrics,
         )
     except MlopsError as exc:
         return _fail(str(exc))
@@ -131,6 +201,9 @@ def build_exporter(
     web_config_file: str | None,
     env: Mapping[str, str],
     version: str = __version__,
+    *,
+    web: ServerOptions | None = None,
+    exporter_metrics: bool = True,
 ) -> Exporter:
     """Load everything that can be wrong, then bind the port; the exporter is not started."""
     # Imports follow the checks: a config error is reported before scipy is even loaded.
@@ -151,12 +224,28 @@ def build_exporter(
         web_config=web_config,
         listen_address=listen_address,
         version=version,
+        web=web,
+        exporter_metrics=exporter_metrics,
     )
 
 
-def run(config_file: str, listen_address: str, web_config_file: str | None) -> int:
+def run(
+    config_file: str,
+    listen_address: str,
+    web_config_file: str | None,
+    *,
+    web: ServerOptions | None = None,
+    exporter_metrics: bool = True,
+) -> int:
     """Serve with the configuration in ``config_file`` and the environment until a signal."""
-    return build_exporter(config_file, listen_address, web_config_file, os.environ).run()
+    return build_exporter(
+        config_file,
+        listen_address,
+        web_config_file,
+        os.environ,
+        web=web,
+        exporter_metrics=exporter_metrics,
+    ).run()
 
 
 if __name__ == "__main__":

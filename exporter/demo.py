@@ -25,9 +25,12 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from exporter.server import ServerOptions
 
 DEMO_DATA = Path(__file__).with_name("demo_data")
 REFERENCE = DEMO_DATA / "reference.csv"
@@ -144,6 +147,8 @@ def run_demo(
     version: str = "unknown",
     drift_after: float | None = None,
     interval: str | None = None,
+    web: ServerOptions | None = None,
+    exporter_metrics: bool = True,
 ) -> int:
     """``mlops-exporter --demo``: the writer thread plus a real exporter, until a signal."""
     import structlog
@@ -160,7 +165,15 @@ def run_demo(
             demo_config(str(log_dir), interval=interval or "5s"), encoding="utf-8"
         )
         drift_after = DRIFT_AFTER if drift_after is None else drift_after
-        exporter = build_exporter(config_path, listen_address, web_config_file, {}, version)
+        exporter = build_exporter(
+            config_path,
+            listen_address,
+            web_config_file,
+            {},
+            version,
+            web=web,
+            exporter_metrics=exporter_metrics,
+        )
         writer = threading.Thread(
             target=write_logs,
             args=(log_dir,),

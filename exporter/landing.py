@@ -11,6 +11,7 @@ import html
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from exporter import DEFAULT_TELEMETRY_PATH
 from exporter.pipeline import FeatureResult, Snapshot
 
 
@@ -21,6 +22,7 @@ class LandingPage:
     model: str
     version: str  # the exporter's version (not the model's)
     config_summary: Sequence[tuple[str, str]]
+    metrics_path: str = DEFAULT_TELEMETRY_PATH
 
 
 _COLUMNS = (
@@ -66,8 +68,8 @@ def render_landing(page: LandingPage, snapshot: Snapshot) -> str:
         ".warn{color:#a40}</style></head><body>"
         f"<h1>mlops-exporter</h1><p>Model <b>{esc(page.model)}</b> "
         f"(mlops-exporter {esc(page.version)}).</p>"
-        "<ul><li><a href='metrics'>Metrics</a></li><li><a href='-/healthy'>Health</a></li>"
-        "<li><a href='-/ready'>Readiness</a></li></ul>"
+        f"<ul><li><a href='{esc(page.metrics_path.lstrip('/'))}'>Metrics</a></li>"
+        "<li><a href='-/healthy'>Health</a></li><li><a href='-/ready'>Readiness</a></li></ul>"
         f"<h2>Drift</h2>{drift}<h2>Configuration</h2><table>{rows}</table></body></html>"
     )
 

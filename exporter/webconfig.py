@@ -20,8 +20,22 @@ Keys of the toolkit that only make sense for Go's TLS stack (``cipher_suites``,
 ``http2``) are accepted and ignored, so a shared file does not stop this exporter; any
 other key is an error naming it.
 
+``client_auth_type`` accepts the three modes Python's TLS stack can honour as Go's does:
+``NoClientCert``, ``VerifyClientCertIfGiven`` and ``RequireAndVerifyClientCert``.  Go's
+``RequestClientCert`` and ``RequireAnyClientCert`` take a client certificate *without*
+verifying it; Python's ``ssl`` always verifies a certificate it asks for against a CA, so
+those modes would reject certificates Go accepts.  Rather than behave differently from the
+toolkit's documentation, they are refused at start-up with a one-line error naming the mode
+to use instead.  A ``client_ca_file`` with ``NoClientCert`` is refused too, as the toolkit
+does: the operator meant to check clients, and nothing would be checked.
+
 bcrypt is slow by design (tens of milliseconds per check), so like the toolkit we cache
-successful checks keyed by a hash of the credentials; a failed check is never cached.
+successful checks keyed by a hash of the credentials; a failed check is never cached.  At
+most :data:`BCRYPT_CONCURRENCY` checks run at once (the toolkit uses a mutex too): a flood
+of wrong passwords queues behind it instead of taking every core, and a scraper whose
+credentials are cached (:meth:`WebConfig.cached`) never waits for that queue.  An unknown
+user name is checked against a placeholder hash of the same cost as the configured users'
+hashes, so the response time does not tell which names exist.
 """
 
 from __future__ import annotations
@@ -29,6 +43,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import secrets
 import ssl
 import threading
 from collections.abc import Mapping
@@ -61,10 +76,15 @@ _HTTP_IGNORED = {"http2"}
 
 _CLIENT_AUTH = {
     "NoClientCert": ssl.CERT_NONE,
-    "RequestClientCert": ssl.CERT_OPTIONAL,
-    "RequireAnyClientCert": ssl.CERT_REQUIRED,
     "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
     "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
+}
+# Go modes that accept a certificate without verifying it, which Python's ssl cannot do;
+# refused with the mode to use instead.  "RequireClientCert" is the toolkit's old alias.
+_CLIENT_AUTH_REFUSED = {
+    "RequestClientCert": "VerifyClientCertIfGiven with a client_ca_file (or NoClientCert)",
+    "RequireAnyClientCert": "RequireAndVerifyClientCert with a client_ca_file",
+    "RequireClientCert": "RequireAndVerifyClientCert with a client_ca_file",
 }
 _TLS_VERSIONS = {
     "TLS10": ssl.TLSVersion.TLSv1,
@@ -72,9 +92,29 @@ _TLS_VERSIONS = {
     "TLS12": ssl.TLSVersion.TLSv1_2,
     "TLS13": ssl.TLSVersion.TLSv1_3,
 }
-# A valid hash of a random password: checked against when the user is unknown, so the
-# response time does not tell an attacker which user names exist.
-_DUMMY_HASH = b"$2b$10$4oHcMpBg0u3KQYsFEfjuLeuXYkv3bDRzSFUdrB73daZrbIsjRiSne"
+#: bcrypt checks that may run at once; the rest wait (see the module docstring).
+BCRYPT_CONCURRENCY = 1
+
+
+def placeholder_hash(users: Mapping[str, bytes]) -> bytes:
+    """A hash of a random password, as costly as the most costly of ``users``' hashes.
+
+    Checked when the user name is unknown, so a wrong name costs what a wrong password
+    costs.  Users of different costs still differ from each other; give all the same cost
+    (``htpasswd -nBC 10`` for each) to make every name look alike.
+    """
+    costs = [_cost(hashed) for hashed in users.values()]
+    rounds = max((c for c in costs if c is not None), default=10)
+    return bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(rounds=rounds))
+
+
+def _cost(hashed: bytes) -> int | None:
+    """The cost of a ``$2y$10$...`` hash, or None when it does not have one."""
+    parts = hashed.split(b"$")
+    if len(parts) < 4 or not parts[2].isdigit():
+        return None
+    cost = int(parts[2])
+    return cost if 4 <= cost <= 31 else None
 
 
 @dataclass(frozen=True)
@@ -96,6 +136,14 @@ class WebConfig:
     headers: Mapping[str, str] = field(default_factory=dict)
     _ok_cache: set[bytes] = field(default_factory=set, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _bcrypt_slots: threading.BoundedSemaphore = field(
+        default_factory=lambda: threading.BoundedSemaphore(BCRYPT_CONCURRENCY), repr=False
+    )
+    _placeholder: bytes = field(default=b"", repr=False)
+
+    def __post_init__(self) -> None:
+        if self.basic_auth_users and not self._placeholder:
+            self._placeholder = placeholder_hash(self.basic_auth_users)
 
     @property
     def auth_required(self) -> bool:
@@ -128,27 +176,45 @@ class WebConfig:
                 ) from None
         return context
 
-    def authorized(self, authorization_header: str | None) -> bool:
-        """True when no users are configured, or the header carries valid Basic credentials."""
+    def cached(self, authorization_header: str | None) -> bool | None:
+        """The verdict without bcrypt: True (no users, or cached credentials), False (no or
+        malformed credentials), None when only a bcrypt check can tell.
+
+        Cheap enough for the HTTP server's event loop; :meth:`authorized` does the rest.
+        """
         if not self.basic_auth_users:
             return True
         credentials = _parse_basic(authorization_header)
         if credentials is None:
             return False
-        user, password = credentials
-        cache_key = hashlib.sha256(user.encode() + b"\0" + password).digest()
         with self._lock:
-            if cache_key in self._ok_cache:
-                return True
+            return True if _cache_key(*credentials) in self._ok_cache else None
+
+    def authorized(self, authorization_header: str | None) -> bool:
+        """True when no users are configured, or the header carries valid Basic credentials.
+
+        May wait for a bcrypt slot (:data:`BCRYPT_CONCURRENCY`), then cost one bcrypt check.
+        """
+        verdict = self.cached(authorization_header)
+        if verdict is not None:
+            return verdict
+        credentials = _parse_basic(authorization_header)
+        assert credentials is not None  # cached() said None, so they parse
+        user, password = credentials
         hashed = self.basic_auth_users.get(user)
-        try:
-            ok = bcrypt.checkpw(password, hashed or _DUMMY_HASH) and hashed is not None
-        except ValueError:  # a malformed hash in the file was caught at load; be safe anyway
-            ok = False
+        with self._bcrypt_slots:
+            try:
+                ok = bcrypt.checkpw(password, hashed or self._placeholder) and hashed is not None
+            except ValueError:  # a malformed hash in the file was caught at load; be safe
+                ok = False
         if ok:
             with self._lock:
-                self._ok_cache.add(cache_key)
+                self._ok_cache.add(_cache_key(user, password))
         return ok
+
+
+def _cache_key(user: str, password: bytes) -> bytes:
+    return hashlib.sha256(user.encode() + b"\0" + password).digest()
 
 
 def _parse_basic(header: str | None) -> tuple[str, bytes] | None:
@@ -203,6 +269,12 @@ def parse_web_config(data: Any, *, base_dir: Path, source: str = "web config") -
         if not isinstance(raw_headers, Mapping):
             raise ConfigError(f"{source}: http_server_config.headers must be a mapping")
         headers = {str(k): str(v) for k, v in raw_headers.items()}
+        for name, value in headers.items():
+            if any(c in name + value for c in "\r\n\0") or not name:
+                raise ConfigError(
+                    f"{source}: http_server_config.headers.{name}: a header name or value "
+                    "may not contain a line break"
+                )
 
     users: dict[str, bytes] = {}
     users_data = data.get("basic_auth_users")
@@ -227,6 +299,12 @@ def _parse_tls(tls_data: Any, base_dir: Path, source: str) -> TLSConfig:
         if not tls_data.get(key):
             raise ConfigError(f"{source}: {prefix}{key} is required when TLS is configured")
     auth_type = tls_data.get("client_auth_type") or "NoClientCert"
+    if auth_type in _CLIENT_AUTH_REFUSED:
+        raise ConfigError(
+            f"{source}: {prefix}client_auth_type {auth_type} is not supported (Python's TLS "
+            f"cannot take a client certificate without verifying it); use "
+            f"{_CLIENT_AUTH_REFUSED[auth_type]}"
+        )
     if auth_type not in _CLIENT_AUTH:
         raise ConfigError(
             f"{source}: {prefix}client_auth_type {auth_type!r} is not one of "
@@ -235,6 +313,11 @@ def _parse_tls(tls_data: Any, base_dir: Path, source: str) -> TLSConfig:
     ca = tls_data.get("client_ca_file")
     if "Verify" in auth_type and not ca:
         raise ConfigError(f"{source}: {prefix}client_ca_file is required for {auth_type}")
+    if ca and auth_type == "NoClientCert":
+        raise ConfigError(
+            f"{source}: {prefix}client_ca_file is set but client_auth_type is NoClientCert, so "
+            "no client would be checked; set client_auth_type: RequireAndVerifyClientCert"
+        )
     for key in ("min_version", "max_version"):
         value = tls_data.get(key)
         if value is not None and value not in _TLS_VERSIONS:

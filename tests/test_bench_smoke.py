@@ -152,3 +152,22 @@ def test_bench_footprint_prints_startup_rss_and_cpu_next_to_mtail() -> None:
     for who in ("mlops-exporter", r"mtail \(latency only\)"):
         figure(out, rf"^{who}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}$")
     figure(out, r"^targets: RSS <= 75 MB (met|NOT met); start-up <= 0.4 s (met|NOT met)$")
+
+
+@pytest.mark.slow  # starts the real exporter and runs its three load phases: ~10 s
+def test_bench_load_prints_each_phase_with_latency_rss_and_threads() -> None:
+    out = run_bench(
+        "bench_load.py", "--scrapers", "2", "--flood", "10", "--slow", "10",
+        "--duration", "0.5", "--slow-duration", "0.5", "--lines", "200",
+    )  # fmt: skip
+    peak = rf"RSS {NUMBER} MB, threads \d+$"
+    worst = rf"worst legitimate scrape {NUMBER} ms \(p50 {NUMBER} ms, \d+ scrapes, [^)]*\)"
+    figure(out, rf"^exporter pid \d+ on 127\.0\.0\.1:\d+: 10 features, 200 lines, "
+                rf"/metrics {NUMBER} bytes; descriptor limit {NUMBER}$")  # fmt: skip
+    figure(out, rf"^2 keep-alive scrapers, {NUMBER} s: {NUMBER} req/s, p50 {NUMBER} ms, "
+                rf"p99 {NUMBER} ms, statuses .*; {peak}")  # fmt: skip
+    figure(out, rf"^10 concurrent requests, {NUMBER} s: {worst}; flood {NUMBER} req/s .*; {peak}")
+    figure(out, rf"^10 slow connections, {NUMBER} s: {worst}; cut by the header deadline "
+                rf"{NUMBER} times; {peak}")  # fmt: skip
+    figure(out, rf"^10 slow connections closed at once: {worst} in the 2 s after$")
+    figure(out, r"^target: worst legitimate scrape < 1 s: (met|NOT met)$")

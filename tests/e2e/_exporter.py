@@ -242,19 +242,29 @@ def start_exporter(
     wait_ready: bool = True,
     ssl_context: ssl.SSLContext | None = None,
     auth: tuple[str, str] | None = None,
+    rlimit_nofile: tuple[int, int] | None = None,
 ) -> ExporterProcess:
+    """Start the exporter; ``rlimit_nofile`` (soft, hard) is set in the child before exec."""
     args = list(args or [])
     if config is not None:
         args.append(f"--config.file={config}")
     args += ["--web.listen-address=127.0.0.1:0", "--log.level=debug"]
     if web_config is not None:
         args.append(f"--web.config.file={web_config}")
+    preexec = None
+    if rlimit_nofile is not None:
+        import resource
+
+        def preexec() -> None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, rlimit_nofile)
+
     proc = subprocess.Popen(
         exporter_command(*args),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env=exporter_env(env),
         cwd=REPO_ROOT,
+        preexec_fn=preexec,
     )
     lines: list[str] = []
     port_box: list[int] = []
