@@ -44,7 +44,8 @@ color:#222;line-height:1.35}}
 h1{{margin-bottom:.2em}} h2{{margin-top:1.4em;font-size:1.15em}}
 table{{border-collapse:collapse}} td,th{{padding:.15em .6em;text-align:left;
 vertical-align:top;border-bottom:1px solid #e4e4e4}}
-th{{font-weight:600;color:#444;white-space:nowrap}} td.num{{text-align:right;font-variant-numeric:tabular-nums}}
+th{{font-weight:600;color:#444;white-space:nowrap}}
+td.num{{text-align:right;font-variant-numeric:tabular-nums}}
 .summary{{font-size:1.15em}} .note{{color:#a40}}
 .badge{{display:inline-block;padding:0 .45em;border-radius:.3em;font-size:.8em;
 font-weight:600;vertical-align:middle;color:#fff;background:#2e7d32}}
