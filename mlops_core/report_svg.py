@@ -46,6 +46,10 @@ __all__ = [
     "profile_histogram_svg",
 ]
 
+#: Per-bucket numbers as callers hold them: a profile's arrays or the exporter's tuples.
+Numbers = Sequence[float] | np.ndarray
+Counts = Sequence[int] | np.ndarray
+
 #: Blue against orange: a pair that colour-blind readers tell apart too.  The reference bar
 #: is also always the upper one of a row, so position tells them apart without colour.
 REFERENCE_COLOUR = "#4472c4"
@@ -120,7 +124,7 @@ def _number(x: float) -> str:
     return f"{x:.4g}"
 
 
-def numeric_bucket_labels(edges: Sequence[float], minimum: float, maximum: float) -> list[str]:
+def numeric_bucket_labels(edges: Numbers, minimum: float, maximum: float) -> list[str]:
     """Interval labels of numeric buckets within the reference range, in ``le`` semantics.
 
     Bucket i holds ``edges[i-1] < v <= edges[i]``; the first starts at the reference minimum
@@ -145,8 +149,8 @@ def _pct(p: float) -> str:
 
 def _check_inputs(
     labels: Sequence[str],
-    ref_proportions: Sequence[float],
-    cur_counts: Sequence[int],
+    ref_proportions: Numbers,
+    cur_counts: Counts,
     below_min: int,
     above_max: int,
     reference_range: tuple[float, float] | None,
@@ -181,8 +185,8 @@ def _check_inputs(
 
 def feature_histogram_svg(
     labels: Sequence[str],
-    ref_proportions: Sequence[float],
-    cur_counts: Sequence[int],
+    ref_proportions: Numbers,
+    cur_counts: Counts,
     below_min: int = 0,
     above_max: int = 0,
     title: str = "",
