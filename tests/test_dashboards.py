@@ -2,8 +2,9 @@
 
 The dashboard is code: a stable uid (links and provisioning depend on it), the five
 variables, a title, description and unit on every panel, ``$__rate_interval`` in every
-``rate``/``increase``, every query filtered by the variables, and the panels the issue asks
-for.  Whether each query runs and returns data is checked against a real Prometheus in
+``rate``/``increase`` (``$__range`` in instant queries over the dashboard's range), every
+query filtered by the variables and parsed by promtool, and the panels the issue asks for.
+Whether each query runs and returns data is checked against a real Prometheus in
 tests/e2e/test_stack.py, with the helpers below.
 """
 
@@ -11,13 +12,14 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, require_binary
 
 GRAFANA = REPO_ROOT / "grafana"
 DASHBOARD = GRAFANA / "dashboards" / "mlops-overview.json"
@@ -134,12 +136,18 @@ def test_panel_ids_unique_and_layout_without_overlap(board: dict[str, Any]) -> N
                 cells[(x, y)] = panel["title"]
 
 
-def test_every_range_function_uses_rate_interval(board: dict[str, Any]) -> None:
+def test_every_range_function_uses_rate_interval_or_the_dashboard_range(
+    board: dict[str, Any],
+) -> None:
+    """``$__rate_interval`` everywhere, except ``$__range`` in an instant query: there it
+    means "over the dashboard's time range"; in a range query every point would look back
+    over the whole range, which is never what a graph means."""
     for title, ref, target in panel_queries(board):
         expr = target["expr"]
         ranges = _RANGE.findall(expr)
         assert len(ranges) == len(_RANGE_FUNCS.findall(expr)), f"{title}/{ref}: {expr}"
-        assert all(r == "$__rate_interval" for r in ranges), f"{title}/{ref}: {expr}"
+        allowed = {"$__rate_interval", "$__range"} if target["instant"] else {"$__rate_interval"}
+        assert set(ranges) <= allowed, f"{title}/{ref}: {expr}"
 
 
 def test_every_selector_is_filtered_by_the_variables(board: dict[str, Any]) -> None:
@@ -195,6 +203,13 @@ def _exprs_of(board: dict[str, Any], kind: str | None = None) -> list[str]:
         ("in-process alert failures", None, "mlops_alert_notification_failures_total{"),
         ("exporter health", None, "up{"),
         ("firing alerts", "table", 'ALERTS{alertstate="firing"'),
+        ("reference proportions per bucket", "barchart", "mlops_feature_reference_bucket_ratio{"),
+        (
+            "current proportions per bucket",
+            "barchart",
+            "sum by (bucket) (rate(mlops_feature_bucket_observations_total{",
+        ),
+        ("features sorted by distance", "table", "(mlops_feature_drift_distance{"),
         ("fleet-wide PSI", None, "job_model_feature:mlops_feature_drift_psi:increase1h{"),
         (
             "fleet-wide total variation",
@@ -234,6 +249,59 @@ def test_drift_table_colours_thresholds(board: dict[str, Any]) -> None:
     assert "Missing" in overrides
 
 
+def test_reference_against_current_panel(board: dict[str, Any]) -> None:
+    """One bar chart per chosen feature: reference shares against the shares observed over
+    the dashboard's range, summed across the selected replicas, over the same buckets."""
+    panel = next(p for p in data_panels(board) if p["type"] == "barchart")
+    assert panel["title"] == "Reference against current: $feature"
+    assert panel["repeat"] == "feature"
+    assert panel["fieldConfig"]["defaults"]["unit"] == "percentunit"
+    targets = {t["refId"]: t for t in panel["targets"]}
+    assert all(t["instant"] and t["format"] == "table" for t in targets.values())
+    ref, cur = targets["REF"]["expr"], targets["CUR"]["expr"]
+    assert ref.startswith("max by (bucket) (mlops_feature_reference_bucket_ratio{")
+    numerator, denominator = cur.split("/ ignoring (bucket) group_left ()")
+    assert numerator.strip().startswith("sum by (bucket) (rate(")
+    assert denominator.strip().startswith("sum (rate(")  # every bucket: shares sum to 1
+    assert cur.count("mlops_feature_bucket_observations_total{") == 2
+    assert cur.count("[$__range]") == 2
+    assert "instance" not in cur.replace('instance=~"$instance"', "")  # summed over replicas
+    organize = next(t for t in panel["transformations"] if t["id"] == "organize")["options"]
+    assert organize["renameByName"]["bucket"] == panel["options"]["xField"]
+    names = {o["matcher"]["options"] for o in panel["fieldConfig"]["overrides"]}
+    assert names == {organize["renameByName"]["Value #REF"], organize["renameByName"]["Value #CUR"]}
+
+
+def test_features_by_distance_table_sorts_by_distance(board: dict[str, Any]) -> None:
+    table = next(p for p in data_panels(board) if p["title"] == "Features by distance")
+    organize = next(t for t in table["transformations"] if t["id"] == "organize")["options"]
+    distance = organize["renameByName"]["Value #DIST"]
+    assert table["options"]["sortBy"] == [{"displayName": distance, "desc": True}]
+    dist = next(t for t in table["targets"] if t["refId"] == "DIST")
+    assert "mlops_feature_drift_distance{" in dist["expr"] and dist["instant"]
+
+
+def test_every_dashboard_query_parses_as_promql(board: dict[str, Any], tmp_path: Path) -> None:
+    """Each query, variables substituted as Grafana would, goes through promtool's PromQL
+    parser as a recording rule: a syntax error fails here, without starting Prometheus
+    (tests/e2e/test_stack.py then runs every query against real data)."""
+    promtool = require_binary("promtool")
+    values = {
+        "job": "mlops-exporter", "instance": ".+", "model": ".+", "feature": ".+",
+        "datasource": "prometheus", "__rate_interval": "1m", "__range": "3h",
+    }  # fmt: skip
+    rules = [
+        {"record": f"dashboard:query_{i}:check", "expr": substitute(target["expr"], values)}
+        for i, (_, _, target) in enumerate(panel_queries(board))
+    ]
+    path = tmp_path / "dashboard-queries.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    proc = subprocess.run(
+        [promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 def test_log_lines_panel_splits_every_line_by_outcome(board: dict[str, Any]) -> None:
     """Predictions + other events + invalid = every line read: stacked, nothing counted twice."""
     panel = next(p for p in data_panels(board) if p["title"] == "Log lines by outcome")
@@ -255,9 +323,12 @@ def test_heatmap_has_an_axis_unit(board: dict[str, Any]) -> None:
 
 
 def test_substitute_expands_every_variable() -> None:
-    values = {"job": "j", "instance": ".+", "__rate_interval": "15s"}
+    values = {"job": "j", "instance": ".+", "__rate_interval": "15s", "__range": "3h"}
     assert substitute('rate(x{job=~"$job",instance=~"${instance}"}[$__rate_interval])', values) == (
         'rate(x{job=~"j",instance=~".+"}[15s])'
+    )
+    assert substitute("rate(x[$__range]) / rate(x[$__rate_interval])", values) == (
+        "rate(x[3h]) / rate(x[15s])"
     )
     with pytest.raises(AssertionError, match="unsubstituted"):
         substitute('x{model=~"$model"}', values)

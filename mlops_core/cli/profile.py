@@ -85,6 +85,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     drift.add_argument("current", metavar="CURRENT", help="current data (.csv, .jsonl, .npz)")
     drift.add_argument("--json", action="store_true", help="print the full report as JSON")
     drift.add_argument(
+        "--html",
+        metavar="OUT",
+        help="also write a self-contained HTML report (histograms, verdicts, settings) to OUT",
+    )
+    drift.add_argument(
         "--tests",
         metavar="LIST",
         help=f"reported statistics among {','.join(DRIFT_TESTS)} (default: by feature type)",
@@ -201,6 +206,7 @@ def _drift(args: argparse.Namespace) -> int:
 
     reference = ReferenceProfile.from_file(args.reference)
     current = read_data_file(args.current)
+    notes: list[str] = []
     if args.features:
         features = list(args.features)
     else:
@@ -208,8 +214,10 @@ def _drift(args: argparse.Namespace) -> int:
         absent = [f for f in reference.feature_names if f not in current]
         if not features:
             raise ProfileError(f"{args.current}: has none of the reference's features")
-        if absent and not args.json:
-            print(f"note: not in {args.current}: {', '.join(absent)}", file=sys.stderr)
+        if absent:
+            notes.append(f"not in {args.current}: {', '.join(absent)}")
+            if not args.json:
+                print(f"note: {notes[-1]}", file=sys.stderr)
     report = analyze_feature_drift(
         reference,
         current,
@@ -228,7 +236,30 @@ def _drift(args: argparse.Namespace) -> int:
             f"\ndrift in {len(drifted)} of {report['n_features']} features "
             f"({report['drift_share']:.0%})" + (f": {', '.join(drifted)}" if drifted else "")
         )
+    if args.html:
+        _write_html(args, reference, current, report, notes)
     return DRIFT_EXIT_CODE if args.fail_on_drift and report["drift_alert"] else 0
+
+
+def _write_html(
+    args: argparse.Namespace,
+    reference: Any,
+    current: dict[str, Any],
+    report: dict[str, Any],
+    notes: list[str],
+) -> None:
+    """``--html OUT``: the report file; its one-line receipt goes to stderr under ``--json``,
+    so that stdout stays one JSON document."""
+    from mlops_core.report import drift_report_html, write_report
+
+    sources = {"reference": args.reference, "current": args.current}
+    path = write_report(
+        args.html, drift_report_html(reference, current, report, sources=sources, notes=notes)
+    )
+    print(
+        f"wrote {path}: {report['n_drifted']} of {report['n_features']} features drifted",
+        file=sys.stderr if args.json else sys.stdout,
+    )
 
 
 _DRIFT_COLUMNS = (
