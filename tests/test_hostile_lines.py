@@ -242,7 +242,7 @@ def test_hostile_lines_mixed_into_valid_ones_cost_one_line_each(
     latencies = [line.latency_ms for line in valid if line.latency_ms is not None]
     assert snap.latency_count == len(latencies)
     assert math.isclose(snap.latency_sum, sum(latencies) / 1000, rel_tol=1e-9, abs_tol=1e-12)
-    assert window.samples() == len(valid)
+    assert window.snapshot().samples() == len(valid)
 
 
 def test_a_parser_bug_costs_the_line_that_triggers_it_and_no_other(
@@ -265,7 +265,7 @@ def test_a_parser_bug_costs_the_line_that_triggers_it_and_no_other(
     assert snap.lines_total == 2002
     assert snap.predictions_total == 2000
     assert {k: v for k, v in snap.invalid_total.items() if v} == {"internal_error": 2}
-    assert window.values("x").tolist() == [float(i) for i in range(2000)]  # in order
+    assert window.snapshot().values("x").tolist() == [float(i) for i in range(2000)]  # in order
 
 
 def test_a_deeply_nested_line_in_a_block_of_valid_ones_costs_that_line_only(
