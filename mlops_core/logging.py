@@ -260,6 +260,10 @@ def _class_text(label: Any) -> str | None:
     """A class label as the text it has as a JSON object key (how ``probabilities`` keys reach
     the file): strings as they are, integers in decimal, booleans ``true``/``false``; ``None``
     for anything else, which is not a class label."""
+    if type(label) is str:  # the common cases, before the slower ABC checks
+        return label
+    if type(label) is int:
+        return str(label)
     if isinstance(label, str):
         return str(label)
     if isinstance(label, bool):
@@ -271,6 +275,8 @@ def _class_text(label: Any) -> str | None:
 
 def _probability(value: Any) -> float | None:
     """``value`` as a float when it is a finite number in [0, 1] (booleans are not), else None."""
+    if type(value) is float:  # the common case, before the slower ABC checks
+        return value if 0.0 <= value <= 1.0 else None  # NaN fails both comparisons
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return None
     try:
@@ -291,9 +297,10 @@ def _check_probabilities(prediction: Mapping[str, Any], request_id: str) -> None
     """
     rid = request_id
     given_class = prediction.get("class")
-    class_text = None if given_class is None else _class_text(given_class)
+    class_text = None
     by_class: dict[str, float] = {}
     if "probabilities" in prediction:
+        class_text = None if given_class is None else _class_text(given_class)
         probs = prediction["probabilities"]
         if not isinstance(probs, Mapping):
             if isinstance(probs, list | tuple) or hasattr(probs, "__array__"):
@@ -549,8 +556,8 @@ class PredictionLogger:
         if extra and not RESERVED_KEYS.isdisjoint(extra):
             clash = sorted(RESERVED_KEYS.intersection(extra))
             raise PredictionLogError(f"extra key {clash[0]!r} is reserved by the record format")
-        if isinstance(prediction, Mapping) and (
-            "probabilities" in prediction or "probability" in prediction
+        if (type(prediction) is dict or isinstance(prediction, Mapping)) and (
+            "probability" in prediction or "probabilities" in prediction
         ):
             _check_probabilities(prediction, request_id)
         fields = {

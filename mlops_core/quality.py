@@ -588,6 +588,9 @@ def quality_bound(
         raise ValueError(f"n must be an integer >= 0, got {n!r}")
     if n == 0:
         return None
+    top = _metric_range(metric, n_classes)
+    if not 0.0 <= value <= top:
+        raise ValueError(f"value of {metric} must lie in [0, {top:g}], got {value!r}")
     if metric == "accuracy":
         return min(1.0, value + bounds.missing_radius(int(n), level))
     if metric == "balanced_accuracy":
@@ -595,8 +598,12 @@ def quality_bound(
         k = counts.size
         radius = float(np.mean([bounds.missing_radius(int(c), level / k) for c in counts]))
         return min(1.0, value + radius)
-    r = _brier_range(n_classes)
-    return max(0.0, value - r * bounds.missing_radius(int(n), level))
+    return max(0.0, value - top * bounds.missing_radius(int(n), level))
+
+
+def _metric_range(metric: str, n_classes: int | None) -> float:
+    """Upper end of a judged metric's range (the per-sample loss range R for Brier)."""
+    return _brier_range(n_classes) if metric == "brier" else 1.0
 
 
 def _p_value(
@@ -680,6 +687,9 @@ def degradation(
 
     if metric in _NOT_JUDGED:
         return verdict(reason=f"not judged: {_NOT_JUDGED[metric]}")
+    top = _metric_range(metric, n_classes)
+    if not 0.0 <= reference <= top:  # e.g. a reference given in percent
+        raise ValueError(f"reference of {metric} must lie in [0, {top:g}], got {reference!r}")
     bound = quality_bound(
         metric, value, level, n=n, class_support=class_support, n_classes=n_classes
     )
@@ -770,8 +780,8 @@ class ConfidenceCalibrator:
     __slots__ = ("_thresholds", "_values")
 
     def __init__(self, thresholds: npt.ArrayLike, values: npt.ArrayLike) -> None:
-        x = _floats(thresholds, "thresholds")
-        y = _floats(values, "values")
+        x = _floats(thresholds, "thresholds").copy()  # frozen below: never the caller's array
+        y = _floats(values, "values").copy()
         if x.size == 0 or x.size != y.size:
             raise ValueError(
                 f"thresholds and values must be non-empty and of one length, got {x.size} "

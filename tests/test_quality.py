@@ -640,6 +640,20 @@ def test_no_labels_is_not_judged_and_bad_input_is_named() -> None:
         degradation("accuracy", math.nan, n=10, reference=0.9, max_drop=0.1, level=LEVEL)
     with pytest.raises(ValueError, match="n of accuracy must be an integer"):
         degradation("accuracy", 0.5, n=-1, reference=0.9, max_drop=0.1, level=LEVEL)
+    with pytest.raises(ValueError, match=re.escape("reference of accuracy must lie in [0, 1]")):
+        degradation("accuracy", 0.5, n=10, reference=87.0, max_drop=5.0, level=LEVEL)
+    with pytest.raises(ValueError, match=re.escape("value of brier must lie in [0, 1]")):
+        degradation("brier", 1.5, n=10, reference=0.1, max_drop=0.05, level=LEVEL, n_classes=2)
+    assert degradation(
+        "brier", 1.5, n=10, reference=0.1, max_drop=0.05, level=LEVEL, n_classes=3
+    ).judged  # multiclass Brier lies in [0, 2]
+
+
+def test_the_calibrator_does_not_freeze_the_callers_arrays() -> None:
+    thresholds, values = np.array([0.2, 0.8]), np.array([0.1, 0.9])
+    cal = ConfidenceCalibrator(thresholds, values)
+    thresholds[0] = 0.3  # still writable, and the calibrator kept its own copy
+    assert cal.thresholds[0] == 0.2 and not cal.thresholds.flags.writeable
 
 
 # --- the calibrator against sklearn's isotonic regression --------------------------------------
