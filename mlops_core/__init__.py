@@ -1,5 +1,6 @@
 """mlops_core: drift statistics, reference profiles, a model registry, prediction logging
-with PII redaction, a pre-deployment validation gate and in-process alerting.
+with PII redaction, model quality metrics, a pre-deployment validation gate and in-process
+alerting.
 
 The public names are re-exported here lazily (PEP 562): ``import mlops_core`` stays cheap
 for the serving path that only needs the prediction logger, and scipy is imported only
@@ -56,6 +57,17 @@ _LAZY: dict[str, str] = {
     "redact_pii": "mlops_core.pii",
     # validation gate
     "validate_model_for_deployment": "mlops_core.validation",
+    # model quality
+    "classification_metrics": "mlops_core.quality",
+    "per_class_metrics": "mlops_core.quality",
+    "regression_metrics": "mlops_core.quality",
+    "probability_matrix": "mlops_core.quality",
+    "positive_class_probability": "mlops_core.quality",
+    "degradation": "mlops_core.quality",
+    "quality_bound": "mlops_core.quality",
+    "QualityVerdict": "mlops_core.quality",
+    "ConfidenceCalibrator": "mlops_core.quality",
+    "estimated_accuracy": "mlops_core.quality",
     # alerting
     "AlertSystem": "mlops_core.alerts",
     "AlertmanagerNotifier": "mlops_core.notifiers",
@@ -122,6 +134,18 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         CategoricalFeatureProfile,
         NumericFeatureProfile,
         ReferenceProfile,
+    )
+    from mlops_core.quality import (  # noqa: F401
+        ConfidenceCalibrator,
+        QualityVerdict,
+        classification_metrics,
+        degradation,
+        estimated_accuracy,
+        per_class_metrics,
+        positive_class_probability,
+        probability_matrix,
+        quality_bound,
+        regression_metrics,
     )
     from mlops_core.registry import ModelRegistry  # noqa: F401
     from mlops_core.validation import validate_model_for_deployment  # noqa: F401

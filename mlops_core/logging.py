@@ -1,11 +1,21 @@
 """Prediction logging: one JSON object per line, written through structlog, PII redacted.
 
-The line format is the contract read by the exporter (docs/architecture.md, "Prediction log
-record")::
+The line format is the contract read by the exporter (docs/log-format.md, "Record format")::
 
     {"timestamp": "2026-11-26T03:44:27.123456Z", "level": "info", "event": "prediction",
      "service": "churn-api", "model_version": "1.0.0", "request_id": "req-123",
      "input_data": {...}, "prediction": {...}, "latency_ms": 45.2, ...extra keys}
+
+and, for the ground truth that arrives later (often from another process, such as a
+labelling job), an outcome record joined to its prediction by ``request_id``::
+
+    {"timestamp": "...", "level": "info", "event": "outcome", "service": "churn-api",
+     "model_version": "1.0.0", "request_id": "req-123", "actual": "churn", ...extra keys}
+
+Probabilities in ``prediction`` follow one schema, checked when the record is made (see
+:meth:`PredictionLogger.log_prediction`): ``probabilities`` is a mapping from class to
+probability, never a bare list whose class order would be implicit, and a scalar
+``probability`` is the probability of the predicted ``class``.
 
 How a line reaches the file, and why:
 
@@ -36,6 +46,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -46,13 +57,32 @@ from mlops_core._common import utc_timestamp
 from mlops_core.errors import LogOutputError, PredictionLogError
 from mlops_core.pii import PIIRedactor, redact_pii
 
-__all__ = ["RESERVED_KEYS", "PredictionLogger", "utc_timestamp"]
+__all__ = [
+    "OUTCOME_RESERVED_KEYS",
+    "PROBABILITY_SUM_TOLERANCE",
+    "RESERVED_KEYS",
+    "PredictionLogger",
+    "utc_timestamp",
+]
 
 #: Keys set by the logger itself; passing one of them as an extra is an error.
 RESERVED_KEYS: frozenset[str] = frozenset(
     {"timestamp", "level", "event", "service", "request_id", "input_data", "prediction",
      "latency_ms"}
 )  # fmt: skip
+
+#: The same for outcome records (``timestamp`` is an argument of :meth:`~PredictionLogger.
+#: log_outcome`, not an extra).
+OUTCOME_RESERVED_KEYS: frozenset[str] = frozenset(
+    {"timestamp", "level", "event", "service", "request_id", "actual"}
+)
+
+#: Largest ``|sum - 1|`` accepted for a prediction's ``probabilities``.  Loose enough for a
+#: float32 softmax over thousands of classes and for probabilities rounded to 6 decimals over
+#: up to a hundred classes; tight enough to reject logits, percentages, and a mapping that
+#: leaves out a class worth more than 1e-4.  An error this small moves log loss and Brier
+#: score by about as much, far below their sampling noise.
+PROBABILITY_SUM_TOLERANCE = 1e-4
 
 _LEVEL_NAMES = {"warn": "warning", "exception": "error", "err": "error", "msg": "info",
                 "fatal": "critical"}  # fmt: skip
@@ -207,6 +237,180 @@ class _LineWriter:
                 os.close(fd)
 
 
+class _Stamped(str):
+    """A timestamp a record method has validated and formatted: :meth:`PredictionLogger._stamp`
+    keeps it instead of stamping "now".  Any other ``timestamp`` key is overwritten, as it
+    always was, so a free-form event cannot write an unchecked time."""
+
+    __slots__ = ()
+
+
+def _request_id(request_id: Any) -> str:
+    """The request id as text: strings as they are, integers converted, anything else refused."""
+    if type(request_id) is str:
+        return request_id
+    if isinstance(request_id, str) or (
+        isinstance(request_id, int) and not isinstance(request_id, bool)
+    ):
+        return str(request_id)
+    raise PredictionLogError(f"request_id must be a string, got {type(request_id).__name__}")
+
+
+def _class_text(label: Any) -> str | None:
+    """A class label as the text it has as a JSON object key (how ``probabilities`` keys reach
+    the file): strings as they are, integers in decimal, booleans ``true``/``false``; ``None``
+    for anything else, which is not a class label."""
+    if type(label) is str:  # the common cases, before the slower ABC checks
+        return label
+    if type(label) is int:
+        return str(label)
+    if isinstance(label, str):
+        return str(label)
+    if isinstance(label, bool):
+        return "true" if label else "false"
+    if isinstance(label, numbers.Integral):
+        return str(int(label))
+    return None
+
+
+def _probability(value: Any) -> float | None:
+    """``value`` as a float when it is a finite number in [0, 1] (booleans are not), else None."""
+    if type(value) is float:  # the common case, before the slower ABC checks
+        return value if 0.0 <= value <= 1.0 else None  # NaN fails both comparisons
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    try:
+        p = float(value)
+    except (OverflowError, ValueError, TypeError):
+        return None
+    return p if 0.0 <= p <= 1.0 else None  # NaN fails both comparisons
+
+
+def _check_probabilities(prediction: Mapping[str, Any], request_id: str) -> None:
+    """Enforce the probability schema on a prediction that carries probabilities.
+
+    Why so strict: quality metrics (log loss, Brier score, ROC AUC) and the estimated accuracy
+    are computed from these numbers long after the model that wrote them is gone.  A bare list
+    only makes sense with the model's class order, which the log does not hold, and a scalar
+    whose class is unclear (the predicted class? the positive class?) silently turns a log loss
+    into nonsense.  So the mistake is refused where it is made, naming the request.
+    """
+    rid = request_id
+    given_class = prediction.get("class")
+    class_text = None
+    by_class: dict[str, float] = {}
+    if "probabilities" in prediction:
+        class_text = None if given_class is None else _class_text(given_class)
+        probs = prediction["probabilities"]
+        if not isinstance(probs, Mapping):
+            if isinstance(probs, list | tuple) or hasattr(probs, "__array__"):
+                raise PredictionLogError(
+                    f"prediction.probabilities of request {rid!r} is a {type(probs).__name__}: "
+                    "give a mapping of class -> probability, a list leaves the class order "
+                    "implicit"
+                )
+            raise PredictionLogError(
+                f"prediction.probabilities of request {rid!r} must be a mapping of class -> "
+                f"probability, got {type(probs).__name__}"
+            )
+        if not probs:
+            raise PredictionLogError(f"prediction.probabilities of request {rid!r} is empty")
+        for key, value in probs.items():
+            text = _class_text(key)
+            if text is None:
+                raise PredictionLogError(
+                    f"class {key!r} in prediction.probabilities of request {rid!r} must be a "
+                    "string, an integer or a boolean"
+                )
+            if text in by_class:
+                raise PredictionLogError(
+                    f"prediction.probabilities of request {rid!r} names class {text!r} twice"
+                )
+            p = _probability(value)
+            if p is None:
+                raise PredictionLogError(
+                    f"prediction.probabilities[{key!r}] of request {rid!r} must be a finite "
+                    f"number in [0, 1], got {value!r}"
+                )
+            by_class[text] = p
+        total = math.fsum(by_class.values())
+        if not abs(total - 1.0) <= PROBABILITY_SUM_TOLERANCE:
+            raise PredictionLogError(
+                f"prediction.probabilities of request {rid!r} sum to {total:.9g}, not 1 "
+                f"(tolerance {PROBABILITY_SUM_TOLERANCE:g})"
+            )
+        if given_class is not None and class_text not in by_class:
+            raise PredictionLogError(
+                f"prediction.class {given_class!r} of request {rid!r} is not a key of "
+                "prediction.probabilities"
+            )
+    if "probability" in prediction:
+        if given_class is None:
+            raise PredictionLogError(
+                f"prediction.probability of request {rid!r} needs prediction.class: it is the "
+                "probability of the predicted class"
+            )
+        p = _probability(prediction["probability"])
+        if p is None:
+            raise PredictionLogError(
+                f"prediction.probability of request {rid!r} must be a finite number in "
+                f"[0, 1], got {prediction['probability']!r}"
+            )
+        if by_class and class_text is not None:
+            q = by_class[class_text]
+            if not abs(p - q) <= PROBABILITY_SUM_TOLERANCE:
+                raise PredictionLogError(
+                    f"prediction.probability of request {rid!r} is {p!r} but "
+                    f"prediction.probabilities gives {q!r} to its class {given_class!r}"
+                )
+
+
+def _outcome_timestamp(timestamp: Any, request_id: str) -> _Stamped | None:
+    """An outcome's ``timestamp`` argument (datetime, naive = UTC, or unix seconds) formatted
+    like every record's; ``None`` stays ``None`` (stamped "now" by the chain)."""
+    if timestamp is None:
+        return None
+    if isinstance(timestamp, datetime):
+        return _Stamped(utc_timestamp(timestamp))
+    if isinstance(timestamp, bool) or not isinstance(timestamp, numbers.Real):
+        raise PredictionLogError(
+            f"timestamp of the outcome of request {request_id!r} must be a datetime or unix "
+            f"seconds, got {type(timestamp).__name__}"
+        )
+    try:
+        seconds = float(timestamp)
+        if not math.isfinite(seconds):
+            raise ValueError
+        return _Stamped(utc_timestamp(seconds))
+    except (OverflowError, OSError, ValueError):
+        raise PredictionLogError(
+            f"timestamp of the outcome of request {request_id!r} is not a usable time: "
+            f"{timestamp!r}"
+        ) from None
+
+
+def _actual(actual: Any, request_id: str) -> Any:
+    """The ground truth as the record holds it: a class (string, integer, boolean) or a finite
+    number (a regression target); anything else cannot be joined to a prediction's class or
+    value, so it is refused rather than written."""
+    if isinstance(actual, str | bool):
+        return actual
+    if isinstance(actual, numbers.Integral):
+        return int(actual)
+    if isinstance(actual, numbers.Real):
+        try:
+            value = float(actual)
+        except (OverflowError, ValueError):
+            value = math.nan
+        if math.isfinite(value):
+            return value
+        raise PredictionLogError(f"actual of request {request_id!r} must be finite, got {actual!r}")
+    raise PredictionLogError(
+        f"actual of request {request_id!r} must be a class (string, integer, boolean) or a "
+        f"finite number, got {type(actual).__name__}"
+    )
+
+
 def _check_processors(processors: Any) -> list[Callable[..., Any]]:
     """The user's extra processors as a list; a wrong value fails now, not at the first log."""
     if processors is None:
@@ -241,7 +445,10 @@ class PredictionLogger:
     Example::
 
         logger = PredictionLogger("churn-api", model_version="1.0.0", output="/logs/p.jsonl")
-        logger.log_prediction("req-123", {"age": 35}, {"class": 1}, latency_ms=45.2)
+        logger.log_prediction("req-123", {"age": 35},
+                              {"class": "churn", "probabilities": {"churn": 0.7, "stay": 0.3}},
+                              latency_ms=45.2)
+        logger.log_outcome("req-123", "stay")   # later, maybe from a labelling job
 
     Use :attr:`logger` to write other events (``logger.logger.info("model_loaded")``) into the
     same file with the same stamping and redaction.
@@ -301,9 +508,14 @@ class PredictionLogger:
         return self._writer.path
 
     def _stamp(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-        """First processor: the record's fixed fields, in the contract's order."""
+        """First processor: the record's fixed fields, in the contract's order.
+
+        ``timestamp`` is "now", except an outcome's own ``timestamp=`` (when the ground truth
+        became known), which :meth:`log_outcome` has already checked and formatted.
+        """
+        stamped = event_dict.get("timestamp")
         out: dict[str, Any] = {
-            "timestamp": utc_timestamp(),
+            "timestamp": str(stamped) if type(stamped) is _Stamped else utc_timestamp(),
             "level": _LEVEL_NAMES.get(method_name, method_name),
             "event": event_dict.get("event"),
             "service": self.service,
@@ -326,15 +538,7 @@ class PredictionLogger:
         latency_ms: Any,
         extra: dict[str, Any],
     ) -> dict[str, Any]:
-        if type(request_id) is not str:
-            if isinstance(request_id, str) or (
-                isinstance(request_id, int) and not isinstance(request_id, bool)
-            ):
-                request_id = str(request_id)
-            else:
-                raise PredictionLogError(
-                    f"request_id must be a string, got {type(request_id).__name__}"
-                )
+        request_id = _request_id(request_id)
         if not isinstance(input_data, Mapping):
             raise PredictionLogError(
                 "input_data must be a mapping of feature name -> value, "
@@ -352,6 +556,10 @@ class PredictionLogger:
         if extra and not RESERVED_KEYS.isdisjoint(extra):
             clash = sorted(RESERVED_KEYS.intersection(extra))
             raise PredictionLogError(f"extra key {clash[0]!r} is reserved by the record format")
+        if (type(prediction) is dict or isinstance(prediction, Mapping)) and (
+            "probability" in prediction or "probabilities" in prediction
+        ):
+            _check_probabilities(prediction, request_id)
         fields = {
             "request_id": request_id,
             "input_data": input_data,
@@ -389,10 +597,91 @@ class PredictionLogger:
         latency_ms: float,
         **extra: Any,
     ) -> None:
-        """Write one prediction record as one JSON line (thread- and process-safe appends)."""
+        """Write one prediction record as one JSON line (thread- and process-safe appends).
+
+        ``prediction`` is ``{"class": ...}`` for a classifier, ``{"value": ...}`` for a
+        regressor, or a bare scalar.  A classifier may add its probabilities, in one schema:
+
+        * ``"probabilities"``: a mapping from class to probability, for example
+          ``{"class": "churn", "probabilities": {"churn": 0.7, "stay": 0.3}}``.  Never a bare
+          list: the log does not hold the model's class order, so a list could not be read
+          back.  Classes are strings, integers or booleans (written as JSON object keys:
+          ``3`` as ``"3"``, ``True`` as ``"true"``); every value is a finite number in
+          [0, 1] and they sum to 1 within :data:`PROBABILITY_SUM_TOLERANCE`.  When ``class``
+          is given it must be one of the keys (it need not be the most probable one: a
+          decision threshold may pick another).
+        * ``"probability"``: a scalar, the probability of the predicted ``class`` (so
+          ``class`` is required), for example ``{"class": "stay", "probability": 0.6}``.  For
+          a binary model it is *not* the probability of the positive class unless the
+          positive class was predicted.  Given with ``probabilities``, it must match
+          ``probabilities[class]``.
+
+        A prediction breaking the schema raises :class:`PredictionLogError` (a ValueError)
+        naming the request id; nothing is written.
+        """
         self._log.info(
             "prediction", **self._fields(request_id, input_data, prediction, latency_ms, extra)
         )
+
+    # -- outcomes (ground truth)
+
+    def _outcome_fields(
+        self, request_id: Any, actual: Any, timestamp: Any, extra: dict[str, Any]
+    ) -> dict[str, Any]:
+        request_id = _request_id(request_id)
+        if extra and not OUTCOME_RESERVED_KEYS.isdisjoint(extra):
+            clash = sorted(OUTCOME_RESERVED_KEYS.intersection(extra))
+            raise PredictionLogError(
+                f"extra key {clash[0]!r} is reserved by the outcome record format"
+            )
+        fields: dict[str, Any] = {"request_id": request_id, "actual": _actual(actual, request_id)}
+        stamped = _outcome_timestamp(timestamp, request_id)
+        if stamped is not None:
+            fields["timestamp"] = stamped
+        if extra:
+            fields.update(extra)
+        return fields
+
+    def create_outcome_entry(
+        self,
+        request_id: str,
+        actual: Any,
+        *,
+        timestamp: datetime | float | None = None,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        """The outcome record as a dict, exactly as :meth:`log_outcome` would write it.
+
+        Same processor chain minus the renderer (so redacted and JSON-serialisable); nothing
+        is written.
+        """
+        event_dict: Any = self._outcome_fields(request_id, actual, timestamp, extra)
+        event_dict["event"] = "outcome"
+        for proc in self._processors[:-1]:
+            event_dict = proc(self._writer, "info", event_dict)
+        return event_dict
+
+    def log_outcome(
+        self,
+        request_id: str,
+        actual: Any,
+        *,
+        timestamp: datetime | float | None = None,
+        **extra: Any,
+    ) -> None:
+        """Write the ground truth of an earlier prediction as one JSON line.
+
+        The exporter joins it to the prediction with the same ``request_id`` (it may be
+        written by another process, in the same file or another one, seconds to weeks
+        later).  ``actual`` is the true class (string, integer, boolean) or the true value
+        (a finite number).  ``timestamp`` is when the ground truth became known, a datetime
+        (naive ones are UTC) or unix seconds, so a labelling job that runs later can say so;
+        it defaults to now.  The record goes through the same chain as a prediction: the
+        logger's ``service`` and ``model_version`` (an extra ``model_version=`` overrides
+        it), then the PII redactor (``actual`` and extras are redacted like ``prediction``),
+        your processors and the renderer; one ``write()`` per line.
+        """
+        self._log.info("outcome", **self._outcome_fields(request_id, actual, timestamp, extra))
 
     def render(self, entry: Mapping[str, Any]) -> bytes:
         """The JSON line (with its newline) for an entry from :meth:`create_log_entry`."""
