@@ -15,7 +15,8 @@ msgspec checks the types and constraints (``Annotated[int, Meta(ge=1)]``).  What
 do is done here, while walking the data along the declared types: name an unknown key with a
 suggestion (difflib's close matches only: a far-fetched suggestion misleads more than none),
 point at the exact entry of a mapping (msgspec says ``$.thresholds[...]``), say what was
-expected in words (``Meta(description=...)``) rather than as ``Expected `int` >= 1``, apply
+expected in words (``Meta(description=...)``) rather than as ``Expected `int` >= 1`` (and
+never echo a value marked ``Meta(extra={"secret": True})``), apply
 :class:`Parse` functions (durations, sizes) before the type check, and read a YAML ``null``
 as "not set", so the default applies, as the configs always have.
 
@@ -263,6 +264,11 @@ def _leaf(walk: _Walk, value: Any, annotation: Any, path: str, shown: Any = None
 def _expected(annotation: Any, given: Any) -> str:
     base, extras = unwrap(annotation)
     description = _description(extras)
+    if any(isinstance(e, msgspec.Meta) and (e.extra or {}).get("secret") for e in extras):
+        # a password hash, say: what was written may be the password itself
+        return (
+            f"expected {description or _in_words(base)}, got a {type(given).__name__} (not shown)"
+        )
     if description is None and get_origin(base) is Literal:
         choices = [str(c) for c in get_args(base)]
         hint = did_you_mean(str(given), choices) if isinstance(given, str) else ""
