@@ -34,7 +34,7 @@ import yaml
 from msgspec import Meta, field
 
 from exporter.errors import ConfigError
-from mlops_core import durations, schema
+from mlops_core import schema
 from mlops_core.constants import (
     DEFAULT_FALSE_ALARM_BUDGET,
     DEFAULT_LATENCY_BUCKETS,
@@ -47,7 +47,7 @@ from mlops_core.constants import (
 )
 from mlops_core.constants import FEATURE_KINDS as FEATURE_TYPES
 from mlops_core.errors import DurationError, MlopsError
-from mlops_core.schema import Parse, Schema
+from mlops_core.schema import Parse, Schema, Text
 
 if TYPE_CHECKING:
     from mlops_core.profile import ReferenceProfile
@@ -113,18 +113,10 @@ _SIZE_UNITS = {
 }
 
 
-def _seconds(raw: Any) -> float:
-    """A positive duration: Prometheus's grammar, or a bare YAML number of seconds."""
-    seconds = durations.parse_duration(raw)
-    if seconds <= 0:
-        raise DurationError(f"duration must be positive, got {raw!r}")
-    return seconds
-
-
 def parse_duration(raw: Any, key: str = "duration") -> float:
     """Seconds from ``500ms``, ``30s``, ``5m``, ``1h``, ``1h30m`` or a bare number of seconds."""
     try:
-        return _seconds(raw)
+        return schema.positive_duration(raw)
     except DurationError as exc:
         raise ConfigError(f"{key}: {exc}") from None
 
@@ -159,8 +151,7 @@ def _one_or_more(raw: Any) -> Any:
 
 # --- value types --------------------------------------------------------------------------
 
-Text = Annotated[str, Meta(pattern=r"\S", description="a non-empty string")]
-Seconds = Annotated[float, Parse(_seconds)]
+Seconds = schema.PositiveDuration
 PositiveInt = Annotated[int, Meta(ge=1, description="a positive integer")]
 Distance = Annotated[
     float, Meta(ge=0, lt=1, description="a distance between 0 and 1 (0.05 = a 5% shift)")

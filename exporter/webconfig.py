@@ -55,10 +55,10 @@ import bcrypt
 import msgspec
 from msgspec import Meta
 
-from exporter.config import Text, parse_yaml
+from exporter.config import parse_yaml
 from mlops_core import schema
 from mlops_core.errors import ConfigError
-from mlops_core.schema import Parse, Schema
+from mlops_core.schema import Parse, Schema, Text
 
 _CLIENT_AUTH = {
     "NoClientCert": ssl.CERT_NONE,

@@ -32,8 +32,27 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin, overload
 
 import msgspec
+from msgspec import Meta
 
-__all__ = ["Parse", "Schema", "convert", "describe", "did_you_mean", "leaves", "unwrap"]
+from mlops_core import durations
+from mlops_core._common import is_finite_number
+from mlops_core.errors import DurationError
+
+__all__ = [
+    "Duration",
+    "FiniteNumber",
+    "Parse",
+    "PositiveDuration",
+    "Schema",
+    "StrMap",
+    "Text",
+    "convert",
+    "describe",
+    "did_you_mean",
+    "leaves",
+    "positive_duration",
+    "unwrap",
+]
 
 T = TypeVar("T")
 
@@ -129,7 +148,9 @@ def convert(
 
     On the first problem raises ``error(line)``, the line being ``[source: ]path: problem``.
     ``at`` is where ``data`` sits in a larger document (``features.age``): it starts every
-    path, while a did-you-mean names the key as it is written inside ``data``.  ``labels``
+    path.  A did-you-mean names the key by its path inside ``data`` (``'drift.interval'``),
+    or inside the entry of a free-form mapping it is in (``thresholds.lat.warn`` suggests
+    ``'warning'``): the part of the path the user's own names do not make.  ``labels``
     shows a key under another name (the environment variable that set it); a path below a
     labelled key keeps its tail (``MLOPS_EXPORTER_DRIFT_TESTS[1]``).  ``removed`` maps a key
     that no longer exists (its path inside ``data``) to the line that says what replaced it.
@@ -187,11 +208,51 @@ def leaves(struct: type[msgspec.Struct], prefix: str = "") -> dict[str, msgspec.
     return out
 
 
+# --- value types the configs share --------------------------------------------------------
+
+
+def _finite(raw: Any) -> float:
+    if not is_finite_number(raw):
+        raise ValueError(f"expected a finite number, got {describe(raw)}")
+    return float(raw)
+
+
+def positive_duration(raw: Any) -> float:
+    """Seconds > 0 from a duration (:mod:`mlops_core.durations`), else ``DurationError``."""
+    seconds = durations.parse_duration(raw)
+    if seconds <= 0:
+        raise DurationError(f"duration must be positive, got {raw!r}")
+    return seconds
+
+
+def _text_map(raw: Any) -> Any:
+    """Labels and headers: names and values sent as text, so ``retries: 5`` needs no quotes."""
+    if not isinstance(raw, Mapping):
+        return raw  # msgspec says "expected a mapping"
+    return {str(k): v if isinstance(v, str) else str(v) for k, v in raw.items()}
+
+
+#: a string with something in it
+Text = Annotated[str, Meta(pattern=r"\S", description="a non-empty string")]
+#: an int or float, finite (never a boolean)
+FiniteNumber = Annotated[float, Parse(_finite)]
+#: seconds >= 0: Prometheus's duration grammar, or a bare YAML number of seconds
+Duration = Annotated[float, Parse(durations.parse_duration)]
+#: seconds > 0, written as :data:`Duration`
+PositiveDuration = Annotated[float, Parse(positive_duration)]
+#: names to values, both kept as text
+StrMap = Annotated[
+    dict[str, str], Parse(_text_map), Meta(description="a mapping of names to values")
+]
+
+
 # --- the walk ---------------------------------------------------------------------------------
 
 
-def _value(walk: _Walk, value: Any, annotation: Any, path: str) -> Any:
+def _value(walk: _Walk, value: Any, annotation: Any, path: str, root: str = "") -> Any:
+    """``value`` converted to ``annotation``; ``root`` is where suggestions start from."""
     base, extras = unwrap(annotation)
+    given = value  # what the user wrote: the error shows it, not what Parse made of it
     for parse in (e for e in extras if isinstance(e, Parse)):
         if value is None:
             break
@@ -202,30 +263,40 @@ def _value(walk: _Walk, value: Any, annotation: Any, path: str) -> Any:
     if value is None and _is_optional(base):
         return None
     if (inner := _without_none(base)) is not base:  # X | None, and the value is not None
-        return _value(walk, value, inner, path)
+        return _value(walk, value, inner, path, root)
     if isinstance(base, type) and issubclass(base, msgspec.Struct):
-        return _struct(walk, value, base, path, extras)
+        return _struct(walk, value, base, path, root, extras)
     origin = get_origin(base)
     if origin in (dict, Mapping) and isinstance(value, Mapping):
         key_type, item_type = get_args(base) or (Any, Any)
         for key in value:
             if key_type is str and not isinstance(key, str):
                 raise _Problem(walk.full(_join(path, str(key))), "keys must be strings")
-        items = {k: _value(walk, v, item_type, _join(path, k)) for k, v in value.items()}
+        # an entry of a free-form mapping (a feature, a metric) starts its own suggestions
+        items = {
+            k: _value(walk, v, item_type, _join(path, k), _join(path, k)) for k, v in value.items()
+        }
         return _leaf(walk, items, annotation, path, shown=value)
     if origin in (tuple, list) and isinstance(value, list | tuple):
         args = get_args(base)
         if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
             return _leaf(walk, value, annotation, path)  # fixed-length tuple: msgspec alone
         item_type = args[0] if args else Any
-        converted = [_value(walk, v, item_type, f"{path}[{i}]") for i, v in enumerate(value)]
+        converted = [_value(walk, v, item_type, f"{path}[{i}]", root) for i, v in enumerate(value)]
         return _leaf(walk, converted, annotation, path, shown=value)
-    return _leaf(walk, value, annotation, path)
+    return _leaf(walk, value, annotation, path, shown=given)
 
 
 def _struct(
-    walk: _Walk, value: Any, struct: type[msgspec.Struct], path: str, extras: list[Any]
+    walk: _Walk,
+    value: Any,
+    struct: type[msgspec.Struct],
+    path: str,
+    root: str,
+    extras: list[Any],
 ) -> msgspec.Struct:
+    if isinstance(value, struct):  # read already
+        return value
     if not isinstance(value, Mapping):
         what = _description(extras) or "a mapping"
         raise _Problem(walk.full(path), f"expected {what}, got {describe(value)}")
@@ -235,7 +306,7 @@ def _struct(
         if key_path in walk.removed:
             raise _Problem(walk.full(key_path), walk.removed[key_path])
         if key not in fields:
-            hint = did_you_mean(str(key), fields, lambda name: repr(_join(path, name)))
+            hint = did_you_mean(str(key), fields, lambda name: repr(_below(root, path, name)))
             known = hint or f" (expected one of: {', '.join(fields)})"
             raise _Problem(walk.full(key_path), f"unknown key{known}")
     out: dict[str, Any] = {}
@@ -248,16 +319,19 @@ def _struct(
             if _struct_of(info.type) is None or _is_optional(unwrap(info.type)[0]):
                 raise _Problem(walk.full(field_path), walk.missing(walk.full(field_path)))
             raw = {}  # a missing section: name its first missing key
-        out[name] = _value(walk, raw, info.type, field_path)
+        out[name] = _value(walk, raw, info.type, field_path, root)
     return _leaf(walk, out, struct, path, shown=value)
 
 
-def _leaf(walk: _Walk, value: Any, annotation: Any, path: str, shown: Any = None) -> Any:
+_SAME = object()
+
+
+def _leaf(walk: _Walk, value: Any, annotation: Any, path: str, shown: Any = _SAME) -> Any:
     """msgspec's conversion of one value, its error said in words at ``path``."""
     try:
         return msgspec.convert(value, annotation, strict=True)
     except msgspec.ValidationError:
-        given = value if shown is None else shown
+        given = value if shown is _SAME else shown
         raise _Problem(walk.full(path), _expected(annotation, given)) from None
 
 
@@ -335,6 +409,12 @@ def _struct_of(annotation: Any) -> type[msgspec.Struct] | None:
 
 def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
+
+
+def _below(root: str, path: str, key: str) -> str:
+    """``path.key`` as written from ``root``: the name a suggestion shows."""
+    full = _join(path, key)
+    return full[len(root) + 1 :] if root else full
 
 
 def _relabel(path: str, labels: Mapping[str, str]) -> str:
