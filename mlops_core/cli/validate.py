@@ -77,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
     if args.register and not args.registry:
         raise ValidationConfigError("--register needs --registry DIR")
     config = load_config(args.config)
-    check_config(config)  # cheap checks first: a typo should not wait for a large model
+    # cheap checks first: a typo should not wait for a large model
+    check_config(config, source=args.config)
     if args.register:
         _check_not_registered(args)
     X, y = load_data(args.data, args.target)
