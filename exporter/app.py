@@ -22,6 +22,7 @@ exactly once.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -34,10 +35,11 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CollectorRegistry
 
+from exporter import __version__
 from exporter.alerting import ExporterAlerts
 from exporter.checkpoint import load_checkpoint
 from exporter.collector import MlopsCollector, ReferenceInfo
-from exporter.config import ExporterConfig
+from exporter.config import ExporterConfig, load_config, load_reference
 from exporter.exposition import MetricsRenderer
 from exporter.ingest import IngestCounters, Ingestor
 from exporter.landing import LandingPage
@@ -46,7 +48,7 @@ from exporter.records import RecordParser
 from exporter.runtime import RuntimeMetrics
 from exporter.server import ExporterServer, ServerApp, ServerOptions, bind
 from exporter.tail import LogFollower
-from exporter.webconfig import WebConfig
+from exporter.webconfig import WebConfig, load_web_config
 from exporter.window import Window
 
 log = structlog.get_logger("exporter")
@@ -351,3 +353,35 @@ def _log_verdict_changes(before: Snapshot, after: Snapshot) -> None:
         )
     for name in sorted(was - now):
         log.info("drift_cleared", feature=name, judged=name in results)
+
+
+def build_exporter(
+    config_file: str | os.PathLike[str],
+    listen_address: str,
+    web_config_file: str | None,
+    env: Mapping[str, str],
+    version: str = __version__,
+    *,
+    web: ServerOptions | None = None,
+    exporter_metrics: bool = True,
+) -> Exporter:
+    """Load everything that can be wrong, then bind the port; the exporter is not started.
+
+    Used by the command line and by the demo (which writes its own config first), so neither
+    imports the other.  The config and the web config are read before the reference, the
+    slow part, so a typo is reported without waiting for it.
+    """
+    config = load_config(config_file, env)
+    web_config = load_web_config(web_config_file)
+    web_config.ssl_context()  # a bad cert or key fails here, as one line
+    profile, features = load_reference(config)
+    return Exporter(
+        config,
+        profile,
+        features,
+        web_config=web_config,
+        listen_address=listen_address,
+        version=version,
+        web=web,
+        exporter_metrics=exporter_metrics,
+    )
