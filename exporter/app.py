@@ -48,8 +48,10 @@ from exporter.records import RecordParser
 from exporter.runtime import RuntimeMetrics
 from exporter.server import ExporterServer, ServerApp, ServerOptions, bind
 from exporter.tail import LogFollower
+from exporter.typing import FeatureKinds
 from exporter.webconfig import WebConfig, load_web_config
 from exporter.window import Window
+from mlops_core.profile import ReferenceProfile
 
 log = structlog.get_logger("exporter")
 
@@ -63,8 +65,8 @@ class Exporter:
     def __init__(
         self,
         config: ExporterConfig,
-        profile: Any,
-        features: Mapping[str, str],
+        profile: ReferenceProfile,
+        features: FeatureKinds,
         *,
         web_config: WebConfig | None = None,
         listen_address: str = ":9874",
@@ -141,13 +143,14 @@ class Exporter:
             checkpoint_interval=logs.checkpoint_interval,
         )
 
+        alerts = self.alerts  # a local, so the lambda below sees it is not None
         self.collector = MlopsCollector(
             config.model_name,
             ReferenceInfo.from_profile(profile, list(self.features)),
             snapshot=lambda: self._snapshot,
             counters=self.ingestor.snapshot,
             errors=lambda: self._errors,
-            alert_failures=(lambda: self.alerts.notify_failures) if self.alerts else None,
+            alert_failures=None if alerts is None else (lambda: alerts.notify_failures),
             version=version,
         )
         # process_* and python_* (--web.disable-exporter-metrics leaves them out)
@@ -184,7 +187,7 @@ class Exporter:
     def snapshot(self) -> Snapshot:
         return self._snapshot
 
-    def _summary(self, profile: Any) -> list[tuple[str, str]]:
+    def _summary(self, profile: ReferenceProfile) -> list[tuple[str, str]]:
         c = self.config
         return [
             ("config file", c.source),

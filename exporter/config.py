@@ -168,7 +168,7 @@ Texts = Annotated[
 # --- the sections: the file's schema and the frozen tree the exporter reads ----------------
 
 
-class LogsConfig(Schema):
+class LogsConfig(Schema, frozen=True):
     paths: Texts
     start_position: Literal["end", "beginning"] = "end"
     state_file: Text | None = None
@@ -178,25 +178,25 @@ class LogsConfig(Schema):
     checkpoint_interval: Seconds = CHECKPOINT_INTERVAL
 
 
-class WindowConfig(Schema):
+class WindowConfig(Schema, frozen=True):
     max_samples: PositiveInt = 10_000
     max_age: Seconds = 3600.0
 
 
-class KsConfig(Schema):
+class KsConfig(Schema, frozen=True):
     method: KsMethod = KS_METHODS[0]
 
 
-class PsiConfig(Schema):
+class PsiConfig(Schema, frozen=True):
     buckets: PositiveInt = 10
 
 
-class ToleranceConfig(Schema):
+class ToleranceConfig(Schema, frozen=True):
     numeric: Distance = DEFAULT_TOLERANCE
     categorical: Distance = DEFAULT_TOLERANCE
 
 
-class DriftConfig(Schema):
+class DriftConfig(Schema, frozen=True):
     interval: Seconds = 30.0
     window: WindowConfig = field(default_factory=WindowConfig)
     min_samples: PositiveInt = 100
@@ -212,7 +212,7 @@ class DriftConfig(Schema):
     false_alarm_budget: Seconds = DEFAULT_FALSE_ALARM_BUDGET
 
 
-class LatencyConfig(Schema):
+class LatencyConfig(Schema, frozen=True):
     field: FieldName = "latency_ms"
     buckets: Annotated[
         tuple[Seconds, ...],
@@ -220,12 +220,12 @@ class LatencyConfig(Schema):
     ] = DEFAULT_LATENCY_BUCKETS
 
 
-class PredictionConfig(Schema):
+class PredictionConfig(Schema, frozen=True):
     class_field: FieldName = "class"
     max_classes: PositiveInt = 20
 
 
-class FeatureSpec(Schema):
+class FeatureSpec(Schema, frozen=True):
     """One entry of ``features:`` as written (its name is the key)."""
 
     type: FeatureKind | None = None  # None: inferred from the reference
@@ -242,15 +242,15 @@ class FeatureConfig(msgspec.Struct, frozen=True):
     monitor: bool = True
 
 
-class _Model(Schema):
+class _Model(Schema, frozen=True):
     name: Text
 
 
-class _Reference(Schema):
+class _Reference(Schema, frozen=True):
     path: Text
 
 
-class _File(Schema):
+class _File(Schema, frozen=True):
     """The config file's top level."""
 
     model: _Model

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import structlog
@@ -33,6 +33,9 @@ from exporter.window import Window
 from mlops_core.constants import DEFAULT_LATENCY_BUCKETS
 from mlops_core.constants import OTHER_BUCKET as OTHER_LABEL
 from mlops_core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mlops_core.profile import FeatureProfile, ReferenceProfile
 
 _log = structlog.get_logger(__name__)
 
@@ -82,7 +85,7 @@ class IngestCounters:
 
     def __init__(
         self,
-        profile: Any,
+        profile: ReferenceProfile,
         features: Sequence[str],
         *,
         latency_buckets: Sequence[float] = DEFAULT_LATENCY_BUCKETS,
@@ -96,7 +99,7 @@ class IngestCounters:
         if max_classes < 1:
             raise ConfigError(f"max_classes must be at least 1, not {max_classes}")
         self._lock = threading.Lock()
-        self._profiles: dict[str, Any] = {}
+        self._profiles: dict[str, FeatureProfile] = {}
         for name in features:
             if name not in profile:
                 raise ConfigError(f"feature {name!r} is not in the reference profile")

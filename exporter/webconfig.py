@@ -136,7 +136,7 @@ BcryptHash = Annotated[
 ]
 
 
-class TLSConfig(Schema):
+class TLSConfig(Schema, frozen=True):
     """``tls_server_config``; the file paths are resolved against the web config's directory."""
 
     cert_file: Text
@@ -152,7 +152,7 @@ class TLSConfig(Schema):
     client_allowed_sans: Any = None
 
 
-class HTTPConfig(Schema):
+class HTTPConfig(Schema, frozen=True):
     """``http_server_config``."""
 
     headers: Annotated[
@@ -163,7 +163,7 @@ class HTTPConfig(Schema):
     http2: Any = None  # Go only: accepted, ignored
 
 
-class WebConfigFile(Schema):
+class WebConfigFile(Schema, frozen=True):
     """The web configuration file as written."""
 
     tls_server_config: TLSConfig | None = None

@@ -53,7 +53,7 @@ _RANK = {"ok": 0, "warning": 1, "critical": 2}
 _STATE_VERSION = 1
 
 
-class Threshold(Schema):
+class Threshold(Schema, frozen=True):
     """The levels of one metric; ``direction: below`` for a lower bound such as accuracy."""
 
     warning: FiniteNumber | None = None
@@ -67,7 +67,7 @@ Thresholds = Annotated[
 ]
 
 
-class AlertsConfig(Schema):
+class AlertsConfig(Schema, frozen=True):
     """An ``alerts`` section, as :meth:`AlertSystem.from_config` takes it."""
 
     thresholds: Thresholds
@@ -103,7 +103,7 @@ class AlertSystem:
 
     def __init__(
         self,
-        thresholds: Mapping[str, Mapping[str, Any]],
+        thresholds: Mapping[str, Mapping[str, Any] | Threshold],
         cooldown_hours: float = 1,
         *,
         clock: Callable[[], float | datetime] | None = None,
@@ -180,6 +180,7 @@ class AlertSystem:
                         changed = True
                         resolved.append(_resolved(name, spec, value, previous, now, stamp))
                     continue
+                assert threshold is not None  # _worst names the level whenever a severity
                 alert = _alert(name, spec, severity, value, threshold, stamp)
                 sent = self._state.get(name, {}).get(severity)
                 if sent is not None and now - sent < self.cooldown_seconds:
@@ -191,7 +192,9 @@ class AlertSystem:
                     alerts.append(alert)
             if changed:
                 self._save_state()
-        worst = max((a["severity"] for a in alerts + suppressed), key=_RANK.get, default="ok")
+        worst = max(
+            (a["severity"] for a in alerts + suppressed), key=_RANK.__getitem__, default="ok"
+        )
         if alerts or resolved:
             self._notify(alerts + resolved)
         for a in alerts:
@@ -356,7 +359,7 @@ def _resolved(
     now: float,
     stamp: str,
 ) -> dict[str, Any]:
-    worst = max(previous, key=_RANK.get)
+    worst = max(previous, key=_RANK.__getitem__)
     return {
         "metric": name,
         "severity": worst,

@@ -245,7 +245,7 @@ Backoff = Annotated[FiniteNumber, Meta(ge=0, description="a non-negative number 
 Retries = Annotated[int, Meta(ge=0, description="a non-negative integer")]
 
 
-class WebhookConfig(Schema):
+class WebhookConfig(Schema, frozen=True):
     """``alerts.webhook``: the arguments of :class:`WebhookNotifier`."""
 
     url: HttpUrl
@@ -256,7 +256,7 @@ class WebhookConfig(Schema):
     headers: StrMap = msgspec.field(default_factory=dict)
 
 
-class AlertmanagerConfig(Schema):
+class AlertmanagerConfig(Schema, frozen=True):
     """``alerts.alertmanager``: the arguments of :class:`AlertmanagerNotifier`."""
 
     url: HttpUrl
@@ -275,9 +275,9 @@ def notifiers_from_config(
     webhook: WebhookConfig | None,
     *,
     cooldown_seconds: float = 3600.0,
-) -> list[_HttpNotifier]:
+) -> list[AlertmanagerNotifier | WebhookNotifier]:
     """The notifiers of an ``alerts`` section's ``alertmanager`` and ``webhook`` keys."""
-    out: list[_HttpNotifier] = []
+    out: list[AlertmanagerNotifier | WebhookNotifier] = []
     if alertmanager is not None:
         am = alertmanager
         ends_after = (

@@ -58,7 +58,11 @@ T = TypeVar("T")
 
 
 class Schema(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Base of every config section: immutable, and an unknown key is an error."""
+    """Base of every config section: immutable, and an unknown key is an error.
+
+    Subclasses repeat ``frozen=True``: msgspec inherits it anyway, but mypy's dataclass
+    model of Structs takes a subclass without it for a mutable one.
+    """
 
 
 class Parse:
@@ -143,7 +147,7 @@ def convert(
     labels: Mapping[str, str] | None = None,
     removed: Mapping[str, str] | None = None,
     missing: str | Callable[[str], str] = "required key missing",
-) -> T:
+) -> Any:
     """``data`` (plain YAML/JSON values) as an instance of ``type_`` (a Struct, usually).
 
     On the first problem raises ``error(line)``, the line being ``[source: ]path: problem``.

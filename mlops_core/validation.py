@@ -146,7 +146,7 @@ def _file_path(raw: Any) -> str:
     return os.fspath(raw)
 
 
-class MetricThreshold(Schema):
+class MetricThreshold(Schema, frozen=True):
     """One entry of ``metric_thresholds`` (MLflow's ``MetricThreshold``)."""
 
     threshold: FiniteNumber | None = None
@@ -157,7 +157,7 @@ class MetricThreshold(Schema):
     greater_is_better: Annotated[bool, Meta(description="true or false")] | None = None
 
 
-class MetricThresholds(Schema):
+class MetricThresholds(Schema, frozen=True):
     """``metric_thresholds``: one optional entry per metric of :data:`METRICS`."""
 
     accuracy: MetricThreshold | None = None
@@ -169,7 +169,7 @@ class MetricThresholds(Schema):
     model_size_mb: MetricThreshold | None = None
 
 
-class GateConfig(Schema):
+class GateConfig(Schema, frozen=True):
     """The gate's configuration (``gate.yml``); a check whose key is None is off."""
 
     min_accuracy: FiniteNumber | None = None

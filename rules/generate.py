@@ -360,7 +360,7 @@ RuleDuration = Annotated[str, Parse(_rule_duration)]
 Severity = Literal["critical", "warning", "info"]
 
 
-class ThresholdedAlert(Schema, omit_defaults=True):
+class ThresholdedAlert(Schema, frozen=True, omit_defaults=True):
     """An alert whose expression compares with a threshold: one rule per severity set."""
 
     for_: RuleDuration = msgspec.field(name="for")
@@ -369,7 +369,7 @@ class ThresholdedAlert(Schema, omit_defaults=True):
     info: FiniteNumber | None = None
 
 
-class FixedAlert(Schema, omit_defaults=True):
+class FixedAlert(Schema, frozen=True, omit_defaults=True):
     """An alert with a fixed condition; its severity may be changed."""
 
     for_: RuleDuration = msgspec.field(name="for")
@@ -384,7 +384,7 @@ AlertsSection = msgspec.defstruct(
 )
 
 
-class ThresholdsFile(Schema):
+class ThresholdsFile(Schema, frozen=True):
     runbook_url: Text
     exporter_selector: Text
     alerts: AlertsSection  # a Struct built from ALERTS above
