@@ -39,6 +39,7 @@ from mlops_core.constants import (
 )
 from mlops_core.constants import FEATURE_KINDS as FEATURE_TYPES
 from mlops_core.errors import DurationError, MlopsError
+from mlops_core.suggest import closest
 
 ENV_PREFIX = "MLOPS_EXPORTER_"
 
@@ -634,7 +635,8 @@ def resolve_features(config: ExporterConfig, profile: Any) -> dict[str, str]:
         if not feat.monitor:
             continue
         if feat.name not in profile:
-            extra = _did_you_mean(feat.name, available)
+            hint = closest(feat.name, available)  # only close matches: a wrong hint misleads
+            extra = f" (did you mean {hint!r}?)" if hint else ""
             raise ConfigError(
                 f"features.{feat.name}: not a column of the reference {config.reference_path}"
                 f"{extra}"
