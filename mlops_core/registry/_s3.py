@@ -151,6 +151,12 @@ class S3Store:
         except BotoCoreError as exc:
             raise StorageError(f"{self.location}: cannot set up an S3 client: {exc}") from None
         self.endpoint = str(self.client.meta.endpoint_url)
+        put = self.client.meta.service_model.operation_model("PutObject").input_shape.members
+        if "IfMatch" not in put or "IfNoneMatch" not in put:
+            raise RegistryInputError(
+                f"{self.location}: boto3 {boto3.__version__} cannot send conditional writes"
+                " (If-Match); upgrade it: pip install -U 'boto3>=1.36'"
+            )
 
     # --- writes ---------------------------------------------------------------------------
 
@@ -397,7 +403,7 @@ class S3Store:
     ) -> bool:
         """Write ``new`` over ``old`` (ETag ``etag``); False when another writer came first."""
         if old is not None:  # the previous change's events first: see "History" above
-            self._write_events(name, old["last_events"])
+            self._backfill(name, old["last_events"])
         number_events(new, events)
         token = secrets.token_hex(8)
         new["commit"] = token
@@ -417,6 +423,15 @@ class S3Store:
         with contextlib.suppress(StorageError, _Conflict):
             self._write_events(name, events)
         return True
+
+    def _backfill(self, name: str, events: list[Event]) -> None:
+        """Make sure the objects of ``events`` (a committed change) exist.
+
+        Their committer writes them in order right after committing, so when the last one
+        exists all do: one request in the usual case, the writes only after a crash.
+        """
+        if events and not self._exists(self._history_key(name, events[-1]["seq"])):
+            self._write_events(name, events)
 
     def _write_events(self, name: str, events: list[Event]) -> None:
         for ev in events:  # in order: an event object exists only after its predecessors
