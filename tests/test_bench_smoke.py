@@ -146,3 +146,13 @@ def test_bench_footprint_prints_startup_rss_and_cpu_next_to_mtail() -> None:
     for who in ("mlops-exporter", r"mtail \(latency only\)"):
         figure(out, rf"^{who}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}$")
     figure(out, r"^targets: RSS <= 75 MB (met|NOT met); start-up <= 0.4 s (met|NOT met)$")
+
+
+def test_bench_registry_prints_each_operation_for_both_backends() -> None:
+    from tests.s3_server import require_moto
+
+    require_moto()
+    out = run_bench("bench_registry.py", "--repeats", "2", "--size", "1000")
+    figure(out, r"^registry latency, median of 2 \(model 1,000 bytes\): filesystem vs S3")
+    for operation in ("register", "promote to production", "read production version"):
+        figure(out, rf"^{operation}\s+{NUMBER} ms\s+{NUMBER} ms\s+{NUMBER}x$")
