@@ -577,6 +577,20 @@ def test_the_probe_also_catches_a_server_ignoring_only_if_match(
         s3.registry().register_model("churn", "1", model_file)
 
 
+def test_probe_objects_left_by_killed_writers_are_removed_once_stale(
+    s3: Backend, model_file: Path
+) -> None:
+    registry = s3.registry()
+    registry.register_model("churn", "1", model_file)
+    s3.write(".mlops-probe/left-by-a-killed-writer", b"1")
+    store: Any = registry._store
+    store._delete_stale_probes()  # an hour old at least: this one may be in progress
+    assert s3.read(".mlops-probe/left-by-a-killed-writer") == b"1"
+    store._delete_stale_probes(age=-60)
+    with pytest.raises(Exception, match="NoSuchKey"):
+        s3.read(".mlops-probe/left-by-a-killed-writer")
+
+
 # --- the command line, through the entry point ------------------------------------------------
 
 

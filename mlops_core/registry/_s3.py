@@ -368,6 +368,16 @@ class S3Store:
                 f" refusing to write to {self.location}, where racing writers could lose updates"
             )
         _PROBED.add((self.endpoint, self.bucket))
+        with contextlib.suppress(Exception):  # probes of killed writers; not one in progress
+            self._delete_stale_probes()
+
+    def _delete_stale_probes(self, age: float = 3600.0) -> None:
+        paginator = self.client.get_paginator("list_objects_v2")
+        cutoff = time.time() - age
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(PROBE_DIR) + "/"):
+            for obj in page.get("Contents", []):
+                if obj["LastModified"].timestamp() < cutoff:
+                    self.client.delete_object(Bucket=self.bucket, Key=obj["Key"])
 
     # --- committing -----------------------------------------------------------------------
 
