@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_core.errors import (
     AlertConfigError,
+    ConditionalWritesUnsupportedError,
     ConfigError,
     CorruptMetadataError,
     DriftInputError,
@@ -29,6 +30,7 @@ from mlops_core.errors import (
     RegistryError,
     RegistryInputError,
     StageError,
+    StorageError,
     ValidationConfigError,
     ValidationInputError,
     VersionExistsError,
@@ -65,6 +67,7 @@ _LAZY: dict[str, str] = {
 
 __all__ = [
     "AlertConfigError",
+    "ConditionalWritesUnsupportedError",
     "ConfigError",
     "CorruptMetadataError",
     "DriftInputError",
@@ -81,6 +84,7 @@ __all__ = [
     "RegistryError",
     "RegistryInputError",
     "StageError",
+    "StorageError",
     "ValidationConfigError",
     "ValidationInputError",
     "VersionExistsError",
