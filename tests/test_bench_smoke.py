@@ -177,3 +177,13 @@ def test_bench_landing_prints_a_view_next_to_a_scrape() -> None:
     out = run_bench("bench_landing.py", "--features", "5", "--views", "2")
     figure(out, rf"^\s+5\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}x\s+{NUMBER}\s+{NUMBER}$")
     figure(out, r"^target: a view within 2x a scrape: (met|NOT met)$")
+
+
+def test_bench_registry_prints_each_operation_for_both_backends() -> None:
+    from tests.s3_server import require_moto
+
+    require_moto()
+    out = run_bench("bench_registry.py", "--repeats", "2", "--size", "1000")
+    figure(out, r"^registry latency, median of 2 \(model 1,000 bytes\): filesystem vs S3")
+    for operation in ("register", "promote to production", "read production version"):
+        figure(out, rf"^{operation}\s+{NUMBER} ms\s+{NUMBER} ms\s+{NUMBER}x$")
