@@ -43,7 +43,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -78,7 +78,7 @@ OTHER_CLASS: Final = "__other__"
 """The confusion counts' label for every class beyond the first ``max_classes`` seen."""
 
 PENDING, JOINED, EXPIRED, EVICTED = 0, 1, 2, 3
-"""``requests.state``: awaiting an outcome, or settled (how); see :class:`OutcomeStore`."""
+"""A request's state: pending (no ``settled`` row), or settled how (``settled.state``)."""
 
 _SETTLED_REASON = {JOINED: "duplicate", EXPIRED: "expired", EVICTED: "evicted"}
 
@@ -110,9 +110,12 @@ _COUNTERS: Final = (
     "held",
     "settled",
     "window",
+    # cursors
+    "next_seq",  # seq of the next prediction accepted (never reused)
+    "evict_cursor",  # every request below this seq is settled
 )
 
-_SCHEMA = f"""
+_SCHEMA = """
 CREATE TABLE counters (name TEXT PRIMARY KEY, value NOT NULL) WITHOUT ROWID;
 CREATE TABLE sources (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 CREATE TABLE lines (
@@ -121,17 +124,18 @@ CREATE TABLE lines (
     PRIMARY KEY (source, line_offset)
 ) WITHOUT ROWID;
 CREATE TABLE requests (
-    request_id TEXT PRIMARY KEY,
+    seq INTEGER PRIMARY KEY,
+    request_id TEXT NOT NULL,
     time REAL NOT NULL,
-    state INTEGER NOT NULL,
     model_version TEXT,
     predicted TEXT,
     value REAL,
     probability REAL,
     probabilities TEXT
-) WITHOUT ROWID;
-CREATE INDEX requests_pending ON requests (time) WHERE state = {PENDING};
-CREATE INDEX requests_settled ON requests (time) WHERE state <> {PENDING};
+);
+CREATE UNIQUE INDEX requests_id ON requests (request_id);
+CREATE INDEX requests_time ON requests (time);
+CREATE TABLE settled (seq INTEGER PRIMARY KEY, state INTEGER NOT NULL);
 CREATE TABLE held (
     id INTEGER PRIMARY KEY,
     request_id TEXT NOT NULL,
@@ -143,8 +147,8 @@ CREATE TABLE held (
 CREATE INDEX held_request ON held (request_id);
 CREATE INDEX held_arrived ON held (arrived);
 CREATE TABLE quality_window (
-    id INTEGER PRIMARY KEY,
     time REAL NOT NULL,
+    seq INTEGER NOT NULL,
     delay REAL NOT NULL,
     model_version TEXT,
     predicted TEXT,
@@ -152,9 +156,9 @@ CREATE TABLE quality_window (
     probability REAL,
     probabilities TEXT,
     actual TEXT,
-    actual_value REAL
-);
-CREATE INDEX quality_window_time ON quality_window (time);
+    actual_value REAL,
+    PRIMARY KEY (time, seq)
+) WITHOUT ROWID;
 CREATE TABLE delay_histogram (le REAL PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE classes (name TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE confusion (
@@ -296,6 +300,8 @@ class QualityWindow:
 
 # (request_id, outcome time, actual label, actual value): an outcome inside a transaction
 _Outcome = tuple[str, float, str | None, float | None]
+# counter name -> change in this transaction: ints for counts, floats for sums
+_Deltas = defaultdict[str, float]
 
 
 class OutcomeStore:
@@ -409,7 +415,10 @@ class OutcomeStore:
                 conn.executemany(
                     "INSERT INTO counters VALUES (?, 0)", [(name,) for name in _COUNTERS]
                 )
-                conn.execute("INSERT INTO counters VALUES ('horizon', ?)", (-math.inf,))
+                conn.executemany(
+                    "INSERT INTO counters VALUES (?, ?)",
+                    [("horizon", -math.inf), ("expired_through", -math.inf)],
+                )
                 conn.executemany(
                     "INSERT INTO delay_histogram VALUES (?, 0)",
                     [(le,) for le in (*DELAY_BUCKETS, math.inf)],
@@ -460,7 +469,7 @@ class OutcomeStore:
         return dict(db.execute("SELECT name, value FROM counters"))
 
     @staticmethod
-    def _bump(db: sqlite3.Connection, deltas: Counter[str]) -> None:
+    def _bump(db: sqlite3.Connection, deltas: _Deltas) -> None:
         """Add ``deltas`` to the counters (in the caller's transaction)."""
         changes = [(v, k) for k, v in deltas.items() if v and not k.startswith("_")]
         if changes:
@@ -491,7 +500,7 @@ class OutcomeStore:
         """
         with self._transaction() as db:
             preds, outs, replayed = self._fresh_lines(db, predictions, outcomes)
-            deltas: Counter[str] = Counter()
+            deltas: _Deltas = defaultdict(int)
             sizes = self._sizes(db)
             if preds:
                 self._add_predictions(db, preds, deltas, sizes)
@@ -576,13 +585,13 @@ class OutcomeStore:
         keys = list(keys)
         for start in range(0, len(keys), _IN_CHUNK):
             chunk = keys[start : start + _IN_CHUNK]
-            yield from db.execute(sql.format(",".join("?" * len(chunk))), chunk)
+            yield from db.execute(sql.format(",".join("?" * len(chunk))), chunk).fetchall()
 
     def _add_predictions(
         self,
         db: sqlite3.Connection,
         rows: list[PredictionRow],
-        deltas: Counter[str],
+        deltas: _Deltas,
         sizes: dict[str, float],
     ) -> None:
         accepted: dict[str, tuple[Any, ...]] = {}
@@ -601,11 +610,29 @@ class OutcomeStore:
         ):
             del accepted[rid]
             deltas["predictions_duplicate"] += 1
+        if not accepted:
+            return
+        first = int(sizes["next_seq"])
         db.executemany(
-            f"INSERT INTO requests VALUES (?, ?, {PENDING}, ?, ?, ?, ?, ?)", accepted.values()
+            "INSERT INTO requests VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(seq, *record) for seq, record in enumerate(accepted.values(), first)],
         )
+        deltas["next_seq"] += len(accepted)
         deltas["predictions_total"] += len(accepted)
         deltas["pending"] += len(accepted)
+        # A prediction older than what sweep() already expired (a late file): no outcome may
+        # join it any more, as if it had been pending during that sweep.
+        through = sizes["expired_through"]
+        late = [
+            (seq, EXPIRED)
+            for seq, record in enumerate(accepted.values(), first)
+            if record[1] < through
+        ]
+        if late:
+            db.executemany("INSERT INTO settled VALUES (?, ?)", late)
+            deltas["predictions_expired"] += len(late)
+            deltas["pending"] -= len(late)
+            deltas["settled"] += len(late)
         if sizes["held"] > 0:  # outcomes that came first: join them now, in arrival order
             held = sorted(
                 self._select_in(
@@ -621,35 +648,39 @@ class OutcomeStore:
                 self._join(db, [h[1:] for h in held], deltas, hold=False)
 
     def _add_outcomes(
-        self, db: sqlite3.Connection, rows: list[OutcomeRow], deltas: Counter[str]
+        self, db: sqlite3.Connection, rows: list[OutcomeRow], deltas: _Deltas
     ) -> None:
-        valid: list[_Outcome] = []
-        for row in rows:
-            if _valid_outcome(row):
-                valid.append((row.request_id, row.time, row.actual, row.actual_value))  # type: ignore[arg-type]
-            else:
-                deltas["invalid"] += 1
+        valid: list[_Outcome] = [
+            (row.request_id, row.time, row.actual, row.actual_value)  # type: ignore[misc]
+            for row in rows
+            if _valid_outcome(row)
+        ]
+        deltas["invalid"] += len(rows) - len(valid)
         if valid:
             self._join(db, valid, deltas, hold=True)
 
     def _join(
-        self, db: sqlite3.Connection, outcomes: list[_Outcome], deltas: Counter[str], hold: bool
+        self, db: sqlite3.Connection, outcomes: list[_Outcome], deltas: _Deltas, hold: bool
     ) -> None:
         """Join, hold or count each outcome, in order, against the requests table."""
-        known: dict[str, list[Any]] = {
-            r[0]: list(r[1:])
+        known = {
+            r[0]: r
             for r in self._select_in(
                 db,
-                "SELECT request_id, time, state, model_version, predicted, value, probability,"
-                " probabilities FROM requests WHERE request_id IN ({})",
+                "SELECT r.request_id, r.seq, r.time, coalesce(s.state, 0), r.model_version,"
+                " r.predicted, r.value, r.probability, r.probabilities"
+                " FROM requests r LEFT JOIN settled s ON s.seq = r.seq"
+                " WHERE r.request_id IN ({})",
                 {o[0] for o in outcomes},
             )
         }
-        settle: list[tuple[int, str]] = []
+        settled_now: dict[str, int] = {}  # state changes of this batch, seen by later outcomes
+        settle: list[tuple[int, int]] = []
         window: list[tuple[Any, ...]] = []
         held: list[tuple[Any, ...]] = []
-        buckets: Counter[int] = Counter()
-        confusion: Counter[tuple[str, str]] = Counter()
+        pairs: Counter[tuple[str, Any]] = Counter()  # (predicted, actual): both str
+        errors: list[float] = []
+        delays: list[float] = []
         now = self._clock() if hold else 0.0
         max_delay = self.max_delay
         for rid, t_outcome, actual, actual_value in outcomes:
@@ -658,7 +689,8 @@ class OutcomeStore:
                 assert hold, "a held outcome is joined only to a prediction just added"
                 held.append((rid, t_outcome, now, actual, actual_value))
                 continue
-            t_pred, state, version, predicted, value, probability, probabilities = request
+            _, seq, t_pred, state, version, predicted, value, probability, probabilities = request
+            state = settled_now.get(rid, state)
             if state != PENDING:
                 deltas[_SETTLED_REASON[state]] += 1
                 continue
@@ -669,43 +701,40 @@ class OutcomeStore:
             if delay > max_delay:
                 deltas["expired"] += 1
                 deltas["predictions_expired"] += 1
-                request[1] = EXPIRED
-                settle.append((EXPIRED, rid))
+                settled_now[rid] = EXPIRED
+                settle.append((seq, EXPIRED))
                 continue
             delay = max(delay, 0.0)  # an outcome stamped before its prediction: clock skew
-            request[1] = JOINED
-            settle.append((JOINED, rid))
-            deltas["outcomes_total"] += 1
-            deltas["delay_sum"] += delay
-            buckets[bisect.bisect_left(DELAY_BUCKETS, delay)] += 1
+            settled_now[rid] = JOINED
+            settle.append((seq, JOINED))
+            delays.append(delay)
             window.append(
-                (t_pred, delay, version, predicted, value, probability, probabilities,
+                (t_pred, seq, delay, version, predicted, value, probability, probabilities,
                  actual, actual_value)
             )  # fmt: skip
             if predicted is not None:
-                confusion[(self._fold(db, predicted), self._fold(db, actual or ""))] += 1
+                pairs[(predicted, actual)] += 1
             else:
-                error = value - actual_value
-                deltas["abs_error_sum"] += abs(error)
-                deltas["squared_error_sum"] += error * error
-                deltas["error_sum"] += error
-                deltas["error_count"] += 1
+                errors.append(value - actual_value)
         if settle:
-            db.executemany(
-                "UPDATE requests SET state = ?, model_version = NULL, predicted = NULL,"
-                " value = NULL, probability = NULL, probabilities = NULL WHERE request_id = ?",
-                settle,
-            )
+            # A small row in a table of small rows, and nothing else: the requests row (and
+            # its indexes) is never updated, so a join dirties few pages (see the docs).
+            db.executemany("INSERT INTO settled VALUES (?, ?)", settle)
             deltas["pending"] -= len(settle)
             deltas["settled"] += len(settle)
         if window:
             db.executemany(
-                "INSERT INTO quality_window (time, delay, model_version, predicted, value,"
-                " probability, probabilities, actual, actual_value)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                window,
+                "INSERT INTO quality_window VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", window
             )
             deltas["window"] += len(window)
+            deltas["outcomes_total"] += len(window)
+            deltas["delay_sum"] += sum(delays)
+            bounds = (*DELAY_BUCKETS, math.inf)
+            buckets = Counter(bisect.bisect_left(DELAY_BUCKETS, d) for d in delays)
+            db.executemany(
+                "UPDATE delay_histogram SET n = n + ? WHERE le = ?",
+                [(n, bounds[i]) for i, n in buckets.items()],
+            )
         if held:
             db.executemany(
                 "INSERT INTO held (request_id, time, arrived, actual, actual_value)"
@@ -714,18 +743,20 @@ class OutcomeStore:
             )
             deltas["held"] += len(held)
             deltas["_newly_held"] += len(held)  # for BatchResult only: not a counter
-        if buckets:
-            bounds = (*DELAY_BUCKETS, math.inf)
-            db.executemany(
-                "UPDATE delay_histogram SET n = n + ? WHERE le = ?",
-                [(n, bounds[i]) for i, n in buckets.items()],
-            )
-        if confusion:
+        if pairs:
+            confusion: Counter[tuple[str, str]] = Counter()
+            for (predicted, actual), n in pairs.items():  # in order of first appearance
+                confusion[(self._fold(db, predicted), self._fold(db, actual))] += n
             db.executemany(
                 "INSERT INTO confusion VALUES (?, ?, ?)"
                 " ON CONFLICT (predicted, actual) DO UPDATE SET n = n + excluded.n",
                 [(p, a, n) for (p, a), n in confusion.items()],
             )
+        if errors:
+            deltas["abs_error_sum"] += sum(map(abs, errors))
+            deltas["squared_error_sum"] += sum(e * e for e in errors)
+            deltas["error_sum"] += sum(errors)
+            deltas["error_count"] += len(errors)
 
     def _fold(self, db: sqlite3.Connection, label: str) -> str:
         """The confusion label of ``label``: itself among the first ``max_classes``, else other.
@@ -742,36 +773,36 @@ class OutcomeStore:
         return OTHER_CLASS
 
     def _enforce_bounds(
-        self, db: sqlite3.Connection, deltas: Counter[str], sizes: dict[str, float]
+        self, db: sqlite3.Connection, deltas: _Deltas, sizes: dict[str, float]
     ) -> None:
-        """Evict beyond ``max_pending``, forget beyond the same bound, trim the window."""
+        """Evict beyond ``max_pending``, forget beyond the same bound, trim the window.
+
+        Eviction takes the oldest by arrival (``seq``), from a cursor below which every
+        request is settled, so it never rescans the settled rows of earlier evictions.
+        """
         pending = sizes["pending"] + deltas["pending"]
         if pending > self.max_pending:
-            excess = int(pending - self.max_pending)
             victims = [
-                (rid,)
-                for (rid,) in db.execute(
-                    f"SELECT request_id FROM requests WHERE state = {PENDING}"
-                    " ORDER BY time LIMIT ?",
-                    (excess,),
+                (seq, EVICTED)
+                for (seq,) in db.execute(
+                    "SELECT r.seq FROM requests r WHERE r.seq >= ?"
+                    " AND NOT EXISTS (SELECT 1 FROM settled s WHERE s.seq = r.seq)"
+                    " ORDER BY r.seq LIMIT ?",
+                    (int(sizes["evict_cursor"]), int(pending - self.max_pending)),
                 )
             ]
-            db.executemany(
-                f"UPDATE requests SET state = {EVICTED}, model_version = NULL, predicted = NULL,"
-                " value = NULL, probability = NULL, probabilities = NULL WHERE request_id = ?",
-                victims,
-            )
+            db.executemany("INSERT INTO settled VALUES (?, ?)", victims)
+            if victims:  # always, unless the counters were edited by hand
+                deltas["evict_cursor"] += victims[-1][0] + 1 - sizes["evict_cursor"]
             deltas["predictions_evicted"] += len(victims)
             deltas["pending"] -= len(victims)
             deltas["settled"] += len(victims)
         settled = sizes["settled"] + deltas["settled"]
         if settled > self.max_pending:  # uncounted: forgetting is not an event
-            cur = db.execute(
-                "DELETE FROM requests WHERE request_id IN (SELECT request_id FROM requests"
-                f" WHERE state <> {PENDING} ORDER BY time LIMIT ?)",
-                (int(settled - self.max_pending),),
-            )
-            deltas["settled"] -= cur.rowcount
+            oldest = db.execute(
+                "SELECT seq FROM settled ORDER BY seq LIMIT ?", (int(settled - self.max_pending),)
+            ).fetchall()
+            self._forget(db, oldest, deltas)
         held = sizes["held"] + deltas["held"]
         if held > self.max_pending:  # a flood of outcomes for unknown requests
             cur = db.execute(
@@ -783,11 +814,19 @@ class OutcomeStore:
         window = sizes["window"] + deltas["window"]
         if window > self.window_max_samples:
             cur = db.execute(
-                "DELETE FROM quality_window WHERE id IN (SELECT id FROM quality_window"
-                " ORDER BY time, id LIMIT ?)",
+                "DELETE FROM quality_window WHERE (time, seq) IN (SELECT time, seq"
+                " FROM quality_window ORDER BY time, seq LIMIT ?)",
                 (int(window - self.window_max_samples),),
             )
             deltas["window"] -= cur.rowcount
+
+    @staticmethod
+    def _forget(db: sqlite3.Connection, seqs: list[tuple[int]], deltas: _Deltas) -> None:
+        """Delete settled requests (their payload and their settled row)."""
+        if seqs:
+            db.executemany("DELETE FROM requests WHERE seq = ?", seqs)
+            db.executemany("DELETE FROM settled WHERE seq = ?", seqs)
+            deltas["settled"] -= len(seqs)
 
     def sweep(self, now: float | None = None) -> None:
         """Apply the time-based rules in one transaction (the exporter calls it every pass).
@@ -806,26 +845,34 @@ class OutcomeStore:
         """
         now = self._clock() if now is None else float(now)
         with self._transaction() as db:
-            deltas: Counter[str] = Counter()
+            deltas: _Deltas = defaultdict(int)
             cur = db.execute("DELETE FROM held WHERE arrived < ?", (now - self.early_grace,))
             deltas["unknown_request"] += cur.rowcount
             deltas["held"] -= cur.rowcount
-            horizon = db.execute("SELECT value FROM counters WHERE name = 'horizon'").fetchone()[0]
-            cutoff = min(now, horizon) - self.max_delay - self.early_grace
-            cur = db.execute(
-                f"UPDATE requests SET state = {EXPIRED}, model_version = NULL, predicted = NULL,"
-                " value = NULL, probability = NULL, probabilities = NULL"
-                f" WHERE state = {PENDING} AND time < ?",
-                (cutoff,),
-            )
-            deltas["predictions_expired"] += cur.rowcount
-            deltas["pending"] -= cur.rowcount
-            deltas["settled"] += cur.rowcount
-            cur = db.execute(
-                f"DELETE FROM requests WHERE state <> {PENDING} AND time < ?",
-                (cutoff - self.max_delay,),
-            )
-            deltas["settled"] -= cur.rowcount
+            sizes = self._sizes(db)
+            through = sizes["expired_through"]
+            cutoff = min(now, sizes["horizon"]) - self.max_delay - self.early_grace
+            if cutoff > through:  # only the predictions between the last cutoff and this one
+                expired = [
+                    (seq, EXPIRED)
+                    for (seq,) in db.execute(
+                        "SELECT r.seq FROM requests r WHERE r.time >= ? AND r.time < ?"
+                        " AND NOT EXISTS (SELECT 1 FROM settled s WHERE s.seq = r.seq)",
+                        (through, cutoff),
+                    )
+                ]
+                db.executemany("INSERT INTO settled VALUES (?, ?)", expired)
+                deltas["predictions_expired"] += len(expired)
+                deltas["pending"] -= len(expired)
+                deltas["settled"] += len(expired)
+                db.execute(
+                    "UPDATE counters SET value = ? WHERE name = 'expired_through'", (cutoff,)
+                )
+                through = cutoff
+            old = db.execute(
+                "SELECT seq FROM requests WHERE time < ?", (through - self.max_delay,)
+            ).fetchall()
+            self._forget(db, old, deltas)
             if self.window_max_age is not None:
                 cur = db.execute(
                     "DELETE FROM quality_window WHERE time < ?", (now - self.window_max_age,)
@@ -947,7 +994,7 @@ class OutcomeStore:
             "SELECT time, delay, model_version, predicted, actual, value, actual_value,"
             " probability, probabilities FROM quality_window"
             + (" WHERE " + " AND ".join(where) if where else "")
-            + " ORDER BY time DESC, id DESC LIMIT ?"
+            + " ORDER BY time DESC, seq DESC LIMIT ?"
         )
         with self._snapshot() as db:
             rows = db.execute(sql, (*params, self.window_max_samples)).fetchall()
