@@ -25,8 +25,8 @@ them (so every counter is exact after a SIGKILL):
   caller marked ``invalid``, is *invalid*; so is one whose actual cannot be compared with
   its prediction (no class label for a classifier's prediction, no number for a
   regressor's); the prediction then stays pending for a valid outcome.
-- ``max_pending``: beyond it the oldest pending predictions (by prediction time) are
-  *evicted* and counted.  :meth:`OutcomeStore.sweep` expires pending predictions that no
+- ``max_pending``: beyond it the oldest pending predictions (by arrival) are *evicted*
+  and counted.  :meth:`OutcomeStore.sweep` expires pending predictions that no
   outcome can join any more (older than ``max_delay`` + ``early_grace`` on the record clock).
 
 Replays change nothing: the store records the line identity ``(source, offset)`` of every
@@ -504,16 +504,12 @@ class OutcomeStore:
             preds, outs, replayed = self._fresh_lines(db, predictions, outcomes)
             deltas: _Deltas = defaultdict(int)
             sizes = self._sizes(db)
-            if preds:
-                self._add_predictions(db, preds, deltas, sizes)
-            if outs:
-                self._add_outcomes(db, outs, deltas)
-            times = [r.time for r in _both(preds, outs) if math.isfinite(r.time)]
-            if times:  # the record clock (see sweep)
-                db.execute(
-                    "UPDATE counters SET value = max(value, ?) WHERE name = 'horizon'",
-                    (max(times),),
-                )
+            newest = max(
+                self._add_predictions(db, preds, deltas, sizes) if preds else -math.inf,
+                self._add_outcomes(db, outs, deltas) if outs else -math.inf,
+            )
+            if newest > sizes["horizon"]:  # the record clock (see sweep)
+                db.execute("UPDATE counters SET value = ? WHERE name = 'horizon'", (newest,))
             self._enforce_bounds(db, deltas, sizes)
             self._bump(db, deltas)
         return BatchResult(
@@ -616,7 +612,11 @@ class OutcomeStore:
         rows: list[PredictionRow],
         deltas: _Deltas,
         sizes: dict[str, float],
-    ) -> None:
+    ) -> float:
+        """Insert the new, valid predictions; join the outcomes held for them.
+
+        Returns the newest timestamp among the valid ones (-inf when none).
+        """
         accepted: dict[str, tuple[Any, ...]] = {}
         for row in rows:
             record = _prediction_record(row)
@@ -627,13 +627,14 @@ class OutcomeStore:
             else:
                 accepted[row.request_id] = record
         if not accepted:
-            return
+            return -math.inf
+        newest = max(record[1] for record in accepted.values())
         hashes = {rid: _rid_hash(rid) for rid in accepted}
         for rid in self._lookup(db, "r.seq", hashes):
             del accepted[rid]
             deltas["predictions_duplicate"] += 1
         if not accepted:
-            return
+            return newest
         first = int(sizes["next_seq"])
         db.executemany(
             "INSERT INTO requests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -671,18 +672,22 @@ class OutcomeStore:
                 db.executemany("DELETE FROM held WHERE id = ?", [(h[0],) for h in held])
                 deltas["held"] -= len(held)
                 self._join(db, [h[1:] for h in held], deltas, hold=False)
+        return newest
 
     def _add_outcomes(
         self, db: sqlite3.Connection, rows: list[OutcomeRow], deltas: _Deltas
-    ) -> None:
+    ) -> float:
+        """Join, hold or count the outcomes; returns the newest valid timestamp (or -inf)."""
         valid: list[_Outcome] = [
             (row.request_id, row.time, row.actual, row.actual_value)  # type: ignore[misc]
             for row in rows
             if _valid_outcome(row)
         ]
         deltas["invalid"] += len(rows) - len(valid)
-        if valid:
-            self._join(db, valid, deltas, hold=True)
+        if not valid:
+            return -math.inf
+        self._join(db, valid, deltas, hold=True)
+        return max(o[1] for o in valid)
 
     def _join(
         self, db: sqlite3.Connection, outcomes: list[_Outcome], deltas: _Deltas, hold: bool
