@@ -146,3 +146,16 @@ def test_bench_footprint_prints_startup_rss_and_cpu_next_to_mtail() -> None:
     for who in ("mlops-exporter", r"mtail \(latency only\)"):
         figure(out, rf"^{who}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}$")
     figure(out, r"^targets: RSS <= 75 MB (met|NOT met); start-up <= 0.4 s (met|NOT met)$")
+
+
+def test_bench_outcomes_prints_join_insert_window_and_size_figures() -> None:
+    out = run_bench("bench_outcomes.py", "--quick")
+    figure(out, rf"^prediction insert: 20,000 rows in batches of 2,000: {NUMBER} rows/s$")
+    figure(out, rf"^store size: {NUMBER} MB per million pending predictions \({NUMBER} MB for ")
+    figure(
+        out,
+        rf"^join, random pending predictions: 5,000 outcomes against 20,000 pending, .*: "
+        rf"{NUMBER} outcomes/s; target >= 50,000: (met|NOT met)$",
+    )
+    figure(out, rf"^join, predictions in arrival order: 5,000 outcomes .*: {NUMBER} outcomes/s$")
+    figure(out, rf"^quality_window\(\) at 2,000 pairs: {NUMBER} ms \(median of 3\)$")
