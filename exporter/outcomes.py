@@ -85,8 +85,8 @@ _SETTLED_REASON = {JOINED: "duplicate", EXPIRED: "expired", EVICTED: "evicted"}
 
 _CACHE_KIB = 16 * 1024
 """SQLite page cache of the writer connection.  Bounded, so memory stays flat however many
-predictions are pending; 16 MiB keeps the upper levels of the request B-tree hot (the
-bench measures the join rate at a million pending rows)."""
+predictions are pending; 16 MiB holds the ``rid_hash`` index of about a million requests,
+so most lookups read one page from disk, the row's (``bench/bench_outcomes.py``)."""
 
 _IN_CHUNK = 900  # bound parameters per ``IN (...)`` query, below SQLite's old limit of 999
 _BUSY_TIMEOUT_MS = 10_000
@@ -272,7 +272,7 @@ class OutcomeStats:
     horizon: float | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays: == would be ambiguous
 class QualityWindow:
     """The joined pairs of the quality window as read-only numpy arrays, oldest first.
 
@@ -280,7 +280,8 @@ class QualityWindow:
     ``None`` in a regressor's rows); ``predicted_value``/``actual_value`` are float64
     (NaN where there is no number).  ``probability`` is the predicted class's probability
     (NaN where not logged); ``probabilities[i, j]`` is that of ``classes[j]`` (NaN where not
-    logged).  ``time`` is the prediction time, ``delay`` outcome time - prediction time.
+    logged).  ``time`` is the prediction time, ``delay`` outcome time - prediction time
+    (0 when the outcome is stamped earlier: the writers' clocks disagree).
     """
 
     time: np.ndarray
