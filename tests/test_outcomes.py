@@ -617,7 +617,10 @@ def test_sigkill_at_random_moments_loses_no_prediction_and_joins_none_twice(
         if round_no < 15:
             time.sleep(rng.uniform(0.02, 0.25))
             proc.send_signal(signal.SIGKILL)
-        output, _ = proc.communicate(timeout=120)
+        # read on through the same file object: readline() may have buffered the rest
+        # already, which communicate(timeout=...) would miss (it reads the raw pipe)
+        output = proc.stdout.read()
+        proc.wait(timeout=120)
         replayed += sum(int(line.split()[1]) for line in output.splitlines() if "replayed" in line)
         if proc.returncode == -signal.SIGKILL:
             kills += 1
