@@ -71,6 +71,7 @@ class IngestSnapshot:
     lines_too_long: int
     files_watched: int
     files_over_limit: int = 0
+    open_errors: int = 0  # matching files that could not be opened (retried every poll)
 
 
 class IngestCounters:
@@ -297,6 +298,7 @@ class IngestCounters:
                 lines_too_long=follower.lines_too_long,
                 files_watched=follower.files_watched,
                 files_over_limit=follower.files_over_limit,
+                open_errors=follower.open_errors,
             )
 
 
