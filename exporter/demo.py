@@ -162,6 +162,9 @@ def run_demo(
     with tempfile.TemporaryDirectory(prefix="mlops-exporter-demo-") as tmp:
         log_dir = Path(tmp) / "logs"
         log_dir.mkdir()
+        # the file exists before the exporter starts, so it is followed from its first line
+        # (and the exporter has no reason to warn that logs.paths matches nothing)
+        (log_dir / "predictions.jsonl").touch()
         config_path = Path(tmp) / "config.yml"
         config_path.write_text(
             demo_config(str(log_dir), interval=interval or "5s"), encoding="utf-8"
