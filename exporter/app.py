@@ -40,9 +40,10 @@ from exporter.alerting import ExporterAlerts
 from exporter.checkpoint import load_checkpoint
 from exporter.collector import MlopsCollector, ReferenceInfo
 from exporter.config import ExporterConfig, load_config, load_reference
+from exporter.diagnostics import Diagnostics
 from exporter.exposition import MetricsRenderer
 from exporter.ingest import IngestCounters, Ingestor
-from exporter.landing import LandingPage
+from exporter.landing import FeatureChart, LandingPage, LandingRenderer, LiveFigures
 from exporter.pipeline import DriftSettings, Snapshot, capture, compute_snapshot
 from exporter.records import RecordParser
 from exporter.runtime import RuntimeMetrics
@@ -134,6 +135,14 @@ class Exporter:
                 )
         if not restored:
             self.counters.align_follower(self.follower.stats)
+        self.diagnostics = Diagnostics(
+            self.features,
+            patterns=logs.paths,
+            features_configured=config.features is not None,
+        )
+        self.diagnostics.skipped_at_start(
+            self.follower.skipped_at_start, self.follower.files_skipped_at_start
+        )
         self.ingestor = Ingestor(
             self.follower,
             self.parser,
@@ -141,7 +150,10 @@ class Exporter:
             self.counters,
             state_file=logs.state_file,
             checkpoint_interval=logs.checkpoint_interval,
+            diagnostics=self.diagnostics,
         )
+        self._rate: tuple[float, int] | None = None  # (monotonic time, lines) at the last pass
+        self._lines_per_second: float | None = None
 
         alerts = self.alerts  # a local, so the lambda below sees it is not None
         self.collector = MlopsCollector(
@@ -162,8 +174,17 @@ class Exporter:
         renderer = MetricsRenderer(
             lambda: [*self.collector.sections(), *([runtime.section()] if runtime else [])]
         )
-        landing = LandingPage(
-            config.model_name, version, self._summary(profile), web.telemetry_path
+        landing = LandingRenderer(
+            LandingPage(
+                config.model_name,
+                version,
+                self._summary(profile),
+                web.telemetry_path,
+                refresh_seconds=config.drift.interval,
+                charts={n: FeatureChart.from_profile(profile[n]) for n in self.features},
+            ),
+            snapshot=lambda: self._snapshot,
+            live=self._live_figures,
         )
         self.server = ExporterServer(
             listener,
@@ -171,9 +192,9 @@ class Exporter:
                 registry=self.registry,
                 render=renderer.render,
                 web_config=web_config or WebConfig(),
-                landing=landing,
-                snapshot=lambda: self._snapshot,
+                page=landing.render,
                 ready=self._ready.is_set,
+                warnings=self.diagnostics.warnings,
             ),
             web,
         )
@@ -207,8 +228,33 @@ class Exporter:
             ("drift.tests (reported)", ", ".join(c.drift.tests)),
         ]  # fmt: skip
 
+    def _live_figures(self) -> LiveFigures:
+        c = self.ingestor.snapshot()
+        return LiveFigures(
+            lines_total=c.lines_total,
+            predictions_total=c.predictions_total,
+            lines_per_second=self._lines_per_second,
+            invalid_by_reason=dict(c.invalid_total),
+            files_watched=c.files_watched,
+            warnings=self.diagnostics.warnings(),
+        )
+
+    def _diagnose(self) -> None:
+        """Per pass: the no-silent-failure checks and the header's lines per second."""
+        c = self.ingestor.snapshot()
+        self.diagnostics.files_watched(c.files_watched)
+        self.diagnostics.summarise()
+        now = time.monotonic()
+        if self._rate is not None and now > self._rate[0]:
+            self._lines_per_second = (c.lines_total - self._rate[1]) / (now - self._rate[0])
+        self._rate = (now, c.lines_total)
+
     def drift_pass(self) -> None:
         """One scheduled pass; a failure is logged and counted, the old snapshot stays."""
+        try:
+            self._diagnose()
+        except Exception as exc:  # the checks must never stop a pass
+            log.error("diagnostics_failed", error=str(exc), exc_info=True)
         try:
             data = capture(self.window, self.features)  # under the window's own lock
             snap = compute_snapshot(data, self.profile, self.features, self.settings)

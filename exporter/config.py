@@ -500,7 +500,7 @@ def resolve_features(
         if not feat.monitor:
             continue
         if feat.name not in profile:
-            extra = schema.did_you_mean(feat.name, available)
+            extra = schema.did_you_mean(feat.name, available)  # close matches only
             raise ConfigError(
                 f"features.{feat.name}: not a column of the reference {config.reference_path}"
                 f"{extra}"

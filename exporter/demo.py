@@ -65,8 +65,10 @@ def _predict(features: dict[str, Any]) -> tuple[int, float]:
         - 0.03 * features["tenure_months"]
         + 0.4 * features["support_calls"]
     )
-    probability = 1.0 / (1.0 + math.exp(-score))
-    return int(probability >= 0.5), round(probability, 4)
+    churn = 1.0 / (1.0 + math.exp(-score))
+    cls = int(churn >= 0.5)
+    # the scalar `probability` of a record is the probability of the predicted class
+    return cls, round(churn if cls else 1.0 - churn, 4)
 
 
 def _one(rng: np.random.Generator, *, drifted: bool) -> tuple[dict[str, Any], dict, float]:
@@ -160,6 +162,9 @@ def run_demo(
     with tempfile.TemporaryDirectory(prefix="mlops-exporter-demo-") as tmp:
         log_dir = Path(tmp) / "logs"
         log_dir.mkdir()
+        # the file exists before the exporter starts, so it is followed from its first line
+        # (and the exporter has no reason to warn that logs.paths matches nothing)
+        (log_dir / "predictions.jsonl").touch()
         config_path = Path(tmp) / "config.yml"
         config_path.write_text(
             demo_config(str(log_dir), interval=interval or "5s"), encoding="utf-8"

@@ -27,6 +27,7 @@ import numpy as np
 import structlog
 
 from exporter.checkpoint import save_checkpoint
+from exporter.diagnostics import Diagnostics, sample_rejected
 from exporter.records import INVALID_REASONS, ParsedBatch, RecordParser
 from exporter.tail import CUMULATIVE_STATS, FollowerStats, LogFollower
 from exporter.window import Window
@@ -73,6 +74,7 @@ class IngestSnapshot:
     lines_too_long: int
     files_watched: int
     files_over_limit: int = 0
+    open_errors: int = 0  # matching files that could not be opened (retried every poll)
 
 
 class IngestCounters:
@@ -299,6 +301,7 @@ class IngestCounters:
                 lines_too_long=follower.lines_too_long,
                 files_watched=follower.files_watched,
                 files_over_limit=follower.files_over_limit,
+                open_errors=follower.open_errors,
             )
 
 
@@ -346,8 +349,10 @@ class Ingestor:
         checkpoint_interval: float = CHECKPOINT_INTERVAL,
         checkpoint_bytes: int = CHECKPOINT_BYTES,
         clock: Callable[[], float] = time.monotonic,
+        diagnostics: Diagnostics | None = None,
     ) -> None:
         self.follower = follower
+        self.diagnostics = diagnostics
         self.parser = parser
         self.window = window
         self.counters = counters
@@ -374,7 +379,10 @@ class Ingestor:
         with self._lock:
             # parse_block never raises: an exception costs its own line (internal_error), so
             # there is no catch-all here that could throw a whole block away.
-            batches = [self.parser.parse_block(block) for block in self.follower.poll_blocks()]
+            blocks = self.follower.poll_blocks()
+            batches = [self.parser.parse_block(block) for block in blocks]
+            if self.diagnostics is not None and blocks:
+                self._diagnose(blocks, batches, self.diagnostics)
             processed = 0
             if batches:
                 # Blocks are parsed one by one (~1 MiB each, cache-friendly); window and
@@ -386,6 +394,24 @@ class Ingestor:
                 processed = batch.n_lines
             self.counters.update_follower(self.follower.stats)
             return processed
+
+    def _diagnose(
+        self, blocks: list[bytes], batches: list[ParsedBatch], diagnostics: Diagnostics
+    ) -> None:
+        """Feed the no-silent-failure checks: field names while sampling, and the first
+        rejected lines of each reason (re-parsed one by one, a few times per lifetime)."""
+        sources = self.follower.block_sources
+        for index, (block, batch) in enumerate(zip(blocks, batches, strict=True)):
+            if diagnostics.sampling:
+                diagnostics.observe_block(block)
+            if not batch.invalid:
+                continue
+            diagnostics.rejected(batch.invalid)
+            if diagnostics.wants_samples(batch.invalid) and index < len(sources):
+                path, start = sources[index]
+                sample_rejected(
+                    diagnostics, lambda line: self.parser.parse([line]), path, start, block
+                )
 
     def snapshot(self) -> IngestSnapshot:
         """The counters to serve: as last checkpointed with a state file, else live.

@@ -1,93 +1,246 @@
-"""The ``/`` landing page: what the exporter sees, in one screen, from the last snapshot.
+"""The ``/`` landing page: what the exporter sees, in one screen, refreshed every pass.
 
-Rendering reads the :class:`~exporter.pipeline.Snapshot` as a scrape does and computes no
-statistic.  Every name and value from the config, the reference or the logs goes through
-:func:`html.escape`: a feature or category name is data, never markup.
+The page reads what a scrape reads and computes no statistic: the drift
+:class:`~exporter.pipeline.Snapshot` (verdicts, distances, and the window's counts per
+reference bucket, which the histograms draw), the ingest counters and the warnings of
+:mod:`exporter.diagnostics`.  The feature sections, the heavy part (one inline SVG per
+feature), are rendered once per snapshot and cached (:class:`LandingRenderer`); only the
+header, a few lines, is built per view, so a page view costs about what a scrape costs.
+
+No JavaScript and nothing fetched from elsewhere: the exporter often runs where nothing
+outside is reachable.  The page refreshes itself with a meta refresh at the drift
+interval.  Every name and value from the config, the reference or the logs goes through an
+escape: a feature or category name is data, never markup.
 """
 
 from __future__ import annotations
 
-import html
-from collections.abc import Sequence
-from dataclasses import dataclass
+import datetime as _dt
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from exporter import DEFAULT_TELEMETRY_PATH
 from exporter.pipeline import FeatureResult, Snapshot
+from mlops_core.profile import NumericFeatureProfile
+from mlops_core.report_svg import escape, feature_histogram_svg, numeric_bucket_labels
+
+
+@dataclass(frozen=True)
+class FeatureChart:
+    """The fixed part of one feature's histogram: its buckets and the reference's shares."""
+
+    labels: tuple[str, ...]
+    reference: tuple[float, ...]
+    reference_range: tuple[float, float] | None  # numeric: the reference's min and max
+
+    @classmethod
+    def from_profile(cls, feature: Any) -> FeatureChart:
+        if isinstance(feature, NumericFeatureProfile):
+            lo, hi = float(feature.sorted_values[0]), float(feature.sorted_values[-1])
+            labels = tuple(numeric_bucket_labels(feature.edges, lo, hi))
+            return cls(labels, tuple(float(r) for r in feature.ref_proportions), (lo, hi))
+        return cls(
+            tuple(feature.bucket_labels), tuple(float(r) for r in feature.ref_proportions), None
+        )
 
 
 @dataclass(frozen=True)
 class LandingPage:
-    """What the ``/`` page shows besides the live drift table."""
+    """What the ``/`` page shows besides the live figures; fixed at start-up."""
 
     model: str
     version: str  # the exporter's version (not the model's)
     config_summary: Sequence[tuple[str, str]]
     metrics_path: str = DEFAULT_TELEMETRY_PATH
+    refresh_seconds: float = 30.0
+    model_version: str | None = None  # the model's, when known (the registry issue)
+    charts: Mapping[str, FeatureChart] = field(default_factory=dict)
 
 
-_COLUMNS = (
-    "feature", "type", "samples", "verdict", "distance", "lower bound", "tolerance",
-    "detectable", "missing", "p-value", "PSI",
-)  # fmt: skip
+@dataclass(frozen=True)
+class LiveFigures:
+    """The header's live figures, read from the ingest counters at view time."""
+
+    lines_total: int = 0
+    predictions_total: int = 0
+    lines_per_second: float | None = None  # over the last drift interval
+    invalid_by_reason: Mapping[str, int] = field(default_factory=dict)
+    files_watched: int = 0
+    warnings: Sequence[str] = ()
 
 
-def render_landing(page: LandingPage, snapshot: Snapshot) -> str:
-    esc = html.escape
-    rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in page.config_summary)
-    if snapshot.features:
-        ordered = sorted(snapshot.features, key=lambda f: (not f.drifted, f.name))
-        header = "".join(f"<th>{c}</th>" for c in _COLUMNS)
-        body = "".join(_feature_row(f) for f in ordered)
-        blind = [f.name for f in snapshot.features if (f.detectable_distance or 0.0) > 1.0]
-        note = ""
-        if blind:
-            note = (
-                "<p class='warn'>Too few samples to flag any shift of "
-                f"{esc(', '.join(blind))}: the detectable distance is above 1.</p>"
-            )
-        level = ""
-        if snapshot.level is not None:
-            level = f" Each verdict runs at level {snapshot.level:.3g}."
-        drift = (
-            f"<table><tr>{header}</tr>{body}</table>"
-            f"<p>{snapshot.features_drifted} of {len(snapshot.features)} features drifted."
-            f"{level}</p>{note}"
-        )
-    elif snapshot.computed_at is None:
-        drift = "<p>No drift computation yet.</p>"
-    else:
-        drift = (
-            f"<p>Not enough samples yet ({snapshot.window_samples} in the window); drift "
-            "verdicts appear once drift.min_samples is reached.</p>"
-        )
+_STYLE = (
+    "body{font-family:sans-serif;margin:1.5em;max-width:72em}"
+    "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .6em;"
+    "text-align:left;vertical-align:top}.warn{color:#a40}.drift{color:#b00;font-weight:bold}"
+    ".feature{display:flex;gap:1.5em;align-items:flex-start;border-top:1px solid #ddd;"
+    "padding:.6em 0}.figures td,.figures th{border:none;padding:.05em .5em}"
+    "header dl{display:grid;grid-template-columns:max-content auto;gap:.1em 1em}"
+    "header dt{color:#555}"
+)
+
+
+def render_landing(
+    page: LandingPage,
+    snapshot: Snapshot,
+    live: LiveFigures | None = None,
+    *,
+    now: float | None = None,
+    features_html: str | None = None,
+) -> str:
+    """The whole page; ``features_html`` is :func:`render_features`' output when cached."""
+    live = live or LiveFigures()
+    body = features_html if features_html is not None else render_features(page, snapshot)
+    refresh = max(1, round(page.refresh_seconds))
     return (
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
-        f"<title>mlops-exporter: {esc(page.model)}</title>"
-        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}"
-        ".warn{color:#a40}</style></head><body>"
-        f"<h1>mlops-exporter</h1><p>Model <b>{esc(page.model)}</b> "
-        f"(mlops-exporter {esc(page.version)}).</p>"
-        f"<ul><li><a href='{esc(page.metrics_path.lstrip('/'))}'>Metrics</a></li>"
-        "<li><a href='-/healthy'>Health</a></li><li><a href='-/ready'>Readiness</a></li></ul>"
-        f"<h2>Drift</h2>{drift}<h2>Configuration</h2><table>{rows}</table></body></html>"
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<meta http-equiv='refresh' content='{refresh}'>"
+        f"<title>mlops-exporter: {escape(page.model)}</title><style>{_STYLE}</style>"
+        f"</head><body>{_header(page, snapshot, live, now)}"
+        f"<h2>Drift</h2>{body}"
+        f"<h2>Configuration</h2><table>{_summary(page)}</table></body></html>"
     )
 
 
-def _feature_row(f: FeatureResult) -> str:
+def _summary(page: LandingPage) -> str:
+    rows = page.config_summary
+    return "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows)
+
+
+def _header(page: LandingPage, snap: Snapshot, live: LiveFigures, now: float | None) -> str:
+    now = time.time() if now is None else now
+    model = f"<b>{escape(page.model)}</b>"
+    if page.model_version:
+        model += f", model version <b>{escape(page.model_version)}</b>"
+    if snap.computed_at is None:
+        last = "no pass yet"
+    else:
+        stamp = _dt.datetime.fromtimestamp(snap.computed_at, _dt.UTC).strftime("%H:%M:%S UTC")
+        last = f"<span id='last-pass'>{stamp}</span> ({max(0.0, now - snap.computed_at):.0f} s ago)"
+    rate = "" if live.lines_per_second is None else f" ({live.lines_per_second:.1f} lines/s)"
+    invalid = ", ".join(f"{escape(r)} {n}" for r, n in sorted(live.invalid_by_reason.items()) if n)
+    quantiles = ", ".join(
+        f"p{round(q * 100)} {v * 1000:.1f} ms" for q, v in snap.latency_quantiles.items()
+    )
+    rows = [
+        ("model", model),
+        ("last drift pass", last),
+        ("window", f"<span id='window-samples'>{snap.window_samples}</span> predictions"),
+        ("features drifted", f"<span id='features-drifted'>{snap.features_drifted}</span> of "
+                             f"{len(snap.features)} with a verdict ({snap.monitored} monitored)"),
+        ("lines read", f"<span id='lines-total'>{live.lines_total}</span>{rate}; "
+                       f"{live.predictions_total} predictions"),
+        ("invalid lines", invalid or "none"),
+        ("files watched", f"<span id='files-watched'>{live.files_watched}</span>"),
+        ("latency over the window", quantiles or "no latency yet"),
+    ]  # fmt: skip
+    warnings = "".join(f"<li class='warn'>{escape(w)}</li>" for w in live.warnings)
+    links = (
+        f"<a href='{escape(page.metrics_path.lstrip('/'))}'>Metrics</a> · "
+        "<a href='-/healthy'>Health</a> · <a href='-/ready'>Readiness</a>"
+    )
+    return (
+        f"<header><h1>mlops-exporter</h1><p>{links} · mlops-exporter {escape(page.version)}</p>"
+        "<dl>" + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows) + "</dl>"
+        + (f"<ul id='warnings'>{warnings}</ul>" if warnings else "")
+        + "</header>"
+    )  # fmt: skip
+
+
+def render_features(page: LandingPage, snap: Snapshot) -> str:
+    """Every feature with a verdict, drifted first: its histogram and its figures."""
+    if not snap.features:
+        if snap.computed_at is None:
+            return "<p>No drift computation yet.</p>"
+        if snap.window_samples >= 1 and snap.monitored:
+            return (
+                f"<p class='warn'>No monitored feature has a verdict yet: the window holds "
+                f"{snap.window_samples} predictions, and a feature needs drift.min_samples "
+                "values present (see the warnings above if a feature is never in the "
+                "records).</p>"
+            )
+        return (
+            f"<p>Not enough samples yet ({snap.window_samples} in the window); drift "
+            "verdicts appear once drift.min_samples is reached.</p>"
+        )
+    ordered = sorted(snap.features, key=lambda f: (not f.drifted, -(f.distance or 0.0), f.name))
+    blind = [f.name for f in snap.features if (f.detectable_distance or 0.0) > 1.0]
+    level = "" if snap.level is None else f" Each verdict runs at level {snap.level:.3g}."
+    note = ""
+    if blind:
+        note = (
+            f"<p class='warn'>Too few samples to flag any shift of {escape(', '.join(blind))}: "
+            "the detectable distance is above 1.</p>"
+        )
+    sections = "".join(_feature_section(page.charts.get(f.name), f) for f in ordered)
+    return (
+        f"<p>{snap.features_drifted} of {len(snap.features)} features drifted.{level}</p>"
+        f"{note}<div id='features'>{sections}</div>"
+    )
+
+
+def _feature_section(chart: FeatureChart | None, f: FeatureResult) -> str:
+    name = escape(f.name)
+    svg = ""
+    if chart is not None and len(f.bucket_counts) == len(chart.labels):
+        svg = feature_histogram_svg(
+            chart.labels, chart.reference, f.bucket_counts, f.below_min, f.above_max,
+            f.name, reference_range=chart.reference_range, show_title=False,
+        )  # fmt: skip
+    by = escape(", ".join(t for t, flag in f.detected.items() if flag))
+    verdict = f"<span class='drift'>drift</span> ({by})" if f.drifted else "ok"
     if f.kind == "numeric":
         p_value = "" if f.ks_p_value is None else f"KS {_fmt(f.ks_p_value)}"
     else:
         p_value = "" if f.chi2_p_value is None else f"&chi;&sup2; {_fmt(f.chi2_p_value)}"
-    by = html.escape(", ".join(t for t, flag in f.detected.items() if flag))
-    verdict = f"<b>drift</b> ({by})" if f.drifted else "ok"
-    cells = (
-        html.escape(f.name), f.kind, str(f.samples), verdict, _fmt(f.distance),
-        _fmt(f.lower_bound), _fmt(f.tolerance), _fmt(f.detectable_distance),
-        f"{f.missing_ratio:.1%}", p_value, _fmt(f.psi),
-    )  # fmt: skip
-    return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+    distance = "KS distance" if f.kind == "numeric" else "total variation"
+    rows = [
+        ("verdict", verdict),
+        (distance, f"{_fmt(f.distance)} (tolerance {_fmt(f.tolerance)})"),
+        ("lower bound", _fmt(f.lower_bound)),
+        ("detectable", _fmt(f.detectable_distance)),
+        ("missing", f"{f.missing_ratio:.1%} (reference {f.reference_missing_ratio:.1%})"),
+        ("p-value", p_value or "not computed"),
+        ("PSI", _fmt(f.psi) or "not computed"),
+        ("samples", str(f.samples)),
+    ]
+    table = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
+    state = "drifted" if f.drifted else "ok"
+    return (
+        f"<section class='feature' data-feature='{name}' data-verdict='{state}'>"
+        f"<div><h3>{name} <small>({f.kind})</small></h3><table class='figures'>{table}"
+        f"</table></div>{svg}</section>"
+    )
 
 
 def _fmt(value: float | None) -> str:
     return "" if value is None else f"{value:.4g}"
+
+
+class LandingRenderer:
+    """Renders the page, with the feature sections cached per snapshot object."""
+
+    def __init__(
+        self,
+        page: LandingPage,
+        snapshot: Callable[[], Snapshot],
+        live: Callable[[], LiveFigures],
+    ) -> None:
+        self.page = page
+        self._snapshot = snapshot
+        self._live = live
+        self._lock = threading.Lock()
+        self._cached: tuple[Snapshot, str] | None = None
+
+    def render(self) -> bytes:
+        snap = self._snapshot()
+        with self._lock:
+            cached = self._cached
+        if cached is None or cached[0] is not snap:
+            cached = (snap, render_features(self.page, snap))
+            with self._lock:
+                self._cached = cached
+        return render_landing(self.page, snap, self._live(), features_html=cached[1]).encode()

@@ -243,6 +243,9 @@ CATALOG: tuple[MetricSpec, ...] = (
     MetricSpec("mlops_log_truncations", "counter", "Log files truncated in place.", (), "files"),
     MetricSpec("mlops_log_files_watched", "gauge",
                "Log files currently followed (matching logs.paths).", (), "files"),
+    MetricSpec("mlops_log_open_errors", "counter",
+               "Attempts to open a matching log file that failed (permissions, a file gone "
+               "between the glob and the open); each is logged and retried.", (), "files"),
     MetricSpec("mlops_log_files_over_limit", "gauge",
                "Files matching logs.paths not followed because logs.max_files are open.",
                (), "files"),

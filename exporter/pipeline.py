@@ -132,6 +132,9 @@ class FeatureResult:
     detected: Mapping[str, bool] = field(default_factory=dict)  # "distance"/"missing" -> flag
     drifted: bool = False  # either verdict
     p_value: float = 1.0  # smallest level at which the feature would be flagged
+    bucket_counts: tuple[int, ...] = ()  # the window's values per reference bucket
+    below_min: int = 0  # numeric: values below the reference's minimum
+    above_max: int = 0  # numeric: values above the reference's maximum
 
     @classmethod
     def from_drift(cls, f: FeatureDrift) -> FeatureResult:
@@ -159,6 +162,9 @@ class FeatureResult:
             detected=MappingProxyType(detected),
             drifted=f.drifted,
             p_value=f.p_value,
+            bucket_counts=f.bucket_counts,
+            below_min=f.below_min,
+            above_max=f.above_max,
         )
 
 

@@ -265,6 +265,21 @@ def _reject_constant(name: str) -> float:
     raise _NonFinite(name)
 
 
+def _has_non_finite_number(line: bytes) -> bool:
+    """Whether the JSON line holds a number that is not finite (``1e400``, ``NaN``)."""
+    try:
+        json.loads(line, parse_constant=_reject_constant, parse_float=_checked_float)
+    except _NonFinite:
+        return True
+    except ValueError:
+        return False
+    return False
+
+
+def _is_non_finite(value: Any) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
+
+
 def _checked_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
@@ -522,9 +537,8 @@ class RecordParser:
                 return "invalid_json"
             if event != "prediction" and event is not None:
                 return None  # other events may carry fields of any shape
-            if "out of range" in str(exc):
-                return "non_finite"
-            return "wrong_type"
+            # decided from the value, not from msgspec's wording of the error
+            return "non_finite" if _has_non_finite_number(line) else "wrong_type"
         try:
             line.decode("utf-8")
         except UnicodeDecodeError:
@@ -575,8 +589,9 @@ class RecordParser:
         for record, data in zip(good, inputs, strict=True):
             try:
                 value = msgspec.convert({attr[k]: v for k, v in data.items() if k in attr}, struct)
-            except msgspec.ValidationError as exc:
-                invalid["non_finite" if "out of range" in str(exc) else "wrong_type"] += 1
+            except msgspec.ValidationError:
+                bad = any(_is_non_finite(v) for k, v in data.items() if k in attr)
+                invalid["non_finite" if bad else "wrong_type"] += 1
                 continue
             kept.append(record)
             converted.append(value)

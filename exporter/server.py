@@ -15,10 +15,9 @@ import asyncio
 import gzip
 import socket
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
 import structlog
@@ -28,7 +27,6 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 
 from exporter import DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_REQUESTS, DEFAULT_TELEMETRY_PATH
 from exporter.httpserver import BACKLOG, Deferred, HttpLimits, HttpServer, Request, Response
-from exporter.landing import LandingPage, render_landing
 from exporter.limits import DescriptorReserve
 from exporter.negotiate import VARY, accepts_gzip, choose_format
 from exporter.webconfig import BCRYPT_CONCURRENCY, WebConfig
@@ -36,8 +34,6 @@ from mlops_core.errors import ConfigError
 
 log = structlog.get_logger("exporter.server")
 
-if TYPE_CHECKING:
-    from exporter.pipeline import Snapshot
 
 _HEALTH_PATHS = ("/-/healthy", "/-/ready")
 
@@ -64,9 +60,9 @@ class ServerApp:
     registry: CollectorRegistry
     render: Callable[[bool], bytes]  # the registry's output (OpenMetrics if True), fast path
     web_config: WebConfig
-    landing: LandingPage
-    snapshot: Callable[[], Snapshot]
+    page: Callable[[], bytes]  # the landing page (exporter.landing.LandingRenderer.render)
     ready: Callable[[], bool]
+    warnings: Callable[[], Sequence[str]] = tuple  # what the exporter cannot use, one per line
 
 
 @dataclass(frozen=True)
@@ -243,7 +239,12 @@ class _Routes:
             return self._finish(_text(200, b"Healthy.\n"))
         if path == "/-/ready":
             ready = self.app.ready()
-            return self._finish(_text(200, b"Ready.\n") if ready else _text(503, b"Not ready.\n"))
+            # Ready is about serving; what the exporter cannot use is said in the body too,
+            # so a probe's log shows it (no files matched, a feature never in the records).
+            notes = "".join(f"warning: {w}\n" for w in self.app.warnings()).encode()
+            if ready:
+                return self._finish(_text(200, b"Ready.\n" + notes))
+            return self._finish(_text(503, b"Not ready.\n" + notes))
         if path == self.options.telemetry_path:
             return self.work.submit(request, lambda: self._metrics(request, parse_qs(query)))
         if path == "/":
@@ -251,8 +252,7 @@ class _Routes:
         return self._finish(_text(404, b"Not found.\n"))
 
     def _landing(self) -> Response:
-        page = render_landing(self.app.landing, self.app.snapshot()).encode()
-        return Response(200, page, [("Content-Type", "text/html; charset=utf-8")])
+        return Response(200, self.app.page(), [("Content-Type", "text/html; charset=utf-8")])
 
     def _metrics(self, request: Request, query: dict[str, list[str]]) -> Response:
         fmt = choose_format(request.header("accept"))
@@ -381,11 +381,9 @@ __all__ = [
     "DEFAULT_MAX_REQUESTS",
     "DEFAULT_TELEMETRY_PATH",
     "ExporterServer",
-    "LandingPage",
     "Listener",
     "ServerApp",
     "ServerOptions",
     "bind",
     "parse_listen_address",
-    "render_landing",
 ]

@@ -169,6 +169,12 @@ class LogFollower:
         self._clock = clock
         self.stats = FollowerStats()
         self.caught_up = False
+        #: (path, byte offset of its first line) of each block the last poll_blocks returned
+        self.block_sources: list[tuple[str, int]] = []
+        #: bytes already in the files when the exporter started, left unread because of
+        #: start_position "end", and in how many files: said in the log, never silently
+        self.skipped_at_start = 0
+        self.files_skipped_at_start = 0
         """True after a poll that read every file to its end (for a readiness check)."""
         self._streams: dict[str, _Stream] = {}
         self._draining: list[_Stream] = []
@@ -219,6 +225,7 @@ class LogFollower:
         """
         with self._lock:
             out: list[bytes] = []
+            self.block_sources = []
             if self._closed:
                 return out
             budget = self.max_poll_bytes
@@ -349,6 +356,9 @@ class LogFollower:
                 stream.offset = 0  # created since the checkpoint: nothing of it was read
             else:
                 self._seek_end(stream)
+                if stream.offset:
+                    self.skipped_at_start += stream.offset
+                    self.files_skipped_at_start += 1
             if self._open_count() >= self.max_files:
                 self._warn_over_limit(path)
                 self._park(stream, "over_limit")
@@ -767,6 +777,7 @@ class LogFollower:
             stream.skipping = False
             chunk = chunk[newline + 1 :]
         cut = chunk.rfind(b"\n")
+        start = stream.offset - len(chunk) - len(stream.partial)  # where the block begins
         if cut < 0:
             stream.partial += chunk
         else:
@@ -784,6 +795,7 @@ class LogFollower:
                 block = b"\n".join(kept)
             if block:
                 out.append(block)
+                self.block_sources.append((stream.path, start))
         if len(stream.partial) > limit:
             self.stats.lines_too_long += 1
             stream.skipping = True
@@ -794,6 +806,7 @@ class LogFollower:
         self._draining.remove(stream)
         if stream.partial and not stream.skipping:
             out.append(stream.partial + b"\n")
+            self.block_sources.append((stream.path, stream.offset - len(stream.partial)))
         _close_fd(stream.fd)
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_core.errors import (
     AlertConfigError,
+    ConditionalWritesUnsupportedError,
     CorruptMetadataError,
     DriftInputError,
     DurationError,
@@ -29,6 +30,7 @@ from mlops_core.errors import (
     RegistryError,
     RegistryInputError,
     StageError,
+    StorageError,
     ValidationConfigError,
     ValidationInputError,
     VersionExistsError,
@@ -76,6 +78,7 @@ _LAZY: dict[str, str] = {
 
 __all__ = [
     "AlertConfigError",
+    "ConditionalWritesUnsupportedError",
     "CorruptMetadataError",
     "DriftInputError",
     "DurationError",
@@ -91,6 +94,7 @@ __all__ = [
     "RegistryError",
     "RegistryInputError",
     "StageError",
+    "StorageError",
     "ValidationConfigError",
     "ValidationInputError",
     "VersionExistsError",

@@ -378,6 +378,12 @@ class FeatureDrift:
     chi2: Chi2Figures | None = None
     psi: PsiFigures | None = None
     skipped_tests: Mapping[str, str] = field(default_factory=dict)
+    #: current counts per bucket of the profile (its ``bucket_labels``), and for a numeric
+    #: feature how many current values lie below the reference's minimum / above its
+    #: maximum: what a histogram of reference against current needs (the landing page)
+    bucket_counts: tuple[int, ...] = ()
+    below_min: int = 0
+    above_max: int = 0
 
     def to_dict(self, thresholds: Mapping[str, float] | None = None) -> dict[str, Any]:
         """The JSON-compatible form of :func:`analyze_feature_drift`'s reports.
@@ -463,6 +469,9 @@ class _Measured:
     chi2: Chi2Figures | None
     psi: PsiFigures | None
     skipped: Mapping[str, str]
+    bucket_counts: tuple[int, ...] = ()
+    below_min: int = 0
+    above_max: int = 0
 
 
 def evaluate_drift(
@@ -632,7 +641,18 @@ def _measure(
         profile, tolerance, n_cur, n_missing, n_unseen, distance, cells, bound_p,
         significance_p, rise, missing_n, missing_p, ks if "ks" in tests else None,
         chi2 if "chi2" in tests else None, psi, skipped,
+        tuple(int(c) for c in counts), *_out_of_range(profile, cur_sorted),
     )  # fmt: skip
+
+
+def _out_of_range(profile: FeatureProfile, cur_sorted: np.ndarray) -> tuple[int, int]:
+    """Current values below the reference's minimum and above its maximum (numeric only)."""
+    if not isinstance(profile, NumericFeatureProfile) or cur_sorted.size == 0:
+        return 0, 0
+    low, high = profile.sorted_values[0], profile.sorted_values[-1]
+    below = int(np.searchsorted(cur_sorted, low, side="left"))
+    above = int(cur_sorted.size - np.searchsorted(cur_sorted, high, side="right"))
+    return below, above
 
 
 def _radius(numeric: bool, n_ref: int, n_cur: int, cells: int, level: float) -> float:
@@ -721,6 +741,9 @@ def _judge(name: str, m: _Measured, p_value: float, level: float) -> FeatureDrif
         chi2=m.chi2,
         psi=m.psi,
         skipped_tests=m.skipped,
+        bucket_counts=m.bucket_counts,
+        below_min=m.below_min,
+        above_max=m.above_max,
     )
 
 

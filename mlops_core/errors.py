@@ -71,7 +71,18 @@ class CorruptMetadataError(RegistryError):
 
 
 class LockTimeoutError(RegistryError, TimeoutError):
-    """The per-model lock could not be taken in time."""
+    """The per-model lock could not be taken in time (on object storage: a change kept losing
+    its conditional write to other writers until the timeout)."""
+
+
+class StorageError(RegistryError, OSError):
+    """Object storage refused a request or cannot be reached; names the endpoint and object."""
+
+    code: str = ""  # the S3 error code ("AccessDenied", "NoSuchBucket"), when there is one
+
+
+class ConditionalWritesUnsupportedError(StorageError):
+    """The S3 endpoint ignores ``If-Match``/``If-None-Match``: writing there could lose updates."""
 
 
 # --- prediction logging -----------------------------------------------------------------------

@@ -32,6 +32,7 @@ import hashlib
 import json
 import math
 import numbers
+import os
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -590,7 +591,7 @@ class ReferenceProfile:
     @classmethod
     def from_file(
         cls,
-        path: str | Path,
+        path: str | os.PathLike[str],
         feature_types: Mapping[str, str] | None = None,
         buckets: int = DEFAULT_BUCKETS,
         max_categories: int = DEFAULT_MAX_CATEGORIES,
@@ -771,7 +772,7 @@ def _looks_like_profile(path: Path) -> bool:
     return FORMAT_NAME.encode() in head
 
 
-def _existing_file(path: str | Path) -> Path:
+def _existing_file(path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     if not path.exists():
         raise MissingFileError(f"{path}: no such file")

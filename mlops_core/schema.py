@@ -26,7 +26,6 @@ change of wording in msgspec cannot move an error to the wrong key.
 
 from __future__ import annotations
 
-import difflib
 import types
 from collections.abc import Callable, Iterable, Mapping
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin, overload
@@ -37,6 +36,7 @@ from msgspec import Meta
 from mlops_core import durations
 from mlops_core._common import is_finite_number
 from mlops_core.errors import DurationError
+from mlops_core.suggest import closest
 
 __all__ = [
     "Duration",
@@ -182,9 +182,10 @@ def describe(value: Any) -> str:
 
 
 def did_you_mean(word: str, choices: Iterable[str], show: Callable[[str], str] = repr) -> str:
-    """`` (did you mean 'x'?)`` naming the closest of ``choices``, or ``""`` if none is close."""
-    hint = difflib.get_close_matches(word, list(choices), n=1)
-    return f" (did you mean {show(hint[0])}?)" if hint else ""
+    """`` (did you mean 'x'?)`` naming the closest of ``choices``, or ``""`` if none is
+    close (:func:`mlops_core.suggest.closest`: a suggestion that misleads is worse than none)."""
+    hint = closest(word, choices)
+    return f" (did you mean {show(hint)}?)" if hint is not None else ""
 
 
 def unwrap(annotation: Any) -> tuple[Any, list[Any]]:

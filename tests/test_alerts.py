@@ -262,7 +262,14 @@ def test_unwritable_state_file_does_not_stop_alerting(tmp_path):
     [
         ({}, "thresholds: expected a non-empty mapping of metric -> levels"),
         ({"lat": {"warning": "high"}}, "thresholds.lat.warning: expected a finite number"),
-        ({"lat": {"warn": 1}}, r"thresholds.lat.warn: unknown key \(did you mean 'warning'\?\)"),
+        (
+            {"lat": {"warnign": 1}},
+            r"thresholds.lat.warnign: unknown key \(did you mean 'warning'\?\)",
+        ),
+        (
+            {"lat": {"warn": 1}},  # too far from any key to suggest one: the keys are listed
+            r"thresholds.lat.warn: unknown key \(expected one of: warning, critical, direction\)",
+        ),
         (
             {"lat": {"direction": "up", "warning": 1}},
             "thresholds.lat.direction: expected one of above, below, got 'up'",

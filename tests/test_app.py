@@ -142,8 +142,9 @@ def test_landing_page_escapes_names() -> None:
     )
     html = render_landing(LandingPage("m<script>", "1", [("k", "<v>")]), snap)
     assert "<script>" not in html and "&lt;script&gt;" in html
-    assert "&lt;b&gt;x&lt;/b&gt;" in html and "<b>drift</b> (distance)" in html
+    assert "&lt;b&gt;x&lt;/b&gt;" in html and "<span class='drift'>drift</span> (distance)" in html
     assert "1 of 2 features drifted" in html and "level 1e-07" in html
-    assert html.index("&lt;b&gt;x") < html.index("small")  # drifted features first
+    # drifted features first
+    assert html.index("data-feature='&lt;b&gt;x") < html.index("data-feature='small'")
     assert "KS 0.01" in html and "&chi;&sup2; 0.5" in html  # each p-value names its test
     assert "Too few samples to flag any shift of small" in html

@@ -171,3 +171,32 @@ def test_bench_load_prints_each_phase_with_latency_rss_and_threads() -> None:
                 rf"{NUMBER} times; {peak}")  # fmt: skip
     figure(out, rf"^10 slow connections closed at once: {worst} in the 2 s after$")
     figure(out, r"^target: worst legitimate scrape < 1 s: (met|NOT met)$")
+
+
+def test_bench_landing_prints_a_view_next_to_a_scrape() -> None:
+    out = run_bench("bench_landing.py", "--features", "5", "--views", "2")
+    figure(out, rf"^\s+5\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}x\s+{NUMBER}\s+{NUMBER}$")
+    figure(out, r"^target: a view within 2x a scrape: (met|NOT met)$")
+
+
+def test_bench_registry_prints_each_operation_for_both_backends() -> None:
+    from tests.s3_server import require_moto
+
+    require_moto()
+    out = run_bench("bench_registry.py", "--repeats", "2", "--size", "1000")
+    figure(out, r"^registry latency, median of 2 \(model 1,000 bytes\): filesystem vs S3")
+    for operation in ("register", "promote to production", "read production version"):
+        figure(out, rf"^{operation}\s+{NUMBER} ms\s+{NUMBER} ms\s+{NUMBER}x$")
+
+
+def test_bench_outcomes_prints_join_insert_window_and_size_figures() -> None:
+    out = run_bench("bench_outcomes.py", "--quick")
+    figure(out, rf"^prediction insert: 20,000 rows in batches of 2,000: {NUMBER} rows/s$")
+    figure(out, rf"^store size: {NUMBER} MB per million pending predictions \({NUMBER} MB for ")
+    figure(
+        out,
+        rf"^join, random pending predictions: 5,000 outcomes against 20,000 pending, .*: "
+        rf"{NUMBER} outcomes/s; target >= 50,000: (met|NOT met)$",
+    )
+    figure(out, rf"^join, predictions in arrival order: 5,000 outcomes .*: {NUMBER} outcomes/s$")
+    figure(out, rf"^quality_window\(\) at 2,000 pairs: {NUMBER} ms \(median of 3\)$")

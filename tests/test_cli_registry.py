@@ -268,3 +268,47 @@ def test_every_positional_argument_of_the_mlops_cli_has_help() -> None:
         if not act.help
     ]
     assert undocumented == []
+
+
+def test_register_with_a_reference_and_read_it_back(mlops: Runner, workdir: Path) -> None:
+    from mlops_core.profile import ReferenceProfile
+    from mlops_core.registry import ModelRegistry
+
+    ref = workdir / "training.csv"
+    ref.write_text("age,plan\n" + "".join(f"{20 + i % 50},{'ab'[i % 2]}\n" for i in range(200)))
+    registered = json.loads(ok(mlops(
+        "--registry", "reg", "register", "churn", "1.0", "model_v1.pkl", "--reference", str(ref),
+        "--json", cwd=workdir,
+    )))  # fmt: skip
+    stored = workdir / "reg" / "churn" / "versions" / "1.0" / "reference.json"
+    assert registered["reference_sha256"] == hashlib.sha256(stored.read_bytes()).hexdigest()
+    ok(mlops("--registry", "reg", "promote", "churn", "1.0", "production", cwd=workdir))
+    out = ok(mlops("--registry", "reg", "reference", "churn", "-o", "p.json", cwd=workdir))
+    assert "features  age, plan" in out
+    expected = ReferenceProfile.from_file(ref).hash
+    assert ReferenceProfile.load(workdir / "p.json").hash == expected
+    assert ModelRegistry(workdir / "reg").get_reference_profile("churn", "1.0").hash == expected
+
+    # no reference for a version registered without one; a tampered one: one line each
+    ok(mlops("--registry", "reg", "register", "churn", "2.0", "model_v2.pkl", cwd=workdir))
+    line = one_line_error(mlops("--registry", "reg", "reference", "churn", "2.0", cwd=workdir))
+    assert line == (
+        "mlops registry: error: model 'churn' version '2.0' was registered without a"
+        " reference profile"
+    )
+    stored.write_text(stored.read_text().replace('"n_rows": 200', '"n_rows": 201'))
+    line = one_line_error(mlops("--registry", "reg", "reference", "churn", cwd=workdir))
+    assert f"{stored}: sha256 " in line and "recorded at registration" in line
+    assert "reference.json" in one_line_error(mlops("--registry", "reg", "verify", cwd=workdir))
+
+
+def test_a_reference_file_that_cannot_be_profiled_registers_nothing(
+    mlops: Runner, workdir: Path
+) -> None:
+    (workdir / "bad.csv").write_text("age\n")
+    line = one_line_error(mlops(
+        "--registry", "reg", "register", "churn", "1.0", "model_v1.pkl", "--reference",
+        "bad.csv", cwd=workdir,
+    ))  # fmt: skip
+    assert line == "mlops registry: error: bad.csv: CSV has a header but no rows"
+    assert not (workdir / "reg" / "churn").exists()

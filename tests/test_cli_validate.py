@@ -25,7 +25,11 @@ from sklearn.svm import SVC
 
 from mlops_core.cli import main
 from mlops_core.registry import ModelRegistry
+from tests import s3_server as _s3
 from tests.conftest import REPO_ROOT
+
+# the S3 test server (a moto process), its AWS variables and a new bucket per test
+s3_server, s3_env, s3_url = _s3.s3_server, _s3.s3_env, _s3.s3_url
 
 # the real dispatcher (``mlops_core.cli.main``), which the ``mlops`` console script runs
 _ENTRY = "import sys, mlops_core.cli as c; sys.exit(c.main(sys.argv[1:]))"
@@ -156,7 +160,7 @@ def test_baseline_comparison(files, tmp_path, mlops_main):
 @pytest.mark.parametrize(
     ("setup", "expected"),
     [
-        ("unknown_key", "c.yml: min_acc: unknown key (did you mean 'min_accuracy'?)"),
+        ("unknown_key", "c.yml: min_acc: unknown key (expected one of: min_accuracy, min_f1,"),
         ("missing_model", "model file not found:"),
         ("corrupt_model", "cannot load model"),
         ("npz_without_y", "missing array(s) y; found X"),
@@ -331,3 +335,75 @@ def test_documented_session_is_what_its_gate_yml_produces(files, tmp_path, mlops
         ), name
         passed = float(value) >= float(threshold) if greater else float(value) <= float(threshold)
         assert outcome == ("pass" if passed else "fail"), name
+
+
+# --- --register --reference: the profile and the gate's metrics travel with the version ------
+
+
+def _reference_csv(path, files):
+    with np.load(files["dir"] / "val.npz") as data:
+        X = data["X"]
+    path.write_text("f0,f1,f2,f3\n" + "".join(",".join(map(str, r)) + "\n" for r in X))
+    return path
+
+
+def test_register_with_reference_stores_the_profile_and_the_gate_metrics(
+    files, tmp_path, mlops_main
+):
+    from mlops_core.profile import ReferenceProfile
+
+    d = files["dir"]
+    ref = _reference_csv(tmp_path / "train.csv", files)
+    reg = tmp_path / "registry"
+    proc = mlops_main(
+        d / "good.pkl", d / "val.npz", "--config", d / "gate.yml",
+        "--register", "churn", "1.0.0", "--registry", reg, "--reference", ref,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "registered: churn 1.0.0 (stage none) with its reference profile" in proc.stdout
+    registry = ModelRegistry(reg)
+    profile = registry.get_reference_profile("churn", "1.0.0")
+    assert profile.hash == ReferenceProfile.from_file(ref).hash
+    metrics = registry.get_version_metrics("churn", "1.0.0")
+    assert metrics["accuracy"] == pytest.approx(files["good_accuracy"])
+    assert {"f1", "roc_auc", "latency_p95_ms", "n_samples"} <= set(metrics)
+
+
+def test_a_bad_reference_fails_before_the_gate_and_registers_nothing(
+    files, tmp_path, mlops_main
+):
+    d = files["dir"]
+    (tmp_path / "bad.csv").write_text("f0,f1\n1\n")
+    reg = tmp_path / "registry"
+    proc = mlops_main(
+        d / "good.pkl", d / "val.npz", "--config", d / "gate.yml",
+        "--register", "churn", "1.0.0", "--registry", reg, "--reference", tmp_path / "bad.csv",
+    )  # fmt: skip
+    assert proc.returncode == 1 and proc.stdout == ""  # no gate table: it never ran
+    assert proc.stderr.strip() == (
+        f"mlops validate: error: {tmp_path / 'bad.csv'}:2: 1 fields, header has 2"
+    )
+    assert not reg.exists()
+    proc = mlops_main(d / "good.pkl", d / "val.npz", "--config", d / "gate.yml",
+                      "--reference", tmp_path / "bad.csv")  # fmt: skip
+    assert proc.stderr.strip() == (
+        "mlops validate: error: --reference needs --register NAME VERSION"
+    )
+
+
+def test_register_with_reference_into_an_s3_registry(files, tmp_path, mlops_main, s3_url):
+    d = files["dir"]
+    ref = _reference_csv(tmp_path / "train.csv", files)
+    proc = mlops_main(
+        d / "good.pkl", d / "val.npz", "--config", d / "gate.yml",
+        "--register", "churn", "1.0.0", "--registry", s3_url, "--reference", ref,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    registry = ModelRegistry(s3_url, cache_dir=tmp_path / "cache")
+    assert registry.get_reference_profile("churn", "1.0.0").feature_names == [
+        "f0", "f1", "f2", "f3",
+    ]  # fmt: skip
+    assert registry.get_version("churn", "1.0.0").tags == {"validated_by": "mlops validate"}
+    assert registry.get_model_path("churn", "1.0.0").read_bytes() == (
+        d / "good.pkl"
+    ).read_bytes()

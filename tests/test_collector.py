@@ -284,3 +284,12 @@ def test_fast_encoding_escapes_like_prometheus_client() -> None:
     renderer = MetricsRenderer(lambda: [(None, Odd().collect)])
     assert renderer.render(False) == generate_latest(registry)
     assert renderer.render(True) == generate_openmetrics(registry)
+
+
+def test_files_that_could_not_be_opened_are_counted(profile) -> None:
+    from exporter.tail import FollowerStats
+
+    h = Harness(profile)
+    h.counters.update_follower(FollowerStats(open_errors=3, files_watched=1))
+    fams = h.families()
+    assert samples(fams["mlops_log_open_errors"]) == {("mlops_log_open_errors_total", ()): 3.0}

@@ -42,14 +42,22 @@ def test_docs_table_is_generated_from_the_catalog(tmp_path: Path) -> None:
         assert f"`{spec.exposed_name}`" in text, spec.name
 
 
+#: a block of a docs page about metrics that are not served yet, which must say so
+_PLANNED = re.compile(r"<!-- planned: not served yet -->.*?<!-- end planned -->", re.S)
+
+
 def _documented_tokens() -> dict[str, set[str]]:
     places = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
-    return {
-        str(p.relative_to(REPO_ROOT)): {
-            t for t in _TOKEN.findall(p.read_text("utf-8")) if not _NOT_METRICS.fullmatch(t)
+    out = {}
+    for p in places:
+        text = p.read_text("utf-8")
+        for block in _PLANNED.findall(text):
+            assert "not in the exporter yet" in block.lower(), f"{p.name}: say it is planned"
+        text = _PLANNED.sub("", text)
+        out[str(p.relative_to(REPO_ROOT))] = {
+            t for t in _TOKEN.findall(text) if not _NOT_METRICS.fullmatch(t)
         }
-        for p in places
-    }
+    return out
 
 
 def test_every_metric_name_in_the_docs_exists() -> None:

@@ -89,10 +89,10 @@ import os, random, sys
 from mlops_core.errors import StageError
 from mlops_core.registry import ModelRegistry
 
-root, round_no, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
+root, round_no, seed, srcdir = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 rng = random.Random(seed)
 reg = ModelRegistry(root)
-src = os.path.join(root + "-src", f"m{round_no}.bin")
+src = os.path.join(srcdir, f"m{round_no}.bin")
 os.makedirs(os.path.dirname(src), exist_ok=True)
 with open(src, "wb") as fh:
     fh.write(os.urandom(rng.randint(1, 256 * 1024)))  # copies take a moment: kills land inside
@@ -117,17 +117,23 @@ for i in range(10_000):
 """
 
 
-@pytest.mark.slow
-def test_sigkill_at_random_moments_leaves_a_consistent_registry(tmp_path: Path) -> None:
+def kill_writers_at_random_moments(
+    location: str, srcdir: Path, rounds: int, half_done: Callable[[], bool]
+) -> tuple[set[str], int, int]:
+    """SIGKILL ``rounds`` writer processes of the registry at ``location`` at random moments.
+
+    After each kill the registry must be consistent and hold every registration the writer
+    reported done.  Returns (acknowledged registrations, kills that ``half_done`` says
+    landed inside a write, the seed).  Shared by the filesystem and S3 tests.
+    """
     seed = int.from_bytes(os.urandom(4), "big")
     rng = random.Random(seed)
-    root = tmp_path / "reg"
-    registry = ModelRegistry(root)
+    registry = ModelRegistry(location)
     acknowledged: set[str] = set()
-    rounds, kills_inside_a_write = 10, 0
+    kills_inside_a_write = 0
     for round_no in range(rounds):
         proc = _python(
-            _CRASH_WRITER, str(root), str(round_no), str(rng.getrandbits(32)),
+            _CRASH_WRITER, location, str(round_no), str(rng.getrandbits(32)), str(srcdir),
             stdout=subprocess.PIPE,
         )  # fmt: skip
         assert proc.stdout is not None
@@ -141,10 +147,21 @@ def test_sigkill_at_random_moments_leaves_a_consistent_registry(tmp_path: Path) 
         if not registry.list_models():
             assert not acknowledged  # killed before the first registration committed
             continue
-        kills_inside_a_write += _left_half_done(root / "crashy")
+        kills_inside_a_write += half_done()
         ids = assert_consistent(registry, "crashy")
         missing = acknowledged - set(ids)
         assert not missing, f"acknowledged registrations lost: {missing} (seed {seed})"
+    return acknowledged, kills_inside_a_write, seed
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_leaves_a_consistent_registry(tmp_path: Path) -> None:
+    root = tmp_path / "reg"
+    registry = ModelRegistry(root)
+    rounds = 10
+    acknowledged, kills_inside_a_write, seed = kill_writers_at_random_moments(
+        str(root), tmp_path / "reg-src", rounds, lambda: _left_half_done(root / "crashy")
+    )
     # the next writer finishes what the killed ones left and the directory is clean again
     registry.register_model("crashy", "final", tmp_path / "reg-src" / "m0.bin")
     assert_consistent(registry, "crashy")
@@ -238,6 +255,42 @@ def test_sigkill_before_every_file_system_call(
         _assert_no_leftovers(registry, "churn")
 
 
+_REFERENCE = {"x": [float(i) for i in range(50)], "colour": ["red", "blue"] * 25}
+
+
+def _scenario_with_reference(registry: ModelRegistry, src: Path) -> None:
+    registry.register_model("churn", "1.0", src, reference=_REFERENCE)
+    registry.register_model("churn", "1.1", src, reference=_REFERENCE)
+    registry.promote_to_production("churn", "1.1")
+
+
+@pytest.mark.slow
+def test_sigkill_before_every_file_system_call_leaves_each_reference_whole_or_absent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reference profile lands with its version in one rename: a listed version always
+    has its profile, intact, and a killed registration leaves none behind."""
+    from mlops_core.profile import ReferenceProfile
+
+    monkeypatch.setattr(os, "fsync", lambda fd: None)  # see the test above
+    src = tmp_path / "model.pkl"
+    src.write_bytes(b"weights" * 100)
+    expected = ReferenceProfile.from_data(_REFERENCE).hash
+    total = _run_and_kill_at(ModelRegistry(tmp_path / "count"), src, 0, _scenario_with_reference)
+    assert total > 20
+    for kill_at in range(1, total + 1):
+        registry = ModelRegistry(tmp_path / f"k{kill_at}")
+        _run_and_kill_at(registry, src, kill_at, _scenario_with_reference)
+        if "churn" not in registry.list_models():
+            continue
+        before = assert_consistent(registry, "churn")  # verify() re-hashes the profiles too
+        for version in before:
+            assert registry.get_reference_profile("churn", version).hash == expected
+        registry.register_model("churn", "after", src, reference=_REFERENCE)
+        assert assert_consistent(registry, "churn") == [*before, "after"]
+        _assert_no_leftovers(registry, "churn")
+
+
 # --- concurrency: 8 writers and a reader at once ----------------------------------------------
 
 WRITERS, VERSIONS_EACH = 8, 4
@@ -289,14 +342,22 @@ print(reads, errors)
 
 @pytest.mark.slow
 def test_eight_concurrent_writers_lose_no_update(tmp_path: Path) -> None:
-    root, go, stop = tmp_path / "reg", tmp_path / "go", tmp_path / "stop"
+    race_eight_writers_and_a_reader(str(tmp_path / "reg"), tmp_path)
+
+
+def race_eight_writers_and_a_reader(root: str, tmp_path: Path) -> None:
+    """8 writer processes and a reader on the registry at ``root``; then check everything.
+
+    Shared by the filesystem and S3 tests: the same programs, the same assertions.
+    """
+    go, stop = tmp_path / "go", tmp_path / "stop"
     src = tmp_path / "model.pkl"
     src.write_bytes(b"shared weights")
     writers = [
-        _python(_WRITER, str(root), str(src), str(go), str(w), str(VERSIONS_EACH))
+        _python(_WRITER, root, str(src), str(go), str(w), str(VERSIONS_EACH))
         for w in range(WRITERS)
     ]
-    reader = _python(_READER, str(root), str(stop), f"{go}.ready-reader", stdout=subprocess.PIPE)
+    reader = _python(_READER, root, str(stop), f"{go}.ready-reader", stdout=subprocess.PIPE)
     # a barrier, not a sleep: on a loaded machine interpreters start late, and the reader must
     # be reading before the writers start, or the writers could finish before it reads once
     ready = [Path(f"{go}.ready-{w}") for w in (*range(WRITERS), "reader")]

@@ -91,9 +91,10 @@ def test_a_wrong_value_says_what_was_expected_and_what_was_given() -> None:
 
 
 def test_a_choice_lists_the_choices_and_suggests_a_close_one() -> None:
-    assert error({"name": "m", "tests": ["ks", "pis"]}) == (
-        "tests[1]: expected one of ks, psi, got 'pis' (did you mean 'psi'?)"
+    assert error({"name": "m", "tests": ["ks", "pssi"]}) == (
+        "tests[1]: expected one of ks, psi, got 'pssi' (did you mean 'psi'?)"
     )
+    assert error({"name": "m", "tests": ["pis"]}) == "tests[0]: expected one of ks, psi, got 'pis'"
     assert error({"name": "m", "entries": {"a": {"level": 1, "direction": "up"}}}) == (
         "entries.a.direction: expected one of above, below, got 'up'"
     )

@@ -276,8 +276,8 @@ def test_object_without_predict(data):
         ),
         (
             {"metric_thresholds": {"accuracy": {"min_change": 1}}},
-            "metric_thresholds.accuracy.min_change: unknown key (did you mean "
-            "'metric_thresholds.accuracy.min_relative_change'?)",
+            "metric_thresholds.accuracy.min_change: unknown key (expected one of: threshold, "
+            "min_absolute_change, min_relative_change, greater_is_better)",
         ),
         (
             {"metric_thresholds": {"accuracy": {"min_relative_change": 2}}},

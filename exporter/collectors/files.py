@@ -29,6 +29,7 @@ class FilesCollector:
             ("mlops_log_bytes_read", c.bytes_read),
             ("mlops_log_rotations", c.rotations),
             ("mlops_log_truncations", c.truncations),
+            ("mlops_log_open_errors", c.open_errors),
         ):
             family = metrics.counter(name)
             family.add_metric([], float(value))

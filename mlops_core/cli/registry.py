@@ -1,7 +1,9 @@
 """``mlops registry``: register, promote, roll back and inspect models from a shell or CI job.
 
-Every action prints a table by default and JSON with ``--json``; the registry directory is
-``--registry DIR``, else ``$MLOPS_REGISTRY``, else ``./mlops_registry``.  Failures exit
+Every action prints a table by default and JSON with ``--json``; the registry is
+``--registry DIR|URL``, else ``$MLOPS_REGISTRY``, else ``./mlops_registry``: a directory, or
+``s3://bucket/prefix`` for a registry in S3-compatible object storage (endpoint and
+credentials from the standard ``AWS_*`` variables).  Failures exit
 non-zero with one line on stderr (the dispatcher in ``mlops_core.cli`` prints errors this
 project raises), so a deployment pipeline can gate on the exit code.
 """
@@ -32,16 +34,22 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--registry",
-        metavar="DIR",
+        metavar="DIR|URL",
         default=argparse.SUPPRESS,
-        help=f"registry directory (default: $MLOPS_REGISTRY or {DEFAULT_REGISTRY})",
+        help=(
+            "registry directory or s3://bucket/prefix"
+            f" (default: $MLOPS_REGISTRY or {DEFAULT_REGISTRY})"
+        ),
     )
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
     parser = subparsers.add_parser(
         "registry",
         parents=[common],
         help="register, promote, roll back and verify model versions",
-        description="A filesystem model registry with checksums, locking and stage history.",
+        description=(
+            "A model registry, in a directory or in S3, with checksums, atomic changes and"
+            " stage history."
+        ),
     )
     actions = parser.add_subparsers(dest="registry_action", metavar="ACTION", required=True)
 
@@ -63,6 +71,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--tag", action="append", default=[], type=_key_value, metavar="KEY=VALUE",
         help="a string tag such as owner=data-team (repeatable)",
+    )  # fmt: skip
+    p.add_argument(
+        "--reference", metavar="FILE",
+        help="reference data (.csv, .jsonl, .npz) or a saved profile (.json), stored with the"
+        " version as the profile drift is judged against",
     )  # fmt: skip
 
     p = action("promote", _promote, "move a version to staging or production")
@@ -101,6 +114,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = action("path", _path, "print the verified path of the production (or given) version")
     p.add_argument("name", help=_NAME_HELP)
     p.add_argument("version", nargs="?", help="a registered version (default: production)")
+
+    p = action(
+        "reference", _reference, "show or save the reference profile of the production (or"
+        " given) version",
+    )  # fmt: skip
+    p.add_argument("name", help=_NAME_HELP)
+    p.add_argument("version", nargs="?", help="a registered version (default: production)")
+    p.add_argument("-o", "--output", metavar="FILE", help="save the verified profile as JSON")
     return parser
 
 
@@ -164,6 +185,7 @@ def _register(args: argparse.Namespace) -> int:
         metrics,
         description=args.description,
         tags=dict(args.tag),
+        reference=args.reference,
     )
     _print_record(args, version)
     return 0
@@ -274,4 +296,23 @@ def _path(args: argparse.Namespace) -> int:
         print_json({"name": args.name, "version": version, "path": str(path)})
     else:
         print(path)
+    return 0
+
+
+def _reference(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+    if args.version is None:
+        profile = registry.get_production_reference_profile(args.name)
+    else:
+        profile = registry.get_reference_profile(args.name, args.version)
+    if args.output:
+        profile.save(args.output)
+    data = {
+        "name": args.name, "version": profile.metadata["model_version"], "hash": profile.hash,
+        "n_rows": profile.n_rows, "features": profile.feature_names, "output": args.output,
+    }  # fmt: skip
+    if _as_json(args):
+        print_json(data)
+    else:
+        print_table(({"field": k, "value": v} for k, v in data.items()), ("field", "value"))
     return 0

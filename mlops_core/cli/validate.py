@@ -3,7 +3,9 @@
 Loads a pickled (or joblib) model and a validation set (CSV or ``.npz``), runs
 :func:`mlops_core.validation.validate_model_for_deployment` with a YAML/JSON config, prints
 every check as a table and exits 1 when the gate fails, so the pipeline stops the
-deployment.  With ``--register`` a model that passes is added to the model registry.
+deployment.  With ``--register`` a model that passes is added to the model registry, with
+the gate's metrics and (``--reference``) the reference profile the exporter will judge its
+drift against.
 
 Unpickling runs code from the file: only validate model files you would also deploy.
 """
@@ -65,7 +67,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar=("NAME", "VERSION"),
         help="register the model under NAME VERSION when the gate passes (needs --registry)",
     )
-    parser.add_argument("--registry", metavar="DIR", help="model registry directory")
+    parser.add_argument(
+        "--registry", metavar="DIR|URL", help="model registry directory or s3://bucket/prefix"
+    )
+    parser.add_argument(
+        "--reference",
+        metavar="FILE",
+        help="with --register: reference data (.csv, .jsonl, .npz) or a saved profile (.json)"
+        " stored with the version",
+    )
     parser.set_defaults(func=run)
     return parser
 
@@ -76,11 +86,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.register and not args.registry:
         raise ValidationConfigError("--register needs --registry DIR")
+    if args.reference and not args.register:
+        raise ValidationConfigError("--reference needs --register NAME VERSION")
     config = load_config(args.config)
     # cheap checks first: a typo should not wait for a large model
     check_config(config, source=args.config)
     if args.register:
         _check_not_registered(args)
+    reference = _load_reference(args.reference) if args.reference else None
     X, y = load_data(args.data, args.target)
     model = load_model(args.model)
     baseline = load_model(args.baseline) if args.baseline else None
@@ -91,12 +104,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.json:
         if result["passed"] and args.register:
-            result["registered"] = _register(args, result)
+            result["registered"] = _register(args, result, reference)
         print_json(result)
     else:
         _print_human(result)
         if result["passed"] and args.register:
-            print(f"registered: {_register(args, result)}")
+            print(f"registered: {_register(args, result, reference)}")
     return 0 if result["passed"] else 1
 
 
@@ -133,8 +146,19 @@ def _check_not_registered(args: argparse.Namespace) -> None:
     )
 
 
-def _register(args: argparse.Namespace, result: dict[str, Any]) -> str:
-    """Add the validated model to the registry (stage ``none``) with the gate's metrics."""
+def _load_reference(path: str) -> Any:
+    """The ``--reference`` profile, built before the gate runs so a bad file fails first."""
+    from mlops_core.profile import ReferenceProfile
+
+    return ReferenceProfile.from_file(path)
+
+
+def _register(args: argparse.Namespace, result: dict[str, Any], reference: Any = None) -> str:
+    """Add the validated model to the registry (stage ``none``) with the gate's metrics.
+
+    They are the version's metrics (``ModelRegistry.get_version_metrics``): what the model
+    scored on the validation set, the baseline a quality monitor compares live quality to.
+    """
     from mlops_core.registry import ModelRegistry  # imported only when used
 
     name, version = args.register
@@ -144,9 +168,15 @@ def _register(args: argparse.Namespace, result: dict[str, Any]) -> str:
         if isinstance(v, (int, float)) and not isinstance(v, bool)
     }
     entry = ModelRegistry(args.registry).register_model(
-        name, version, args.model, metrics=metrics, tags={"validated_by": "mlops validate"}
+        name,
+        version,
+        args.model,
+        metrics=metrics,
+        tags={"validated_by": "mlops validate"},
+        reference=reference,
     )
-    return f"{entry.name} {entry.version} (stage {entry.stage})"
+    with_reference = " with its reference profile" if reference is not None else ""
+    return f"{entry.name} {entry.version} (stage {entry.stage}){with_reference}"
 
 
 # --- loading ----------------------------------------------------------------------------------

@@ -164,7 +164,9 @@ def _drip(conn: RawConnection, data: bytes, every: float, stop: threading.Event)
 def quick_deadline(tmp_path_factory: pytest.TempPathFactory):
     """An exporter that gives a client 1 s (not 10 s) to send a whole request."""
     tmp_path = tmp_path_factory.mktemp("deadline")
-    with running_exporter(write_config(tmp_path), args=["--web.header-timeout=1s"]) as exp:
+    config = write_config(tmp_path)
+    (tmp_path / "logs" / "a.jsonl").touch()  # a matching file: /-/ready says no warning
+    with running_exporter(config, args=["--web.header-timeout=1s"]) as exp:
         yield exp
 
 

@@ -1,0 +1,233 @@
+"""No silent failure: what the exporter sees that it cannot use, said in its log and pages.
+
+Each of these once happened to a careful user and left nothing in the exporter's own log:
+
+* ``logs.paths`` matches no file: warned at start and every ``REPEAT_EVERY`` while it lasts;
+* a monitored feature is in none of the first ``FIELD_SAMPLE`` predictions (the reference
+  said ``mean radius``, the logs ``mean_radius``): warned with the closest field name the
+  records do have;
+* record fields that nothing monitors, when ``features:`` is not set: logged once;
+* existing log data skipped because of ``start_position: end``: logged once, with how to
+  read it instead;
+* rejected lines: the first ``SAMPLES_PER_REASON`` of each reason logged with file, byte
+  offset (and line number when the file is small enough to count) and reason, then a
+  summary per reason every ``SUMMARY_EVERY``.
+
+The current warnings are a tuple of one-line strings, shown on the landing page and in the
+body of ``/-/ready``.  Everything here is bounded: a few hundred lines decoded once, a few
+lines re-parsed per reason and minute.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import orjson
+import structlog
+
+from mlops_core.suggest import closest
+
+log = structlog.get_logger("exporter.diagnostics")
+
+#: predictions whose fields are sampled to find monitored features that never appear
+FIELD_SAMPLE = 200
+#: rejected lines logged in full per reason, before only summaries are
+SAMPLES_PER_REASON = 3
+#: how often the rejected-line summary and a lasting "no files" warning are repeated
+SUMMARY_EVERY = 60.0
+REPEAT_EVERY = 300.0
+#: line numbers are counted only in files up to this size (reading the file up to the line)
+COUNT_LINES_UP_TO = 64 << 20
+_EXCERPT = 120
+
+
+class Diagnostics:
+    """Collects what the exporter cannot use; thread-safe (ingest thread and scheduler)."""
+
+    def __init__(
+        self,
+        features: Mapping[str, str],
+        *,
+        patterns: Sequence[str],
+        features_configured: bool,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._features = dict(features)
+        self._patterns = tuple(patterns)
+        self._features_configured = features_configured
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._fields: dict[str, int] = {}  # field name -> predictions that had it
+        self._sampled = 0
+        self._field_warnings: tuple[str, ...] = ()
+        self._no_files_since: float | None = None
+        self._no_files_logged = -float("inf")
+        self._samples_logged: dict[str, int] = {}
+        self._since_summary: dict[str, int] = {}
+        self._last_summary = clock()
+
+    # --- fields of the records --------------------------------------------------------------
+
+    @property
+    def sampling(self) -> bool:
+        return self._sampled < FIELD_SAMPLE
+
+    def observe_block(self, block: bytes) -> None:
+        """Record the ``input_data`` field names of the block's predictions, while sampling."""
+        if not self.sampling:
+            return
+        for line in block.split(b"\n"):
+            if not line or b'"prediction"' not in line:
+                continue
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if not isinstance(record, dict) or record.get("event") != "prediction":
+                continue
+            fields = record.get("input_data")
+            if not isinstance(fields, dict):
+                continue
+            with self._lock:
+                for name in fields:
+                    self._fields[str(name)] = self._fields.get(str(name), 0) + 1
+                self._sampled += 1
+                if self._sampled >= FIELD_SAMPLE:
+                    self._conclude_fields()
+                    return
+
+    def _conclude_fields(self) -> None:
+        """After the sample: warn for monitored features no record had, once."""
+        seen = list(self._fields)
+        warnings = []
+        for feature in self._features:
+            if feature in self._fields:
+                continue
+            hint = closest(feature, [f for f in seen if f not in self._features])
+            also = f"; the records have {hint!r}" if hint else ""
+            message = (
+                f"feature {feature!r} is missing from all of the first {self._sampled} "
+                f"predictions{also}"
+            )
+            warnings.append(message)
+            log.warning("feature_never_seen", feature=feature, closest_field=hint,
+                        predictions=self._sampled)  # fmt: skip
+        self._field_warnings = tuple(warnings)
+        if not self._features_configured:
+            extra = sorted(f for f in self._fields if f not in self._features)
+            if extra:
+                log.info(
+                    "fields_not_monitored",
+                    fields=extra,
+                    reason="not columns of the reference (features: is not set)",
+                )
+
+    # --- files ------------------------------------------------------------------------------
+
+    def skipped_at_start(self, skipped_bytes: int, files: int) -> None:
+        """Say once what ``start_position: end`` left unread."""
+        if skipped_bytes:
+            log.info(
+                "existing_log_data_skipped",
+                bytes=skipped_bytes,
+                files=files,
+                hint="logs.start_position is 'end': only lines written from now on count; "
+                "set logs.start_position: beginning to read them too",
+            )
+
+    def files_watched(self, count: int) -> None:
+        """Called at every pass: warn while ``logs.paths`` matches nothing."""
+        now = self._clock()
+        with self._lock:
+            if count > 0:
+                if self._no_files_since is not None:
+                    log.info("log_files_found", files=count)
+                self._no_files_since = None
+                return
+            if self._no_files_since is None:
+                self._no_files_since = now
+            if now - self._no_files_logged >= REPEAT_EVERY:
+                self._no_files_logged = now
+                log.warning(
+                    "no_log_files_match",
+                    patterns=list(self._patterns),
+                    waiting_seconds=round(now - self._no_files_since),
+                )
+
+    # --- rejected lines -----------------------------------------------------------------
+
+    def wants_samples(self, reasons: Iterable[str]) -> bool:
+        with self._lock:
+            return any(self._samples_logged.get(r, 0) < SAMPLES_PER_REASON for r in reasons)
+
+    def rejected(self, reasons: Mapping[str, int]) -> None:
+        """Count the batch's rejected lines for the periodic summary."""
+        with self._lock:
+            for reason, count in reasons.items():
+                self._since_summary[reason] = self._since_summary.get(reason, 0) + count
+
+    def sample(self, path: str, offset: int, reason: str, line: bytes) -> None:
+        """Log one rejected line in full (the first few of each reason)."""
+        with self._lock:
+            if self._samples_logged.get(reason, 0) >= SAMPLES_PER_REASON:
+                return
+            self._samples_logged[reason] = self._samples_logged.get(reason, 0) + 1
+        log.warning(
+            "log_line_rejected",
+            file=path,
+            offset=offset,
+            line_number=_line_number(path, offset),
+            reason=reason,
+            excerpt=line[:_EXCERPT].decode("utf-8", "replace"),
+        )
+
+    def summarise(self) -> None:
+        """Every ``SUMMARY_EVERY``: one line with the rejected lines per reason since."""
+        now = self._clock()
+        with self._lock:
+            if now - self._last_summary < SUMMARY_EVERY or not self._since_summary:
+                return
+            counts, self._since_summary = self._since_summary, {}
+            seconds = now - self._last_summary
+            self._last_summary = now
+        log.warning("log_lines_rejected", seconds=round(seconds), by_reason=counts)
+
+    # --- what the pages show ------------------------------------------------------------
+
+    def warnings(self) -> tuple[str, ...]:
+        with self._lock:
+            out = list(self._field_warnings)
+            if self._no_files_since is not None:
+                out.insert(0, f"logs.paths matches no file: {', '.join(self._patterns)}")
+            return tuple(out)
+
+
+def _line_number(path: str, offset: int) -> int | None:
+    """1-based line number of the line starting at ``offset``, for files not too large."""
+    if offset > COUNT_LINES_UP_TO:
+        return None
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(offset).count(b"\n") + 1
+    except OSError:
+        return None
+
+
+def sample_rejected(
+    diagnostics: Diagnostics, parse_one: Callable[[bytes], Any], path: str, start: int, block: bytes
+) -> None:
+    """Re-parse ``block`` line by line to log its first rejected lines with their reason.
+
+    Only called while :meth:`Diagnostics.wants_samples` says a reason still needs examples,
+    so the cost (one parse per line of a block) is paid a few times per exporter lifetime.
+    """
+    offset = start
+    for line in block.split(b"\n"):
+        if line:
+            batch = parse_one(line)
+            for reason in batch.invalid:
+                diagnostics.sample(path, offset, reason, line)
+        offset += len(line) + 1

@@ -1,0 +1,123 @@
+"""No silent failure: what the exporter cannot use is in its log, on its landing page and in
+/-/ready, through the real exporter process."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e._exporter import (
+    append,
+    lines_of,
+    record,
+    running_exporter,
+    traffic,
+    write_config,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+def _events(stderr: list[str], event: str) -> list[dict]:
+    out = []
+    for line in stderr:
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            continue
+        if doc.get("event") == event:
+            out.append(doc)
+    return out
+
+
+def _wait_event(exp, event: str, timeout: float = 15.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = _events(exp.stderr_lines, event)
+        if found:
+            return found[0]
+        time.sleep(0.1)
+    raise AssertionError(f"no {event} in the log:\n" + "\n".join(exp.stderr_lines[-20:]))
+
+
+def test_a_feature_in_no_record_is_warned_with_the_closest_field(tmp_path: Path) -> None:
+    # the reference says "plan"; the model server logs "Plan" instead
+    config = write_config(tmp_path)
+    with running_exporter(config) as exp:
+        recs, _ = traffic(400)
+        for r in recs:
+            r["input_data"]["Plan"] = r["input_data"].pop("plan")
+        append(tmp_path / "logs" / "a.jsonl", lines_of(recs))
+        event = _wait_event(exp, "feature_never_seen")
+        assert event["feature"] == "plan" and event["closest_field"] == "Plan"
+        assert event["level"] == "warning"
+        exp.wait_for(lambda s: s.get("mlops_predictions_total", model="e2e") == 400)
+        _, _, ready = exp.get("/-/ready")
+        assert b"warning: feature 'plan' is missing from all of the first" in ready
+        assert b"the records have 'Plan'" in ready
+        _, _, page = exp.get("/")
+        assert "feature &#x27;plan&#x27; is missing" in page.decode()
+
+
+def test_a_glob_that_matches_nothing_is_warned_at_start_and_on_the_pages(tmp_path: Path) -> None:
+    config = write_config(tmp_path, logs="nowhere/*.jsonl")
+    with running_exporter(config) as exp:
+        event = _wait_event(exp, "no_log_files_match")
+        assert event["patterns"] == [str(tmp_path / "nowhere/*.jsonl")]
+        _, _, ready = exp.get("/-/ready")
+        assert b"warning: logs.paths matches no file" in ready
+        _, _, page = exp.get("/")
+        assert "logs.paths matches no file" in page.decode()
+
+
+def test_existing_data_skipped_at_the_end_is_logged_with_how_to_read_it(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    text = config.read_text().replace("start_position: beginning", "start_position: end")
+    config.write_text(text)
+    recs, _ = traffic(50)
+    data = lines_of(recs)
+    append(tmp_path / "logs" / "a.jsonl", data)
+    with running_exporter(config) as exp:
+        event = _wait_event(exp, "existing_log_data_skipped")
+        assert event["bytes"] == len(data) and event["files"] == 1
+        assert "logs.start_position: beginning" in event["hint"]
+
+
+def test_rejected_lines_are_logged_with_file_offset_line_and_reason(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    good = lines_of([record(0.1, 10.0, "a")])
+    bad = b'{"event": "prediction", "input_data": {"x": "not a number"}}\n'
+    path = tmp_path / "logs" / "a.jsonl"
+    with running_exporter(config) as exp:
+        append(path, good + b"{not json\n" + good + bad)
+        event = _wait_event(exp, "log_line_rejected")
+        assert event["file"] == str(path)
+        assert event["reason"] == "invalid_json"
+        assert event["offset"] == len(good) and event["line_number"] == 2
+        assert event["excerpt"] == "{not json"
+        second = _events(exp.stderr_lines, "log_line_rejected")[1:]
+        deadline = time.monotonic() + 10
+        while not second and time.monotonic() < deadline:
+            time.sleep(0.1)
+            second = _events(exp.stderr_lines, "log_line_rejected")[1:]
+        assert second and second[0]["line_number"] == 4 and second[0]["reason"] == "wrong_type"
+        assert second[0]["offset"] == 2 * len(good) + len(b"{not json\n")
+        exp.wait_for(lambda s: s.get("mlops_log_lines_total", model="e2e") == 4)
+        _, _, page = exp.get("/")
+        assert "invalid_json 1" in page.decode()
+
+
+def test_unmonitored_record_fields_are_logged_once(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    recs, _ = traffic(300)
+    for r in recs:
+        r["input_data"]["customer_age_days"] = 12
+    with running_exporter(config) as exp:
+        append(tmp_path / "logs" / "a.jsonl", lines_of(recs))
+        event = _wait_event(exp, "fields_not_monitored")
+        assert event["fields"] == ["customer_age_days"]
+        time.sleep(1.0)
+        assert len(_events(exp.stderr_lines, "fields_not_monitored")) == 1
