@@ -14,6 +14,7 @@ test:
 
 lint:
 	ruff check .
+	mypy mlops_core exporter
 
 format:
 	ruff format .

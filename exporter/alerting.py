@@ -31,10 +31,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import structlog
+from msgspec.structs import replace
 
 from exporter.errors import ConfigError
 from exporter.pipeline import Snapshot
-from mlops_core.alerts import AlertSystem
+from mlops_core.alerts import AlertSystem, read_alerts_config
 from mlops_core.errors import AlertConfigError
 
 log = structlog.get_logger("exporter.alerting")
@@ -104,19 +105,14 @@ class ExporterAlerts:
     def from_config(
         cls, section: Mapping[str, Any], *, model: str, features: Mapping[str, str]
     ) -> ExporterAlerts:
-        """Build from the ``alerts:`` section; errors become one :class:`ConfigError` line."""
-        section = dict(section)
-        for key in ("alertmanager", "webhook"):
-            notifier = section.get(key)
-            if isinstance(notifier, Mapping):  # every notification carries the model label
-                labels = {"model": model, **dict(notifier.get("labels") or {})}
-                section[key] = {**notifier, "labels": labels}
+        """Build from the ``alerts:`` section; errors become one :class:`ConfigError` line
+        naming the key (``alerts.thresholds.max_psi.warning: ...``)."""
         try:
-            system = AlertSystem.from_config(section)
+            config = read_alerts_config(section, at="alerts")
         except AlertConfigError as exc:
-            raise ConfigError(f"alerts: {exc}") from None
+            raise ConfigError(str(exc)) from None
         known = known_figures(features)
-        for name in system.thresholds:
+        for name in config.thresholds:
             if name not in known:
                 raise ConfigError(
                     f"alerts.thresholds.{name}: unknown figure; use one of "
@@ -124,7 +120,14 @@ class ExporterAlerts:
                     f"{'/'.join(p + ':' for p in _PER_FEATURE)} followed by a monitored "
                     "feature name"
                 )
-        return cls(system)
+        # every notification carries the model label (a configured one wins)
+        if config.alertmanager is not None:
+            labels = {"model": model, **config.alertmanager.labels}
+            config = replace(config, alertmanager=replace(config.alertmanager, labels=labels))
+        if config.webhook is not None:
+            labels = {"model": model, **config.webhook.labels}
+            config = replace(config, webhook=replace(config.webhook, labels=labels))
+        return cls(AlertSystem.from_config(config))
 
     def evaluate(self, snapshot: Snapshot) -> dict[str, Any] | None:
         """Check a snapshot once (a snapshot already checked is skipped); the result or None."""

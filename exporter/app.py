@@ -22,6 +22,7 @@ exactly once.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -34,10 +35,11 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CollectorRegistry
 
+from exporter import __version__
 from exporter.alerting import ExporterAlerts
 from exporter.checkpoint import load_checkpoint
 from exporter.collector import MlopsCollector, ReferenceInfo
-from exporter.config import ExporterConfig
+from exporter.config import ExporterConfig, load_config, load_reference
 from exporter.diagnostics import Diagnostics
 from exporter.exposition import MetricsRenderer
 from exporter.ingest import IngestCounters, Ingestor
@@ -47,8 +49,10 @@ from exporter.records import RecordParser
 from exporter.runtime import RuntimeMetrics
 from exporter.server import ExporterServer, ServerApp, ServerOptions, bind
 from exporter.tail import LogFollower
-from exporter.webconfig import WebConfig
+from exporter.typing import FeatureKinds
+from exporter.webconfig import WebConfig, load_web_config
 from exporter.window import Window
+from mlops_core.profile import ReferenceProfile
 
 log = structlog.get_logger("exporter")
 
@@ -62,8 +66,8 @@ class Exporter:
     def __init__(
         self,
         config: ExporterConfig,
-        profile: Any,
-        features: Mapping[str, str],
+        profile: ReferenceProfile,
+        features: FeatureKinds,
         *,
         web_config: WebConfig | None = None,
         listen_address: str = ":9874",
@@ -151,13 +155,14 @@ class Exporter:
         self._rate: tuple[float, int] | None = None  # (monotonic time, lines) at the last pass
         self._lines_per_second: float | None = None
 
+        alerts = self.alerts  # a local, so the lambda below sees it is not None
         self.collector = MlopsCollector(
             config.model_name,
             ReferenceInfo.from_profile(profile, list(self.features)),
             snapshot=lambda: self._snapshot,
             counters=self.ingestor.snapshot,
             errors=lambda: self._errors,
-            alert_failures=(lambda: self.alerts.notify_failures) if self.alerts else None,
+            alert_failures=None if alerts is None else (lambda: alerts.notify_failures),
             version=version,
         )
         # process_* and python_* (--web.disable-exporter-metrics leaves them out)
@@ -203,7 +208,7 @@ class Exporter:
     def snapshot(self) -> Snapshot:
         return self._snapshot
 
-    def _summary(self, profile: Any) -> list[tuple[str, str]]:
+    def _summary(self, profile: ReferenceProfile) -> list[tuple[str, str]]:
         c = self.config
         return [
             ("config file", c.source),
@@ -397,3 +402,35 @@ def _log_verdict_changes(before: Snapshot, after: Snapshot) -> None:
         )
     for name in sorted(was - now):
         log.info("drift_cleared", feature=name, judged=name in results)
+
+
+def build_exporter(
+    config_file: str | os.PathLike[str],
+    listen_address: str,
+    web_config_file: str | None,
+    env: Mapping[str, str],
+    version: str = __version__,
+    *,
+    web: ServerOptions | None = None,
+    exporter_metrics: bool = True,
+) -> Exporter:
+    """Load everything that can be wrong, then bind the port; the exporter is not started.
+
+    Used by the command line and by the demo (which writes its own config first), so neither
+    imports the other.  The config and the web config are read before the reference, the
+    slow part, so a typo is reported without waiting for it.
+    """
+    config = load_config(config_file, env)
+    web_config = load_web_config(web_config_file)
+    web_config.ssl_context()  # a bad cert or key fails here, as one line
+    profile, features = load_reference(config)
+    return Exporter(
+        config,
+        profile,
+        features,
+        web_config=web_config,
+        listen_address=listen_address,
+        version=version,
+        web=web,
+        exporter_metrics=exporter_metrics,
+    )

@@ -11,7 +11,7 @@ import argparse
 import os
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from exporter import (
@@ -27,7 +27,6 @@ from exporter.logs import FORMATS, LEVELS
 from mlops_core.errors import ConfigError, MlopsError
 
 if TYPE_CHECKING:
-    from exporter.app import Exporter
     from exporter.server import ServerOptions
 
 PROG = "mlops-exporter"
@@ -195,40 +194,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
-def build_exporter(
-    config_file: str | os.PathLike[str],
-    listen_address: str,
-    web_config_file: str | None,
-    env: Mapping[str, str],
-    version: str = __version__,
-    *,
-    web: ServerOptions | None = None,
-    exporter_metrics: bool = True,
-) -> Exporter:
-    """Load everything that can be wrong, then bind the port; the exporter is not started."""
-    # Imports follow the checks: a config error is reported before scipy is even loaded.
-    from exporter.config import load_config, load_reference
-    from exporter.webconfig import load_web_config
-
-    config = load_config(config_file, env)
-    web_config = load_web_config(web_config_file)
-    web_config.ssl_context()  # a bad cert or key fails here, as one line
-    profile, features = load_reference(config)
-
-    from exporter.app import Exporter
-
-    return Exporter(
-        config,
-        profile,
-        features,
-        web_config=web_config,
-        listen_address=listen_address,
-        version=version,
-        web=web,
-        exporter_metrics=exporter_metrics,
-    )
-
-
 def run(
     config_file: str,
     listen_address: str,
@@ -238,6 +203,9 @@ def run(
     exporter_metrics: bool = True,
 ) -> int:
     """Serve with the configuration in ``config_file`` and the environment until a signal."""
+    # Here, not at the top: --version and usage errors need neither the scheduler nor scipy.
+    from exporter.app import build_exporter
+
     return build_exporter(
         config_file,
         listen_address,

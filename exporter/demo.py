@@ -155,7 +155,7 @@ def run_demo(
     """``mlops-exporter --demo``: the writer thread plus a real exporter, until a signal."""
     import structlog
 
-    from exporter.cli import build_exporter
+    from exporter.app import build_exporter
 
     log = structlog.get_logger("exporter.demo")
     stop = threading.Event()

@@ -354,7 +354,7 @@ class _Connection(asyncio.Protocol):
         if self._state == _WAITING:
             if not self._in_request:
                 # RFC 9112 §2.2: ignore empty lines before a request line.
-                while self._buf[:1] in (b"\r", b"\n"):
+                while self._buf.startswith((b"\r", b"\n")):
                     del self._buf[:1]
                 if not self._buf:
                     return

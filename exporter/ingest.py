@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import structlog
@@ -34,6 +34,9 @@ from exporter.window import Window
 from mlops_core.constants import DEFAULT_LATENCY_BUCKETS
 from mlops_core.constants import OTHER_BUCKET as OTHER_LABEL
 from mlops_core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mlops_core.profile import FeatureProfile, ReferenceProfile
 
 _log = structlog.get_logger(__name__)
 
@@ -84,7 +87,7 @@ class IngestCounters:
 
     def __init__(
         self,
-        profile: Any,
+        profile: ReferenceProfile,
         features: Sequence[str],
         *,
         latency_buckets: Sequence[float] = DEFAULT_LATENCY_BUCKETS,
@@ -98,7 +101,7 @@ class IngestCounters:
         if max_classes < 1:
             raise ConfigError(f"max_classes must be at least 1, not {max_classes}")
         self._lock = threading.Lock()
-        self._profiles: dict[str, Any] = {}
+        self._profiles: dict[str, FeatureProfile] = {}
         for name in features:
             if name not in profile:
                 raise ConfigError(f"feature {name!r} is not in the reference profile")

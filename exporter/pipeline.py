@@ -21,15 +21,21 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from exporter.typing import FeatureKinds
 from mlops_core import bounds
 from mlops_core.drift import FeatureDrift, evaluate_drift
+
+if TYPE_CHECKING:
+    from exporter.config import DriftConfig, FeatureConfig
+    from exporter.window import Window
+    from mlops_core.profile import ReferenceProfile
 
 QUANTILES: tuple[float, ...] = (0.5, 0.9, 0.95, 0.99)
 
@@ -48,7 +54,9 @@ class DriftSettings:
     tolerances: Mapping[str, float] = field(default_factory=dict)  # per-feature overrides
 
     @classmethod
-    def from_config(cls, drift: Any, features: Any = None) -> DriftSettings:
+    def from_config(
+        cls, drift: DriftConfig, features: Iterable[FeatureConfig] | None = None
+    ) -> DriftSettings:
         """From a :class:`~exporter.config.DriftConfig` and the ``features`` section."""
         overrides = {
             f.name: f.tolerance for f in features or () if f.tolerance is not None and f.monitor
@@ -193,7 +201,7 @@ class Snapshot:
         return cls(None, 0.0, 0, (), MappingProxyType({}), MappingProxyType({}), monitored)
 
 
-def capture(window: Any, features: Mapping[str, str]) -> WindowData:
+def capture(window: Window, features: FeatureKinds) -> WindowData:
     """Copy what the pass needs from the window, all from the same set of predictions.
 
     ``Window.snapshot()`` evicts expired samples and copies under the window's own lock.
@@ -224,8 +232,8 @@ def latency_quantiles(latency_seconds: np.ndarray) -> dict[float, float]:
 
 def compute_snapshot(
     data: WindowData,
-    profile: Any,
-    features: Mapping[str, str],
+    profile: ReferenceProfile,
+    features: FeatureKinds,
     settings: DriftSettings,
     *,
     clock: Callable[[], float] = time.time,

@@ -149,8 +149,7 @@ class ParsedBatch:
         if self._classes is None and self._raw_classes is not None:
             return class_counts(self._raw_classes)
         counts = Counter(self.classes)
-        counts.pop(None, None)
-        return dict(counts)
+        return {label: n for label, n in counts.items() if label is not None}
 
     def value_counts(self, feature: str) -> dict[Any, int]:
         """Occurrences of each present value of a categorical feature (None left out)."""
@@ -335,26 +334,30 @@ class RecordParser:
             gc=False,
         )
         self._convert_to: type | None = None if renamable else input_struct
-        if not renamable:
-            input_struct = dict[str, Any]
+        # what input_data is decoded as: the struct, or a dict converted to it line by line
+        decoded_as: Any = input_struct if renamable else dict[str, Any]
         self._prediction_struct = msgspec.defstruct(
             "Prediction",
             [("cls", str | int | float | bool | None, None)],
             rename={"cls": class_field},
             gc=False,
         )
-        self._decoder = msgspec.json.Decoder(self._record_struct(input_struct, str | None))
+        self._decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(
+            self._record_struct(decoded_as, str | None)
+        )
         # Fast path for files that hold only predictions: a literal event is matched, not
         # allocated (about 10% less decoding).  Any other event makes it fail; then the
         # general decoder is used, and the literal one is retried only now and then.
         literal = Literal["prediction"] | None
-        self._predictions_decoder = msgspec.json.Decoder(self._record_struct(input_struct, literal))
+        self._predictions_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(
+            self._record_struct(decoded_as, literal)
+        )
         self._predictions_only = True
         self._blocks_since_retry = 0
         event_struct = msgspec.defstruct("EventOnly", [("event", Any, None)], gc=False)
-        self._event_decoder = msgspec.json.Decoder(event_struct)
+        self._event_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(event_struct)
 
-    def _record_struct(self, input_struct: type, event_type: Any) -> type:
+    def _record_struct(self, input_struct: Any, event_type: Any) -> type:
         return msgspec.defstruct(
             "Record",
             [
@@ -601,15 +604,16 @@ class RecordParser:
         features: dict[str, np.ndarray] = {}
         for name in self._numeric:
             features[name] = _float_column(inputs, attrgetter(self._attr[name]), n)
-        category_counts: dict[str, Counter[Any]] | None = {}
+        counted: dict[str, Counter[Any]] = {}
         for name in self._categorical:
             values = _category_strings(list(map(attrgetter(self._attr[name]), inputs)))
-            category_counts[name] = Counter(values)  # counted while the strings are in cache
+            counted[name] = Counter(values)  # counted while the strings are in cache
             column = np.empty(n, dtype=object)
             column[:] = values
             features[name] = column
         latency_ms = np.array([r.latency for r in good], dtype=np.float64)
         raw_timestamps = [r.timestamp for r in good]
+        category_counts: dict[str, Counter[Any]] | None = counted
         classes = _raw_classes([r.prediction for r in good], self._prediction_struct)
         negative = latency_ms < 0
         if negative.any():
@@ -686,7 +690,7 @@ def _class_label(value: Any) -> str | None:
     return text[:MAX_CLASS_LABEL]
 
 
-def _raw_class(prediction: Any, prediction_struct: type) -> Any:
+def _raw_class(prediction: Any, prediction_struct: type[Any]) -> Any:
     if type(prediction) is prediction_struct:
         return prediction.cls
     if isinstance(prediction, float | list):
@@ -716,11 +720,11 @@ def class_labels(raw: list[Any]) -> list[str | None]:
 
 def class_counts(raw: list[Any]) -> dict[str, int]:
     """Predictions per class label, None left out; counted before converting to text."""
+    counts: Counter[str | None]
     if _collide(set(map(type, raw))):
         counts = Counter(class_labels(raw))
     else:
         counts = Counter()
         for value, count in Counter(raw).items():
             counts[_class_label(value)] += count
-    counts.pop(None, None)
-    return dict(counts)
+    return {label: n for label, n in counts.items() if label is not None}

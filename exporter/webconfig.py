@@ -49,30 +49,16 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import bcrypt
+import msgspec
+from msgspec import Meta
 
 from exporter.config import parse_yaml
+from mlops_core import schema
 from mlops_core.errors import ConfigError
-
-_TOP_KEYS = {"tls_server_config", "http_server_config", "basic_auth_users"}
-_TLS_KEYS = {
-    "cert_file",
-    "key_file",
-    "client_auth_type",
-    "client_ca_file",
-    "min_version",
-    "max_version",
-}
-_TLS_IGNORED = {
-    "cipher_suites",
-    "curve_preferences",
-    "prefer_server_cipher_suites",
-    "client_allowed_sans",
-}
-_HTTP_KEYS = {"headers"}
-_HTTP_IGNORED = {"http2"}
+from mlops_core.schema import Parse, Schema, Text
 
 _CLIENT_AUTH = {
     "NoClientCert": ssl.CERT_NONE,
@@ -86,6 +72,8 @@ _CLIENT_AUTH_REFUSED = {
     "RequireAnyClientCert": "RequireAndVerifyClientCert with a client_ca_file",
     "RequireClientCert": "RequireAndVerifyClientCert with a client_ca_file",
 }
+ClientAuthType = Literal["NoClientCert", "VerifyClientCertIfGiven", "RequireAndVerifyClientCert"]
+TLSVersion = Literal["TLS10", "TLS11", "TLS12", "TLS13"]
 _TLS_VERSIONS = {
     "TLS10": ssl.TLSVersion.TLSv1,
     "TLS11": ssl.TLSVersion.TLSv1_1,
@@ -117,14 +105,72 @@ def _cost(hashed: bytes) -> int | None:
     return cost if 4 <= cost <= 31 else None
 
 
-@dataclass(frozen=True)
-class TLSConfig:
-    cert_file: Path
-    key_file: Path
-    client_auth_type: str = "NoClientCert"
-    client_ca_file: Path | None = None
-    min_version: str | None = None
-    max_version: str | None = None
+def _supported_client_auth(raw: Any) -> Any:
+    """Go's modes that take a certificate unverified: refused, naming the mode to use."""
+    if isinstance(raw, str) and raw in _CLIENT_AUTH_REFUSED:
+        raise ValueError(
+            f"{raw} is not supported (Python's TLS cannot take a client certificate without "
+            f"verifying it); use {_CLIENT_AUTH_REFUSED[raw]}"
+        )
+    return raw
+
+
+def _header_names(raw: Any) -> Any:
+    """Header names as text; one with a line break could split the response."""
+    if not isinstance(raw, Mapping):
+        return raw  # msgspec says "expected a mapping"
+    for name in raw:
+        if not str(name) or any(c in str(name) for c in "\r\n\0"):
+            raise ValueError(f"header name {str(name)!r} may not be empty or contain a line break")
+    return {str(name): value for name, value in raw.items()}
+
+
+HeaderValue = Annotated[
+    str,
+    Parse(str),
+    Meta(pattern=r"^[^\r\n\x00]*$", description="a header value without line breaks"),
+]
+BcryptHash = Annotated[
+    str,
+    Meta(pattern=r"^\$2[aby]\$", description="a bcrypt hash ($2y$...)", extra={"secret": True}),
+]
+
+
+class TLSConfig(Schema, frozen=True):
+    """``tls_server_config``; the file paths are resolved against the web config's directory."""
+
+    cert_file: Text
+    key_file: Text
+    client_auth_type: Annotated[ClientAuthType, Parse(_supported_client_auth)] = "NoClientCert"
+    client_ca_file: Text | None = None
+    min_version: TLSVersion | None = None
+    max_version: TLSVersion | None = None
+    # Go's TLS stack only: accepted so that a file shared with other exporters loads, ignored
+    cipher_suites: Any = None
+    curve_preferences: Any = None
+    prefer_server_cipher_suites: Any = None
+    client_allowed_sans: Any = None
+
+
+class HTTPConfig(Schema, frozen=True):
+    """``http_server_config``."""
+
+    headers: Annotated[
+        dict[str, HeaderValue],
+        Parse(_header_names),
+        Meta(description="a mapping of header names to values"),
+    ] = msgspec.field(default_factory=dict)
+    http2: Any = None  # Go only: accepted, ignored
+
+
+class WebConfigFile(Schema, frozen=True):
+    """The web configuration file as written."""
+
+    tls_server_config: TLSConfig | None = None
+    http_server_config: HTTPConfig | None = None
+    basic_auth_users: (
+        Annotated[dict[str, BcryptHash], Meta(description="a mapping of user: bcrypt hash")] | None
+    ) = None
 
 
 @dataclass
@@ -250,94 +296,31 @@ def load_web_config(path: str | Path | None) -> WebConfig:
 
 
 def parse_web_config(data: Any, *, base_dir: Path, source: str = "web config") -> WebConfig:
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{source}: expected a mapping at the top level")
-    _check_keys(data, _TOP_KEYS, set(), source, "")
-
-    tls = None
-    tls_data = data.get("tls_server_config")
-    if tls_data is not None:
-        tls = _parse_tls(tls_data, base_dir, source)
-
-    headers: dict[str, str] = {}
-    http_data = data.get("http_server_config")
-    if http_data is not None:
-        if not isinstance(http_data, Mapping):
-            raise ConfigError(f"{source}: http_server_config must be a mapping")
-        _check_keys(http_data, _HTTP_KEYS, _HTTP_IGNORED, source, "http_server_config.")
-        raw_headers = http_data.get("headers") or {}
-        if not isinstance(raw_headers, Mapping):
-            raise ConfigError(f"{source}: http_server_config.headers must be a mapping")
-        headers = {str(k): str(v) for k, v in raw_headers.items()}
-        for name, value in headers.items():
-            if any(c in name + value for c in "\r\n\0") or not name:
-                raise ConfigError(
-                    f"{source}: http_server_config.headers.{name}: a header name or value "
-                    "may not contain a line break"
-                )
-
-    users: dict[str, bytes] = {}
-    users_data = data.get("basic_auth_users")
-    if users_data is not None:
-        if not isinstance(users_data, Mapping):
-            raise ConfigError(f"{source}: basic_auth_users must be a mapping of user: bcrypt hash")
-        for user, hashed in users_data.items():
-            if not isinstance(hashed, str) or not hashed.startswith(("$2a$", "$2b$", "$2y$")):
-                raise ConfigError(
-                    f"{source}: basic_auth_users.{user}: expected a bcrypt hash ($2y$...)"
-                )
-            users[str(user)] = hashed.encode()
+    """Check a parsed web configuration; errors are one line naming ``source`` and the key."""
+    read = schema.convert(data, WebConfigFile, error=ConfigError, source=source)
+    tls = read.tls_server_config
+    if tls is not None:
+        _check_client_auth(tls, source)
+        tls = msgspec.structs.replace(
+            tls,
+            cert_file=str(base_dir / tls.cert_file),
+            key_file=str(base_dir / tls.key_file),
+            client_ca_file=None
+            if tls.client_ca_file is None
+            else str(base_dir / tls.client_ca_file),
+        )
+    headers = read.http_server_config.headers if read.http_server_config else {}
+    users = {user: hashed.encode() for user, hashed in (read.basic_auth_users or {}).items()}
     return WebConfig(tls=tls, basic_auth_users=users, headers=headers)
 
 
-def _parse_tls(tls_data: Any, base_dir: Path, source: str) -> TLSConfig:
-    prefix = "tls_server_config."
-    if not isinstance(tls_data, Mapping):
-        raise ConfigError(f"{source}: tls_server_config must be a mapping")
-    _check_keys(tls_data, _TLS_KEYS, _TLS_IGNORED, source, prefix)
-    for key in ("cert_file", "key_file"):
-        if not tls_data.get(key):
-            raise ConfigError(f"{source}: {prefix}{key} is required when TLS is configured")
-    auth_type = tls_data.get("client_auth_type") or "NoClientCert"
-    if auth_type in _CLIENT_AUTH_REFUSED:
+def _check_client_auth(tls: TLSConfig, source: str) -> None:
+    """A CA file goes with the modes that verify clients, and only with them."""
+    where = f"{source}: tls_server_config.client_ca_file"
+    if "Verify" in tls.client_auth_type and not tls.client_ca_file:
+        raise ConfigError(f"{where}: required for client_auth_type {tls.client_auth_type}")
+    if tls.client_ca_file and tls.client_auth_type == "NoClientCert":
         raise ConfigError(
-            f"{source}: {prefix}client_auth_type {auth_type} is not supported (Python's TLS "
-            f"cannot take a client certificate without verifying it); use "
-            f"{_CLIENT_AUTH_REFUSED[auth_type]}"
+            f"{where}: set but client_auth_type is NoClientCert, so no client would be "
+            "checked; set client_auth_type: RequireAndVerifyClientCert"
         )
-    if auth_type not in _CLIENT_AUTH:
-        raise ConfigError(
-            f"{source}: {prefix}client_auth_type {auth_type!r} is not one of "
-            f"{', '.join(_CLIENT_AUTH)}"
-        )
-    ca = tls_data.get("client_ca_file")
-    if "Verify" in auth_type and not ca:
-        raise ConfigError(f"{source}: {prefix}client_ca_file is required for {auth_type}")
-    if ca and auth_type == "NoClientCert":
-        raise ConfigError(
-            f"{source}: {prefix}client_ca_file is set but client_auth_type is NoClientCert, so "
-            "no client would be checked; set client_auth_type: RequireAndVerifyClientCert"
-        )
-    for key in ("min_version", "max_version"):
-        value = tls_data.get(key)
-        if value is not None and value not in _TLS_VERSIONS:
-            raise ConfigError(
-                f"{source}: {prefix}{key} {value!r} is not one of {', '.join(_TLS_VERSIONS)}"
-            )
-    return TLSConfig(
-        cert_file=base_dir / str(tls_data["cert_file"]),
-        key_file=base_dir / str(tls_data["key_file"]),
-        client_auth_type=auth_type,
-        client_ca_file=base_dir / str(ca) if ca else None,
-        min_version=tls_data.get("min_version"),
-        max_version=tls_data.get("max_version"),
-    )
-
-
-def _check_keys(
-    data: Mapping[str, Any], known: set[str], ignored: set[str], source: str, prefix: str
-) -> None:
-    for key in data:
-        if key not in known and key not in ignored:
-            allowed = ", ".join(sorted(known))
-            raise ConfigError(f"{source}: unknown key {prefix}{key} (expected one of: {allowed})")

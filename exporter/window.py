@@ -27,12 +27,16 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from exporter.errors import ConfigError
 from exporter.records import ParsedBatch
+from exporter.typing import FeatureKind
+
+if TYPE_CHECKING:
+    from mlops_core.profile import ReferenceProfile
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,7 @@ class WindowSnapshot:
     timestamps: np.ndarray
     latency_seconds: np.ndarray  # NaN where a record had no latency
     columns: dict[str, np.ndarray]  # float64 with NaN / object with None for missing
-    kinds: dict[str, str]
+    kinds: dict[str, FeatureKind]
 
     def samples(self) -> int:
         return len(self.timestamps)
@@ -56,7 +60,7 @@ class WindowSnapshot:
     def latencies(self) -> np.ndarray:
         return self.latency_seconds[np.isfinite(self.latency_seconds)]
 
-    def bucket_counts(self, feature: str, profile: Any) -> np.ndarray:
+    def bucket_counts(self, feature: str, profile: ReferenceProfile) -> np.ndarray:
         """Counts of the present values per bucket of ``profile[feature]`` (int64)."""
         feature_profile = profile[feature]
         indices = feature_profile.bucketize(self.values(feature))
@@ -64,7 +68,8 @@ class WindowSnapshot:
 
 
 def _present(column: np.ndarray) -> np.ndarray:
-    return np.not_equal(column, None)
+    # numpy's stubs take no None operand; at run time it is the object scalar compared with
+    return np.not_equal(column, None)  # type: ignore[call-overload]
 
 
 def _present_values(column: np.ndarray, kind: str) -> np.ndarray:
@@ -88,7 +93,7 @@ class Window:
 
     def __init__(
         self,
-        profile: Any,
+        profile: ReferenceProfile,
         features: Sequence[str],
         *,
         max_samples: int = 10_000,
@@ -99,7 +104,7 @@ class Window:
             raise ConfigError(f"drift.window.max_samples must be at least 1, not {max_samples}")
         if max_age is not None and not max_age > 0:
             raise ConfigError(f"drift.window.max_age must be positive, not {max_age}")
-        self.kinds: dict[str, str] = {}
+        self.kinds: dict[str, FeatureKind] = {}
         for name in features:
             if name not in profile:
                 raise ConfigError(f"feature {name!r} is not in the reference profile")

@@ -25,14 +25,22 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 import structlog
+from msgspec import Meta
 
+from mlops_core import schema
 from mlops_core._common import is_finite_number, utc_timestamp
 from mlops_core._fsutil import atomic_write_bytes
 from mlops_core.errors import AlertConfigError
-from mlops_core.notifiers import config_duration, notifiers_from_config
+from mlops_core.notifiers import (
+    AlertmanagerConfig,
+    WebhookConfig,
+    config_duration,
+    notifiers_from_config,
+)
+from mlops_core.schema import Duration, FiniteNumber, Schema, Text
 
 #: seconds from an alerts-section duration, AlertConfigError naming the key (the same
 #: grammar as the exporter's config and the rules: mlops_core.durations)
@@ -42,9 +50,38 @@ log = structlog.get_logger(__name__)
 
 SEVERITIES = ("warning", "critical")  # least to most severe
 _RANK = {"ok": 0, "warning": 1, "critical": 2}
-_THRESHOLD_KEYS = {"warning", "critical", "direction"}
-_DIRECTIONS = ("above", "below")
 _STATE_VERSION = 1
+
+
+class Threshold(Schema, frozen=True):
+    """The levels of one metric; ``direction: below`` for a lower bound such as accuracy."""
+
+    warning: FiniteNumber | None = None
+    critical: FiniteNumber | None = None
+    direction: Literal["above", "below"] = "above"
+
+
+Thresholds = Annotated[
+    dict[str, Threshold],
+    Meta(min_length=1, description="a non-empty mapping of metric -> levels"),
+]
+
+
+class AlertsConfig(Schema, frozen=True):
+    """An ``alerts`` section, as :meth:`AlertSystem.from_config` takes it."""
+
+    thresholds: Thresholds
+    cooldown: Duration = 3600.0
+    state_file: Text | None = None
+    alertmanager: AlertmanagerConfig | None = None
+    webhook: WebhookConfig | None = None
+
+
+def read_alerts_config(section: Any, *, at: str = "alerts") -> AlertsConfig:
+    """``section`` checked: one :class:`AlertConfigError` line naming the key (``at.key``)."""
+    config = schema.convert(section, AlertsConfig, error=AlertConfigError, at=at)
+    _check_levels(config.thresholds, f"{at}.thresholds")
+    return config
 
 
 class Notifier(Protocol):
@@ -66,7 +103,7 @@ class AlertSystem:
 
     def __init__(
         self,
-        thresholds: Mapping[str, Mapping[str, Any]],
+        thresholds: Mapping[str, Mapping[str, Any] | Threshold],
         cooldown_hours: float = 1,
         *,
         clock: Callable[[], float | datetime] | None = None,
@@ -90,30 +127,23 @@ class AlertSystem:
         self._state: dict[str, dict[str, float]] = self._load_state()
 
     @classmethod
-    def from_config(cls, section: Mapping[str, Any]) -> AlertSystem:
+    def from_config(cls, section: Mapping[str, Any] | AlertsConfig) -> AlertSystem:
         """Build from a plain dict such as the exporter's ``alerts:`` config section.
 
-        Keys: ``thresholds`` (required, as for the constructor), ``cooldown`` (a duration
-        such as ``"30m"``, ``"1h"``, ``"1h30m"`` or a number of seconds; default ``"1h"``),
-        ``state_file`` (path, optional), ``alertmanager`` and ``webhook`` (notifier settings,
-        see :mod:`mlops_core.notifiers`; optional).
+        Keys (:class:`AlertsConfig`): ``thresholds`` (required, as for the constructor),
+        ``cooldown`` (a duration such as ``"30m"``, ``"1h"``, ``"1h30m"`` or a number of
+        seconds; default ``"1h"``), ``state_file`` (path, optional), ``alertmanager`` and
+        ``webhook`` (notifier settings, see :mod:`mlops_core.notifiers`; optional).  A wrong
+        key or value raises one :class:`AlertConfigError` line naming ``alerts.<key>``.
         """
-        if not isinstance(section, Mapping):
-            raise AlertConfigError(f"alerts config must be a mapping, not {type(section).__name__}")
-        allowed = {"thresholds", "cooldown", "state_file", "alertmanager", "webhook"}
-        for key in section:
-            if key not in allowed:
-                raise AlertConfigError(
-                    f"unknown alerts config key {key!r}; allowed: {', '.join(sorted(allowed))}"
-                )
-        if "thresholds" not in section:
-            raise AlertConfigError("alerts config needs 'thresholds'")
-        cooldown = parse_duration(section.get("cooldown", "1h"), "alerts.cooldown")
+        config = section if isinstance(section, AlertsConfig) else read_alerts_config(section)
         return cls(
-            section["thresholds"],
-            cooldown_hours=cooldown / 3600.0,
-            state_file=section.get("state_file"),
-            notifiers=notifiers_from_config(section, cooldown_seconds=cooldown),
+            config.thresholds,
+            cooldown_hours=config.cooldown / 3600.0,
+            state_file=config.state_file,
+            notifiers=notifiers_from_config(
+                config.alertmanager, config.webhook, cooldown_seconds=config.cooldown
+            ),
         )
 
     # --- analysis -----------------------------------------------------------------------------
@@ -150,6 +180,7 @@ class AlertSystem:
                         changed = True
                         resolved.append(_resolved(name, spec, value, previous, now, stamp))
                     continue
+                assert threshold is not None  # _worst names the level whenever a severity
                 alert = _alert(name, spec, severity, value, threshold, stamp)
                 sent = self._state.get(name, {}).get(severity)
                 if sent is not None and now - sent < self.cooldown_seconds:
@@ -161,7 +192,9 @@ class AlertSystem:
                     alerts.append(alert)
             if changed:
                 self._save_state()
-        worst = max((a["severity"] for a in alerts + suppressed), key=_RANK.get, default="ok")
+        worst = max(
+            (a["severity"] for a in alerts + suppressed), key=_RANK.__getitem__, default="ok"
+        )
         if alerts or resolved:
             self._notify(alerts + resolved)
         for a in alerts:
@@ -252,48 +285,31 @@ class AlertSystem:
 
 
 def _check_thresholds(thresholds: Any) -> dict[str, dict[str, Any]]:
-    if not isinstance(thresholds, Mapping) or not thresholds:
-        raise AlertConfigError("thresholds must be a non-empty mapping of metric -> levels")
+    """The constructor's ``thresholds``, checked, as ``{metric: {direction, levels...}}``."""
+    read: dict[str, Threshold] = schema.convert(
+        thresholds, Thresholds, error=AlertConfigError, at="thresholds"
+    )
+    _check_levels(read, "thresholds")
     out: dict[str, dict[str, Any]] = {}
-    for metric, spec in thresholds.items():
-        if not isinstance(metric, str) or not metric:
-            raise AlertConfigError(f"threshold metric names must be strings, got {metric!r}")
-        if not isinstance(spec, Mapping):
-            raise AlertConfigError(
-                f"thresholds.{metric} must be a mapping like {{'warning': 100, 'critical': 200}}"
-            )
-        for key in spec:
-            if key not in _THRESHOLD_KEYS:
-                raise AlertConfigError(
-                    f"thresholds.{metric}: unknown key {key!r}; "
-                    "allowed: warning, critical, direction"
-                )
-        direction = spec.get("direction", "above")
-        if direction not in _DIRECTIONS:
-            raise AlertConfigError(
-                f"thresholds.{metric}.direction must be 'above' or 'below', got {direction!r}"
-            )
-        levels = {}
-        for severity in SEVERITIES:
-            if spec.get(severity) is None:
-                continue
-            if not is_finite_number(spec[severity]):
-                raise AlertConfigError(
-                    f"thresholds.{metric}.{severity} must be a finite number, "
-                    f"got {spec[severity]!r}"
-                )
-            levels[severity] = float(spec[severity])
-        if not levels:
-            raise AlertConfigError(f"thresholds.{metric} needs a warning or critical level")
-        if len(levels) == 2:
-            w, c = levels["warning"], levels["critical"]
-            if (direction == "above" and w > c) or (direction == "below" and w < c):
-                raise AlertConfigError(
-                    f"thresholds.{metric}: the warning level {w:g} is beyond the critical "
-                    f"level {c:g} for direction {direction!r}"
-                )
-        out[metric] = {"direction": direction, **levels}
+    for metric, spec in read.items():
+        levels = {s: getattr(spec, s) for s in SEVERITIES if getattr(spec, s) is not None}
+        out[metric] = {"direction": spec.direction, **levels}
     return out
+
+
+def _check_levels(thresholds: Mapping[str, Threshold], at: str) -> None:
+    """What no single key states: a level is set, and warning comes before critical."""
+    for metric, spec in thresholds.items():
+        if spec.warning is None and spec.critical is None:
+            raise AlertConfigError(f"{at}.{metric}: needs a warning or critical level")
+        w, c = spec.warning, spec.critical
+        if w is None or c is None:
+            continue
+        if (spec.direction == "above" and w > c) or (spec.direction == "below" and w < c):
+            raise AlertConfigError(
+                f"{at}.{metric}: the warning level {w:g} is beyond the critical "
+                f"level {c:g} for direction {spec.direction!r}"
+            )
 
 
 def _finite_values(raw: Any) -> list[float]:
@@ -343,7 +359,7 @@ def _resolved(
     now: float,
     stamp: str,
 ) -> dict[str, Any]:
-    worst = max(previous, key=_RANK.get)
+    worst = max(previous, key=_RANK.__getitem__)
     return {
         "metric": name,
         "severity": worst,

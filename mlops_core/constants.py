@@ -13,11 +13,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import Literal, get_args
 
 # --- features and their buckets ----------------------------------------------------------------
 
-#: the kinds of feature a reference profile holds, and that a config may declare
-FEATURE_KINDS = ("numeric", "categorical")
+# Each vocabulary is a Literal type (for the config schemas and mypy) and the tuple of its
+# values (for membership tests and messages), the tuple read from the type: written once.
+
+#: a kind of feature: what a reference profile holds, and what a config may declare
+FeatureKind = Literal["numeric", "categorical"]
+FEATURE_KINDS: tuple[FeatureKind, ...] = get_args(FeatureKind)
 #: bucket of a categorical feature that takes the rarer reference categories (beyond the
 #: ``max_categories`` most frequent), and label of the prediction classes beyond the counted
 #: ones: a metric label never changes and the number of series stays bounded
@@ -32,10 +37,12 @@ DEFAULT_MAX_CATEGORIES = 20
 
 # --- drift -------------------------------------------------------------------------------------
 
-#: the reported drift statistics, by the names configs and the command line use
-DRIFT_TESTS = ("ks", "psi", "chi2")
+#: a reported drift statistic, by the name configs and the command line use
+DriftTest = Literal["ks", "psi", "chi2"]
+DRIFT_TESTS: tuple[DriftTest, ...] = get_args(DriftTest)
 #: how the KS p-value is computed, the exporter's default first (see mlops_core.statistics)
-KS_METHODS = ("asymp", "auto", "exact")
+KsMethod = Literal["asymp", "auto", "exact"]
+KS_METHODS: tuple[KsMethod, ...] = get_args(KsMethod)
 #: multiple-testing corrections of the library's and ``mlops drift``'s level
 CORRECTIONS = ("none", "bonferroni", "benjamini-hochberg")
 #: smallest distance that matters, in probability units (0.05: a 5% shift), of numeric and

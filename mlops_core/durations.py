@@ -85,3 +85,25 @@ def _parse_text(text: str) -> float:
         raise DurationError(
             f"duration must be a finite number of seconds >= 0, got {text!r}"
         ) from None
+
+
+def format_duration(seconds: float) -> str:
+    """The shortest text :func:`parse_duration` reads back as ``seconds`` (whole ms).
+
+    Prometheus's own rendering (``model.Duration.String``): years and weeks only when they
+    divide the value, so 30 days is ``30d``, not ``4w2d``; ``0`` is ``0s``.  The docs' key
+    table prints the config's defaults with it.
+    """
+    total = round(seconds * 1000)
+    if total < 0 or not math.isclose(total, seconds * 1000, abs_tol=1e-6):
+        raise ValueError(f"{seconds!r} is not a whole number of milliseconds >= 0")
+    if total == 0:
+        return "0s"
+    parts = []
+    for unit, ms in _UNIT_MILLISECONDS.items():
+        if unit in ("y", "w") and total % ms:
+            continue
+        count, total = divmod(total, ms)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)

@@ -493,7 +493,10 @@ class PredictionLogger:
             self.renderer,
         ]
         wrapper = structlog.make_filtering_bound_logger(_stdlib_logging.DEBUG)
-        self._log = wrapper(self._writer, self._processors, {})
+        # structlog types the class it makes as its FilteringBoundLogger protocol, which has
+        # no constructor; the class is a BoundLoggerBase, built from (logger, processors,
+        # context), and building it directly skips wrap_logger's lazy proxy on every call.
+        self._log = wrapper(self._writer, self._processors, {})  # type: ignore[call-arg]
 
     # -- structlog
 
@@ -685,7 +688,8 @@ class PredictionLogger:
 
     def render(self, entry: Mapping[str, Any]) -> bytes:
         """The JSON line (with its newline) for an entry from :meth:`create_log_entry`."""
-        return self.renderer(self._writer, "info", entry)  # type: ignore[no-any-return]
+        line = self.renderer(self._writer, "info", dict(entry))
+        return line if isinstance(line, bytes) else line.encode("utf-8")  # _dumps gives bytes
 
     # -- file handling
 

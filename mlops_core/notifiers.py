@@ -20,14 +20,17 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
+import msgspec
 import structlog
+from msgspec import Meta
 
 from mlops_core import durations
 from mlops_core._common import is_finite_number, utc_timestamp
 from mlops_core.errors import AlertConfigError, DurationError
+from mlops_core.schema import FiniteNumber, Parse, PositiveDuration, Schema, StrMap, Text
 
 log = structlog.get_logger(__name__)
 
@@ -226,51 +229,85 @@ class WebhookNotifier(_HttpNotifier):
         return self._post(self.url, self.payload(alerts), len(alerts))
 
 
+# --- the alerts section's notifier keys ----------------------------------------------------
+
+
+def _http_url(raw: Any) -> Any:
+    parts = urlsplit(raw) if isinstance(raw, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"expected an http(s) URL, got {raw!r}")
+    return raw
+
+
+HttpUrl = Annotated[str, Parse(_http_url)]
+Seconds = Annotated[FiniteNumber, Meta(gt=0, description="a positive number of seconds")]
+Backoff = Annotated[FiniteNumber, Meta(ge=0, description="a non-negative number of seconds")]
+Retries = Annotated[int, Meta(ge=0, description="a non-negative integer")]
+
+
+class WebhookConfig(Schema, frozen=True):
+    """``alerts.webhook``: the arguments of :class:`WebhookNotifier`."""
+
+    url: HttpUrl
+    timeout: Seconds = 5.0
+    retries: Retries = 3
+    backoff: Backoff = 0.5
+    labels: StrMap = msgspec.field(default_factory=dict)
+    headers: StrMap = msgspec.field(default_factory=dict)
+
+
+class AlertmanagerConfig(Schema, frozen=True):
+    """``alerts.alertmanager``: the arguments of :class:`AlertmanagerNotifier`."""
+
+    url: HttpUrl
+    timeout: Seconds = 5.0
+    retries: Retries = 3
+    backoff: Backoff = 0.5
+    labels: StrMap = msgspec.field(default_factory=dict)
+    alertname: Text = DEFAULT_ALERTNAME
+    ends_after: PositiveDuration | None = None  # None: twice the cooldown, at least 5m
+    generator_url: Text | None = None
+    headers: StrMap = msgspec.field(default_factory=dict)
+
+
 def notifiers_from_config(
-    section: Mapping[str, Any], *, cooldown_seconds: float = 3600.0
-) -> list[_HttpNotifier]:
-    """Notifiers for the ``alertmanager`` and ``webhook`` keys of an ``alerts`` section."""
-    out: list[_HttpNotifier] = []
-    for key, cls, allowed in (
-        ("alertmanager", AlertmanagerNotifier, _AM_KEYS),
-        ("webhook", WebhookNotifier, _WEBHOOK_KEYS),
-    ):
-        conf = section.get(key)
-        if conf is None:
-            continue
-        if not isinstance(conf, Mapping) or "url" not in conf:
-            raise AlertConfigError(f"alerts.{key} must be a mapping with a 'url'")
-        for name in conf:
-            if name not in allowed:
-                raise AlertConfigError(
-                    f"unknown alerts.{key} key {name!r}; allowed: {', '.join(sorted(allowed))}"
-                )
-        kwargs = {k: v for k, v in conf.items() if k != "url"}
-        if key == "alertmanager" and "ends_after" in kwargs:
-            kwargs["ends_after"] = config_duration(
-                kwargs["ends_after"], "alerts.alertmanager.ends_after"
+    alertmanager: AlertmanagerConfig | None,
+    webhook: WebhookConfig | None,
+    *,
+    cooldown_seconds: float = 3600.0,
+) -> list[AlertmanagerNotifier | WebhookNotifier]:
+    """The notifiers of an ``alerts`` section's ``alertmanager`` and ``webhook`` keys."""
+    out: list[AlertmanagerNotifier | WebhookNotifier] = []
+    if alertmanager is not None:
+        am = alertmanager
+        ends_after = (
+            am.ends_after if am.ends_after is not None else max(2 * cooldown_seconds, 300.0)
+        )
+        out.append(
+            AlertmanagerNotifier(
+                am.url,
+                timeout=am.timeout,
+                retries=am.retries,
+                backoff=am.backoff,
+                labels=am.labels,
+                alertname=am.alertname,
+                ends_after=ends_after,
+                generator_url=am.generator_url,
+                headers=am.headers,
             )
-        elif key == "alertmanager":
-            kwargs["ends_after"] = max(2 * cooldown_seconds, 300.0)
-        try:
-            out.append(cls(conf["url"], **kwargs))
-        except (TypeError, AlertConfigError) as exc:
-            raise AlertConfigError(f"alerts.{key}: {exc}") from None
+        )
+    if webhook is not None:
+        out.append(
+            WebhookNotifier(
+                webhook.url,
+                timeout=webhook.timeout,
+                retries=webhook.retries,
+                backoff=webhook.backoff,
+                labels=webhook.labels,
+                headers=webhook.headers,
+            )
+        )
     return out
-
-
-_AM_KEYS = {
-    "url",
-    "timeout",
-    "retries",
-    "backoff",
-    "labels",
-    "alertname",
-    "ends_after",
-    "generator_url",
-    "headers",
-}
-_WEBHOOK_KEYS = {"url", "timeout", "retries", "backoff", "labels", "headers"}
 
 
 def _number(value: Any, what: str, *, positive: bool = False) -> float:
@@ -309,11 +346,12 @@ def _parse_time(value: Any) -> datetime:
 
 
 def config_duration(value: Any, key: str = "duration") -> float:
-    """Seconds from a duration of the ``alerts:`` section (``"90s"``, ``"1h30m"``, a number).
+    """Seconds from a duration (``"90s"``, ``"1h30m"``, a number), for code that reads one
+    by itself (``mlops_core.alerts.parse_duration``); the ``alerts:`` section's keys are
+    read by its schema (:class:`mlops_core.alerts.AlertsConfig`).
 
-    The grammar is :mod:`mlops_core.durations`' (Prometheus's); this adds the section's
-    error style, one :class:`AlertConfigError` naming ``key``.  It lives here, below
-    :mod:`mlops_core.alerts`, so that both read durations alike without importing each other.
+    The grammar is :mod:`mlops_core.durations`' (Prometheus's); this adds one
+    :class:`AlertConfigError` naming ``key``.
     """
     try:
         return durations.parse_duration(value)

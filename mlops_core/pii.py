@@ -40,7 +40,7 @@ import ipaddress
 import numbers
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, SupportsFloat
 
 __all__ = [
     "DEFAULT_EXACT_PII_KEYS",
@@ -454,15 +454,17 @@ class PIIRedactor:
             return [self._walk(v) for v in value]
         item = getattr(value, "item", None)
         tolist = getattr(value, "tolist", None)
-        if tolist is not None and callable(tolist) and getattr(value, "ndim", 0):
+        if tolist is not None and callable(tolist) and getattr(value, "ndim", None):
             return self._walk(tolist())  # numpy array
         if item is not None and callable(item) and type(value).__module__ == "numpy":
             return self._walk(item())  # numpy scalar
         if isinstance(value, numbers.Number):
-            try:
-                return float(value)  # Decimal, Fraction
-            except (TypeError, ValueError):
-                return self._mask(str(value))
+            if isinstance(value, SupportsFloat):  # Decimal, Fraction
+                try:
+                    return float(value)
+                except (TypeError, ValueError):
+                    pass
+            return self._mask(str(value))
         if isinstance(value, _dt.date | _dt.time):
             return value.isoformat()
         if isinstance(value, bytes | bytearray):

@@ -36,7 +36,7 @@ import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -225,7 +225,7 @@ class NumericFeatureProfile:
     number of reference values per bucket.  Build one with :meth:`from_values`.
     """
 
-    kind: ClassVar[str] = "numeric"
+    kind: ClassVar[Literal["numeric"]] = "numeric"
 
     name: str
     sorted_values: np.ndarray
@@ -358,7 +358,7 @@ class CategoricalFeatureProfile:
     both ways, and counting every 0/1 as an unseen category would be a false alarm.
     """
 
-    kind: ClassVar[str] = "categorical"
+    kind: ClassVar[Literal["categorical"]] = "categorical"
 
     name: str
     categories: list[str]

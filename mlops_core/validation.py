@@ -18,31 +18,18 @@ tolerated regression ("not worse than the baseline by more than 0.01").
 
 from __future__ import annotations
 
-import difflib
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any
 
+import msgspec
 import numpy as np
+from msgspec import Meta
 
-from mlops_core._common import is_finite_number
+from mlops_core import schema
 from mlops_core.errors import ValidationConfigError
-
-# config key -> default (None: the check is off unless configured)
-DEFAULTS: dict[str, Any] = {
-    "min_accuracy": None,
-    "min_f1": None,
-    "min_roc_auc": None,
-    "max_latency_ms": None,
-    "max_model_size_mb": None,
-    "required_methods": ["predict"],
-    "model_path": None,
-    "metric_thresholds": None,
-    "pos_label": None,
-    "latency_samples": 100,
-    "latency_warmup": 10,
-}
+from mlops_core.schema import FiniteNumber, Parse, Schema, Text
 
 # metric name -> greater is better (used by metric_thresholds when not given)
 METRICS: dict[str, bool] = {
@@ -55,7 +42,6 @@ METRICS: dict[str, bool] = {
     "model_size_mb": False,
 }
 
-_THRESHOLD_KEYS = ("threshold", "min_absolute_change", "min_relative_change", "greater_is_better")
 
 # the latency measurement stops after this many seconds, however many samples remain
 _LATENCY_BUDGET_S = 10.0
@@ -66,7 +52,7 @@ def validate_model_for_deployment(
     model: Any,
     X_val: Any,
     y_val: Any,
-    config: Mapping[str, Any] | None = None,
+    config: Mapping[str, Any] | GateConfig | None = None,
     *,
     baseline_model: Any = None,
     model_path: str | os.PathLike[str] | None = None,
@@ -83,14 +69,13 @@ def validate_model_for_deployment(
     (``baseline_model_path`` its file, for comparing ``model_size_mb``).
     """
     cfg = check_config(config or {})
-    path = model_path if model_path is not None else cfg["model_path"]
+    thresholds = _metric_thresholds(cfg)
+    path = model_path if model_path is not None else cfg.model_path
     report = _Report()
 
     metrics: dict[str, Any] = {}
     usable = _evaluate(model, X_val, y_val, cfg, metrics, report, who="model")
-    wants_size = cfg["max_model_size_mb"] is not None or "model_size_mb" in (
-        cfg["metric_thresholds"] or {}
-    )
+    wants_size = cfg.max_model_size_mb is not None or "model_size_mb" in thresholds
     if path is not None or wants_size:
         _measure_size(path, metrics)
 
@@ -106,8 +91,8 @@ def validate_model_for_deployment(
     _bound(report, cfg, metrics, "min_roc_auc", "roc_auc", greater=True, usable=usable)
     _bound(report, cfg, metrics, "max_latency_ms", "latency_p99_ms", greater=False, usable=usable)
     _bound(report, cfg, metrics, "max_model_size_mb", "model_size_mb", greater=False, usable=True)
-    if cfg["metric_thresholds"]:
-        _compare(report, cfg["metric_thresholds"], metrics, baseline_metrics, usable)
+    if thresholds:
+        _compare(report, thresholds, metrics, baseline_metrics, usable)
 
     return {
         "passed": not report.errors,
@@ -155,90 +140,100 @@ class _Report:
 # --- configuration ----------------------------------------------------------------------------
 
 
-def check_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The config with defaults filled in; raises ValidationConfigError naming a bad key.
+def _file_path(raw: Any) -> str:
+    if not isinstance(raw, str | os.PathLike):
+        raise ValueError(f"expected a file path, got {schema.describe(raw)}")
+    return os.fspath(raw)
+
+
+class MetricThreshold(Schema, frozen=True):
+    """One entry of ``metric_thresholds`` (MLflow's ``MetricThreshold``)."""
+
+    threshold: FiniteNumber | None = None
+    min_absolute_change: FiniteNumber | None = None
+    min_relative_change: (
+        Annotated[FiniteNumber, Meta(ge=-1, le=1, description="a number between -1 and 1")] | None
+    ) = None
+    greater_is_better: Annotated[bool, Meta(description="true or false")] | None = None
+
+
+class MetricThresholds(Schema, frozen=True):
+    """``metric_thresholds``: one optional entry per metric of :data:`METRICS`."""
+
+    accuracy: MetricThreshold | None = None
+    f1: MetricThreshold | None = None
+    roc_auc: MetricThreshold | None = None
+    latency_p50_ms: MetricThreshold | None = None
+    latency_p95_ms: MetricThreshold | None = None
+    latency_p99_ms: MetricThreshold | None = None
+    model_size_mb: MetricThreshold | None = None
+
+
+class GateConfig(Schema, frozen=True):
+    """The gate's configuration (``gate.yml``); a check whose key is None is off."""
+
+    min_accuracy: FiniteNumber | None = None
+    min_f1: FiniteNumber | None = None
+    min_roc_auc: FiniteNumber | None = None
+    max_latency_ms: FiniteNumber | None = None
+    max_model_size_mb: FiniteNumber | None = None
+    required_methods: Annotated[tuple[Text, ...], Meta(description="a list of method names")] = (
+        "predict",
+    )
+    model_path: Annotated[str, Parse(_file_path)] | None = None
+    metric_thresholds: MetricThresholds | None = None
+    pos_label: Any = None  # None: 1/True when present, else the largest label
+    latency_samples: Annotated[int, Meta(ge=1, description="a positive integer")] = 100
+    latency_warmup: Annotated[int, Meta(ge=0, description="a non-negative integer")] = 10
+
+
+#: config key -> default (None: the check is off unless configured)
+DEFAULTS: dict[str, Any] = {
+    f.name: f.default if f.default is not msgspec.NODEFAULT else f.default_factory()
+    for f in msgspec.structs.fields(GateConfig)
+}
+
+
+def check_config(
+    config: Mapping[str, Any] | GateConfig, *, source: str | None = None
+) -> GateConfig:
+    """The config with defaults filled in; raises ValidationConfigError naming a bad key
+    (``[source: ]min_acuracy: unknown key (did you mean 'min_accuracy'?)``).
 
     Public so a caller (the CLI) can reject a wrong config before loading a large model.
     """
-    if not isinstance(config, Mapping):
-        raise ValidationConfigError(f"validation config must be a mapping, not {_kind(config)}")
-    for key in config:
-        if key not in DEFAULTS:
-            raise ValidationConfigError(f"unknown validation config key {key!r}{_hint(key)}")
-    cfg = {**DEFAULTS, **{k: v for k, v in config.items() if v is not None}}
-    for key in ("min_accuracy", "min_f1", "min_roc_auc", "max_latency_ms", "max_model_size_mb"):
-        if cfg[key] is not None:
-            cfg[key] = _number(cfg[key], key)
-    for key in ("latency_samples", "latency_warmup"):
-        value = cfg[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValidationConfigError(f"{key} must be a non-negative integer, got {value!r}")
-    if cfg["latency_samples"] < 1:
-        raise ValidationConfigError("latency_samples must be at least 1")
-    methods = cfg["required_methods"]
-    if isinstance(methods, str) or not isinstance(methods, Sequence):
-        raise ValidationConfigError(f"required_methods must be a list of names, got {methods!r}")
-    if not all(isinstance(m, str) and m for m in methods):
-        raise ValidationConfigError(f"required_methods must be a list of names, got {methods!r}")
-    if cfg["model_path"] is not None and not isinstance(cfg["model_path"], (str, os.PathLike)):
-        raise ValidationConfigError(f"model_path must be a file path, got {cfg['model_path']!r}")
-    if cfg["metric_thresholds"] is not None:
-        cfg["metric_thresholds"] = _check_metric_thresholds(cfg["metric_thresholds"])
+    if isinstance(config, GateConfig):
+        return config
+    cfg = schema.convert(config, GateConfig, error=ValidationConfigError, source=source)
+    for metric, spec in _metric_thresholds(cfg).items():
+        if len(spec) == 1:  # greater_is_better alone
+            where = f"{source}: " if source else ""
+            raise ValidationConfigError(
+                f"{where}metric_thresholds.{metric}: sets none of threshold, "
+                "min_absolute_change, min_relative_change"
+            )
     return cfg
 
 
-def _check_metric_thresholds(value: Any) -> dict[str, dict[str, Any]]:
-    if not isinstance(value, Mapping):
-        raise ValidationConfigError(
-            f"metric_thresholds must map metric names to thresholds, not {_kind(value)}"
-        )
+def _metric_thresholds(cfg: GateConfig) -> dict[str, dict[str, Any]]:
+    """``metric_thresholds`` as metric -> its set bounds and ``greater_is_better``."""
+    if cfg.metric_thresholds is None:
+        return {}
     out: dict[str, dict[str, Any]] = {}
-    for metric, spec in value.items():
-        if metric not in METRICS:
-            raise ValidationConfigError(
-                f"metric_thresholds: unknown metric {metric!r}; known: {', '.join(METRICS)}"
-            )
-        if not isinstance(spec, Mapping):
-            raise ValidationConfigError(f"metric_thresholds.{metric} must be a mapping")
-        for key in spec:
-            if key not in _THRESHOLD_KEYS:
-                raise ValidationConfigError(
-                    f"metric_thresholds.{metric}: unknown key {key!r}; "
-                    f"allowed: {', '.join(_THRESHOLD_KEYS)}"
-                )
-        entry: dict[str, Any] = {"greater_is_better": METRICS[metric]}
+    for metric, greater in METRICS.items():
+        spec: MetricThreshold | None = getattr(cfg.metric_thresholds, metric)
+        if spec is None:
+            continue
+        entry: dict[str, Any] = {
+            "greater_is_better": greater
+            if spec.greater_is_better is None
+            else spec.greater_is_better
+        }
         for key in ("threshold", "min_absolute_change", "min_relative_change"):
-            if spec.get(key) is not None:
-                entry[key] = _number(spec[key], f"metric_thresholds.{metric}.{key}")
-        if "greater_is_better" in spec:
-            if not isinstance(spec["greater_is_better"], bool):
-                raise ValidationConfigError(
-                    f"metric_thresholds.{metric}.greater_is_better must be true or false"
-                )
-            entry["greater_is_better"] = spec["greater_is_better"]
-        rel = entry.get("min_relative_change")
-        if rel is not None and not -1.0 <= rel <= 1.0:
-            raise ValidationConfigError(
-                f"metric_thresholds.{metric}.min_relative_change must be between -1 and 1"
-            )
-        if len(entry) == 1:
-            raise ValidationConfigError(
-                f"metric_thresholds.{metric} sets none of threshold, min_absolute_change, "
-                "min_relative_change"
-            )
+            if getattr(spec, key) is not None:
+                entry[key] = getattr(spec, key)
         out[metric] = entry
     return out
-
-
-def _number(value: Any, key: str) -> float:
-    if not is_finite_number(value):
-        raise ValidationConfigError(f"{key} must be a finite number, got {value!r}")
-    return float(value)
-
-
-def _hint(key: str) -> str:
-    close = difflib.get_close_matches(str(key), DEFAULTS, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else f"; known keys: {', '.join(DEFAULTS)}"
 
 
 def _kind(value: Any) -> str:
@@ -252,7 +247,7 @@ def _evaluate(
     model: Any,
     X: Any,
     y: Any,
-    cfg: Mapping[str, Any],
+    cfg: GateConfig,
     metrics: dict[str, Any],
     report: _Report,
     *,
@@ -261,17 +256,17 @@ def _evaluate(
     """Fill ``metrics``; return False when the model or the data cannot be evaluated."""
     label = "model" if who == "model" else "baseline model"
     if who == "model":
-        missing = [m for m in cfg["required_methods"] if not callable(getattr(model, m, None))]
+        missing = [m for m in cfg.required_methods if not callable(getattr(model, m, None))]
         report.check(
             "required_methods",
             None,
-            list(cfg["required_methods"]),
-            sorted(set(cfg["required_methods"]) - set(missing)),
+            list(cfg.required_methods),
+            sorted(set(cfg.required_methods) - set(missing)),
             not missing,
             f"model lacks required method(s): {', '.join(missing)}" if missing else "",
         )
     if not callable(getattr(model, "predict", None)):
-        if who != "model" or "predict" not in cfg["required_methods"]:
+        if who != "model" or "predict" not in cfg.required_methods:
             report.error(f"{label} has no predict method")
         return False
 
@@ -295,7 +290,7 @@ def _evaluate(
 
     classes = np.unique(y_arr)
     metrics["accuracy"] = float(np.mean(_equal(pred, y_arr)))
-    pos_label = cfg["pos_label"] if cfg["pos_label"] is not None else _positive(classes)
+    pos_label = cfg.pos_label if cfg.pos_label is not None else _positive(classes)
     metrics["f1"] = _f1(y_arr, pred, classes, pos_label)
     auc_problem = None
     if len(classes) != 2:
@@ -426,13 +421,13 @@ def _measure_latency(
     model: Any,
     X: Any,
     n: int,
-    cfg: Mapping[str, Any],
+    cfg: GateConfig,
     metrics: dict[str, Any],
     report: _Report,
     label: str,
 ) -> None:
     """Time single-row ``predict`` calls (a request as the server sees it) after a warm-up."""
-    warmup, samples = cfg["latency_warmup"], cfg["latency_samples"]
+    warmup, samples = cfg.latency_warmup, cfg.latency_samples
     try:
         for i in range(warmup):
             model.predict(_row(X, i % n))
@@ -474,7 +469,7 @@ def _measure_size(path: str | os.PathLike[str] | None, metrics: dict[str, Any]) 
 
 def _bound(
     report: _Report,
-    cfg: Mapping[str, Any],
+    cfg: GateConfig,
     metrics: Mapping[str, Any],
     key: str,
     metric: str,
@@ -482,7 +477,7 @@ def _bound(
     greater: bool,
     usable: bool,
 ) -> None:
-    limit = cfg[key]
+    limit = getattr(cfg, key)
     if limit is None:
         return
     value = metrics.get(metric)

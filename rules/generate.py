@@ -27,8 +27,9 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
+import msgspec
 import yaml
 
 RULES_DIR = Path(__file__).resolve().parent
@@ -37,9 +38,10 @@ if __name__ == "__main__":
     # not with whichever copy of it happens to be installed.
     sys.path.insert(0, str(RULES_DIR.parent))
 
-from mlops_core import durations  # noqa: E402
+from mlops_core import durations, schema  # noqa: E402
 from mlops_core.constants import DEFAULT_EPSILON  # noqa: E402
 from mlops_core.errors import DurationError  # noqa: E402
+from mlops_core.schema import FiniteNumber, Parse, Schema, Text  # noqa: E402
 
 THRESHOLDS_FILE = RULES_DIR / "thresholds.yml"
 DASHBOARD_FILE = RULES_DIR.parent / "grafana" / "dashboards" / "mlops-overview.json"
@@ -255,8 +257,7 @@ ALERTS: tuple[AlertSpec, ...] = (
     AlertSpec(
         "MlopsFeatureDriftHigh",
         "mlops_feature_drift_distance_lower_bound > THRESHOLD",
-        "Feature {{ $labels.feature }} of model {{ $labels.model }} moved by more than "
-        "THRESHOLD.",
+        "Feature {{ $labels.feature }} of model {{ $labels.model }} moved by more than THRESHOLD.",
         "With the confidence of the drift verdict, the distance of feature "
         "{{ $labels.feature }} of " + _WHERE + " to its reference is at least "
         '{{ printf "%.3f" $value }} (KS distance or total variation, in probability units), '
@@ -334,30 +335,7 @@ ALERTS: tuple[AlertSpec, ...] = (
 )
 
 
-def load_thresholds(path: Path = THRESHOLDS_FILE) -> dict[str, Any]:
-    """Read and check thresholds.yml; raise :class:`ThresholdsError` naming the bad key."""
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ThresholdsError(f"{path}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ThresholdsError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ThresholdsError(f"{path}: expected a mapping at the top level")
-    for key in ("runbook_url", "exporter_selector", "alerts"):
-        if key not in data:
-            raise ThresholdsError(f"{path}: missing key '{key}'")
-    unknown = set(data) - {"runbook_url", "exporter_selector", "alerts"}
-    if unknown:
-        raise ThresholdsError(f"{path}: unknown key '{sorted(unknown)[0]}'")
-    alerts = data["alerts"]
-    known = {spec.name for spec in ALERTS}
-    for name in alerts:
-        if name not in known:
-            raise ThresholdsError(f"{path}: alerts.{name}: no such alert ({', '.join(known)})")
-    for spec in ALERTS:
-        _check_alert(path, spec, alerts.get(spec.name))
-    return data
+# --- thresholds.yml ------------------------------------------------------------------------
 
 
 def is_duration(value: Any) -> bool:
@@ -371,29 +349,84 @@ def is_duration(value: Any) -> bool:
     return True
 
 
+def _rule_duration(value: Any) -> str:
+    """A ``for:`` value, kept as written (it goes into the rule file as it is)."""
+    if not is_duration(value):
+        raise ValueError(f"expected a duration like 15m, got {value!r}")
+    return str(value)
+
+
+RuleDuration = Annotated[str, Parse(_rule_duration)]
+Severity = Literal["critical", "warning", "info"]
+
+
+class ThresholdedAlert(Schema, frozen=True, omit_defaults=True):
+    """An alert whose expression compares with a threshold: one rule per severity set."""
+
+    for_: RuleDuration = msgspec.field(name="for")
+    critical: FiniteNumber | None = None
+    warning: FiniteNumber | None = None
+    info: FiniteNumber | None = None
+
+
+class FixedAlert(Schema, frozen=True, omit_defaults=True):
+    """An alert with a fixed condition; its severity may be changed."""
+
+    for_: RuleDuration = msgspec.field(name="for")
+    severity: Severity | None = None  # None: the alert's default_severity
+
+
+#: ``alerts:`` of thresholds.yml: one required entry per alert of ALERTS
+AlertsSection = msgspec.defstruct(
+    "AlertsSection",
+    [(spec.name, ThresholdedAlert if spec.threshold else FixedAlert) for spec in ALERTS],
+    bases=(Schema,),
+)
+
+
+class ThresholdsFile(Schema, frozen=True):
+    runbook_url: Text
+    exporter_selector: Text
+    alerts: AlertsSection  # a Struct built from ALERTS above
+
+
+def load_thresholds(path: Path = THRESHOLDS_FILE) -> dict[str, Any]:
+    """Read and check thresholds.yml; raise :class:`ThresholdsError` naming the bad key.
+
+    Returns the checked file as plain data (``alerts.<name>.for``, ``.warning`` ...), only
+    the keys that are set, for the renderers below and for tests that edit a copy.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ThresholdsError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ThresholdsError(f"{path}{where}: invalid YAML: {problem}") from None
+    if not isinstance(data, dict):
+        raise ThresholdsError(f"{path}: expected a mapping at the top level")
+    read = schema.convert(data, ThresholdsFile, error=ThresholdsError, source=str(path))
+    for spec in ALERTS:
+        conf = getattr(read.alerts, spec.name)
+        if isinstance(conf, ThresholdedAlert) and not any(
+            getattr(conf, s) is not None for s in SEVERITIES
+        ):
+            raise ThresholdsError(
+                f"{path}: alerts.{spec.name}: needs a threshold for one of {', '.join(SEVERITIES)}"
+            )
+    checked: dict[str, Any] = msgspec.to_builtins(read)
+    return checked
+
+
 def _for_argument(text: str) -> str:
     """``--for``: checked like ``for:`` in thresholds.yml, so a test copy is a valid rule file."""
     if not is_duration(text):
         raise argparse.ArgumentTypeError(f"expected a duration like 15m or 0s, got {text!r}")
     return text
-
-
-def _check_alert(path: Path, spec: AlertSpec, conf: Any) -> None:
-    where = f"{path}: alerts.{spec.name}"
-    if not isinstance(conf, dict):
-        raise ThresholdsError(f"{where}: missing (needs at least 'for')")
-    if not is_duration(conf.get("for")):
-        raise ThresholdsError(f"{where}.for: expected a duration like 15m, got {conf.get('for')!r}")
-    allowed = {"for", *SEVERITIES} if spec.threshold else {"for", "severity"}
-    for key, value in conf.items():
-        if key not in allowed:
-            raise ThresholdsError(f"{where}.{key}: unknown key (allowed: {sorted(allowed)})")
-        if key in SEVERITIES and (isinstance(value, bool) or not isinstance(value, int | float)):
-            raise ThresholdsError(f"{where}.{key}: expected a number, got {value!r}")
-    if spec.threshold and not any(s in conf for s in SEVERITIES):
-        raise ThresholdsError(f"{where}: needs a threshold for one of {', '.join(SEVERITIES)}")
-    if conf.get("severity", spec.default_severity) not in SEVERITIES:
-        raise ThresholdsError(f"{where}.severity: expected one of {', '.join(SEVERITIES)}")
 
 
 def alert_groups(config: Mapping[str, Any], for_override: str | None = None) -> list[dict]:

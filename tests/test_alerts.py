@@ -260,11 +260,14 @@ def test_unwritable_state_file_does_not_stop_alerting(tmp_path):
 @pytest.mark.parametrize(
     ("thresholds", "message"),
     [
-        ({}, "non-empty mapping"),
-        ({"lat": {"warning": "high"}}, "thresholds.lat.warning must be a finite number"),
-        ({"lat": {"warn": 1}}, "thresholds.lat: unknown key 'warn'"),
-        ({"lat": {"direction": "up", "warning": 1}}, "must be 'above' or 'below'"),
-        ({"lat": {}}, "thresholds.lat needs a warning or critical level"),
+        ({}, "thresholds: expected a non-empty mapping of metric -> levels"),
+        ({"lat": {"warning": "high"}}, "thresholds.lat.warning: expected a finite number"),
+        ({"lat": {"warn": 1}}, r"thresholds.lat.warn: unknown key \(did you mean 'warning'\?\)"),
+        (
+            {"lat": {"direction": "up", "warning": 1}},
+            "thresholds.lat.direction: expected one of above, below, got 'up'",
+        ),
+        ({"lat": {}}, "thresholds.lat: needs a warning or critical level"),
         ({"lat": {"warning": 300, "critical": 200}}, "warning level 300 is beyond the critical"),
         (
             {"acc": {"warning": 0.7, "critical": 0.8, "direction": "below"}},
@@ -325,40 +328,51 @@ def test_from_config_builds_thresholds_cooldown_and_notifiers(tmp_path):
 @pytest.mark.parametrize(
     ("section", "message"),
     [
-        ({"thresholds": LATENCY, "cooldwn": "1h"}, "unknown alerts config key 'cooldwn'"),
-        ({"cooldown": "1h"}, "needs 'thresholds'"),
-        ({"thresholds": LATENCY, "cooldown": "soon"}, "alerts.cooldown must be a duration"),
-        ({"thresholds": LATENCY, "webhook": {}}, "alerts.webhook must be a mapping with a 'url'"),
+        (
+            {"thresholds": LATENCY, "cooldwn": "1h"},
+            r"^alerts.cooldwn: unknown key \(did you mean 'cooldown'\?\)$",
+        ),
+        ({"cooldown": "1h"}, "^alerts.thresholds: required key missing$"),
+        ({"thresholds": LATENCY, "cooldown": "soon"}, "^alerts.cooldown: bad duration 'soon'"),
+        ({"thresholds": LATENCY, "webhook": {}}, "^alerts.webhook.url: required key missing$"),
         (
             {"thresholds": LATENCY, "alertmanager": {"url": "ftp://x"}},
-            "needs an http\\(s\\) URL",
+            r"^alerts.alertmanager.url: expected an http\(s\) URL, got 'ftp://x'$",
         ),
         (
             {"thresholds": LATENCY, "alertmanager": {"url": "http://x", "token": "y"}},
-            "unknown alerts.alertmanager key 'token'",
+            r"^alerts.alertmanager.token: unknown key \(expected one of: url, timeout",
         ),
         # wrong types: one AlertConfigError naming the key, never an error from inside Python
         (
             {"thresholds": LATENCY, "alertmanager": {"url": "http://x", "labels": "model"}},
-            "alerts.alertmanager: labels must be a mapping",
+            "alerts.alertmanager.labels: expected a mapping of names to values, got 'model'",
         ),
         (
             {"thresholds": LATENCY, "webhook": {"url": "http://x", "headers": ["X-Token"]}},
-            "alerts.webhook: headers must be a mapping",
+            "alerts.webhook.headers: expected a mapping of names to values",
         ),
         (
             {"thresholds": LATENCY, "webhook": {"url": "http://x", "backoff": "fast"}},
-            "alerts.webhook: backoff must be a non-negative number, got 'fast'",
+            "alerts.webhook.backoff: expected a finite number, got 'fast'",
         ),
         (
             {"thresholds": LATENCY, "webhook": {"url": "http://x", "timeout": math.inf}},
-            "alerts.webhook: timeout must be a positive number, got inf",
+            "alerts.webhook.timeout: expected a finite number, got inf",
         ),
         (
             {"thresholds": LATENCY, "alertmanager": {"url": "http://x", "alertname": 5}},
-            "alerts.alertmanager: alertname must be a non-empty string",
+            r"alerts.alertmanager.alertname: expected a non-empty string, got 5 \(int\)",
         ),
-        ({"thresholds": LATENCY, "state_file": 5}, "state_file must be a file path, got 5"),
+        ({"thresholds": LATENCY, "state_file": 5}, "alerts.state_file: expected a non-empty"),
+        (
+            {"thresholds": LATENCY, "webhook": {"url": "http://x", "timeout": 0}},
+            r"alerts.webhook.timeout: expected a positive number of seconds, got 0 \(int\)",
+        ),
+        (
+            {"thresholds": {"lat": {"warning": 1, "critical": 0}}},
+            "^alerts.thresholds.lat: the warning level 1 is beyond the critical level 0",
+        ),
     ],
 )
 def test_from_config_rejects(section, message):

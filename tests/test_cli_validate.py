@@ -160,7 +160,7 @@ def test_baseline_comparison(files, tmp_path, mlops_main):
 @pytest.mark.parametrize(
     ("setup", "expected"),
     [
-        ("unknown_key", "unknown validation config key 'min_acc'"),
+        ("unknown_key", "c.yml: min_acc: unknown key (did you mean 'min_accuracy'?)"),
         ("missing_model", "model file not found:"),
         ("corrupt_model", "cannot load model"),
         ("npz_without_y", "missing array(s) y; found X"),

@@ -246,3 +246,12 @@ def test_every_command_in_the_readme_sh_blocks_exists(capsys) -> None:
     problems = [f"{shlex.join(w)}: {why}" for w in commands if (why := _missing_command(w))]
     capsys.readouterr()  # argparse's usage messages
     assert problems == []
+
+
+def test_ci_checks_types_after_the_lint() -> None:
+    """mypy runs in CI next to ruff, from the venv the test extra filled."""
+    ci = [line.strip() for line in (REPO_ROOT / ".ci" / "run").read_text("utf-8").splitlines()]
+    assert "mypy mlops_core exporter" in ci
+    assert ci.index("ruff check .") < ci.index("mypy mlops_core exporter")
+    pyproject = (REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert '"mypy' in pyproject and '"types-PyYAML"' in pyproject and "[tool.mypy]" in pyproject

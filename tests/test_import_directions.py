@@ -63,3 +63,30 @@ def test_importing_the_whole_library_loads_no_exporter_module() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(REPO_ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_no_two_modules_import_each_other() -> None:
+    """Not even inside a function: ``exporter.cli`` and ``exporter.demo`` did, through
+    ``build_exporter`` (now in ``exporter.app``, which both import)."""
+    files = sorted([*LIBRARY.rglob("*.py"), *(REPO_ROOT / "exporter").rglob("*.py")])
+    names = {_module_name(p): p for p in files}
+    imports = {name: imported_modules(path) & set(names) for name, path in names.items()}
+    cycles = sorted(
+        (a, b)
+        for a, targets in imports.items()
+        for b in targets
+        if a < b and a in imports[b] and not b.startswith(a + ".") and not a.startswith(b + ".")
+    )
+    assert not cycles, f"modules importing each other: {cycles}"
+
+
+def test_the_demo_and_the_command_line_share_build_exporter_from_the_app() -> None:
+    exporter_dir = REPO_ROOT / "exporter"
+    assert "exporter.cli" not in imported_modules(exporter_dir / "demo.py")
+    assert "exporter.app.build_exporter" in imported_modules(exporter_dir / "demo.py")
+    assert "exporter.app.build_exporter" in imported_modules(exporter_dir / "cli.py")

@@ -224,10 +224,17 @@ def test_for_override_renders_the_test_copy() -> None:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda c: c["alerts"].update(MlopsNoSuchAlert={"for": "5m"}), "alerts.MlopsNoSuchAlert"),
+        (
+            lambda c: c["alerts"].update(MlopsNoSuchAlert={"for": "5m"}),
+            "alerts.MlopsNoSuchAlert: unknown key (expected one of: MlopsFeatureDriftDetected,",
+        ),
+        (
+            lambda c: c["alerts"].update(MlopsExporterDwn={"for": "5m"}),
+            "alerts.MlopsExporterDwn: unknown key (did you mean 'alerts.MlopsExporterDown'?)",
+        ),
         (
             lambda c: c["alerts"]["MlopsFeatureDriftHigh"].update(warning="high"),
-            "alerts.MlopsFeatureDriftHigh.warning: expected a number",
+            "alerts.MlopsFeatureDriftHigh.warning: expected a finite number, got 'high' (str)",
         ),
         (
             lambda c: c["alerts"]["MlopsExporterDown"].update({"for": "soon"}),
@@ -235,14 +242,23 @@ def test_for_override_renders_the_test_copy() -> None:
         ),
         (
             lambda c: c["alerts"]["MlopsNoPredictions"].update(severity="page"),
-            "alerts.MlopsNoPredictions.severity",
+            "alerts.MlopsNoPredictions.severity: expected one of critical, warning, info, got "
+            "'page'",
         ),
         (
             lambda c: c["alerts"]["MlopsExporterDown"].update(critical=1),
             "alerts.MlopsExporterDown.critical: unknown key",
         ),
-        (lambda c: c["alerts"].pop("MlopsDriftResultsStale"), "alerts.MlopsDriftResultsStale"),
-        (lambda c: c.update(treshold=1), "unknown key 'treshold'"),
+        (
+            lambda c: c["alerts"].pop("MlopsDriftResultsStale"),
+            "alerts.MlopsDriftResultsStale.for: required key missing",
+        ),
+        (
+            lambda c: c["alerts"]["MlopsFeatureDriftHigh"].pop("critical")
+            and c["alerts"]["MlopsFeatureDriftHigh"].pop("warning"),
+            "alerts.MlopsFeatureDriftHigh: needs a threshold for one of critical, warning, info",
+        ),
+        (lambda c: c.update(treshold=1), "treshold: unknown key (expected one of: runbook_url,"),
     ],
 )
 def test_bad_thresholds_give_one_line_naming_the_key(

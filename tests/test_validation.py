@@ -261,17 +261,29 @@ def test_object_without_predict(data):
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ({"min_acuracy": 0.8}, "unknown validation config key 'min_acuracy' (did you mean"),
-        ({"colour": "red"}, "unknown validation config key 'colour'; known keys:"),
-        ({"min_accuracy": "high"}, "min_accuracy must be a finite number, got 'high'"),
-        ({"required_methods": "predict"}, "required_methods must be a list of names"),
-        ({"latency_samples": 0}, "latency_samples must be at least 1"),
-        ({"metric_thresholds": {"precision": {"threshold": 1}}}, "unknown metric 'precision'"),
+        ({"min_acuracy": 0.8}, "min_acuracy: unknown key (did you mean 'min_accuracy'?)"),
+        ({"colour": "red"}, "colour: unknown key (expected one of: min_accuracy, min_f1,"),
+        ({"min_accuracy": "high"}, "min_accuracy: expected a finite number, got 'high' (str)"),
+        (
+            {"required_methods": "predict"},
+            "required_methods: expected a list of method names, got 'predict' (str)",
+        ),
+        ({"latency_samples": 0}, "latency_samples: expected a positive integer, got 0 (int)"),
+        ({"model_path": 5}, "model_path: expected a file path, got 5 (int)"),
+        (
+            {"metric_thresholds": {"precision": {"threshold": 1}}},
+            "metric_thresholds.precision: unknown key (expected one of: accuracy, f1, roc_auc,",
+        ),
         (
             {"metric_thresholds": {"accuracy": {"min_change": 1}}},
-            "metric_thresholds.accuracy: unknown key 'min_change'",
+            "metric_thresholds.accuracy.min_change: unknown key (did you mean "
+            "'metric_thresholds.accuracy.min_relative_change'?)",
         ),
-        ({"metric_thresholds": {"accuracy": {}}}, "sets none of threshold"),
+        (
+            {"metric_thresholds": {"accuracy": {"min_relative_change": 2}}},
+            "metric_thresholds.accuracy.min_relative_change: expected a number between -1 and 1",
+        ),
+        ({"metric_thresholds": {"accuracy": {}}}, "metric_thresholds.accuracy: sets none of"),
     ],
 )
 def test_bad_config_raises_validation_config_error(data, good_model, config, message):
@@ -280,6 +292,23 @@ def test_bad_config_raises_validation_config_error(data, good_model, config, mes
         validate_model_for_deployment(good_model, Xv, yv, config)
     assert isinstance(info.value, ValueError)
     assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_the_metric_thresholds_section_has_one_entry_per_known_metric():
+    import msgspec
+
+    from mlops_core.validation import METRICS, MetricThresholds
+
+    assert [f.name for f in msgspec.structs.fields(MetricThresholds)] == list(METRICS)
+
+
+def test_a_config_key_set_to_null_takes_its_default(data, good_model):
+    _, _, Xv, yv = data
+    result = validate_model_for_deployment(
+        good_model, Xv, yv, {"min_accuracy": 0.5, "latency_samples": None, "pos_label": None}
+    )
+    assert result["passed"] and result["metrics"]["latency_samples"] == 100
 
 
 # --- baseline comparison (MLflow MetricThreshold semantics) -----------------------------------

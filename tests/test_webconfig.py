@@ -100,30 +100,41 @@ def test_go_only_toolkit_keys_are_accepted(tmp_path: Path, cert_pair: tuple[Path
     assert config.headers == {"X-Frame-Options": "deny"}
 
 
+_TLS = "tls_server_config: {cert_file: a, key_file: b"
+
+
 @pytest.mark.parametrize(
     ("text", "needle"),
     [
-        ("tls_server_confg: {}\n", "unknown key tls_server_confg"),
-        ("tls_server_config:\n  cert_file: a.crt\n", "tls_server_config.key_file is required"),
-        ("tls_server_config: {cert_file: a, key_file: b, colour: red}\n",
-         "unknown key tls_server_config.colour"),
-        ("tls_server_config: {cert_file: a, key_file: b, client_auth_type: Maybe}\n",
-         "client_auth_type 'Maybe'"),
-        ("tls_server_config: {cert_file: a, key_file: b,"
-         " client_auth_type: RequireAndVerifyClientCert}\n", "client_ca_file is required"),
-        ("tls_server_config: {cert_file: a, key_file: b, min_version: SSL3}\n", "min_version"),
-        ("tls_server_config: {cert_file: a, key_file: b, client_auth_type: RequireAnyClientCert,"
-         " client_ca_file: ca}\n", "client_auth_type RequireAnyClientCert is not supported"),
-        ("tls_server_config: {cert_file: a, key_file: b, client_auth_type: RequireClientCert}\n",
-         "use RequireAndVerifyClientCert"),
-        ("tls_server_config: {cert_file: a, key_file: b, client_auth_type: RequestClientCert}\n",
-         "use VerifyClientCertIfGiven"),
-        ("tls_server_config: {cert_file: a, key_file: b, client_ca_file: ca}\n",
-         "client_ca_file is set but client_auth_type is NoClientCert"),
+        ("tls_server_confg: {}\n",
+         "tls_server_confg: unknown key (did you mean 'tls_server_config'?)"),
+        ("tls_server_config:\n  cert_file: a.crt\n",
+         "tls_server_config.key_file: required key missing"),
+        (_TLS + ", colour: red}\n",
+         "tls_server_config.colour: unknown key (expected one of: cert_file, key_file"),
+        (_TLS + ", client_auth_type: Maybe}\n",
+         "client_auth_type: expected one of NoClientCert, VerifyClientCertIfGiven, "
+         "RequireAndVerifyClientCert, got 'Maybe'"),
+        (_TLS + ", client_auth_type: RequireAndVerifyClientCert}\n",
+         "tls_server_config.client_ca_file: required for client_auth_type "
+         "RequireAndVerifyClientCert"),
+        (_TLS + ", min_version: SSL3}\n", "tls_server_config.min_version: expected one of TLS10"),
+        (_TLS + ", client_auth_type: RequireAnyClientCert, client_ca_file: ca}\n",
+         "tls_server_config.client_auth_type: RequireAnyClientCert is not supported"),
+        (_TLS + ", client_auth_type: RequireClientCert}\n", "use RequireAndVerifyClientCert"),
+        (_TLS + ", client_auth_type: RequestClientCert}\n", "use VerifyClientCertIfGiven"),
+        (_TLS + ", client_ca_file: ca}\n",
+         "tls_server_config.client_ca_file: set but client_auth_type is NoClientCert"),
         ("http_server_config: {headers: {X-Frame-Options: \"deny\\r\\nSet-Cookie: a=b\"}}\n",
-         "http_server_config.headers.X-Frame-Options"),
-        ("basic_auth_users:\n  alice: plaintext\n", "basic_auth_users.alice"),
-        ("basic_auth_users: [alice]\n", "basic_auth_users must be a mapping"),
+         "http_server_config.headers.X-Frame-Options: expected a header value without line "
+         "breaks"),
+        ("http_server_config: {headers: {\"a\\nb\": c}}\n",
+         "http_server_config.headers: header name 'a\\nb' may not be empty or contain a line "
+         "break"),
+        ("basic_auth_users:\n  alice: plaintext\n",
+         "basic_auth_users.alice: expected a bcrypt hash"),
+        ("basic_auth_users: [alice]\n",
+         "basic_auth_users: expected a mapping of user: bcrypt hash, got ['alice'] (list)"),
         ("- just a list\n", "expected a mapping"),
         ("key: [unclosed\n", "invalid YAML"),
     ],
@@ -134,7 +145,20 @@ def test_bad_files_give_one_line_naming_the_key(tmp_path: Path, text: str, needl
     message = str(info.value)
     assert needle in message
     assert "\n" not in message
-    assert "web.yml" in message
+    assert str(tmp_path / "web.yml") in message
+
+
+def test_a_value_given_for_a_password_hash_is_not_echoed(tmp_path: Path) -> None:
+    """It may be the password itself, written where its hash belongs."""
+    with pytest.raises(ConfigError) as info:
+        load_web_config(_write(tmp_path, "basic_auth_users:\n  alice: hunter2\n"))
+    assert "basic_auth_users.alice: expected a bcrypt hash" in str(info.value)
+    assert "hunter2" not in str(info.value)
+
+
+def test_go_only_keys_and_numeric_header_values_load(tmp_path: Path) -> None:
+    path = _write(tmp_path, "http_server_config: {headers: {X-Max-Age: 5}, http2: true}\n")
+    assert load_web_config(path).headers == {"X-Max-Age": "5"}
 
 
 def test_missing_file_and_unloadable_certificate_name_the_file(tmp_path: Path) -> None:

@@ -89,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
     if args.reference and not args.register:
         raise ValidationConfigError("--reference needs --register NAME VERSION")
     config = load_config(args.config)
-    check_config(config)  # cheap checks first: a typo should not wait for a large model
+    # cheap checks first: a typo should not wait for a large model
+    check_config(config, source=args.config)
     if args.register:
         _check_not_registered(args)
     reference = _load_reference(args.reference) if args.reference else None

@@ -215,7 +215,7 @@ def test_client_cert_modes_python_cannot_honour_are_refused_naming_the_mode_to_u
     assert result.returncode == 1, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert f"tls_server_config.client_auth_type {mode} is not supported" in lines[0]
+    assert f"tls_server_config.client_auth_type: {mode} is not supported" in lines[0]
     assert instead in lines[0]
 
 
@@ -228,7 +228,7 @@ def test_a_client_ca_without_a_client_auth_type_is_refused(
         f"--web.config.file={web}",
     )  # fmt: skip
     assert result.returncode == 1
-    assert "client_ca_file is set but client_auth_type is NoClientCert" in result.stderr
+    assert "client_ca_file: set but client_auth_type is NoClientCert" in result.stderr
 
 
 def _get_with_client_cert(url: str, server_cert: Path, client: tuple[Path, Path] | None) -> int:
