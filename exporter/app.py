@@ -7,7 +7,7 @@ Threads and what they own:
   checkpoint (offsets and every counter, one atomic record) at start, then every
   ``logs.checkpoint_interval`` or 64 MiB read, the start-up catch-up included; /metrics
   serves the counters as last saved (see :mod:`exporter.ingest`).
-- APScheduler's worker: every ``drift.interval`` copies the window under the ingest lock
+- APScheduler's worker: every ``drift.interval`` copies the window under the window's own lock
   (:func:`exporter.pipeline.capture`), computes a new Snapshot outside it and swaps it in
   with one assignment (atomic in CPython), so a scrape sees the old or the new snapshot,
   never half of one.  ``max_instances=1`` and ``coalesce=True``: a slow pass is never run
@@ -353,7 +353,7 @@ class Exporter:
             self.scheduler.shutdown(wait=False)
         if self._ingest_thread.is_alive():
             self._ingest_thread.join(timeout=5)
-        self._checkpoint()  # under the ingest lock: consistent even if the join timed out
+        self._checkpoint()  # under the Ingestor's lock: consistent even if the join timed out
         try:
             self.follower.close()
         except Exception as exc:

@@ -40,7 +40,7 @@ def encode(reference: Any) -> tuple[bytes, dict[str, Any]]:
     elif isinstance(reference, Mapping):
         profile = ReferenceProfile.from_data(reference)
     elif isinstance(reference, (str, os.PathLike)):
-        profile = ReferenceProfile.from_file(reference)
+        profile = ReferenceProfile.from_file(os.fspath(reference))
     else:
         raise RegistryInputError(
             "reference must be a ReferenceProfile, a mapping of feature -> values or a path,"

@@ -24,8 +24,10 @@ Change = Callable[[Doc, list[Event]], None]
 
 
 class Store(Protocol):
-    #: the registry's directory or ``s3://`` URL, for messages
-    location: str
+    @property
+    def location(self) -> str:
+        """The registry's directory or ``s3://`` URL, for messages."""
+        ...
 
     def register(
         self,
