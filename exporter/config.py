@@ -48,7 +48,6 @@ from mlops_core.constants import (
 from mlops_core.constants import FEATURE_KINDS as FEATURE_TYPES
 from mlops_core.errors import DurationError, MlopsError
 from mlops_core.schema import Parse, Schema, Text
-from mlops_core.suggest import closest
 
 if TYPE_CHECKING:
     from mlops_core.profile import ReferenceProfile
