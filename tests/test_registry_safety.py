@@ -138,9 +138,18 @@ def kill_writers_at_random_moments(
         )  # fmt: skip
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "ready"
+        early: list[str] = []
+        if round_no % 2:
+            # every other round waits for a first registration, so that a slow machine (CI
+            # with coverage) still sees operations acknowledged; the kill is random after it
+            early.append(proc.stdout.readline())
         time.sleep(rng.uniform(0.0, 0.25))
         proc.send_signal(signal.SIGKILL)
-        output, _ = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
+        # read() and not communicate(): communicate reads the pipe's descriptor and would
+        # miss lines readline() already buffered
+        output = "".join(early) + proc.stdout.read()
+        proc.stdout.close()
         assert proc.returncode == -signal.SIGKILL, f"writer exited on its own (seed {seed})"
         done = [line.split() for line in output.splitlines() if line.startswith("done")]
         acknowledged |= {v for _, op, v in done if op == "register"}
