@@ -12,7 +12,6 @@ practices: base units, ``_total`` on counters, ``_ratio`` for 0..1 shares.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +25,8 @@ from prometheus_client.core import (
     Metric,
     SummaryMetricFamily,
 )
+
+from exporter import docs_block
 
 Kind = Literal["gauge", "counter", "histogram", "summary"]
 _F = TypeVar("_F", bound=Metric)
@@ -341,33 +342,17 @@ def markdown_table() -> str:
 
 def render_docs(text: str) -> str:
     """``text`` (docs/metrics.md) with the block between the markers regenerated."""
-    if _START not in text or _END not in text:
-        raise ValueError(f"{DOCS_FILE}: the generated-table markers are missing")
-    head, rest = text.split(_START, 1)
-    _, tail = rest.split(_END, 1)
-    return f"{head}{_START}\n{markdown_table()}\n{_END}{tail}"
+    return docs_block.render(text, _START, _END, markdown_table(), DOCS_FILE)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Regenerate the metrics table of the docs.")
-    parser.add_argument("--check", action="store_true", help="exit 1 if the table is stale")
-    parser.add_argument("--docs", type=Path, default=DOCS_FILE)
-    args = parser.parse_args(argv)
-    current = args.docs.read_text(encoding="utf-8")
-    try:
-        wanted = render_docs(current)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if args.check:
-        if wanted != current:
-            print(f"error: {args.docs} is out of date: run python -m exporter.metrics",
-                  file=sys.stderr)  # fmt: skip
-            return 1
-        return 0
-    if wanted != current:
-        args.docs.write_text(wanted, encoding="utf-8")
-    return 0
+    return docs_block.main(
+        argv,
+        description="Regenerate the metrics table of the docs.",
+        default=DOCS_FILE,
+        render_docs=render_docs,
+        command="python -m exporter.metrics",
+    )
 
 
 if __name__ == "__main__":
