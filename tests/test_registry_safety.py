@@ -100,7 +100,7 @@ print("ready", flush=True)
 for i in range(10_000):
     version = f"{round_no}.{i}"
     reg.register_model("crashy", version, src, {"i": i})
-    print("done register", version, flush=True)
+    sys.stdout.write(f"done register {version}\\n"); sys.stdout.flush()
     op = rng.choice(["staging", "production", "production", "rollback", "archive"])
     try:
         if op == "staging":
@@ -111,7 +111,7 @@ for i in range(10_000):
             reg.rollback("crashy")
         else:
             reg.archive_version("crashy", version)
-        print("done", op, version, flush=True)
+        sys.stdout.write(f"done {op} {version}\\n"); sys.stdout.flush()
     except StageError:
         pass
 """
@@ -151,7 +151,10 @@ def kill_writers_at_random_moments(
         output = "".join(early) + proc.stdout.read()
         proc.stdout.close()
         assert proc.returncode == -signal.SIGKILL, f"writer exited on its own (seed {seed})"
-        done = [line.split() for line in output.splitlines() if line.startswith("done")]
+        # only whole lines count: the kill can land between the parts print() writes, and
+        # a cut "done register" acknowledges nothing
+        whole = output.split("\n")[:-1]
+        done = [line.split() for line in whole if line.startswith("done")]
         acknowledged |= {v for _, op, v in done if op == "register"}
         if not registry.list_models():
             assert not acknowledged  # killed before the first registration committed
