@@ -30,7 +30,7 @@ from exporter import docs_block
 
 Kind = Literal["gauge", "counter", "histogram", "summary"]
 _F = TypeVar("_F", bound=Metric)
-Area = Literal["drift", "reference", "traffic", "files", "alerting", "exporter"]
+Area = Literal["drift", "reference", "traffic", "files", "quality", "alerting", "exporter"]
 
 #: appended to the help of the drift pass's figures
 _BG = "Computed in the background every drift.interval; absent until drift.min_samples."
@@ -78,6 +78,9 @@ class MetricSpec:
 
 _FL = ("model", "feature")
 _M = ("model",)
+_MM = ("model", "metric")
+_QBG = "Computed every drift.interval; absent until quality.min_samples labelled predictions."
+_QSERVED = "with outcomes enabled"
 
 CATALOG: tuple[MetricSpec, ...] = (
     # --- drift: the verdict and its figures -------------------------------------------------
@@ -250,6 +253,104 @@ CATALOG: tuple[MetricSpec, ...] = (
     MetricSpec("mlops_log_files_over_limit", "gauge",
                "Files matching logs.paths not followed because logs.max_files are open.",
                (), "files"),
+    # --- model quality: outcomes joined to predictions -----------------------------------------
+    MetricSpec(
+        "mlops_model_quality", "gauge",
+        "Realised quality over the quality window (the last quality.window.max_samples "
+        "labelled predictions): classifiers accuracy, balanced_accuracy, precision_macro, "
+        "recall_macro, f1_macro, roc_auc, log_loss, brier; regressors mae, rmse, mape, r2, "
+        f"mean_error. {_QBG}",
+        _MM, "quality", served=_QSERVED,
+    ),
+    MetricSpec(
+        "mlops_model_class_quality", "gauge",
+        "Per-class precision, recall, f1 and support over the quality window (the first "
+        f"prediction.max_classes classes, later ones in __other__). {_QBG}",
+        ("model", "class", "metric"), "quality", served=_QSERVED,
+    ),
+    MetricSpec(
+        "mlops_model_quality_reference", "gauge",
+        "Reference value of a quality metric (quality.reference, or the metrics stored with "
+        "the model version in the registry).",
+        _MM, "quality", served="with outcomes and a quality.reference",
+    ),
+    MetricSpec(
+        "mlops_model_quality_degraded", "gauge",
+        "1 if the metric is worse than its reference by more than quality.max_drop at the "
+        "confidence of quality.false_alarm_budget (a distribution-free bound), else 0. "
+        f"{_QBG}",
+        _MM, "quality", served="with outcomes and a quality.reference",
+    ),
+    MetricSpec(
+        "mlops_model_quality_estimated", "gauge",
+        "Quality estimated before labels: accuracy as the mean calibrated probability of the "
+        "predicted class over the drift window (assumes no concept shift). Computed every "
+        "drift.interval.",
+        _MM, "quality", served="when probabilities are logged",
+    ),
+    MetricSpec(
+        "mlops_outcome_confusion", "counter",
+        "Joined outcomes per predicted and actual class (bounded by prediction.max_classes, "
+        "later ones in __other__), for fleet-wide accuracy in PromQL.",
+        ("model", "predicted", "actual"), "quality", served="with outcomes, classifiers",
+    ),
+    MetricSpec(
+        "mlops_outcomes_correct", "counter",
+        "Joined classifier outcomes whose actual class equals the predicted one: the diagonal "
+        "of mlops_outcome_confusion_total, which PromQL cannot select (it cannot compare two "
+        "labels of a series); fleet accuracy is its rate over the confusion's.",
+        _M, "quality", served="with outcomes, classifiers",
+    ),
+    MetricSpec(
+        "mlops_outcome_abs_error", "summary",
+        "Absolute error |predicted - actual| of joined outcomes, as sum and count, for "
+        "fleet-wide MAE in PromQL.",
+        _M, "quality", served="with outcomes, regressors",
+    ),
+    MetricSpec(
+        "mlops_outcome_squared_error", "summary",
+        "Squared error (predicted - actual)^2 of joined outcomes, as sum and count, for "
+        "fleet-wide RMSE in PromQL.",
+        _M, "quality", served="with outcomes, regressors",
+    ),
+    MetricSpec(
+        "mlops_outcomes", "counter",
+        "Outcome records joined to their prediction.", _M, "quality", served=_QSERVED,
+    ),
+    MetricSpec(
+        "mlops_outcomes_unmatched", "counter",
+        "Outcome records not joined, by reason: unknown_request (no prediction within "
+        "outcomes.early_grace), expired (older than outcomes.max_delay), duplicate (the "
+        "first outcome wins), invalid, or evicted (its prediction was evicted unlabelled).",
+        ("model", "reason"), "quality", served=_QSERVED,
+    ),
+    MetricSpec(
+        "mlops_outcome_delay_seconds", "histogram",
+        "Delay from a prediction to its outcome, in seconds.",
+        _M, "quality", "seconds", _QSERVED,
+    ),
+    MetricSpec(
+        "mlops_predictions_awaiting_outcome", "gauge",
+        "Predictions kept in outcomes.store waiting for their outcome.",
+        _M, "quality", served=_QSERVED,
+    ),
+    MetricSpec(
+        "mlops_predictions_evicted", "counter",
+        "Pending predictions dropped unlabelled, by reason: max_pending (the oldest beyond "
+        "outcomes.max_pending) or expired (no outcome within outcomes.max_delay).",
+        ("model", "reason"), "quality", served=_QSERVED,
+    ),
+    MetricSpec(
+        "mlops_quality_window_samples", "gauge",
+        "Labelled predictions in the quality window of the last pass.",
+        _M, "quality", served=_QSERVED,
+    ),
+    MetricSpec(
+        "mlops_labelled_ratio", "gauge",
+        "Share of the predictions read that were joined to an outcome, since the store was "
+        "created (0..1): mlops_outcomes_total over the predictions the store took.",
+        _M, "quality", served=_QSERVED,
+    ),
     # --- in-process alerting ----------------------------------------------------------------
     MetricSpec(
         "mlops_alert_notification_failures", "counter",
