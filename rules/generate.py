@@ -61,6 +61,9 @@ FLEET_RANGE = "1h"
 RATE_RANGE = "5m"
 #: Range of the in-process alert delivery failure count: how long one failure keeps firing.
 NOTIFY_RANGE = "15m"
+#: MlopsOutcomesMissing: "predictions keep flowing" is at least one read within this range,
+#: so a low-traffic model (a prediction every few minutes) is still watched.
+TRAFFIC_RANGE = "1h"
 
 # --- recorded series names (dashboards and alerts use these) ---------------------------------
 
@@ -87,6 +90,9 @@ FLEET_BUCKET_RATIO = (
 FLEET_REFERENCE_RATIO = "job_model_feature_bucket:mlops_feature_reference_bucket_ratio:max"
 FLEET_PSI = f"job_model_feature:mlops_feature_drift_psi:increase{FLEET_RANGE}"
 FLEET_TV = f"job_model_feature:mlops_feature_drift_total_variation:increase{FLEET_RANGE}"
+#: Fleet-wide accuracy, MAE and RMSE of the outcomes joined over the range, one series per
+#: ``metric`` like the exporter's own mlops_model_quality{metric}.
+FLEET_QUALITY = f"job_model_metric:mlops_model_quality:increase{FLEET_RANGE}"
 
 
 class ThresholdsError(ValueError):
@@ -147,7 +153,6 @@ def recording_groups() -> list[dict[str, Any]]:
         ),
     ]
 
-    obs = "mlops_feature_bucket_observations_total"
     eps = PSI_EPSILON
     total = f"sum by (job, model, feature) ({FLEET_BUCKET_COUNT}) > 0"
     drift = [
@@ -156,18 +161,12 @@ def recording_groups() -> list[dict[str, Any]]:
             FLEET_REFERENCE_RATIO,
             "max by (job, model, feature, bucket) (mlops_feature_reference_bucket_ratio)",
         ),
-        # Exact observations per bucket over the range, summed over every replica.  Not
-        # increase(): it extrapolates each series to the range edges by its own factor, and
-        # replicas scraped at different moments get different factors, which skews the
-        # proportions.  A counter reset (restart) or a series younger than the range falls
-        # back to the counter itself, i.e. the observations since the restart.
+        # Exact observations per bucket over the range, summed over every replica.
         _record(
             FLEET_BUCKET_COUNT,
-            "sum by (job, model, feature, bucket) (\n"
-            f"  ({obs} - {obs} offset {FLEET_RANGE}) >= 0\n"
-            "  or\n"
-            f"  {obs}\n"
-            ")",
+            _exact_increase(
+                "mlops_feature_bucket_observations_total", "job, model, feature, bucket"
+            ),
         ),
         # Share of each bucket among the feature's observations; a reference bucket without
         # any observation is 0, so that it still counts in PSI.
@@ -200,10 +199,70 @@ def recording_groups() -> list[dict[str, Any]]:
             ")",
         ),
     ]
+    # Fleet-wide quality: the outcomes every replica joined over the range, from exact
+    # counter differences like the bucket counts, as one figure per model.  The replicas'
+    # own mlops_model_quality covers their quality window (the last labelled predictions),
+    # not the range, so the two agree only when the window spans the same outcomes.  A
+    # range without a joined outcome records nothing (no 0 / 0).
+    def fleet_ratio(numerator: str, denominator: str) -> str:
+        return (
+            f"{_exact_increase(numerator, 'job, model')}\n"
+            "/\n"
+            "(\n"
+            f"{_indent(_exact_increase(denominator, 'job, model'))}\n"
+            "  > 0\n"
+            ")"
+        )
+
+    quality = [
+        # correct / joined classifier outcomes: mlops_outcomes_correct_total is the
+        # confusion's diagonal, which PromQL cannot select from the confusion itself.
+        _record(
+            FLEET_QUALITY,
+            fleet_ratio("mlops_outcomes_correct_total", "mlops_outcome_confusion_total"),
+            metric="accuracy",
+        ),
+        _record(
+            FLEET_QUALITY,
+            fleet_ratio("mlops_outcome_abs_error_sum", "mlops_outcome_abs_error_count"),
+            metric="mae",
+        ),
+        _record(
+            FLEET_QUALITY,
+            "sqrt(\n"
+            + _indent(
+                fleet_ratio("mlops_outcome_squared_error_sum", "mlops_outcome_squared_error_count")
+            )
+            + "\n)",
+            metric="rmse",
+        ),
+    ]
     return [
         {"name": "mlops-latency-traffic.rules", "rules": latency},
         {"name": "mlops-fleet-drift.rules", "rules": drift},
+        {"name": "mlops-fleet-quality.rules", "rules": quality},
     ]
+
+
+def _exact_increase(counter: str, by: str) -> str:
+    """The exact rise of ``counter`` over FLEET_RANGE, summed ``by`` the given labels.
+
+    Not increase(): it extrapolates each series to the range edges by its own factor, and
+    replicas scraped at different moments get different factors, which skews proportions
+    and ratios between them.  A counter reset (restart) or a series younger than the range
+    falls back to the counter itself, i.e. what it counted since it started.
+    """
+    return (
+        f"sum by ({by}) (\n"
+        f"  ({counter} - {counter} offset {FLEET_RANGE}) >= 0\n"
+        "  or\n"
+        f"  {counter}\n"
+        ")"
+    )
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"  {line}" for line in text.splitlines())
 
 
 def _record(name: str, expr: str, **labels: str) -> dict[str, Any]:
@@ -234,6 +293,29 @@ class AlertSpec:
 
 _PSI = '{{ printf "%.3f" $value }}'
 _WHERE = "model {{ $labels.model }} on {{ $labels.instance }}"
+
+
+def _lookup(selector: str, labels: str, fmt: str) -> str:
+    """An annotation template that queries one more figure of the alerting series.
+
+    ``selector`` is a metric with ``%q`` placeholders for ``labels`` (the alert's own
+    ``$labels.x``, in order); ``unknown`` when the figure is absent.
+    """
+    args = " ".join(f"$labels.{name}" for name in labels.split())
+    return (
+        f'{{{{ with printf "{selector}" {args} | query }}}}'
+        f'{{{{ . | first | value | printf "{fmt}" }}}}{{{{ else }}}}unknown{{{{ end }}}}'
+    )
+
+
+_QUALITY_REFERENCE = _lookup(
+    "mlops_model_quality_reference{job=%q,instance=%q,model=%q,metric=%q}",
+    "job instance model metric",
+    "%.3f",
+)
+_QUALITY_SAMPLES = _lookup(
+    "mlops_quality_window_samples{job=%q,instance=%q,model=%q}", "job instance model", "%.0f"
+)
 
 ALERTS: tuple[AlertSpec, ...] = (
     AlertSpec(
@@ -330,6 +412,43 @@ ALERTS: tuple[AlertSpec, ...] = (
         f"in-process alert notification(s) (alerts: section) over the last {NOTIFY_RANGE}, "
         "after all retries: alerts the exporter raised itself were lost. See the exporter "
         "log (alert_delivery_failed).",
+        threshold=False,
+    ),
+    # The exporter's verdict, not the raw metric: a window of 30 labels cannot fire it by
+    # chance.  The value is the realised metric; the reference is looked up for the text.
+    AlertSpec(
+        "MlopsModelQualityDegraded",
+        "mlops_model_quality\n"
+        "  and on (job, instance, model, metric)\n"
+        "  (mlops_model_quality_degraded == 1)",
+        "{{ $labels.metric }} of model {{ $labels.model }} degraded to "
+        '{{ printf "%.3f" $value }} (reference ' + _QUALITY_REFERENCE + ").",
+        "The {{ $labels.metric }} of " + _WHERE + " is "
+        '{{ printf "%.3f" $value }} over its last ' + _QUALITY_SAMPLES + " labelled "
+        "predictions, against a reference of " + _QUALITY_REFERENCE + ": the exporter's "
+        "verdict (a distribution-free bound, at the level quality.false_alarm_budget sets) "
+        "is that it is worse than the reference by more than quality.max_drop, and it has "
+        "held for FOR.",
+        threshold=False,
+        default_severity="critical",
+    ),
+    # Labels stopped arriving: none joined, yet predictions arrive and wait for theirs.  A
+    # model without outcomes has no mlops_outcomes_total (nothing to select), and one whose
+    # first labels are not due yet (a counter still at 0) is not judged: "stopped" needs
+    # labels that once arrived.  Value: the predictions awaiting their outcome.
+    AlertSpec(
+        "MlopsOutcomesMissing",
+        "(mlops_predictions_awaiting_outcome > 0)\n"
+        "and on (job, instance, model)\n"
+        f"(increase(mlops_outcomes_total[{RATE_RANGE}]) == 0 and mlops_outcomes_total > 0)\n"
+        "and on (job, instance, model)\n"
+        f"(increase(mlops_predictions_total[{TRAFFIC_RANGE}]) > 0)",
+        "No outcome of model {{ $labels.model }} on {{ $labels.instance }} joined for FOR.",
+        "No outcome record was joined to a prediction of " + _WHERE + " for FOR (plus the "
+        f"{RATE_RANGE} window), while predictions keep arriving and "
+        '{{ printf "%.0f" $value }} await their outcome: the labels stopped arriving, or '
+        "arrive but no longer match a prediction (see mlops_outcomes_unmatched_total by "
+        "reason). Realised quality and its verdict are frozen meanwhile.",
         threshold=False,
     ),
 )
