@@ -426,6 +426,31 @@ def test_the_issues_alerts_exist_with_their_thresholds() -> None:
         assert name in by_name
 
 
+def test_the_quality_alerts_fire_on_the_verdict_and_on_outcomes_that_once_arrived() -> None:
+    """Issue 15: the degradation alert is the exporter's verdict (its value the realised
+    metric), never a comparison of a noisy figure with the reference; the missing-labels
+    alert selects mlops_outcomes_total, so a model without outcomes has nothing to fire on."""
+    by_name = {rule["alert"]: rule for rule in alert_rules()}
+    degraded = by_name["MlopsModelQualityDegraded"]
+    assert degraded["expr"].startswith("mlops_model_quality\n")
+    assert "(mlops_model_quality_degraded == 1)" in degraded["expr"]
+    assert "mlops_model_quality_reference" not in degraded["expr"]
+    assert degraded["labels"]["severity"] == "critical"
+    # the reference is looked up for the text, at the alerting series' own labels
+    assert "mlops_model_quality_reference{job=%q,instance=%q,model=%q,metric=%q}" in (
+        degraded["annotations"]["description"]
+    )
+    missing = by_name["MlopsOutcomesMissing"]
+    for part in (
+        "(mlops_predictions_awaiting_outcome > 0)",
+        "increase(mlops_outcomes_total[5m]) == 0 and mlops_outcomes_total > 0",
+        "(increase(mlops_predictions_total[1h]) > 0)",
+    ):
+        assert part in missing["expr"], part
+    assert "absent(" not in missing["expr"], "absent() would fire for models without outcomes"
+    assert missing["for"] == "1h"
+
+
 def test_runbook_has_a_section_for_every_alert_and_no_other() -> None:
     sections = set(re.findall(r"^## (\w+)$", RUNBOOK.read_text(encoding="utf-8"), re.M))
     assert sections == {rule["alert"] for rule in alert_rules()}
