@@ -199,6 +199,7 @@ def recording_groups() -> list[dict[str, Any]]:
             ")",
         ),
     ]
+
     # Fleet-wide quality: the outcomes every replica joined over the range, from exact
     # counter differences like the bucket counts, as one figure per model.  The replicas'
     # own mlops_model_quality covers their quality window (the last labelled predictions),

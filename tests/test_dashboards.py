@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
+from exporter import metrics
 from tests.conftest import REPO_ROOT, require_binary
 
 GRAFANA = REPO_ROOT / "grafana"
@@ -216,12 +217,93 @@ def _exprs_of(board: dict[str, Any], kind: str | None = None) -> list[str]:
             None,
             "job_model_feature:mlops_feature_drift_total_variation:increase1h{",
         ),
+        ("realised quality by metric", "timeseries", "mlops_model_quality{"),
+        ("estimated quality", "timeseries", "mlops_model_quality_estimated{"),
+        ("reference quality", "timeseries", "mlops_model_quality_reference{"),
+        ("fleet-wide quality", "timeseries", "job_model_metric:mlops_model_quality:increase1h{"),
+        ("degraded verdicts over time", "state-timeline", "mlops_model_quality_degraded{"),
+        ("current degraded verdict in the table", "table", "mlops_model_quality_degraded{"),
+        ("quality per class", "table", "mlops_model_class_quality{"),
+        ("label delay quantiles", "timeseries", "rate(mlops_outcome_delay_seconds_bucket{"),
+        ("labelled ratio", "timeseries", "mlops_labelled_ratio{"),
+        ("predictions awaiting an outcome", "timeseries", "mlops_predictions_awaiting_outcome{"),
+        ("unmatched outcomes by reason", "timeseries", "mlops_outcomes_unmatched_total{"),
+        ("evicted predictions by reason", "timeseries", "mlops_predictions_evicted_total{"),
     ],
 )
 def test_the_issues_panels_exist(
     board: dict[str, Any], what: str, kind: str | None, needle: str
 ) -> None:
     assert any(needle in expr for expr in _exprs_of(board, kind)), what
+
+
+def _row_panels(board: dict[str, Any], title: str) -> list[dict[str, Any]]:
+    """The panels under the row ``title``, down to the next row."""
+    rows = sorted((p["gridPos"]["y"], p["title"]) for p in board["panels"] if p["type"] == "row")
+    top = next(y for y, t in rows if t == title)
+    bottom = min((y for y, _ in rows if y > top), default=10**6)
+    return [p for p in data_panels(board) if top < p["gridPos"]["y"] < bottom]
+
+
+def test_the_quality_row_shows_every_quality_metric_of_the_catalog(board: dict[str, Any]) -> None:
+    """Every metric of the catalog's "quality" area is on the "Model quality" row, directly
+    or through a recording rule the row shows (the fleet-wide accuracy, MAE and RMSE)."""
+    from tests.test_rules import all_rules, metric_names
+
+    recording: dict[str, set[str]] = {}  # one recorded name may have several rules
+    for rule in all_rules():
+        if "record" in rule:
+            recording.setdefault(rule["record"], set()).update(metric_names(rule["expr"])[0])
+    used: set[str] = set()
+    for panel in _row_panels(board, "Model quality"):
+        for target in panel["targets"]:
+            exported, recorded = metric_names(target["expr"])
+            used |= exported
+            for name in recorded:
+                used |= recording[name]
+    missing = [
+        spec.name for spec in metrics.of_area("quality") if not used & set(spec.series_names)
+    ]
+    assert missing == [], f"quality metrics not on the Model quality row: {missing}"
+
+
+def test_quality_panels_mark_reference_and_estimate_and_colour_the_verdict(
+    board: dict[str, Any],
+) -> None:
+    panels = {p["title"]: p for p in _row_panels(board, "Model quality")}
+    over_time = panels["Realised, estimated and reference quality"]
+    styles = {
+        o["matcher"]["options"]: o["properties"][0]["value"]["fill"]
+        for o in over_time["fieldConfig"]["overrides"]
+    }
+    assert styles == {"estimated .*": "dot", "reference .*": "dash"}
+    legends = [t["legendFormat"] for t in over_time["targets"]]
+    assert [bool(re.match(r"estimated |reference ", x)) for x in legends] == [False, True, True]
+    # one reference per model and metric, however many replicas load it
+    assert over_time["targets"][2]["expr"].startswith("max by (model, metric) (")
+    table = panels["Current quality"]
+    (degraded,) = table["fieldConfig"]["overrides"]
+    assert degraded["matcher"]["options"] == "Degraded"
+    (steps,) = [p["value"]["steps"] for p in degraded["properties"] if p["id"] == "thresholds"]
+    assert [(s["value"], s["color"]) for s in steps] == [(None, "green"), (1, "red")]
+    renamed = table["transformations"][1]["options"]["renameByName"]
+    assert set(renamed.values()) == {"Degraded", "Realised", "Reference", "Estimated"}
+    assert all(t["instant"] and t["format"] == "table" for t in table["targets"])
+    timeline = panels["Degraded verdicts"]
+    texts = {
+        value: option["text"]
+        for mapping in timeline["fieldConfig"]["defaults"]["mappings"]
+        for value, option in mapping["options"].items()
+    }
+    assert texts == {"0": "ok", "1": "degraded"}
+    delay = panels["Label delay"]
+    assert delay["fieldConfig"]["defaults"]["unit"] == "s"
+    assert [t["expr"].split(",")[0] for t in delay["targets"]] == [
+        "histogram_quantile(0.5",
+        "histogram_quantile(0.9",
+        "histogram_quantile(0.99",
+    ]
+    assert panels["Labelled ratio"]["fieldConfig"]["defaults"]["unit"] == "percentunit"
 
 
 def test_drift_table_colours_thresholds(board: dict[str, Any]) -> None:

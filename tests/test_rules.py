@@ -437,9 +437,8 @@ def test_the_quality_alerts_fire_on_the_verdict_and_on_outcomes_that_once_arrive
     assert "mlops_model_quality_reference" not in degraded["expr"]
     assert degraded["labels"]["severity"] == "critical"
     # the reference is looked up for the text, at the alerting series' own labels
-    assert "mlops_model_quality_reference{job=%q,instance=%q,model=%q,metric=%q}" in (
-        degraded["annotations"]["description"]
-    )
+    lookup = "mlops_model_quality_reference{job=%q,instance=%q,model=%q,metric=%q}"
+    assert lookup in degraded["annotations"]["description"]
     missing = by_name["MlopsOutcomesMissing"]
     for part in (
         "(mlops_predictions_awaiting_outcome > 0)",
