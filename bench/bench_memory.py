@@ -82,7 +82,7 @@ def main() -> int:
             path.unlink()
             if any(done >= m > done - args.round for m in marks):
                 rows.append((done, peak_rss_mb(), current_rss_mb()))
-        follower.poll()  # closes the deleted files
+        follower.poll_blocks()  # closes the deleted files
         elapsed = time.perf_counter() - t0
         snap = counters.snapshot()
         assert snap.predictions_total == done, (snap.predictions_total, done)

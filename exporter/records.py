@@ -168,7 +168,8 @@ class ParsedBatch:
 
         Parsing goes best in blocks of about 1 MiB (the decoded objects stay in the CPU
         cache); the window and the counters go best once per poll.  Raw timestamps and
-        classes stay raw, so nothing is converted that nobody reads.
+        classes stay raw, so nothing is converted that nobody reads.  Built through the
+        constructor from the parts: no batch's state is written from outside it.
         """
         if len(batches) == 1:
             return batches[0]
@@ -176,41 +177,46 @@ class ParsedBatch:
         for batch in batches:
             invalid.update(batch.invalid)
         rows = [b for b in batches if b.n_predictions]
-        merged = cls(
+        timestamps, raw_timestamps = None, None
+        if all(b._timestamps is None for b in rows):
+            raw_timestamps = [t for b in rows for t in b._raw_timestamps or []]
+        else:
+            timestamps = _concat([b.timestamps for b in rows])
+        classes, raw_classes = None, None
+        if all(b._classes is None for b in rows):
+            raw_classes = [c for b in rows for c in b._raw_classes or []]
+        else:
+            classes = [c for b in rows for c in b.classes]
+        class_total: Counter[str] = Counter()
+        for b in rows:
+            class_total.update(b.class_counts())
+        category_counts: dict[str, Counter[Any]] | None = None
+        if rows and all(b._category_counts is not None for b in rows):
+            category_counts = {}
+            for name in rows[0]._category_counts or {}:
+                total: Counter[Any] = Counter()
+                for b in rows:
+                    total.update(b.value_counts(name))
+                category_counts[name] = total
+        return cls(
             n_lines=sum(b.n_lines for b in batches),
             n_predictions=sum(b.n_predictions for b in rows),
             n_other_events=sum(b.n_other_events for b in batches),
             invalid=dict(invalid),
+            timestamps=timestamps,
             latency_seconds=_concat([b.latency_seconds for b in rows]),
             features={
                 name: _concat([b.features[name] for b in rows])
                 for name in (rows[0].features if rows else {})
                 if all(name in b.features for b in rows)
             },
+            classes=classes,
+            raw_classes=raw_classes,
+            raw_timestamps=raw_timestamps,
             ingest_time=max((b._ingest_time for b in batches), default=None),
+            class_counts=dict(class_total),
+            category_counts=category_counts,
         )
-        if all(b._timestamps is None for b in rows):
-            merged._raw_timestamps = [t for b in rows for t in b._raw_timestamps or []]
-            merged._timestamps = None
-        else:
-            merged._timestamps = _concat([b.timestamps for b in rows])
-        if all(b._classes is None for b in rows):
-            merged._raw_classes = [c for b in rows for c in b._raw_classes or []]
-            merged._classes = None
-        else:
-            merged._classes = [c for b in rows for c in b.classes]
-        class_total: Counter[str] = Counter()
-        for b in rows:
-            class_total.update(b.class_counts())
-        merged._class_counts = dict(class_total)
-        if rows and all(b._category_counts is not None for b in rows):
-            merged._category_counts = {}
-            for name in rows[0]._category_counts or {}:
-                total: Counter[Any] = Counter()
-                for b in rows:
-                    total.update(b.value_counts(name))
-                merged._category_counts[name] = total
-        return merged
 
     def __repr__(self) -> str:
         return (

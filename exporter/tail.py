@@ -1,25 +1,19 @@
-"""Follow log files like ``tail -F``: appended lines, rotation, truncation, files coming and going.
+"""Follow log files like ``tail -F``: which files, and what to do as they come and go.
 
-:class:`LogFollower` is polled (no inotify): every :meth:`LogFollower.poll` re-globs the
-patterns, checks each followed file and returns the complete lines written since the last
-call.  What can happen to a log file, and what the follower does:
+:class:`LogFollower` is the tailer; each file it reads is a :class:`exporter.logstream.
+LogStream` (appended lines, partial and over-long lines, truncation of that one file are
+the stream's: see :mod:`exporter.logstream`).  The follower is polled (no inotify): every
+:meth:`LogFollower.poll_blocks` re-globs the patterns, checks each followed file and returns
+the complete lines written since the last call.  What can happen to the set of files, and
+what the follower does:
 
-- **appended lines**: read in large chunks, split on ``\\n``; a last line without its newline
-  is held back until the newline arrives.
 - **rotation by rename** (``logrotate`` default, ``RotatingFileHandler``): the path now names
   another inode.  The old file is still open, so it is read to its end first (the writer may
   add a few lines before it reopens; the old file is kept until a poll finds nothing new in
   it), then the new file is read from offset 0.  Counted in ``stats.rotations``.
-- **truncation** (``copytruncate``): the file got shorter than the read offset, its first
-  bytes changed, or the bytes just before the read offset changed (truncated and written
-  again past the old offset between two polls, even with the same first bytes).  Reading
-  restarts at 0; counted in ``stats.truncations``.  A file truncated and rewritten with the
-  very same bytes up to the old offset cannot be told from one that was appended to: its
-  new lines are read, the identical ones are not read twice.
+- **truncation** (``copytruncate``): found by the stream; counted in ``stats.truncations``.
 - **a file appears** (matches a pattern for the first time after start-up): read from 0.
 - **a file disappears**: what is left in it is read, then it is closed.
-- **over-long lines** (more than ``max_line_bytes`` without a newline): dropped, counted in
-  ``stats.lines_too_long``; memory never holds more than one such limit per file.
 - **more matching files than** ``max_files``: at most ``max_files`` descriptors are held
   (files followed plus files being drained), so a glob that matches an archive directory
   cannot exhaust the process' descriptors and take the HTTP listener with it.  The files
@@ -41,7 +35,6 @@ cumulative figures up to them.  A follower built with ``resume=`` that state (or
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import os
 import stat
@@ -53,15 +46,10 @@ from dataclasses import dataclass, replace
 import structlog
 
 from exporter import checkpoint as _checkpoint
-from exporter.checkpoint import FINGERPRINT_BYTES, TAIL_BYTES, Checkpoint, FilePosition
-from exporter.records import has_line_longer_than
+from exporter.checkpoint import Checkpoint, FilePosition
+from exporter.logstream import Block, Change, LogStream
 
 _log = structlog.get_logger(__name__)
-
-READ_CHUNK = 1 << 20
-"""Bytes asked of the kernel per read(); each read becomes one block of lines.  About 1 MiB
-keeps the objects decoded from a block in the CPU cache while they are turned into columns:
-parsing 16 MiB blocks costs half as much again."""
 
 MAX_POLL_BYTES = 16 << 20
 """Default bytes read per poll (all files together); bounds memory when far behind."""
@@ -77,13 +65,6 @@ for a writer that reopens its log late (``logrotate`` ``postrotate`` signals) to
 
 _LOGGED_PATHS = 20
 """At most this many paths are named in one ``log_files_over_limit`` warning."""
-
-_QUIET_POLLS = 16
-"""An unchanged file is checked in full (first bytes, bytes before the offset) every this
-many polls even so: a coarse modification time could hide a same-size rewrite."""
-
-_END_SCAN = 64 << 10
-"""With ``start_position="end"``, how far back to look for the start of an unfinished line."""
 
 
 @dataclass
@@ -101,36 +82,6 @@ class FollowerStats:
 
 CUMULATIVE_STATS = ("bytes_read", "rotations", "truncations", "lines_too_long", "open_errors")
 """The :class:`FollowerStats` that only grow: saved in the checkpoint and restored from it."""
-
-
-@dataclass(eq=False)
-class _Stream:
-    """One open file being read."""
-
-    path: str
-    fd: int
-    dev: int
-    inode: int
-    offset: int  # bytes of the file consumed (read) so far
-    partial: bytes = b""  # bytes after the last newline, waiting for theirs
-    skipping: bool = False  # inside an over-long line: discard until the next newline
-    fp_digest: str = ""
-    fp_len: int = 0
-    tail: bytes = b""  # the last TAIL_BYTES bytes before ``offset``, as they were read
-    rotated: bool = False  # followed under the name it was rotated to: closed once idle
-    last_growth: float = 0.0  # clock() when it was opened or last gave bytes
-    seen: tuple[int, int] = (-1, -1)  # (size, mtime_ns) when a read last found nothing new
-    observed: tuple[int, int] = (-1, -1)  # (size, mtime_ns) at this poll's check
-    quiet: bool = False  # unchanged since ``seen``: this poll neither checks nor reads it
-    quiet_polls: int = 0  # polls in a row it was quiet
-
-    def line_start(self) -> int:
-        """Where a successor must resume: after the last complete line handed out.
-
-        Inside an over-long line that is being skipped it is the read offset itself (with
-        ``skipping`` saved too): the line was counted as too long once already.
-        """
-        return self.offset if self.skipping else self.offset - len(self.partial)
 
 
 class LogFollower:
@@ -168,6 +119,7 @@ class LogFollower:
         self.close_idle_after = close_idle_after
         self._clock = clock
         self.stats = FollowerStats()
+        #: True after a poll that read every file to its end (for a readiness check)
         self.caught_up = False
         #: (path, byte offset of its first line) of each block the last poll_blocks returned
         self.block_sources: list[tuple[str, int]] = []
@@ -175,9 +127,8 @@ class LogFollower:
         #: start_position "end", and in how many files: said in the log, never silently
         self.skipped_at_start = 0
         self.files_skipped_at_start = 0
-        """True after a poll that read every file to its end (for a readiness check)."""
-        self._streams: dict[str, _Stream] = {}
-        self._draining: list[_Stream] = []
+        self._streams: dict[str, LogStream] = {}  # by path: followed under that name
+        self._draining: list[LogStream] = []  # rotated away or vanished: read to the end
         self._parked: dict[str, FilePosition] = {}  # known files without a descriptor
         self._newly_over_limit: list[str] = []  # logged once, at the end of the poll
         self._vanished: set[str] = set()  # paths that disappeared: if they come back, a rotation
@@ -199,50 +150,40 @@ class LogFollower:
 
     # --- public API -------------------------------------------------------------------------
 
-    def poll(self) -> list[bytes]:
-        """Complete lines (without ``b"\\n"``) appended since the last call, over all files.
+    def poll_blocks(self) -> list[bytes]:
+        """The complete lines appended since the last call, over all files, in a few blocks.
 
         Returns at most about ``max_poll_bytes`` of data per call: when the result is not
         empty, call again soon, there may be more (``caught_up`` tells whether every file
-        was read to its end).  Empty lines are left out.  Never raises for I/O trouble
-        with one file (it is logged and retried on the next poll).
-        """
-        lines: list[bytes] = []
-        for block in self.poll_blocks():
-            lines.extend(block.split(b"\n"))
-            lines.pop()  # the empty piece after the block's final newline
-        if not all(lines):
-            lines = [line for line in lines if line]
-        return lines
+        was read to its end).  Never raises for I/O trouble with one file (it is logged and
+        retried on the next poll).  ``block_sources`` says where each block comes from.
 
-    def poll_blocks(self) -> list[bytes]:
-        """Like :meth:`poll`, but as a few large blocks of complete lines.
-
-        The fast path: :meth:`exporter.records.RecordParser.parse_block` decodes a block
-        without it ever being split into a million small ``bytes`` objects.  Every line of
-        a block ends with ``b"\\n"``; none is over ``max_line_bytes``; empty lines may occur.
-        A block is usually one ``read()`` as it came from the kernel, not copied again.
+        Blocks, not lines, because :meth:`exporter.records.RecordParser.parse_block` decodes
+        a block without it ever being split into a million small ``bytes`` objects.  Every
+        line of a block ends with ``b"\\n"``; none is over ``max_line_bytes``; empty lines
+        may occur (the parser skips them).  A block is usually one ``read()`` as it came
+        from the kernel, not copied again.
         """
         with self._lock:
-            out: list[bytes] = []
+            blocks: list[Block] = []
             self.block_sources = []
             if self._closed:
-                return out
+                return []
             budget = self.max_poll_bytes
             # Rotated-away and vanished files first: their lines are older.
             for stream in list(self._draining):
-                got = self._read(stream, budget, out)
+                got = self._read(stream, budget, blocks)
                 budget -= got
                 if got == 0 and budget > 0:
-                    self._finish(stream, out)
-            budget = self._check_paths(budget, out)
+                    self._finish(stream, blocks)
+            budget = self._check_paths(budget, blocks)
             for path in sorted(self._streams):
                 if budget <= 0:
                     break
                 stream = self._streams[path]
                 if stream.quiet:  # unchanged since a read found nothing new
                     continue
-                budget -= self._read(stream, budget, out)
+                budget -= self._read(stream, budget, blocks)
             self._close_idle()
             self._log_over_limit()
             over_limit = sum(1 for p in self._parked.values() if p.parked == "over_limit")
@@ -250,7 +191,8 @@ class LogFollower:
             self.stats.files_watched = len(self._streams) + len(self._parked) - over_limit
             self.stats.files_over_limit = over_limit
             self.caught_up = budget > 0
-            return out
+            self.block_sources = [(block.path, block.offset) for block in blocks]
+            return [block.data for block in blocks]
 
     def state(self) -> Checkpoint | None:
         """The follower's part of a checkpoint, consistent with the lines handed out so far.
@@ -262,14 +204,11 @@ class LogFollower:
         with self._lock:
             if self._closed:
                 return None
-            files = [self._position(s) for s in self._streams.values()]
-            files += [self._position(s, rotated=True) for s in self._draining]
+            files = [s.position() for s in self._streams.values()]
+            files += [s.position(rotated=True) for s in self._draining]
             files.extend(self._parked.values())
             follower = {name: getattr(self.stats, name) for name in CUMULATIVE_STATS}
-            held = sum(
-                s.offset - s.line_start() for s in [*self._streams.values(), *self._draining]
-            )
-            follower["bytes_read"] -= held
+            follower["bytes_read"] -= sum(s.held() for s in self._open_streams())
             return Checkpoint(files=tuple(files), follower=follower)
 
     def save_positions(self) -> None:
@@ -294,8 +233,8 @@ class LogFollower:
         """Close every open file.  Later polls return nothing; save positions before this."""
         with self._lock:
             self._closed = True
-            for stream in [*self._streams.values(), *self._draining]:
-                _close_fd(stream.fd)
+            for stream in self._open_streams():
+                stream.close()
             self._streams.clear()
             self._draining.clear()
             self._parked.clear()
@@ -304,7 +243,7 @@ class LogFollower:
     def open_files(self) -> int:
         """Descriptors held for log files now (never more than ``max_files`` plus drains)."""
         with self._lock:
-            return len(self._streams) + len(self._draining)
+            return self._open_count()
 
     def __enter__(self) -> LogFollower:
         return self
@@ -336,29 +275,22 @@ class LogFollower:
                 continue
             if self._already_open(stream, path):
                 continue
-            same_inode = saved is not None and (stream.dev, stream.inode) == (
-                saved.dev,
-                saved.inode,
-            )
-            if saved is not None and same_inode:
-                if stream_size(stream) >= saved.offset and self._same_file(stream, saved):
-                    self._resume_at(stream, saved)
-                else:  # truncated or rewritten in place while we were down (or inode reuse)
+            if saved is not None and stream.identity == (saved.dev, saved.inode):
+                if not stream.resume(saved):
+                    # truncated or rewritten in place while we were down (or inode reuse)
                     self.stats.truncations += 1
-                    stream.offset = 0
             elif saved is not None:
                 # The path now holds another file: the checkpointed one was rotated away while
-                # we were down.  Finish it if it is still next to the path, then read this one.
+                # we were down.  Finish it if it is still next to the path, then read this one
+                # from 0.
                 self._resume_rotated(saved)
                 self.stats.rotations += 1
-                stream.offset = 0
-            elif self._have_checkpoint or self.start_position == "beginning":
-                stream.offset = 0  # created since the checkpoint: nothing of it was read
-            else:
-                self._seek_end(stream)
+            elif not self._have_checkpoint and self.start_position == "end":
+                stream.seek_end()
                 if stream.offset:
                     self.skipped_at_start += stream.offset
                     self.files_skipped_at_start += 1
+            # else created since the checkpoint, or "beginning": read from 0
             if self._open_count() >= self.max_files:
                 self._warn_over_limit(path)
                 self._park(stream, "over_limit")
@@ -369,12 +301,6 @@ class LogFollower:
         self._saved.clear()
         self._saved_rotated.clear()
         self._log_over_limit()
-
-    def _resume_at(self, stream: _Stream, pos: FilePosition) -> None:
-        stream.offset = pos.offset
-        stream.skipping = pos.skipping
-        stream.rotated = pos.closable
-        self._load_tail(stream)
 
     def _resume_rotated(self, pos: FilePosition) -> None:
         """Find a checkpointed file by inode beside its old path and drain it from its offset."""
@@ -392,14 +318,14 @@ class LogFollower:
             stream = self._open(entry.path)
             if stream is None:
                 continue
-            if stream.dev == pos.dev and self._same_file(stream, pos):
-                self._resume_at(stream, replace(pos, offset=min(pos.offset, stream_size(stream))))
+            if stream.matches(pos):
+                stream.resume_at(replace(pos, offset=min(pos.offset, stream.size())))
                 stream.path = pos.path
                 self._draining.append(stream)
                 return
-            _close_fd(stream.fd)
+            stream.close()
 
-    def _already_open(self, stream: _Stream, path: str) -> bool:
+    def _already_open(self, stream: LogStream, path: str) -> bool:
         """Whether ``stream``'s file (same ``dev`` and inode) is open already; then close it.
 
         A file being drained after a rotation, found again under a name the patterns match
@@ -407,58 +333,19 @@ class LogFollower:
         ``path`` from its offset: reading it again from 0 would count it twice.  From then
         on it is a rotated-away file, closed once idle.
         """
-        key = (stream.dev, stream.inode)
-        owner = next(
-            (o for o in [*self._streams.values(), *self._draining] if (o.dev, o.inode) == key),
-            None,
-        )
+        owner = next((o for o in self._open_streams() if o.identity == stream.identity), None)
         if owner is None:
             return False
-        _close_fd(stream.fd)
+        stream.close()
         self._adopt(owner, path)
         return True
 
-    def _adopt(self, owner: _Stream, path: str) -> None:
+    def _adopt(self, owner: LogStream, path: str) -> None:
         """Follow a file being drained on under ``path``, a name the patterns match."""
         if owner in self._draining:
             self._draining.remove(owner)
-            owner.path = path
-            owner.rotated = True
-            owner.last_growth = self._clock()
+            owner.follow_as(path)
             self._streams[path] = owner
-
-    def _same_file(self, stream: _Stream, pos: FilePosition) -> bool:
-        """Same inode, same first bytes, and the same bytes just before the saved offset."""
-        if (stream.dev, stream.inode) != (pos.dev, pos.inode):
-            return False
-        try:
-            if pos.fingerprint_len and not _checkpoint.matches_fingerprint(
-                stream.fd, pos.fingerprint, pos.fingerprint_len
-            ):
-                return False
-            if pos.tail_len:
-                before = os.pread(stream.fd, pos.tail_len, pos.offset - pos.tail_len)
-                return _checkpoint.digest(before) == pos.tail_digest
-        except OSError:
-            return False
-        return True
-
-    def _seek_end(self, stream: _Stream) -> None:
-        """Start at the end, but at the start of an unfinished last line, so it is not cut."""
-        size = stream_size(stream)
-        if size == 0:
-            stream.offset = 0
-            return
-        scan = min(size, _END_SCAN)
-        tail = os.pread(stream.fd, scan, size - scan)
-        cut = tail.rfind(b"\n")
-        if cut >= 0:
-            stream.offset = size - scan + cut + 1
-            stream.tail = tail[: cut + 1][-TAIL_BYTES:]
-        else:  # no line start within reach: skip to the next newline without counting
-            stream.offset = size
-            stream.skipping = True
-            stream.tail = tail[-TAIL_BYTES:]
 
     # --- every poll -------------------------------------------------------------------------
 
@@ -468,10 +355,14 @@ class LogFollower:
             found.update(glob.glob(pattern))
         return sorted(found)
 
+    def _open_streams(self) -> list[LogStream]:
+        """Every stream holding a descriptor: followed, then being drained."""
+        return [*self._streams.values(), *self._draining]
+
     def _open_count(self) -> int:
         return len(self._streams) + len(self._draining)
 
-    def _check_paths(self, budget: int, out: list[bytes]) -> int:
+    def _check_paths(self, budget: int, out: list[Block]) -> int:
         """Detect vanished, replaced (rotated) and new files; detect truncation of open ones.
 
         A file that was renamed away or removed is read to its current end at once (its lines
@@ -481,24 +372,20 @@ class LogFollower:
         Returns the budget left.
         """
         for path, stream in list(self._streams.items()):
-            try:
-                st = os.stat(path)
-            except OSError:
-                st = None
-            if st is None or (st.st_dev, st.st_ino) != (stream.dev, stream.inode):
+            change = stream.check()
+            if change is Change.TRUNCATED:
+                self.stats.truncations += 1
+            elif change is not Change.NONE:
                 # Vanished or renamed away: drain what the old file still has, then close it.
                 del self._streams[path]
-                stream.quiet, stream.observed = False, (-1, -1)
                 self._draining.append(stream)
                 budget -= self._read(stream, budget, out)
-                if st is None:
+                if change is Change.VANISHED:
                     self._vanished.add(path)
                 else:
                     self.stats.rotations += 1
-                continue
-            self._check_truncation(stream, st)
         moved = self._check_parked()
-        open_by_inode = {(s.dev, s.inode): s for s in [*self._streams.values(), *self._draining]}
+        open_by_inode = {s.identity: s for s in self._open_streams()}
         wanted: list[tuple[str, os.stat_result, FilePosition | None]] = []
         for path in self._glob():
             if path in self._streams:
@@ -578,13 +465,13 @@ class LogFollower:
             )
 
     def _open_new(self, path: str) -> None:
+        """Follow a file that appeared while we run: read from its start (a new stream's 0)."""
         stream = self._open(path)
         if stream is None or self._already_open(stream, path):
             return
         if path in self._vanished:
             self._vanished.discard(path)
             self.stats.rotations += 1
-        stream.offset = 0  # a file that appears while we run is read from its start
         self._streams[path] = stream
 
     def _reopen(self, path: str, pos: FilePosition) -> None:
@@ -592,222 +479,51 @@ class LogFollower:
         stream = self._open(path)
         if stream is None:
             return
-        if (stream.dev, stream.inode) != (pos.dev, pos.inode):  # replaced since the check
-            _close_fd(stream.fd)
+        if stream.identity != (pos.dev, pos.inode):  # replaced since the check
+            stream.close()
             return
         del self._parked[path]
         if self._already_open(stream, path):
             return
-        if stream_size(stream) >= pos.offset and self._same_file(stream, pos):
-            self._resume_at(stream, pos)
-        else:
+        if not stream.resume(pos):
             self.stats.truncations += 1
-            stream.offset = 0
         self._streams[path] = stream
 
-    def _park(self, stream: _Stream, why: str) -> None:
+    def _park(self, stream: LogStream, why: str) -> None:
         """Close a stream's descriptor and keep its position instead."""
-        self._parked[stream.path] = replace(self._position(stream), parked=why)
-        _close_fd(stream.fd)
+        self._parked[stream.path] = replace(stream.position(), parked=why)
+        stream.close()
 
     def _close_idle(self) -> None:
         """Park rotated-away files that have not grown for ``close_idle_after`` seconds."""
-        now = self._clock()
         for path, stream in list(self._streams.items()):
-            if not stream.rotated or stream.partial or stream.skipping:
-                continue
-            if now - stream.last_growth < self.close_idle_after:
-                continue
-            try:
-                if stream_size(stream) != stream.offset:
-                    continue
-            except OSError:
-                continue
-            del self._streams[path]
-            self._park(stream, "idle")
+            if stream.rotated and stream.is_idle(self.close_idle_after):
+                del self._streams[path]
+                self._park(stream, "idle")
 
-    def _check_truncation(self, stream: _Stream, st: os.stat_result) -> None:
-        """Restart ``stream`` at 0 if its file was truncated, even if it regrew since.
-
-        Truncated means: shorter than the offset, other first bytes, or other bytes just
-        before the offset.  A file whose size and modification time are what they were when
-        a read last found nothing new is left alone (``quiet``: not even read this poll), so
-        an idle file costs one ``stat`` per poll; every ``_QUIET_POLLS`` polls it is checked
-        in full anyway, for file systems whose timestamps are too coarse to show a rewrite.
-        """
-        observed = (st.st_size, st.st_mtime_ns)
-        stream.observed = observed
-        stream.quiet = (
-            observed == stream.seen
-            and st.st_size == stream.offset
-            and stream.quiet_polls < _QUIET_POLLS
-        )
-        if stream.quiet:
-            stream.quiet_polls += 1
-            return
-        stream.quiet_polls = 0
-        size = st.st_size
+    def _open(self, path: str) -> LogStream | None:
         try:
-            replaced = (
-                stream.fp_len > 0
-                and size >= stream.fp_len
-                and not _checkpoint.matches_fingerprint(stream.fd, stream.fp_digest, stream.fp_len)
-            )
-            regrown = (
-                not replaced
-                and bool(stream.tail)
-                and size >= stream.offset
-                and os.pread(stream.fd, len(stream.tail), stream.offset - len(stream.tail))
-                != stream.tail
-            )
-        except OSError:
-            return
-        if size < stream.offset or replaced or regrown:
-            self.stats.truncations += 1
-            stream.offset = 0
-            stream.partial = b""
-            stream.skipping = False
-            stream.fp_digest, stream.fp_len = "", 0
-            stream.tail = b""
-
-    def _open(self, path: str) -> _Stream | None:
-        try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            return LogStream.open(path, max_line_bytes=self.max_line_bytes, clock=self._clock)
+        except FileNotFoundError:
+            return None
         except OSError as exc:
-            if not isinstance(exc, FileNotFoundError):
-                self.stats.open_errors += 1
-                _log.warning("log_open_failed", path=path, error=str(exc))
+            self.stats.open_errors += 1
+            _log.warning("log_open_failed", path=path, error=str(exc))
             return None
-        try:
-            st = os.fstat(fd)
-        except OSError:
-            _close_fd(fd)
-            return None
-        if not stat.S_ISREG(st.st_mode):
-            _close_fd(fd)
-            return None
-        return _Stream(
-            path=path,
-            fd=fd,
-            dev=st.st_dev,
-            inode=st.st_ino,
-            offset=0,
-            last_growth=self._clock(),
-        )
 
-    def _read(self, stream: _Stream, budget: int, out: list[bytes]) -> int:
-        """Read up to ``budget`` bytes of ``stream``; append its complete lines to ``out``."""
-        total = 0
-        while total < budget:
-            try:
-                chunk = os.pread(stream.fd, min(READ_CHUNK, budget - total), stream.offset)
-            except OSError as exc:
-                _log.warning("log_read_failed", path=stream.path, error=str(exc))
-                break
-            if not chunk:
-                if total == 0 and stream.offset == stream.observed[0]:
-                    stream.seen = stream.observed  # nothing new at this size and mtime
-                break
-            if stream.offset == 0 or stream.fp_len < FINGERPRINT_BYTES:
-                self._refresh_fingerprint(stream)
-            stream.offset += len(chunk)
-            stream.tail = (
-                chunk[-TAIL_BYTES:]
-                if len(chunk) >= TAIL_BYTES
-                else (stream.tail + chunk)[-TAIL_BYTES:]
-            )
-            total += len(chunk)
-            self._split(stream, chunk, out)
-        if total:
-            stream.last_growth = self._clock()
-        self.stats.bytes_read += total
-        return total
+    def _read(self, stream: LogStream, budget: int, out: list[Block]) -> int:
+        """Read up to ``budget`` bytes of ``stream`` into ``out``; add to the figures."""
+        got = stream.read(budget, out)
+        self.stats.bytes_read += got.bytes_read
+        self.stats.lines_too_long += got.lines_too_long
+        return got.bytes_read
 
-    def _refresh_fingerprint(self, stream: _Stream) -> None:
-        with contextlib.suppress(OSError):
-            stream.fp_digest, stream.fp_len = _checkpoint.fingerprint(stream.fd)
-
-    def _load_tail(self, stream: _Stream) -> None:
-        """Read the bytes just before the offset, for the regrowth check of later polls."""
-        length = min(TAIL_BYTES, stream.offset)
-        try:
-            stream.tail = os.pread(stream.fd, length, stream.offset - length) if length else b""
-            if stream.fp_len < FINGERPRINT_BYTES:
-                self._refresh_fingerprint(stream)
-        except OSError:
-            stream.tail = b""
-
-    def _position(self, stream: _Stream, *, rotated: bool = False) -> FilePosition:
-        """``stream`` as a checkpoint entry: where a successor resumes, and how to check it."""
-        offset = stream.line_start()
-        held = stream.offset - offset
-        if held == 0:
-            before = stream.tail
-        elif held < len(stream.tail):
-            before = stream.tail[:-held]
-        else:  # a partial line longer than the tail kept in memory
-            length = min(TAIL_BYTES, offset)
-            try:
-                before = os.pread(stream.fd, length, offset - length) if length else b""
-            except OSError:
-                before = b""
-        if stream.fp_len < FINGERPRINT_BYTES and offset > stream.fp_len:
-            self._refresh_fingerprint(stream)
-        return FilePosition(
-            path=stream.path,
-            dev=stream.dev,
-            inode=stream.inode,
-            offset=offset,
-            fingerprint=stream.fp_digest,
-            fingerprint_len=stream.fp_len,
-            rotated=rotated,
-            tail_digest=_checkpoint.digest(before) if before else "",
-            tail_len=len(before),
-            skipping=stream.skipping,
-            closable=stream.rotated,
-        )
-
-    def _split(self, stream: _Stream, chunk: bytes, out: list[bytes]) -> None:
-        """Append the complete lines of ``chunk`` to ``out`` as one block; hold the rest."""
-        limit = self.max_line_bytes
-        if stream.skipping:
-            newline = chunk.find(b"\n")
-            if newline < 0:
-                return
-            stream.skipping = False
-            chunk = chunk[newline + 1 :]
-        cut = chunk.rfind(b"\n")
-        start = stream.offset - len(chunk) - len(stream.partial)  # where the block begins
-        if cut < 0:
-            stream.partial += chunk
-        else:
-            # The held partial line plus the complete lines, with at most one copy (none when
-            # the read ended on a newline and nothing was held, the usual case).
-            if stream.partial:
-                block = b"".join((stream.partial, memoryview(chunk)[: cut + 1]))
-            else:
-                block = chunk if cut + 1 == len(chunk) else chunk[: cut + 1]
-            stream.partial = chunk[cut + 1 :]
-            if len(block) > limit and has_line_longer_than(block, limit):
-                lines = block.split(b"\n")  # the last piece is the empty one after the newline
-                kept = [line for line in lines if len(line) <= limit]
-                self.stats.lines_too_long += len(lines) - len(kept)
-                block = b"\n".join(kept)
-            if block:
-                out.append(block)
-                self.block_sources.append((stream.path, start))
-        if len(stream.partial) > limit:
-            self.stats.lines_too_long += 1
-            stream.skipping = True
-            stream.partial = b""
-
-    def _finish(self, stream: _Stream, out: list[bytes]) -> None:
+    def _finish(self, stream: LogStream, out: list[Block]) -> None:
         """Close a drained file; its unterminated last line, if any, is handed out as is."""
         self._draining.remove(stream)
-        if stream.partial and not stream.skipping:
-            out.append(stream.partial + b"\n")
-            self.block_sources.append((stream.path, stream.offset - len(stream.partial)))
-        _close_fd(stream.fd)
+        last = stream.finish()
+        if last is not None:
+            out.append(last)
 
 
 def restore_stats(stats: FollowerStats, saved: Mapping[str, int]) -> None:
@@ -828,12 +544,3 @@ def _newest_first(paths: list[str]) -> list[str]:
             return 0
 
     return sorted(paths, key=mtime, reverse=True)
-
-
-def stream_size(stream: _Stream) -> int:
-    return os.fstat(stream.fd).st_size
-
-
-def _close_fd(fd: int) -> None:
-    with contextlib.suppress(OSError):
-        os.close(fd)

@@ -20,6 +20,12 @@ never echo a value marked ``Meta(extra={"secret": True})``), apply
 :class:`Parse` functions (durations, sizes) before the type check, and read a YAML ``null``
 as "not set", so the default applies, as the configs always have.
 
+Two rules serve documents the project writes itself and reads back (the registry's
+metadata) rather than configs: a required field that admits ``None`` (``str | None`` without
+a default) must be present, and a ``null`` written there is its value; a Struct declared
+with ``forbid_unknown_fields=False`` lets keys it does not know pass (a later version may add
+some), where a :class:`Schema` names them as errors.
+
 Error lines are built from the walk's own path, never by reading msgspec's message text, so a
 change of wording in msgspec cannot move an error to the wrong key.
 """
@@ -306,11 +312,12 @@ def _struct(
         what = _description(extras) or "a mapping"
         raise _Problem(walk.full(path), f"expected {what}, got {describe(value)}")
     fields = {info.encode_name: info for info in msgspec.structs.fields(struct)}
+    strict = struct.__struct_config__.forbid_unknown_fields
     for key in value:
         key_path = _join(path, str(key))
         if key_path in walk.removed:
             raise _Problem(walk.full(key_path), walk.removed[key_path])
-        if key not in fields:
+        if key not in fields and strict:
             hint = did_you_mean(str(key), fields, lambda name: repr(_below(root, path, name)))
             known = hint or f" (expected one of: {', '.join(fields)})"
             raise _Problem(walk.full(key_path), f"unknown key{known}")
@@ -320,6 +327,9 @@ def _struct(
         field_path = _join(path, name)
         if raw is None:
             if not info.required:
+                continue
+            if name in value and _is_optional(unwrap(info.type)[0]):
+                out[name] = None  # required, and may be null: written as null
                 continue
             if _struct_of(info.type) is None or _is_optional(unwrap(info.type)[0]):
                 raise _Problem(walk.full(field_path), walk.missing(walk.full(field_path)))

@@ -159,13 +159,13 @@ def test_small_read_blocks_give_the_same_counts(
     profile: ReferenceProfile, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Many blocks per poll (merged before window and counters) = one block per poll."""
-    import exporter.tail
+    import exporter.logstream
 
     log = tmp_path / "model.jsonl"
     write(log, [*dumps(records(800)), b"{bad", json.dumps({"event": "other"}).encode()])
     snapshots = []
     for chunk in (1 << 20, 3000):
-        monkeypatch.setattr(exporter.tail, "READ_CHUNK", chunk)
+        monkeypatch.setattr(exporter.logstream, "READ_CHUNK", chunk)
         ingestor, counters, window, follower = pipeline(profile, str(log))
         run_until_caught_up(ingestor)
         snapshots.append((counters.snapshot(), window.snapshot()))

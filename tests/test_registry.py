@@ -407,7 +407,10 @@ def test_hand_edited_model_json_names_file_and_key(tmp_path: Path, registry: Mod
     doc = json.loads(path.read_text())
     doc["production"] = "7.0"
     path.write_text(json.dumps(doc))
-    with pytest.raises(CorruptMetadataError, match=re.escape("'production' is '7.0'")) as info:
+    with pytest.raises(
+        CorruptMetadataError,
+        match=re.escape("model.json: production: expected a registered version or null, got '7.0'"),
+    ) as info:
         registry.get_model("churn")
     assert str(path) in str(info.value)
     path.write_text("[1, 2]")
@@ -439,6 +442,53 @@ def test_every_key_of_model_json_is_checked(
         with pytest.raises(CorruptMetadataError) as info:
             call("churn")
         assert str(path) in str(info.value)
+
+
+def test_hand_edited_metadata_is_reported_like_a_config_error(
+    tmp_path: Path, registry: ModelRegistry
+) -> None:
+    """One line: the file (and line), the dotted key, what was expected, what was found."""
+    mdir = _registered(tmp_path, registry)
+    model, history = mdir / "model.json", mdir / "history.jsonl"
+    doc = json.loads(model.read_text())
+    doc["last_events"][0]["to_stage"] = "live"
+    model.write_text(json.dumps(doc))
+    with pytest.raises(CorruptMetadataError) as info:
+        registry.get_model("churn")
+    assert str(info.value) == (
+        f"{model}: last_events[0].to_stage: expected one of none, staging, production,"
+        " archived, got 'live'"
+    )
+    doc["last_events"][0]["to_stage"] = "production"
+    model.write_text(json.dumps(doc))
+    lines = history.read_text().splitlines()
+    first = json.loads(lines[0])
+    first["seq"] = "1"
+    history.write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
+    with pytest.raises(CorruptMetadataError) as info:
+        registry.get_history("churn")
+    assert str(info.value) == f"{history}: line 1: seq: expected an integer, got '1' (str)"
+    record_path = mdir / "versions" / "1.0" / "version.json"
+    record = json.loads(record_path.read_text())
+    record_path.write_text(json.dumps({**record, "kind": "folder"}))
+    with pytest.raises(CorruptMetadataError) as info:
+        registry.get_version("churn", "1.0")
+    assert str(info.value) == (
+        f"{record_path}: kind: expected one of file, directory, got 'folder'"
+    )
+
+
+def test_keys_the_registry_does_not_know_are_let_through(
+    tmp_path: Path, registry: ModelRegistry
+) -> None:
+    """A later version may add keys: a registry it wrote to stays readable by this one."""
+    mdir = _registered(tmp_path, registry)
+    model = mdir / "model.json"
+    doc = json.loads(model.read_text())
+    doc["added_later"] = {"any": "thing"}
+    doc["versions"][0]["signed_by"] = "ci"
+    model.write_text(json.dumps(doc))
+    assert registry.get_model("churn").production == "1.0"
 
 
 def test_edited_history_names_file_and_line(tmp_path: Path, registry: ModelRegistry) -> None:

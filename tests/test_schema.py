@@ -121,6 +121,25 @@ def test_a_missing_required_key_and_a_missing_section_name_the_key() -> None:
         schema.convert({}, Outer, error=Oops)
 
 
+class Stored(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """A document the program writes and reads back (the registry's metadata)."""
+
+    staging: str | None  # required, may be null
+    seq: int = 0
+
+
+def test_a_required_key_that_may_be_null_must_be_written_and_null_is_its_value() -> None:
+    assert schema.convert({"staging": None}, Stored, error=Oops) == Stored(staging=None)
+    with pytest.raises(Oops, match=r"^staging: required key missing$"):
+        schema.convert({"seq": 1}, Stored, error=Oops)
+
+
+def test_a_struct_that_allows_unknown_keys_lets_them_pass_a_schema_does_not() -> None:
+    read = schema.convert({"staging": "1", "added_later": 1}, Stored, error=Oops)
+    assert read == Stored(staging="1")
+    assert error({"name": "m", "added_later": 1}).startswith("added_later: unknown key")
+
+
 def test_at_source_labels_and_removed_keys() -> None:
     assert error({"name": 5}, at="alerts", source="a.yml") == (
         "a.yml: alerts.name: expected a non-empty string, got 5 (int)"

@@ -29,11 +29,20 @@ def _write_lines(path: Path, lines: list[bytes]) -> None:
     _append(path, b"".join(line + b"\n" for line in lines))
 
 
+def _poll(follower: LogFollower) -> list[bytes]:
+    """The lines of one :meth:`LogFollower.poll_blocks`, without the empty ones.
+
+    The parser skips empty lines (``RecordParser.parse_block``); here they are left out so
+    a test can compare lines.  ``test_empty_lines_are_passed_on_inside_blocks`` shows them.
+    """
+    return [line for block in follower.poll_blocks() for line in block.split(b"\n") if line]
+
+
 def _drain(follower: LogFollower, polls: int = 5) -> list[bytes]:
     """Poll until caught up (and a couple more polls, so drained files get closed)."""
     out: list[bytes] = []
     for _ in range(polls):
-        out.extend(follower.poll())
+        out.extend(_poll(follower))
     return out
 
 
@@ -47,10 +56,10 @@ def log(tmp_path: Path) -> Path:
 def test_appended_lines_are_returned_once(log: Path) -> None:
     with LogFollower([str(log)], start_position="beginning") as follower:
         _write_lines(log, _lines("a", 3))
-        assert follower.poll() == _lines("a", 3)
-        assert follower.poll() == []
+        assert _poll(follower) == _lines("a", 3)
+        assert _poll(follower) == []
         _write_lines(log, _lines("a", 2, start=3))
-        assert follower.poll() == _lines("a", 2, start=3)
+        assert _poll(follower) == _lines("a", 2, start=3)
         assert follower.stats.bytes_read == log.stat().st_size
         assert follower.stats.files_watched == 1
 
@@ -58,39 +67,41 @@ def test_appended_lines_are_returned_once(log: Path) -> None:
 def test_start_position_end_skips_existing_lines_reads_new_ones(log: Path) -> None:
     _write_lines(log, _lines("old", 5))
     with LogFollower([str(log)], start_position="end") as follower:
-        assert follower.poll() == []
+        assert _poll(follower) == []
         _write_lines(log, _lines("new", 2))
-        assert follower.poll() == _lines("new", 2)
+        assert _poll(follower) == _lines("new", 2)
 
 
 def test_start_position_end_keeps_an_unfinished_last_line_whole(log: Path) -> None:
     _append(log, b'{"old": 1}\n{"half": ')
     with LogFollower([str(log)], start_position="end") as follower:
-        assert follower.poll() == []
+        assert _poll(follower) == []
         _append(log, b'"done"}\n')
-        assert follower.poll() == [b'{"half": "done"}']
+        assert _poll(follower) == [b'{"half": "done"}']
 
 
 def test_partial_line_is_held_until_its_newline_arrives(log: Path) -> None:
     with LogFollower([str(log)], start_position="beginning") as follower:
         _append(log, b'{"a": 1}\n{"b": ')
-        assert follower.poll() == [b'{"a": 1}']
+        assert _poll(follower) == [b'{"a": 1}']
         _append(log, b"2")
-        assert follower.poll() == []
+        assert _poll(follower) == []
         _append(log, b"}\n")
-        assert follower.poll() == [b'{"b": 2}']
+        assert _poll(follower) == [b'{"b": 2}']
 
 
-def test_empty_lines_are_skipped(log: Path) -> None:
+def test_empty_lines_are_passed_on_inside_blocks(log: Path) -> None:
+    """Not filtered here: the parser skips them without splitting the block."""
     with LogFollower([str(log)], start_position="beginning") as follower:
         _append(log, b'\n{"a": 1}\n\n\n{"b": 2}\n')
-        assert follower.poll() == [b'{"a": 1}', b'{"b": 2}']
+        assert follower.poll_blocks() == [b'\n{"a": 1}\n\n\n{"b": 2}\n']
+        assert follower.block_sources == [(str(log), 0)]
 
 
 def test_rotation_by_rename_finishes_old_file_then_reads_new_from_start(log: Path) -> None:
     with LogFollower([str(log)], start_position="beginning") as follower:
         _write_lines(log, _lines("old", 3))
-        assert follower.poll() == _lines("old", 3)
+        assert _poll(follower) == _lines("old", 3)
         # The writer still holds the old file: it adds two lines after the rename...
         with open(log, "ab") as writer:
             os.rename(log, log.with_suffix(".jsonl.1"))
@@ -102,19 +113,19 @@ def test_rotation_by_rename_finishes_old_file_then_reads_new_from_start(log: Pat
         assert follower.stats.rotations == 1
         assert follower.stats.files_watched == 1
         _write_lines(log, _lines("new", 1, start=2))
-        assert follower.poll() == _lines("new", 1, start=2)
+        assert _poll(follower) == _lines("new", 1, start=2)
 
 
 def test_rotation_by_rename_with_new_file_created_later(log: Path) -> None:
     with LogFollower([str(log)], start_position="beginning") as follower:
         _write_lines(log, _lines("old", 2))
-        assert follower.poll() == _lines("old", 2)
+        assert _poll(follower) == _lines("old", 2)
         os.rename(log, log.with_suffix(".jsonl.1"))
         _write_lines(log.with_suffix(".jsonl.1"), _lines("old", 1, start=2))
         assert _drain(follower) == _lines("old", 1, start=2)
         assert follower.stats.files_watched == 0
         _write_lines(log, _lines("new", 2))
-        assert follower.poll() == _lines("new", 2)
+        assert _poll(follower) == _lines("new", 2)
         assert follower.stats.rotations == 1
         assert follower.stats.files_watched == 1
 
@@ -126,7 +137,7 @@ def test_rotation_by_rename_to_a_name_the_glob_also_matches_is_not_read_twice(
     rotated = tmp_path / "model.jsonl.1"
     with LogFollower([str(tmp_path / "model.jsonl*")], start_position="beginning") as follower:
         _write_lines(log, _lines("old", 3))
-        assert follower.poll() == _lines("old", 3)
+        assert _poll(follower) == _lines("old", 3)
         os.rename(log, rotated)
         _write_lines(rotated, _lines("old", 1, start=3))
         _write_lines(log, _lines("new", 2))
@@ -134,7 +145,7 @@ def test_rotation_by_rename_to_a_name_the_glob_also_matches_is_not_read_twice(
         assert sorted(got) == sorted(_lines("old", 1, start=3) + _lines("new", 2))
         assert follower.stats.files_watched == 2
         _write_lines(rotated, _lines("old", 1, start=4))  # still followed, from where it was
-        assert follower.poll() == _lines("old", 1, start=4)
+        assert _poll(follower) == _lines("old", 1, start=4)
 
 
 def test_restart_with_rotated_file_matched_by_the_glob_reads_each_line_once(
@@ -145,7 +156,7 @@ def test_restart_with_rotated_file_matched_by_the_glob_reads_each_line_once(
     pattern = str(tmp_path / "model.jsonl*")
     first = LogFollower([pattern], start_position="beginning", state_file=str(state))
     _write_lines(log, _lines("old", 2))
-    assert first.poll() == _lines("old", 2)
+    assert _poll(first) == _lines("old", 2)
     first.save_positions()
     first.close()
     _write_lines(log, _lines("old", 1, start=2))
@@ -160,7 +171,7 @@ def test_restart_with_rotated_file_matched_by_the_glob_reads_each_line_once(
 def test_rotation_by_rename_hands_out_unterminated_last_line_of_old_file(log: Path) -> None:
     with LogFollower([str(log)], start_position="beginning") as follower:
         _append(log, b'{"a": 1}\n{"last": 2}')
-        assert follower.poll() == [b'{"a": 1}']
+        assert _poll(follower) == [b'{"a": 1}']
         os.rename(log, log.with_suffix(".jsonl.1"))
         _write_lines(log, [b'{"new": 1}'])
         assert _drain(follower) == [b'{"new": 1}', b'{"last": 2}']
@@ -169,10 +180,10 @@ def test_rotation_by_rename_hands_out_unterminated_last_line_of_old_file(log: Pa
 def test_truncation_copytruncate_restarts_at_zero(log: Path) -> None:
     with LogFollower([str(log)], start_position="beginning") as follower:
         _write_lines(log, _lines("before", 4))
-        assert follower.poll() == _lines("before", 4)
+        assert _poll(follower) == _lines("before", 4)
         os.truncate(log, 0)
         _write_lines(log, [b'{"x": 1}'])  # shorter than what was read
-        assert follower.poll() == [b'{"x": 1}']
+        assert _poll(follower) == [b'{"x": 1}']
         assert follower.stats.truncations == 1
         assert follower.stats.rotations == 0
 
@@ -180,27 +191,27 @@ def test_truncation_copytruncate_restarts_at_zero(log: Path) -> None:
 def test_truncation_then_regrowth_past_the_offset_is_noticed_by_fingerprint(log: Path) -> None:
     with LogFollower([str(log)], start_position="beginning") as follower:
         _write_lines(log, _lines("before", 2))
-        assert follower.poll() == _lines("before", 2)
+        assert _poll(follower) == _lines("before", 2)
         with open(log, "wb") as handle:  # truncate and write more than before, between polls
             handle.write(b"".join(line + b"\n" for line in _lines("after", 10)))
-        assert follower.poll() == _lines("after", 10)
+        assert _poll(follower) == _lines("after", 10)
         assert follower.stats.truncations == 1
 
 
 def test_file_appears_later_is_read_from_its_start(tmp_path: Path) -> None:
     pattern = str(tmp_path / "*.jsonl")
     with LogFollower([pattern], start_position="end") as follower:
-        assert follower.poll() == []
+        assert _poll(follower) == []
         assert follower.stats.files_watched == 0
         _write_lines(tmp_path / "late.jsonl", _lines("late", 3))
-        assert follower.poll() == _lines("late", 3)
+        assert _poll(follower) == _lines("late", 3)
         assert follower.stats.files_watched == 1
 
 
 def test_file_disappears_its_remaining_lines_are_read_then_it_is_closed(log: Path) -> None:
     with LogFollower([str(log)], start_position="beginning") as follower:
         _write_lines(log, _lines("a", 2))
-        assert follower.poll() == _lines("a", 2)
+        assert _poll(follower) == _lines("a", 2)
         _write_lines(log, _lines("a", 1, start=2))
         log.unlink()
         assert _drain(follower) == _lines("a", 1, start=2)
@@ -215,27 +226,27 @@ def test_several_files_matched_by_globs_are_all_followed(tmp_path: Path) -> None
     (tmp_path / "c.log").write_bytes(b'{"c": 1}\n')
     patterns = [str(tmp_path / "*.jsonl"), str(tmp_path / "a.*")]
     with LogFollower(patterns, start_position="beginning") as follower:
-        assert sorted(follower.poll()) == [b'{"a": 1}', b'{"b": 1}']
+        assert sorted(_poll(follower)) == [b'{"a": 1}', b'{"b": 1}']
         assert follower.stats.files_watched == 2
 
 
 def test_line_over_size_limit_in_one_read_is_dropped_and_counted(log: Path) -> None:
     with LogFollower([str(log)], start_position="beginning", max_line_bytes=100) as follower:
         _append(log, b'{"ok": 1}\n' + b"x" * 101 + b'\n{"ok": 2}\n' + b"y" * 100 + b"\n")
-        assert follower.poll() == [b'{"ok": 1}', b'{"ok": 2}', b"y" * 100]
+        assert _poll(follower) == [b'{"ok": 1}', b'{"ok": 2}', b"y" * 100]
         assert follower.stats.lines_too_long == 1
 
 
 def test_line_over_size_limit_growing_across_polls_is_dropped_once(log: Path) -> None:
     with LogFollower([str(log)], start_position="beginning", max_line_bytes=64) as follower:
         _append(log, b'{"ok": 1}\n' + b"z" * 50)
-        assert follower.poll() == [b'{"ok": 1}']
+        assert _poll(follower) == [b'{"ok": 1}']
         _append(log, b"z" * 50)  # now over the limit, still no newline
-        assert follower.poll() == []
+        assert _poll(follower) == []
         _append(log, b"z" * 500)
-        assert follower.poll() == []
+        assert _poll(follower) == []
         _append(log, b'zz\n{"ok": 2}\n')
-        assert follower.poll() == [b'{"ok": 2}']
+        assert _poll(follower) == [b'{"ok": 2}']
         assert follower.stats.lines_too_long == 1
 
 
@@ -247,14 +258,14 @@ def test_poll_budget_hands_out_a_big_backlog_in_pieces_exactly_once(log: Path) -
         polls = 0
         while True:
             polls += 1
-            got.extend(follower.poll())
+            got.extend(_poll(follower))
             if follower.caught_up:
                 break
         assert got == lines
         assert polls > 5
 
 
-def test_poll_blocks_hold_the_same_lines_as_poll(log: Path) -> None:
+def test_poll_blocks_end_on_a_newline_and_hold_every_line_in_order(log: Path) -> None:
     _write_lines(log, _lines("b", 50))
     with LogFollower([str(log)], start_position="beginning", max_poll_bytes=300) as follower:
         blocks = []
@@ -272,7 +283,7 @@ def _run_once(log: Path, state: Path, lines: list[bytes]) -> None:
     """A first exporter run: ``lines`` are written and read from the start, then it stops."""
     _write_lines(log, lines)
     first = _follower(log, state, start_position="beginning")
-    assert first.poll() == lines
+    assert _poll(first) == lines
     first.save_positions()
     first.close()
 
@@ -281,15 +292,15 @@ def test_restart_from_checkpoint_no_double_count(log: Path, tmp_path: Path) -> N
     state = tmp_path / "state" / "positions.json"
     _write_lines(log, _lines("a", 3))
     first = _follower(log, state, start_position="beginning")
-    assert first.poll() == _lines("a", 3)
+    assert _poll(first) == _lines("a", 3)
     _append(log, b'{"a": 3}\n{"a": ')  # a partial line at the checkpoint
-    assert first.poll() == [b'{"a": 3}']
+    assert _poll(first) == [b'{"a": 3}']
     first.save_positions()
     first.close()
     _append(log, b'4}\n{"a": 5}\n')  # written while the exporter was down
     second = _follower(log, state, start_position="end")  # the checkpoint wins over "end"
-    assert second.poll() == [b'{"a": 4}', b'{"a": 5}']
-    assert second.poll() == []
+    assert _poll(second) == [b'{"a": 4}', b'{"a": 5}']
+    assert _poll(second) == []
     second.close()
     saved = json.loads(state.read_text())
     assert saved["files"][0]["offset"] == len(b'{"a": 0}\n{"a": 1}\n{"a": 2}\n{"a": 3}\n')
@@ -315,7 +326,7 @@ def test_checkpoint_file_replaced_by_new_file_is_read_from_start(log: Path, tmp_
     log.unlink()  # a new file (new inode) under the same path
     _write_lines(log, _lines("new", 7))
     second = _follower(log, state, start_position="end")
-    assert second.poll() == _lines("new", 7)
+    assert _poll(second) == _lines("new", 7)
     second.close()
 
 
@@ -330,7 +341,7 @@ def test_checkpoint_with_same_inode_but_other_content_is_read_from_start(
         handle.write(b"".join(line + b"\n" for line in _lines("other", 9)))
     assert log.stat().st_ino == inode
     second = _follower(log, state, start_position="end")
-    assert second.poll() == _lines("other", 9)
+    assert _poll(second) == _lines("other", 9)
     second.close()
 
 
@@ -344,7 +355,7 @@ def test_checkpoint_of_a_file_truncated_while_down_restarts_at_zero(
         handle.truncate(0)
         handle.write(head.split(b"\n")[0] + b"\n")
     second = _follower(log, state, start_position="end")
-    assert second.poll() == [head.split(b"\n")[0]]
+    assert _poll(second) == [head.split(b"\n")[0]]
     assert second.stats.truncations == 1
     second.close()
 
@@ -358,7 +369,7 @@ def test_new_file_created_while_down_is_read_from_start(tmp_path: Path) -> None:
     first.close()
     _write_lines(tmp_path / "b.jsonl", _lines("b", 2))
     second = LogFollower([pattern], start_position="end", state_file=str(state))
-    assert second.poll() == _lines("b", 2)
+    assert _poll(second) == _lines("b", 2)
     second.close()
 
 
@@ -369,7 +380,7 @@ def test_corrupt_checkpoint_is_ignored_and_start_position_applies(
     state.write_text("{not json")
     _write_lines(log, _lines("a", 2))
     with _follower(log, state, start_position="beginning") as follower:
-        assert follower.poll() == _lines("a", 2)
+        assert _poll(follower) == _lines("a", 2)
         follower.save_positions()
     assert json.loads(state.read_text())["version"] == STATE_VERSION
 
@@ -378,7 +389,7 @@ def test_save_positions_replaces_the_file_atomically(log: Path, tmp_path: Path) 
     state = tmp_path / "positions.json"
     with _follower(log, state, start_position="beginning") as follower:
         _write_lines(log, _lines("a", 1))
-        follower.poll()
+        _poll(follower)
         follower.save_positions()
         inode_before = state.stat().st_ino
         follower.save_positions()
@@ -392,14 +403,14 @@ def test_after_close_polls_return_nothing_and_the_checkpoint_is_kept(
     state = tmp_path / "positions.json"
     follower = _follower(log, state, start_position="beginning")
     _write_lines(log, _lines("a", 2))
-    assert follower.poll() == _lines("a", 2)
+    assert _poll(follower) == _lines("a", 2)
     follower.save_positions()
     saved = state.read_bytes()
     follower.close()
     follower.save_positions()  # e.g. a second shutdown path: must not write an empty checkpoint
     assert state.read_bytes() == saved
     _write_lines(log, _lines("a", 1, start=2))
-    assert follower.poll() == []
+    assert _poll(follower) == []
 
 
 def test_save_positions_without_state_file_writes_nothing(log: Path, tmp_path: Path) -> None:
@@ -431,22 +442,22 @@ def test_truncation_then_regrowth_with_the_same_first_bytes_within_one_poll_is_d
     """The issue's case: 10 lines read; truncated and 100 written before the next poll."""
     with LogFollower([str(log)], start_position="beginning") as follower:
         _write_lines(log, _padded("one", 10))
-        assert follower.poll() == _padded("one", 10)
+        assert _poll(follower) == _padded("one", 10)
         with open(log, "wb") as handle:  # copytruncate, then the writer goes on at once
             handle.write(b"".join(line + b"\n" for line in _padded("two", 100)))
         assert log.read_bytes()[:256] == (_padded("one", 1)[0] + b"\n")[:256]
-        assert follower.poll() == _padded("two", 100)  # all 100, not the last 90
+        assert _poll(follower) == _padded("two", 100)  # all 100, not the last 90
         assert follower.stats.truncations == 1
 
 
 def test_rewrite_in_place_to_the_same_size_is_detected(log: Path) -> None:
     with LogFollower([str(log)], start_position="beginning") as follower:
         _write_lines(log, _padded("aaa", 5))
-        assert follower.poll() == _padded("aaa", 5)
-        assert follower.poll() == []
+        assert _poll(follower) == _padded("aaa", 5)
+        assert _poll(follower) == []
         with open(log, "r+b") as handle:  # same length, same head, other content
             handle.write(b"".join(line + b"\n" for line in _padded("bbb", 5)))
-        assert follower.poll() == _padded("bbb", 5)
+        assert _poll(follower) == _padded("bbb", 5)
         assert follower.stats.truncations == 1
 
 
@@ -454,19 +465,19 @@ def test_same_size_rewrite_hidden_by_a_coarse_mtime_is_found_within_a_few_polls(
     log: Path,
 ) -> None:
     """An unchanged size and mtime spare the full check, but only for so many polls."""
-    from exporter.tail import _QUIET_POLLS
+    from exporter.logstream import _QUIET_POLLS
 
     with LogFollower([str(log)], start_position="beginning") as follower:
         _write_lines(log, _padded("aaa", 5))
-        assert follower.poll() == _padded("aaa", 5)
-        assert follower.poll() == []  # nothing new at this size and mtime
+        assert _poll(follower) == _padded("aaa", 5)
+        assert _poll(follower) == []  # nothing new at this size and mtime
         before = log.stat()
         with open(log, "r+b") as handle:
             handle.write(b"".join(line + b"\n" for line in _padded("bbb", 5)))
         os.utime(log, ns=(before.st_atime_ns, before.st_mtime_ns))  # as a 1 s clock would
         got: list[bytes] = []
         for _ in range(_QUIET_POLLS + 2):
-            got += follower.poll()
+            got += _poll(follower)
         assert got == _padded("bbb", 5)
         assert follower.stats.truncations == 1
 
@@ -491,14 +502,14 @@ def test_restart_inside_an_over_long_line_counts_it_once(log: Path, tmp_path: Pa
     state = tmp_path / "positions.json"
     first = _follower(log, state, start_position="beginning", max_line_bytes=64)
     _append(log, b'{"ok": 1}\n' + b"z" * 100)  # over the limit, no newline yet
-    assert first.poll() == [b'{"ok": 1}']
+    assert _poll(first) == [b'{"ok": 1}']
     assert first.stats.lines_too_long == 1
     first.save_positions()
     first.close()
     _append(log, b'zzz\n{"ok": 2}\n')
     second = _follower(log, state, start_position="beginning", max_line_bytes=64)
     assert second.stats.lines_too_long == 1  # carried over from the checkpoint...
-    assert second.poll() == [b'{"ok": 2}']
+    assert _poll(second) == [b'{"ok": 2}']
     assert second.stats.lines_too_long == 1  # ...and the line is not counted again
     second.close()
 
@@ -507,17 +518,17 @@ def test_restart_carries_the_cumulative_figures_over(log: Path, tmp_path: Path) 
     state = tmp_path / "positions.json"
     first = _follower(log, state, start_position="beginning")
     _write_lines(log, _lines("a", 3))
-    first.poll()
+    _poll(first)
     os.truncate(log, 0)
     _write_lines(log, _lines("b", 1))
-    first.poll()
+    _poll(first)
     first.save_positions()
     read_by_first = first.stats.bytes_read
     first.close()
     second = _follower(log, state, start_position="beginning")
     assert (second.stats.truncations, second.stats.bytes_read) == (1, read_by_first)
     _write_lines(log, _lines("b", 1, start=1))
-    assert second.poll() == _lines("b", 1, start=1)
+    assert _poll(second) == _lines("b", 1, start=1)
     assert second.stats.bytes_read == read_by_first + len(_lines("b", 1, start=1)[0]) + 1
     second.close()
 
@@ -525,7 +536,7 @@ def test_restart_carries_the_cumulative_figures_over(log: Path, tmp_path: Path) 
 def test_saved_bytes_read_leaves_out_a_partial_line_held_back(log: Path) -> None:
     with LogFollower([str(log)], start_position="beginning") as follower:
         _append(log, b'{"a": 1}\n{"a": ')
-        follower.poll()
+        _poll(follower)
         state = follower.state()
         assert state is not None
         assert follower.stats.bytes_read == log.stat().st_size
@@ -613,22 +624,22 @@ def test_rotated_file_followed_under_its_new_name_is_closed_once_idle(tmp_path: 
         clock=clock,
     )
     _write_lines(log, _lines("old", 2))
-    assert follower.poll() == _lines("old", 2)
+    assert _poll(follower) == _lines("old", 2)
     os.rename(log, rotated)
     _write_lines(log, _lines("new", 1))
     assert _drain(follower) == _lines("new", 1)
     assert follower.open_files() == 2
     clock.now += 59
-    follower.poll()
+    _poll(follower)
     assert follower.open_files() == 2  # not idle long enough
     clock.now += 2
-    follower.poll()
+    _poll(follower)
     assert follower.open_files() == 1  # the rotated file's descriptor is closed...
     assert follower.stats.files_watched == 2  # ...but it is still followed, by stat
     _write_lines(log, _lines("new", 1, start=1))
-    assert follower.poll() == _lines("new", 1, start=1)  # the live file was never closed
+    assert _poll(follower) == _lines("new", 1, start=1)  # the live file was never closed
     _write_lines(rotated, _lines("old", 1, start=2))  # a late write to the rotated file
-    assert follower.poll() == _lines("old", 1, start=2)  # reopened where it was
+    assert _poll(follower) == _lines("old", 1, start=2)  # reopened where it was
     assert follower.open_files() == 2
     follower.close()
 
@@ -643,12 +654,12 @@ def test_idle_rotated_file_rotated_on_is_not_read_again(tmp_path: Path) -> None:
         clock=clock,
     )
     _write_lines(log, _lines("old", 3))
-    follower.poll()
+    _poll(follower)
     os.rename(log, tmp_path / "model.jsonl.1")
     _write_lines(log, _lines("new", 1))
     _drain(follower)
     clock.now += 5
-    follower.poll()
+    _poll(follower)
     assert follower.open_files() == 1
     os.rename(tmp_path / "model.jsonl.1", tmp_path / "model.jsonl.2")  # rotated on, closed
     os.rename(log, tmp_path / "model.jsonl.1")
@@ -668,17 +679,17 @@ def test_restart_with_an_idle_closed_file_keeps_it_closed_and_reads_nothing_twic
     kwargs = {"state_file": str(state), "close_idle_after": 1.0, "clock": clock}
     first = LogFollower(pattern, start_position="beginning", **kwargs)  # type: ignore[arg-type]
     _write_lines(log, _lines("old", 3))
-    first.poll()
+    _poll(first)
     os.rename(log, rotated)
     _write_lines(log, _lines("new", 1))
     _drain(first)
     clock.now += 5
-    first.poll()
+    _poll(first)
     first.save_positions()
     first.close()
     second = LogFollower(pattern, start_position="beginning", **kwargs)  # type: ignore[arg-type]
     assert _drain(second) == []
     assert second.open_files() == 1
     _write_lines(rotated, _lines("old", 1, start=3))
-    assert second.poll() == _lines("old", 1, start=3)
+    assert _poll(second) == _lines("old", 1, start=3)
     second.close()

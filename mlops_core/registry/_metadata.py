@@ -8,7 +8,10 @@ immutable **version record** (``version.json``), and every stage change is one *
 the history, numbered 1, 2, 3, ...
 
 The checks here turn a hand-edit or a damaged file into one line naming the file (or object)
-and the key at fault, instead of a ``KeyError`` deep in the registry.
+and the key at fault, instead of a ``KeyError`` deep in the registry: the documents are
+declared as Structs and read with the shared config schema (:mod:`mlops_core.schema`), so
+the line looks like every config error (``model.json: seq: expected a non-negative
+integer, got -1 (int)``).
 """
 
 from __future__ import annotations
@@ -19,19 +22,23 @@ import numbers
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, TypeVar, cast, get_args
+
+import msgspec
+from msgspec import Meta
 
 from mlops_core._common import utc_timestamp
 from mlops_core.errors import (
     CorruptMetadataError,
-    InvalidNameError,
     RegistryInputError,
     VersionExistsError,
 )
 from mlops_core.registry._names import validate_name
+from mlops_core.schema import Parse, convert, did_you_mean
 
 FORMAT = 1
-STAGES = ("none", "staging", "production", "archived")
+Stage = Literal["none", "staging", "production", "archived"]
+STAGES: tuple[str, ...] = get_args(Stage)
 MODEL_FILE = "model.json"
 HISTORY_FILE = "history.jsonl"
 LOCK_FILE = ".lock"
@@ -88,112 +95,179 @@ def clean_tags(tags: Mapping[str, str] | None) -> dict[str, str]:
 
 
 # --- checks -----------------------------------------------------------------------------------
+#
+# The documents' keys and types are declared once, as Structs read with the shared config
+# schema (mlops_core.schema.convert): one line naming the file (or object), the dotted key,
+# what was expected and what was found.  What a type cannot say (a stage naming a version
+# that is not registered, events numbered up to 'seq') is checked after, in the same style.
+
+
+class _Stored(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """Base of the metadata documents: keys this version does not know are let through.
+
+    Unlike a config, these are written by the registry and read back, possibly by another
+    version of it (a serving pod reading the registry that CI wrote to): a key a later
+    version adds must not make the registry unreadable.  ``FORMAT`` changes when it should.
+    """
+
+
+def _version_name(raw: Any) -> Any:
+    """A version, as safe as the directory named after it (``InvalidNameError``)."""
+    return validate_name(raw, "version") if isinstance(raw, str) else raw
+
+
+def _file_name(raw: Any) -> Any:
+    """The artifact's name in its version directory: one plain path component."""
+    if isinstance(raw, str) and (
+        not raw or "/" in raw or "\x00" in raw or raw in (".", "..", VERSION_FILE)
+    ):
+        raise ValueError(f"expected a plain file name, got {raw!r}")
+    return raw
+
+
+_OBJECT = Meta(description="a JSON object")
+_FORMAT_WORDS = f"{FORMAT} (the only format this version of mlops reads)"
+_VersionName = Annotated[str, Parse(_version_name)]
+
+
+class VersionEntry(_Stored, frozen=True):
+    """A registered version as ``model.json`` lists it."""
+
+    version: _VersionName
+    sha256: str
+    reference_sha256: str | None = None
+    upload: str = ""  # the S3 backend's upload key; the filesystem's entries have none
+
+
+class EventRecord(_Stored, frozen=True):
+    """One stage change: a line of ``history.jsonl``, an S3 history object, a last event."""
+
+    seq: int
+    timestamp: str
+    user: str
+    action: str
+    version: str
+    to_stage: Stage
+    from_stage: Stage | None = None
+    reason: str | None = None
+
+
+class ModelDoc(_Stored, frozen=True):
+    """``model.json``; ``staging`` and ``production`` must be written, null when empty."""
+
+    format: Annotated[int, Meta(ge=FORMAT, le=FORMAT, description=_FORMAT_WORDS)]
+    name: str
+    created_at: str
+    versions: list[Annotated[VersionEntry, _OBJECT]]
+    staging: str | None
+    production: str | None
+    archived: list[str]
+    previous_production: list[str]
+    seq: Annotated[int, Meta(ge=0, description="a non-negative integer")]
+    last_events: list[Annotated[EventRecord, _OBJECT]]
+
+
+class ReferenceEntry(_Stored, frozen=True):
+    """The reference profile stored beside the artifact, as the version record names it."""
+
+    sha256: str
+    size: int
+
+
+class VersionRecord(_Stored, frozen=True):
+    """``version.json``: what was registered, immutable once written."""
+
+    name: str
+    version: str
+    sha256: str
+    size: int
+    source_name: Annotated[str, Parse(_file_name)]
+    kind: Literal["file", "directory"]
+    registered_at: str
+    registered_by: str
+    metrics: dict[str, Any]
+    tags: dict[str, Any]
+    reference: Annotated[ReferenceEntry, _OBJECT] | None = None
+
+
+_S = TypeVar("_S", bound=_Stored)
+
+
+def _read(data: Any, struct: type[_S], where: Where) -> _S:
+    """``data`` checked as ``struct``; ``CorruptMetadataError`` naming ``where`` and the key."""
+
+    def missing(key: str) -> str:
+        if key in ("staging", "production"):
+            return f"required key missing (null when no version is in {key})"
+        return "required key missing"
+
+    read: _S = convert(
+        data,
+        Annotated[struct, _OBJECT],
+        error=CorruptMetadataError,
+        source=str(where),
+        missing=missing,
+    )
+    return read
+
+
+def _bad(where: Where, key: str, problem: str) -> CorruptMetadataError:
+    """A problem the types cannot see, in the schema's style: ``where: key: problem``."""
+    return CorruptMetadataError(f"{where}: {key}: {problem}")
 
 
 def check_event(ev: Any, where: str) -> Event:
-    required = {"seq": int, "timestamp": str, "user": str, "action": str, "version": str}
-    if not isinstance(ev, dict):
-        raise CorruptMetadataError(f"{where}: an event must be a JSON object")
-    for key, typ in required.items():
-        if not isinstance(ev.get(key), typ) or isinstance(ev.get(key), bool):
-            raise CorruptMetadataError(
-                f"{where}: event field {key!r} is missing or not {typ.__name__}"
-            )
-    if ev.get("to_stage") not in STAGES or ev.get("from_stage") not in (None, *STAGES):
-        raise CorruptMetadataError(f"{where}: event has an unknown stage")
-    if not isinstance(ev.get("reason"), (str, type(None))):
-        raise CorruptMetadataError(f"{where}: event field 'reason' must be a string or null")
-    return ev
+    _read(ev, EventRecord, where)
+    return cast(Event, ev)
 
 
 def check_doc(doc: Any, name: str, path: Where) -> Doc:
     """Validate model.json, so a hand-edit is reported by file and key, not as a KeyError."""
-
-    def bad(msg: str) -> CorruptMetadataError:
-        return CorruptMetadataError(f"{path}: {msg}")
-
-    if not isinstance(doc, dict):
-        raise bad("expected a JSON object")
-    if doc.get("format") != FORMAT:
-        raise bad(f"unsupported format {doc.get('format')!r} (expected {FORMAT})")
-    if doc.get("name") != name:
-        raise bad(f"'name' is {doc.get('name')!r}, expected {name!r}")
-    versions = doc.get("versions")
-    if not isinstance(versions, list) or not all(
-        isinstance(v, dict)
-        and isinstance(v.get("version"), str)
-        and isinstance(v.get("sha256"), str)
-        and isinstance(v.get("reference_sha256", ""), (str, type(None)))
-        and isinstance(v.get("upload", ""), str)
-        for v in versions
-    ):
-        raise bad("'versions' must be a list of {version, sha256} objects")
-    ids = [v["version"] for v in versions]
-    for v in ids:
-        try:
-            validate_name(v, "version")
-        except InvalidNameError as exc:
-            raise bad(str(exc)) from None
-    if len(set(ids)) != len(ids):
-        raise bad("'versions' lists a version twice")
+    read = _read(doc, ModelDoc, path)
+    if read.name != name:
+        raise _bad(path, "name", f"expected {name!r} (the model's name), got {read.name!r}")
+    ids = [v.version for v in read.versions]
+    twice = next((v for i, v in enumerate(ids) if v in ids[:i]), None)
+    if twice is not None:
+        raise _bad(path, "versions", f"lists version {twice!r} twice")
     known = set(ids)
     for key in ("staging", "production"):
-        if key not in doc:
-            raise bad(f"{key!r} is missing (null when no version is in {key})")
-        value = doc[key]
-        if value is not None and (not isinstance(value, str) or value not in known):
-            raise bad(f"{key!r} is {value!r}, which is not a registered version")
+        value = getattr(read, key)
+        if value is not None and value not in known:
+            hint = did_you_mean(value, ids)
+            raise _bad(path, key, f"expected a registered version or null, got {value!r}{hint}")
     for key in ("archived", "previous_production"):
-        value = doc.get(key)
-        if not isinstance(value, list) or any(
-            not isinstance(v, str) or v not in known for v in value
-        ):
-            raise bad(f"{key!r} must be a list of registered versions")
-    if doc["production"] is not None and (
-        doc["production"] == doc["staging"] or doc["production"] in doc["archived"]
-    ):
-        raise bad(f"version {doc['production']!r} is in production and in another stage")
-    seq, events = doc.get("seq"), doc.get("last_events")
-    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
-        raise bad("'seq' must be a non-negative integer")
-    if not isinstance(events, list) or not isinstance(doc.get("created_at"), str):
-        raise bad("'last_events' must be a list and 'created_at' a string")
-    for i, ev in enumerate(events):
-        check_event(ev, f"{path}: last_events[{i}]")
-        if ev["seq"] != seq - len(events) + 1 + i:
-            raise bad("'last_events' are not numbered up to 'seq'")
-    return doc
+        for i, value in enumerate(getattr(read, key)):
+            if value not in known:
+                hint = did_you_mean(value, ids)
+                raise _bad(
+                    path, f"{key}[{i}]", f"expected a registered version, got {value!r}{hint}"
+                )
+    if read.production is not None and read.production in (read.staging, *read.archived):
+        other = "staging" if read.production == read.staging else "archived"
+        raise _bad(path, "production", f"version {read.production!r} is in {other} too")
+    for i, ev in enumerate(read.last_events):
+        expected = read.seq - len(read.last_events) + 1 + i
+        if ev.seq != expected:
+            raise _bad(
+                path,
+                f"last_events[{i}].seq",
+                f"expected {expected} (the last events are numbered up to 'seq'), got {ev.seq}",
+            )
+    return cast(Doc, doc)
 
 
 def check_record(rec: Any, name: str, version: str, path: Where) -> dict[str, Any]:
-    def bad(msg: str) -> CorruptMetadataError:
-        return CorruptMetadataError(f"{path}: {msg}")
-
-    if not isinstance(rec, dict):
-        raise bad("expected a JSON object")
-    if rec.get("name") != name or rec.get("version") != version:
-        raise bad(
-            f"records {rec.get('name')!r} {rec.get('version')!r}, expected {name!r} {version!r}"
+    """Validate version.json: the version it names, its artifact's name and checksums."""
+    read = _read(rec, VersionRecord, path)
+    for key, value, wanted in (("name", read.name, name), ("version", read.version, version)):
+        if value != wanted:
+            raise _bad(path, key, f"expected {wanted!r}, got {value!r}")
+    if read.reference is not None and read.source_name == REFERENCE_FILE:
+        raise _bad(
+            path, "source_name", f"{read.source_name!r} is the reference profile's file name"
         )
-    for key, typ in (("sha256", str), ("size", int), ("source_name", str), ("kind", str),
-                     ("registered_at", str), ("registered_by", str), ("metrics", dict),
-                     ("tags", dict)):  # fmt: skip
-        if not isinstance(rec.get(key), typ):
-            raise bad(f"{key!r} is missing or not a {typ.__name__}")
-    src = rec["source_name"]
-    if not src or "/" in src or "\x00" in src or src in (".", "..", VERSION_FILE):
-        raise bad(f"'source_name' {src!r} is not a plain file name")
-    if rec["kind"] not in ("file", "directory"):
-        raise bad(f"'kind' is {rec['kind']!r}, expected 'file' or 'directory'")
-    ref = rec.get("reference")
-    if ref is not None:
-        if not isinstance(ref, dict) or not all(
-            isinstance(ref.get(k), t) for k, t in (("sha256", str), ("size", int))
-        ):
-            raise bad("'reference' must be null or an object with 'sha256' and 'size'")
-        if src == REFERENCE_FILE:
-            raise bad(f"'source_name' {src!r} is the reference profile's file name")
-    return rec
+    return cast(dict[str, Any], rec)
 
 
 def check_reference_bytes(
