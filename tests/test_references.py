@@ -38,6 +38,7 @@ from mlops_core.registry import ModelRegistry
 from tests import s3_server as _fixtures
 from tests import test_registry_s3 as _registry_tests
 from tests.conftest import REPO_ROOT
+from tests.test_bench_smoke import NUMBER, figure, run_bench
 from tests.test_registry_s3 import Backend
 
 # the server for the session, its AWS variables, a new bucket; a registry on each backend
@@ -479,3 +480,18 @@ def test_a_directory_registry_never_imports_the_s3_backend(
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+# --- the benchmark ----------------------------------------------------------------------------
+
+
+def test_bench_reference_follow_prints_each_figure_for_both_backends() -> None:
+    _fixtures.require_moto()
+    out = run_bench("bench_reference_follow.py", "--repeats", "2", "--features", "2")
+    figure(out, r"^\s+filesystem\s+S3 \(moto, loopback\)$")
+    for name in (
+        "poll, nothing moved",
+        "poll that loads the promoted version",
+        "promote \\+ that poll",
+    ):
+        figure(out, rf"^  {name}\s+{NUMBER} ms\s+{NUMBER} ms$")
