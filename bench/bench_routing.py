@@ -2,7 +2,7 @@
 
     python bench/bench_routing.py [--rows 10000] [--repeats 50]
 
-Ingest reads about 700,000 lines a second (1.4 us a line, bench/bench_ingest.py), so routing
+Ingest reads about 760,000 lines a second (1.3 us a line, bench/bench_ingest.py), so routing
 must cost a small part of that.  Each scenario routes a batch of ``--rows`` predictions whose
 columns were decoded by msgspec from real JSON lines (distinct string objects, as the parser
 hands them over, not one interned string repeated) and prints the median ns per line:
