@@ -123,8 +123,10 @@ POLL_FAILURES: tuple[PollFailureReason, ...] = (
                          another kind
 ``internal_error``       anything else (a bug: logged with its traceback)
 
-The last four concern one version and are not retried until the stage moves (but the version
-record or profile could not be *read* at all, a storage error, is retried at the next poll).
+``no_reference``, ``invalid_reference`` and ``unusable_reference`` concern one version, whose
+profile cannot change: they are not retried until the stage moves away and back.  A profile
+that could not be *read* at all (a storage error) counts as ``registry_unreadable`` and is
+retried at the next poll, as is an ``internal_error``.
 """
 
 
@@ -245,7 +247,8 @@ class PollFailure:
 
     ``version`` is the version whose reference could not be used (``None`` when the stage
     itself could not be read or holds none).  ``repeated`` is true when the previous poll
-    failed the same way: count it, but its line was already logged.
+    failed the same way: count it, but its line was already logged.  ``exception`` is kept
+    for an ``internal_error``, whose traceback the log line carries.
     """
 
     model: str
@@ -254,6 +257,7 @@ class PollFailure:
     version: str | None = None
     kept_version: str | None = None
     repeated: bool = False
+    exception: BaseException | None = field(default=None, compare=False, repr=False)
 
     def message(self) -> str:
         which = "" if self.version is None else f" version {self.version!r}"
@@ -281,6 +285,10 @@ class ReferenceSource(Protocol):
     @property
     def poll_interval(self) -> float | None:
         """Seconds between polls; ``None``: nothing to poll (a file)."""
+        ...
+
+    def describe(self) -> str:
+        """Where the reference comes from, for logs and the landing page."""
         ...
 
     def poll(self) -> PollResult:
@@ -316,7 +324,7 @@ def log_poll_result(result: PollResult, log: Any = _log) -> None:
     if result.repeated:
         log.debug("reference_poll_failed", **fields)
     else:
-        log.warning("reference_poll_failed", **fields, exc_info=result.reason == "internal_error")
+        log.warning("reference_poll_failed", **fields, exc_info=result.exception or False)
 
 
 # --- the two sources --------------------------------------------------------------------------
@@ -338,6 +346,9 @@ class FileReference:
     @property
     def current(self) -> Reference:
         return self._current
+
+    def describe(self) -> str:
+        return f"file {self._current.source}"
 
     def poll(self) -> PollResult:
         return None
@@ -445,7 +456,7 @@ class StageReference:
                     self._given_up = version
                 return self._failed(exc.reason, exc.error, version)
         except Exception as exc:  # the contract: a poll never raises
-            return self._failed("internal_error", f"{type(exc).__name__}: {exc}", version)
+            return self._failed("internal_error", f"{type(exc).__name__}: {exc}", version, exc)
         self._current = new
         self._given_up = None
         self._last_failure = None
@@ -492,11 +503,17 @@ class StageReference:
             source=self.describe(),
         )
 
-    def _failed(self, reason: PollFailureReason, error: str, version: str | None) -> PollFailure:
+    def _failed(
+        self,
+        reason: PollFailureReason,
+        error: str,
+        version: str | None,
+        exception: BaseException | None = None,
+    ) -> PollFailure:
         repeated = self._last_failure == (reason, version)
         self._last_failure = (reason, version)
         return PollFailure(
-            self._model, reason, error, version, self.current.version, repeated=repeated
+            self._model, reason, error, version, self.current.version, repeated, exception
         )
 
 
@@ -512,7 +529,7 @@ def open_reference(
     *,
     key: str = "reference",
     registry_factory: Callable[[str], ModelRegistry] | None = None,
-) -> FileReference | StageReference:
+) -> ReferenceSource:
     """The model's reference source with its first reference loaded.
 
     A file is read by :func:`exporter.config.load_reference` (``config`` with

@@ -172,6 +172,7 @@ def test_a_path_reference_loads_exactly_as_load_reference_and_never_changes(
         None,
     )
     assert source.poll() is None
+    assert source.describe() == f"file {path}"
 
 
 def test_a_missing_reference_file_is_load_references_own_line(tmp_path: Path) -> None:
@@ -427,6 +428,9 @@ def test_a_poll_never_raises_even_on_a_bug(
     assert isinstance(failure, PollFailure)
     assert (failure.reason, failure.error) == ("internal_error", "KeyError: 'production'")
     assert failure.reason in POLL_FAILURES
+    with structlog.testing.capture_logs() as logs:
+        log_poll_result(failure)
+    assert isinstance(logs[0]["exc_info"], KeyError)  # the traceback goes with the line
 
 
 # --- logging ----------------------------------------------------------------------------------
