@@ -418,7 +418,9 @@ class StageReference:
                 f" (registered: {', '.join(self._list_models()) or 'none'})"
             ) from None
         except (MlopsError, OSError) as exc:
-            raise ConfigError(f"{self._key}.registry: {where}: cannot be read: {exc}") from None
+            raise ConfigError(
+                f"{self._key}.registry: {where}: cannot be read: {_line(exc)}"
+            ) from None
         if version is None:
             raise ConfigError(
                 f"{self._key}.registry: {where} has no {self.stage} version (promote one:"
