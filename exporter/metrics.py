@@ -30,7 +30,9 @@ from exporter import docs_block
 
 Kind = Literal["gauge", "counter", "histogram", "summary"]
 _F = TypeVar("_F", bound=Metric)
-Area = Literal["drift", "reference", "traffic", "files", "quality", "alerting", "exporter"]
+Area = Literal[
+    "drift", "reference", "models", "traffic", "files", "quality", "alerting", "exporter"
+]
 
 #: appended to the help of the drift pass's figures
 _BG = "Computed in the background every drift.interval; absent until drift.min_samples."
@@ -203,6 +205,37 @@ CATALOG: tuple[MetricSpec, ...] = (
         "Share of the reference rows that lack the feature (0..1); a rise beyond the "
         "tolerance in the window is drift too.",
         _FL, "reference",
+    ),
+    # --- models: which version is monitored, and records routed to it ------------------------
+    MetricSpec(
+        "mlops_model_info", "gauge",
+        "Constant 1, labelled by the model version being monitored and the registry stage it "
+        "follows (a file reference: the model.version setting or 'unknown', stage 'none').",
+        ("model", "version", "stage"), "models",
+    ),
+    MetricSpec(
+        "mlops_model_version_changes", "counter",
+        "Times the followed registry stage moved to another version (promote or rollback) "
+        "and the exporter switched its reference and started a fresh window.",
+        _M, "models",
+    ),
+    MetricSpec(
+        "mlops_reference_poll_errors", "counter",
+        "Registry polls that failed, by reason (registry_unreadable, no_version, "
+        "no_reference, invalid_reference, unusable_reference, internal_error); the last good "
+        "reference stays in use.",
+        ("model", "reason"), "models", served="with a registry reference",
+    ),
+    MetricSpec(
+        "mlops_predictions_other_version", "counter",
+        "Predictions routed to the model whose model_version is not the monitored one, by "
+        "version (the first 10 versions seen, later ones in __other__); not in the window.",
+        ("model", "version"), "models", served="once another version is seen",
+    ),
+    MetricSpec(
+        "mlops_log_lines_unrouted", "counter",
+        "Prediction records that matched no model's match: fields (counted, never judged).",
+        (), "models",
     ),
     # --- traffic and latency ----------------------------------------------------------------
     MetricSpec(

@@ -26,7 +26,7 @@ EXPECTED = {
     spec.name: (spec.kind, set(spec.labels))
     for spec in metrics.CATALOG
     # served only with an alerts: section / with outcomes: tested in their own files
-    if spec.area not in ("alerting", "quality")
+    if spec.area not in ("alerting", "quality", "models")
 }
 #: the drift pass's per-feature figures: absent until a feature has drift.min_samples values
 DRIFT_ONLY = {
