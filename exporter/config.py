@@ -25,9 +25,10 @@ from __future__ import annotations
 import itertools
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, get_origin
 
 import msgspec
 import yaml
@@ -47,26 +48,37 @@ from mlops_core.constants import (
 )
 from mlops_core.constants import FEATURE_KINDS as FEATURE_TYPES
 from mlops_core.errors import DurationError, MlopsError
-from mlops_core.schema import Parse, Schema, Text
+from mlops_core.schema import Parse, PositiveDuration, Schema, StrMap, Text
 
 if TYPE_CHECKING:
     from mlops_core.profile import ReferenceProfile
 
 __all__ = [
     "DEFAULT_LATENCY_BUCKETS",
+    "DEFAULT_POLL_INTERVAL",
     "DRIFT_TESTS",
     "FEATURE_TYPES",
     "KS_METHODS",
+    "STAGES",
+    "VERSION_FIELD",
     "DriftConfig",
     "ExporterConfig",
     "FeatureConfig",
     "LatencyConfig",
     "LogsConfig",
+    "ModelConfig",
+    "PathSpec",
     "PredictionConfig",
+    "ReferenceSection",
+    "ReferenceSpec",
+    "RegistrySpec",
+    "Stage",
     "env_var_name",
     "load_config",
     "load_reference",
     "parse_duration",
+    "parse_reference",
+    "reference_spec",
     "resolve_features",
 ]
 
@@ -80,6 +92,18 @@ how much a crash makes the next process read again (see :mod:`exporter.ingest`; 
 DEFAULT_MAX_FILES = 256
 """Default ``logs.max_files`` (why 256: ``exporter.tail.DEFAULT_MAX_FILES``, kept equal by a
 test; not imported, so loading a config does not import the follower and numpy)."""
+
+VERSION_FIELD = "model_version"
+"""The record field that names the version of the model that made a prediction
+(``PredictionLogger(model_version=...)`` writes it)."""
+
+Stage = Literal["production", "staging"]
+#: the stages a reference can follow (``none`` and ``archived`` hold no single version)
+STAGES: tuple[Stage, ...] = ("production", "staging")
+
+DEFAULT_POLL_INTERVAL = 30.0
+"""Default ``reference.poll_interval``: how stale the followed version may be.  One poll is
+one small read per model (a ``GET`` on S3), so 30 s costs under 3,000 requests a day."""
 
 #: keys that existed once, with what replaced them: a config that still sets one gets this
 #: line instead of a bare "unknown key", so an upgrade tells the user what to change.
@@ -242,20 +266,127 @@ class FeatureConfig(msgspec.Struct, frozen=True):
     monitor: bool = True
 
 
+# --- a model's reference: a file, or the registry stage it follows ------------------------
+
+
+class ReferenceSection(Schema, frozen=True):
+    """A model's ``reference:`` as written: ``path``, or ``registry`` with ``stage``."""
+
+    path: Text | None = None
+    registry: Text | None = None
+    stage: Stage | None = None  # only with registry; None: production
+    poll_interval: PositiveDuration | None = None  # only with registry; None: the default
+
+
+@dataclass(frozen=True)
+class PathSpec:
+    """A reference read from a file (``.csv``, ``.jsonl``, ``.npz`` data or a ``.json`` profile)."""
+
+    path: str
+
+
+@dataclass(frozen=True)
+class RegistrySpec:
+    """A reference that follows ``stage`` of the model in the registry at ``location``."""
+
+    location: str  # a directory or s3://bucket/prefix
+    stage: Stage = "production"
+    poll_interval: float = DEFAULT_POLL_INTERVAL
+
+
+ReferenceSpec: TypeAlias = PathSpec | RegistrySpec
+
+
+def reference_spec(
+    section: ReferenceSection,
+    key: str = "reference",
+    rel: Callable[[str], str] = lambda p: p,
+) -> ReferenceSpec:
+    """The source a section names, checking what the schema cannot say alone.
+
+    ``rel`` resolves a relative path or registry directory (against the config file's
+    directory, as :func:`load_config` does for ``reference.path``); an ``s3://`` location is
+    left as written.  ``key`` starts every error line.
+    """
+    if section.path is not None and section.registry is not None:
+        raise ConfigError(f"{key}: set path or registry, not both")
+    if section.path is None and section.registry is None:
+        raise ConfigError(
+            f"{key}: set path (a reference file) or registry (a directory or"
+            " s3://bucket/prefix to follow)"
+        )
+    if section.path is not None:
+        for extra in ("stage", "poll_interval"):
+            if getattr(section, extra) is not None:
+                raise ConfigError(f"{key}.{extra}: only with {key}.registry, not with a path")
+        return PathSpec(rel(section.path))
+    assert section.registry is not None
+    location = section.registry
+    if "://" not in location:
+        location = rel(location)
+    return RegistrySpec(
+        location,
+        section.stage or "production",
+        DEFAULT_POLL_INTERVAL if section.poll_interval is None else section.poll_interval,
+    )
+
+
+def parse_reference(
+    raw: Any, key: str = "reference", rel: Callable[[str], str] = lambda p: p
+) -> ReferenceSpec:
+    """The spec from the section's plain YAML value, or ``ConfigError`` with one line."""
+    section = schema.convert(raw, ReferenceSection, error=ConfigError, at=key)
+    return reference_spec(section, key, rel)
+
+
+# --- the models ---------------------------------------------------------------------------
+
+
 class _Model(Schema, frozen=True):
     name: Text
+    version: Text | None = None  # a file reference's version (registry: the stage's)
 
 
-class _Reference(Schema, frozen=True):
-    path: Text
+class _ModelEntry(Schema, frozen=True):
+    """One entry of ``models:`` as written."""
+
+    name: Text
+    reference: ReferenceSection
+    match: Annotated[StrMap, Meta(description="a mapping of record field to value")] = field(
+        default_factory=dict
+    )
+    version: Text | None = None
+    features: Any = None  # free-form: read by _features()
 
 
-class _File(Schema, frozen=True):
+@dataclass(frozen=True)
+class ModelConfig:
+    """One model the exporter monitors, resolved (paths absolute, features read).
+
+    ``match`` selects its records (:mod:`exporter.routing`); ``version`` is the version a
+    file reference belongs to (``None``: unknown; a registry reference's comes from the
+    stage).  ``at`` is where the model is configured, the start of its error lines:
+    ``""`` for the one-model form (``reference.path: ...``), ``"models[1]."`` in a list.
+    """
+
+    name: str
+    reference: ReferenceSpec
+    match: Mapping[str, str]
+    features: tuple[FeatureConfig, ...] | None = None
+    version: str | None = None
+    at: str = ""
+
+
+class _File(Schema, frozen=True, kw_only=True):
     """The config file's top level."""
 
-    model: _Model
+    model: _Model | None = None  # with reference: one model (models: is the list form)
     logs: LogsConfig
-    reference: _Reference
+    reference: ReferenceSection | None = None
+    models: Annotated[
+        tuple[_ModelEntry, ...],
+        Meta(min_length=1, description="a non-empty list of models"),
+    ] | None = None
     features: Any = None  # free-form: read by _features()
     drift: DriftConfig = field(default_factory=DriftConfig)
     latency: LatencyConfig = field(default_factory=LatencyConfig)
@@ -265,17 +396,54 @@ class _File(Schema, frozen=True):
 
 
 class ExporterConfig(msgspec.Struct, frozen=True):
-    """What the exporter runs with: the file's sections, paths resolved, features read."""
+    """What the exporter runs with: the file's sections, paths resolved, features read.
+
+    ``models`` lists every model (the one-model form is a list of one).  ``model_name``,
+    ``reference_path``, ``features`` and ``model_version`` are the first model's, as they
+    were when the exporter served one: :meth:`for_model` gives the config one model sees,
+    with them set to that model's.  A config built by hand with ``models`` empty is the
+    one-model form.
+    """
 
     model_name: str
     logs: LogsConfig
-    reference_path: str
+    reference_path: str  # a file; for a registry reference, the registry's location
     features: tuple[FeatureConfig, ...] | None = None  # None: every reference column
     drift: DriftConfig = field(default_factory=DriftConfig)
     latency: LatencyConfig = field(default_factory=LatencyConfig)
     prediction: PredictionConfig = field(default_factory=PredictionConfig)
     alerts: Mapping[str, Any] | None = None
     source: str = "<config>"
+    models: tuple[ModelConfig, ...] = ()
+    model_version: str | None = None
+    at: str = ""  # where the first model is configured ("models[0]." in a list)
+
+    def model_list(self) -> tuple[ModelConfig, ...]:
+        """Every model, in the order configured (routing's order: first match wins)."""
+        if self.models:
+            return self.models
+        only = ModelConfig(
+            self.model_name,
+            PathSpec(self.reference_path),
+            {},
+            self.features,
+            self.model_version,
+            self.at,
+        )
+        return (only,)
+
+    def for_model(self, model: ModelConfig) -> ExporterConfig:
+        """The config as ``model`` sees it: its name, reference, features and version."""
+        ref = model.reference
+        return msgspec.structs.replace(
+            self,
+            model_name=model.name,
+            reference_path=ref.path if isinstance(ref, PathSpec) else ref.location,
+            features=model.features,
+            model_version=model.version,
+            at=model.at,
+            models=(model,),
+        )
 
 
 #: every key of the file, dotted (``drift.window.max_age``), with its declaration
@@ -420,17 +588,85 @@ def load_config(
         state_file=None if read.logs.state_file is None else rel(read.logs.state_file),
     )
     drift = msgspec.structs.replace(read.drift, tests=tuple(dict.fromkeys(read.drift.tests)))
+    models = _models(read, from_env, cfg_path, rel)
+    first = models[0]
     return ExporterConfig(
-        model_name=read.model.name,
+        model_name=first.name,
         logs=logs,
-        reference_path=rel(read.reference.path),
-        features=_features(from_env.get("features", "features"), read.features),
+        reference_path=_location(first.reference),
+        features=first.features,
         drift=drift,
         latency=read.latency,
         prediction=read.prediction,
         alerts=read.alerts,
         source=str(cfg_path),
+        models=models,
+        model_version=first.version,
+        at=first.at,
     )
+
+
+def _location(spec: ReferenceSpec) -> str:
+    return spec.path if isinstance(spec, PathSpec) else spec.location
+
+
+#: record fields the parser reads for itself: a ``match`` on one of them cannot work
+_RESERVED_FIELDS = ("event", "timestamp", "input_data", "prediction")
+
+
+def _models(
+    read: _File, from_env: Mapping[str, str], cfg_path: Path, rel: Callable[[str], str]
+) -> tuple[ModelConfig, ...]:
+    """``models:``, or ``model:`` with ``reference:`` (and ``features:``) as a list of one."""
+    if read.models is None:
+        missing = [k for k in ("model", "reference") if getattr(read, k) is None]
+        if missing:
+            key = "model.name" if missing[0] == "model" else "reference.path"
+            raise ConfigError(
+                f"{key}: required key missing in {cfg_path} (or set {env_var_name(key)}),"
+                " or list the models under models:"
+            )
+        assert read.model is not None and read.reference is not None
+        return (
+            ModelConfig(
+                read.model.name,
+                reference_spec(read.reference, "reference", rel),
+                {},
+                _features(from_env.get("features", "features"), read.features),
+                read.model.version,
+            ),
+        )
+    extra = [k for k in ("model", "reference", "features") if getattr(read, k) is not None]
+    if extra:
+        raise ConfigError(
+            f"{extra[0]}: set inside each entry of models:, not beside it (models: lists every"
+            " model with its own name, reference, match and features)"
+        )
+    out = []
+    latency_field = read.latency.field
+    for i, entry in enumerate(read.models):
+        at = f"models[{i}]."
+        for name in entry.match:
+            try:
+                _field_name(name)
+            except ValueError as exc:
+                raise ConfigError(f"{at}match.{name}: {exc}") from None
+            if name in (*_RESERVED_FIELDS, latency_field):
+                raise ConfigError(
+                    f"{at}match.{name}: the exporter reads this field itself; match on a field"
+                    " such as service"
+                )
+        out.append(
+            ModelConfig(
+                entry.name,
+                reference_spec(entry.reference, f"{at}reference", rel),
+                dict(entry.match),
+                _features(f"{at}features", entry.features),
+                entry.version,
+                at,
+            )
+        )
+    return tuple(out)
 
 
 def _check_together(read: _File, from_env: Mapping[str, str]) -> None:
@@ -466,8 +702,9 @@ def load_reference(config: ExporterConfig) -> tuple[ReferenceProfile, dict[str, 
     from mlops_core.profile import ReferenceProfile
 
     path = config.reference_path
+    key = f"{config.at}reference.path"
     if not os.path.exists(path):
-        raise ConfigError(f"reference.path: file not found: {path}")
+        raise ConfigError(f"{key}: file not found: {path}")
     types = {f.name: f.type for f in config.features or () if f.type is not None and f.monitor}
     names = (
         None if config.features is None else [f.name for f in config.features if f.monitor]
@@ -482,9 +719,9 @@ def load_reference(config: ExporterConfig) -> tuple[ReferenceProfile, dict[str, 
             # suggestion) from "the file itself is bad" (re-raised from this second load).
             profile = ReferenceProfile.from_file(path, buckets=config.drift.psi.buckets)
     except MlopsError as exc:
-        raise ConfigError(f"reference.path: {exc}") from None
+        raise ConfigError(f"{key}: {exc}") from None
     except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"reference.path: cannot read {path}: {exc}") from None
+        raise ConfigError(f"{key}: cannot read {path}: {exc}") from None
     return profile, resolve_features(config, profile)
 
 
@@ -502,13 +739,13 @@ def resolve_features(
         if feat.name not in profile:
             extra = schema.did_you_mean(feat.name, available)  # close matches only
             raise ConfigError(
-                f"features.{feat.name}: not a column of the reference {config.reference_path}"
-                f"{extra}"
+                f"{config.at}features.{feat.name}: not a column of the reference"
+                f" {config.reference_path}{extra}"
             )
         kind = profile[feat.name].kind
         if feat.type is not None and feat.type != kind:
             raise ConfigError(
-                f"features.{feat.name}.type: configured {feat.type} but the reference profile "
+                f"{config.at}features.{feat.name}.type: configured {feat.type} but the reference profile "
                 f"holds it as {kind}"
             )
         out[feat.name] = kind

@@ -19,9 +19,9 @@ import itertools
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import structlog
@@ -29,6 +29,7 @@ import structlog
 from exporter.checkpoint import save_checkpoint
 from exporter.diagnostics import Diagnostics, sample_rejected
 from exporter.records import INVALID_REASONS, ParsedBatch, RecordParser
+from exporter.routing import DEFAULT_MAX_VERSIONS, Router, VersionCounts
 from exporter.tail import CUMULATIVE_STATS, FollowerStats, LogFollower
 from exporter.window import Window
 from mlops_core.constants import DEFAULT_LATENCY_BUCKETS
@@ -75,6 +76,11 @@ class IngestSnapshot:
     files_watched: int
     files_over_limit: int = 0
     open_errors: int = 0  # matching files that could not be opened (retried every poll)
+    unrouted_total: int = 0  # predictions no model's match selected
+    # the model's predictions of versions it does not judge: version -> count
+    other_versions: MappingProxyType[str, int] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
 
 class IngestCounters:
@@ -92,6 +98,7 @@ class IngestCounters:
         *,
         latency_buckets: Sequence[float] = DEFAULT_LATENCY_BUCKETS,
         max_classes: int = DEFAULT_MAX_CLASSES,
+        max_versions: int = DEFAULT_MAX_VERSIONS,
     ) -> None:
         bounds = tuple(float(b) for b in latency_buckets)
         if not bounds or any(b <= a for a, b in itertools.pairwise(bounds)):
@@ -124,9 +131,22 @@ class IngestCounters:
         self._predictions = 0
         self._follower = FollowerStats()
         self._too_long_seen = 0
+        self._unrouted = 0
+        self._versions = VersionCounts(max_versions)
 
-    def add_batch(self, batch: ParsedBatch) -> None:
-        """Count one parsed batch.  The expensive part runs outside the lock."""
+    def add_batch(
+        self,
+        batch: ParsedBatch,
+        *,
+        other_versions: Mapping[str, int] | None = None,
+        unrouted: int = 0,
+    ) -> None:
+        """Count one parsed batch.  The expensive part runs outside the lock.
+
+        ``other_versions`` are the model's predictions of versions it does not judge, by
+        version (:class:`~exporter.routing.ModelRows`); ``unrouted`` the predictions no
+        model took (the exporter's line counters count those).
+        """
         bucket_adds = {n: self._bucket_counts(n, batch) for n in self._profiles}
         latency = batch.latency_seconds
         latency = latency[np.isfinite(latency)]
@@ -138,6 +158,9 @@ class IngestCounters:
                 self._invalid[reason] = self._invalid.get(reason, 0) + count
             self._other += batch.n_other_events
             self._predictions += batch.n_predictions
+            self._unrouted += unrouted
+            if other_versions:
+                self._versions.add(other_versions)
             for name, adds in bucket_adds.items():
                 self._buckets[name] += adds
             self._latency_counts += latency_adds
@@ -205,9 +228,18 @@ class IngestCounters:
                     "count": self._latency_count,
                 },
                 "too_long_seen": self._too_long_seen,
+                "unrouted": self._unrouted,
+                "other_versions": [[label, n] for label, n in self._versions.totals().items()],
             }
 
-    def restore(self, state: Mapping[str, Any]) -> None:
+    def restore(
+        self,
+        state: Mapping[str, Any],
+        *,
+        lines: bool = True,
+        predictions: bool = True,
+        log: bool = True,
+    ) -> None:
         """Carry on from a checkpoint's :meth:`state`; raises ``ValueError`` if it is malformed.
 
         A part that no longer fits the configuration starts again at zero, with a warning:
@@ -215,21 +247,32 @@ class IngestCounters:
         monitored), the latency histogram when ``latency.buckets`` changed.  Classes beyond
         a smaller ``prediction.max_classes`` are added to ``__other__``.  Nothing is assigned
         unless the whole state is readable.
+
+        ``lines`` restores the line figures (lines, invalid, other events, unrouted, the
+        follower's dropped lines), ``predictions`` the model's (predictions, classes,
+        buckets, latency, other versions): the exporter keeps them apart, one set of line
+        counters and one set of prediction counters per model.  ``log=False`` resets
+        unfitting parts without a warning (a model whose reference changed, carrying on).
         """
         try:
-            lines = _count(state["lines"])
+            n_lines = _count(state["lines"])
             invalid = {str(k): _count(v) for k, v in dict(state["invalid"]).items()}
             other = _count(state["other_events"])
-            predictions = _count(state["predictions"])
+            n_predictions = _count(state["predictions"])
             saved_classes = [(str(label), _count(n)) for label, n in state["classes"]]
             too_long_seen = _count(state["too_long_seen"])
+            unrouted = _count(state.get("unrouted", 0))
+            versions = [(str(label), _count(n)) for label, n in state.get("other_versions", [])]
             buckets: dict[str, np.ndarray] = {}
             for name, part in dict(state["buckets"]).items():
                 counts = np.array([_count(v) for v in part["counts"]], dtype=np.int64)
                 if name not in self._labels:
                     continue
                 if tuple(map(str, part["labels"])) != self._labels[name]:
-                    _log.warning("checkpoint_buckets_reset", feature=name, reason="new buckets")
+                    if log and predictions:
+                        _log.warning(
+                            "checkpoint_buckets_reset", feature=name, reason="new buckets"
+                        )
                     continue
                 buckets[name] = counts
             latency = dict(state["latency"])
@@ -248,19 +291,24 @@ class IngestCounters:
             else:
                 classes[OTHER_LABEL] = classes.get(OTHER_LABEL, 0) + count
         with self._lock:
-            self._lines = lines
-            self._invalid = {**dict.fromkeys(INVALID_REASONS, 0), **invalid}
-            self._other = other
-            self._predictions = predictions
+            if lines:
+                self._lines = n_lines
+                self._invalid = {**dict.fromkeys(INVALID_REASONS, 0), **invalid}
+                self._other = other
+                self._too_long_seen = too_long_seen
+                self._unrouted = unrouted
+            if not predictions:
+                return
+            self._predictions = n_predictions
             self._classes = classes
-            self._too_long_seen = too_long_seen
+            self._versions.restore(versions)
             for name, counts in buckets.items():
                 self._buckets[name] = counts
             if same_bounds:
                 self._latency_counts = latency_counts
                 self._latency_sum = latency_sum
                 self._latency_count = latency_count
-            else:
+            elif log:
                 _log.warning("checkpoint_latency_reset", reason="latency.buckets changed")
 
     def align_follower(self, stats: FollowerStats) -> None:
@@ -302,6 +350,8 @@ class IngestCounters:
                 files_watched=follower.files_watched,
                 files_over_limit=follower.files_over_limit,
                 open_errors=follower.open_errors,
+                unrouted_total=self._unrouted,
+                other_versions=MappingProxyType(dict(self._versions.totals())),
             )
 
 
@@ -330,19 +380,71 @@ def _frozen(array: np.ndarray) -> np.ndarray:
     return copy
 
 
+def restore_counters(
+    state: Mapping[str, Any], lines: IngestCounters, models: Mapping[str, IngestCounters]
+) -> None:
+    """Restore the exporter's counters from a checkpoint's; ``ValueError`` if malformed.
+
+    ``lines`` takes the line figures, each model's counters its own part (by model name:
+    a model not in the checkpoint starts at zero, a saved model no longer configured is
+    dropped).  A checkpoint written before several models were served holds one flat
+    record: its predictions go to the first model.  On ``ValueError`` some counters may
+    be restored: the caller starts them all again.
+    """
+    saved = state.get("models")
+    if saved is None:
+        for counters in list(models.values())[:1]:
+            counters.restore(state, lines=False)
+    elif not isinstance(saved, Mapping):
+        raise ValueError("models is not an object")
+    else:
+        for name, counters in models.items():
+            part = saved.get(name)
+            if part is not None:
+                if not isinstance(part, Mapping):
+                    raise ValueError(f"models.{name} is not an object")
+                counters.restore(part, lines=False)
+    lines.restore(state, predictions=False)
+
+
+class ModelSink(Protocol):
+    """What the ingest loop feeds for one routed model (:class:`exporter.models.ModelState`)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def window(self) -> Window: ...
+
+    @property
+    def counters(self) -> IngestCounters: ...
+
+    @property
+    def monitored_version(self) -> str | None:
+        """The version whose predictions its window takes (``None``: every version)."""
+        ...
+
+
 class Ingestor:
     """One step of the ingest loop (poll, parse, feed window and counters) and the checkpoint.
 
     ``run_once`` and ``checkpoint`` take the same lock, so a checkpoint always falls between
     two steps, where the follower's offsets and the counters agree exactly (whichever
     thread calls it: the ingest loop, or ``stop()`` on shutdown).
+
+    Two ways to feed: ``window`` and ``counters`` take every prediction and line (one
+    model, no routing: the library's use, and the tests'); or, with ``router`` and
+    ``models`` (the exporter's), ``counters`` takes the line figures only and each batch is
+    routed (:class:`~exporter.routing.Router`) to the models' windows and counters.
+    :meth:`set_models` replaces the models (a new version, a reload) under the same lock,
+    so a batch goes wholly to the old ones or wholly to the new ones.
     """
 
     def __init__(
         self,
         follower: LogFollower,
         parser: RecordParser,
-        window: Window,
+        window: Window | None,
         counters: IngestCounters,
         *,
         state_file: str | None = None,
@@ -350,12 +452,20 @@ class Ingestor:
         checkpoint_bytes: int = CHECKPOINT_BYTES,
         clock: Callable[[], float] = time.monotonic,
         diagnostics: Diagnostics | None = None,
+        router: Router | None = None,
+        models: Sequence[ModelSink] = (),
     ) -> None:
+        if (router is None) == (window is None):
+            raise ValueError("give either a window or a router with its models")
         self.follower = follower
         self.diagnostics = diagnostics
         self.parser = parser
         self.window = window
         self.counters = counters
+        self._router = router
+        self.models: tuple[ModelSink, ...] = tuple(models)
+        if router is not None and len(router) != len(self.models):
+            raise ValueError(f"{len(router)} routes for {len(self.models)} models")
         self.state_file = state_file
         self.checkpoint_interval = checkpoint_interval
         self.checkpoint_bytes = checkpoint_bytes
@@ -363,6 +473,7 @@ class Ingestor:
         self._lock = threading.Lock()
         self.counters.update_follower(follower.stats)
         self._published = counters.snapshot()  # the restored values, until the first save
+        self._published_models = {m.name: m.counters.snapshot() for m in self.models}
         self._last_checkpoint = clock()
         self._bytes_at_checkpoint = follower.stats.bytes_read
         self._failing_since: float | None = None
@@ -389,11 +500,68 @@ class Ingestor:
                 # counters take the whole poll at once (fewer fixed costs, fewer timestamps
                 # converted).
                 batch = ParsedBatch.concat(batches)
-                self.window.add(batch)
-                self.counters.add_batch(batch)
+                if self._router is None:
+                    assert self.window is not None
+                    self.window.add(batch)
+                    self.counters.add_batch(batch)
+                else:
+                    self._route(batch, self._router)
                 processed = batch.n_lines
             self.counters.update_follower(self.follower.stats)
             return processed
+
+    def _route(self, batch: ParsedBatch, router: Router) -> None:
+        """Line figures to the line counters, each model's predictions to its own."""
+        models = self.models
+        routed = router.route(
+            batch.n_predictions,
+            batch.routes,
+            batch.versions,
+            [m.monitored_version for m in models],
+        )
+        self.counters.add_batch(batch.lines_only(), unrouted=routed.unrouted)
+        for model, part in zip(models, routed.models, strict=True):
+            if part.n_window:
+                taken = batch.select(part.rows)  # every row (the usual batch): no copy
+                model.window.add(taken)
+                model.counters.add_batch(taken, other_versions=part.other_versions)
+            elif part.other_versions:
+                model.counters.add_batch(ParsedBatch(), other_versions=part.other_versions)
+
+    def set_models(
+        self,
+        models: Sequence[ModelSink],
+        *,
+        router: Router | None = None,
+        parser: RecordParser | None = None,
+    ) -> None:
+        """Feed ``models`` from the next batch on (with a new router and parser, if given).
+
+        Served counters stay as last saved until the next checkpoint (a model whose
+        counters were carried over into new ones included): a scrape never sees a value a
+        crash could take back.  A model no longer listed is forgotten.
+        """
+        with self._lock:
+            router = router or self._router
+            if router is None or len(router) != len(models):
+                raise ValueError("one route per model is needed")
+            self._router = router
+            if parser is not None:
+                self.parser = parser
+            self.models = tuple(models)
+            published = self._published_models
+            self._published_models = {
+                m.name: published.get(m.name) or m.counters.snapshot() for m in self.models
+            }
+
+    @property
+    def router(self) -> Router | None:
+        return self._router
+
+    @property
+    def lock(self) -> threading.Lock:
+        """Held during a step and a checkpoint: what a caller swapping state must hold."""
+        return self._lock
 
     def _diagnose(
         self, blocks: list[bytes], batches: list[ParsedBatch], diagnostics: Diagnostics
@@ -424,6 +592,26 @@ class Ingestor:
             return self.counters.snapshot()
         return self._published
 
+    def model_snapshot(self, name: str) -> IngestSnapshot | None:
+        """A routed model's counters to serve (as :meth:`snapshot`); ``None``: not fed."""
+        if self.state_file is None:
+            for model in self.models:
+                if model.name == name:
+                    return model.counters.snapshot()
+            return None
+        return self._published_models.get(name)
+
+    def counters_state(self) -> dict[str, Any]:
+        """Every counter's value for the checkpoint: the line counters' state, with each
+        routed model's own under ``models`` (read back by :func:`restore_counters`)."""
+        state = self.counters.state()
+        if self._router is not None:
+            state["models"] = {
+                m.name: {"version": m.monitored_version, **m.counters.state()}
+                for m in self.models
+            }
+        return state
+
     def due(self) -> bool:
         """Whether a checkpoint is due: ``checkpoint_interval`` passed or enough bytes read."""
         if self.state_file is None:
@@ -451,13 +639,14 @@ class Ingestor:
             if state is None:  # closed: there is nothing left to save
                 return False
             self.counters.update_follower(self.follower.stats)
-            record = replace(state, counters=self.counters.state())
+            record = replace(state, counters=self.counters_state())
             saved_stats = FollowerStats(
                 **{name: state.follower[name] for name in CUMULATIVE_STATS},
                 files_watched=self.follower.stats.files_watched,
                 files_over_limit=self.follower.stats.files_over_limit,
             )
             published = self.counters.snapshot(follower=saved_stats)
+            published_models = {m.name: m.counters.snapshot() for m in self.models}
             self._last_checkpoint = self._clock()
             self._bytes_at_checkpoint = self.follower.stats.bytes_read
             try:
@@ -471,6 +660,7 @@ class Ingestor:
                 self._failing_since, self._failures = None, 0
                 written = True
             self._published = published
+            self._published_models = published_models
             return written
 
     def _write_failed(self, exc: Exception) -> None:

@@ -43,7 +43,7 @@ import json
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any, Literal
@@ -106,6 +106,8 @@ class ParsedBatch:
         ingest_time: float | None = None,
         class_counts: dict[str, int] | None = None,
         category_counts: dict[str, Counter[Any]] | None = None,
+        routes: dict[str, list[str | None]] | None = None,
+        versions: list[str | None] | None = None,
     ) -> None:
         self.n_lines = n_lines
         self.n_predictions = n_predictions
@@ -122,6 +124,10 @@ class ParsedBatch:
         if timestamps is None and raw_timestamps is None:
             timestamps = np.empty(0)
         self._timestamps = timestamps
+        # the routing fields and model_version of each prediction, as text (None: absent or
+        # not a string); only those the parser was asked for
+        self.routes: dict[str, list[str | None]] = dict(routes or {})
+        self.versions = versions
 
     @property
     def timestamps(self) -> np.ndarray:
@@ -162,6 +168,59 @@ class ParsedBatch:
     def n_invalid(self) -> int:
         return sum(self.invalid.values())
 
+    def lines_only(self) -> ParsedBatch:
+        """The batch's line figures alone (lines, invalid, other events), no prediction."""
+        return ParsedBatch(
+            n_lines=self.n_lines,
+            n_other_events=self.n_other_events,
+            invalid=self.invalid,
+            ingest_time=self._ingest_time,
+        )
+
+    def select(self, rows: slice | np.ndarray) -> ParsedBatch:
+        """The predictions at ``rows`` (a slice or an index array), without line figures.
+
+        What one model's window and counters take (:mod:`exporter.routing`).  Every row
+        (``slice(None)``) shares this batch's arrays and its lazy columns: no copy, nothing
+        converted that was not already.  An index array copies only those rows.
+        """
+        if isinstance(rows, slice):
+            if rows == slice(None):
+                return ParsedBatch(
+                    n_predictions=self.n_predictions,
+                    timestamps=self._timestamps,
+                    latency_seconds=self.latency_seconds,
+                    features=self.features,
+                    classes=self._classes,
+                    raw_classes=self._raw_classes,
+                    raw_timestamps=self._raw_timestamps,
+                    ingest_time=self._ingest_time,
+                    class_counts=self._class_counts,
+                    category_counts=self._category_counts,
+                    routes=self.routes,
+                    versions=self.versions,
+                )
+            rows = np.arange(self.n_predictions)[rows]
+        index = np.asarray(rows, dtype=np.intp)
+        picks = index.tolist()
+
+        def pick(values: list[Any] | None) -> list[Any] | None:
+            return None if values is None else list(map(values.__getitem__, picks))
+
+        timestamps = None if self._timestamps is None else self._timestamps[index]
+        return ParsedBatch(
+            n_predictions=len(picks),
+            timestamps=timestamps,
+            latency_seconds=self.latency_seconds[index],
+            features={name: column[index] for name, column in self.features.items()},
+            classes=None if self._classes is None else pick(self._classes),
+            raw_classes=pick(self._raw_classes) if self._classes is None else None,
+            raw_timestamps=pick(self._raw_timestamps) if timestamps is None else None,
+            ingest_time=self._ingest_time,
+            routes={name: pick(column) or [] for name, column in self.routes.items()},
+            versions=pick(self.versions),
+        )
+
     @classmethod
     def concat(cls, batches: list[ParsedBatch]) -> ParsedBatch:
         """One batch holding all rows of ``batches``, in order.
@@ -198,6 +257,13 @@ class ParsedBatch:
                 for b in rows:
                     total.update(b.value_counts(name))
                 category_counts[name] = total
+        routes = {
+            name: [v for b in rows for v in b.routes[name]]
+            for name in (rows[0].routes if rows else {})
+        }
+        versions = None
+        if rows and all(b.versions is not None for b in rows):
+            versions = [v for b in rows for v in b.versions or ()]
         return cls(
             n_lines=sum(b.n_lines for b in batches),
             n_predictions=sum(b.n_predictions for b in rows),
@@ -216,6 +282,8 @@ class ParsedBatch:
             ingest_time=max((b._ingest_time for b in batches), default=None),
             class_counts=dict(class_total),
             category_counts=category_counts,
+            routes=routes,
+            versions=versions,
         )
 
     def __repr__(self) -> str:
@@ -311,6 +379,8 @@ class RecordParser:
         class_field: str = "class",
         max_line_bytes: int = 1 << 20,
         clock: Callable[[], float] = time.time,
+        route_fields: Sequence[str] = (),
+        version_field: str | None = None,
     ) -> None:
         for name, kind in features.items():
             if kind not in FEATURE_KINDS:
@@ -322,6 +392,18 @@ class RecordParser:
         self.class_field = class_field
         self.max_line_bytes = max_line_bytes
         self._clock = clock
+        # Record fields handed over as text for routing (exporter.routing): any JSON value
+        # decodes (a number is not a wrong type: it just matches no model), and only a
+        # string is kept.  model_version may be a match field too: one attribute reads it.
+        self.route_fields = tuple(route_fields)
+        self.version_field = version_field
+        text_fields = [*self.route_fields, *(() if version_field is None else (version_field,))]
+        for name in text_fields:
+            if name in ("event", "timestamp", "input_data", "prediction", latency_field):
+                raise ConfigError(f"{name!r} is read by the parser itself: it cannot route")
+            if not _renamable(name):
+                raise ConfigError(f"{name!r} cannot be a log field name to route on")
+        self._text_attr = {name: f"t{i}" for i, name in enumerate(dict.fromkeys(text_fields))}
         self._numeric = [n for n, k in self.features.items() if k == "numeric"]
         self._categorical = [n for n, k in self.features.items() if k == "categorical"]
         attr = {name: f"f{i}" for i, name in enumerate(self.features)}
@@ -364,6 +446,7 @@ class RecordParser:
         self._event_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(event_struct)
 
     def _record_struct(self, input_struct: Any, event_type: Any) -> type:
+        text = self._text_attr
         return msgspec.defstruct(
             "Record",
             [
@@ -376,8 +459,9 @@ class RecordParser:
                     self._prediction_struct | list | str | int | float | bool | None,
                     None,
                 ),
+                *((attr, Any, None) for attr in text.values()),
             ],
-            rename={"latency": self.latency_field},
+            rename={"latency": self.latency_field, **{a: n for n, a in text.items()}},
             gc=False,
         )
 
@@ -621,6 +705,10 @@ class RecordParser:
         raw_timestamps = [r.timestamp for r in good]
         category_counts: dict[str, Counter[Any]] | None = counted
         classes = _raw_classes([r.prediction for r in good], self._prediction_struct)
+        texts = {
+            name: _texts(list(map(attrgetter(attr), good)))
+            for name, attr in self._text_attr.items()
+        }
         negative = latency_ms < 0
         if negative.any():
             invalid["out_of_range"] += int(negative.sum())
@@ -630,6 +718,10 @@ class RecordParser:
             flags = keep.tolist()
             raw_timestamps = [t for t, k in zip(raw_timestamps, flags, strict=True) if k]
             classes = [c for c, k in zip(classes, flags, strict=True) if k]
+            texts = {
+                name: [v for v, k in zip(column, flags, strict=True) if k]
+                for name, column in texts.items()
+            }
             category_counts = None
         return ParsedBatch(
             n_predictions=len(latency_ms),
@@ -640,7 +732,25 @@ class RecordParser:
             category_counts=category_counts,
             raw_timestamps=raw_timestamps,
             ingest_time=self._clock(),
+            routes={name: texts[name] for name in self.route_fields},
+            versions=None if self.version_field is None else texts[self.version_field],
         )
+
+
+def _texts(values: list[Any]) -> list[str | None]:
+    """A routing field's values as text: a string stays, anything else is absent (None).
+
+    The usual column (one service, one version: the same string in every row) is
+    recognised by one ``list.count`` in C.
+    """
+    if not values:
+        return values
+    first = values[0]
+    if type(first) is str and values.count(first) == len(values):
+        return values
+    if set(map(type, values)) <= {str, type(None)}:
+        return values
+    return [v if type(v) is str else None for v in values]
 
 
 def _renamable(name: str) -> bool:

@@ -44,7 +44,20 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias
 import msgspec
 import structlog
 
-from exporter.config import ExporterConfig, load_reference, resolve_features
+from exporter.config import (
+    DEFAULT_POLL_INTERVAL,
+    STAGES,
+    ExporterConfig,
+    PathSpec,
+    ReferenceSection,
+    ReferenceSpec,
+    RegistrySpec,
+    Stage,
+    load_reference,
+    parse_reference,
+    reference_spec,
+    resolve_features,
+)
 from exporter.errors import ConfigError
 from exporter.typing import FeatureKinds
 from mlops_core import schema
@@ -86,14 +99,6 @@ __all__ = [
 
 _log = structlog.get_logger("exporter.references")
 
-Stage = Literal["production", "staging"]
-#: the stages a reference can follow (``none`` and ``archived`` hold no single version)
-STAGES: tuple[Stage, ...] = ("production", "staging")
-
-DEFAULT_POLL_INTERVAL = 30.0
-"""Default ``reference.poll_interval``: how stale the followed version may be.  One poll is
-one small read per model (a ``GET`` on S3), so 30 s costs under 3,000 requests a day."""
-
 PollFailureReason = Literal[
     "registry_unreadable",
     "no_version",
@@ -128,79 +133,6 @@ profile cannot change: they are not retried until the stage moves away and back.
 that could not be *read* at all (a storage error) counts as ``registry_unreadable`` and is
 retried at the next poll, as is an ``internal_error``.
 """
-
-
-# --- the configuration: the ``reference:`` section of one model --------------------------
-
-
-class ReferenceSection(Schema, frozen=True):
-    """A model's ``reference:`` as written: ``path``, or ``registry`` with ``stage``."""
-
-    path: Text | None = None
-    registry: Text | None = None
-    stage: Stage | None = None  # only with registry; None: production
-    poll_interval: PositiveDuration | None = None  # only with registry; None: the default
-
-
-@dataclass(frozen=True)
-class PathSpec:
-    """A reference read from a file (``.csv``, ``.jsonl``, ``.npz`` data or a ``.json`` profile)."""
-
-    path: str
-
-
-@dataclass(frozen=True)
-class RegistrySpec:
-    """A reference that follows ``stage`` of the model in the registry at ``location``."""
-
-    location: str  # a directory or s3://bucket/prefix
-    stage: Stage = "production"
-    poll_interval: float = DEFAULT_POLL_INTERVAL
-
-
-ReferenceSpec: TypeAlias = PathSpec | RegistrySpec
-
-
-def reference_spec(
-    section: ReferenceSection,
-    key: str = "reference",
-    rel: Callable[[str], str] = lambda p: p,
-) -> ReferenceSpec:
-    """The source a section names, checking what the schema cannot say alone.
-
-    ``rel`` resolves a relative path or registry directory (against the config file's
-    directory, as :func:`exporter.config.load_config` does for ``reference.path``); an
-    ``s3://`` location is left as written.  ``key`` starts every error line.
-    """
-    if section.path is not None and section.registry is not None:
-        raise ConfigError(f"{key}: set path or registry, not both")
-    if section.path is None and section.registry is None:
-        raise ConfigError(
-            f"{key}: set path (a reference file) or registry (a directory or"
-            " s3://bucket/prefix to follow)"
-        )
-    if section.path is not None:
-        for extra in ("stage", "poll_interval"):
-            if getattr(section, extra) is not None:
-                raise ConfigError(f"{key}.{extra}: only with {key}.registry, not with a path")
-        return PathSpec(rel(section.path))
-    assert section.registry is not None
-    location = section.registry
-    if "://" not in location:
-        location = rel(location)
-    return RegistrySpec(
-        location,
-        section.stage or "production",
-        DEFAULT_POLL_INTERVAL if section.poll_interval is None else section.poll_interval,
-    )
-
-
-def parse_reference(
-    raw: Any, key: str = "reference", rel: Callable[[str], str] = lambda p: p
-) -> ReferenceSpec:
-    """The spec from the section's plain YAML value, or ``ConfigError`` with one line."""
-    section = schema.convert(raw, ReferenceSection, error=ConfigError, at=key)
-    return reference_spec(section, key, rel)
 
 
 # --- what the exporter holds: the current reference -------------------------------------------

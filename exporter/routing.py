@@ -334,3 +334,16 @@ class VersionCounts:
     def totals(self) -> Mapping[str, int]:
         """Label -> predictions so far (a copy)."""
         return MappingProxyType(dict(self._totals))
+
+    def restore(self, pairs: Sequence[tuple[str, int]]) -> None:
+        """Start again from saved ``(label, count)`` pairs, in the order first seen.
+
+        A saved ``__other__`` stays the overflow; labels beyond ``max_versions`` (a smaller
+        limit than the one they were saved with) are added to it.
+        """
+        self._totals, self._labelled = {}, 0
+        for label, count in pairs:
+            if label == OTHER_VERSION:
+                self._totals[OTHER_VERSION] = self._totals.get(OTHER_VERSION, 0) + count
+            else:
+                self.add({label: count})
