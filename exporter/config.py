@@ -745,8 +745,8 @@ def resolve_features(
         kind = profile[feat.name].kind
         if feat.type is not None and feat.type != kind:
             raise ConfigError(
-                f"{config.at}features.{feat.name}.type: configured {feat.type} but the reference profile "
-                f"holds it as {kind}"
+                f"{config.at}features.{feat.name}.type: configured {feat.type} but the"
+                f" reference profile holds it as {kind}"
             )
         out[feat.name] = kind
     return out

@@ -60,7 +60,6 @@ from exporter.config import (
 )
 from exporter.errors import ConfigError
 from exporter.typing import FeatureKinds
-from mlops_core import schema
 from mlops_core.errors import (
     CorruptMetadataError,
     IntegrityError,
@@ -69,7 +68,6 @@ from mlops_core.errors import (
     ProfileError,
     StorageError,
 )
-from mlops_core.schema import PositiveDuration, Schema, Text
 
 if TYPE_CHECKING:
     from mlops_core.profile import ReferenceProfile
