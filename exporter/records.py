@@ -627,8 +627,7 @@ class RecordParser:
         if self._prediction_kind == "numeric":
             features[PREDICTION_FEATURE] = _predicted_values(good, self._prediction_struct)
         elif self._prediction_kind == "categorical":
-            keys = _category_strings(classes)
-            counted[PREDICTION_FEATURE] = Counter(keys)
+            keys, counted[PREDICTION_FEATURE] = _predicted_keys(classes)
             features[PREDICTION_FEATURE] = np.empty(n, dtype=object)
             features[PREDICTION_FEATURE][:] = keys
         negative = latency_ms < 0
@@ -697,6 +696,19 @@ def _category_strings(values: list[Any]) -> list[str | None]:
     if set(map(type, values)) <= {str, type(None)}:
         return values
     return [v if v is None or type(v) is str else category_key(v) for v in values]
+
+
+def _predicted_keys(raw: list[Any]) -> tuple[list[str | None], Counter[Any]]:
+    """The categorical ``__prediction__``: each raw class as the profile's key (``1`` ->
+    ``"1"``, ``True`` -> ``"true"``), and their counts; each distinct class converted once."""
+    if _collide(set(map(type, raw))):  # True == 1 == 1.0 as dict keys: one by one
+        keys = _category_strings(raw)
+        return keys, Counter(keys)
+    mapping = {v: v if v is None or type(v) is str else category_key(v) for v in set(raw)}
+    counts: Counter[Any] = Counter()
+    for value, count in Counter(raw).items():
+        counts[mapping[value]] += count
+    return list(map(mapping.__getitem__, raw)), counts
 
 
 def _predicted_values(records: list[Any], prediction_struct: type[Any]) -> np.ndarray:
