@@ -42,6 +42,7 @@ from mlops_core.constants import (
     DEFAULT_TOLERANCE,
     DRIFT_TESTS,
     KS_METHODS,
+    PREDICTION_FEATURE,
     DriftTest,
     FeatureKind,
     KsMethod,
@@ -697,7 +698,9 @@ def load_reference(config: ExporterConfig) -> tuple[ReferenceProfile, dict[str, 
 
     Returns ``(profile, {feature: "numeric" | "categorical"})`` in config order (or the
     reference's column order when ``features`` is not set).  A reference that cannot be
-    read, or a configured feature it lacks, raises :class:`ConfigError`.
+    read, or a configured feature it lacks, raises :class:`ConfigError`.  The model's
+    outputs, ``__prediction__``, are monitored whenever the profile has them (see
+    :func:`resolve_features`).
     """
     from mlops_core.profile import ReferenceProfile
 
@@ -728,7 +731,12 @@ def load_reference(config: ExporterConfig) -> tuple[ReferenceProfile, dict[str, 
 def resolve_features(
     config: ExporterConfig, profile: ReferenceProfile
 ) -> dict[str, FeatureKind]:
-    """Feature name -> kind, checking each configured feature against the profile."""
+    """Feature name -> kind, checking each configured feature against the profile.
+
+    A profile with the model's outputs adds ``__prediction__`` (last) to the configured
+    features, unless ``features:`` names it itself (for a tolerance, or ``monitor: false``):
+    prediction drift needs no key of its own.
+    """
     available = list(profile.feature_names)
     if config.features is None:
         return {name: profile[name].kind for name in available}
@@ -749,4 +757,7 @@ def resolve_features(
                 f" reference profile holds it as {kind}"
             )
         out[feat.name] = kind
+    named = any(feat.name == PREDICTION_FEATURE for feat in config.features)
+    if PREDICTION_FEATURE in profile and not named:
+        out[PREDICTION_FEATURE] = profile[PREDICTION_FEATURE].kind
     return out

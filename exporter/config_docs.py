@@ -53,7 +53,9 @@ KEY_DOCS: dict[str, str] = {
     "true\\|false}` (or `name: numeric`, or a plain list of names); a feature the reference "
     "lacks is a config error; for raw reference data the type given here is used to profile "
     "it; `tolerance` overrides `drift.tolerance` for the feature, `monitor: false` leaves it "
-    "out of the drift pass and of the level's feature count",
+    "out of the drift pass and of the level's feature count; a reference profile with the "
+    "model's outputs adds `__prediction__` to the features ([prediction drift]"
+    "(drift.md#prediction-drift-in-the-exporter)) unless this section names it",
     "drift.interval": "how often the drift and latency pass runs (APScheduler, "
     "`max_instances=1`, `coalesce=True`)",
     "drift.window.max_samples": "window size in predictions (fixed memory: one ring buffer "

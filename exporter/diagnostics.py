@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 import structlog
 
+from mlops_core.constants import PREDICTION_FEATURE
 from mlops_core.suggest import closest
 
 log = structlog.get_logger("exporter.diagnostics")
@@ -104,7 +105,7 @@ class Diagnostics:
         seen = list(self._fields)
         warnings = []
         for feature in self._features:
-            if feature in self._fields:
+            if feature in self._fields or feature == PREDICTION_FEATURE:  # not in input_data
                 continue
             hint = closest(feature, [f for f in seen if f not in self._features])
             also = f"; the records have {hint!r}" if hint else ""

@@ -31,6 +31,11 @@ the one line that caused it.
 
 A feature absent from ``input_data`` or ``null`` is *missing*: the record still counts.
 
+The feature ``__prediction__`` (the model's outputs, when the reference profiles them) is
+read from ``prediction`` instead of ``input_data``: a categorical one from the predicted
+class (``class_field``, or a bare class), a numeric one from a bare number, ``value``, or a
+numeric class.  A record without it is missing for ``__prediction__`` only.
+
 Speed: the lines are decoded together by ``msgspec`` into typed structs that hold only the
 fields read here (everything else is skipped without being materialised, and the type checks
 run in C); columns are then gathered with C-level ``map``/``attrgetter`` and converted by numpy.
@@ -52,6 +57,7 @@ import msgspec
 import numpy as np
 import structlog
 
+from mlops_core.constants import PREDICTION_FEATURE
 from mlops_core.errors import ConfigError
 from mlops_core.profile import category_key
 
@@ -404,19 +410,22 @@ class RecordParser:
             if not _renamable(name):
                 raise ConfigError(f"{name!r} cannot be a log field name to route on")
         self._text_attr = {name: f"t{i}" for i, name in enumerate(dict.fromkeys(text_fields))}
-        self._numeric = [n for n, k in self.features.items() if k == "numeric"]
-        self._categorical = [n for n, k in self.features.items() if k == "categorical"]
-        attr = {name: f"f{i}" for i, name in enumerate(self.features)}
+        # the model's outputs come from `prediction`, every other feature from `input_data`
+        self._prediction_kind = self.features.get(PREDICTION_FEATURE)
+        inputs = {n: k for n, k in self.features.items() if n != PREDICTION_FEATURE}
+        self._numeric = [n for n, k in inputs.items() if k == "numeric"]
+        self._categorical = [n for n, k in inputs.items() if k == "categorical"]
+        attr = {name: f"f{i}" for i, name in enumerate(inputs)}
         self._attr = attr
         # msgspec cannot match a field renamed to a name with a quote, a backslash or a control
         # character; with such a feature name, input_data is decoded as a dict and converted
         # to the same struct line by line (same verdicts).
-        renamable = all(map(_renamable, self.features))
+        renamable = all(map(_renamable, inputs))
         input_struct = msgspec.defstruct(
             "InputData",
             [
                 (attr[n], float | None if k == "numeric" else str | int | bool | None, None)
-                for n, k in self.features.items()
+                for n, k in inputs.items()
             ],
             rename={a: n for n, a in attr.items()} if renamable else None,
             gc=False,
@@ -424,11 +433,11 @@ class RecordParser:
         self._convert_to: type | None = None if renamable else input_struct
         # what input_data is decoded as: the struct, or a dict converted to it line by line
         decoded_as: Any = input_struct if renamable else dict[str, Any]
+        prediction_fields: list[Any] = [("cls", str | int | float | bool | None, None)]
+        if self._prediction_kind == "numeric":  # read only then, typed like a numeric feature
+            prediction_fields.append(("value", float | None, None))
         self._prediction_struct = msgspec.defstruct(
-            "Prediction",
-            [("cls", str | int | float | bool | None, None)],
-            rename={"cls": class_field},
-            gc=False,
+            "Prediction", prediction_fields, rename={"cls": class_field}, gc=False
         )
         self._decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(
             self._record_struct(decoded_as, str | None)
@@ -709,6 +718,12 @@ class RecordParser:
             name: _texts(list(map(attrgetter(attr), good)))
             for name, attr in self._text_attr.items()
         }
+        if self._prediction_kind == "numeric":
+            features[PREDICTION_FEATURE] = _predicted_values(good, self._prediction_struct)
+        elif self._prediction_kind == "categorical":
+            keys, counted[PREDICTION_FEATURE] = _predicted_keys(classes)
+            features[PREDICTION_FEATURE] = np.empty(n, dtype=object)
+            features[PREDICTION_FEATURE][:] = keys
         negative = latency_ms < 0
         if negative.any():
             invalid["out_of_range"] += int(negative.sum())
@@ -797,6 +812,32 @@ def _category_strings(values: list[Any]) -> list[str | None]:
     if set(map(type, values)) <= {str, type(None)}:
         return values
     return [v if v is None or type(v) is str else category_key(v) for v in values]
+
+
+def _predicted_keys(raw: list[Any]) -> tuple[list[str | None], Counter[Any]]:
+    """The categorical ``__prediction__``: each raw class as the profile's key (``1`` ->
+    ``"1"``, ``True`` -> ``"true"``), and their counts; each distinct class converted once."""
+    if _collide(set(map(type, raw))):  # True == 1 == 1.0 as dict keys: one by one
+        keys = _category_strings(raw)
+        return keys, Counter(keys)
+    mapping = {v: v if v is None or type(v) is str else category_key(v) for v in set(raw)}
+    counts: Counter[Any] = Counter()
+    for value, count in Counter(raw).items():
+        counts[mapping[value]] += count
+    return list(map(mapping.__getitem__, raw)), counts
+
+
+def _predicted_values(records: list[Any], prediction_struct: type[Any]) -> np.ndarray:
+    """The numeric ``__prediction__`` of each record: a bare number, ``value``, or a numeric
+    class, in that order; NaN (missing) for anything else."""
+    out = np.full(len(records), np.nan)
+    for i, record in enumerate(records):
+        value: Any = record.prediction
+        if type(value) is prediction_struct:
+            value = value.cls if value.value is None else value.value
+        if type(value) is float or type(value) is int:  # not bool, not a class name
+            out[i] = value
+    return out
 
 
 def _class_label(value: Any) -> str | None:

@@ -30,6 +30,10 @@ OTHER_BUCKET = "__other__"
 #: bucket of every category the reference never had (reference share 0); never merged
 #: into another, since a category seen only in production is the plainest drift there is
 UNSEEN_BUCKET = "__unseen__"
+#: the model's outputs as one more feature profile of a reference, and one more monitored
+#: series of the exporter (``feature="__prediction__"``): the predicted class of a classifier
+#: (categorical) or the predicted value of a regressor (numeric), profiled like a feature
+PREDICTION_FEATURE = "__prediction__"
 #: PSI buckets of a numeric feature (quantiles of the reference)
 DEFAULT_BUCKETS = 10
 #: categories kept per categorical feature; the rest go to ``OTHER_BUCKET``

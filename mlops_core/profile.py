@@ -12,6 +12,16 @@ without ever touching the raw training data again:
   reference.  The unseen bucket is never merged with another: a category that appears
   only in production is the plainest drift there is, and merging it away would hide it.
 
+Two optional parts describe the model rather than its inputs:
+
+* the model's outputs on the reference, as one more feature profile named
+  ``__prediction__`` (:data:`~mlops_core.constants.PREDICTION_FEATURE`), built by the same
+  code as a feature: categorical for a predicted class, numeric for a score or value.  The
+  exporter tests the live outputs against it like one more feature (prediction drift);
+* a :class:`~mlops_core.quality.ConfidenceCalibrator` fitted on the reference's labels
+  (:attr:`ReferenceProfile.calibrator`), from which the exporter estimates accuracy before
+  any label arrives.  Both are part of the content hash.
+
 Profiles are saved as one JSON document with a format version and a SHA-256 hash of the
 canonical content; :meth:`ReferenceProfile.load` recomputes the hash and refuses a file that
 was corrupted or edited.  The sorted values are stored as zlib-compressed little-endian
@@ -47,6 +57,7 @@ from mlops_core.constants import (
     DEFAULT_MAX_CATEGORIES,
     FEATURE_KINDS,
     OTHER_BUCKET,
+    PREDICTION_FEATURE,
     UNSEEN_BUCKET,
 )
 from mlops_core.datafiles import (
@@ -54,11 +65,14 @@ from mlops_core.datafiles import (
     read_data_file,  # re-exported: its home before datafiles.py
 )
 from mlops_core.errors import MissingFileError, MlopsError, ProfileError
+from mlops_core.quality import ConfidenceCalibrator
+from mlops_core.suggest import closest
 
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "OTHER_BUCKET",
+    "PREDICTION_FEATURE",
     "UNSEEN_BUCKET",
     "CategoricalFeatureProfile",
     "FeatureProfile",
@@ -530,7 +544,9 @@ class ReferenceProfile:
     """Per-feature reference profiles of one training data set, with a stable content hash.
 
     ``profile[name]`` gives a feature's profile, ``name in profile`` tests for one, and
-    ``feature_names`` lists them in the order of the source data.
+    ``feature_names`` lists them in the order of the source data.  The model's outputs,
+    when profiled, are the feature ``__prediction__`` (:attr:`prediction`, last); the
+    confidence calibrator fitted on the reference's labels is :attr:`calibrator`.
     """
 
     def __init__(
@@ -541,6 +557,7 @@ class ReferenceProfile:
         buckets: int = DEFAULT_BUCKETS,
         max_categories: int = DEFAULT_MAX_CATEGORIES,
         metadata: Mapping[str, Any] | None = None,
+        calibrator: ConfidenceCalibrator | None = None,
     ) -> None:
         self.features: dict[str, FeatureProfile] = dict(features)
         self.n_rows = int(n_rows)
@@ -548,6 +565,9 @@ class ReferenceProfile:
         self.max_categories = int(max_categories)
         #: free-form information (source file, creation time); not part of the hash
         self.metadata: dict[str, Any] = dict(metadata or {})
+        #: P(prediction right | probability of the predicted class), fitted on the
+        #: reference's labels; None when the profile was built without them
+        self.calibrator = calibrator
         self._hash: str | None = None
 
     # -- construction
@@ -559,16 +579,37 @@ class ReferenceProfile:
         feature_types: Mapping[str, str] | None = None,
         buckets: int = DEFAULT_BUCKETS,
         max_categories: int = DEFAULT_MAX_CATEGORIES,
+        *,
+        predictions: Any = None,
+        probabilities: Any = None,
+        labels: Any = None,
     ) -> ReferenceProfile:
-        """Profile a dict of feature name -> values.
+        """Profile a dict of feature name -> values, and optionally the model's outputs.
 
         Types are inferred (numbers -> ``"numeric"``; strings, booleans and mixed values ->
         ``"categorical"``) unless ``feature_types`` names them.  Columns may differ in
         length; ``n_rows`` is the longest.
+
+        ``predictions`` (the model's output on each reference row: a class, or a score or
+        value) becomes the feature ``__prediction__``, typed like a feature
+        (``feature_types["__prediction__"]`` overrides the inference: integer classes infer
+        as numeric).  ``probabilities`` (the probability the model gave its predicted class)
+        and ``labels`` (the true class) go together and need ``predictions``: they fit the
+        :attr:`calibrator` on "prediction == label" (compared as category keys, so ``1``,
+        ``1.0`` and ``"1"`` are one class).  Rows missing any of the three are left out of
+        the fit.
         """
         if not isinstance(data, Mapping) or not data:
             raise ProfileError("reference data must be a non-empty mapping of feature -> values")
         _check_buckets(buckets, ProfileError)
+        if predictions is not None:
+            if PREDICTION_FEATURE in data:
+                raise ProfileError(
+                    f"the data has a column {PREDICTION_FEATURE!r} and predictions are given "
+                    "too: pass one of them"
+                )
+            data = {**data, PREDICTION_FEATURE: predictions}
+        calibrator = _fit_calibrator(data.get(PREDICTION_FEATURE), probabilities, labels)
         overrides = dict(feature_types or {})
         unknown = sorted(set(overrides) - set(data))
         if unknown:
@@ -586,7 +627,10 @@ class ReferenceProfile:
             else:
                 features[name] = CategoricalFeatureProfile.from_values(name, values, max_categories)
             n_rows = max(n_rows, int(np.size(values)))
-        return cls(features, n_rows, buckets=buckets, max_categories=max_categories)
+        return cls(
+            features, n_rows, buckets=buckets, max_categories=max_categories,
+            calibrator=calibrator,
+        )  # fmt: skip
 
     @classmethod
     def from_file(
@@ -597,6 +641,9 @@ class ReferenceProfile:
         max_categories: int = DEFAULT_MAX_CATEGORIES,
         *,
         features: Iterable[str] | None = None,
+        prediction_column: str | None = None,
+        probability_column: str | None = None,
+        label_column: str | None = None,
     ) -> ReferenceProfile:
         """Profile raw data (``.csv``, ``.jsonl``/``.ndjson``, ``.npz``) or load a saved profile.
 
@@ -604,19 +651,46 @@ class ReferenceProfile:
         is loaded as a saved profile; the other arguments are then ignored.  JSON lines may be
         flat objects or prediction-log records, whose ``input_data`` is used.  ``features``
         restricts which columns are profiled.
+
+        ``prediction_column``, ``probability_column`` and ``label_column`` name the columns
+        holding the model's output, the probability of its predicted class and the true
+        label (see :meth:`from_data`); they are never profiled as features.  A type in
+        ``feature_types`` under the prediction column's name types ``__prediction__``.
         """
         path = _existing_file(path)
         if _looks_like_profile(path):
             return cls.load(path)
         data = read_data_file(path)
+        model_columns = {
+            "prediction": prediction_column,
+            "probability": probability_column,
+            "label": label_column,
+        }
+        taken = {c: data.pop(c) for c in model_columns.values() if c is not None and c in data}
+        absent = [c for c in model_columns.values() if c is not None and c not in taken]
+        if absent:
+            raise ProfileError(f"{path}: no column {absent[0]!r}{_did_you_mean(absent[0], data)}")
         if features is not None:
             wanted = list(features)
             missing = [f for f in wanted if f not in data]
             if missing:
                 raise ProfileError(f"{path}: no column {missing[0]!r}")
             data = {f: data[f] for f in wanted}
+        types = dict(feature_types or {})
+        if prediction_column is not None and prediction_column in types:
+            types[PREDICTION_FEATURE] = types.pop(prediction_column)
+        for column in (probability_column, label_column):
+            types.pop(column, None)  # type: ignore[arg-type]
         try:
-            profile = cls.from_data(data, feature_types, buckets, max_categories)
+            profile = cls.from_data(
+                data,
+                types or None,
+                buckets,
+                max_categories,
+                predictions=taken.get(prediction_column) if prediction_column else None,
+                probabilities=taken.get(probability_column) if probability_column else None,
+                labels=taken.get(label_column) if label_column else None,
+            )
         except ProfileError as exc:
             raise ProfileError(f"{path}: {exc}") from None
         profile.metadata["source"] = path.name
@@ -640,6 +714,11 @@ class ReferenceProfile:
     def __len__(self) -> int:
         return len(self.features)
 
+    @property
+    def prediction(self) -> FeatureProfile | None:
+        """The profile of the model's outputs (feature ``__prediction__``), if it has one."""
+        return self.features.get(PREDICTION_FEATURE)
+
     def __repr__(self) -> str:
         return (
             f"ReferenceProfile({len(self.features)} features, n_rows={self.n_rows}, "
@@ -649,7 +728,7 @@ class ReferenceProfile:
     # -- hashing and files
 
     def _content(self) -> dict[str, Any]:
-        return {
+        content = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
             "n_rows": self.n_rows,
@@ -657,6 +736,10 @@ class ReferenceProfile:
             "max_categories": self.max_categories,
             "features": {name: f._content() for name, f in self.features.items()},
         }
+        # absent, not null, without one: the hash of a profile without it stays what it was
+        if self.calibrator is not None:
+            content["calibrator"] = self.calibrator.to_dict()
+        return content
 
     @property
     def hash(self) -> str:
@@ -676,6 +759,7 @@ class ReferenceProfile:
             "max_categories": self.max_categories,
             "metadata": self.metadata,
             "features": {name: f._to_json() for name, f in self.features.items()},
+            **({"calibrator": self.calibrator.to_dict()} if self.calibrator is not None else {}),
         }
 
     def save(self, path: str | Path) -> Path:
@@ -723,6 +807,12 @@ class ReferenceProfile:
                 features[name] = CategoricalFeatureProfile._from_json(name, fdoc)
             else:
                 raise ProfileError(f"feature {name!r}: unknown kind {kind!r}")
+        calibrator = None
+        if doc.get("calibrator") is not None:
+            try:
+                calibrator = ConfidenceCalibrator.from_dict(doc["calibrator"])
+            except (TypeError, ValueError) as exc:
+                raise ProfileError(f"calibrator: unreadable ({exc})") from None
         try:
             profile = cls(
                 features,
@@ -730,6 +820,7 @@ class ReferenceProfile:
                 buckets=int(doc.get("buckets", DEFAULT_BUCKETS)),
                 max_categories=int(doc.get("max_categories", DEFAULT_MAX_CATEGORIES)),
                 metadata=doc.get("metadata") or {},
+                calibrator=calibrator,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ProfileError(f"profile header is unreadable ({exc})") from None
@@ -739,6 +830,66 @@ class ReferenceProfile:
                 f"content is {profile.hash[:16]}... (corrupted or edited)"
             )
         return profile
+
+
+def _fit_calibrator(
+    predictions: Any, probabilities: Any, labels: Any
+) -> ConfidenceCalibrator | None:
+    """The calibrator of ``probabilities`` on "prediction == label", or None without them.
+
+    Rows where the prediction, the probability or the label is missing are left out; a
+    probability outside [0, 1] or columns of different lengths are a :class:`ProfileError`.
+    """
+    if probabilities is None and labels is None:
+        return None
+    if probabilities is None or labels is None:
+        given, needed = (
+            ("labels", "probabilities") if probabilities is None else ("probabilities", "labels")
+        )
+        raise ProfileError(
+            f"{given} need {needed} too: the calibrator is fitted on the probability of each "
+            "predicted class and whether the prediction equals the label"
+        )
+    if predictions is None:
+        raise ProfileError(
+            "probabilities and labels need the predictions: a prediction is right when it "
+            "equals its label"
+        )
+    probs = np.asarray(_column(probabilities, "probabilities"), dtype=object)
+    preds = _column(predictions, "predictions")
+    truth = _column(labels, "labels")
+    if not preds.size == probs.size == truth.size:
+        raise ProfileError(
+            f"predictions, probabilities and labels must have one length, got {preds.size}, "
+            f"{probs.size} and {truth.size}"
+        )
+    kept_p, right = [], []
+    for pred, prob, label in zip(preds.tolist(), probs.tolist(), truth.tolist(), strict=True):
+        if _is_missing(pred) or _is_missing(label) or _is_missing(prob):
+            continue
+        if not _is_number_or_missing(prob) or isinstance(prob, bool) or not 0 <= prob <= 1:
+            raise ProfileError(
+                f"probabilities: {prob!r} is not a probability in [0, 1] (the probability "
+                "of the predicted class)"
+            )
+        kept_p.append(float(prob))
+        right.append(category_key(pred) == category_key(label))
+    if not kept_p:
+        raise ProfileError(
+            "no row has a prediction, a probability and a label: nothing to fit the calibrator on"
+        )
+    return ConfidenceCalibrator.fit(np.array(kept_p), np.array(right, dtype=bool))
+
+
+def _column(values: Any, label: str) -> np.ndarray:
+    arr = np.asarray(values, dtype=object)
+    _check_1d(arr, label, ProfileError)
+    return arr
+
+
+def _did_you_mean(name: str, columns: Iterable[str]) -> str:
+    hint = closest(name, list(columns))
+    return f" (did you mean {hint!r}?)" if hint else ""
 
 
 # --- raw data files (read by mlops_core.datafiles) ----------------------------------------------

@@ -1,6 +1,8 @@
 """``mlops profile build|show`` and ``mlops drift``: reference profiles and drift reports.
 
-``mlops profile build DATA -o OUT`` computes a profile from training data once;
+``mlops profile build DATA -o OUT`` computes a profile from training data once (with
+``--prediction-column``, ``--probability-column`` and ``--label-column``, also the model's
+outputs as the feature ``__prediction__`` and a confidence calibrator);
 ``mlops drift REFERENCE CURRENT`` compares current data with it (REFERENCE may also be raw
 data, which is then profiled on the fly) and prints one line per feature.
 """
@@ -18,6 +20,7 @@ from mlops_core.constants import (
     DEFAULT_MAX_CATEGORIES,
     DEFAULT_TOLERANCE,
     DRIFT_TESTS,
+    PREDICTION_FEATURE,
 )
 from mlops_core.errors import ProfileError
 
@@ -62,6 +65,29 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     _columns_option(build, "--numeric", default=[], help="treat these columns as numeric")
     _columns_option(build, "--features", help="profile only these columns (default: all)")
+    model = build.add_argument_group(
+        "model outputs",
+        "Columns holding the model's outputs on the reference rows; they are not profiled as "
+        "features.",
+    )
+    model.add_argument(
+        "--prediction-column",
+        metavar="COL",
+        help=f"the model's prediction (class, or score/value), profiled as {PREDICTION_FEATURE} "
+        "for prediction drift; type it with --categorical COL or --numeric COL (integer "
+        "classes infer as numeric)",
+    )
+    model.add_argument(
+        "--probability-column",
+        metavar="COL",
+        help="probability of the predicted class; with --label-column, fits the confidence "
+        "calibrator of the estimated accuracy",
+    )
+    model.add_argument(
+        "--label-column",
+        metavar="COL",
+        help="true label; a prediction is right when it equals it",
+    )
     build.set_defaults(func=_build)
 
     show = actions.add_parser(
@@ -95,6 +121,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help=f"reported statistics among {','.join(DRIFT_TESTS)} (default: by feature type)",
     )
     _columns_option(drift, "--features", help="features to test (default: all in both)")
+    drift.add_argument(
+        "--prediction-column",
+        metavar="COL",
+        help=f"CURRENT's column of model outputs, tested against the reference's "
+        f"{PREDICTION_FEATURE}",
+    )
     drift.add_argument(
         "--correction",
         choices=CORRECTIONS,
@@ -147,13 +179,42 @@ def _build(args: argparse.Namespace) -> int:
         raise ProfileError(f"column {both[0]!r} is given as both --categorical and --numeric")
     types = {c: "categorical" for c in args.categorical}
     types.update({c: "numeric" for c in args.numeric})
+    if (args.probability_column or args.label_column) and not args.prediction_column:
+        given = "--probability-column" if args.probability_column else "--label-column"
+        raise ProfileError(
+            f"{given} needs --prediction-column (the class it is the probability of)"
+        )
+    if bool(args.probability_column) != bool(args.label_column):
+        given, needed = (
+            ("--probability-column", "--label-column")
+            if args.probability_column
+            else ("--label-column", "--probability-column")
+        )
+        raise ProfileError(f"{given} needs {needed}: the calibrator is fitted on both")
     profile = ReferenceProfile.from_file(
-        args.data, types, args.buckets, args.max_categories, features=args.features
+        args.data,
+        types,
+        args.buckets,
+        args.max_categories,
+        features=args.features,
+        prediction_column=args.prediction_column,
+        probability_column=args.probability_column,
+        label_column=args.label_column,
     )
     if not profile.metadata.get("source"):
         raise ProfileError(f"{args.data}: is already a saved profile, nothing to build")
     path = profile.save(args.output)
-    print(f"wrote {path}: {len(profile)} features, {profile.n_rows} rows, hash {profile.hash[:16]}")
+    extras = []
+    if profile.prediction is not None:
+        extras.append(f"{PREDICTION_FEATURE} ({profile.prediction.kind})")
+    if profile.calibrator is not None:
+        extras.append(f"calibrator ({profile.calibrator.thresholds.size} points)")
+    n_features = len(profile) - (profile.prediction is not None)
+    print(
+        f"wrote {path}: {n_features} features, {profile.n_rows} rows, "
+        + (f"with {' and '.join(extras)}, " if extras else "")
+        + f"hash {profile.hash[:16]}"
+    )
     return 0
 
 
@@ -161,6 +222,7 @@ def _show(args: argparse.Namespace) -> int:
     from mlops_core.profile import ReferenceProfile
 
     profile = ReferenceProfile.from_file(args.profile)
+    calibrator = profile.calibrator
     rows = [_feature_summary(name, f) for name, f in profile.features.items()]
     if args.json:
         print_json(
@@ -171,10 +233,13 @@ def _show(args: argparse.Namespace) -> int:
                 "max_categories": profile.max_categories,
                 "metadata": profile.metadata,
                 "features": rows,
+                "calibrator": None if calibrator is None else calibrator.to_dict(),
             }
         )
         return 0
     print(f"profile {args.profile}: {profile.n_rows} rows, hash {profile.hash[:16]}")
+    if calibrator is not None:
+        print(f"calibrator: {calibrator.thresholds.size} points (estimated accuracy)")
     print_table(rows, ("feature", "kind", "n", "missing", "buckets", "range"))
     return 0
 
@@ -206,6 +271,10 @@ def _drift(args: argparse.Namespace) -> int:
 
     reference = ReferenceProfile.from_file(args.reference)
     current = read_data_file(args.current)
+    if args.prediction_column:
+        if args.prediction_column not in current:
+            raise ProfileError(f"{args.current}: no column {args.prediction_column!r}")
+        current[PREDICTION_FEATURE] = current.pop(args.prediction_column)
     notes: list[str] = []
     if args.features:
         features = list(args.features)

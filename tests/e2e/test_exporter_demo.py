@@ -21,13 +21,17 @@ def test_demo_shows_drift_in_the_drifting_features_only() -> None:
             what="a first verdict",
         )
         assert before.get("mlops_reference_samples", model="churn") == 2000
+        # the demo's profile carries the model's outputs: they drift with the inputs
         after = exp.wait_for(
-            lambda s: s.get("mlops_features_drifted", model="churn") == 2,
+            lambda s: s.get("mlops_features_drifted", model="churn") == 3,
             timeout=30,
-            what="drift in monthly_charges and plan",
+            what="drift in monthly_charges, plan and the model's outputs",
         )
-        for feature in ("monthly_charges", "plan"):
+        for feature in ("monthly_charges", "plan", "__prediction__"):
             assert after.get("mlops_feature_drift_psi", model="churn", feature=feature) >= 0.2
+            assert after.get(
+                "mlops_feature_drift_detected", model="churn", feature=feature, test="distance"
+            ) == 1
         for feature in ("age", "tenure_months", "support_calls", "region"):
             assert after.get("mlops_feature_drift_psi", model="churn", feature=feature) < 0.2
         predictions = after.get("mlops_predictions_total", model="churn")

@@ -99,7 +99,7 @@ def test_demo_landing_page_before_and_after_the_drift(tmp_path: Path) -> None:
             lambda s: s.get("mlops_features_drifted", model="churn") == 0, what="a first verdict"
         )
         page, scrape = _stable(exp, chromium, tmp_path / "chrome")
-        assert len(page.sections) == 6
+        assert len(page.sections) == 7  # six features and the model's outputs
         assert all(s["data-verdict"] == "ok" for s in page.sections)
         assert all(s["svgs"] == 1 and s["bars"] >= 4 for s in page.sections), page.sections
         assert page.figures["features-drifted"] == "0"
@@ -108,15 +108,16 @@ def test_demo_landing_page_before_and_after_the_drift(tmp_path: Path) -> None:
         _screenshot(chromium, tmp_path / "chrome", exp.url + "/", tmp_path / "landing-before.png")
 
         exp.wait_for(
-            lambda s: s.get("mlops_features_drifted", model="churn") == 2,
+            lambda s: s.get("mlops_features_drifted", model="churn") == 3,
             timeout=60,
-            what="drift in monthly_charges and plan",
+            what="drift in monthly_charges, plan and __prediction__",
         )
         page, scrape = _stable(exp, chromium, tmp_path / "chrome")
         verdicts = [(s["data-feature"], s["data-verdict"]) for s in page.sections]
-        assert {name for name, v in verdicts[:2]} == {"monthly_charges", "plan"}
-        assert [v for _, v in verdicts] == ["drifted", "drifted", "ok", "ok", "ok", "ok"]
-        assert all(s["svgs"] == 1 for s in page.sections[:2])
+        drifted = {"monthly_charges", "plan", "__prediction__"}
+        assert {name for name, v in verdicts[:3]} == drifted
+        assert [v for _, v in verdicts] == ["drifted"] * 3 + ["ok"] * 4
+        assert all(s["svgs"] == 1 for s in page.sections[:3])
         assert page.figures["features-drifted"] == str(
             int(scrape.get("mlops_features_drifted", model="churn"))
         )
