@@ -14,10 +14,22 @@ Threads and what they own:
   twice at once and missed runs collapse into one.
 - HTTP threads: only read the snapshot and ``IngestCounters.snapshot()``.
 
+- APScheduler's worker also runs one ``poll:<model>`` job per model that follows a registry
+  stage (every ``reference.poll_interval``): a new version's reference is loaded outside any
+  lock, then the model's monitor is switched under the ingest lock
+  (:meth:`exporter.models.ModelState.switch`).
+
+Several models share the follower, the parser and the line counters; each has its own
+reference, window, counters and drift snapshot (:mod:`exporter.models`), and every batch is
+routed to them once (:class:`exporter.routing.Router`).
+
 SIGTERM/SIGINT set an event; the main thread then stops the scheduler and the ingest
 thread, writes the checkpoint and returns exit status 0.  SIGKILL loses nothing either: the
 next start resumes offsets and counters from the last record, and counts what came after it
-exactly once.
+exactly once.  SIGHUP, and ``POST /-/reload`` with ``--web.enable-lifecycle``, reload the
+config and the references (:meth:`Exporter.reload`): models whose settings did not change
+keep their window and counters; a config that cannot be used is refused with one log line
+and the running one stays.
 """
 
 from __future__ import annotations
@@ -26,7 +38,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC
 from typing import Any
 
@@ -38,20 +50,37 @@ from prometheus_client import CollectorRegistry
 from exporter import __version__
 from exporter.alerting import ExporterAlerts
 from exporter.checkpoint import load_checkpoint
-from exporter.collector import MlopsCollector, ReferenceInfo
-from exporter.config import ExporterConfig, load_config, load_reference
+from exporter.collectors import ExporterCollector, ModelFigures
+from exporter.config import ExporterConfig, PathSpec, load_config
 from exporter.diagnostics import Diagnostics
+from exporter.errors import ConfigError
 from exporter.exposition import MetricsRenderer
-from exporter.ingest import IngestCounters, Ingestor
-from exporter.landing import FeatureChart, LandingPage, LandingRenderer, LiveFigures
-from exporter.pipeline import DriftSettings, Snapshot, capture, compute_snapshot
-from exporter.records import RecordParser
+from exporter.ingest import IngestCounters, Ingestor, restore_counters
+from exporter.landing import LandingPage, LandingRenderer, LiveFigures, ModelPage
+from exporter.models import (
+    ModelState,
+    ModelsView,
+    Monitor,
+    check_feature_kinds,
+    parse_features,
+    parser_for,
+    router_for,
+)
+from exporter.pipeline import Snapshot
+from exporter.references import (
+    FileReference,
+    Reference,
+    ReferenceSource,
+    VersionChange,
+    log_poll_result,
+    open_reference,
+)
 from exporter.runtime import RuntimeMetrics
 from exporter.server import ExporterServer, ServerApp, ServerOptions, bind
 from exporter.tail import LogFollower
-from exporter.typing import FeatureKinds
+from exporter.typing import FeatureKind, FeatureKinds
 from exporter.webconfig import WebConfig, load_web_config
-from exporter.window import Window
+from mlops_core.errors import MlopsError
 from mlops_core.profile import ReferenceProfile
 
 log = structlog.get_logger("exporter")
@@ -61,36 +90,57 @@ FIRST_PASS_BUDGET = 30.0
 
 
 class Exporter:
-    """One running exporter; ``start()`` then ``wait()``/``stop()``, or ``run()``."""
+    """One running exporter; ``start()`` then ``wait()``/``stop()``, or ``run()``.
+
+    ``profile`` and ``features`` give the one model's reference directly (a file reference
+    already loaded); without them, every model's reference is opened from the config
+    (:func:`open_references`), or taken from ``sources``.
+    """
 
     def __init__(
         self,
         config: ExporterConfig,
-        profile: ReferenceProfile,
-        features: FeatureKinds,
+        profile: ReferenceProfile | None = None,
+        features: FeatureKinds | None = None,
         *,
+        sources: Sequence[ReferenceSource] | None = None,
         web_config: WebConfig | None = None,
         listen_address: str = ":9874",
         version: str = "unknown",
         web: ServerOptions | None = None,
         exporter_metrics: bool = True,
+        enable_lifecycle: bool = False,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.config = config
-        self.profile = profile
-        self.features = dict(features)
-        self.settings = DriftSettings.from_config(config.drift, config.features)
+        self._env = dict(os.environ if env is None else env)  # what a reload reads again
+        if sources is None:
+            if profile is not None:
+                assert features is not None
+                first = config.model_list()[0]
+                ref = Reference(profile, dict(features), source=config.reference_path)
+                sources = [FileReference(first.name, ref)]
+            else:
+                sources = open_references(config)
         self._stop = threading.Event()
+        self._wake = threading.Event()  # the main loop: a stop or a reload request
+        self._reload_requested = False
+        self._reload_lock = threading.Lock()
         self._ready = threading.Event()
-        self._snapshot = Snapshot.empty(len(self.features))
-        self._errors = 0
         self._stopped = False
         self._failed = False
+        self._exporter_version = version
         # Built first: a bad alerts: section is a config error before anything starts.
-        self.alerts = (
-            ExporterAlerts.from_config(config.alerts, model=config.model_name, features=features)
-            if config.alerts
-            else None
-        )
+        states = [
+            ModelState(
+                config.for_model(model),
+                source,
+                alerts=_alerts_for(config.for_model(model), source),
+            )
+            for model, source in zip(config.model_list(), sources, strict=True)
+        ]
+        check_feature_kinds(states)
+        router = router_for(states)
 
         # Listen before any log file is opened: the listener's descriptors come first.
         listener = bind(listen_address)
@@ -106,39 +156,30 @@ class Exporter:
             max_line_bytes=logs.max_line_bytes,
             max_files=logs.max_files,
         )
-        self.parser = RecordParser(
-            self.features,
-            latency_field=config.latency.field,
-            class_field=config.prediction.class_field,
-            max_line_bytes=logs.max_line_bytes,
-        )
-        self.window = Window(
-            profile,
-            list(self.features),
-            max_samples=config.drift.window.max_samples,
-            max_age=config.drift.window.max_age,
-        )
-        self.counters = IngestCounters(
-            profile,
-            list(self.features),
-            latency_buckets=config.latency.buckets,
-            max_classes=config.prediction.max_classes,
-        )
+        self.parser = parser_for(states, config)
+        self.counters = self._line_counters(states)  # lines, invalid, other events, unrouted
         restored = False
         if saved is not None and saved.counters is not None:
             try:
-                self.counters.restore(saved.counters)
+                per_model = {m.name: m.counters for m in states}
+                restore_counters(saved.counters, self.counters, per_model)
                 restored = True
             except ValueError as exc:  # offsets resume, counters start again at 0
                 log.warning(
                     "checkpoint_counters_unusable", state_file=logs.state_file, error=str(exc)
                 )
+                self.counters = self._line_counters(states)
+                for state in states:
+                    state.monitor = Monitor(
+                        state.config, state.source.current, state.monitor.info
+                    )
         if not restored:
             self.counters.align_follower(self.follower.stats)
+        self._models = ModelsView.of(states)
         self.diagnostics = Diagnostics(
-            self.features,
+            parse_features(states),
             patterns=logs.paths,
-            features_configured=config.features is not None,
+            features_configured=all(m.features is not None for m in config.model_list()),
         )
         self.diagnostics.skipped_at_start(
             self.follower.skipped_at_start, self.follower.files_skipped_at_start
@@ -146,24 +187,24 @@ class Exporter:
         self.ingestor = Ingestor(
             self.follower,
             self.parser,
-            self.window,
+            None,
             self.counters,
             state_file=logs.state_file,
             checkpoint_interval=logs.checkpoint_interval,
             diagnostics=self.diagnostics,
+            router=router,
+            models=states,
         )
         self._rate: tuple[float, int] | None = None  # (monotonic time, lines) at the last pass
         self._lines_per_second: float | None = None
+        self._unrouted_seen = 0
+        self._unrouted_logged = -float("inf")
 
-        alerts = self.alerts  # a local, so the lambda below sees it is not None
-        self.collector = MlopsCollector(
-            config.model_name,
-            ReferenceInfo.from_profile(profile, list(self.features)),
-            snapshot=lambda: self._snapshot,
-            counters=self.ingestor.snapshot,
-            errors=lambda: self._errors,
-            alert_failures=None if alerts is None else (lambda: alerts.notify_failures),
+        self.collector = ExporterCollector(
+            self._figures,
+            self.ingestor.snapshot,
             version=version,
+            lines_model=lambda: self.config.model_name if len(self._models.states) == 1 else "",
         )
         # process_* and python_* (--web.disable-exporter-metrics leaves them out)
         runtime = RuntimeMetrics() if exporter_metrics else None
@@ -174,17 +215,12 @@ class Exporter:
         renderer = MetricsRenderer(
             lambda: [*self.collector.sections(), *([runtime.section()] if runtime else [])]
         )
-        landing = LandingRenderer(
-            LandingPage(
-                config.model_name,
-                version,
-                self._summary(profile),
-                web.telemetry_path,
-                refresh_seconds=config.drift.interval,
-                charts={n: FeatureChart.from_profile(profile[n]) for n in self.features},
-            ),
-            snapshot=lambda: self._snapshot,
+        self._telemetry_path = web.telemetry_path
+        self.landing = LandingRenderer(
+            self._landing_page(),
+            snapshot=lambda: self.snapshot,
             live=self._live_figures,
+            models=self._model_pages,
         )
         self.server = ExporterServer(
             listener,
@@ -192,9 +228,10 @@ class Exporter:
                 registry=self.registry,
                 render=renderer.render,
                 web_config=web_config or WebConfig(),
-                page=landing.render,
+                page=self.landing.render,
                 ready=self._ready.is_set,
-                warnings=self.diagnostics.warnings,
+                warnings=self._warnings,
+                reload=self.reload if enable_lifecycle else None,
             ),
             web,
         )
@@ -205,39 +242,147 @@ class Exporter:
     # --- the parts --------------------------------------------------------------------------
 
     @property
-    def snapshot(self) -> Snapshot:
-        return self._snapshot
+    def models(self) -> tuple[ModelState, ...]:
+        """The models, in the configured order (replaced whole by a reload)."""
+        return self._models.states
 
-    def _summary(self, profile: ReferenceProfile) -> list[tuple[str, str]]:
+    def model(self, name: str) -> ModelState:
+        return self._models.by_name[name]
+
+    @property
+    def snapshot(self) -> Snapshot:
+        """The first model's last drift snapshot (the one model's, as before)."""
+        return self._models.states[0].monitor.snapshot
+
+    @property
+    def profile(self) -> ReferenceProfile:
+        return self._models.states[0].monitor.reference.profile
+
+    @property
+    def features(self) -> dict[str, FeatureKind]:
+        return self._models.states[0].features
+
+    def _line_counters(self, states: Sequence[ModelState]) -> IngestCounters:
+        return IngestCounters(
+            states[0].monitor.reference.profile,
+            [],  # the line figures only: each model counts its own predictions
+            latency_buckets=self.config.latency.buckets,
+            max_classes=self.config.prediction.max_classes,
+        )
+
+    def _figures(self) -> list[ModelFigures]:
+        out = []
+        for m in self._models.states:
+            mon = m.monitor  # one read: this version's reference, info and snapshot
+            alerts = m.alerts
+            out.append(
+                ModelFigures(
+                    m.name,
+                    mon.reference_info,
+                    mon.info.version,
+                    mon.info.stage,
+                    mon.snapshot,
+                    self.ingestor.model_snapshot(m.name),
+                    drift_errors=m.drift_errors,
+                    alert_failures=None if alerts is None else alerts.notify_failures,
+                    version_changes=m.version_changes,
+                    poll_errors=None if m.poll_errors is None else dict(m.poll_errors),
+                    info_key=mon.info,
+                )
+            )
+        return out
+
+    def _model_pages(self) -> list[ModelPage]:
+        out = []
+        for m in self._models.states:
+            mon = m.monitor
+            counters = self.ingestor.model_snapshot(m.name)
+            out.append(
+                ModelPage(
+                    name=m.name,
+                    version=mon.info.version,
+                    stage=mon.info.stage,
+                    source=mon.info.source,
+                    snapshot=mon.snapshot,
+                    charts=mon.charts,
+                    predictions=None if counters is None else counters.predictions_total,
+                    other_versions={} if counters is None else dict(counters.other_versions),
+                    reference_hash=str(mon.reference.profile.hash)[:12],
+                )
+            )
+        return out
+
+    def _landing_page(self) -> LandingPage:
         c = self.config
-        return [
+        names = [m.name for m in c.model_list()]
+        return LandingPage(
+            ", ".join(names),
+            self._exporter_version,
+            self._summary(),
+            self._telemetry_path,
+            refresh_seconds=c.drift.interval,
+        )
+
+    def _summary(self) -> list[tuple[str, str]]:
+        c = self.config
+        rows = [
             ("config file", c.source),
             ("logs.paths", ", ".join(c.logs.paths)),
             ("logs.start_position", c.logs.start_position),
             ("logs.state_file", c.logs.state_file or "(none)"),
-            ("reference.path", c.reference_path),
-            ("reference rows / hash", f"{profile.n_rows} / {str(profile.hash)[:12]}"),
-            ("features", ", ".join(f"{n} ({k})" for n, k in self.features.items())),
+        ]
+        for m in self._models.states:
+            ref = m.monitor.reference
+            at = f"model {m.name}: " if len(self._models.states) > 1 else ""
+            if m.spec.match:
+                rows.append((f"{at}match", ", ".join(f"{k}={v}" for k, v in m.spec.match.items())))
+            rows += [
+                (f"{at}reference", m.source.describe()),
+                (f"{at}reference rows / hash", f"{ref.profile.n_rows} / "
+                 f"{str(ref.profile.hash)[:12]}"),
+                (f"{at}features", ", ".join(f"{n} ({k})" for n, k in m.features.items())),
+            ]  # fmt: skip
+        first = self._models.states[0]
+        level = first.monitor.settings.level(len(first.features))
+        rows += [
             ("drift.interval", f"{c.drift.interval:g}s"),
             ("drift.window", f"{c.drift.window.max_samples} samples, {c.drift.window.max_age:g}s"),
             ("drift.min_samples", str(c.drift.min_samples)),
             ("drift.tolerance", f"numeric {c.drift.tolerance.numeric:g}, categorical "
              f"{c.drift.tolerance.categorical:g}"),
             ("drift.false_alarm_budget", f"{c.drift.false_alarm_budget:g}s (level "
-             f"{self.settings.level(len(self.features)):.3g} per feature and pass)"),
+             f"{level:.3g} per feature and pass)"),
             ("drift.tests (reported)", ", ".join(c.drift.tests)),
         ]  # fmt: skip
+        return rows
 
     def _live_figures(self) -> LiveFigures:
         c = self.ingestor.snapshot()
+        predictions = 0
+        for m in self._models.states:
+            counted = self.ingestor.model_snapshot(m.name)
+            predictions += 0 if counted is None else counted.predictions_total
         return LiveFigures(
             lines_total=c.lines_total,
-            predictions_total=c.predictions_total,
+            predictions_total=predictions,
             lines_per_second=self._lines_per_second,
             invalid_by_reason=dict(c.invalid_total),
             files_watched=c.files_watched,
-            warnings=self.diagnostics.warnings(),
+            warnings=self._warnings(),
+            unrouted_total=c.unrouted_total,
         )
+
+    def _warnings(self) -> tuple[str, ...]:
+        """The diagnostics' warnings, and predictions that no model took."""
+        out = self.diagnostics.warnings()
+        unrouted = self.ingestor.snapshot().unrouted_total
+        if unrouted and len(self._models.states) > 1:
+            fields = ", ".join(self.ingestor.router.fields if self.ingestor.router else ())
+            out += (
+                f"{unrouted} predictions matched no model's match ({fields}): counted in "
+                "mlops_log_lines_unrouted_total, judged by no model",
+            )
+        return out
 
     def _diagnose(self) -> None:
         """Per pass: the no-silent-failure checks and the header's lines per second."""
@@ -248,34 +393,72 @@ class Exporter:
         if self._rate is not None and now > self._rate[0]:
             self._lines_per_second = (c.lines_total - self._rate[1]) / (now - self._rate[0])
         self._rate = (now, c.lines_total)
+        if c.unrouted_total > self._unrouted_seen and now - self._unrouted_logged >= 60.0:
+            router = self.ingestor.router
+            log.warning(
+                "predictions_unrouted",
+                predictions=c.unrouted_total - self._unrouted_seen,
+                total=c.unrouted_total,
+                match_fields=list(router.fields) if router else [],
+                hint="no model's match: selected these records; they are counted in "
+                "mlops_log_lines_unrouted_total and judged by no model",
+            )
+            self._unrouted_seen, self._unrouted_logged = c.unrouted_total, now
 
     def drift_pass(self) -> None:
-        """One scheduled pass; a failure is logged and counted, the old snapshot stays."""
+        """One scheduled pass over every model; a failure is logged and counted, the old
+        snapshot stays."""
         try:
             self._diagnose()
         except Exception as exc:  # the checks must never stop a pass
             log.error("diagnostics_failed", error=str(exc), exc_info=True)
-        try:
-            data = capture(self.window, self.features)  # under the window's own lock
-            snap = compute_snapshot(data, self.profile, self.features, self.settings)
-        except Exception as exc:
-            self._errors += 1
-            log.error("drift_computation_failed", error=str(exc), exc_info=True)
-            return
-        previous, self._snapshot = self._snapshot, snap  # the atomic swap
-        log.debug(
-            "drift_computed",
-            window_samples=snap.window_samples,
-            features_drifted=snap.features_drifted,
-            duration_seconds=round(snap.duration_seconds, 4),
-        )
-        _log_verdict_changes(previous, snap)
+        for model in self._models.states:
+            previous = model.monitor.snapshot
+            snap = model.drift_pass()
+            if snap is None:
+                continue
+            log.debug(
+                "drift_computed",
+                model=model.name,
+                window_samples=snap.window_samples,
+                features_drifted=snap.features_drifted,
+                duration_seconds=round(snap.duration_seconds, 4),
+            )
+            _log_verdict_changes(previous, snap, model.name)
 
     def alert_pass(self) -> None:
-        """In-process alerting on the latest snapshot; its own job, so a slow receiver never
-        delays the drift pass."""
-        if self.alerts is not None:
-            self.alerts.evaluate(self._snapshot)
+        """In-process alerting on each model's latest snapshot; its own job, so a slow
+        receiver never delays the drift pass."""
+        for model in self._models.states:
+            if model.alerts is not None:
+                model.alerts.evaluate(model.monitor.snapshot)
+
+    def poll_model(self, name: str) -> None:
+        """One poll of a model's registry stage; a new version is switched to at once."""
+        model = self._models.by_name.get(name)
+        if model is None:  # removed by a reload meanwhile
+            return
+        result = model.poll()
+        log_poll_result(result, log)
+        if isinstance(result, VersionChange):
+            self._switch(model, result)
+
+    def _switch(self, model: ModelState, change: VersionChange | Reference) -> None:
+        """``model`` monitors the new reference from the next batch on."""
+        with self.ingestor.lock:
+            model.switch(change)
+            states = self._models.states
+            features = parse_features(states)
+            gating = self.parser.version_field is not None
+            if features != self.parser.features or gating != any(
+                m.monitored_version is not None for m in states
+            ):
+                try:  # the new version monitors other features: decode them from now on
+                    check_feature_kinds(states)
+                except ConfigError as exc:  # decoded as the first model has it
+                    log.error("feature_kind_conflict", model=model.name, error=str(exc))
+                self.parser = parser_for(states, self.config)
+                self.ingestor.set_models(states, parser=self.parser)
 
     def _ingest_once(self) -> int:
         processed = int(self.ingestor.run_once())
@@ -294,7 +477,10 @@ class Exporter:
                     break
             self.drift_pass()
             self._ready.set()
-            log.info("ready", window_samples=self._snapshot.window_samples)
+            log.info(
+                "ready",
+                window_samples={m.name: m.monitor.snapshot.window_samples for m in self.models},
+            )
             while not self._stop.is_set():
                 if self._ingest_once() == 0:
                     self._stop.wait(poll)
@@ -302,12 +488,109 @@ class Exporter:
             log.error("ingest_failed", error=str(exc), exc_info=True)
             self._failed = True
             self._stop.set()
+            self._wake.set()
 
     def _checkpoint(self) -> None:
         try:
             self.ingestor.checkpoint()
         except Exception as exc:
             log.warning("checkpoint_failed", state_file=self.config.logs.state_file, error=str(exc))
+
+    # --- reload -------------------------------------------------------------------------------
+
+    def request_reload(self) -> None:
+        """Ask the main loop of :meth:`run` to reload (safe from a signal handler)."""
+        self._reload_requested = True
+        self._wake.set()
+
+    def reload(self) -> str | None:
+        """Read the config file and the references again; ``None`` when applied, else why not.
+
+        A model whose settings (its entry, ``drift``, ``latency``, ``prediction``,
+        ``alerts``) and reference are unchanged keeps its window, counters and snapshot; a
+        file reference is read again and a registry stage polled.  A changed model gets a
+        new window, its counters carrying on where they fit; a new model starts at zero; a
+        removed one is dropped with its series.  Anything that cannot be used (a bad key, an
+        unreadable reference, a change to ``logs``) refuses the whole reload with one log
+        line (``reload_failed``), and the running config stays.
+        """
+        with self._reload_lock:
+            try:
+                new = load_config(self.config.source, self._env)
+                if new.logs != self.config.logs:
+                    raise ConfigError(
+                        "logs: a change needs a restart (the files followed and the checkpoint"
+                        " belong to the running process); nothing reloaded"
+                    )
+                plan = self._plan(new)
+            except MlopsError as exc:
+                log.error("reload_failed", config_file=self.config.source, error=str(exc))
+                return str(exc)
+            except Exception as exc:  # a bug: the running config must survive it
+                log.error("reload_failed", config_file=self.config.source, error=str(exc),
+                          exc_info=True)  # fmt: skip
+                return f"{type(exc).__name__}: {exc}"
+            self._apply(new, plan)
+            return None
+
+    def _plan(self, new: ExporterConfig) -> _ReloadPlan:
+        """The models of ``new``: each one kept, or built with its reference opened."""
+        old = self._models.by_name
+        states: list[ModelState] = []
+        replaced: list[tuple[ModelState, ModelState]] = []  # (new state, the one it replaces)
+        kept: list[str] = []
+        for spec in new.model_list():
+            view = new.for_model(spec)
+            prev = old.get(spec.name)
+            if prev is not None and prev.same_settings(view):
+                if isinstance(spec.reference, PathSpec):  # the file may have changed
+                    source = open_reference(
+                        spec.name, spec.reference, view, key=f"{spec.at}reference"
+                    )
+                    same = source.current.profile.hash == prev.monitor.reference.profile.hash
+                    if not same or dict(source.current.features) != prev.features:
+                        state = ModelState(view, source, alerts=prev.alerts)
+                        states.append(state)
+                        replaced.append((state, prev))
+                        continue
+                states.append(prev)
+                kept.append(prev.name)
+                continue
+            source = open_reference(spec.name, spec.reference, view, key=f"{spec.at}reference")
+            state = ModelState(view, source, alerts=_alerts_for(view, source))
+            states.append(state)
+            if prev is not None:
+                replaced.append((state, prev))
+        check_feature_kinds(states)
+        router = router_for(states)
+        parser = parser_for(states, new)
+        removed = [name for name in old if name not in {s.name for s in states}]
+        return _ReloadPlan(states, replaced, kept, removed, router, parser)
+
+    def _apply(self, new: ExporterConfig, plan: _ReloadPlan) -> None:
+        with self.ingestor.lock:  # between two batches: nothing counted twice or lost
+            for state, prev in plan.replaced:
+                state.carry_from(prev)
+            self.ingestor.set_models(plan.states, router=plan.router, parser=plan.parser)
+            self.parser = plan.parser
+            self._models = ModelsView.of(plan.states)
+            self.config = new
+        self.landing.page = self._landing_page()
+        if self.scheduler.running:
+            self._schedule_jobs()
+        replaced = {s.name for s, _ in plan.replaced}
+        log.info(
+            "config_reloaded",
+            config_file=new.source,
+            models=[s.name for s in plan.states],
+            kept=plan.kept,
+            changed=sorted(replaced),
+            added=[s.name for s in plan.states if s.name not in {*plan.kept, *replaced}],
+            removed=plan.removed,
+        )
+        for name in plan.kept:  # a kept registry model: the reload reads its stage now
+            if self._models.by_name[name].poll_errors is not None:
+                self.poll_model(name)
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -316,31 +599,51 @@ class Exporter:
         self.server.start()
         self.start_background()
 
-    def start_background(self) -> None:
-        """Start the ingest thread and the scheduler (the server may already be serving)."""
-        self._ingest_thread.start()
-        jobs = {"drift": self.drift_pass}
-        if self.alerts is not None:
-            jobs["alerts"] = self.alert_pass
-        for job_id, job in jobs.items():
+    def _schedule_jobs(self) -> None:
+        """The drift pass, the alert pass and one poll per registry model, (re)scheduled."""
+        interval = self.config.drift.interval
+        jobs: dict[str, tuple[Any, float, tuple[Any, ...]]] = {
+            "drift": (self.drift_pass, interval, ())
+        }
+        if any(m.alerts is not None for m in self.models):
+            jobs["alerts"] = (self.alert_pass, interval, ())
+        for m in self.models:
+            if m.source.poll_interval is not None:
+                jobs[f"poll:{m.name}"] = (self.poll_model, m.source.poll_interval, (m.name,))
+        for job in self.scheduler.get_jobs():
+            if job.id not in jobs:
+                job.remove()
+        for job_id, (func, seconds, args) in jobs.items():
+            existing = self.scheduler.get_job(job_id)
+            if existing is not None and existing.trigger.interval.total_seconds() == seconds:
+                continue  # unchanged: its next run stays where it was
             self.scheduler.add_job(
-                job,
+                func,
                 # A trigger object, not "interval": that name is looked up through package
                 # metadata, which needs free descriptors the log files may all have taken.
-                IntervalTrigger(seconds=self.config.drift.interval, timezone=UTC),
+                IntervalTrigger(seconds=seconds, timezone=UTC),
+                args=args,
                 id=job_id,
+                replace_existing=True,
                 max_instances=1,  # a slow pass never runs twice at once
                 coalesce=True,  # missed runs collapse into one
                 misfire_grace_time=None,
             )
+
+    def start_background(self) -> None:
+        """Start the ingest thread and the scheduler (the server may already be serving)."""
+        self._ingest_thread.start()
+        self._schedule_jobs()
         self.scheduler.start()
         log.info(
             "started",
             model=self.config.model_name,
+            models=[m.name for m in self.models],
             port=self.server.port,
             tls=self.server.tls,
             features=len(self.features),
             reference_hash=str(self.profile.hash)[:12],
+            versions={m.name: m.monitor.info.version for m in self.models},
         )
 
     def stop(self) -> None:
@@ -349,6 +652,7 @@ class Exporter:
             return
         self._stopped = True
         self._stop.set()
+        self._wake.set()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         if self._ingest_thread.is_alive():
@@ -362,7 +666,10 @@ class Exporter:
         log.info("stopped")
 
     def run(self) -> int:
-        """Start, wait for SIGTERM/SIGINT (or a fatal ingest error), stop; the exit status."""
+        """Start, wait for SIGTERM/SIGINT (or a fatal ingest error), stop; the exit status.
+
+        SIGHUP reloads the config (:meth:`reload`), on this thread.
+        """
         received: list[int] = []
 
         def on_signal(signum: int, _frame: Any) -> None:
@@ -370,12 +677,22 @@ class Exporter:
             # writer's lock if the main thread was interrupted while holding it.
             received.append(signum)
             self._stop.set()
+            self._wake.set()
+
+        def on_hangup(_signum: int, _frame: Any) -> None:
+            self.request_reload()  # flags only, as above
 
         previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hangup)
         try:
             self.start()
-            while not self._stop.wait(0.5):
-                pass
+            while not self._stop.is_set():
+                self._wake.wait(0.5)
+                self._wake.clear()
+                if self._reload_requested and not self._stop.is_set():
+                    self._reload_requested = False
+                    log.info("signal_received", signal="SIGHUP")
+                    self.reload()
             if received:
                 log.info("signal_received", signal=signal.Signals(received[0]).name)
         finally:
@@ -385,7 +702,46 @@ class Exporter:
         return 1 if self._failed else 0
 
 
-def _log_verdict_changes(before: Snapshot, after: Snapshot) -> None:
+class _ReloadPlan:
+    """What a reload puts in place, built before anything is changed."""
+
+    def __init__(
+        self,
+        states: list[ModelState],
+        replaced: list[tuple[ModelState, ModelState]],
+        kept: list[str],
+        removed: list[str],
+        router: Any,
+        parser: Any,
+    ) -> None:
+        self.states, self.replaced, self.kept, self.removed = states, replaced, kept, removed
+        self.router, self.parser = router, parser
+
+
+def open_references(config: ExporterConfig) -> list[ReferenceSource]:
+    """Every model's reference source with its first reference loaded, in config order;
+    the first that cannot be opened is a :class:`ConfigError` naming the model."""
+    return [
+        open_reference(m.name, m.reference, config.for_model(m), key=f"{m.at}reference")
+        for m in config.model_list()
+    ]
+
+
+def _alerts_for(config: ExporterConfig, source: ReferenceSource) -> ExporterAlerts | None:
+    """The model's in-process alerts (``alerts:`` applies to every model), or ``None``."""
+    if not config.alerts:
+        return None
+    try:
+        return ExporterAlerts.from_config(
+            config.alerts, model=config.model_name, features=source.current.features
+        )
+    except ConfigError as exc:
+        if len(config.model_list()) == 1 and not config.at:
+            raise
+        raise ConfigError(f"{exc} (model {config.model_name!r})") from None
+
+
+def _log_verdict_changes(before: Snapshot, after: Snapshot, model: str | None = None) -> None:
     """A feature that starts or stops drifting is news: say so at info level, once."""
     was, now = set(before.drifted_names), set(after.drifted_names)
     results = {f.name: f for f in after.features}
@@ -393,6 +749,7 @@ def _log_verdict_changes(before: Snapshot, after: Snapshot) -> None:
         f = results[name]
         log.info(
             "drift_detected",
+            model=model,
             feature=name,
             distance=None if f.distance is None else round(f.distance, 4),
             lower_bound=None if f.lower_bound is None else round(f.lower_bound, 4),
@@ -401,7 +758,7 @@ def _log_verdict_changes(before: Snapshot, after: Snapshot) -> None:
             by=",".join(t for t, flag in f.detected.items() if flag),
         )
     for name in sorted(was - now):
-        log.info("drift_cleared", feature=name, judged=name in results)
+        log.info("drift_cleared", model=model, feature=name, judged=name in results)
 
 
 def build_exporter(
@@ -413,24 +770,26 @@ def build_exporter(
     *,
     web: ServerOptions | None = None,
     exporter_metrics: bool = True,
+    enable_lifecycle: bool = False,
 ) -> Exporter:
     """Load everything that can be wrong, then bind the port; the exporter is not started.
 
     Used by the command line and by the demo (which writes its own config first), so neither
-    imports the other.  The config and the web config are read before the reference, the
-    slow part, so a typo is reported without waiting for it.
+    imports the other.  The config and the web config are read before the references, the
+    slow part, so a typo is reported without waiting for them.
     """
     config = load_config(config_file, env)
     web_config = load_web_config(web_config_file)
     web_config.ssl_context()  # a bad cert or key fails here, as one line
-    profile, features = load_reference(config)
+    sources = open_references(config)
     return Exporter(
         config,
-        profile,
-        features,
+        sources=sources,
         web_config=web_config,
         listen_address=listen_address,
         version=version,
         web=web,
         exporter_metrics=exporter_metrics,
+        enable_lifecycle=enable_lifecycle,
+        env=env,
     )

@@ -82,6 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
         f"the limit (default {DEFAULT_MAX_REQUESTS})",
     )
     parser.add_argument(
+        "--web.enable-lifecycle",
+        dest="enable_lifecycle",
+        action="store_true",
+        help="enable POST /-/reload, which reloads the config and the references as SIGHUP "
+        "does (as in Prometheus; without it the endpoint answers 403)",
+    )
+    parser.add_argument(
         "--web.disable-exporter-metrics",
         dest="disable_exporter_metrics",
         action="store_true",
@@ -187,6 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.web_config_file,
             web=web,
             exporter_metrics=exporter_metrics,
+            enable_lifecycle=args.enable_lifecycle,
         )
     except MlopsError as exc:
         return _fail(str(exc))
@@ -201,8 +209,10 @@ def run(
     *,
     web: ServerOptions | None = None,
     exporter_metrics: bool = True,
+    enable_lifecycle: bool = False,
 ) -> int:
-    """Serve with the configuration in ``config_file`` and the environment until a signal."""
+    """Serve with the configuration in ``config_file`` and the environment until a signal
+    (SIGHUP reloads it)."""
     # Here, not at the top: --version and usage errors need neither the scheduler nor scipy.
     from exporter.app import build_exporter
 
@@ -213,6 +223,7 @@ def run(
         os.environ,
         web=web,
         exporter_metrics=exporter_metrics,
+        enable_lifecycle=enable_lifecycle,
     ).run()
 
 

@@ -61,11 +61,24 @@ def encode(families: Iterable[Metric], openmetrics: bool) -> str:
     return "".join(out)
 
 
+def _same(cached: Any, key: Any) -> bool:
+    """The same key: the very object, or a tuple of the very same objects (one per model)."""
+    if cached is key:
+        return True
+    return (
+        type(cached) is tuple
+        and type(key) is tuple
+        and len(cached) == len(key)
+        and all(a is b for a, b in zip(cached, key, strict=True))
+    )
+
+
 class MetricsRenderer:
     """Renders ``sections()`` to bytes, reusing the encoding of sections whose key is unchanged.
 
     ``sections`` is called once per scrape; a section whose key is the very object it was
-    last encoded with (an immutable snapshot, say) is not collected again.  Thread-safe:
+    last encoded with (an immutable snapshot, say), or a tuple of the very same objects, is
+    not collected again.  Thread-safe:
     concurrent scrapes may both encode a new section, and either result is the same.
     """
 
@@ -81,7 +94,7 @@ class MetricsRenderer:
             if key is not None:
                 with self._lock:
                     cached = self._cache.get(slot)
-                if cached is not None and cached[0] is key:
+                if cached is not None and _same(cached[0], key):
                     parts.append(cached[1])
                     continue
             text = encode(build(), openmetrics)

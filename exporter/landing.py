@@ -61,6 +61,21 @@ class LandingPage:
 
 
 @dataclass(frozen=True)
+class ModelPage:
+    """One model as the page shows it, read at view time: which version, its last pass."""
+
+    name: str
+    version: str
+    stage: str
+    source: str  # where its reference comes from
+    snapshot: Snapshot
+    charts: Mapping[str, FeatureChart] = field(default_factory=dict)
+    predictions: int | None = None  # of the monitored version, as the counters serve it
+    other_versions: Mapping[str, int] = field(default_factory=dict)
+    reference_hash: str = ""
+
+
+@dataclass(frozen=True)
 class LiveFigures:
     """The header's live figures, read from the ingest counters at view time."""
 
@@ -70,6 +85,7 @@ class LiveFigures:
     invalid_by_reason: Mapping[str, int] = field(default_factory=dict)
     files_watched: int = 0
     warnings: Sequence[str] = ()
+    unrouted_total: int = 0
 
 
 _STYLE = (
@@ -90,18 +106,61 @@ def render_landing(
     *,
     now: float | None = None,
     features_html: str | None = None,
+    models: Sequence[ModelPage] = (),
 ) -> str:
-    """The whole page; ``features_html`` is :func:`render_features`' output when cached."""
+    """The whole page; ``features_html`` is :func:`render_features`' output when cached.
+
+    ``models``: every model with its version; with several, the header lists them and the
+    drift part has one section per model (``features_html`` is then all of them).
+    """
     live = live or LiveFigures()
-    body = features_html if features_html is not None else render_features(page, snapshot)
+    if features_html is not None:
+        body = features_html
+    elif len(models) > 1:
+        body = "".join(render_model(page, m) for m in models)
+    else:
+        body = render_features(page, snapshot)
     refresh = max(1, round(page.refresh_seconds))
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<meta http-equiv='refresh' content='{refresh}'>"
         f"<title>mlops-exporter: {escape(page.model)}</title><style>{_STYLE}</style>"
-        f"</head><body>{_header(page, snapshot, live, now)}"
+        f"</head><body>{_header(page, snapshot, live, now, models)}"
         f"<h2>Drift</h2>{body}"
         f"<h2>Configuration</h2><table>{_summary(page)}</table></body></html>"
+    )
+
+
+def render_model(page: LandingPage, m: ModelPage) -> str:
+    """One model's drift section on a page of several."""
+    name = escape(m.name)
+    return (
+        f"<section class='model' data-model='{name}'><h3>{name} <small>version "
+        f"{escape(m.version)}</small></h3>"
+        f"{render_features(page, m.snapshot, m.charts)}</section>"
+    )
+
+
+def _models_table(models: Sequence[ModelPage]) -> str:
+    """Each model, the version it monitors and where that version's reference comes from."""
+    rows = []
+    for m in models:
+        snap = m.snapshot
+        others = ", ".join(f"{escape(v)} {n}" for v, n in sorted(m.other_versions.items()))
+        drifted = f"{snap.features_drifted} of {len(snap.features)}" if snap.features else "-"
+        cells = [
+            f"<b>{escape(m.name)}</b>", escape(m.version), escape(m.stage), escape(m.source),
+            escape(m.reference_hash), str(snap.window_samples), drifted,
+            "" if m.predictions is None else str(m.predictions), others or "none",
+        ]  # fmt: skip
+        rows.append(
+            f"<tr data-model='{escape(m.name)}' data-version='{escape(m.version)}'>"
+            + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+        )  # fmt: skip
+    return (
+        "<table id='models'><tr><th>model</th><th>version</th><th>stage</th><th>reference"
+        "</th><th>hash</th><th>window</th><th>drifted</th><th>predictions</th><th>other "
+        "versions</th></tr>" + "".join(rows) + "</table>"
     )
 
 
@@ -110,11 +169,24 @@ def _summary(page: LandingPage) -> str:
     return "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows)
 
 
-def _header(page: LandingPage, snap: Snapshot, live: LiveFigures, now: float | None) -> str:
+def _header(
+    page: LandingPage,
+    snap: Snapshot,
+    live: LiveFigures,
+    now: float | None,
+    models: Sequence[ModelPage] = (),
+) -> str:
     now = time.time() if now is None else now
     model = f"<b>{escape(page.model)}</b>"
-    if page.model_version:
-        model += f", model version <b>{escape(page.model_version)}</b>"
+    version = models[0].version if len(models) == 1 else page.model_version
+    if version:
+        model += f", model version <b id='model-version'>{escape(version)}</b>"
+    if len(models) == 1:
+        model += f" ({escape(models[0].source)}; stage {escape(models[0].stage)})"
+        others = models[0].other_versions
+        if others:
+            listed = ", ".join(f"{escape(v)} {n}" for v, n in sorted(others.items()))
+            model += f"; other versions seen: {listed}"
     if snap.computed_at is None:
         last = "no pass yet"
     else:
@@ -125,8 +197,10 @@ def _header(page: LandingPage, snap: Snapshot, live: LiveFigures, now: float | N
     quantiles = ", ".join(
         f"p{round(q * 100)} {v * 1000:.1f} ms" for q, v in snap.latency_quantiles.items()
     )
+    if len(models) > 1:
+        model = _models_table(models)
     rows = [
-        ("model", model),
+        ("models" if len(models) > 1 else "model", model),
         ("last drift pass", last),
         ("window", f"<span id='window-samples'>{snap.window_samples}</span> predictions"),
         ("features drifted", f"<span id='features-drifted'>{snap.features_drifted}</span> of "
@@ -134,6 +208,8 @@ def _header(page: LandingPage, snap: Snapshot, live: LiveFigures, now: float | N
         ("lines read", f"<span id='lines-total'>{live.lines_total}</span>{rate}; "
                        f"{live.predictions_total} predictions"),
         ("invalid lines", invalid or "none"),
+        *([("unrouted predictions", f"<span id='unrouted'>{live.unrouted_total}</span> "
+            "(matched no model)")] if len(models) > 1 else []),
         ("files watched", f"<span id='files-watched'>{live.files_watched}</span>"),
         ("latency over the window", quantiles or "no latency yet"),
     ]  # fmt: skip
@@ -150,8 +226,14 @@ def _header(page: LandingPage, snap: Snapshot, live: LiveFigures, now: float | N
     )  # fmt: skip
 
 
-def render_features(page: LandingPage, snap: Snapshot) -> str:
-    """Every feature with a verdict, drifted first: its histogram and its figures."""
+def render_features(
+    page: LandingPage, snap: Snapshot, charts: Mapping[str, FeatureChart] | None = None
+) -> str:
+    """Every feature with a verdict, drifted first: its histogram and its figures.
+
+    ``charts``: the model's (a page of several models); by default the page's.
+    """
+    charts = page.charts if charts is None else charts
     if not snap.features:
         if snap.computed_at is None:
             return "<p>No drift computation yet.</p>"
@@ -175,7 +257,7 @@ def render_features(page: LandingPage, snap: Snapshot) -> str:
             f"<p class='warn'>Too few samples to flag any shift of {escape(', '.join(blind))}: "
             "the detectable distance is above 1.</p>"
         )
-    sections = "".join(_feature_section(page.charts.get(f.name), f) for f in ordered)
+    sections = "".join(_feature_section(charts.get(f.name), f) for f in ordered)
     return (
         f"<p>{snap.features_drifted} of {len(snap.features)} features drifted.{level}</p>"
         f"{note}<div id='features'>{sections}</div>"
@@ -221,26 +303,61 @@ def _fmt(value: float | None) -> str:
 
 
 class LandingRenderer:
-    """Renders the page, with the feature sections cached per snapshot object."""
+    """Renders the page, with the feature sections cached per snapshot object.
+
+    ``models`` gives every model at view time (:class:`ModelPage`); the features of each
+    are rendered once per snapshot, and the cached part is reused while no model has a new
+    one.  ``page`` may be replaced (a reload) by one assignment.
+    """
 
     def __init__(
         self,
         page: LandingPage,
         snapshot: Callable[[], Snapshot],
         live: Callable[[], LiveFigures],
+        models: Callable[[], Sequence[ModelPage]] | None = None,
     ) -> None:
         self.page = page
         self._snapshot = snapshot
         self._live = live
+        self._models = models
         self._lock = threading.Lock()
-        self._cached: tuple[Snapshot, str] | None = None
+        self._cached: tuple[Any, str] | None = None
 
     def render(self) -> bytes:
-        snap = self._snapshot()
+        page = self.page
+        models = tuple(self._models()) if self._models is not None else ()
+        if len(models) == 1:  # its charts and snapshot, read together with its version
+            page = _with_charts(page, models[0].charts)
+            snap = models[0].snapshot
+        else:
+            snap = self._snapshot()
+        # the very same objects: the page (replaced by a reload), each model's charts and
+        # snapshot (replaced by a version switch and by each pass)
+        key = (self.page, snap, *(x for m in models for x in (m.charts, m.snapshot)))
         with self._lock:
             cached = self._cached
-        if cached is None or cached[0] is not snap:
-            cached = (snap, render_features(self.page, snap))
+        if cached is None or not _same_objects(cached[0], key):
+            if len(models) > 1:
+                html = "".join(render_model(page, m) for m in models)
+            else:
+                html = render_features(page, snap)
+            cached = (key, html)
             with self._lock:
                 self._cached = cached
-        return render_landing(self.page, snap, self._live(), features_html=cached[1]).encode()
+        return render_landing(
+            page, snap, self._live(), features_html=cached[1], models=models
+        ).encode()
+
+
+def _with_charts(page: LandingPage, charts: Mapping[str, FeatureChart]) -> LandingPage:
+    if page.charts is charts:
+        return page
+    return LandingPage(
+        page.model, page.version, page.config_summary, page.metrics_path,
+        page.refresh_seconds, page.model_version, charts,
+    )  # fmt: skip
+
+
+def _same_objects(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))

@@ -35,7 +35,7 @@ from mlops_core.errors import ConfigError
 log = structlog.get_logger("exporter.server")
 
 
-_HEALTH_PATHS = ("/-/healthy", "/-/ready")
+_HEALTH_PATHS = ("/-/healthy", "/-/ready", "/-/reload")
 
 
 def parse_listen_address(address: str) -> tuple[str, int]:
@@ -63,6 +63,8 @@ class ServerApp:
     page: Callable[[], bytes]  # the landing page (exporter.landing.LandingRenderer.render)
     ready: Callable[[], bool]
     warnings: Callable[[], Sequence[str]] = tuple  # what the exporter cannot use, one per line
+    # POST /-/reload (--web.enable-lifecycle): None when done, else the error; None: disabled
+    reload: Callable[[], str | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -192,11 +194,13 @@ class _Routes:
         self._bcrypt_waiting = 0
         self._gzip_cache: dict[bool, tuple[bytes, bytes]] = {}
         self._bcrypt_pool: ThreadPoolExecutor | None = None
+        self._reload_pool: ThreadPoolExecutor | None = None
         self._headers = list(app.web_config.headers.items())
 
     def close(self) -> None:
-        if self._bcrypt_pool is not None:
-            self._bcrypt_pool.shutdown(wait=False, cancel_futures=True)
+        for pool in (self._bcrypt_pool, self._reload_pool):
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
 
     def __call__(self, request: Request) -> Response | Awaitable[Response]:
         verdict = self.app.web_config.cached(request.header("authorization"))
@@ -231,7 +235,9 @@ class _Routes:
         response.headers += self._headers  # http_server_config.headers, on every response
         return response
 
-    def _route(self, request: Request) -> Response | Deferred:
+    def _route(self, request: Request) -> Response | Deferred | Awaitable[Response]:
+        if _split_target(request.target)[0] == "/-/reload":
+            return self._lifecycle(request)
         if request.method not in ("GET", "HEAD"):
             return self._finish(_text(405, b"Method not allowed.\n", ("Allow", "GET, HEAD")))
         path, query = _split_target(request.target)
@@ -250,6 +256,27 @@ class _Routes:
         if path == "/":
             return self.work.submit(request, self._landing)
         return self._finish(_text(404, b"Not found.\n"))
+
+    def _lifecycle(self, request: Request) -> Response | Awaitable[Response]:
+        """``/-/reload`` as Prometheus answers it: ``POST`` or ``PUT`` reloads (only with
+        ``--web.enable-lifecycle``, else ``403``), any other method gets ``405``."""
+        if request.method not in ("POST", "PUT"):
+            return self._finish(
+                _text(405, b"Only POST or PUT requests allowed.\n", ("Allow", "POST, PUT"))
+            )
+        if self.app.reload is None:
+            return self._finish(_text(403, b"Lifecycle API is not enabled.\n"))
+        return self._reload(self.app.reload)
+
+    async def _reload(self, reload: Callable[[], str | None]) -> Response:
+        """Reload on a thread of its own (reading references may take a while); the answer
+        waits for it: ``200``, or ``500`` with the one line that says why not."""
+        if self._reload_pool is None:
+            self._reload_pool = ThreadPoolExecutor(1, thread_name_prefix="reload")
+        error = await asyncio.get_running_loop().run_in_executor(self._reload_pool, reload)
+        if error is None:
+            return self._finish(_text(200, b""))
+        return self._finish(_text(500, f"failed to reload config: {error}\n".encode()))
 
     def _landing(self) -> Response:
         return Response(200, self.app.page(), [("Content-Type", "text/html; charset=utf-8")])

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter import app as app_module
+from exporter import models as models_module
 from exporter.app import Exporter
 from exporter.config import load_config, load_reference
 from tests.e2e._exporter import append, lines_of, parse_metrics, traffic, write_config
@@ -48,7 +48,7 @@ def test_failed_pass_is_counted_and_keeps_the_last_good_snapshot(exporter, monke
     exp, tmp_path = exporter
     recs, _ = traffic(300, shift_y=5)
     append(tmp_path / "logs" / "a.jsonl", lines_of(recs))
-    wait(lambda: exp.counters.snapshot().predictions_total == 300)
+    wait(lambda: exp.models[0].counters.snapshot().predictions_total == 300)
     exp.drift_pass()
     good = exp.snapshot
     assert good.window_samples == 300 and good.features_drifted >= 1
@@ -57,7 +57,7 @@ def test_failed_pass_is_counted_and_keeps_the_last_good_snapshot(exporter, monke
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(app_module, "compute_snapshot", broken)  # a pass cannot fail otherwise
+    monkeypatch.setattr(models_module, "compute_snapshot", broken)  # it cannot fail otherwise
     exp.drift_pass()
     exp.drift_pass()
     assert exp.snapshot is good

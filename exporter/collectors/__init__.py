@@ -3,17 +3,20 @@
 Each area collector reads one immutable source (the reference, the drift
 :class:`~exporter.pipeline.Snapshot`, the ingest counters) and builds fresh families from
 the metric catalog (:mod:`exporter.metrics`) on every collect; none computes anything.
-:class:`MlopsCollector` puts them together, in the order the exposition shows them, and
-yields each area's families with a cache key (:meth:`MlopsCollector.sections`) so that
+:class:`ExporterCollector` puts them together, in the order the exposition shows them, and
+yields each area's families with a cache key (:meth:`ExporterCollector.sections`) so that
 :class:`~exporter.exposition.MetricsRenderer` re-encodes an area only when its source
-object changed.  Label values come only from the config (model, feature names), the
-reference profile (bucket labels) and bounded counters (top classes plus ``__other__``, a
-fixed set of invalid-line reasons).
+objects changed.  With several models, each family holds every model's samples (a name
+appears once in an exposition): the area collectors run per model and their families are
+merged (:func:`~exporter.collectors.figures.merged`).  Label values come only from the
+config (model, feature names), the reference profile (bucket labels) and bounded counters
+(top classes and versions plus ``__other__``, a fixed set of invalid-line and poll-failure
+reasons).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
@@ -21,18 +24,91 @@ from prometheus_client.registry import Collector
 from exporter import metrics
 from exporter.collectors.alerting import AlertingCollector
 from exporter.collectors.drift import DriftCollector
+from exporter.collectors.figures import ModelFigures, merged
 from exporter.collectors.files import FilesCollector
-from exporter.collectors.reference import ReferenceCollector, ReferenceInfo
+from exporter.collectors.models import ModelsCollector
+from exporter.collectors.reference import ReferenceCollector, ReferenceInfo, build_info
 from exporter.collectors.traffic import TrafficCollector
 from exporter.exposition import Section
 from exporter.ingest import IngestSnapshot
 from exporter.pipeline import Snapshot
 
-__all__ = ["MlopsCollector", "ReferenceInfo"]
+__all__ = ["ExporterCollector", "MlopsCollector", "ModelFigures", "ReferenceInfo"]
 
 
-class MlopsCollector(Collector):
-    """Yields every ``mlops_*`` metric of the exporter from the current snapshots."""
+class ExporterCollector(Collector):
+    """Yields every ``mlops_*`` metric of the exporter: each model's, then the files'.
+
+    ``models`` gives each model's :class:`ModelFigures` at this scrape, ``lines`` the line
+    counters (which belong to the exporter, not to one model); ``lines_model`` is the
+    ``model`` label of the line counters that carry one: the model's name when there is
+    one model, empty with several (a line that is not a prediction belongs to none).
+    """
+
+    def __init__(
+        self,
+        models: Callable[[], Sequence[ModelFigures]],
+        lines: Callable[[], IngestSnapshot],
+        *,
+        version: str = "unknown",
+        lines_model: Callable[[], str] = lambda: "",
+    ) -> None:
+        self._models = models
+        self._lines = lines
+        self._version = version
+        self._lines_model = lines_model
+        self._models_area = ModelsCollector()
+
+    def describe(self) -> list[Metric]:
+        """The catalog, so ``restricted_registry`` can find every name (``?name[]=``)."""
+        return list(metrics.describe())
+
+    def collect(self) -> Iterator[Metric]:
+        for _, build in self.sections():
+            yield from build()
+
+    def sections(self) -> list[Section]:
+        """The families in parts, each with the objects it derives from.
+
+        The reference part changes when a model's version (or reference) does, the drift
+        part when the scheduler swaps in a new snapshot, the live parts (counters) on every
+        scrape.  A key is a tuple of those objects: the part is re-encoded when any differs.
+        """
+        figs = tuple(self._models())
+        lines = self._lines()
+        reference_key = tuple(x for f in figs for x in (f.reference, f.info_key))
+        snapshots = tuple(f.snapshot for f in figs)
+        return [
+            (reference_key, lambda: self._reference(figs)),
+            (snapshots, lambda: merged(DriftCollector(f.name).collect(f.snapshot) for f in figs)),
+            (None, lambda: merged(_alerting(f) for f in figs)),
+            (None, lambda: self._models_area.collect(figs, lines)),
+            (None, lambda: merged(_traffic(f) for f in figs)),
+            (None, lambda: FilesCollector(self._lines_model()).collect(lines)),
+        ]
+
+    def _reference(self, figs: Sequence[ModelFigures]) -> Iterator[Metric]:
+        yield from merged(ReferenceCollector(f.name, f.reference).collect() for f in figs)
+        yield from self._models_area.info(figs)
+        yield from build_info(self._version)
+
+
+def _alerting(f: ModelFigures) -> Iterator[Metric]:
+    failures = f.alert_failures
+    return AlertingCollector(
+        f.name, lambda: f.drift_errors, None if failures is None else (lambda: failures)
+    ).collect()
+
+
+def _traffic(f: ModelFigures) -> Iterator[Metric]:
+    if f.counters is None:
+        return iter(())
+    return TrafficCollector(f.name).collect(f.counters)
+
+
+class MlopsCollector(ExporterCollector):
+    """One model whose counters take every line too (no routing): the exporter before it
+    served several models, and what the library's users and the tests build."""
 
     def __init__(
         self,
@@ -45,34 +121,18 @@ class MlopsCollector(Collector):
         alert_failures: Callable[[], int] | None = None,
         version: str = "unknown",
     ) -> None:
-        self._reference = ReferenceCollector(model, reference, version)
-        self._drift = DriftCollector(model)
-        self._traffic = TrafficCollector(model)
-        self._files = FilesCollector(model)
-        self._alerting = AlertingCollector(model, errors, alert_failures)
-        self._snapshot = snapshot
-        self._counters = counters
+        def figures() -> tuple[ModelFigures, ...]:
+            return (
+                ModelFigures(
+                    model,
+                    reference,
+                    "unknown",
+                    "none",
+                    snapshot(),
+                    counters(),
+                    drift_errors=errors(),
+                    alert_failures=None if alert_failures is None else alert_failures(),
+                ),
+            )
 
-    def describe(self) -> list[Metric]:
-        """The catalog, so ``restricted_registry`` can find every name (``?name[]=``)."""
-        return list(metrics.describe())
-
-    def collect(self) -> Iterator[Metric]:
-        for _, build in self.sections():
-            yield from build()
-
-    def sections(self) -> list[Section]:
-        """The families in parts, each with the object it derives from.
-
-        The reference never changes, the drift part changes when the scheduler swaps in a
-        new snapshot, the live parts (counters) on every scrape.
-        """
-        snap = self._snapshot()
-        counters = self._counters()
-        return [
-            (self._reference.info, self._reference.collect),
-            (snap, lambda: self._drift.collect(snap)),
-            (None, self._alerting.collect),
-            (None, lambda: self._traffic.collect(counters)),
-            (None, lambda: self._files.collect(counters)),
-        ]
+        super().__init__(figures, counters, version=version, lines_model=lambda: model)

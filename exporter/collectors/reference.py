@@ -35,10 +35,9 @@ class ReferenceInfo:
 
 
 class ReferenceCollector:
-    def __init__(self, model: str, info: ReferenceInfo, version: str) -> None:
+    def __init__(self, model: str, info: ReferenceInfo) -> None:
         self.model = model
         self.info = info
-        self.version = version
 
     def collect(self) -> Iterator[Metric]:
         m, ref = self.model, self.info
@@ -54,9 +53,13 @@ class ReferenceCollector:
         for feature, value in ref.missing_ratios.items():
             missing.add_metric([m, feature], value)
         yield from (info, samples, ratio, missing)
-        build = metrics.gauge("mlops_exporter_build_info")
-        build.add_metric([self.version], 1.0)
-        yield build
+
+
+def build_info(version: str) -> Iterator[Metric]:
+    """The exporter's own build: one series, whatever the models."""
+    build = metrics.gauge("mlops_exporter_build_info")
+    build.add_metric([version], 1.0)
+    yield build
 
 
 def _missing_share(feature: Any) -> float:
