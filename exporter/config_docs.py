@@ -29,7 +29,12 @@ _END = "<!-- end of the generated config keys -->"
 
 #: what each key means, in the order of the table (the schema's order)
 KEY_DOCS: dict[str, str] = {
-    "model.name": "value of the `model` label on every metric",
+    "model.name": "value of the `model` label on every metric (the one-model form; "
+    "`models:` lists several)",
+    "model.version": "the version a file reference belongs to: the `version` label of "
+    "`mlops_model_info` (else `unknown`), and the only `model_version` the window takes "
+    "(records of other versions are counted in `mlops_predictions_other_version_total`); a "
+    "registry reference's version comes from its stage",
     "logs.paths": "list of glob patterns; files that start matching later are read from "
     "their start",
     "logs.start_position": "where to start in files present at the first start: `end` or "
@@ -48,7 +53,21 @@ KEY_DOCS: dict[str, str] = {
     "counters may lag the logs",
     "reference.path": "reference (training) data: `.csv`, `.jsonl`/`.ndjson` (flat objects "
     "or prediction records), `.npz`, or a profile saved with `ReferenceProfile.save` "
-    "(`.json`)",
+    "(`.json`); set it or `reference.registry`",
+    "reference.registry": "follow the model's stage in a registry instead: a directory or "
+    "`s3://bucket/prefix` ([registry.md](registry.md#the-exporter-follows-a-stage)); the "
+    "version the stage holds is monitored, and a promotion or rollback switches to the new "
+    "version's registered reference",
+    "reference.stage": "the stage followed: `production` or `staging` (only with "
+    "`reference.registry`)",
+    "reference.poll_interval": "how often the stage is read (one small read, one `GET` on "
+    "S3); a new version is monitored within this interval (only with `reference.registry`)",
+    "models": "several models from one exporter: a list of `{name, reference, match, "
+    "version, features}`, each entry as `model.name`, `reference.*`, `model.version` and "
+    "`features` above; `match: {field: value}` selects a model's records by top-level "
+    "record fields (first listed match wins, values compared as text; no `match`: every "
+    "record); records no model matches are counted in `mlops_log_lines_unrouted_total` "
+    "([registry.md](registry.md#several-models))",
     "features": "mapping `name: {type: numeric\\|categorical, tolerance: D, monitor: "
     "true\\|false}` (or `name: numeric`, or a plain list of names); a feature the reference "
     "lacks is a config error; for raw reference data the type given here is used to profile "
@@ -94,7 +113,13 @@ KEY_DOCS: dict[str, str] = {
 }
 
 #: the Default column where the default value alone would not say it
-_DEFAULT_TEXT = {"features": "every reference column, type inferred"}
+_DEFAULT_TEXT = {
+    "features": "every reference column, type inferred",
+    "model.version": "none (`unknown`)",
+    "reference.stage": "`production`",
+    "reference.poll_interval": "`30s`",
+    "models": "none: `model:` with `reference:`",
+}
 _DEFAULT_NOTES = {
     "logs.max_line_bytes": " (1 MiB)",
     "latency.buckets": " (seconds: 1 ms to 10 s)",

@@ -117,18 +117,19 @@ def assert_checkpoint_exact(state: Path, log: Path, config: Path, tmp: Path) -> 
     want = oracle(config, [str(tmp / "prefix.jsonl")])
     saved = record["counters"]
     assert saved["lines"] == want.lines_total
-    assert saved["predictions"] == want.predictions_total
     assert saved["other_events"] == want.other_events_total
     assert {k: v for k, v in saved["invalid"].items() if v} == {
         k: v for k, v in want.invalid_total.items() if v
     }
-    assert dict(saved["classes"]) == dict(want.class_counts)
-    for feature, part in saved["buckets"].items():
+    model = saved["models"]["e2e"]  # each model's prediction counters, in the same record
+    assert model["predictions"] == want.predictions_total
+    assert dict(model["classes"]) == dict(want.class_counts)
+    for feature, part in model["buckets"].items():
         assert part["counts"] == want.bucket_observations[feature].tolist(), feature
-    assert list(itertools.accumulate(saved["latency"]["counts"])) == (
+    assert list(itertools.accumulate(model["latency"]["counts"])) == (
         want.latency_bucket_counts.tolist()
     )
-    assert saved["latency"]["count"] == want.latency_count
+    assert model["latency"]["count"] == want.latency_count
 
 
 def assert_checkpoint_consistent(state: Path, log: Path) -> int:
