@@ -308,6 +308,7 @@ class Exporter:
                     predictions=None if counters is None else counters.predictions_total,
                     other_versions={} if counters is None else dict(counters.other_versions),
                     reference_hash=str(mon.reference.profile.hash)[:12],
+                    reference_rows=int(mon.reference.profile.n_rows),
                 )
             )
         return out
@@ -332,16 +333,13 @@ class Exporter:
             ("logs.state_file", c.logs.state_file or "(none)"),
         ]
         for m in self._models.states:
-            ref = m.monitor.reference
             at = f"model {m.name}: " if len(self._models.states) > 1 else ""
             if m.spec.match:
                 rows.append((f"{at}match", ", ".join(f"{k}={v}" for k, v in m.spec.match.items())))
             rows += [
                 (f"{at}reference", m.source.describe()),
-                (f"{at}reference rows / hash", f"{ref.profile.n_rows} / "
-                 f"{str(ref.profile.hash)[:12]}"),
                 (f"{at}features", ", ".join(f"{n} ({k})" for n, k in m.features.items())),
-            ]  # fmt: skip
+            ]
         first = self._models.states[0]
         level = first.monitor.settings.level(len(first.features))
         rows += [

@@ -470,7 +470,7 @@ class Ingestor:
         self.checkpoint_interval = checkpoint_interval
         self.checkpoint_bytes = checkpoint_bytes
         self._clock = clock
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # set_models may be called by a holder of `lock`
         self.counters.update_follower(follower.stats)
         self._published = counters.snapshot()  # the restored values, until the first save
         self._published_models = {m.name: m.counters.snapshot() for m in self.models}
@@ -559,7 +559,7 @@ class Ingestor:
         return self._router
 
     @property
-    def lock(self) -> threading.Lock:
+    def lock(self) -> threading.RLock:
         """Held during a step and a checkpoint: what a caller swapping state must hold."""
         return self._lock
 

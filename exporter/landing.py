@@ -73,6 +73,7 @@ class ModelPage:
     predictions: int | None = None  # of the monitored version, as the counters serve it
     other_versions: Mapping[str, int] = field(default_factory=dict)
     reference_hash: str = ""
+    reference_rows: int = 0
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,7 @@ def _models_table(models: Sequence[ModelPage]) -> str:
     rows = []
     for m in models:
         snap = m.snapshot
-        others = ", ".join(f"{escape(v)} {n}" for v, n in sorted(m.other_versions.items()))
+        others = ", ".join(f"{escape(v)}: {n}" for v, n in sorted(m.other_versions.items()))
         drifted = f"{snap.features_drifted} of {len(snap.features)}" if snap.features else "-"
         cells = [
             f"<b>{escape(m.name)}</b>", escape(m.version), escape(m.stage), escape(m.source),
@@ -179,14 +180,17 @@ def _header(
     now = time.time() if now is None else now
     model = f"<b>{escape(page.model)}</b>"
     version = models[0].version if len(models) == 1 else page.model_version
-    if version:
+    if version and version != "unknown":
         model += f", model version <b id='model-version'>{escape(version)}</b>"
     if len(models) == 1:
-        model += f" ({escape(models[0].source)}; stage {escape(models[0].stage)})"
-        others = models[0].other_versions
-        if others:
-            listed = ", ".join(f"{escape(v)} {n}" for v, n in sorted(others.items()))
-            model += f"; other versions seen: {listed}"
+        only = models[0]
+        model += (
+            f" (reference: {escape(only.source)}, {only.reference_rows} rows, hash "
+            f"{escape(only.reference_hash)})"
+        )
+        if only.other_versions:
+            listed = ", ".join(f"{escape(v)}: {n}" for v, n in sorted(only.other_versions.items()))
+            model += f"; predictions of other versions, not judged: {listed}"
     if snap.computed_at is None:
         last = "no pass yet"
     else:
