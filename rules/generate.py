@@ -532,8 +532,8 @@ ALERTS: tuple[AlertSpec, ...] = (
         "({{ $labels.reason }}).",
         '{{ printf "%.0f" $value }} registry polls of ' + _WHERE + " failed with reason "
         f"{{{{ $labels.reason }}}} over the last {RATE_RANGE}, and they have kept failing for "
-        "FOR: the exporter still judges against version " + _MONITORED_VERSION + " (stage "
-        + _MONITORED_STAGE + "), the last reference it could load, and would miss a "
+        f"FOR: the exporter still judges against version {_MONITORED_VERSION} (stage "
+        f"{_MONITORED_STAGE}), the last reference it could load, and would miss a "
         "promotion or a rollback. See the exporter log (reference_poll_failed).",
         threshold=False,
     ),
