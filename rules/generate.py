@@ -412,13 +412,19 @@ ALERTS: tuple[AlertSpec, ...] = (
         f"over the last {RATE_RANGE} were invalid (threshold THRESHOLD, for FOR; lines of other "
         "events are not counted). See mlops_log_lines_invalid_total by reason.",
     ),
+    # mlops_predictions_total counts the monitored version only: predictions of other
+    # versions still arriving are MlopsModelVersionMismatch's business (or a rolling
+    # update's old replica draining), not a silent model server.
     AlertSpec(
         "MlopsNoPredictions",
-        f"{PREDICTIONS_RATE} == 0",
+        f"{PREDICTIONS_RATE} == 0\n"
+        "unless on (job, instance, model)\n"
+        f"  rate(mlops_predictions_other_version_total[{RATE_RANGE}]) > 0",
         "No predictions of model {{ $labels.model }} on {{ $labels.instance }}.",
         "The exporter at {{ $labels.instance }} has read no prediction record of model "
-        "{{ $labels.model }} for FOR (plus the " + RATE_RANGE + " rate window): the model "
-        "server gets no traffic, stopped logging, or logs somewhere logs.paths does not match.",
+        "{{ $labels.model }}, of any version, for FOR (plus the " + RATE_RANGE + " rate "
+        "window): the model server gets no traffic, stopped logging, or logs somewhere "
+        "logs.paths does not match.",
         threshold=False,
     ),
     AlertSpec(

@@ -485,6 +485,12 @@ def test_the_version_alerts_judge_the_fleet_and_leave_normal_states_alone() -> N
     assert 'mlops_model_info{stage="staging"}, "reason", "no_version"' in polls["expr"]
     assert 'label "version"' in polls["annotations"]["description"]
     assert polls["for"] == "15m"
+    # predictions of other versions are read: not "no predictions" (mlops_predictions_total
+    # counts the monitored version only), so an old replica draining does not fire it
+    silent = by_name["MlopsNoPredictions"]["expr"]
+    assert silent.startswith("job_instance_model:mlops_predictions:rate5m == 0\n")
+    assert "unless on (job, instance, model)" in silent
+    assert "rate(mlops_predictions_other_version_total[5m]) > 0" in silent
     unrouted = by_name["MlopsLogLinesUnroutedHigh"]
     assert unrouted["expr"] == "job_instance:mlops_log_lines_unrouted:ratio_rate5m > 0.05"
     (ratio,) = [r["expr"] for r in all_rules() if r.get("record", "").startswith("job_instance:")]
