@@ -271,18 +271,26 @@ class FeatureConfig(msgspec.Struct, frozen=True):
     monitor: bool = True
 
 
-class OutcomesConfig(Schema, frozen=True):
-    """``outcomes:``: its presence turns on joining outcomes to predictions.
-
-    As loaded by :func:`load_config`, ``paths`` and ``store`` are resolved: ``paths`` is
-    never None (``logs.paths`` when not set), ``store`` never None (beside the state file).
-    """
+class OutcomesSpec(Schema, frozen=True):
+    """``outcomes:`` as written; its presence turns on joining outcomes to predictions."""
 
     paths: Texts | None = None  # None: logs.paths
     store: Text | None = None  # None: beside logs.state_file
     max_delay: Seconds = 30 * 86400.0
     max_pending: PositiveInt = DEFAULT_MAX_PENDING
     early_grace: schema.Duration = 600.0
+
+
+class OutcomesConfig(msgspec.Struct, frozen=True):
+    """The ``outcomes`` section resolved: :class:`OutcomesSpec` with its defaults filled in
+    (``paths``: ``logs.paths`` when not set; ``store``: beside the state file) and relative
+    paths made absolute."""
+
+    paths: tuple[str, ...]
+    store: str
+    max_delay: float = 30 * 86400.0
+    max_pending: int = DEFAULT_MAX_PENDING
+    early_grace: float = 600.0
 
 
 class QualityWindowConfig(Schema, frozen=True):
@@ -321,7 +329,7 @@ class _File(Schema, frozen=True):
     prediction: PredictionConfig = field(default_factory=PredictionConfig)
     # free-form: read by mlops_core.alerts (via exporter.alerting) once the features are known
     alerts: Annotated[dict[str, Any], Meta(description="a mapping")] | None = None
-    outcomes: OutcomesConfig | None = None  # present (even empty): outcomes are joined
+    outcomes: OutcomesSpec | None = None  # present (even empty): outcomes are joined
     quality: QualityConfig | None = None  # needs outcomes
 
 
@@ -494,10 +502,13 @@ def load_config(
         else:  # _check_together made sure there is a state file
             assert logs.state_file is not None
             store = default_store(logs.state_file)
-        outcomes = msgspec.structs.replace(
-            read.outcomes,
-            paths=logs.paths if read.outcomes.paths is None else tuple(map(rel, read.outcomes.paths)),
+        paths = read.outcomes.paths
+        outcomes = OutcomesConfig(
+            paths=logs.paths if paths is None else tuple(map(rel, paths)),
             store=store,
+            max_delay=read.outcomes.max_delay,
+            max_pending=read.outcomes.max_pending,
+            early_grace=read.outcomes.early_grace,
         )
     return ExporterConfig(
         model_name=read.model.name,
