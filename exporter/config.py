@@ -562,8 +562,9 @@ def _check_outcomes(read: _File, from_env: Mapping[str, str]) -> None:
         return from_env.get(name, name)
 
     if read.quality is not None and read.outcomes is None:
+        at = next((v for k, v in from_env.items() if k.startswith("quality.")), "quality")
         raise ConfigError(
-            "quality: needs an outcomes: section (quality is computed from outcome records "
+            f"{at}: needs an outcomes: section (quality is computed from outcome records "
             "joined to their predictions; `outcomes: {}` turns it on with its defaults)"
         )
     if read.outcomes is None:

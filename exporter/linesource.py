@@ -75,10 +75,12 @@ class IdentifyingFollower(LogFollower):
             self.block_files.append(self._source(stream, self.block_sources[-1][1]))
 
     def _finish(self, stream: Any, out: list[bytes]) -> None:
+        # named before: the file's descriptor is closed once its last line is handed out
+        name = self._source(stream, stream.offset - len(stream.partial))
         before = len(self.block_sources)
         super()._finish(stream, out)
         if len(self.block_sources) > before:
-            self.block_files.append(self._source(stream, self.block_sources[-1][1]))
+            self.block_files.append(name)
 
     def _source(self, stream: Any, start: int) -> str:
         key = (int(stream.dev), int(stream.inode))
@@ -91,7 +93,10 @@ class IdentifyingFollower(LogFollower):
 
 def first_line_hash(fd: int) -> str:
     """CRC-32 (hex) of the file's first line, or of its first :data:`FIRST_LINE_BYTES`."""
-    head = os.pread(fd, FIRST_LINE_BYTES, 0)
+    try:
+        head = os.pread(fd, FIRST_LINE_BYTES, 0)
+    except OSError:  # read again at the next block from offset 0
+        return "unread"
     newline = head.find(b"\n")
     return f"{zlib.crc32(head if newline < 0 else head[:newline]):08x}"
 
