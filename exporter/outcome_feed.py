@@ -112,11 +112,13 @@ class OutcomeFeed:
 
     def _apply(self, predictions: list[PredictionRow], outcomes: list[OutcomeRow]) -> None:
         try:
-            self.store.apply(predictions, outcomes)
+            result = self.store.apply(predictions, outcomes)
             self._stats = self.store.stats()
         except OutcomeStoreError as exc:
             self._failed(exc, predictions, outcomes)
             return
+        if result.replayed:  # read again after a crash: the store had them, nothing changed
+            log.info("outcome_lines_replayed", lines=result.replayed, applied=result.applied)
         self._waiting = ([], [])
         if self._failing_since is not None:
             log.info("outcome_store_write_recovered", failures=self._failures)
