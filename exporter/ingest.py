@@ -397,6 +397,8 @@ class Ingestor:
                 processed = batch.n_lines
                 if self.outcomes is not None:  # committed before the checkpoint covers it
                     self.outcomes.feed(blocks, batches)
+            elif self.outcomes is not None and self.outcomes.failing:
+                self.outcomes.retry()  # rows of a failed write, on a log with nothing new
             self.counters.update_follower(self.follower.stats)
             return processed
 

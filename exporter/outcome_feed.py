@@ -15,7 +15,8 @@ between two polls like the checkpoint:
 A store that cannot be written (a full disk) does not stop the ingest loop: the rows of the
 failed polls are kept, in order, and applied with the next poll that succeeds (at most
 :data:`MAX_WAITING_ROWS`; beyond, the oldest are dropped, and said so).  Until then a crash
-loses them, the price of not freezing every other metric of the model.
+loses them, the price of not freezing every other metric of the model.  A quiet log does not
+leave them waiting: the loop tries again every :data:`RETRY_EVERY` when it reads nothing.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ log = structlog.get_logger("exporter.outcomes")
 
 MAX_WAITING_ROWS = 1_000_000
 """Rows of failed polls kept for the next try (about 200 MB at worst)."""
+
+RETRY_EVERY = 1.0
+"""Seconds between two tries of a failing store when the logs bring nothing new."""
 
 _LOG_EVERY = 60.0
 
@@ -68,6 +72,7 @@ class OutcomeFeed:
         self._failing_since: float | None = None
         self._failure_logged = -_LOG_EVERY
         self._failures = 0
+        self._last_try = -RETRY_EVERY
         self._stats = store.stats()
 
     @property
@@ -110,7 +115,15 @@ class OutcomeFeed:
         if predictions or outcomes:
             self._apply(predictions, outcomes)
 
+    def retry(self) -> None:
+        """Apply the rows of failed polls again, at most once per :data:`RETRY_EVERY`
+        (the ingest loop calls it when a poll brought nothing new)."""
+        waiting_p, waiting_o = self._waiting
+        if (waiting_p or waiting_o) and self._clock() - self._last_try >= RETRY_EVERY:
+            self._apply(waiting_p, waiting_o)
+
     def _apply(self, predictions: list[PredictionRow], outcomes: list[OutcomeRow]) -> None:
+        self._last_try = self._clock()
         try:
             result = self.store.apply(predictions, outcomes)
             self._stats = self.store.stats()
