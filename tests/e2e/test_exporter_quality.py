@@ -352,3 +352,36 @@ def test_without_outcomes_the_quality_area_is_not_served(tmp_path: Path) -> None
     quality_names = {n for spec in metrics.of_area("quality") for n in spec.series_names}
     assert not quality_names & s.names()
     assert status == 200 and b"<h2>Quality</h2>" not in page
+
+
+def test_rotated_and_truncated_outcome_files_lose_no_outcome(tmp_path: Path) -> None:
+    """The new file's lines sit at the very offsets of the old one's: only their source
+    (dev:inode:first-line hash) tells them apart from lines read before."""
+    config = quality_config(tmp_path, outcomes="{paths: [labels/*.jsonl], early_grace: 1h}")
+    # no checkpoint after the first: the store forgets no line identity during the test
+    text = config.read_text().replace("poll_interval: 50ms", "poll_interval: 50ms, "
+                                      "checkpoint_interval: 1h")  # fmt: skip
+    config.write_text(text)
+    preds, labels = tmp_path / "logs" / "app.jsonl", tmp_path / "labels" / "o.jsonl"
+    now = time.time()
+    write(preds, [prediction(f"r{i:03d}", now, {"class": "a"}) for i in range(300)])
+
+    def outcomes(first: int) -> list[dict[str, Any]]:  # lines of one length: same offsets
+        return [outcome(f"r{i:03d}", "a", now + 1) for i in range(first, first + 100)]
+
+    with running_exporter(config) as exp:
+        exp.wait_for(lambda s: s.get("mlops_predictions_awaiting_outcome", **M) == 300)
+        write(labels, outcomes(0))
+        exp.wait_for(lambda s: s.get("mlops_outcomes_total", **M) == 100, what="the first")
+        labels.rename(labels.with_name("o.jsonl.1"))  # rotated away, out of the patterns
+        write(labels, outcomes(100))
+        exp.wait_for(lambda s: s.get("mlops_outcomes_total", **M) == 200, what="rotation")
+        with labels.open("r+b") as fh:  # copytruncate
+            fh.truncate(0)
+        write(labels, outcomes(200))
+        s = exp.wait_for(lambda s: s.get("mlops_outcomes_total", **M) == 300, what="truncation")
+        time.sleep(0.5)
+        s = exp.scrape()
+    assert s.get("mlops_outcomes_total", **M) == 300
+    assert s.get("mlops_predictions_awaiting_outcome", **M) == 0
+    assert sum(s.having("mlops_outcomes_unmatched_total").values()) == 0
