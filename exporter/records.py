@@ -824,9 +824,11 @@ class KeyedParser:
         predictions: list[PredictionRow] = []
         outcomes: list[OutcomeRow] = []
         confidence: list[tuple[float, float]] = []
-        for i in candidates:
+        # converted together, as the window converts them (ISO 8601 with Z in one numpy call)
+        raw = [records[i].timestamp for i in candidates]
+        times = timestamps_from([_number(t) if type(t) is int else t for t in raw], now).tolist()
+        for i, t in zip(candidates, times, strict=True):
             record = records[i]
-            t = _row_time(record.timestamp, now)
             if record.event == "prediction":
                 row = self._prediction(record, t, source, offsets[i])
                 if row.probability is not None:
@@ -935,12 +937,6 @@ def _accepted(lines: list[bytes], verdicts: Callable[[list[bytes]], ParsedBatch]
         return [False]
     half = len(lines) // 2
     return _accepted(lines[:half], verdicts) + _accepted(lines[half:], verdicts)
-
-
-def _row_time(raw: Any, now: float) -> float:
-    if type(raw) is int:
-        raw = float(raw)  # unix seconds written as an integer
-    return _timestamp(raw, now)
 
 
 def _request_id(raw: Any) -> str:

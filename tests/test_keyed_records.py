@@ -169,8 +169,9 @@ def test_a_missing_or_unusable_timestamp_is_the_ingest_time() -> None:
         line(event="outcome", request_id="a", actual=1),
         line(event="outcome", request_id="b", actual=1, timestamp="yesterday"),
         line(event="outcome", request_id="c", actual=1, timestamp=1700000000),
+        b'{"event": "outcome", "request_id": "d", "actual": 1, "timestamp": 1' + b"0" * 400 + b"}",
     )
-    assert [r.time for r in got.outcomes] == [1234.5, 1234.5, 1700000000.0]
+    assert [r.time for r in got.outcomes] == [1234.5, 1234.5, 1700000000.0, 1234.5]
 
 
 def test_the_class_field_is_the_configured_one() -> None:
