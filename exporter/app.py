@@ -12,7 +12,14 @@ Threads and what they own:
   with one assignment (atomic in CPython), so a scrape sees the old or the new snapshot,
   never half of one.  ``max_instances=1`` and ``coalesce=True``: a slow pass is never run
   twice at once and missed runs collapse into one.
-- HTTP threads: only read the snapshot and ``IngestCounters.snapshot()``.
+- With an ``outcomes:`` section, the ingest thread also applies each poll's prediction and
+  outcome rows to the outcome store in one transaction, before the checkpoint that covers
+  them (:mod:`exporter.outcome_feed`), and a scheduler job of its own (``quality``, same
+  interval and settings) sweeps the store, reads it and swaps in a new
+  :class:`~exporter.quality.QualitySnapshot`; ``_quality_lock`` keeps a pass and closing the
+  store apart.
+- HTTP threads: only read the snapshots, ``IngestCounters.snapshot()`` and the outcome
+  store's counters as last read (an immutable object, replaced after every write).
 
 SIGTERM/SIGINT set an event; the main thread then stops the scheduler and the ingest
 thread, writes the checkpoint and returns exit status 0.  SIGKILL loses nothing either: the
