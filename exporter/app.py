@@ -12,7 +12,14 @@ Threads and what they own:
   with one assignment (atomic in CPython), so a scrape sees the old or the new snapshot,
   never half of one.  ``max_instances=1`` and ``coalesce=True``: a slow pass is never run
   twice at once and missed runs collapse into one.
-- HTTP threads: only read the snapshot and ``IngestCounters.snapshot()``.
+- With an ``outcomes:`` section, the ingest thread also applies each poll's prediction and
+  outcome rows to the outcome store in one transaction, before the checkpoint that covers
+  them (:mod:`exporter.outcome_feed`), and a scheduler job of its own (``quality``, same
+  interval and settings) sweeps the store, reads it and swaps in a new
+  :class:`~exporter.quality.QualitySnapshot`; ``_quality_lock`` keeps a pass and closing the
+  store apart.
+- HTTP threads: only read the snapshots, ``IngestCounters.snapshot()`` and the outcome
+  store's counters as last read (an immutable object, replaced after every write).
 
 SIGTERM/SIGINT set an event; the main thread then stops the scheduler and the ingest
 thread, writes the checkpoint and returns exit status 0.  SIGKILL loses nothing either: the
@@ -28,6 +35,7 @@ import threading
 import time
 from collections.abc import Mapping
 from datetime import UTC
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -44,8 +52,12 @@ from exporter.diagnostics import Diagnostics
 from exporter.exposition import MetricsRenderer
 from exporter.ingest import IngestCounters, Ingestor
 from exporter.landing import FeatureChart, LandingPage, LandingRenderer, LiveFigures
+from exporter.linesource import IdentifyingFollower
+from exporter.outcome_feed import OutcomeFeed
+from exporter.outcomes import OutcomeStore
 from exporter.pipeline import DriftSettings, Snapshot, capture, compute_snapshot
-from exporter.records import RecordParser
+from exporter.quality import ConfidenceWindow, QualitySettings, QualitySnapshot, compute_quality
+from exporter.records import KeyedParser, RecordParser
 from exporter.runtime import RuntimeMetrics
 from exporter.server import ExporterServer, ServerApp, ServerOptions, bind
 from exporter.tail import LogFollower
@@ -53,6 +65,7 @@ from exporter.typing import FeatureKinds
 from exporter.webconfig import WebConfig, load_web_config
 from exporter.window import Window
 from mlops_core.profile import ReferenceProfile
+from mlops_core.quality import ConfidenceCalibrator
 
 log = structlog.get_logger("exporter")
 
@@ -97,10 +110,17 @@ class Exporter:
         web = web or ServerOptions()
 
         logs = config.logs
+        outcomes = config.outcomes
+        # Opened before any log file: a store that cannot be used is a one-line error at once.
+        self.store = open_store(config) if outcomes is not None else None
+        patterns = list(logs.paths)
+        if outcomes is not None:  # one follower, one checkpoint for both kinds of file
+            patterns += [p for p in outcomes.paths if p not in patterns]
         # Offsets and counters come from the same record: one cannot resume without the other.
         saved = load_checkpoint(logs.state_file) if logs.state_file else None
-        self.follower = LogFollower(
-            list(logs.paths),
+        follower_type = LogFollower if outcomes is None else IdentifyingFollower
+        self.follower = follower_type(
+            patterns,
             start_position=logs.start_position,
             resume=saved,
             max_line_bytes=logs.max_line_bytes,
@@ -137,9 +157,36 @@ class Exporter:
             self.counters.align_follower(self.follower.stats)
         self.diagnostics = Diagnostics(
             self.features,
-            patterns=logs.paths,
+            patterns=patterns,
             features_configured=config.features is not None,
         )
+        # With outcomes: the rows the ingest loop gives the store, and the quality pass.
+        self.feed: OutcomeFeed | None = None
+        self.confidence: ConfidenceWindow | None = None
+        self.quality_settings = QualitySettings.from_config(config)
+        self._quality = QualitySnapshot.empty(self.quality_settings)
+        self._quality_lock = threading.Lock()  # a pass and closing the store, never both
+        calibrator = getattr(profile, "calibrator", None)  # a profile may carry one
+        self._calibrator = calibrator if isinstance(calibrator, ConfidenceCalibrator) else None
+        if self.store is not None:
+            assert isinstance(self.follower, IdentifyingFollower)
+            self.confidence = ConfidenceWindow(
+                config.drift.window.max_samples, config.drift.window.max_age
+            )
+            keyed = KeyedParser(
+                class_field=config.prediction.class_field, max_line_bytes=logs.max_line_bytes
+            )
+            self.feed = OutcomeFeed(
+                self.store, keyed, self.parser.parse, self.follower, self.confidence
+            )
+            if logs.state_file is None:
+                log.warning(
+                    "outcomes_without_state_file",
+                    store=str(self.store.path),
+                    hint="without logs.state_file a restart reads the logs again from "
+                    "logs.start_position: with 'beginning', every line is applied again and "
+                    "counted as a duplicate; set logs.state_file for exact counts",
+                )
         self.diagnostics.skipped_at_start(
             self.follower.skipped_at_start, self.follower.files_skipped_at_start
         )
@@ -151,11 +198,13 @@ class Exporter:
             state_file=logs.state_file,
             checkpoint_interval=logs.checkpoint_interval,
             diagnostics=self.diagnostics,
+            outcomes=self.feed,
         )
         self._rate: tuple[float, int] | None = None  # (monotonic time, lines) at the last pass
         self._lines_per_second: float | None = None
 
         alerts = self.alerts  # a local, so the lambda below sees it is not None
+        feed = self.feed
         self.collector = MlopsCollector(
             config.model_name,
             ReferenceInfo.from_profile(profile, list(self.features)),
@@ -164,6 +213,8 @@ class Exporter:
             errors=lambda: self._errors,
             alert_failures=None if alerts is None else (lambda: alerts.notify_failures),
             version=version,
+            quality=None if feed is None else (lambda: self._quality),
+            outcome_stats=None if feed is None else (lambda: feed.stats),
         )
         # process_* and python_* (--web.disable-exporter-metrics leaves them out)
         runtime = RuntimeMetrics() if exporter_metrics else None
@@ -185,6 +236,7 @@ class Exporter:
             ),
             snapshot=lambda: self._snapshot,
             live=self._live_figures,
+            quality=None if feed is None else (lambda: self._quality),
         )
         self.server = ExporterServer(
             listener,
@@ -208,9 +260,13 @@ class Exporter:
     def snapshot(self) -> Snapshot:
         return self._snapshot
 
+    @property
+    def quality(self) -> QualitySnapshot:
+        return self._quality
+
     def _summary(self, profile: ReferenceProfile) -> list[tuple[str, str]]:
         c = self.config
-        return [
+        rows = [
             ("config file", c.source),
             ("logs.paths", ", ".join(c.logs.paths)),
             ("logs.start_position", c.logs.start_position),
@@ -227,6 +283,28 @@ class Exporter:
              f"{self.settings.level(len(self.features)):.3g} per feature and pass)"),
             ("drift.tests (reported)", ", ".join(c.drift.tests)),
         ]  # fmt: skip
+        if c.outcomes is not None:
+            q = c.quality
+            reference = ", ".join(f"{k} {v:g}" for k, v in q.reference.items()) or "(none)"
+            level = self.quality_settings.level()
+            rows += [
+                ("outcomes.paths", ", ".join(c.outcomes.paths)),
+                ("outcomes.store", str(c.outcomes.store)),
+                ("outcomes.max_delay / early_grace", f"{c.outcomes.max_delay:g}s / "
+                 f"{c.outcomes.early_grace:g}s"),
+                ("outcomes.max_pending", str(c.outcomes.max_pending)),
+                ("quality.window", f"{q.window.max_samples} joined predictions"
+                 + ("" if q.window.max_age is None else f", {q.window.max_age:g}s")),
+                ("quality.min_samples", str(q.min_samples)),
+                ("quality.reference", reference),
+                ("quality.max_drop", f"{q.max_drop:g}"),
+                ("quality.false_alarm_budget", f"{q.false_alarm_budget:g}s"
+                 + ("" if level is None else f" (level {level:.3g} per judged metric and pass)")),
+                ("estimated accuracy", "calibrated by the reference profile's calibrator"
+                 if self._calibrator is not None else "raw confidence (the profile has no "
+                 "calibrator)"),
+            ]  # fmt: skip
+        return rows
 
     def _live_figures(self) -> LiveFigures:
         c = self.ingestor.snapshot()
@@ -271,6 +349,53 @@ class Exporter:
         )
         _log_verdict_changes(previous, snap)
 
+    def quality_pass(self) -> None:
+        """Sweep the outcome store, read it, compute a new QualitySnapshot and swap it in.
+
+        A failure is logged and the old snapshot stays; the store's counters are served
+        from the store either way.
+        """
+        feed, store = self.feed, self.store
+        if feed is None or store is None:
+            return
+        with self._quality_lock:
+            if self._stopped:
+                return
+            try:
+                store.sweep()
+                stats = feed.refresh()
+                window = store.quality_window()
+                confidence = None if self.confidence is None else self.confidence.values()
+                snap = compute_quality(
+                    window,
+                    stats,
+                    self.quality_settings,
+                    confidence=confidence,
+                    calibrator=self._calibrator,
+                )
+            except Exception as exc:
+                log.error("quality_computation_failed", error=str(exc), exc_info=True)
+                return
+            previous, self._quality = self._quality, snap  # the atomic swap
+        log.debug(
+            "quality_computed",
+            window_samples=snap.window_samples,
+            degraded=list(snap.degraded_names),
+            duration_seconds=round(snap.duration_seconds, 4),
+        )
+        _log_quality_changes(previous, snap)
+        outcomes = self.config.outcomes
+        assert outcomes is not None
+        try:
+            self.diagnostics.outcomes(
+                stats,
+                predictions_read=self.counters.snapshot().predictions_total,
+                wait=max(outcomes.early_grace, self.config.drift.interval),
+                patterns=outcomes.paths,
+            )
+        except Exception as exc:  # the checks must never stop a pass
+            log.error("diagnostics_failed", error=str(exc), exc_info=True)
+
     def alert_pass(self) -> None:
         """In-process alerting on the latest snapshot; its own job, so a slow receiver never
         delays the drift pass."""
@@ -293,6 +418,7 @@ class Exporter:
                 if time.monotonic() > deadline:
                     break
             self.drift_pass()
+            self.quality_pass()
             self._ready.set()
             log.info("ready", window_samples=self._snapshot.window_samples)
             while not self._stop.is_set():
@@ -320,6 +446,8 @@ class Exporter:
         """Start the ingest thread and the scheduler (the server may already be serving)."""
         self._ingest_thread.start()
         jobs = {"drift": self.drift_pass}
+        if self.feed is not None:  # its own job: a slow store never delays the drift pass
+            jobs["quality"] = self.quality_pass
         if self.alerts is not None:
             jobs["alerts"] = self.alert_pass
         for job_id, job in jobs.items():
@@ -358,6 +486,16 @@ class Exporter:
             self.follower.close()
         except Exception as exc:
             log.warning("close_failed", error=str(exc))
+        if self.store is not None:
+            # after a running quality pass: its connection is closed with the store
+            locked = self._quality_lock.acquire(timeout=5)
+            try:
+                self.store.close()
+            except Exception as exc:
+                log.warning("close_failed", store=str(self.store.path), error=str(exc))
+            finally:
+                if locked:
+                    self._quality_lock.release()
         self.server.shutdown()
         log.info("stopped")
 
@@ -402,6 +540,53 @@ def _log_verdict_changes(before: Snapshot, after: Snapshot) -> None:
         )
     for name in sorted(was - now):
         log.info("drift_cleared", feature=name, judged=name in results)
+
+
+def _log_quality_changes(before: QualitySnapshot, after: QualitySnapshot) -> None:
+    """A metric that becomes degraded, or recovers, is news: said at info level, once."""
+    was, now = set(before.degraded_names), set(after.degraded_names)
+    for metric in sorted(now - was):
+        v = after.verdicts[metric]
+        log.info(
+            "quality_degraded",
+            metric=metric,
+            value=round(v.value, 4),
+            bound=None if v.bound is None else round(v.bound, 4),
+            threshold=v.threshold,
+            reference=v.reference,
+            labels=v.n,
+            level=v.level,
+        )
+    for metric in sorted(was - now):
+        still = after.verdicts.get(metric)
+        log.info(
+            "quality_recovered",
+            metric=metric,
+            judged=still is not None,
+            value=None if still is None else round(still.value, 4),
+        )
+    for metric, note in after.notes.items():
+        if note.startswith("no verdict") and before.notes.get(metric) != note:
+            log.warning("quality_verdict_impossible", metric=metric, reason=note)
+
+
+def open_store(config: ExporterConfig) -> OutcomeStore:
+    """The outcome store of ``config.outcomes``; the directory of the default one (beside
+    the state file) is created, as the state file's is."""
+    outcomes, logs = config.outcomes, config.logs
+    assert outcomes is not None
+    path = Path(outcomes.store)
+    if logs.state_file is not None and path.parent == Path(logs.state_file).parent:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return OutcomeStore(
+        path,
+        max_delay=outcomes.max_delay,
+        max_pending=outcomes.max_pending,
+        early_grace=outcomes.early_grace,
+        window_max_samples=config.quality.window.max_samples,
+        window_max_age=config.quality.window.max_age,
+        max_classes=config.prediction.max_classes,
+    )
 
 
 def build_exporter(
