@@ -12,12 +12,18 @@ Threads and what they own:
   with one assignment (atomic in CPython), so a scrape sees the old or the new snapshot,
   never half of one.  ``max_instances=1`` and ``coalesce=True``: a slow pass is never run
   twice at once and missed runs collapse into one.
-- HTTP threads: only read the snapshot and ``IngestCounters.snapshot()``.
-
+- With an ``outcomes:`` section, the ingest thread also applies each poll's prediction and
+  outcome rows to the outcome store in one transaction, before the checkpoint that covers
+  them (:mod:`exporter.outcome_feed`), and a scheduler job of its own (``quality``, same
+  interval and settings) sweeps the store, reads it and swaps in a new
+  :class:`~exporter.quality.QualitySnapshot`; ``_quality_lock`` keeps a pass and closing the
+  store apart.
 - APScheduler's worker also runs one ``poll:<model>`` job per model that follows a registry
   stage (every ``reference.poll_interval``): a new version's reference is loaded outside any
   lock, then the model's monitor is switched under the ingest lock
   (:meth:`exporter.models.ModelState.switch`).
+- HTTP threads: only read the snapshots, ``IngestCounters.snapshot()`` and the outcome
+  store's counters as last read (an immutable object, replaced after every write).
 
 Several models share the follower, the parser and the line counters; each has its own
 reference, window, counters and drift snapshot (:mod:`exporter.models`), and every batch is
@@ -34,12 +40,16 @@ and the running one stays.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 import signal
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC
+from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import structlog
@@ -51,12 +61,13 @@ from exporter import __version__
 from exporter.alerting import ExporterAlerts
 from exporter.checkpoint import load_checkpoint
 from exporter.collectors import ExporterCollector, ModelFigures
-from exporter.config import ExporterConfig, PathSpec, load_config
+from exporter.config import QUALITY_METRICS, ExporterConfig, PathSpec, load_config
 from exporter.diagnostics import Diagnostics
 from exporter.errors import ConfigError
 from exporter.exposition import MetricsRenderer
 from exporter.ingest import IngestCounters, Ingestor, restore_counters
 from exporter.landing import LandingPage, LandingRenderer, LiveFigures, ModelPage
+from exporter.linesource import IdentifyingFollower
 from exporter.models import (
     ModelState,
     ModelsView,
@@ -66,7 +77,11 @@ from exporter.models import (
     parser_for,
     router_for,
 )
+from exporter.outcome_feed import OutcomeFeed
+from exporter.outcomes import OutcomeStore
 from exporter.pipeline import Snapshot
+from exporter.quality import ConfidenceWindow, QualitySettings, QualitySnapshot, compute_quality
+from exporter.records import KeyedParser
 from exporter.references import (
     FileReference,
     Reference,
@@ -82,6 +97,7 @@ from exporter.typing import FeatureKind, FeatureKinds
 from exporter.webconfig import WebConfig, load_web_config
 from mlops_core.errors import MlopsError
 from mlops_core.profile import ReferenceProfile
+from mlops_core.quality import ConfidenceCalibrator
 
 log = structlog.get_logger("exporter")
 
@@ -147,10 +163,17 @@ class Exporter:
         web = web or ServerOptions()
 
         logs = config.logs
+        outcomes = config.outcomes
+        # Opened before any log file: a store that cannot be used is a one-line error at once.
+        self.store = open_store(config) if outcomes is not None else None
+        patterns = list(logs.paths)
+        if outcomes is not None:  # one follower, one checkpoint for both kinds of file
+            patterns += [p for p in outcomes.paths if p not in patterns]
         # Offsets and counters come from the same record: one cannot resume without the other.
         saved = load_checkpoint(logs.state_file) if logs.state_file else None
-        self.follower = LogFollower(
-            list(logs.paths),
+        follower_type = LogFollower if outcomes is None else IdentifyingFollower
+        self.follower = follower_type(
+            patterns,
             start_position=logs.start_position,
             resume=saved,
             max_line_bytes=logs.max_line_bytes,
@@ -178,9 +201,36 @@ class Exporter:
         self._models = ModelsView.of(states)
         self.diagnostics = Diagnostics(
             parse_features(states),
-            patterns=logs.paths,
+            patterns=patterns,
             features_configured=all(m.features is not None for m in config.model_list()),
         )
+        # With outcomes (one model): the rows the ingest loop gives the store, and the quality
+        # pass; its reference metrics and calibrator are the monitored version's.
+        self.feed: OutcomeFeed | None = None
+        self.confidence: ConfidenceWindow | None = None
+        self._quality = QualitySnapshot.empty(self.quality_settings)
+        self._quality_lock = threading.Lock()  # a pass and closing the store, never both
+        if self.store is not None:
+            assert isinstance(self.follower, IdentifyingFollower)
+            self.confidence = ConfidenceWindow(
+                config.drift.window.max_samples, config.drift.window.max_age
+            )
+            keyed = KeyedParser(
+                class_field=config.prediction.class_field, max_line_bytes=logs.max_line_bytes
+            )
+            self.feed = OutcomeFeed(
+                # the current parser's verdicts: a new version may decode other features
+                self.store, keyed, lambda lines: self.ingestor.parser.parse(lines),
+                self.follower, self.confidence,
+            )  # fmt: skip
+            if logs.state_file is None:
+                log.warning(
+                    "outcomes_without_state_file",
+                    store=str(self.store.path),
+                    hint="without logs.state_file a restart reads the logs again from "
+                    "logs.start_position: with 'beginning', every line is applied again and "
+                    "counted as a duplicate; set logs.state_file for exact counts",
+                )
         self.diagnostics.skipped_at_start(
             self.follower.skipped_at_start, self.follower.files_skipped_at_start
         )
@@ -194,6 +244,7 @@ class Exporter:
             diagnostics=self.diagnostics,
             router=router,
             models=states,
+            outcomes=self.feed,
         )
         self._rate: tuple[float, int] | None = None  # (monotonic time, lines) at the last pass
         self._lines_per_second: float | None = None
@@ -221,6 +272,7 @@ class Exporter:
             snapshot=lambda: self.snapshot,
             live=self._live_figures,
             models=self._model_pages,
+            quality=None if self.feed is None else (lambda: self._quality),
         )
         self.server = ExporterServer(
             listener,
@@ -262,6 +314,38 @@ class Exporter:
     def features(self) -> dict[str, FeatureKind]:
         return self._models.states[0].features
 
+    @property
+    def quality(self) -> QualitySnapshot:
+        return self._quality
+
+    @property
+    def quality_settings(self) -> QualitySettings:
+        """The quality pass's settings: ``quality.reference``, or else the metrics the
+        registry stored with the monitored version (``mlops validate --register``)."""
+        settings = QualitySettings.from_config(self.config)
+        stored = self._models.states[0].monitor.reference.metrics
+        if settings.reference or not stored:
+            return settings
+        usable = {
+            k: float(v) for k, v in stored.items()
+            if k in QUALITY_METRICS and isinstance(v, int | float) and not isinstance(v, bool)
+            and math.isfinite(v)
+        }  # fmt: skip
+        return dataclasses.replace(settings, reference=MappingProxyType(usable))
+
+    def _calibrator(self) -> ConfidenceCalibrator | None:
+        """The monitored version's profile's calibrator, when it carries one."""
+        calibrator = getattr(self.profile, "calibrator", None)
+        return calibrator if isinstance(calibrator, ConfidenceCalibrator) else None
+
+    def _predictions_read(self) -> int:
+        """Every prediction record read: each model's, of any version, and the unrouted."""
+        total = self.counters.snapshot().unrouted_total
+        for m in self._models.states:
+            c = m.counters.snapshot()
+            total += c.predictions_total + sum(c.other_versions.values())
+        return total
+
     def _line_counters(self, states: Sequence[ModelState]) -> IngestCounters:
         return IngestCounters(
             states[0].monitor.reference.profile,
@@ -288,9 +372,18 @@ class Exporter:
                     version_changes=m.version_changes,
                     poll_errors=None if m.poll_errors is None else dict(m.poll_errors),
                     info_key=mon.info,
+                    **self._quality_figures(m),
                 )
             )
         return out
+
+    def _quality_figures(self, model: ModelState) -> dict[str, Any]:
+        """The quality pass's snapshot and the store's counters, for the model they judge
+        (with outcomes there is one model)."""
+        feed = self.feed
+        if feed is None or model is not self._models.states[0]:
+            return {}
+        return {"quality": self._quality, "outcome_stats": feed.stats}
 
     def _model_pages(self) -> list[ModelPage]:
         out = []
@@ -352,6 +445,31 @@ class Exporter:
              f"{level:.3g} per feature and pass)"),
             ("drift.tests (reported)", ", ".join(c.drift.tests)),
         ]  # fmt: skip
+        if c.outcomes is not None:
+            q = c.quality
+            settings = self.quality_settings
+            reference = ", ".join(f"{k} {v:g}" for k, v in settings.reference.items())
+            if reference and not q.reference:
+                reference += " (stored with the version in the registry)"
+            q_level = settings.level()
+            rows += [
+                ("outcomes.paths", ", ".join(c.outcomes.paths)),
+                ("outcomes.store", str(c.outcomes.store)),
+                ("outcomes.max_delay / early_grace", f"{c.outcomes.max_delay:g}s / "
+                 f"{c.outcomes.early_grace:g}s"),
+                ("outcomes.max_pending", str(c.outcomes.max_pending)),
+                ("quality.window", f"{q.window.max_samples} joined predictions"
+                 + ("" if q.window.max_age is None else f", {q.window.max_age:g}s")),
+                ("quality.min_samples", str(q.min_samples)),
+                ("quality.reference", reference or "(none)"),
+                ("quality.max_drop", f"{q.max_drop:g}"),
+                ("quality.false_alarm_budget", f"{q.false_alarm_budget:g}s"
+                 + ("" if q_level is None else f" (level {q_level:.3g} per judged metric and"
+                    " pass)")),
+                ("estimated accuracy", "calibrated by the reference profile's calibrator"
+                 if self._calibrator() is not None else "raw confidence (the profile has no "
+                 "calibrator)"),
+            ]  # fmt: skip
         return rows
 
     def _live_figures(self) -> LiveFigures:
@@ -424,6 +542,53 @@ class Exporter:
             )
             _log_verdict_changes(previous, snap, model.name)
 
+    def quality_pass(self) -> None:
+        """Sweep the outcome store, read it, compute a new QualitySnapshot and swap it in.
+
+        A failure is logged and the old snapshot stays; the store's counters are served
+        from the store either way.
+        """
+        feed, store = self.feed, self.store
+        if feed is None or store is None:
+            return
+        with self._quality_lock:
+            if self._stopped:
+                return
+            try:
+                store.sweep()
+                stats = feed.refresh()
+                window = store.quality_window()
+                confidence = None if self.confidence is None else self.confidence.values()
+                snap = compute_quality(
+                    window,
+                    stats,
+                    self.quality_settings,
+                    confidence=confidence,
+                    calibrator=self._calibrator(),
+                )
+            except Exception as exc:
+                log.error("quality_computation_failed", error=str(exc), exc_info=True)
+                return
+            previous, self._quality = self._quality, snap  # the atomic swap
+        log.debug(
+            "quality_computed",
+            window_samples=snap.window_samples,
+            degraded=list(snap.degraded_names),
+            duration_seconds=round(snap.duration_seconds, 4),
+        )
+        _log_quality_changes(previous, snap)
+        outcomes = self.config.outcomes
+        assert outcomes is not None
+        try:
+            self.diagnostics.outcomes(
+                stats,
+                predictions_read=self._predictions_read(),
+                wait=max(outcomes.early_grace, self.config.drift.interval),
+                patterns=outcomes.paths,
+            )
+        except Exception as exc:  # the checks must never stop a pass
+            log.error("diagnostics_failed", error=str(exc), exc_info=True)
+
     def alert_pass(self) -> None:
         """In-process alerting on each model's latest snapshot; its own job, so a slow
         receiver never delays the drift pass."""
@@ -474,6 +639,7 @@ class Exporter:
                 if time.monotonic() > deadline:
                     break
             self.drift_pass()
+            self.quality_pass()
             self._ready.set()
             log.info(
                 "ready",
@@ -603,6 +769,8 @@ class Exporter:
         jobs: dict[str, tuple[Any, float, tuple[Any, ...]]] = {
             "drift": (self.drift_pass, interval, ())
         }
+        if self.feed is not None:  # its own job: a slow store never delays the drift pass
+            jobs["quality"] = (self.quality_pass, interval, ())
         if any(m.alerts is not None for m in self.models):
             jobs["alerts"] = (self.alert_pass, interval, ())
         for m in self.models:
@@ -660,6 +828,16 @@ class Exporter:
             self.follower.close()
         except Exception as exc:
             log.warning("close_failed", error=str(exc))
+        if self.store is not None:
+            # after a running quality pass: its connection is closed with the store
+            locked = self._quality_lock.acquire(timeout=5)
+            try:
+                self.store.close()
+            except Exception as exc:
+                log.warning("close_failed", store=str(self.store.path), error=str(exc))
+            finally:
+                if locked:
+                    self._quality_lock.release()
         self.server.shutdown()
         log.info("stopped")
 
@@ -757,6 +935,53 @@ def _log_verdict_changes(before: Snapshot, after: Snapshot, model: str | None = 
         )
     for name in sorted(was - now):
         log.info("drift_cleared", model=model, feature=name, judged=name in results)
+
+
+def _log_quality_changes(before: QualitySnapshot, after: QualitySnapshot) -> None:
+    """A metric that becomes degraded, or recovers, is news: said at info level, once."""
+    was, now = set(before.degraded_names), set(after.degraded_names)
+    for metric in sorted(now - was):
+        v = after.verdicts[metric]
+        log.info(
+            "quality_degraded",
+            metric=metric,
+            value=round(v.value, 4),
+            bound=None if v.bound is None else round(v.bound, 4),
+            threshold=v.threshold,
+            reference=v.reference,
+            labels=v.n,
+            level=v.level,
+        )
+    for metric in sorted(was - now):
+        still = after.verdicts.get(metric)
+        log.info(
+            "quality_recovered",
+            metric=metric,
+            judged=still is not None,
+            value=None if still is None else round(still.value, 4),
+        )
+    for metric, note in after.notes.items():
+        if note.startswith("no verdict") and before.notes.get(metric) != note:
+            log.warning("quality_verdict_impossible", metric=metric, reason=note)
+
+
+def open_store(config: ExporterConfig) -> OutcomeStore:
+    """The outcome store of ``config.outcomes``; the directory of the default one (beside
+    the state file) is created, as the state file's is."""
+    outcomes, logs = config.outcomes, config.logs
+    assert outcomes is not None
+    path = Path(outcomes.store)
+    if logs.state_file is not None and path.parent == Path(logs.state_file).parent:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return OutcomeStore(
+        path,
+        max_delay=outcomes.max_delay,
+        max_pending=outcomes.max_pending,
+        early_grace=outcomes.early_grace,
+        window_max_samples=config.quality.window.max_samples,
+        window_max_age=config.quality.window.max_age,
+        max_classes=config.prediction.max_classes,
+    )
 
 
 def build_exporter(

@@ -23,12 +23,14 @@ sections and :data:`KEY_DOCS` (``--check``: exit 1 when it is stale).
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import re
+import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, Union, get_args, get_origin
 
 import msgspec
 import yaml
@@ -68,8 +70,10 @@ __all__ = [
     "LatencyConfig",
     "LogsConfig",
     "ModelConfig",
+    "OutcomesConfig",
     "PathSpec",
     "PredictionConfig",
+    "QualityConfig",
     "ReferenceSection",
     "ReferenceSpec",
     "RegistrySpec",
@@ -105,6 +109,30 @@ STAGES: tuple[Stage, ...] = ("production", "staging")
 DEFAULT_POLL_INTERVAL = 30.0
 """Default ``reference.poll_interval``: how stale the followed version may be.  One poll is
 one small read per model (a ``GET`` on S3), so 30 s costs under 3,000 requests a day."""
+QUALITY_METRICS: dict[str, tuple[float, float]] = {
+    # classifiers (mlops_core.quality.CLASSIFICATION_METRICS, then PROBABILITY_METRICS)
+    "accuracy": (0.0, 1.0),
+    "balanced_accuracy": (0.0, 1.0),
+    "precision_macro": (0.0, 1.0),
+    "recall_macro": (0.0, 1.0),
+    "f1_macro": (0.0, 1.0),
+    "roc_auc": (0.0, 1.0),
+    "log_loss": (0.0, math.inf),
+    "brier": (0.0, 2.0),
+    # regressors (mlops_core.quality.REGRESSION_METRICS)
+    "mae": (0.0, math.inf),
+    "rmse": (0.0, math.inf),
+    "mape": (0.0, math.inf),
+    "r2": (-math.inf, 1.0),
+    "mean_error": (-math.inf, math.inf),
+}
+"""Every metric ``quality.reference`` may name, with the range of its values: the metrics of
+:mod:`mlops_core.quality`, kept equal to its tuples by a test (not imported: loading a config
+does not import numpy)."""
+
+DEFAULT_MAX_PENDING = 5_000_000
+"""Default ``outcomes.max_pending``: about 0.8 GB of store at 156 MB per million pending
+predictions (docs/outcomes-store.md), a day of 50 predictions/s waiting for their labels."""
 
 #: keys that existed once, with what replaced them: a config that still sets one gets this
 #: line instead of a bare "unknown key", so an upgrade tells the user what to change.
@@ -267,6 +295,42 @@ class FeatureConfig(msgspec.Struct, frozen=True):
     monitor: bool = True
 
 
+class OutcomesSpec(Schema, frozen=True):
+    """``outcomes:`` as written; its presence turns on joining outcomes to predictions."""
+
+    paths: Texts | None = None  # None: logs.paths
+    store: Text | None = None  # None: beside logs.state_file
+    max_delay: Seconds = 30 * 86400.0
+    max_pending: PositiveInt = DEFAULT_MAX_PENDING
+    early_grace: schema.Duration = 600.0
+
+
+class OutcomesConfig(msgspec.Struct, frozen=True):
+    """The ``outcomes`` section resolved: :class:`OutcomesSpec` with its defaults filled in
+    (``paths``: ``logs.paths`` when not set; ``store``: beside the state file) and relative
+    paths made absolute."""
+
+    paths: tuple[str, ...]
+    store: str
+    max_delay: float = 30 * 86400.0
+    max_pending: int = DEFAULT_MAX_PENDING
+    early_grace: float = 600.0
+
+
+class QualityWindowConfig(Schema, frozen=True):
+    max_samples: PositiveInt = 10_000
+    max_age: Seconds | None = None  # None: by count only
+
+
+class QualityConfig(Schema, frozen=True):
+    window: QualityWindowConfig = field(default_factory=QualityWindowConfig)
+    min_samples: PositiveInt = 100
+    reference: Annotated[
+        dict[str, schema.FiniteNumber],
+        Meta(description="a mapping of quality metric to its reference value"),
+    ] = field(default_factory=dict)
+    max_drop: Annotated[schema.FiniteNumber, Meta(ge=0, description="a number >= 0")] = 0.05
+    false_alarm_budget: Seconds = DEFAULT_FALSE_ALARM_BUDGET
 # --- a model's reference: a file, or the registry stage it follows ------------------------
 
 
@@ -394,6 +458,8 @@ class _File(Schema, frozen=True, kw_only=True):
     prediction: PredictionConfig = field(default_factory=PredictionConfig)
     # free-form: read by mlops_core.alerts (via exporter.alerting) once the features are known
     alerts: Annotated[dict[str, Any], Meta(description="a mapping")] | None = None
+    outcomes: OutcomesSpec | None = None  # present (even empty): outcomes are joined
+    quality: QualityConfig | None = None  # needs outcomes
 
 
 class ExporterConfig(msgspec.Struct, frozen=True):
@@ -414,6 +480,8 @@ class ExporterConfig(msgspec.Struct, frozen=True):
     latency: LatencyConfig = field(default_factory=LatencyConfig)
     prediction: PredictionConfig = field(default_factory=PredictionConfig)
     alerts: Mapping[str, Any] | None = None
+    outcomes: OutcomesConfig | None = None  # None: outcomes are not joined; else resolved
+    quality: QualityConfig = field(default_factory=QualityConfig)
     source: str = "<config>"
     models: tuple[ModelConfig, ...] = ()
     model_version: str | None = None
@@ -494,7 +562,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 def _is_list(key: str) -> bool:
     base, _ = schema.unwrap(KEYS[key].type)
-    return get_origin(base) in (tuple, list)
+    arms = get_args(base) if get_origin(base) in (Union, types.UnionType) else (base,)
+    return any(get_origin(schema.unwrap(arm)[0]) in (tuple, list) for arm in arms)
 
 
 def _env_value(name: str, key: str, text: str) -> Any:
@@ -568,6 +637,9 @@ def load_config(
     cfg_path = Path(path)
     env = os.environ if env is None else env
     data = _read_yaml(cfg_path)
+    for section in ("outcomes", "quality"):  # `outcomes:` alone turns it on, with defaults
+        if section in data and data[section] is None:
+            data[section] = {}
     from_env = _apply_env(data, env)
     read = schema.convert(
         data,
@@ -591,6 +663,26 @@ def load_config(
     drift = msgspec.structs.replace(read.drift, tests=tuple(dict.fromkeys(read.drift.tests)))
     models = _models(read, from_env, cfg_path, rel)
     first = models[0]
+    if read.outcomes is not None and len(models) > 1:
+        raise ConfigError(
+            "outcomes: joins outcomes for one model per exporter; with several models under"
+            " models:, run one exporter per model whose quality is monitored"
+        )
+    outcomes = None
+    if read.outcomes is not None:
+        if read.outcomes.store is not None:
+            store = rel(read.outcomes.store)
+        else:  # _check_together made sure there is a state file
+            assert logs.state_file is not None
+            store = default_store(logs.state_file)
+        paths = read.outcomes.paths
+        outcomes = OutcomesConfig(
+            paths=logs.paths if paths is None else tuple(map(rel, paths)),
+            store=store,
+            max_delay=read.outcomes.max_delay,
+            max_pending=read.outcomes.max_pending,
+            early_grace=read.outcomes.early_grace,
+        )
     return ExporterConfig(
         model_name=first.name,
         logs=logs,
@@ -600,6 +692,8 @@ def load_config(
         latency=read.latency,
         prediction=read.prediction,
         alerts=read.alerts,
+        outcomes=outcomes,
+        quality=read.quality or QualityConfig(),
         source=str(cfg_path),
         models=models,
         model_version=first.version,
@@ -668,6 +762,11 @@ def _models(
             )
         )
     return tuple(out)
+def default_store(state_file: str) -> str:
+    """``outcomes.store`` when not set: beside the checkpoint, named after it
+    (``state/checkpoint.json`` -> ``state/checkpoint.outcomes.db``), so two exporters with
+    their own state files never share a store."""
+    return str(Path(state_file).with_suffix(".outcomes.db"))
 
 
 def _check_together(read: _File, from_env: Mapping[str, str]) -> None:
@@ -691,6 +790,56 @@ def _check_together(read: _File, from_env: Mapping[str, str]) -> None:
             f"({drift.false_alarm_budget}s < {drift.interval}s): it is the period in "
             "which one false drift verdict is expected"
         )
+    _check_outcomes(read, from_env)
+
+
+def _check_outcomes(read: _File, from_env: Mapping[str, str]) -> None:
+    """The outcomes: and quality: sections: what they need of each other and of logs."""
+    def key(name: str) -> str:
+        return from_env.get(name, name)
+
+    if read.quality is not None and read.outcomes is None:
+        at = next((v for k, v in from_env.items() if k.startswith("quality.")), "quality")
+        raise ConfigError(
+            f"{at}: needs an outcomes: section (quality is computed from outcome records "
+            "joined to their predictions; `outcomes: {}` turns it on with its defaults)"
+        )
+    if read.outcomes is None:
+        return
+    if read.outcomes.store is None and read.logs.state_file is None:
+        raise ConfigError(
+            f"{key('outcomes.store')}: required without logs.state_file (the SQLite store of "
+            "the predictions awaiting their outcome; by default it sits beside the state file)"
+        )
+    quality = read.quality or QualityConfig()
+    interval = read.drift.interval
+    if quality.false_alarm_budget < interval:
+        raise ConfigError(
+            f"{key('quality.false_alarm_budget')}: must be at least drift.interval "
+            f"({quality.false_alarm_budget}s < {interval}s): it is the period in which one "
+            "false degradation verdict is expected"
+        )
+    if quality.window.max_age is not None and quality.window.max_age < interval:
+        raise ConfigError(
+            f"{key('quality.window.max_age')}: must be at least drift.interval "
+            f"({quality.window.max_age}s < {interval}s)"
+        )
+    at = key("quality.reference")
+    for metric, value in quality.reference.items():
+        if metric not in QUALITY_METRICS:
+            hint = schema.did_you_mean(metric, QUALITY_METRICS)
+            known = hint or f" (one of: {', '.join(QUALITY_METRICS)})"
+            raise ConfigError(f"{at}.{metric}: unknown quality metric{known}")
+        low, high = QUALITY_METRICS[metric]
+        if not low <= value <= high:
+            if math.isinf(low):
+                rule = f"must be at most {high:g}"
+            elif math.isinf(high):
+                rule = f"must be at least {low:g}"
+            else:
+                rule = f"must lie in [{low:g}, {high:g}]"
+            share = " (a share: 0.87, not 87)" if (low, high) == (0.0, 1.0) else ""
+            raise ConfigError(f"{at}.{metric}: {rule}, got {value:g}{share}")
 
 
 def load_reference(config: ExporterConfig) -> tuple[ReferenceProfile, dict[str, FeatureKind]]:

@@ -21,6 +21,7 @@ import msgspec
 
 from exporter import docs_block
 from exporter.config import KEYS, Seconds
+from mlops_core import schema
 from mlops_core.durations import format_duration
 
 DOCS_FILE = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
@@ -110,6 +111,36 @@ KEY_DOCS: dict[str, str] = {
     "later ones `__other__`",
     "alerts": "in-process alerting after every drift pass: see "
     "[alerting.md](alerting.md#in-the-exporter-the-alerts-section)",
+    "outcomes.paths": "the `outcomes:` section's presence (`outcomes:` alone will do) turns "
+    "on joining outcome records to their predictions by `request_id`; these glob patterns "
+    "name the files holding outcome records, followed "
+    "together with `logs.paths` by the same follower and checkpoint; outcome records in the "
+    "prediction logs are read either way",
+    "outcomes.store": "the SQLite store of the predictions awaiting their outcome, the "
+    "joined pairs and the outcome counters ([outcomes-store.md](outcomes-store.md)); "
+    "required without `logs.state_file`; one exporter per store",
+    "outcomes.max_delay": "an outcome later than this after its prediction (by the two "
+    "records' timestamps) counts `expired`, and a prediction waiting longer is dropped "
+    "(`mlops_predictions_evicted_total{reason=\"expired\"}`)",
+    "outcomes.max_pending": "at most this many predictions wait for their outcome; beyond, "
+    "the oldest are dropped (`reason=\"max_pending\"`); about 156 MB of store per million",
+    "outcomes.early_grace": "an outcome read before its prediction waits this long (wall "
+    "clock) for it, then counts `unknown_request`; also how long the exporter waits before "
+    "warning that no outcome matched",
+    "quality.window.max_samples": "the quality metrics are computed over the newest this "
+    "many joined (labelled) predictions",
+    "quality.window.max_age": "joined predictions older than this, by their prediction's "
+    "timestamp, leave the quality window; none: by count only",
+    "quality.min_samples": "with fewer joined predictions in the window, no quality metric "
+    "and no degradation verdict is served (they are absent, not zero)",
+    "quality.reference": "mapping of quality metric to its reference value, e.g. "
+    "`{accuracy: 0.87, f1_macro: 0.84}`; names as in `mlops_model_quality{metric}` (an "
+    "unknown one is an error); `accuracy`, `balanced_accuracy` and `brier` are judged",
+    "quality.max_drop": "a judged metric is degraded when its confidence bound shows it worse "
+    "than its reference by more than this (in the metric's units)",
+    "quality.false_alarm_budget": "on a model within `max_drop` of its reference, at most one "
+    "expected false degradation verdict per this period; each verdict runs at level "
+    "`drift.interval / budget / judged metrics`; at least `drift.interval`",
 }
 
 #: the Default column where the default value alone would not say it
@@ -119,6 +150,9 @@ _DEFAULT_TEXT = {
     "reference.stage": "`production`",
     "reference.poll_interval": "`30s`",
     "models": "none: `model:` with `reference:`",
+    "outcomes.paths": "`logs.paths`",
+    "outcomes.store": "beside `logs.state_file` (`<name>.outcomes.db`)",
+    "quality.reference": "none",
 }
 _DEFAULT_NOTES = {
     "logs.max_line_bytes": " (1 MiB)",
@@ -142,7 +176,7 @@ def default_text(key: str) -> str:
 
 
 def _written(value: Any, annotation: Any) -> str:
-    if annotation == Seconds:
+    if annotation in (Seconds, schema.Duration):
         return format_duration(value)
     if isinstance(value, bool):
         return "true" if value else "false"

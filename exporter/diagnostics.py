@@ -11,7 +11,11 @@ Each of these once happened to a careful user and left nothing in the exporter's
   read it instead;
 * rejected lines: the first ``SAMPLES_PER_REASON`` of each reason logged with file, byte
   offset (and line number when the file is small enough to count) and reason, then a
-  summary per reason every ``SUMMARY_EVERY``.
+  summary per reason every ``SUMMARY_EVERY``;
+* outcomes are joined (``outcomes:``) but none matched a prediction ``outcomes.early_grace``
+  after the start: warned with what went wrong (no prediction carries a ``request_id``, no
+  outcome record was read, or none of those read matched) and every ``REPEAT_EVERY`` while
+  it lasts; cleared by the first match.
 
 The current warnings are a tuple of one-line strings, shown on the landing page and in the
 body of ``/-/ready``.  Everything here is bounded: a few hundred lines decoded once, a few
@@ -28,7 +32,9 @@ from typing import Any
 import orjson
 import structlog
 
+from exporter.outcomes import OutcomeStats
 from mlops_core.constants import PREDICTION_FEATURE
+from mlops_core.durations import format_duration
 from mlops_core.suggest import closest
 
 log = structlog.get_logger("exporter.diagnostics")
@@ -69,6 +75,10 @@ class Diagnostics:
         self._samples_logged: dict[str, int] = {}
         self._since_summary: dict[str, int] = {}
         self._last_summary = clock()
+        self._started = clock()
+        self._no_outcomes: str | None = None  # the warning shown, refreshed every pass
+        self._no_outcomes_kind = ""  # which problem it is: logged again when it changes
+        self._no_outcomes_logged = -float("inf")
 
     # --- fields of the records --------------------------------------------------------------
 
@@ -196,6 +206,69 @@ class Diagnostics:
             self._last_summary = now
         log.warning("log_lines_rejected", seconds=round(seconds), by_reason=counts)
 
+    # --- outcomes ---------------------------------------------------------------------------
+
+    def outcomes(
+        self,
+        stats: OutcomeStats,
+        *,
+        predictions_read: int,
+        wait: float,
+        patterns: Sequence[str],
+    ) -> None:
+        """Called at every quality pass: warn when no outcome matched ``wait`` after start.
+
+        ``predictions_read`` counts every prediction record read; ``stats`` are the store's
+        counters (which survive restarts: a store that ever joined an outcome never warns).
+        """
+        now = self._clock()
+        message: str | None = None
+        kind = ""
+        read = stats.outcomes_total + sum(stats.unmatched.values()) + stats.held
+        if stats.outcomes_total == 0 and now - self._started >= wait:
+            waited = _seconds(wait)
+            if predictions_read and not (stats.predictions_total or stats.predictions_invalid):
+                kind = "no_request_id"
+                message = (
+                    f"outcomes: none of the {predictions_read} prediction records read carries a "
+                    "request_id, so no outcome can be joined to them"
+                )
+            elif read == 0:
+                kind = "no_outcome_records"
+                message = (
+                    f"outcomes: no outcome record read in {waited} ({stats.pending} "
+                    f"predictions awaiting one): check that outcomes.paths "
+                    f"({', '.join(patterns)}) matches the files they are written to and that "
+                    'they have "event": "outcome"; late labels clear this when they arrive'
+                )
+            else:
+                reasons = ", ".join(f"{r} {n}" for r, n in stats.unmatched.items() if n)
+                held = f", {stats.held} waiting for their prediction" if stats.held else ""
+                kind = "unmatched"
+                message = (
+                    f"outcomes: none of the {read} outcome records read matched a prediction "
+                    f"in {waited} ({reasons or 'none counted yet'}{held}): check that they "
+                    "carry the request_id of the prediction records"
+                )
+        with self._lock:
+            was, self._no_outcomes = self._no_outcomes_kind, message
+            self._no_outcomes_kind = kind
+            if message is None:
+                if was and stats.outcomes_total:
+                    log.info("outcomes_matched", outcomes=stats.outcomes_total)
+                return
+            if was == kind and now - self._no_outcomes_logged < REPEAT_EVERY:
+                return
+            self._no_outcomes_logged = now
+        log.warning(
+            "no_outcomes_matched",
+            problem=kind,
+            message=message,
+            predictions_awaiting=stats.pending,
+            outcome_records=read,
+            unmatched=dict(stats.unmatched),
+        )
+
     # --- what the pages show ------------------------------------------------------------
 
     def warnings(self) -> tuple[str, ...]:
@@ -203,7 +276,14 @@ class Diagnostics:
             out = list(self._field_warnings)
             if self._no_files_since is not None:
                 out.insert(0, f"logs.paths matches no file: {', '.join(self._patterns)}")
+            if self._no_outcomes is not None:
+                out.append(self._no_outcomes)
             return tuple(out)
+
+
+def _seconds(seconds: float) -> str:
+    """A duration as the config writes it (``10m``), whole seconds at least."""
+    return format_duration(max(1.0, round(seconds)))
 
 
 def _line_number(path: str, offset: int) -> int | None:

@@ -37,6 +37,7 @@ from mlops_core.constants import OTHER_BUCKET as OTHER_LABEL
 from mlops_core.errors import ConfigError
 
 if TYPE_CHECKING:
+    from exporter.outcome_feed import OutcomeFeed
     from mlops_core.profile import FeatureProfile, ReferenceProfile
 
 _log = structlog.get_logger(__name__)
@@ -454,11 +455,13 @@ class Ingestor:
         diagnostics: Diagnostics | None = None,
         router: Router | None = None,
         models: Sequence[ModelSink] = (),
+        outcomes: OutcomeFeed | None = None,
     ) -> None:
         if (router is None) == (window is None):
             raise ValueError("give either a window or a router with its models")
         self.follower = follower
         self.diagnostics = diagnostics
+        self.outcomes = outcomes
         self.parser = parser
         self.window = window
         self.counters = counters
@@ -507,6 +510,10 @@ class Ingestor:
                 else:
                     self._route(batch, self._router)
                 processed = batch.n_lines
+                if self.outcomes is not None:  # committed before the checkpoint covers it
+                    self.outcomes.feed(blocks, batches)
+            elif self.outcomes is not None and self.outcomes.failing:
+                self.outcomes.retry()  # rows of a failed write, on a log with nothing new
             self.counters.update_follower(self.follower.stats)
             return processed
 
@@ -622,6 +629,10 @@ class Ingestor:
 
     def maybe_checkpoint(self) -> bool:
         """:meth:`checkpoint` if :meth:`due`; whether one was written."""
+        if self.state_file is None and self.outcomes is not None:
+            if self._clock() - self._last_checkpoint >= self.checkpoint_interval:
+                self._forget_read_lines()
+            return False
         return self.checkpoint() if self.due() else False
 
     def checkpoint(self) -> bool:
@@ -659,9 +670,23 @@ class Ingestor:
                     _log.info("checkpoint_write_recovered", failures=self._failures)
                 self._failing_since, self._failures = None, 0
                 written = True
+                if self.outcomes is not None:  # before the next poll applies anything
+                    self.outcomes.checkpointed(record.files)
             self._published = published
             self._published_models = published_models
             return written
+
+    def _forget_read_lines(self) -> None:
+        """Without a state file: the outcome store forgets the lines read so far.
+
+        No offsets are saved, so after a restart the follower starts over at
+        ``logs.start_position``; nothing the store remembers can be told apart then.
+        """
+        with self._lock:
+            self._last_checkpoint = self._clock()
+            state = self.follower.state()
+            if state is not None and self.outcomes is not None:
+                self.outcomes.checkpointed(state.files)
 
     def _write_failed(self, exc: Exception) -> None:
         """Log the first failure of a streak, then one line a minute with the count."""

@@ -2,10 +2,12 @@
 
 The page reads what a scrape reads and computes no statistic: the drift
 :class:`~exporter.pipeline.Snapshot` (verdicts, distances, and the window's counts per
-reference bucket, which the histograms draw), the ingest counters and the warnings of
-:mod:`exporter.diagnostics`.  The feature sections, the heavy part (one inline SVG per
-feature), are rendered once per snapshot and cached (:class:`LandingRenderer`); only the
-header, a few lines, is built per view, so a page view costs about what a scrape costs.
+reference bucket, which the histograms draw), the quality
+:class:`~exporter.quality.QualitySnapshot` with an ``outcomes:`` section, the ingest counters
+and the warnings of :mod:`exporter.diagnostics`.  The feature sections, the heavy part (one
+inline SVG per feature), are rendered once per snapshot and cached
+(:class:`LandingRenderer`); only the header and the quality table, a few lines, are built
+per view, so a page view costs about what a scrape costs.
 
 No JavaScript and nothing fetched from elsewhere: the exporter often runs where nothing
 outside is reachable.  The page refreshes itself with a meta refresh at the drift
@@ -24,6 +26,7 @@ from typing import Any
 
 from exporter import DEFAULT_TELEMETRY_PATH
 from exporter.pipeline import FeatureResult, Snapshot
+from exporter.quality import METRIC_ORDER, QualitySnapshot
 from mlops_core.profile import NumericFeatureProfile
 from mlops_core.report_svg import escape, feature_histogram_svg, numeric_bucket_labels
 
@@ -108,11 +111,14 @@ def render_landing(
     now: float | None = None,
     features_html: str | None = None,
     models: Sequence[ModelPage] = (),
+    quality: QualitySnapshot | None = None,
 ) -> str:
     """The whole page; ``features_html`` is :func:`render_features`' output when cached.
 
     ``models``: every model with its version; with several, the header lists them and the
     drift part has one section per model (``features_html`` is then all of them).
+    ``quality``: the last quality pass, with an ``outcomes:`` section (its table comes
+    before the drift part).
     """
     live = live or LiveFigures()
     if features_html is not None:
@@ -122,12 +128,13 @@ def render_landing(
     else:
         body = render_features(page, snapshot)
     refresh = max(1, round(page.refresh_seconds))
+    quality_html = "" if quality is None else f"<h2>Quality</h2>{render_quality(quality)}"
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<meta http-equiv='refresh' content='{refresh}'>"
         f"<title>mlops-exporter: {escape(page.model)}</title><style>{_STYLE}</style>"
         f"</head><body>{_header(page, snapshot, live, now, models)}"
-        f"<h2>Drift</h2>{body}"
+        f"{quality_html}<h2>Drift</h2>{body}"
         f"<h2>Configuration</h2><table>{_summary(page)}</table></body></html>"
     )
 
@@ -302,6 +309,61 @@ def _feature_section(chart: FeatureChart | None, f: FeatureResult) -> str:
     )
 
 
+def render_quality(q: QualitySnapshot) -> str:
+    """The quality table: each metric realised, estimated, its reference and its verdict."""
+    stats = q.stats
+    ratio = q.labelled_ratio
+    facts = [
+        f"<span id='quality-window'>{q.window_samples}</span> joined predictions in the "
+        f"window (quality.min_samples {q.min_samples})",
+        "labelled: " + ("no prediction stored yet" if ratio is None else f"{ratio:.1%}"),
+        f"<span id='awaiting'>{0 if stats is None else stats.pending}</span> predictions "
+        "awaiting an outcome",
+    ]
+    if q.level is not None:
+        facts.append(f"verdicts at level {q.level:.3g}")
+    head = f"<p>{'; '.join(facts)}.</p>"
+    if q.computed_at is None:
+        return head + "<p>No quality pass yet.</p>"
+    shown = [m for m in METRIC_ORDER if m in q.metrics or m in q.reference or m in q.estimated]
+    if not shown:
+        why = (
+            "no outcome joined yet" if not q.window_samples
+            else f"fewer than quality.min_samples ({q.min_samples}) joined predictions"
+        )
+        return head + f"<p>No quality figure yet: {why}.</p>"
+    rows = []
+    for metric in shown:
+        estimated = q.estimated.get(metric)
+        if estimated is not None:
+            how = "calibrated" if q.calibrated else "raw confidence, no calibrator"
+            est = f"{estimated:.4g} <small>({how}, {q.estimate_samples} predictions)</small>"
+        else:
+            est = ""
+        verdict = q.verdicts.get(metric)
+        if verdict is not None:
+            state = "<span class='drift'>degraded</span>" if verdict.degraded else "no"
+            title = escape(verdict.reason)
+            judged = f"<span title='{title}'>{state}</span>"
+        elif metric in q.notes:
+            judged = f"<small>{escape(q.notes[metric])}</small>"
+        else:
+            judged = ""
+        cells = [
+            escape(metric), _fmt(q.metrics.get(metric)), est,
+            _fmt(q.reference.get(metric)), judged,
+        ]  # fmt: skip
+        rows.append(
+            f"<tr data-metric='{escape(metric)}'>" + "".join(f"<td>{c}</td>" for c in cells)
+            + "</tr>"
+        )  # fmt: skip
+    table = (
+        "<table id='quality'><tr><th>metric</th><th>realised</th><th>estimated</th>"
+        "<th>reference</th><th>degraded</th></tr>" + "".join(rows) + "</table>"
+    )
+    return head + table
+
+
 def _fmt(value: float | None) -> str:
     return "" if value is None else f"{value:.4g}"
 
@@ -320,11 +382,13 @@ class LandingRenderer:
         snapshot: Callable[[], Snapshot],
         live: Callable[[], LiveFigures],
         models: Callable[[], Sequence[ModelPage]] | None = None,
+        quality: Callable[[], QualitySnapshot] | None = None,
     ) -> None:
         self.page = page
         self._snapshot = snapshot
         self._live = live
         self._models = models
+        self._quality = quality
         self._lock = threading.Lock()
         self._cached: tuple[Any, str] | None = None
 
@@ -349,8 +413,9 @@ class LandingRenderer:
             cached = (key, html)
             with self._lock:
                 self._cached = cached
+        quality = None if self._quality is None else self._quality()
         return render_landing(
-            page, snap, self._live(), features_html=cached[1], models=models
+            page, snap, self._live(), features_html=cached[1], models=models, quality=quality
         ).encode()
 
 

@@ -139,6 +139,12 @@ class LogStream:
         self._observed = _NO_STAT  # (size, mtime_ns) at the last check
         self._quiet_polls = 0  # checks in a row it was quiet
 
+    @property
+    def descriptor(self) -> int:
+        """The open descriptor, for reads that must see this file and no later one at the
+        path (:func:`exporter.linesource.first_line_hash`); closed after :meth:`finish`."""
+        return self._fd
+
     @classmethod
     def open(
         cls, path: str, *, max_line_bytes: int, clock: Callable[[], float]

@@ -260,7 +260,8 @@ CATALOG: tuple[MetricSpec, ...] = (
     # --- log files and ingest ---------------------------------------------------------------
     MetricSpec(
         "mlops_log_lines", "counter",
-        "Lines read from the prediction logs (predictions, other events and invalid lines).",
+        "Lines read from the followed logs, logs.paths and outcomes.paths (predictions, other "
+        "events and invalid lines).",
         _M, "files",
     ),
     MetricSpec(
@@ -270,7 +271,8 @@ CATALOG: tuple[MetricSpec, ...] = (
     ),
     MetricSpec(
         "mlops_log_lines_other_events", "counter",
-        "Valid JSON lines whose event is not 'prediction' (skipped, not invalid).",
+        "Valid JSON lines whose event is not 'prediction' (skipped, not invalid; outcome "
+        "records are counted here too, and joined with an outcomes: section).",
         _M, "files",
     ),
     MetricSpec("mlops_log_bytes_read", "counter", "Bytes read from the prediction logs.",
@@ -291,8 +293,9 @@ CATALOG: tuple[MetricSpec, ...] = (
         "mlops_model_quality", "gauge",
         "Realised quality over the quality window (the last quality.window.max_samples "
         "labelled predictions): classifiers accuracy, balanced_accuracy, precision_macro, "
-        "recall_macro, f1_macro, roc_auc, log_loss, brier; regressors mae, rmse, mape, r2, "
-        f"mean_error. {_QBG}",
+        "recall_macro, f1_macro, roc_auc, log_loss, brier (the last three when probabilities "
+        "are logged); regressors mae, rmse, mape, r2, mean_error. A metric undefined on the "
+        f"window is absent. {_QBG}",
         _MM, "quality", served=_QSERVED,
     ),
     MetricSpec(
@@ -303,23 +306,23 @@ CATALOG: tuple[MetricSpec, ...] = (
     ),
     MetricSpec(
         "mlops_model_quality_reference", "gauge",
-        "Reference value of a quality metric (quality.reference, or the metrics stored with "
-        "the model version in the registry).",
+        "Reference value of a quality metric, from quality.reference.",
         _MM, "quality", served="with outcomes and a quality.reference",
     ),
     MetricSpec(
         "mlops_model_quality_degraded", "gauge",
         "1 if the metric is worse than its reference by more than quality.max_drop at the "
-        "confidence of quality.false_alarm_budget (a distribution-free bound), else 0. "
-        f"{_QBG}",
-        _MM, "quality", served="with outcomes and a quality.reference",
+        "confidence of quality.false_alarm_budget (a distribution-free bound), else 0; only "
+        f"accuracy, balanced_accuracy and brier are judged. {_QBG}",
+        _MM, "quality", served="with outcomes and a judged quality.reference",
     ),
     MetricSpec(
         "mlops_model_quality_estimated", "gauge",
         "Quality estimated before labels: accuracy as the mean calibrated probability of the "
-        "predicted class over the drift window (assumes no concept shift). Computed every "
-        "drift.interval.",
-        _MM, "quality", served="when probabilities are logged",
+        "predicted class over the drift window, or the mean raw probability when the "
+        "reference profile has no calibrator (assumes no concept shift). Computed every "
+        "drift.interval, from drift.min_samples predictions with a probability.",
+        _MM, "quality", served="with outcomes, when probabilities are logged",
     ),
     MetricSpec(
         "mlops_outcome_confusion", "counter",
@@ -331,7 +334,9 @@ CATALOG: tuple[MetricSpec, ...] = (
         "mlops_outcomes_correct", "counter",
         "Joined classifier outcomes whose actual class equals the predicted one: the diagonal "
         "of mlops_outcome_confusion_total, which PromQL cannot select (it cannot compare two "
-        "labels of a series); fleet accuracy is its rate over the confusion's.",
+        "labels of a series); fleet accuracy is its rate over the confusion's. Beyond "
+        "prediction.max_classes classes, pairs of two classes folded into __other__ count "
+        "here too.",
         _M, "quality", served="with outcomes, classifiers",
     ),
     MetricSpec(
@@ -382,7 +387,7 @@ CATALOG: tuple[MetricSpec, ...] = (
         "mlops_labelled_ratio", "gauge",
         "Share of the predictions read that were joined to an outcome, since the store was "
         "created (0..1): mlops_outcomes_total over the predictions the store took.",
-        _M, "quality", served=_QSERVED,
+        _M, "quality", served="with outcomes, once a prediction is stored",
     ),
     # --- in-process alerting ----------------------------------------------------------------
     MetricSpec(

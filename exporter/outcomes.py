@@ -936,6 +936,11 @@ class OutcomeStore:
                     del self._sources[name]
         return removed
 
+    def sources(self) -> tuple[str, ...]:
+        """The source names whose line identities the store holds (for :meth:`prune_lines`)."""
+        with self._lock:
+            return tuple(self._sources)
+
     # --- reading ------------------------------------------------------------------------------
 
     def _reader(self) -> sqlite3.Connection:

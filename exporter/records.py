@@ -44,11 +44,13 @@ Only a batch that contains a bad line falls back to decoding line by line.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any, Literal
@@ -57,6 +59,7 @@ import msgspec
 import numpy as np
 import structlog
 
+from exporter.outcomes import OutcomeRow, PredictionRow
 from mlops_core.constants import PREDICTION_FEATURE
 from mlops_core.errors import ConfigError
 from mlops_core.profile import category_key
@@ -885,3 +888,268 @@ def class_counts(raw: list[Any]) -> dict[str, int]:
         for value, count in Counter(raw).items():
             counts[_class_label(value)] += count
     return {label: n for label, n in counts.items() if label is not None}
+
+
+# --- rows for the outcome store (the outcomes: section) -----------------------------------------
+#
+# Only built when outcomes are joined: without an outcomes: section nothing below runs, and
+# the parser above does exactly what it did before.  A second, small decode of each block
+# (msgspec skips input_data, the bulk of a line, without materialising it) reads what the
+# join needs; the verdicts stay the parser's above: a line it rejected gives no row.
+
+OUTCOME_EVENT = "outcome"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyedRows:
+    """What one block gives the outcome store, in line order.
+
+    ``confidence`` holds, for every accepted prediction that logged the probability of its
+    predicted class (with a ``request_id`` or not), ``(timestamp, probability)``: the input
+    of the estimated accuracy.
+    """
+
+    predictions: list[PredictionRow]
+    outcomes: list[OutcomeRow]
+    confidence: list[tuple[float, float]]
+
+
+class KeyedParser:
+    """Prediction lines with a ``request_id`` -> :class:`~exporter.outcomes.PredictionRow`,
+    ``outcome`` lines -> :class:`~exporter.outcomes.OutcomeRow`, each with its line identity.
+
+    What a row holds:
+
+    - a prediction: the record's timestamp (the ingest time when it has none that is
+      usable, as for the window), ``model_version``, the predicted class as the exporter
+      labels classes (``prediction.<class_field>``, or a bare string, integer or boolean)
+      or the value of a regressor (``prediction.value``, or a bare float), and the
+      probability of the predicted class (``probability``, else ``probabilities[class]``)
+      and the ``probabilities`` mapping when they are finite numbers in [0, 1] (a bad one
+      is left out, the prediction kept);
+    - an outcome: its timestamp, and ``actual`` as a class label and, when it is a number,
+      as a value; an ``actual`` that is an object or a list makes the row ``invalid``.
+
+    A ``request_id`` is text; an integer is taken as its digits, as ``PredictionLogger``
+    writes it; anything else makes the row invalid (counted by the store).  A prediction
+    without ``request_id`` gives no row: nothing could ever join it.
+    """
+
+    def __init__(
+        self,
+        *,
+        class_field: str = "class",
+        max_line_bytes: int = 1 << 20,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.class_field = class_field
+        self.max_line_bytes = max_line_bytes
+        self._clock = clock
+        fields: list[tuple[str, Any, Any]] = [
+            (name, Any, None)
+            for name in ("event", "timestamp", "request_id", "model_version", "prediction")
+        ]
+        self._decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(
+            msgspec.defstruct("KeyedRecord", [*fields, ("actual", Any, None)], gc=False)
+        )
+        # for a line the full decoder refuses (1e400 in `actual`): is it an outcome, of whom?
+        self._event_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(
+            msgspec.defstruct("KeyedEvent", fields[:1] + fields[2:3], gc=False)
+        )
+
+    def rows(
+        self,
+        block: bytes,
+        source: str,
+        start: int,
+        batch: ParsedBatch,
+        verdicts: Callable[[list[bytes]], ParsedBatch],
+    ) -> KeyedRows:
+        """The rows of ``block``, whose first line starts at byte ``start`` of ``source``.
+
+        ``batch`` is :meth:`RecordParser.parse_block`'s result for the same block and
+        ``verdicts`` that parser's :meth:`RecordParser.parse`: when the block held a line
+        the parser rejected, the candidate lines are re-judged by it (in halves, so a few
+        bad lines cost a few parses), and a rejected line gives no row.
+        """
+        now = self._clock()
+        lines, offsets, records = self._decode(block, start)
+        candidates = [i for i, r in enumerate(records) if r is not None and _keyed(r.event)]
+        if batch.invalid and candidates:
+            kept = _accepted([lines[i] for i in candidates], verdicts)
+            candidates = [i for i, ok in zip(candidates, kept, strict=True) if ok]
+        predictions: list[PredictionRow] = []
+        outcomes: list[OutcomeRow] = []
+        confidence: list[tuple[float, float]] = []
+        # converted together, as the window converts them (ISO 8601 with Z in one numpy call)
+        raw = [records[i].timestamp for i in candidates]
+        times = timestamps_from([_number(t) if type(t) is int else t for t in raw], now).tolist()
+        for i, t in zip(candidates, times, strict=True):
+            record = records[i]
+            if record.event == "prediction":
+                row = self._prediction(record, t, source, offsets[i])
+                if row.probability is not None:
+                    confidence.append((t, row.probability))
+                if record.request_id is not None:
+                    predictions.append(row)
+            else:
+                outcomes.append(_outcome(record, t, source, offsets[i]))
+        return KeyedRows(predictions, outcomes, confidence)
+
+    def _decode(self, block: bytes, start: int) -> tuple[list[bytes], list[int], list[Any]]:
+        """The block's lines, their offsets and their records (None: not decodable)."""
+        lines = block.split(b"\n")
+        if lines[-1] == b"":
+            lines.pop()  # after the final newline
+        offsets = list(itertools.accumulate((len(line) + 1 for line in lines[:-1]), initial=start))
+        fast = (
+            all(lines)
+            and not (
+                len(block) > self.max_line_bytes
+                and has_line_longer_than(block, self.max_line_bytes)
+            )
+            and (block.isascii() or _is_utf8(block))
+        )
+        if fast:
+            try:
+                records = self._decoder.decode_lines(block)
+                if len(records) == len(lines):
+                    return lines, offsets, records
+            except _DECODE_ERRORS:
+                pass
+        return lines, offsets, [self._decode_line(line) for line in lines]
+
+    def _decode_line(self, line: bytes) -> Any:
+        if not line or len(line) > self.max_line_bytes or not (line.isascii() or _is_utf8(line)):
+            return None
+        try:
+            return self._decoder.decode(line)
+        except _DECODE_ERRORS:
+            pass
+        try:
+            event = self._event_decoder.decode(line)
+        except _DECODE_ERRORS:
+            return None
+        if event.event != OUTCOME_EVENT:
+            return None
+        # an outcome whose actual (or timestamp) is a number no float holds: invalid
+        return _UnusableOutcome(event.request_id)
+
+    def _prediction(self, record: Any, t: float, source: str, offset: int) -> PredictionRow:
+        prediction = record.prediction
+        predicted: str | None = None
+        value: float | None = None
+        probability: Any = None
+        probabilities: Any = None
+        if type(prediction) is dict:
+            predicted = _label_of(prediction.get(self.class_field))
+            value = _number(prediction.get("value"))
+            probability = prediction.get("probability")
+            probabilities = prediction.get("probabilities")
+        elif type(prediction) is float:
+            value = _number(prediction)  # a bare float is a regressor's value
+        elif prediction is not None and type(prediction) is not list:
+            predicted = _label_of(prediction)  # a bare string, integer or boolean: a class
+        probability = _probability(probability)
+        mapping = _probability_map(probabilities)
+        if probability is None and mapping is not None and predicted is not None:
+            probability = mapping.get(predicted)
+        return PredictionRow(
+            request_id=_request_id(record.request_id),
+            time=t,
+            source=source,
+            offset=offset,
+            predicted=predicted,
+            value=value,
+            probability=probability,
+            probabilities=mapping,
+            model_version=record.model_version if type(record.model_version) is str else None,
+        )
+
+
+def _keyed(event: Any) -> bool:
+    return type(event) is str and (event == "prediction" or event == OUTCOME_EVENT)
+
+
+@dataclass(frozen=True, slots=True)
+class _UnusableOutcome:
+    """An outcome line that decodes only in part: counted as an invalid outcome."""
+
+    request_id: Any
+    event: str = OUTCOME_EVENT
+    timestamp: Any = None
+    model_version: Any = None
+    prediction: Any = None
+    actual: Any = None
+
+
+def _accepted(lines: list[bytes], verdicts: Callable[[list[bytes]], ParsedBatch]) -> list[bool]:
+    """Whether the parser took each line (a prediction, or another event) without
+    rejecting it: all at once, then in halves where some were rejected."""
+    if not lines:
+        return []
+    if verdicts(lines).n_invalid == 0:
+        return [True] * len(lines)
+    if len(lines) == 1:
+        return [False]
+    half = len(lines) // 2
+    return _accepted(lines[:half], verdicts) + _accepted(lines[half:], verdicts)
+
+
+def _request_id(raw: Any) -> str:
+    """Text as it is, an integer as its digits (as the logger writes it); else "" (invalid)."""
+    if type(raw) is str:
+        return raw
+    if type(raw) is int:
+        return str(raw)
+    return ""
+
+
+def _label_of(raw: Any) -> str | None:
+    if raw is None or type(raw) in (dict, list):
+        return None
+    return _class_label(raw)
+
+
+def _number(raw: Any) -> float | None:
+    """A finite float from a JSON number (not a boolean); None otherwise."""
+    if type(raw) not in (int, float):
+        return None
+    try:
+        value = float(raw)
+    except OverflowError:  # an integer too large for a float
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _probability(raw: Any) -> float | None:
+    value = _number(raw)
+    return value if value is not None and 0.0 <= value <= 1.0 else None
+
+
+def _probability_map(raw: Any) -> dict[str, float] | None:
+    """``probabilities`` as label -> probability, or None unless every value is one."""
+    if type(raw) is not dict or not raw:
+        return None
+    out: dict[str, float] = {}
+    for key, value in raw.items():
+        p = _probability(value)
+        if p is None:
+            return None
+        out[str(key)[:MAX_CLASS_LABEL]] = p
+    return out
+
+
+def _outcome(record: Any, t: float, source: str, offset: int) -> OutcomeRow:
+    actual = record.actual
+    kind = type(actual)
+    unusable = isinstance(record, _UnusableOutcome) or kind in (dict, list)
+    return OutcomeRow(
+        request_id=_request_id(record.request_id),
+        time=t,
+        source=source,
+        offset=offset,
+        actual=None if unusable else _label_of(actual),
+        actual_value=_number(actual) if kind in (int, float) else None,
+        invalid=unusable,
+    )

@@ -81,6 +81,9 @@ FLEET_LATENCY_QUANTILE = (
 PREDICTIONS_RATE = f"job_instance_model:mlops_predictions:rate{RATE_RANGE}"
 FLEET_PREDICTIONS_RATE = f"job_model:mlops_predictions:rate{RATE_RANGE}"
 INVALID_RATIO = f"job_instance_model:mlops_log_lines_invalid:ratio_rate{RATE_RANGE}"
+#: Prediction records that matched no model, among every prediction record an exporter read
+#: (no ``model`` label: an unrouted record belongs to none).
+UNROUTED_RATIO = f"job_instance:mlops_log_lines_unrouted:ratio_rate{RATE_RANGE}"
 FLEET_BUCKET_COUNT = (
     f"job_model_feature_bucket:mlops_feature_bucket_observations:increase{FLEET_RANGE}"
 )
@@ -149,6 +152,21 @@ def recording_groups() -> list[dict[str, Any]]:
             "  -\n"
             "  sum by (job, instance, model) "
             f"(rate(mlops_log_lines_other_events_total[{RATE_RANGE}]))\n"
+            ")",
+        ),
+        # Unrouted records among every prediction record read: unrouted + each model's
+        # monitored version + its other versions.  The three have different label sets
+        # ({job, instance}, + model, + version), so `or` is their union, and a counter not
+        # served yet (mlops_predictions_other_version_total before another version is seen)
+        # drops out of the sum instead of emptying it, as `+` would.
+        _record(
+            UNROUTED_RATIO,
+            f"sum by (job, instance) (rate(mlops_log_lines_unrouted_total[{RATE_RANGE}]))\n"
+            "/\n"
+            "sum by (job, instance) (\n"
+            f"  rate(mlops_log_lines_unrouted_total[{RATE_RANGE}])\n"
+            f"  or rate(mlops_predictions_total[{RATE_RANGE}])\n"
+            f"  or rate(mlops_predictions_other_version_total[{RATE_RANGE}])\n"
             ")",
         ),
     ]
@@ -296,16 +314,18 @@ _PSI = '{{ printf "%.3f" $value }}'
 _WHERE = "model {{ $labels.model }} on {{ $labels.instance }}"
 
 
-def _lookup(selector: str, labels: str, fmt: str) -> str:
+def _lookup(selector: str, labels: str, fmt: str, label: str | None = None) -> str:
     """An annotation template that queries one more figure of the alerting series.
 
     ``selector`` is a metric with ``%q`` placeholders for ``labels`` (the alert's own
-    ``$labels.x``, in order); ``unknown`` when the figure is absent.
+    ``$labels.x``, in order); ``unknown`` when the figure is absent.  With ``label``, the
+    template shows that label of the series found instead of its value.
     """
     args = " ".join(f"$labels.{name}" for name in labels.split())
+    shown = f'label "{label}"' if label else f'value | printf "{fmt}"'
     return (
         f'{{{{ with printf "{selector}" {args} | query }}}}'
-        f'{{{{ . | first | value | printf "{fmt}" }}}}{{{{ else }}}}unknown{{{{ end }}}}'
+        f"{{{{ . | first | {shown} }}}}{{{{ else }}}}unknown{{{{ end }}}}"
     )
 
 
@@ -317,6 +337,10 @@ _QUALITY_REFERENCE = _lookup(
 _QUALITY_SAMPLES = _lookup(
     "mlops_quality_window_samples{job=%q,instance=%q,model=%q}", "job instance model", "%.0f"
 )
+_MODEL_INFO = "mlops_model_info{job=%q,instance=%q,model=%q}"
+#: The version the exporter judges the alerting series' model against, and its stage.
+_MONITORED_VERSION = _lookup(_MODEL_INFO, "job instance model", "", label="version")
+_MONITORED_STAGE = _lookup(_MODEL_INFO, "job instance model", "", label="stage")
 
 ALERTS: tuple[AlertSpec, ...] = (
     AlertSpec(
@@ -388,13 +412,19 @@ ALERTS: tuple[AlertSpec, ...] = (
         f"over the last {RATE_RANGE} were invalid (threshold THRESHOLD, for FOR; lines of other "
         "events are not counted). See mlops_log_lines_invalid_total by reason.",
     ),
+    # mlops_predictions_total counts the monitored version only: predictions of other
+    # versions still arriving are MlopsModelVersionMismatch's business (or a rolling
+    # update's old replica draining), not a silent model server.
     AlertSpec(
         "MlopsNoPredictions",
-        f"{PREDICTIONS_RATE} == 0",
+        f"{PREDICTIONS_RATE} == 0\n"
+        "unless on (job, instance, model)\n"
+        f"  rate(mlops_predictions_other_version_total[{RATE_RANGE}]) > 0",
         "No predictions of model {{ $labels.model }} on {{ $labels.instance }}.",
         "The exporter at {{ $labels.instance }} has read no prediction record of model "
-        "{{ $labels.model }} for FOR (plus the " + RATE_RANGE + " rate window): the model "
-        "server gets no traffic, stopped logging, or logs somewhere logs.paths does not match.",
+        "{{ $labels.model }}, of any version, for FOR (plus the " + RATE_RANGE + " rate "
+        "window): the model server gets no traffic, stopped logging, or logs somewhere "
+        "logs.paths does not match.",
         threshold=False,
     ),
     AlertSpec(
@@ -451,6 +481,79 @@ ALERTS: tuple[AlertSpec, ...] = (
         "arrive but no longer match a prediction (see mlops_outcomes_unmatched_total by "
         "reason). Realised quality and its verdict are frozen meanwhile.",
         threshold=False,
+    ),
+    # The logs show other versions only, and no replica of the fleet (job) logs the version
+    # the exporters judge against: a deployment that did not roll out, or a rollback the
+    # model server ignored.  One alert per exporter and version seen (not topk: the version
+    # with the most predictions may change between evaluations, and each change would
+    # restart `for`).  Quiet during a rolling update: the new replicas log the monitored
+    # version while the old ones drain; the guard is fleet-wide because, with sidecars,
+    # each old replica sees only the old version until it stops.  Quiet without traffic
+    # (no other version rises) and with a file reference (it takes every version).
+    # mlops_predictions_total counts the monitored version, whichever it was: right after
+    # a switch its range still holds the old version's counts, so a promotion has the
+    # range plus `for` to roll out.
+    AlertSpec(
+        "MlopsModelVersionMismatch",
+        "sum by (job, instance, model, logged_version) (\n"
+        "  label_replace(\n"
+        f"    increase(mlops_predictions_other_version_total[{RATE_RANGE}]) > 0,\n"
+        '    "logged_version", "$1", "version", "(.*)"\n'
+        "  )\n"
+        ")\n"
+        "  * on (job, instance, model) group_left (version, stage)\n"
+        "  mlops_model_info\n"
+        "unless on (job, model, version)\n"
+        "  (\n"
+        "    sum by (job, model, version) (\n"
+        f"      increase(mlops_predictions_total[{RATE_RANGE}])\n"
+        "        * on (job, instance, model) group_left (version)\n"
+        "        mlops_model_info\n"
+        "    ) > 0\n"
+        "  )",
+        "Model {{ $labels.model }} is judged against version {{ $labels.version }}, but "
+        "{{ $labels.instance }} logs version {{ $labels.logged_version }}.",
+        "The exporter of " + _WHERE + " judges it against version {{ $labels.version }} "
+        "(stage {{ $labels.stage }}), but read "
+        '{{ printf "%.0f" $value }} predictions of version {{ $labels.logged_version }} '
+        f"over the last {RATE_RANGE}, and no replica of job {{{{ $labels.job }}}} has logged "
+        "one of version {{ $labels.version }} for FOR (plus the " + RATE_RANGE + " window): "
+        "a deployment that did not roll out, or a rollback the model server ignored. The "
+        "drift and quality windows hold only version {{ $labels.version }}'s predictions, "
+        "so what is served goes unjudged.",
+        threshold=False,
+    ),
+    # Registry polls keep failing: the exporter judges against the last reference it could
+    # load and would miss a promotion or rollback.  Reasons counted at every poll
+    # (registry_unreadable, no_version, internal_error) keep it rising; a version whose
+    # reference is unusable is counted once (its profile never changes) and is left to
+    # MlopsModelVersionMismatch once that version serves.  An empty staging stage (its
+    # version was promoted) is the normal state between releases, not a failure.
+    AlertSpec(
+        "MlopsReferencePollFailing",
+        f"increase(mlops_reference_poll_errors_total[{RATE_RANGE}]) > 0\n"
+        "unless on (job, instance, model, reason)\n"
+        '  label_replace(mlops_model_info{stage="staging"}, "reason", "no_version", "stage", ".*")',
+        "Registry polls of model {{ $labels.model }} on {{ $labels.instance }} fail "
+        "({{ $labels.reason }}).",
+        '{{ printf "%.0f" $value }} registry polls of ' + _WHERE + " failed with reason "
+        f"{{{{ $labels.reason }}}} over the last {RATE_RANGE}, and they have kept failing for "
+        f"FOR: the exporter still judges against version {_MONITORED_VERSION} (stage "
+        f"{_MONITORED_STAGE}), the last reference it could load, and would miss a "
+        "promotion or a rollback. See the exporter log (reference_poll_failed).",
+        threshold=False,
+    ),
+    # Prediction records that matched no model's match: fields reach no window.  Per
+    # exporter: an unrouted record belongs to no model.
+    AlertSpec(
+        "MlopsLogLinesUnroutedHigh",
+        f"{UNROUTED_RATIO} > THRESHOLD",
+        "{{ $value | humanizePercentage }} of the prediction records read by "
+        "{{ $labels.instance }} match no model.",
+        "{{ $value | humanizePercentage }} of the prediction records the exporter at "
+        "{{ $labels.instance }} read over the last " + RATE_RANGE + " matched no model's "
+        "match: fields (threshold THRESHOLD, for FOR): they reach no drift or quality "
+        "window. See mlops_log_lines_unrouted_total and the models' match: settings.",
     ),
 )
 
@@ -635,6 +738,7 @@ DASHBOARD_THRESHOLDS: dict[tuple[str, str | None], str] = {
     ("Share of drifted features over time", None): "MlopsFeaturesDriftedShareHigh",
     ("Latency quantiles (histogram)", None): "MlopsPredictionLatencyHigh",
     ("Invalid line ratio", None): "MlopsLogLinesInvalidHigh",
+    ("Unrouted record ratio", None): "MlopsLogLinesUnroutedHigh",
 }
 _COLOURS = {"info": "blue", "warning": "orange", "critical": "red"}
 

@@ -1,6 +1,6 @@
 """Structure of the shipped Grafana dashboard and provisioning files.
 
-The dashboard is code: a stable uid (links and provisioning depend on it), the five
+The dashboard is code: a stable uid (links and provisioning depend on it), the six
 variables, a title, description and unit on every panel, ``$__rate_interval`` in every
 ``rate``/``increase`` (``$__range`` in instant queries over the dashboard's range), every
 query filtered by the variables and parsed by promtool, and the panels the issue asks for.
@@ -25,7 +25,7 @@ from tests.conftest import REPO_ROOT, require_binary
 GRAFANA = REPO_ROOT / "grafana"
 DASHBOARD = GRAFANA / "dashboards" / "mlops-overview.json"
 UID = "mlops-exporter-overview"
-VARIABLES = ("datasource", "job", "instance", "model", "feature")
+VARIABLES = ("datasource", "job", "instance", "model", "version", "feature")
 DASHBOARD_DIR_IN_CONTAINER = "/var/lib/grafana/dashboards"
 
 _RANGE = re.compile(r"\[([^\]]*)\]")
@@ -43,6 +43,11 @@ def data_panels(board: dict[str, Any]) -> list[dict[str, Any]]:
 def panel_queries(board: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
     """(panel title, refId, target) of every query of every panel."""
     return [(p["title"], t["refId"], t) for p in data_panels(board) for t in p["targets"]]
+
+
+def annotation_queries(board: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Prometheus annotation queries (each with its ``expr``), the built-in one left out."""
+    return [a for a in board["annotations"]["list"] if "expr" in a]
 
 
 def variable_queries(board: dict[str, Any]) -> dict[str, str]:
@@ -99,10 +104,17 @@ def test_variables(board: dict[str, Any]) -> None:
         assert var["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, name
         assert var["multi"] and var["includeAll"] and var["allValue"] == ".+", name
         label_values_as_promql(queries[name])
-    # each variable narrows the next: instance by job, model by both, feature by all three
+    # each variable narrows the next: instance by job, model by both, version and feature by
+    # all three (version: the versions the chosen models are judged against)
     assert '$job"' in queries["instance"]
     assert '$job"' in queries["model"] and '$instance"' in queries["model"]
-    assert all(f'${v}"' in queries["feature"] for v in ("job", "instance", "model"))
+    for name in ("version", "feature"):
+        assert all(f'${v}"' in queries[name] for v in ("job", "instance", "model")), name
+    assert label_values_as_promql(queries["version"]) == (
+        'group by (version) (mlops_model_info{job=~"$job", instance=~"$instance", '
+        'model=~"$model"})',
+        "version",
+    )
 
 
 def test_every_panel_has_title_description_unit_and_the_datasource_variable(
@@ -154,7 +166,9 @@ def test_every_range_function_uses_rate_interval_or_the_dashboard_range(
 def test_every_selector_is_filtered_by_the_variables(board: dict[str, Any]) -> None:
     """Each series selector of a query carries the job matcher (and instance/model if used)."""
     selectors = re.compile(r"\b((?:mlops_|job_)[\w:]*|up|ALERTS)\{([^}]*)\}")
-    for title, ref, target in panel_queries(board):
+    queries = panel_queries(board)
+    queries += [(a["name"], "annotation", a) for a in annotation_queries(board)]
+    for title, ref, target in queries:
         expr = target["expr"]
         found = selectors.findall(expr)
         bare = re.sub(selectors, "", expr)
@@ -229,6 +243,20 @@ def _exprs_of(board: dict[str, Any], kind: str | None = None) -> list[str]:
         ("predictions awaiting an outcome", "timeseries", "mlops_predictions_awaiting_outcome{"),
         ("unmatched outcomes by reason", "timeseries", "mlops_outcomes_unmatched_total{"),
         ("evicted predictions by reason", "timeseries", "mlops_predictions_evicted_total{"),
+        ("monitored version, stage and version changes", "table", "mlops_model_info{"),
+        ("version changes over the range", "table", "mlops_model_version_changes_total{"),
+        ("monitored version over time", "state-timeline", "mlops_model_info{"),
+        (
+            "other versions' predictions",
+            "timeseries",
+            "rate(mlops_predictions_other_version_total{",
+        ),
+        (
+            "the unrouted-records alert's ratio",
+            "timeseries",
+            "job_instance:mlops_log_lines_unrouted:ratio_rate5m{",
+        ),
+        ("registry poll errors by reason", "timeseries", "mlops_reference_poll_errors_total{"),
     ],
 )
 def test_the_issues_panels_exist(
@@ -245,9 +273,9 @@ def _row_panels(board: dict[str, Any], title: str) -> list[dict[str, Any]]:
     return [p for p in data_panels(board) if top < p["gridPos"]["y"] < bottom]
 
 
-def test_the_quality_row_shows_every_quality_metric_of_the_catalog(board: dict[str, Any]) -> None:
-    """Every metric of the catalog's "quality" area is on the "Model quality" row, directly
-    or through a recording rule the row shows (the fleet-wide accuracy, MAE and RMSE)."""
+def _area_missing_from_row(board: dict[str, Any], area: metrics.Area, row: str) -> list[str]:
+    """The metrics of the catalog's ``area`` that no panel of the row ``row`` shows, directly
+    or through a recording rule it queries."""
     from tests.test_rules import all_rules, metric_names
 
     recording: dict[str, set[str]] = {}  # one recorded name may have several rules
@@ -255,16 +283,79 @@ def test_the_quality_row_shows_every_quality_metric_of_the_catalog(board: dict[s
         if "record" in rule:
             recording.setdefault(rule["record"], set()).update(metric_names(rule["expr"])[0])
     used: set[str] = set()
-    for panel in _row_panels(board, "Model quality"):
+    for panel in _row_panels(board, row):
         for target in panel["targets"]:
             exported, recorded = metric_names(target["expr"])
             used |= exported
             for name in recorded:
                 used |= recording[name]
-    missing = [
-        spec.name for spec in metrics.of_area("quality") if not used & set(spec.series_names)
-    ]
+    return [spec.name for spec in metrics.of_area(area) if not used & set(spec.series_names)]
+
+
+def test_the_quality_row_shows_every_quality_metric_of_the_catalog(board: dict[str, Any]) -> None:
+    """Every metric of the catalog's "quality" area is on the "Model quality" row, directly
+    or through a recording rule the row shows (the fleet-wide accuracy, MAE and RMSE)."""
+    missing = _area_missing_from_row(board, "quality", "Model quality")
     assert missing == [], f"quality metrics not on the Model quality row: {missing}"
+
+
+def test_the_models_row_shows_every_models_metric_of_the_catalog(board: dict[str, Any]) -> None:
+    """Issue 16: which version each exporter judges against, its changes, other versions'
+    predictions, unrouted records (through the alert's recorded ratio) and poll errors."""
+    missing = _area_missing_from_row(board, "models", "Models")
+    assert missing == [], f"models metrics not on the Models row: {missing}"
+
+
+def test_models_panels_name_the_versions_and_follow_the_version_variable(
+    board: dict[str, Any],
+) -> None:
+    panels = {p["title"]: p for p in _row_panels(board, "Models")}
+    table = panels["Monitored versions"]
+    targets = {t["refId"]: t for t in table["targets"]}
+    assert all(t["instant"] and t["format"] == "table" for t in targets.values())
+    assert 'version=~"$version"' in targets["INFO"]["expr"]
+    # the changes of the models whose version is chosen, over the dashboard's range
+    changes = targets["CHANGES"]["expr"]
+    assert "[$__range]" in changes and "mlops_model_info{" in changes.split("and on")[1]
+    renamed = table["transformations"][1]["options"]["renameByName"]
+    assert set(renamed.values()) == {"Monitored version", "Stage", "Version changes"}
+    timeline = panels["Monitored version over time"]
+    assert 'version=~"$version"' in timeline["targets"][0]["expr"]
+    assert "{{version}}" in timeline["targets"][0]["legendFormat"]
+    # both lines named by version: the monitored one through mlops_model_info's label
+    monitored, other = panels["Predictions by version"]["targets"]
+    assert "group_left (version)" in monitored["expr"]
+    assert "(monitored)" in monitored["legendFormat"]
+    assert "mlops_predictions_other_version_total{" in other["expr"]
+    assert "(other)" in other["legendFormat"]
+    # the logged version is no monitored version: $version does not filter it
+    assert "$version" not in other["expr"]
+    # an unrouted record has no model: per exporter, whatever $model
+    (unrouted,) = panels["Unrouted record ratio"]["targets"]
+    assert "$model" not in unrouted["expr"]
+    assert panels["Unrouted record ratio"]["fieldConfig"]["defaults"]["unit"] == "percentunit"
+
+
+def test_version_changes_are_annotated_with_the_new_version(board: dict[str, Any]) -> None:
+    """A promotion or rollback the exporter switched to marks every panel, named by the
+    version it now judges against."""
+    (note,) = annotation_queries(board)
+    assert note["name"] == "Model version changes" and note["enable"]
+    assert note["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+    expr = note["expr"]
+    assert expr.startswith("(increase(mlops_model_version_changes_total{")
+    assert "[$__rate_interval]) > 0)" in expr
+    assert "group_left (version, stage)" in expr and "mlops_model_info{" in expr
+    assert "{{version}}" in note["textFormat"] and "{{model}}" in note["textFormat"]
+
+
+def test_firing_alerts_follow_the_model_variable_and_keep_exporter_wide_ones(
+    board: dict[str, Any],
+) -> None:
+    """Alerts without a model label (MlopsExporterDown, MlopsLogLinesUnroutedHigh) stay
+    listed whichever models are chosen."""
+    (target,) = next(p for p in data_panels(board) if p["title"] == "Firing alerts")["targets"]
+    assert 'model=~"$model|"' in target["expr"]
 
 
 def test_quality_panels_mark_reference_and_estimate_and_colour_the_verdict(
@@ -369,12 +460,13 @@ def test_every_dashboard_query_parses_as_promql(board: dict[str, Any], tmp_path:
     (tests/e2e/test_stack.py then runs every query against real data)."""
     promtool = require_binary("promtool")
     values = {
-        "job": "mlops-exporter", "instance": ".+", "model": ".+", "feature": ".+",
-        "datasource": "prometheus", "__rate_interval": "1m", "__range": "3h",
+        "job": "mlops-exporter", "instance": ".+", "model": ".+", "version": ".+",
+        "feature": ".+", "datasource": "prometheus", "__rate_interval": "1m", "__range": "3h",
     }  # fmt: skip
+    targets = [target for _, _, target in panel_queries(board)] + annotation_queries(board)
     rules = [
         {"record": f"dashboard:query_{i}:check", "expr": substitute(target["expr"], values)}
-        for i, (_, _, target) in enumerate(panel_queries(board))
+        for i, target in enumerate(targets)
     ]
     path = tmp_path / "dashboard-queries.yml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))

@@ -88,13 +88,17 @@ def recorded_names() -> set[str]:
 
 
 def dashboard_exprs() -> list[tuple[str, str]]:
-    """(where, expr) of every query of every shipped dashboard, variables included."""
+    """(where, expr) of every query of every shipped dashboard, variables and annotations
+    included."""
     found = []
     for path in sorted(DASHBOARDS.glob("*.json")):
         board = json.loads(path.read_text(encoding="utf-8"))
         for panel in board["panels"]:
             for target in panel.get("targets", []):
                 found.append((f"{path.name}: panel {panel['title']!r}", target["expr"]))
+        for note in board.get("annotations", {}).get("list", []):
+            if "expr" in note:
+                found.append((f"{path.name}: annotation {note['name']!r}", note["expr"]))
         for var in board["templating"]["list"]:
             if var["type"] == "query":
                 query = var["query"]["query"] if isinstance(var["query"], dict) else var["query"]
@@ -381,8 +385,12 @@ def test_every_alert_has_severity_summary_description_and_runbook() -> None:
         assert rule["labels"]["severity"] in SEVERITIES, name
         notes = rule["annotations"]
         assert set(notes) >= {"summary", "description", "runbook_url"}, name
-        # up{} has no model label: the down exporter is named by its instance.
-        assert "{{ $labels.model }}" in notes["description"] or name == "MlopsExporterDown"
+        # up{} has no model label: the down exporter is named by its instance; nor has an
+        # unrouted record, which belongs to no model.
+        assert "{{ $labels.model }}" in notes["description"] or name in {
+            "MlopsExporterDown",
+            "MlopsLogLinesUnroutedHigh",
+        }
         assert "{{ $labels.instance }}" in notes["description"], name
         assert "$value" in notes["description"] or name in {
             "MlopsExporterDown",
@@ -448,6 +456,50 @@ def test_the_quality_alerts_fire_on_the_verdict_and_on_outcomes_that_once_arrive
         assert part in missing["expr"], part
     assert "absent(" not in missing["expr"], "absent() would fire for models without outcomes"
     assert missing["for"] == "1h"
+
+
+def test_the_version_alerts_judge_the_fleet_and_leave_normal_states_alone() -> None:
+    """Issue 16: the mismatch alert is labelled with the monitored and the logged version,
+    and is guarded fleet-wide (a rolling update, where each old sidecar sees only the old
+    version, stays quiet); an empty staging stage is no poll failure; the unrouted share
+    counts every prediction record, other versions included."""
+    by_name = {rule["alert"]: rule for rule in alert_rules()}
+    mismatch = by_name["MlopsModelVersionMismatch"]
+    expr = mismatch["expr"]
+    assert expr.startswith("sum by (job, instance, model, logged_version) (")
+    assert "increase(mlops_predictions_other_version_total[5m]) > 0" in expr
+    assert '"logged_version", "$1", "version", "(.*)"' in expr
+    assert "group_left (version, stage)\n  mlops_model_info\n" in expr
+    # the guard: no replica of the job logged the monitored version (not this one alone)
+    guard = expr.split("unless on (job, model, version)")[1]
+    assert "sum by (job, model, version) (" in guard and "instance" not in guard.split("*")[0]
+    assert "increase(mlops_predictions_total[5m])" in guard
+    assert guard.rstrip().endswith(") > 0\n  )")
+    assert "topk" not in expr, "a changing top version would restart `for`"
+    assert mismatch["for"] == "5m"  # plus the 5m range: 10 minutes
+    notes = mismatch["annotations"]
+    for label in ("version", "logged_version", "stage", "job"):
+        assert f"{{{{ $labels.{label} }}}}" in notes["description"], label
+    polls = by_name["MlopsReferencePollFailing"]
+    assert polls["expr"].startswith("increase(mlops_reference_poll_errors_total[5m]) > 0\n")
+    assert 'mlops_model_info{stage="staging"}, "reason", "no_version"' in polls["expr"]
+    assert 'label "version"' in polls["annotations"]["description"]
+    assert polls["for"] == "15m"
+    # predictions of other versions are read: not "no predictions" (mlops_predictions_total
+    # counts the monitored version only), so an old replica draining does not fire it
+    silent = by_name["MlopsNoPredictions"]["expr"]
+    assert silent.startswith("job_instance_model:mlops_predictions:rate5m == 0\n")
+    assert "unless on (job, instance, model)" in silent
+    assert "rate(mlops_predictions_other_version_total[5m]) > 0" in silent
+    unrouted = by_name["MlopsLogLinesUnroutedHigh"]
+    assert unrouted["expr"] == "job_instance:mlops_log_lines_unrouted:ratio_rate5m > 0.05"
+    (ratio,) = [r["expr"] for r in all_rules() if r.get("record", "").startswith("job_instance:")]
+    for counter in (
+        "mlops_log_lines_unrouted_total",
+        "mlops_predictions_total",
+        "mlops_predictions_other_version_total",
+    ):
+        assert f"rate({counter}[5m])" in ratio.split("/")[1], counter
 
 
 def test_runbook_has_a_section_for_every_alert_and_no_other() -> None:

@@ -11,7 +11,8 @@ appears once in an exposition): the area collectors run per model and their fami
 merged (:func:`~exporter.collectors.figures.merged`).  Label values come only from the
 config (model, feature names), the reference profile (bucket labels) and bounded counters
 (top classes and versions plus ``__other__``, a fixed set of invalid-line and poll-failure
-reasons).
+reasons); the quality area's class labels are the outcome store's first
+``prediction.max_classes`` classes plus ``__other__``.
 """
 
 from __future__ import annotations
@@ -27,11 +28,14 @@ from exporter.collectors.drift import DriftCollector
 from exporter.collectors.figures import ModelFigures, merged
 from exporter.collectors.files import FilesCollector
 from exporter.collectors.models import ModelsCollector
+from exporter.collectors.quality import QualityCollector
 from exporter.collectors.reference import ReferenceCollector, ReferenceInfo, build_info
 from exporter.collectors.traffic import TrafficCollector
 from exporter.exposition import Section
 from exporter.ingest import IngestSnapshot
+from exporter.outcomes import OutcomeStats
 from exporter.pipeline import Snapshot
+from exporter.quality import QualitySnapshot
 
 __all__ = ["ExporterCollector", "MlopsCollector", "ModelFigures", "ReferenceInfo"]
 
@@ -78,7 +82,7 @@ class ExporterCollector(Collector):
         lines = self._lines()
         reference_key = tuple(x for f in figs for x in (f.reference, f.info_key))
         snapshots = tuple(f.snapshot for f in figs)
-        return [
+        sections: list[Section] = [
             (reference_key, lambda: self._reference(figs)),
             (snapshots, lambda: merged(DriftCollector(f.name).collect(f.snapshot) for f in figs)),
             (None, lambda: merged(_alerting(f) for f in figs)),
@@ -86,6 +90,15 @@ class ExporterCollector(Collector):
             (None, lambda: merged(_traffic(f) for f in figs)),
             (None, lambda: FilesCollector(self._lines_model()).collect(lines)),
         ]
+        judged = tuple(f for f in figs if f.quality is not None and f.outcome_stats is not None)
+        if judged:  # with outcomes: the pass's snapshot and the store's counters
+            passes = tuple(f.quality for f in judged)
+            stats = tuple(f.outcome_stats for f in judged)
+            sections += [
+                (passes, lambda: merged(_quality_pass(f) for f in judged)),
+                (stats, lambda: merged(_quality_counters(f) for f in judged)),
+            ]
+        return sections
 
     def _reference(self, figs: Sequence[ModelFigures]) -> Iterator[Metric]:
         yield from merged(ReferenceCollector(f.name, f.reference).collect() for f in figs)
@@ -98,6 +111,16 @@ def _alerting(f: ModelFigures) -> Iterator[Metric]:
     return AlertingCollector(
         f.name, lambda: f.drift_errors, None if failures is None else (lambda: failures)
     ).collect()
+
+
+def _quality_pass(f: ModelFigures) -> Iterator[Metric]:
+    assert f.quality is not None
+    return QualityCollector(f.name).collect_pass(f.quality)
+
+
+def _quality_counters(f: ModelFigures) -> Iterator[Metric]:
+    assert f.outcome_stats is not None
+    return QualityCollector(f.name).collect_counters(f.outcome_stats)
 
 
 def _traffic(f: ModelFigures) -> Iterator[Metric]:
@@ -120,6 +143,8 @@ class MlopsCollector(ExporterCollector):
         errors: Callable[[], int] = lambda: 0,
         alert_failures: Callable[[], int] | None = None,
         version: str = "unknown",
+        quality: Callable[[], QualitySnapshot] | None = None,
+        outcome_stats: Callable[[], OutcomeStats] | None = None,
     ) -> None:
         def figures() -> tuple[ModelFigures, ...]:
             return (
@@ -132,6 +157,8 @@ class MlopsCollector(ExporterCollector):
                     counters(),
                     drift_errors=errors(),
                     alert_failures=None if alert_failures is None else alert_failures(),
+                    quality=None if quality is None else quality(),
+                    outcome_stats=None if outcome_stats is None else outcome_stats(),
                 ),
             )
 

@@ -9,7 +9,9 @@ from prometheus_client.core import Metric
 
 from exporter.collectors.reference import ReferenceInfo
 from exporter.ingest import IngestSnapshot
+from exporter.outcomes import OutcomeStats
 from exporter.pipeline import Snapshot
+from exporter.quality import QualitySnapshot
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,8 @@ class ModelFigures:
     version_changes: int = 0
     poll_errors: Mapping[str, int] | None = None
     info_key: object = None  # an object that changes with version and stage (cache key)
+    quality: QualitySnapshot | None = None  # with outcomes: the last quality pass
+    outcome_stats: OutcomeStats | None = None  # and the outcome store's counters
 
 
 def merged(per_model: Iterable[Iterable[Metric]]) -> Iterator[Metric]:

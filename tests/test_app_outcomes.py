@@ -1,0 +1,110 @@
+"""exporter.app with an outcomes: section, in-process: the parts it builds, its own scheduler
+job, and what a failing store or pass costs (nothing but time)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from exporter import app as app_module
+from exporter.app import Exporter
+from exporter.config import load_config, load_reference
+from exporter.linesource import IdentifyingFollower
+from exporter.outcomes import OutcomeStoreError
+from exporter.tail import LogFollower
+from tests.e2e._exporter import write_config
+from tests.e2e.test_exporter_quality import outcome, prediction, quality_config, write
+
+
+def build(config: Path) -> Exporter:
+    cfg = load_config(config, {})
+    profile, features = load_reference(cfg)
+    return Exporter(cfg, profile, features, listen_address="127.0.0.1:0", version="t")
+
+
+def wait(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_without_outcomes_nothing_of_them_is_built(tmp_path: Path) -> None:
+    exp = build(write_config(tmp_path, interval="1h"))
+    try:
+        assert exp.feed is None and exp.store is None and exp.ingestor.outcomes is None
+        assert type(exp.follower) is LogFollower  # the plain follower: nothing extra per line
+        exp.start()
+        assert exp.scheduler.get_job("quality") is None
+    finally:
+        exp.stop()
+
+
+def test_with_outcomes_a_quality_job_of_its_own(tmp_path: Path) -> None:
+    exp = build(quality_config(tmp_path, interval="1h"))
+    try:
+        assert isinstance(exp.follower, IdentifyingFollower) and exp.feed is not None
+        assert (tmp_path / "state" / "checkpoint.outcomes.db").exists()  # directory created
+        exp.start()
+        job = exp.scheduler.get_job("quality")
+        assert job.max_instances == 1 and job.coalesce is True
+        assert job.trigger.interval.total_seconds() == 3600
+        wait(lambda: exp.quality.computed_at is not None)  # once before ready
+    finally:
+        exp.stop()
+    assert exp.store is not None and exp.store._closed  # closed on stop
+
+
+def test_a_store_that_fails_a_write_gets_the_rows_with_the_next_poll(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exp = build(quality_config(tmp_path, interval="1h"))
+    store = exp.store
+    assert store is not None and exp.feed is not None
+    real = store.apply
+    failures = [2]
+
+    def flaky(*args, **kwargs):
+        if failures[0]:
+            failures[0] -= 1
+            raise OutcomeStoreError("outcome store x: write failed: disk I/O error")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store, "apply", flaky)
+    log = tmp_path / "logs" / "app.jsonl"
+    now = time.time()
+    try:
+        exp.start()
+        write(log, [prediction(f"r{i}", now, {"class": "a"}) for i in range(50)])
+        wait(lambda: exp.feed is not None and exp.feed.failing)
+        write(log, [outcome(f"r{i}", "a", now) for i in range(50)])
+        wait(lambda: failures[0] == 0 and exp.feed is not None and not exp.feed.failing)
+        wait(lambda: exp.feed is not None and exp.feed.stats.outcomes_total == 50)
+        stats = exp.feed.stats
+        assert (stats.predictions_total, stats.pending, stats.held) == (50, 0, 0)
+    finally:
+        exp.stop()
+
+
+def test_a_failed_quality_pass_keeps_the_last_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exp = build(quality_config(tmp_path, interval="1h"))
+    try:
+        exp.start()
+        wait(lambda: exp.quality.computed_at is not None)
+        good = exp.quality
+
+        def broken(*args, **kwargs):
+            raise RuntimeError("boom")
+
+        monkeypatch.setattr(app_module, "compute_quality", broken)
+        exp.quality_pass()
+        assert exp.quality is good
+        monkeypatch.undo()
+        exp.quality_pass()
+        assert exp.quality is not good
+    finally:
+        exp.stop()

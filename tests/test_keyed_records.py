@@ -1,0 +1,182 @@
+"""exporter.records.KeyedParser: prediction and outcome lines as outcome-store rows.
+
+Each row carries the identity of its line (source, byte offset); a line the record parser
+rejects gives no row, whatever the keyed decode makes of it.
+"""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from exporter.records import KeyedParser, RecordParser
+
+PARSER = RecordParser({"x": "numeric", "plan": "categorical"})
+KEYED = KeyedParser(clock=lambda: 1234.5)
+TS = "2026-01-01T00:00:00.000000Z"
+T0 = 1767225600.0
+
+
+def line(**fields: object) -> bytes:
+    return orjson.dumps(fields)
+
+
+def prediction(rid: object = "r1", prediction: object = None, **extra: object) -> bytes:
+    record = {
+        "timestamp": TS,
+        "event": "prediction",
+        "request_id": rid,
+        "input_data": {"x": 1.5, "plan": "a"},
+        "prediction": {"class": "yes", "probability": 0.75} if prediction is None else prediction,
+        "latency_ms": 3,
+        **extra,
+    }
+    if rid is None:
+        del record["request_id"]
+    return orjson.dumps(record)
+
+
+def outcome(rid: object = "r1", actual: object = "yes", **extra: object) -> bytes:
+    return line(timestamp=TS, event="outcome", request_id=rid, actual=actual, **extra)
+
+
+def rows(*lines: bytes, start: int = 0):
+    block = b"".join(x + b"\n" for x in lines)
+    return KEYED.rows(block, "src", start, PARSER.parse_block(block), PARSER.parse), block
+
+
+def test_rows_carry_what_the_join_needs_and_the_line_identity() -> None:
+    lines = [
+        prediction("r1", model_version="2.0"),
+        b'{"event": "model_loaded"}',
+        outcome("r1", "yes"),
+        prediction("r2", {"class": 3, "probabilities": {"3": 0.6, "4": 0.4}}),
+    ]
+    got, block = rows(*lines, start=1000)
+    p1, p2 = got.predictions
+    assert (p1.request_id, p1.predicted, p1.probability, p1.model_version) == (
+        "r1", "yes", 0.75, "2.0",
+    )  # fmt: skip
+    assert p1.time == T0 and p1.value is None and p1.probabilities is None
+    assert (p2.predicted, p2.probability, p2.probabilities) == ("3", 0.6, {"3": 0.6, "4": 0.4})
+    (o,) = got.outcomes
+    assert (o.request_id, o.actual, o.actual_value, o.invalid, o.time) == (
+        "r1", "yes", None, False, T0,
+    )  # fmt: skip
+    for row, text in ((p1, lines[0]), (o, lines[2]), (p2, lines[3])):
+        assert row.source == "src"
+        assert block[row.offset - 1000 :].startswith(text)  # the byte offset of its line
+    assert got.confidence == [(T0, 0.75), (T0, 0.6)]
+
+
+@pytest.mark.parametrize(
+    ("logged", "predicted", "value"),
+    [
+        ({"class": "a"}, "a", None),
+        ({"class": 1}, "1", None),
+        ({"class": True}, "True", None),  # as the class counter labels it
+        ("churn", "churn", None),  # a bare class
+        (2, "2", None),
+        (41.5, None, 41.5),  # a bare float: a regressor's value
+        ({"value": 7}, None, 7.0),
+        ({"value": 7, "class": "a"}, "a", 7.0),
+        ([0.2, 0.8], None, None),  # a list holds probabilities, no prediction
+        ({"score": 1}, None, None),  # neither: the store counts it invalid
+    ],
+)
+def test_what_a_prediction_predicted(logged: object, predicted: str | None, value: float) -> None:
+    got, _ = rows(prediction("r", logged))
+    (row,) = got.predictions
+    assert (row.predicted, row.value) == (predicted, value)
+
+
+def test_request_ids_text_or_digits_anything_else_is_left_for_the_store_to_count() -> None:
+    got, _ = rows(prediction("a"), prediction(7), prediction([1]), prediction(None))
+    assert [r.request_id for r in got.predictions] == ["a", "7", ""]  # the last has none
+    assert len(got.confidence) == 4  # the estimate takes every prediction
+
+
+@pytest.mark.parametrize(
+    ("actual", "label", "value", "invalid"),
+    [
+        ("churn", "churn", None, False),
+        (1, "1", 1.0, False),
+        (41.5, "41.5", 41.5, False),
+        (True, "True", None, False),
+        ({"a": 1}, None, None, True),
+        ([1, 2], None, None, True),
+        (None, None, None, False),  # no actual: the store counts it invalid
+    ],
+)
+def test_what_an_outcome_says(actual: object, label: str, value: float, invalid: bool) -> None:
+    got, _ = rows(outcome("r", actual))
+    (row,) = got.outcomes
+    assert (row.actual, row.actual_value, row.invalid) == (label, value, invalid)
+
+
+def test_an_outcome_whose_number_no_float_holds_is_an_invalid_outcome() -> None:
+    got, _ = rows(b'{"event": "outcome", "request_id": "r", "actual": 1e400}', outcome("s"))
+    first, second = got.outcomes
+    assert first.request_id == "r" and first.invalid
+    assert second.request_id == "s" and not second.invalid
+
+
+def test_bad_probabilities_are_left_out_and_the_prediction_kept() -> None:
+    got, _ = rows(
+        prediction("a", {"class": "x", "probability": 1.5}),
+        prediction("b", {"class": "x", "probabilities": {"x": "high"}}),
+        prediction("c", {"class": "x", "probability": True}),
+    )
+    assert [(r.request_id, r.probability, r.probabilities) for r in got.predictions] == [
+        ("a", None, None), ("b", None, None), ("c", None, None),
+    ]  # fmt: skip
+    assert got.confidence == []
+
+
+def test_a_line_the_record_parser_rejects_gives_no_row() -> None:
+    lines = [
+        prediction("ok1"),
+        prediction("bad-type", input_data={"x": "1.5"}),  # wrong_type for the drift parser
+        b'{"event": "prediction", "request_id": "bad-utf8", "input_data": {"x": 1}, '
+        b'"note": "\xff"}',  # encoding: judged on the whole line
+        prediction("neg", latency_ms=-1),  # out_of_range
+        prediction("obj", {"class": {"nested": 1}}),  # wrong_type: a class that is an object
+        b'{"event": "outcome", "request_id": "bad-json", "actual": 1',  # cut short
+        outcome("ok2"),
+        b'{"event": "outcome", "request_id": "o-utf8", "actual": "y", "x": "\xfe"}',
+        prediction("ok3"),
+    ]
+    block = b"".join(x + b"\n" for x in lines)
+    batch = PARSER.parse_block(block)
+    assert batch.n_predictions == 2 and batch.n_invalid == 6
+    got = KEYED.rows(block, "src", 0, batch, PARSER.parse)
+    assert [r.request_id for r in got.predictions] == ["ok1", "ok3"]
+    assert [r.request_id for r in got.outcomes] == ["ok2"]
+    for row in (*got.predictions, *got.outcomes):
+        assert block[row.offset :].startswith(b'{"timestamp"')
+
+
+def test_blank_lines_and_other_events_keep_the_offsets_right() -> None:
+    lines = [b"", outcome("a"), b"   ", b'{"event": "x", "prediction": [1]}', prediction("b")]
+    block = b"".join(x + b"\n" for x in lines)
+    got = KEYED.rows(block, "s", 10, PARSER.parse_block(block), PARSER.parse)
+    assert block[got.outcomes[0].offset - 10 :].startswith(lines[1])
+    assert block[got.predictions[0].offset - 10 :].startswith(lines[4])
+
+
+def test_a_missing_or_unusable_timestamp_is_the_ingest_time() -> None:
+    got, _ = rows(
+        line(event="outcome", request_id="a", actual=1),
+        line(event="outcome", request_id="b", actual=1, timestamp="yesterday"),
+        line(event="outcome", request_id="c", actual=1, timestamp=1700000000),
+        b'{"event": "outcome", "request_id": "d", "actual": 1, "timestamp": 1' + b"0" * 400 + b"}",
+    )
+    assert [r.time for r in got.outcomes] == [1234.5, 1234.5, 1700000000.0, 1234.5]
+
+
+def test_the_class_field_is_the_configured_one() -> None:
+    keyed = KeyedParser(class_field="label")
+    parser = RecordParser({"x": "numeric"}, class_field="label")
+    block = prediction("r", {"label": "z", "class": "no"}) + b"\n"
+    got = keyed.rows(block, "s", 0, parser.parse_block(block), parser.parse)
+    assert got.predictions[0].predicted == "z"
