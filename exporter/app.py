@@ -90,8 +90,9 @@ from exporter.references import (
     log_poll_result,
     open_reference,
 )
+from exporter.routing import Router
 from exporter.runtime import RuntimeMetrics
-from exporter.server import ExporterServer, ServerApp, ServerOptions, bind
+from exporter.server import ExporterServer, Listener, ServerApp, ServerOptions, bind
 from exporter.tail import LogFollower
 from exporter.typing import FeatureKind, FeatureKinds
 from exporter.webconfig import WebConfig, load_web_config
@@ -160,7 +161,30 @@ class Exporter:
 
         # Listen before any log file is opened: the listener's descriptors come first.
         listener = bind(listen_address)
-        web = web or ServerOptions()
+        try:
+            self._assemble(
+                states, router, listener, web or ServerOptions(), web_config, version,
+                exporter_metrics=exporter_metrics, enable_lifecycle=enable_lifecycle,
+            )  # fmt: skip
+        except BaseException:  # closed now, not by the collector at interpreter exit
+            listener.close()
+            raise
+
+    def _assemble(
+        self,
+        states: list[ModelState],
+        router: Router,
+        listener: Listener,
+        web: ServerOptions,
+        web_config: WebConfig | None,
+        version: str,
+        *,
+        exporter_metrics: bool,
+        enable_lifecycle: bool,
+    ) -> None:
+        """Everything that opens files, after the listener: the store, the follower, the
+        ingestor, the collector and the server."""
+        config = self.config
 
         logs = config.logs
         outcomes = config.outcomes

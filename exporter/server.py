@@ -329,6 +329,13 @@ class Listener:
     reserve: DescriptorReserve
     address: str
 
+    def close(self) -> None:
+        """Release what :func:`bind` took, when the exporter fails before serving it."""
+        self.sock.close()
+        self.reserve.close()
+        if not self.loop.is_closed():
+            self.loop.close()
+
 
 def bind(listen_address: str) -> Listener:
     """Listen on ``--web.listen-address`` now; a busy port is a one-line config error."""
