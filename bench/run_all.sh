@@ -13,3 +13,12 @@ run "$PYTHON" bench/bench_load.py
 run "$PYTHON" bench/bench_ingest.py
 run "$PYTHON" bench/bench_memory.py
 run "$PYTHON" bench/bench_logging.py
+run "$PYTHON" bench/bench_calibration.py
+run "$PYTHON" bench/bench_quality_verdict.py
+run "$PYTHON" bench/bench_footprint.py
+run "$PYTHON" bench/bench_landing.py
+run "$PYTHON" bench/bench_crash.py
+run "$PYTHON" bench/bench_outcomes.py
+run "$PYTHON" bench/bench_registry.py
+run "$PYTHON" bench/bench_reference_follow.py
+run "$PYTHON" bench/bench_routing.py

@@ -61,9 +61,6 @@ ROTATE_BYTES = 50 << 20
 LABEL_DELAY = (5.0, 30.0)
 #: the seed of the reference's labels, so the bundled profile is the same on every start
 REFERENCE_LABEL_SEED = 20261201
-#: the config key of the outcome store; the demo sets it to a file in its temporary
-#: directory as soon as the exporter's config accepts the key (see _outcomes_accepted)
-OUTCOMES_STORE_KEY = "outcomes.store"
 
 FEATURES = ("age", "tenure_months", "monthly_charges", "support_calls", "plan", "region")
 DRIFTED = ("monthly_charges", "plan")
@@ -211,14 +208,19 @@ def demo_config(
 ) -> str:
     """The exporter config the demo runs with (YAML text).
 
-    ``outcomes_store`` adds ``outcomes: {store: ...}``, and only when the exporter's config
-    accepts that key (:func:`_outcomes_accepted`): a config with an unknown key is refused.
+    ``outcomes_store`` adds ``outcomes: {store: ...}`` and a ``logs.state_file`` beside it
+    (without one, a restart would apply every line to the store again).
     """
     text = (
         f"# mlops-exporter demo configuration (python -m exporter.demo --print-config)\n"
         f"model:\n  name: {MODEL}\n"
         f"logs:\n  paths: [{json.dumps(str(Path(log_dir) / '*.jsonl'))}]\n"
         "  start_position: beginning\n"
+    )
+    if outcomes_store is not None:
+        state = Path(outcomes_store).with_name("exporter-state.json")
+        text += f"  state_file: {json.dumps(str(state))}\n"
+    text += (
         f"reference:\n  path: {json.dumps(str(reference))}\n"
         "drift:\n"
         f"  interval: {interval}\n"
@@ -226,17 +228,9 @@ def demo_config(
         "  min_samples: 200\n"
         "  tests: [ks, psi]\n"
     )
-    if outcomes_store is not None and _outcomes_accepted():
+    if outcomes_store is not None:
         text += f"outcomes:\n  store: {json.dumps(str(outcomes_store))}\n"
     return text
-
-
-def _outcomes_accepted() -> bool:
-    """Whether this exporter's config has :data:`OUTCOMES_STORE_KEY` (the outcome store is
-    wired into the exporter on its own branch; until then the key would be refused)."""
-    from exporter.config import KEYS
-
-    return OUTCOMES_STORE_KEY in KEYS
 
 
 def run_demo(
@@ -298,7 +292,7 @@ def run_demo(
             drift_after_seconds=drift_after,
             drifting_features=[*DRIFTED, "__prediction__"],
             label_delay_seconds=list(LABEL_DELAY),
-            outcomes=_outcomes_accepted(),
+            outcomes=True,
         )
         try:
             return exporter.run()

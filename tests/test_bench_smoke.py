@@ -146,6 +146,16 @@ def test_bench_calibration_prints_every_table_for_the_four_rules() -> None:
     figure(out, rf"^bound verdict pass {NUMBER} ms$")
 
 
+def test_bench_quality_verdict_prints_false_alarms_and_detection_for_both_rules() -> None:
+    out = run_bench("bench_quality_verdict.py", "--quick")
+    header = r"^\| window \| true accuracy \| bound, budget A \| bound, budget B \| naive rule \|$"
+    figure(out, header)
+    for window in (30, 100):
+        for p in ("0.90", "0.85"):
+            figure(out, rf"^\| {window} \| {p} \| {NUMBER} \| {NUMBER} \| {NUMBER} \|$")
+        figure(out, rf"^\| {window} \| 0.60 \| {NUMBER}% \| (never|{NUMBER} passes) \|$")
+
+
 def test_bench_footprint_prints_startup_rss_and_cpu_next_to_mtail() -> None:
     require_binary("mtail")
     out = run_bench("bench_footprint.py", "--seconds", "1", "--rate", "100")

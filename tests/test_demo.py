@@ -96,22 +96,17 @@ def _time(record: dict) -> float:
     return datetime.fromisoformat(record["timestamp"]).timestamp()
 
 
-def test_the_demo_config_sets_the_outcome_store_only_when_the_config_accepts_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_the_demo_config_sets_the_outcome_store_and_a_state_file_beside_it(
+    tmp_path: Path,
 ) -> None:
     store = tmp_path / "outcomes.sqlite"
-    monkeypatch.setattr(
-        exporter_config,
-        "KEYS",
-        {k: v for k, v in exporter_config.KEYS.items() if k != "outcomes.store"},
-    )
-    without = yaml.safe_load(demo.demo_config(str(tmp_path), outcomes_store=store))
-    assert "outcomes" not in without
-    monkeypatch.setattr(exporter_config, "KEYS", {**exporter_config.KEYS, "outcomes.store": None})
     with_store = yaml.safe_load(demo.demo_config(str(tmp_path), outcomes_store=store))
     assert with_store["outcomes"] == {"store": str(store)}
+    # without a state file a restart would apply every line to the store again (and warn)
+    assert with_store["logs"]["state_file"] == str(tmp_path / "exporter-state.json")
     printed = yaml.safe_load(demo.demo_config(str(tmp_path)))  # --print-config: no store
-    assert "outcomes" not in printed and printed["reference"]["path"] == str(demo.REFERENCE)
+    assert "outcomes" not in printed and "state_file" not in printed["logs"]
+    assert printed["reference"]["path"] == str(demo.REFERENCE)
 
 
 def test_the_demo_config_with_the_saved_profile_loads(tmp_path: Path) -> None:

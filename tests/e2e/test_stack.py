@@ -17,13 +17,14 @@ Both replicas log the ground truth of each batch with the next one; the drifting
 model is right one time in three, the healthy one's always.
 
 Asserted: the drift, latency and model-quality alerts of the drifting replica reach the
-webhook with the right labels and annotations (and the PSI warning is inhibited by its critical); the healthy replica
-raises no alert at all; a live scrape exposes exactly the metrics the rules and dashboards are
-checked against; every rule evaluates without error and every recorded series has data; the
-invalid-line ratio leaves other events out; every dashboard query, variables substituted,
-runs and returns data; and the fleet-wide PSI recording rule
-equals PSI computed offline on the union of both replicas' data, same buckets, same 1e-4
-floor, to 1e-6.
+webhook with the right labels and annotations (and the PSI warning is inhibited by its
+critical); the healthy replica raises no alert at all; a live scrape exposes exactly the
+metrics the catalog says this configuration serves, and every metric the rules and
+dashboards use is among them or served only by another configuration; every rule evaluates
+without error and every recorded series has data; the invalid-line ratio leaves other
+events out; every dashboard query, variables substituted, runs and returns data; and the
+fleet-wide PSI recording rule equals PSI computed offline on the union of both replicas'
+data, same buckets, same 1e-4 floor, to 1e-6.
 
 Locally the test skips when prometheus/alertmanager are missing (with the apt-get line); under
 CI=true a missing binary fails it.
