@@ -287,7 +287,7 @@ class Exporter:
         self.registry.register(self.collector)
         if runtime is not None:
             self.registry.register(runtime)
-        renderer = MetricsRenderer(
+        renderer = self.renderer = MetricsRenderer(
             lambda: [*self.collector.sections(), *([runtime.section()] if runtime else [])]
         )
         self._telemetry_path = web.telemetry_path
@@ -565,6 +565,15 @@ class Exporter:
                 duration_seconds=round(snap.duration_seconds, 4),
             )
             _log_verdict_changes(previous, snap, model.name)
+        self._warm()
+
+    def _warm(self) -> None:
+        """Encode the new snapshots' metrics here, on the scheduler's thread, not in the
+        next scrape (20 models of 50 features: 10,000 series, ~25 ms)."""
+        try:
+            self.renderer.warm()
+        except Exception as exc:  # the scrape encodes them itself then
+            log.error("metrics_encoding_failed", error=str(exc), exc_info=True)
 
     def quality_pass(self) -> None:
         """Sweep the outcome store, read it, compute a new QualitySnapshot and swap it in.
@@ -629,6 +638,7 @@ class Exporter:
         log_poll_result(result, log)
         if isinstance(result, VersionChange):
             self._switch(model, result)
+            self._warm()  # the new reference's series
 
     def _switch(self, model: ModelState, change: VersionChange | Reference) -> None:
         """``model`` monitors the new reference from the next batch on."""
@@ -764,6 +774,7 @@ class Exporter:
             self._models = ModelsView.of(plan.states)
             self.config = new
         self.landing.page = self._landing_page()
+        self._warm()
         if self.scheduler.running:
             self._schedule_jobs()
         replaced = {s.name for s, _ in plan.replaced}

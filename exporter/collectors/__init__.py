@@ -62,6 +62,7 @@ class ExporterCollector(Collector):
         self._version = version
         self._lines_model = lines_model
         self._models_area = ModelsCollector()
+        self._traffic_collectors: dict[str, TrafficCollector] = {}
 
     def describe(self) -> list[Metric]:
         """The catalog, so ``restricted_registry`` can find every name (``?name[]=``)."""
@@ -80,6 +81,11 @@ class ExporterCollector(Collector):
         """
         figs = tuple(self._models())
         lines = self._lines()
+        if len(self._traffic_collectors) > len(figs):  # models removed by a reload
+            names = {f.name for f in figs}
+            self._traffic_collectors = {
+                n: c for n, c in self._traffic_collectors.items() if n in names
+            }
         reference_key = tuple(x for f in figs for x in (f.reference, f.info_key))
         snapshots = tuple(f.snapshot for f in figs)
         sections: list[Section] = [
@@ -87,7 +93,7 @@ class ExporterCollector(Collector):
             (snapshots, lambda: merged(DriftCollector(f.name).collect(f.snapshot) for f in figs)),
             (None, lambda: merged(_alerting(f) for f in figs)),
             (None, lambda: self._models_area.collect(figs, lines)),
-            (None, lambda: merged(_traffic(f) for f in figs)),
+            (None, lambda: merged(self._traffic(f) for f in figs)),
             (None, lambda: FilesCollector(self._lines_model()).collect(lines)),
         ]
         judged = tuple(f for f in figs if f.quality is not None and f.outcome_stats is not None)
@@ -99,6 +105,14 @@ class ExporterCollector(Collector):
                 (stats, lambda: merged(_quality_counters(f) for f in judged)),
             ]
         return sections
+
+    def _traffic(self, f: ModelFigures) -> Iterator[Metric]:
+        if f.counters is None:
+            return iter(())
+        collector = self._traffic_collectors.get(f.name)
+        if collector is None:  # one per model: it keeps the text of the model's series
+            collector = self._traffic_collectors[f.name] = TrafficCollector(f.name)
+        return collector.collect(f.counters)
 
     def _reference(self, figs: Sequence[ModelFigures]) -> Iterator[Metric]:
         yield from merged(ReferenceCollector(f.name, f.reference).collect() for f in figs)
@@ -123,10 +137,6 @@ def _quality_counters(f: ModelFigures) -> Iterator[Metric]:
     return QualityCollector(f.name).collect_counters(f.outcome_stats)
 
 
-def _traffic(f: ModelFigures) -> Iterator[Metric]:
-    if f.counters is None:
-        return iter(())
-    return TrafficCollector(f.name).collect(f.counters)
 
 
 class MlopsCollector(ExporterCollector):

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from prometheus_client.core import Metric
 
 from exporter.collectors.reference import ReferenceInfo
+from exporter.exposition import PrefixedFamily
 from exporter.ingest import IngestSnapshot
 from exporter.outcomes import OutcomeStats
 from exporter.pipeline import Snapshot
@@ -48,6 +49,8 @@ def merged(per_model: Iterable[Iterable[Metric]]) -> Iterator[Metric]:
             seen = out.get(family.name)
             if seen is None:
                 out[family.name] = family
+            elif isinstance(seen, PrefixedFamily) and isinstance(family, PrefixedFamily):
+                seen.extend(family)
             else:
                 seen.samples.extend(family.samples)
     yield from out.values()

@@ -2,26 +2,47 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from prometheus_client.core import Metric
 from prometheus_client.utils import floatToGoString
 
 from exporter import metrics
+from exporter.exposition import PrefixedFamily, SeriesPrefixes
 from exporter.ingest import IngestSnapshot
 
 
 class TrafficCollector:
+    """One model's traffic; the bucket observations' series text is built once per set of
+    bucket labels (fixed for the life of the counters that count them)."""
+
     def __init__(self, model: str) -> None:
         self.model = model
+        self._prefixes: tuple[Mapping[str, tuple[str, ...]], SeriesPrefixes] | None = None
+
+    def _bucket_prefixes(self, labels: Mapping[str, tuple[str, ...]]) -> SeriesPrefixes:
+        cached = self._prefixes
+        if cached is not None and cached[0] is labels:
+            return cached[1]
+        spec = metrics.spec("mlops_feature_bucket_observations")
+        pairs = [
+            (("model", self.model), ("feature", feature), ("bucket", bucket))
+            for feature, buckets in labels.items()
+            for bucket in buckets
+        ]
+        prefixes = SeriesPrefixes(spec.exposed_name, pairs)
+        self._prefixes = (labels, prefixes)
+        return prefixes
 
     def collect(self, c: IngestSnapshot) -> Iterator[Metric]:
         m = self.model
-        buckets = metrics.counter("mlops_feature_bucket_observations")
-        for feature, labels in c.bucket_labels.items():
-            for bucket, value in zip(labels, c.bucket_observations[feature].tolist(), strict=True):
-                buckets.add_metric([m, feature, bucket], float(value))
+        spec = metrics.spec("mlops_feature_bucket_observations")
+        buckets = PrefixedFamily(spec.name, spec.help, spec.kind, spec.unit)
+        values: list[int] = []
+        for feature in c.bucket_labels:
+            values += c.bucket_observations[feature].tolist()
+        buckets.add_chunk(self._bucket_prefixes(c.bucket_labels), values)
         yield buckets
 
         hist = metrics.histogram("mlops_prediction_latency_seconds")
