@@ -241,38 +241,46 @@ CATALOG: tuple[MetricSpec, ...] = (
     MetricSpec(
         "mlops_feature_bucket_observations", "counter",
         "Observed values per reference bucket (same buckets as PSI; categorical: the "
-        "category, __other__ or __unseen__), for fleet-wide drift in PromQL.",
+        "category, __other__ or __unseen__) of the monitored version's predictions, for "
+        "fleet-wide drift in PromQL.",
         ("model", "feature", "bucket"), "traffic",
     ),
     MetricSpec(
         "mlops_prediction_latency_seconds", "histogram",
-        "Prediction latency as logged by the model server (latency.field), in seconds.",
+        "Prediction latency as logged by the model server (latency.field), in seconds, of the "
+        "monitored version's predictions.",
         _M, "traffic", "seconds",
     ),
-    MetricSpec("mlops_predictions", "counter", "Prediction records read from the logs.",
-               _M, "traffic"),
+    MetricSpec(
+        "mlops_predictions", "counter",
+        "Predictions routed to the model whose model_version is the monitored one (or absent): "
+        "those its window takes; other versions are in mlops_predictions_other_version_total.",
+        _M, "traffic",
+    ),
     MetricSpec(
         "mlops_prediction_class", "counter",
-        "Predictions per predicted class (the first prediction.max_classes classes seen, "
-        "later ones in __other__).",
+        "Predictions of the monitored version per predicted class (the first "
+        "prediction.max_classes classes seen, later ones in __other__).",
         ("model", "class"), "traffic",
     ),
     # --- log files and ingest ---------------------------------------------------------------
     MetricSpec(
         "mlops_log_lines", "counter",
         "Lines read from the followed logs, logs.paths and outcomes.paths (predictions, other "
-        "events and invalid lines).",
+        "events and invalid lines); with several models, model=\"\" (a line is no model's).",
         _M, "files",
     ),
     MetricSpec(
         "mlops_log_lines_invalid", "counter",
-        "Lines skipped because they are not a usable prediction record, by reason.",
+        "Lines skipped because they are not a usable prediction record, by reason (model=\"\" "
+        "with several models).",
         ("model", "reason"), "files",
     ),
     MetricSpec(
         "mlops_log_lines_other_events", "counter",
         "Valid JSON lines whose event is not 'prediction' (skipped, not invalid; outcome "
-        "records are counted here too, and joined with an outcomes: section).",
+        "records are counted here too, and joined with an outcomes: section; model=\"\" with "
+        "several models).",
         _M, "files",
     ),
     MetricSpec("mlops_log_bytes_read", "counter", "Bytes read from the prediction logs.",

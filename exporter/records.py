@@ -52,6 +52,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import chain
 from operator import attrgetter
 from typing import Any, Literal
 
@@ -267,12 +268,12 @@ class ParsedBatch:
                     total.update(b.value_counts(name))
                 category_counts[name] = total
         routes = {
-            name: [v for b in rows for v in b.routes[name]]
+            name: list(chain.from_iterable(b.routes[name] for b in rows))
             for name in (rows[0].routes if rows else {})
         }
         versions = None
         if rows and all(b.versions is not None for b in rows):
-            versions = [v for b in rows for v in b.versions or ()]
+            versions = list(chain.from_iterable(b.versions or () for b in rows))
         return cls(
             n_lines=sum(b.n_lines for b in batches),
             n_predictions=sum(b.n_predictions for b in rows),

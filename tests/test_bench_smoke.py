@@ -88,9 +88,22 @@ def test_bench_ingest_prints_lines_per_second_for_exporter_and_mtail() -> None:
     )  # fmt: skip
     figure(out, r"^wrote 2,000 lines ")
     figure(out, rf"^exporter \(10 features, latency, class, ts\)\s+{NUMBER}\s+{NUMBER}$")
+    figure(out, rf"^exporter, version gating \(registry\)\s+{NUMBER}\s+{NUMBER}$")
     figure(out, rf"^mtail \S+ \(latency only\)\s+{NUMBER}\s+{NUMBER}$")
     figure(out, rf"^ratio exporter / mtail\s+{NUMBER}x\s+{NUMBER}x$")
     figure(out, r"^medians of 1 runs, 2,000 lines")
+
+
+def test_bench_cardinality_prints_series_and_scrape_time_of_the_real_exporter() -> None:
+    out = run_bench(
+        "bench_cardinality.py", "--models", "3", "--features", "5", "--per-model", "120",
+        "--scrapes", "3",
+    )  # fmt: skip
+    figure(out, r"^3 models x 5 features, 120 predictions each$")
+    figure(out, rf"^series per model: {NUMBER}$")
+    figure(out, rf"^series in all: {NUMBER} \({NUMBER} exporter-wide\), {NUMBER} MB a scrape$")
+    figure(out, rf"^scrape wall time: median {NUMBER} ms, worst {NUMBER} ms \(3 scrapes\); "
+                r"target < 50 ms: (met|NOT met)$")  # fmt: skip
 
 
 def test_bench_memory_prints_peak_rss_per_round_and_verdict() -> None:
