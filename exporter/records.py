@@ -760,13 +760,14 @@ def _texts(values: list[Any]) -> list[str | None]:
     """A routing field's values as text: a string stays, anything else is absent (None).
 
     The usual column (one service, one version: the same string in every row) is
-    recognised by one ``list.count`` in C.
+    recognised by one ``list.count`` in C and handed over as that one string object
+    repeated, which the router's own count then compares by identity.
     """
     if not values:
         return values
     first = values[0]
     if type(first) is str and values.count(first) == len(values):
-        return values
+        return [first] * len(values)
     if set(map(type, values)) <= {str, type(None)}:
         return values
     return [v if type(v) is str else None for v in values]
