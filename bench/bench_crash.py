@@ -20,13 +20,8 @@ how many scrapes saw the counter go down.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
-import os
 import random
 import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -34,45 +29,15 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parent.parent
+from _exporter import ROOT, start_exporter
 
 
 class Exporter:
     """One ``python -m exporter.cli`` process of the checkout at ``root``."""
 
     def __init__(self, root: Path, config: Path) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_EXPORTER_")}
-        env["PYTHONPATH"] = str(root)
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "exporter.cli",
-                f"--config.file={config}",
-                "--web.listen-address=127.0.0.1:0",
-            ],
-            cwd=root,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        self.url = ""
-        assert self.proc.stderr is not None
-        for raw in self.proc.stderr:
-            with contextlib.suppress(ValueError):
-                event = json.loads(raw)
-                if event.get("event") == "started":
-                    self.url = f"http://127.0.0.1:{event['port']}/metrics"
-                    break
-        if not self.url:
-            raise SystemExit("the exporter did not start")
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self) -> None:
-        assert self.proc.stderr is not None
-        for _ in self.proc.stderr:
-            pass
+        self.proc, port = start_exporter(config, root)
+        self.url = f"http://127.0.0.1:{port}/metrics"
 
     def lines_total(self) -> float | None:
         try:
@@ -165,6 +130,27 @@ def wait_for(exporter: Exporter, value: int, timeout: float) -> float | None:
     return exporter.lines_total()
 
 
+def kill_at_random(
+    root: Path,
+    config: Path,
+    prom: Prometheus,
+    kills: int,
+    rng: random.Random,
+    within: tuple[float, float],
+) -> Exporter:
+    """``kills`` runs of the exporter, each SIGKILLed a random ``within`` seconds after it
+    started, with ``prom`` scraping each; then the last run, started and being scraped."""
+    for _ in range(kills):
+        exporter = Exporter(root, config)
+        prom.target = exporter
+        time.sleep(rng.uniform(*within))
+        prom.target = None
+        exporter.kill()
+    exporter = Exporter(root, config)
+    prom.target = exporter
+    return exporter
+
+
 def report(situation: str, truth: int, served: float | None, prom: Prometheus) -> None:
     diff = prom.total - truth
     print(
@@ -187,14 +173,7 @@ def catch_up(root: Path, n_lines: int, kills: int, seed: int) -> None:
         prom = Prometheus()
         prom.start()
         started = time.perf_counter()
-        for _ in range(kills):
-            exporter = Exporter(root, config)
-            prom.target = exporter
-            time.sleep(rng.uniform(0.1, 0.8))
-            prom.target = None
-            exporter.kill()
-        exporter = Exporter(root, config)
-        prom.target = exporter
+        exporter = kill_at_random(root, config, prom, kills, rng, within=(0.1, 0.8))
         served = wait_for(exporter, n_lines // 1000 * 1000, timeout=120)
         time.sleep(0.3)
         prom.stop()
@@ -226,14 +205,7 @@ def steady(root: Path, kills: int, seed: int) -> None:
         rng = random.Random(seed)
         prom = Prometheus()
         prom.start()
-        for _ in range(kills):
-            exporter = Exporter(root, config)
-            prom.target = exporter
-            time.sleep(rng.uniform(1.0, 6.0))
-            prom.target = None
-            exporter.kill()
-        exporter = Exporter(root, config)
-        prom.target = exporter
+        exporter = kill_at_random(root, config, prom, kills, rng, within=(1.0, 6.0))
         time.sleep(1.0)
         halt.set()
         writer.join()

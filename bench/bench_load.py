@@ -33,7 +33,6 @@ import argparse
 import asyncio
 import http.client
 import json
-import os
 import resource
 import signal
 import statistics
@@ -43,13 +42,14 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import orjson
+from _exporter import ROOT, start_exporter
 
-ROOT = Path(__file__).resolve().parent.parent
 REQUEST = b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept-Encoding: gzip\r\n\r\n"
 LEGIT_SCRAPERS = 10
 LEGIT_EVERY = 0.5  # seconds between one legitimate scraper's scrapes
@@ -77,19 +77,29 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
     return status, closing
 
 
-async def _scraper(port: int, stop: asyncio.Event, stats: dict, connected: list[int]) -> None:
-    """Back-to-back scrapes on one keep-alive connection (a new one if the server closes)."""
+async def _connections(
+    port: int, stop: asyncio.Event, stats: dict, connected: list[int], retry_after: float
+) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    """One worker's connections, a new one each time round until ``stop``: a refused connect
+    is counted and tried again after ``retry_after`` s; the first that succeeds counts the
+    worker in ``connected``."""
     first = True
     while not stop.is_set():
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
         except OSError:
             stats["errors"]["connect"] += 1
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(retry_after)
             continue
         if first:
             connected[0] += 1
             first = False
+        yield reader, writer
+
+
+async def _scraper(port: int, stop: asyncio.Event, stats: dict, connected: list[int]) -> None:
+    """Back-to-back scrapes on one keep-alive connection (a new one if the server closes)."""
+    async for reader, writer in _connections(port, stop, stats, connected, retry_after=0.05):
         try:
             while not stop.is_set():
                 start = time.perf_counter()
@@ -107,17 +117,7 @@ async def _scraper(port: int, stop: asyncio.Event, stats: dict, connected: list[
 
 async def _slow(port: int, stop: asyncio.Event, stats: dict, connected: list[int]) -> None:
     """A slowloris: one byte of a request head every 4 s; reconnects when cut."""
-    first = True
-    while not stop.is_set():
-        try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            stats["errors"]["connect"] += 1
-            await asyncio.sleep(0.5)
-            continue
-        if first:
-            connected[0] += 1
-            first = False
+    async for reader, writer in _connections(port, stop, stats, connected, retry_after=0.5):
         try:
             for i in range(len(REQUEST) - 4):  # never the blank line that ends the head
                 writer.write(REQUEST[i : i + 1])
@@ -290,37 +290,6 @@ def write_inputs(tmp: Path, features: int, lines: int) -> Path:
     return config
 
 
-def start_exporter(config: Path, source: Path) -> tuple[subprocess.Popen[bytes], int]:
-    env = {**os.environ, "PYTHONPATH": str(source)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "exporter.cli", f"--config.file={config}",
-         "--web.listen-address=127.0.0.1:0"],
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, cwd=source,
-    )  # fmt: skip
-    port_box: list[int] = []
-    ready = threading.Event()
-
-    def read() -> None:
-        seen = set()
-        for raw in proc.stderr:  # type: ignore[union-attr]
-            try:
-                event = json.loads(raw)
-            except ValueError:
-                continue
-            if event.get("event") == "started":
-                port_box.append(int(event["port"]))
-            seen.add(event.get("event"))
-            if {"started", "ready"} <= seen:  # either may come first
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    if not ready.wait(120) or not port_box:
-        proc.kill()
-        raise SystemExit("exporter did not start")
-    return proc, port_box[0]
-
-
 class LoadProcess:
     """``bench_load.py --load MODE PORT COUNT DURATION`` as a child; results as JSON."""
 
@@ -404,7 +373,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         config = write_inputs(Path(tmp), args.features, args.lines)
-        proc, port = start_exporter(config, args.source.resolve())
+        proc, port = start_exporter(config, args.source.resolve(), until=("started", "ready"))
         peak = Peak(proc.pid)
         peak.start()
         legit = Legit(port)

@@ -18,21 +18,15 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import json
-import os
 import signal
 import statistics
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import orjson
-
-ROOT = Path(__file__).resolve().parent.parent
+from _exporter import ROOT, start_exporter
 
 
 def write_inputs(tmp: Path, n_features: int, lines: int) -> Path:
@@ -94,37 +88,8 @@ def get(port: int, path: str) -> bytes:
 
 
 def run_exporter(config: Path, lines: int, scrapes: int) -> tuple[list[float], int, int, float]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "exporter.cli",
-            f"--config.file={config}",
-            "--web.listen-address=127.0.0.1:0",
-        ],
-        stderr=subprocess.PIPE,
-        env=env,
-        cwd=ROOT,
-    )
-    port_box: list[int] = []
-    ready = threading.Event()
-
-    def read() -> None:
-        for raw in proc.stderr:  # type: ignore[union-attr]
-            try:
-                event = json.loads(raw)
-            except ValueError:
-                continue
-            if event.get("event") == "started":
-                port_box.append(event["port"])
-                ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
+    proc, port = start_exporter(config, ROOT, timeout=60)
     try:
-        if not ready.wait(60):
-            raise SystemExit("exporter did not start")
-        port = port_box[0]
         needle = f'mlops_drift_window_samples{{model="bench"}} {float(lines)}'.encode()
         deadline = time.monotonic() + 600
         while needle not in get(port, "/metrics"):

@@ -107,14 +107,19 @@ def read_bytes_nofollow(path: Path) -> bytes:
 
 def read_json(path: Path) -> Any:
     """Parse a metadata file; any decoding problem becomes one line naming the file."""
-    raw = read_bytes_nofollow(path)
+    return parse_json(read_bytes_nofollow(path), str(path))
+
+
+def parse_json(raw: bytes, where: str) -> Any:
+    """Parse metadata read from ``where`` (a file or an object's URL); any decoding problem
+    becomes one ``CorruptMetadataError`` line naming it."""
     try:
         return json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
-        raise CorruptMetadataError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+        raise CorruptMetadataError(f"{where}: not UTF-8 text (byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise CorruptMetadataError(
-            f"{path}: not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg})"
+            f"{where}: not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg})"
         ) from None
 
 

@@ -590,12 +590,14 @@ def _measure(
         cur_sorted = np.sort(finite)
         n_cur = int(cur_sorted.size)
         counts = _sorted_bucket_counts(profile, cur_sorted)
+        out_of_range = profile.out_of_range(cur_sorted)
         n_unseen = 0
         cells = 0
     else:
         keys, n_missing = to_category_keys(values, f"{label} current", DriftInputError)
         n_cur = int(keys.size)
         counts, n_unseen = profile.count_keys(keys)
+        out_of_range = (0, 0)
         cells = profile.n_buckets
     n_missing += extra_missing
 
@@ -641,18 +643,8 @@ def _measure(
         profile, tolerance, n_cur, n_missing, n_unseen, distance, cells, bound_p,
         significance_p, rise, missing_n, missing_p, ks if "ks" in tests else None,
         chi2 if "chi2" in tests else None, psi, skipped,
-        tuple(int(c) for c in counts), *_out_of_range(profile, cur_sorted),
+        tuple(int(c) for c in counts), *out_of_range,
     )  # fmt: skip
-
-
-def _out_of_range(profile: FeatureProfile, cur_sorted: np.ndarray) -> tuple[int, int]:
-    """Current values below the reference's minimum and above its maximum (numeric only)."""
-    if not isinstance(profile, NumericFeatureProfile) or cur_sorted.size == 0:
-        return 0, 0
-    low, high = profile.sorted_values[0], profile.sorted_values[-1]
-    below = int(np.searchsorted(cur_sorted, low, side="left"))
-    above = int(cur_sorted.size - np.searchsorted(cur_sorted, high, side="right"))
-    return below, above
 
 
 def _radius(numeric: bool, n_ref: int, n_cur: int, cells: int, level: float) -> float:

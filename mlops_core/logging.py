@@ -586,11 +586,8 @@ class PredictionLogger:
         It is the output of the same processor chain minus the renderer, so it is
         JSON-serialisable and already redacted; nothing is written.
         """
-        event_dict: Any = self._fields(request_id, input_data, prediction, latency_ms, extra)
-        event_dict["event"] = "prediction"
-        for proc in self._processors[:-1]:
-            event_dict = proc(self._writer, "info", event_dict)
-        return event_dict
+        fields = self._fields(request_id, input_data, prediction, latency_ms, extra)
+        return self._entry("prediction", fields)
 
     def log_prediction(
         self,
@@ -658,11 +655,7 @@ class PredictionLogger:
         Same processor chain minus the renderer (so redacted and JSON-serialisable); nothing
         is written.
         """
-        event_dict: Any = self._outcome_fields(request_id, actual, timestamp, extra)
-        event_dict["event"] = "outcome"
-        for proc in self._processors[:-1]:
-            event_dict = proc(self._writer, "info", event_dict)
-        return event_dict
+        return self._entry("outcome", self._outcome_fields(request_id, actual, timestamp, extra))
 
     def log_outcome(
         self,
@@ -685,6 +678,14 @@ class PredictionLogger:
         your processors and the renderer; one ``write()`` per line.
         """
         self._log.info("outcome", **self._outcome_fields(request_id, actual, timestamp, extra))
+
+    def _entry(self, event: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """``fields`` of an ``event`` record through the processor chain minus the renderer:
+        what ``self._log.info(event, **fields)`` would render and write."""
+        event_dict: Any = {**fields, "event": event}
+        for proc in self._processors[:-1]:
+            event_dict = proc(self._writer, "info", event_dict)
+        return event_dict
 
     def render(self, entry: Mapping[str, Any]) -> bytes:
         """The JSON line (with its newline) for an entry from :meth:`create_log_entry`."""

@@ -35,18 +35,26 @@ from mlops_core.schema import FiniteNumber, Parse, PositiveDuration, Schema, Str
 log = structlog.get_logger(__name__)
 
 DEFAULT_ALERTNAME = "MlopsMetricThreshold"
+#: Per attempt; then up to DEFAULT_RETRIES more, waiting DEFAULT_BACKOFF, twice that, ...
+DEFAULT_TIMEOUT = 5.0
+DEFAULT_RETRIES = 3
+DEFAULT_BACKOFF = 0.5
 
 
 class _HttpNotifier:
-    """POSTs JSON with a timeout and bounded retries; counts instead of raising."""
+    """POSTs JSON with a timeout and bounded retries; counts instead of raising.
+
+    ``labels`` are the fixed labels every alert it sends carries.
+    """
 
     def __init__(
         self,
         url: str,
         *,
-        timeout: float = 5,
-        retries: int = 3,
-        backoff: float = 0.5,
+        timeout: float = DEFAULT_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
+        backoff: float = DEFAULT_BACKOFF,
+        labels: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -59,6 +67,7 @@ class _HttpNotifier:
         self.timeout = _number(timeout, "timeout", positive=True)
         self.retries = retries
         self.backoff = _number(backoff, "backoff")
+        self.labels = _str_map(labels, "labels")
         self.headers = _str_map(headers, "headers")
         self._sleep = sleep
         self.sent = 0  # batches delivered
@@ -121,9 +130,9 @@ class AlertmanagerNotifier(_HttpNotifier):
         self,
         url: str,
         *,
-        timeout: float = 5,
-        retries: int = 3,
-        backoff: float = 0.5,
+        timeout: float = DEFAULT_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
+        backoff: float = DEFAULT_BACKOFF,
         labels: Mapping[str, str] | None = None,
         alertname: str = DEFAULT_ALERTNAME,
         ends_after: float = 7200.0,
@@ -132,10 +141,15 @@ class AlertmanagerNotifier(_HttpNotifier):
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         super().__init__(
-            url, timeout=timeout, retries=retries, backoff=backoff, headers=headers, sleep=sleep
+            url,
+            timeout=timeout,
+            retries=retries,
+            backoff=backoff,
+            labels=labels,
+            headers=headers,
+            sleep=sleep,
         )
         self.endpoint = url.rstrip("/") + "/api/v2/alerts"
-        self.labels = _str_map(labels, "labels")
         if not isinstance(alertname, str) or not alertname:
             raise AlertConfigError(f"alertname must be a non-empty string, got {alertname!r}")
         self.alertname = alertname
@@ -198,22 +212,6 @@ class WebhookNotifier(_HttpNotifier):
     direction, status, message, timestamp) plus the fixed ``labels`` given here.
     """
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        timeout: float = 5,
-        retries: int = 3,
-        backoff: float = 0.5,
-        labels: Mapping[str, str] | None = None,
-        headers: Mapping[str, str] | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        super().__init__(
-            url, timeout=timeout, retries=retries, backoff=backoff, headers=headers, sleep=sleep
-        )
-        self.labels = _str_map(labels, "labels")
-
     def payload(self, alerts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         firing = any(a.get("status", "firing") == "firing" for a in alerts)
         return {
@@ -245,29 +243,27 @@ Backoff = Annotated[FiniteNumber, Meta(ge=0, description="a non-negative number 
 Retries = Annotated[int, Meta(ge=0, description="a non-negative integer")]
 
 
-class WebhookConfig(Schema, frozen=True):
-    """``alerts.webhook``: the arguments of :class:`WebhookNotifier`."""
+class _HttpConfig(Schema, frozen=True):
+    """The keys both notifier sections have: the arguments of :class:`_HttpNotifier`."""
 
     url: HttpUrl
-    timeout: Seconds = 5.0
-    retries: Retries = 3
-    backoff: Backoff = 0.5
+    timeout: Seconds = DEFAULT_TIMEOUT
+    retries: Retries = DEFAULT_RETRIES
+    backoff: Backoff = DEFAULT_BACKOFF
     labels: StrMap = msgspec.field(default_factory=dict)
     headers: StrMap = msgspec.field(default_factory=dict)
 
 
-class AlertmanagerConfig(Schema, frozen=True):
+class WebhookConfig(_HttpConfig, frozen=True):
+    """``alerts.webhook``: the arguments of :class:`WebhookNotifier`."""
+
+
+class AlertmanagerConfig(_HttpConfig, frozen=True):
     """``alerts.alertmanager``: the arguments of :class:`AlertmanagerNotifier`."""
 
-    url: HttpUrl
-    timeout: Seconds = 5.0
-    retries: Retries = 3
-    backoff: Backoff = 0.5
-    labels: StrMap = msgspec.field(default_factory=dict)
     alertname: Text = DEFAULT_ALERTNAME
     ends_after: PositiveDuration | None = None  # None: twice the cooldown, at least 5m
     generator_url: Text | None = None
-    headers: StrMap = msgspec.field(default_factory=dict)
 
 
 def notifiers_from_config(
@@ -277,36 +273,15 @@ def notifiers_from_config(
     cooldown_seconds: float = 3600.0,
 ) -> list[AlertmanagerNotifier | WebhookNotifier]:
     """The notifiers of an ``alerts`` section's ``alertmanager`` and ``webhook`` keys."""
+    # a section's keys are its notifier's keyword arguments, by name
     out: list[AlertmanagerNotifier | WebhookNotifier] = []
     if alertmanager is not None:
-        am = alertmanager
-        ends_after = (
-            am.ends_after if am.ends_after is not None else max(2 * cooldown_seconds, 300.0)
-        )
-        out.append(
-            AlertmanagerNotifier(
-                am.url,
-                timeout=am.timeout,
-                retries=am.retries,
-                backoff=am.backoff,
-                labels=am.labels,
-                alertname=am.alertname,
-                ends_after=ends_after,
-                generator_url=am.generator_url,
-                headers=am.headers,
-            )
-        )
+        args = msgspec.structs.asdict(alertmanager)
+        if args["ends_after"] is None:
+            args["ends_after"] = max(2 * cooldown_seconds, 300.0)
+        out.append(AlertmanagerNotifier(**args))
     if webhook is not None:
-        out.append(
-            WebhookNotifier(
-                webhook.url,
-                timeout=webhook.timeout,
-                retries=webhook.retries,
-                backoff=webhook.backoff,
-                labels=webhook.labels,
-                headers=webhook.headers,
-            )
-        )
+        out.append(WebhookNotifier(**msgspec.structs.asdict(webhook)))
     return out
 
 

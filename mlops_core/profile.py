@@ -309,6 +309,18 @@ class NumericFeatureProfile:
         counts = np.bincount(self.bucketize(finite), minlength=self.n_buckets)
         return counts.astype(np.int64), n_missing
 
+    def out_of_range(self, finite_values: np.ndarray) -> tuple[int, int]:
+        """How many of ``finite_values`` (any order) lie below the reference minimum and above
+        its maximum: the first and last buckets are open-ended, so the counts say what they
+        hide (a reference of zeros against a window of -1 has everything in the first)."""
+        if finite_values.size == 0:
+            return 0, 0
+        low, high = self.sorted_values[0], self.sorted_values[-1]
+        return (
+            int(np.count_nonzero(finite_values < low)),
+            int(np.count_nonzero(finite_values > high)),
+        )
+
     def _content(self) -> dict[str, Any]:
         raw = _float_bytes(self.sorted_values)
         return {

@@ -42,7 +42,6 @@ __all__ = [
     "escape",
     "feature_histogram_svg",
     "numeric_bucket_labels",
-    "out_of_range_counts",
     "profile_histogram_svg",
 ]
 
@@ -287,14 +286,6 @@ def feature_histogram_svg(
     return "".join(parts)
 
 
-def out_of_range_counts(
-    profile: NumericFeatureProfile, finite_values: np.ndarray
-) -> tuple[int, int]:
-    """How many of ``finite_values`` lie below the reference minimum and above its maximum."""
-    lo, hi = profile.sorted_values[0], profile.sorted_values[-1]
-    return int(np.count_nonzero(finite_values < lo)), int(np.count_nonzero(finite_values > hi))
-
-
 def profile_histogram_svg(
     profile: FeatureProfile, current_values: Any, title: str = "", *, show_title: bool = True
 ) -> str:
@@ -309,7 +300,7 @@ def profile_histogram_svg(
         finite, _ = to_float_array(f"feature {profile.name!r}", current_values)
         counts = np.bincount(profile.bucketize(finite), minlength=profile.n_buckets)
         lo, hi = float(profile.sorted_values[0]), float(profile.sorted_values[-1])
-        below, above = out_of_range_counts(profile, finite)
+        below, above = profile.out_of_range(finite)
         return feature_histogram_svg(
             numeric_bucket_labels(profile.edges, lo, hi),
             profile.ref_proportions,

@@ -1,4 +1,4 @@
-"""Shared fixtures.
+"""Shared fixtures and helpers.
 
 ``require_binary`` is how tests that need a real external program (prometheus, promtool,
 alertmanager, amtool, mtail, hadolint) find it: locally a missing binary skips the test with
@@ -12,6 +12,7 @@ import contextlib
 import os
 import shutil
 import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from unittest import mock
@@ -59,6 +60,26 @@ def require_binary(name: str) -> str:
 @pytest.fixture
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+def write_yaml(directory: Path, text: str, name: str = "config.yml") -> Path:
+    """``text`` (dedented) as the file ``name`` in ``directory``: a config file to load."""
+    path = directory / name
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def config_error(path: Path, env: dict[str, str] | None = None) -> str:
+    """The message of the ``ConfigError`` loading the exporter's config ``path`` raises,
+    checked to be one line."""
+    from exporter.config import load_config  # only the tests that load a config need it
+    from mlops_core.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env or {})
+    message = str(info.value)
+    assert "\n" not in message, message
+    return message
 
 
 #: the two ways the KS p-values are computed: scipy's private routines, or the public

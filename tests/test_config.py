@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ from exporter.config import (
     parse_duration,
 )
 from mlops_core.errors import ConfigError
+from tests.conftest import config_error, write_yaml
 
 ISSUE_EXAMPLE = """\
 model:
@@ -48,22 +48,8 @@ reference: {path: ref.csv}
 """
 
 
-def write(tmp_path: Path, text: str, name: str = "config.yml") -> Path:
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(text), encoding="utf-8")
-    return path
-
-
-def error_of(path: Path, env: dict[str, str] | None = None) -> str:
-    with pytest.raises(ConfigError) as info:
-        load_config(path, env or {})
-    message = str(info.value)
-    assert "\n" not in message, message
-    return message
-
-
 def test_issue_example_loads_with_its_values(tmp_path: Path) -> None:
-    cfg = load_config(write(tmp_path, ISSUE_EXAMPLE), {})
+    cfg = load_config(write_yaml(tmp_path, ISSUE_EXAMPLE), {})
     assert cfg.model_name == "churn"
     assert cfg.logs.paths == ("/var/log/model/*.jsonl",)
     assert cfg.logs.start_position == "end"
@@ -85,7 +71,7 @@ def test_issue_example_loads_with_its_values(tmp_path: Path) -> None:
 
 
 def test_defaults_of_a_minimal_file(tmp_path: Path) -> None:
-    cfg = load_config(write(tmp_path, MINIMAL), {})
+    cfg = load_config(write_yaml(tmp_path, MINIMAL), {})
     assert cfg.logs.paths == (str(tmp_path / "logs/*.jsonl"),)
     assert cfg.logs.start_position == "end"
     assert cfg.logs.state_file is None
@@ -117,15 +103,15 @@ def test_logs_max_files_and_checkpoint_interval_are_read_and_checked(tmp_path: P
     text = MINIMAL.replace(
         "[logs/*.jsonl]}", "[logs/*.jsonl], max_files: 8, checkpoint_interval: 250ms}"
     )
-    cfg = load_config(write(tmp_path, text), {})
+    cfg = load_config(write_yaml(tmp_path, text), {})
     assert (cfg.logs.max_files, cfg.logs.checkpoint_interval) == (8, 0.25)
     with pytest.raises(ConfigError, match="LOGS_MAX_FILES: expected a positive integer"):
-        load_config(write(tmp_path, MINIMAL), {"MLOPS_EXPORTER_LOGS_MAX_FILES": "0"})
+        load_config(write_yaml(tmp_path, MINIMAL), {"MLOPS_EXPORTER_LOGS_MAX_FILES": "0"})
 
 
 def test_config_is_frozen(tmp_path: Path) -> None:
     """Frozen msgspec Structs (an AttributeError, as a frozen dataclass's error is too)."""
-    cfg = load_config(write(tmp_path, MINIMAL), {})
+    cfg = load_config(write_yaml(tmp_path, MINIMAL), {})
     with pytest.raises(AttributeError):
         cfg.drift.interval = 1.0  # type: ignore[misc]
     with pytest.raises(AttributeError):
@@ -175,7 +161,7 @@ def test_env_overrides_file_values(tmp_path: Path) -> None:
         "MLOPS_EXPORTER_LATENCY_BUCKETS": "5ms, 50ms, 1s",
         "UNRELATED": "ignored",
     }
-    cfg = load_config(write(tmp_path, ISSUE_EXAMPLE), env)
+    cfg = load_config(write_yaml(tmp_path, ISSUE_EXAMPLE), env)
     assert cfg.drift.interval == 10.0
     assert cfg.drift.window.max_samples == 5000
     assert cfg.drift.tests == ("ks", "psi", "chi2")
@@ -186,8 +172,8 @@ def test_env_overrides_file_values(tmp_path: Path) -> None:
 
 
 def test_env_can_supply_a_required_key(tmp_path: Path) -> None:
-    path = write(tmp_path, "logs: {paths: [x]}\nreference: {path: r.csv}\n")
-    assert "model.name" in error_of(path)
+    path = write_yaml(tmp_path, "logs: {paths: [x]}\nreference: {path: r.csv}\n")
+    assert "model.name" in config_error(path)
     cfg = load_config(path, {"MLOPS_EXPORTER_MODEL_NAME": "m"})
     assert cfg.model_name == "m"
 
@@ -197,23 +183,23 @@ def test_env_var_name_rule() -> None:
 
 
 def test_unknown_env_var_is_an_error_with_a_suggestion(tmp_path: Path) -> None:
-    message = error_of(write(tmp_path, MINIMAL), {"MLOPS_EXPORTER_DRIFT_INTERVALL": "5s"})
+    message = config_error(write_yaml(tmp_path, MINIMAL), {"MLOPS_EXPORTER_DRIFT_INTERVALL": "5s"})
     assert "MLOPS_EXPORTER_DRIFT_INTERVALL" in message
     assert "MLOPS_EXPORTER_DRIFT_INTERVAL?" in message
 
 
 def test_env_value_is_validated_and_named(tmp_path: Path) -> None:
-    message = error_of(write(tmp_path, MINIMAL), {"MLOPS_EXPORTER_DRIFT_INTERVAL": "soon"})
+    message = config_error(write_yaml(tmp_path, MINIMAL), {"MLOPS_EXPORTER_DRIFT_INTERVAL": "soon"})
     assert message.startswith("MLOPS_EXPORTER_DRIFT_INTERVAL: bad duration 'soon'")
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    message = error_of(tmp_path / "nope.yml")
+    message = config_error(tmp_path / "nope.yml")
     assert "nope.yml" in message and "not found" in message
 
 
 def test_yaml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
-    message = error_of(write(tmp_path, "model:\n  name: [unclosed\nlogs: {}\n"))
+    message = config_error(write_yaml(tmp_path, "model:\n  name: [unclosed\nlogs: {}\n"))
     assert "config.yml:" in message and "invalid YAML" in message
 
 
@@ -286,30 +272,30 @@ def test_yaml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
     ],
 )
 def test_errors_are_one_line_naming_the_key(tmp_path: Path, text: str, expected: str) -> None:
-    assert expected in error_of(write(tmp_path, text))
+    assert expected in config_error(write_yaml(tmp_path, text))
 
 
 def test_drift_options_beyond_the_issue(tmp_path: Path) -> None:
     text = MINIMAL + "drift: {ks: {method: exact}, false_alarm_budget: 1w}\n"
     text += "features: {age: {tolerance: 0.2}, plan: {monitor: false}}\n"
-    cfg = load_config(write(tmp_path, text), {})
+    cfg = load_config(write_yaml(tmp_path, text), {})
     assert cfg.drift.ks.method == "exact"
     assert cfg.drift.false_alarm_budget == 7 * 86400.0
     assert [(f.name, f.tolerance, f.monitor) for f in cfg.features] == [
         ("age", 0.2, True),
         ("plan", None, False),
     ]
-    assert load_config(write(tmp_path, MINIMAL), {}).drift.ks.method == "asymp"
+    assert load_config(write_yaml(tmp_path, MINIMAL), {}).drift.ks.method == "asymp"
 
 
 def test_alerts_section_is_passed_through(tmp_path: Path) -> None:
     text = MINIMAL + "alerts:\n  thresholds: {psi: 0.3}\n  notifiers: [{type: webhook}]\n"
-    cfg = load_config(write(tmp_path, text), {})
+    cfg = load_config(write_yaml(tmp_path, text), {})
     assert cfg.alerts == {"thresholds": {"psi": 0.3}, "notifiers": [{"type": "webhook"}]}
 
 
 def test_max_line_bytes_accepts_units(tmp_path: Path) -> None:
-    cfg = load_config(write(tmp_path, MINIMAL.replace("]}", "], max_line_bytes: 64KiB}")), {})
+    cfg = load_config(write_yaml(tmp_path, MINIMAL.replace("]}", "], max_line_bytes: 64KiB}")), {})
     assert cfg.logs.max_line_bytes == 65536
 
 
@@ -329,7 +315,7 @@ def _reference_csv(tmp_path: Path) -> Path:
 
 def test_reference_features_default_to_every_column_with_inferred_types(tmp_path: Path) -> None:
     _reference_csv(tmp_path)
-    profile, features = load_reference(load_config(write(tmp_path, MINIMAL), {}))
+    profile, features = load_reference(load_config(write_yaml(tmp_path, MINIMAL), {}))
     assert features == {"age": "numeric", "plan": "categorical", "income": "numeric"}
     assert profile.n_rows == 300
 
@@ -337,14 +323,14 @@ def test_reference_features_default_to_every_column_with_inferred_types(tmp_path
 def test_configured_features_restrict_and_type(tmp_path: Path) -> None:
     _reference_csv(tmp_path)
     text = MINIMAL + "features: {plan: {type: categorical}, age: {type: categorical}}\n"
-    profile, features = load_reference(load_config(write(tmp_path, text), {}))
+    profile, features = load_reference(load_config(write_yaml(tmp_path, text), {}))
     assert features == {"plan": "categorical", "age": "categorical"}
     assert profile["age"].kind == "categorical"
 
 
 def test_feature_missing_from_reference_is_named(tmp_path: Path) -> None:
     _reference_csv(tmp_path)
-    cfg = load_config(write(tmp_path, MINIMAL + "features: {agee: {type: numeric}}\n"), {})
+    cfg = load_config(write_yaml(tmp_path, MINIMAL + "features: {agee: {type: numeric}}\n"), {})
     with pytest.raises(ConfigError) as info:
         load_reference(cfg)
     message = str(info.value)
@@ -353,14 +339,14 @@ def test_feature_missing_from_reference_is_named(tmp_path: Path) -> None:
 
 
 def test_missing_reference_file_is_named(tmp_path: Path) -> None:
-    cfg = load_config(write(tmp_path, MINIMAL), {})
+    cfg = load_config(write_yaml(tmp_path, MINIMAL), {})
     with pytest.raises(ConfigError, match=r"reference.path: file not found: .*ref.csv"):
         load_reference(cfg)
 
 
 def test_unreadable_reference_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "ref.csv").write_bytes(b"\x00\xff\xfe garbage\n\x00")
-    cfg = load_config(write(tmp_path, MINIMAL), {})
+    cfg = load_config(write_yaml(tmp_path, MINIMAL), {})
     with pytest.raises(ConfigError) as info:
         load_reference(cfg)
     assert str(info.value).startswith("reference.path:")

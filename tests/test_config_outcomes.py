@@ -10,7 +10,7 @@ import pytest
 from exporter import config_docs
 from exporter.config import DEFAULT_MAX_PENDING, KEYS, QUALITY_METRICS, env_var_name, load_config
 from mlops_core import quality
-from mlops_core.errors import ConfigError
+from tests.conftest import config_error, write_yaml
 
 WITH_STATE = """\
 model: {name: m}
@@ -19,29 +19,15 @@ reference: {path: ref.csv}
 """
 
 
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "config.yml"
-    path.write_text(textwrap.dedent(text), encoding="utf-8")
-    return path
-
-
-def error_of(path: Path, env: dict[str, str] | None = None) -> str:
-    with pytest.raises(ConfigError) as info:
-        load_config(path, env or {})
-    message = str(info.value)
-    assert "\n" not in message, message
-    return message
-
-
 def test_without_an_outcomes_section_nothing_is_joined(tmp_path: Path) -> None:
-    cfg = load_config(write(tmp_path, WITH_STATE), {})
+    cfg = load_config(write_yaml(tmp_path, WITH_STATE), {})
     assert cfg.outcomes is None
     assert cfg.quality.reference == {} and cfg.quality.min_samples == 100
 
 
 @pytest.mark.parametrize("section", ["outcomes:\n", "outcomes: {}\n"])
 def test_the_section_alone_turns_joining_on_with_its_defaults(tmp_path: Path, section: str) -> None:
-    cfg = load_config(write(tmp_path, WITH_STATE + section), {})
+    cfg = load_config(write_yaml(tmp_path, WITH_STATE + section), {})
     out = cfg.outcomes
     assert out is not None
     assert out.paths == (str(tmp_path / "logs/*.jsonl"),)  # logs.paths
@@ -71,7 +57,7 @@ def test_every_key_reads_durations_and_paths_like_the_rest(tmp_path: Path) -> No
           max_drop: 0.1
           false_alarm_budget: 1w
         """)
-    cfg = load_config(write(tmp_path, text), {})
+    cfg = load_config(write_yaml(tmp_path, text), {})
     out, q = cfg.outcomes, cfg.quality
     assert out is not None
     assert out.paths == (str(tmp_path / "labels/*.jsonl"),) and out.store == "/var/lib/store.db"
@@ -87,7 +73,7 @@ def test_environment_variables_set_the_new_keys(tmp_path: Path) -> None:
         env_var_name("quality.reference"): "{accuracy: 0.9}",
         env_var_name("quality.window.max_age"): "1d",
     }
-    cfg = load_config(write(tmp_path, WITH_STATE), env)  # a variable turns the section on
+    cfg = load_config(write_yaml(tmp_path, WITH_STATE), env)  # a variable turns the section on
     assert cfg.outcomes is not None
     assert cfg.outcomes.paths == (str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl"))
     assert cfg.quality.reference == {"accuracy": 0.9}
@@ -208,9 +194,9 @@ NO_STATE = WITH_STATE.replace(", state_file: state/checkpoint.json", "")
 def test_errors_are_one_line_naming_the_key(
     tmp_path: Path, text: str, env: dict[str, str], expected: str
 ) -> None:
-    assert expected in error_of(write(tmp_path, text), env)
+    assert expected in config_error(write_yaml(tmp_path, text), env)
 
 
 def test_a_store_without_a_state_file_is_allowed(tmp_path: Path) -> None:
-    cfg = load_config(write(tmp_path, NO_STATE + "outcomes: {store: o.db}\n"), {})
+    cfg = load_config(write_yaml(tmp_path, NO_STATE + "outcomes: {store: o.db}\n"), {})
     assert cfg.outcomes is not None and cfg.outcomes.store == str(tmp_path / "o.db")

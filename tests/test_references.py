@@ -41,9 +41,10 @@ from tests.conftest import REPO_ROOT
 from tests.test_bench_smoke import NUMBER, figure, run_bench
 from tests.test_registry_s3 import Backend
 
-# the server for the session, its AWS variables, a new bucket; a registry on each backend
+# the server for the session, its AWS variables, a new bucket; a registry on each backend and
+# a model file to register in it
 s3_server, s3_env, s3_url = _fixtures.s3_server, _fixtures.s3_env, _fixtures.s3_url
-backend = _registry_tests.backend
+backend, model_file = _registry_tests.backend, _registry_tests.model_file
 
 
 def _data(seed: int, shift: float = 0.0, *, with_plan: bool = True) -> dict[str, Any]:
@@ -99,14 +100,6 @@ def follow(
     )
     assert isinstance(source, StageReference)
     return source
-
-
-@pytest.fixture
-def model_file(tmp_path: Path) -> Path:
-    path = tmp_path / "src" / "model.pkl"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"pickled churn model " * 100)
-    return path
 
 
 @pytest.fixture

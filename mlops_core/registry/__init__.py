@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -190,10 +190,8 @@ class ModelRegistry:
         self, name: str, version: str, *, reason: str | None = None
     ) -> ModelVersion:
         """Put ``version`` in staging; the previous staging version goes back to ``none``."""
-        validate_name(version, "version")
 
-        def change(doc: Doc, events: list[Event]) -> None:
-            current = self._stage_of(doc, name, version)
+        def change(doc: Doc, events: list[Event], current: str) -> None:
             if current in ("staging", "production"):
                 raise StageError(f"model {name!r} version {version!r} is already in {current}")
             old = doc["staging"]
@@ -205,17 +203,14 @@ class ModelRegistry:
             md.discard(doc["archived"], version)
             doc["staging"] = version
 
-        self._store.mutate(name, change)
-        return self.get_version(name, version)
+        return self._change_stage(name, version, change)
 
     def promote_to_production(
         self, name: str, version: str, *, reason: str | None = None
     ) -> ModelVersion:
         """Put ``version`` in production; the previous one is archived and kept for rollback."""
-        validate_name(version, "version")
 
-        def change(doc: Doc, events: list[Event]) -> None:
-            current = self._stage_of(doc, name, version)
+        def change(doc: Doc, events: list[Event], current: str) -> None:
             if current == "production":
                 raise StageError(f"model {name!r} version {version!r} is already in production")
             events.append(md.make_event("promote", version, current, "production", reason))
@@ -228,13 +223,9 @@ class ModelRegistry:
                         "archive", old, "production", "archived", f"replaced by {version}"
                     )
                 )
-            if doc["staging"] == version:
-                doc["staging"] = None
-            md.discard(doc["archived"], version)
-            doc["production"] = version
+            _put_in_production(doc, version)
 
-        self._store.mutate(name, change)
-        return self.get_version(name, version)
+        return self._change_stage(name, version, change)
 
     def rollback(self, name: str, *, reason: str | None = None) -> str:
         """Restore the previous production version and return it.
@@ -263,10 +254,7 @@ class ModelRegistry:
                 events.append(
                     md.make_event("rollback", current, "production", "archived", reason)
                 )
-            if doc["staging"] == target:
-                doc["staging"] = None
-            md.discard(doc["archived"], target)
-            doc["production"] = target
+            _put_in_production(doc, target)
             restored.append(target)
 
         self._store.mutate(name, change)
@@ -276,10 +264,8 @@ class ModelRegistry:
         self, name: str, version: str, *, reason: str | None = None
     ) -> ModelVersion:
         """Retire a version that is not in production (its files stay, for rollback/audit)."""
-        validate_name(version, "version")
 
-        def change(doc: Doc, events: list[Event]) -> None:
-            current = self._stage_of(doc, name, version)
+        def change(doc: Doc, events: list[Event], current: str) -> None:
             if current == "production":
                 raise StageError(
                     f"model {name!r} version {version!r} is in production; promote another"
@@ -292,8 +278,7 @@ class ModelRegistry:
             doc["archived"].append(version)
             events.append(md.make_event("archive", version, current, "archived", reason))
 
-        self._store.mutate(name, change)
-        return self.get_version(name, version)
+        return self._change_stage(name, version, change)
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -409,6 +394,23 @@ class ModelRegistry:
 
     # --- internals ------------------------------------------------------------------------
 
+    def _change_stage(
+        self, name: str, version: str, change: Callable[[Doc, list[Event], str], None]
+    ) -> ModelVersion:
+        """Run ``change(doc, events, current stage of version)`` as one write of the model
+        document, and return the version as it then stands.
+
+        The stage is read inside the write, from the document the change is applied to (it
+        may run again on a newer one), never from an earlier read.
+        """
+        validate_name(version, "version")
+
+        def apply(doc: Doc, events: list[Event]) -> None:
+            change(doc, events, self._stage_of(doc, name, version))
+
+        self._store.mutate(name, apply)
+        return self.get_version(name, version)
+
     def _require_doc(self, name: str) -> Doc:
         doc = self._store.load_doc(validate_name(name, "model name"))
         if doc is None:
@@ -503,3 +505,12 @@ class ModelRegistry:
             except IntegrityError as exc:
                 problem = str(exc)
         return result(actual, problem)
+
+
+def _put_in_production(doc: Doc, version: str) -> None:
+    """Make ``version`` the production version, out of staging and the archive (whoever held
+    production before is the caller's to archive, with its event)."""
+    if doc["staging"] == version:
+        doc["staging"] = None
+    md.discard(doc["archived"], version)
+    doc["production"] = version

@@ -54,7 +54,6 @@ import concurrent.futures
 import contextlib
 import copy
 import hashlib
-import json
 import os
 import random
 import secrets
@@ -256,7 +255,7 @@ class S3Store:
             where = self._url(key)
             if blob is None:
                 raise CorruptMetadataError(f"{where}: is missing (event {seq} of the history)")
-            ev = check_event(self._parse(blob[0], where), where)
+            ev = check_event(fs.parse_json(blob[0], where), where)
             if ev["seq"] != seq:
                 raise CorruptMetadataError(f"{where}: holds event seq {ev['seq']}, expected {seq}")
             events.append(ev)
@@ -274,7 +273,7 @@ class S3Store:
         got = self._get_or_none(key)
         if got is None:
             raise CorruptMetadataError(f"{where}: is missing")
-        rec = check_record(self._parse(got[0], where), name, version, where)
+        rec = check_record(fs.parse_json(got[0], where), name, version, where)
         if rec.get("upload") != upload:
             raise CorruptMetadataError(
                 f"{where}: 'upload' is {rec.get('upload')!r}, not {upload!r}"
@@ -615,17 +614,7 @@ class S3Store:
         if got is None:
             return None
         data, etag = got
-        return check_doc(self._parse(data, self._url(key)), name, self._url(key)), etag
-
-    def _parse(self, data: bytes, where: str) -> Any:
-        try:
-            return json.loads(data.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            raise CorruptMetadataError(f"{where}: not UTF-8 text (byte {exc.start})") from None
-        except json.JSONDecodeError as exc:
-            raise CorruptMetadataError(
-                f"{where}: not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg})"
-            ) from None
+        return check_doc(fs.parse_json(data, self._url(key)), name, self._url(key)), etag
 
     def _get_or_none(self, key: str) -> tuple[bytes, str] | None:
         with self._errors(self._url(key)):

@@ -170,6 +170,18 @@ class ExporterProcess:
         except urllib.error.HTTPError as err:
             return err.code, dict(err.headers), err.read()
 
+    def events(self, event: str) -> list[dict[str, Any]]:
+        """The JSON log lines it has written on stderr so far whose ``event`` is ``event``."""
+        out = []
+        for line in self.stderr_lines:
+            try:
+                doc = json.loads(line)
+            except ValueError:
+                continue
+            if doc.get("event") == event:
+                out.append(doc)
+        return out
+
     def scrape(self) -> Scrape:
         status, _, body = self.get("/metrics")
         assert status == 200, body

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -21,22 +20,10 @@ from tests.e2e._exporter import (
 pytestmark = pytest.mark.e2e
 
 
-def _events(stderr: list[str], event: str) -> list[dict]:
-    out = []
-    for line in stderr:
-        try:
-            doc = json.loads(line)
-        except ValueError:
-            continue
-        if doc.get("event") == event:
-            out.append(doc)
-    return out
-
-
 def _wait_event(exp, event: str, timeout: float = 15.0) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = _events(exp.stderr_lines, event)
+        found = exp.events(event)
         if found:
             return found[0]
         time.sleep(0.1)
@@ -98,11 +85,11 @@ def test_rejected_lines_are_logged_with_file_offset_line_and_reason(tmp_path: Pa
         assert event["reason"] == "invalid_json"
         assert event["offset"] == len(good) and event["line_number"] == 2
         assert event["excerpt"] == "{not json"
-        second = _events(exp.stderr_lines, "log_line_rejected")[1:]
+        second = exp.events("log_line_rejected")[1:]
         deadline = time.monotonic() + 10
         while not second and time.monotonic() < deadline:
             time.sleep(0.1)
-            second = _events(exp.stderr_lines, "log_line_rejected")[1:]
+            second = exp.events("log_line_rejected")[1:]
         assert second and second[0]["line_number"] == 4 and second[0]["reason"] == "wrong_type"
         assert second[0]["offset"] == 2 * len(good) + len(b"{not json\n")
         exp.wait_for(lambda s: s.get("mlops_log_lines_total", model="e2e") == 4)
@@ -120,4 +107,4 @@ def test_unmonitored_record_fields_are_logged_once(tmp_path: Path) -> None:
         event = _wait_event(exp, "fields_not_monitored")
         assert event["fields"] == ["customer_age_days"]
         time.sleep(1.0)
-        assert len(_events(exp.stderr_lines, "fields_not_monitored")) == 1
+        assert len(exp.events("fields_not_monitored")) == 1

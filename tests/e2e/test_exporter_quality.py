@@ -9,7 +9,6 @@ probabilities and a regressor, the degradation verdict at 30 labels and at 2,000
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from datetime import UTC, datetime
@@ -240,18 +239,6 @@ def test_a_regressor_with_outcomes_in_the_prediction_file_equals_sklearn(tmp_pat
     assert s.get("mlops_model_quality_reference", metric="mae", **M) == 2.0
 
 
-def _events(lines: list[str], event: str) -> list[dict[str, Any]]:
-    out = []
-    for line in lines:
-        try:
-            doc = json.loads(line)
-        except ValueError:
-            continue
-        if doc.get("event") == event:
-            out.append(doc)
-    return out
-
-
 def test_degradation_fires_on_a_clear_fall_with_enough_labels_and_not_at_30(
     tmp_path: Path,
 ) -> None:
@@ -284,9 +271,9 @@ def test_degradation_fires_on_a_clear_fall_with_enough_labels_and_not_at_30(
         assert s.get("mlops_quality_window_samples", **M) == 2000
         assert s.get("mlops_model_quality", metric="accuracy", **M) == pytest.approx(0.7)
         deadline = time.monotonic() + 5
-        while not _events(exp.stderr_lines, "quality_degraded") and time.monotonic() < deadline:
+        while not exp.events("quality_degraded") and time.monotonic() < deadline:
             time.sleep(0.05)
-    (event,) = _events(exp.stderr_lines, "quality_degraded")
+    (event,) = exp.events("quality_degraded")
     assert event["level"] == "info" and event["metric"] == "accuracy" and event["labels"] == 2000
     assert event["bound"] < event["threshold"] == pytest.approx(0.85)
 
@@ -317,10 +304,10 @@ def test_no_outcome_matched_is_warned_in_the_log_and_on_the_pages(tmp_path: Path
         while b"outcomes:" in exp.get("/-/ready")[2]:
             assert time.monotonic() < deadline + 30, "the warning stayed"
             time.sleep(0.1)
-    warned = _events(exp.stderr_lines, "no_outcomes_matched")
+    warned = exp.events("no_outcomes_matched")
     assert [w["problem"] for w in warned] == ["no_request_id", "no_outcome_records", "unmatched"]
     assert all(w["level"] == "warning" for w in warned)
-    assert _events(exp.stderr_lines, "outcomes_matched")
+    assert exp.events("outcomes_matched")
 
 
 def test_config_and_store_errors_are_one_line(tmp_path: Path) -> None:
