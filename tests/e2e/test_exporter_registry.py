@@ -417,7 +417,24 @@ def test_two_models_from_one_log_file_each_judged_against_its_own_reference(
         assert s.get("mlops_model_version_changes_total", model="fraud") == 0
         assert s.get("mlops_drift_window_samples", model="fraud") == fraud_window
         assert s.get("mlops_predictions_total", model="fraud") == 400
-    assert [(e["model"], e["new_version"]) for e in changes(exp)] == [("churn", "2")]
+
+        # churn's v2 traffic, shifted like v2's reference, interleaved with fraud's: no drift
+        churn2, fraud2 = churn_traffic(400, "2", y_mean=15.0, seed=12), fraud_traffic(50, "7")
+        append(log, lines_of([*fraud2, *churn2]))
+        s = exp.wait_for(lambda s: s.get("mlops_drift_window_samples", model="churn") == 400
+                         and drifted(s, "churn") is not None
+                         and s.get("mlops_predictions_total", model="fraud") == 450,
+                         what="churn v2's window")  # fmt: skip
+        assert drifted(s, "churn") == 0
+        assert s.get("mlops_drift_window_samples", model="fraud") == 450
+
+        # and back: churn judges v1 again, fraud goes on
+        registry.rollback("churn")
+        s = exp.wait_for(lambda s: info(s, "churn")["version"] == "1", what="churn v1 again")
+        assert s.get("mlops_model_version_changes_total", model="churn") == 2
+        assert s.get("mlops_drift_window_samples", model="fraud") == 450
+    assert [(e["model"], e["new_version"]) for e in changes(exp)] == [("churn", "2"),
+                                                                       ("churn", "1")]
 
 
 def test_the_checkpoint_resumes_each_models_counters(
