@@ -242,3 +242,22 @@ def _batch(n: int):  # type: ignore[no-untyped-def]
     from exporter.records import RecordParser
 
     return RecordParser({"age": "numeric"}).parse(_lines(n, version=None).splitlines())
+
+
+def test_routing_fields_are_text_and_a_number_there_is_not_an_invalid_line() -> None:
+    from exporter.records import RecordParser
+
+    parser = RecordParser({"age": "numeric"}, route_fields=["service"],
+                          version_field="model_version")  # fmt: skip
+    lines = [
+        b'{"event":"prediction","service":"a","model_version":"1","input_data":{"age":1}}',
+        b'{"event":"prediction","service":7,"model_version":2,"input_data":{"age":2}}',
+        b'{"event":"prediction","service":{"x":1},"input_data":{"age":3}}',
+    ]
+    batch = parser.parse(lines)
+    assert batch.n_predictions == 3 and not batch.invalid
+    assert batch.routes == {"service": ["a", None, None]}
+    assert batch.versions == ["1", None, None]
+    assert parser.parse_block(b"\n".join(lines) + b"\n").routes == batch.routes
+    with pytest.raises(ConfigError, match="read by the parser itself"):
+        RecordParser({"age": "numeric"}, route_fields=["event"])
