@@ -23,6 +23,7 @@ called under that lock too: a batch routed by the old version goes to the old wi
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -220,8 +221,10 @@ class ModelState:
     def same_settings(self, other: ExporterConfig) -> bool:
         """Whether ``other`` (a reloaded config, as this model sees it) changes nothing here."""
         mine, theirs = self.config, other
+        # where the entry sits in the list (its error lines' prefix) is not a setting
+        ours, new = (dataclasses.replace(c.model_list()[0], at="") for c in (mine, theirs))
         return (
-            mine.model_list() == theirs.model_list()
+            ours == new
             and mine.drift == theirs.drift
             and mine.latency == theirs.latency
             and mine.prediction == theirs.prediction
