@@ -334,13 +334,19 @@ class QualityConfig(Schema, frozen=True):
 # --- a model's reference: a file, or the registry stage it follows ------------------------
 
 
+class RegistryConfig(Schema, frozen=True):
+    """``registry:``: what every model that follows a registry stage shares."""
+
+    poll_interval: PositiveDuration = DEFAULT_POLL_INTERVAL
+
+
 class ReferenceSection(Schema, frozen=True):
     """A model's ``reference:`` as written: ``path``, or ``registry`` with ``stage``."""
 
     path: Text | None = None
     registry: Text | None = None
     stage: Stage | None = None  # only with registry; None: production
-    poll_interval: PositiveDuration | None = None  # only with registry; None: the default
+    poll_interval: PositiveDuration | None = None  # only with registry; None: registry.*
 
 
 @dataclass(frozen=True)
@@ -366,6 +372,7 @@ def reference_spec(
     section: ReferenceSection,
     key: str = "reference",
     rel: Callable[[str], str] = lambda p: p,
+    default_poll_interval: float = DEFAULT_POLL_INTERVAL,
 ) -> ReferenceSpec:
     """The source a section names, checking what the schema cannot say alone.
 
@@ -392,7 +399,7 @@ def reference_spec(
     return RegistrySpec(
         location,
         section.stage or "production",
-        DEFAULT_POLL_INTERVAL if section.poll_interval is None else section.poll_interval,
+        default_poll_interval if section.poll_interval is None else section.poll_interval,
     )
 
 
@@ -448,6 +455,7 @@ class _File(Schema, frozen=True, kw_only=True):
     model: _Model | None = None  # with reference: one model (models: is the list form)
     logs: LogsConfig
     reference: ReferenceSection | None = None
+    registry: RegistryConfig = field(default_factory=RegistryConfig)
     models: Annotated[
         tuple[_ModelEntry, ...],
         Meta(min_length=1, description="a non-empty list of models"),
@@ -713,6 +721,7 @@ def _models(
     read: _File, from_env: Mapping[str, str], cfg_path: Path, rel: Callable[[str], str]
 ) -> tuple[ModelConfig, ...]:
     """``models:``, or ``model:`` with ``reference:`` (and ``features:``) as a list of one."""
+    poll = read.registry.poll_interval  # a model's reference.poll_interval overrides it
     if read.models is None:
         missing = [k for k in ("model", "reference") if getattr(read, k) is None]
         if missing:
@@ -725,7 +734,7 @@ def _models(
         return (
             ModelConfig(
                 read.model.name,
-                reference_spec(read.reference, "reference", rel),
+                reference_spec(read.reference, "reference", rel, poll),
                 {},
                 _features(from_env.get("features", "features"), read.features),
                 read.model.version,
@@ -754,7 +763,7 @@ def _models(
         out.append(
             ModelConfig(
                 entry.name,
-                reference_spec(entry.reference, f"{at}reference", rel),
+                reference_spec(entry.reference, f"{at}reference", rel, poll),
                 dict(entry.match),
                 _features(f"{at}features", entry.features),
                 entry.version,

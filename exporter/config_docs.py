@@ -61,8 +61,11 @@ KEY_DOCS: dict[str, str] = {
     "version's registered reference",
     "reference.stage": "the stage followed: `production` or `staging` (only with "
     "`reference.registry`)",
-    "reference.poll_interval": "how often the stage is read (one small read, one `GET` on "
-    "S3); a new version is monitored within this interval (only with `reference.registry`)",
+    "reference.poll_interval": "this model's own `registry.poll_interval` (only with "
+    "`reference.registry`)",
+    "registry.poll_interval": "how often every model with a `reference.registry` reads its "
+    "stage (one small read, one `GET` on S3); a new version is monitored within this "
+    "interval",
     "models": "several models from one exporter: a list of `{name, reference, match, "
     "version, features}`, each entry as `model.name`, `reference.*`, `model.version` and "
     "`features` above; `match: {field: value}` selects a model's records by top-level "
@@ -148,7 +151,8 @@ _DEFAULT_TEXT = {
     "features": "every reference column, type inferred",
     "model.version": "none (`unknown`)",
     "reference.stage": "`production`",
-    "reference.poll_interval": "`30s`",
+    "reference.poll_interval": "`registry.poll_interval`",
+    "registry.poll_interval": "`30s`",
     "models": "none: `model:` with `reference:`",
     "outcomes.paths": "`logs.paths`",
     "outcomes.store": "beside `logs.state_file` (`<name>.outcomes.db`)",
