@@ -552,8 +552,8 @@ class OutcomeStore:
                 highs[row.source] = row.offset
             return True
 
-        preds = [_prediction_record(row) for row in predictions if fresh(row)]
-        outs = [_outcome_record(row) for row in outcomes if fresh(row)]
+        preds = [prediction_record(row) for row in predictions if fresh(row)]
+        outs = [outcome_record(row) for row in outcomes if fresh(row)]
         replayed = len(predictions) + len(outcomes) - len(preds) - len(outs)
         return self._apply(preds, outs, replayed, highs)
 
@@ -1116,7 +1116,7 @@ def _rid_hash(request_id: str) -> int:
     return zlib.crc32(request_id.encode("utf-8", "surrogatepass"))
 
 
-def _prediction_record(row: PredictionRow) -> _Record | None:
+def prediction_record(row: PredictionRow) -> _Record | None:
     """A usable prediction's :data:`PredictionRecord`, or None when it cannot be joined.
 
     Unusable: no request id, no prediction, a time, value or probability that is not a
@@ -1151,7 +1151,7 @@ def _prediction_record(row: PredictionRow) -> _Record | None:
     )  # fmt: skip
 
 
-def _outcome_record(row: OutcomeRow) -> _Record | None:
+def outcome_record(row: OutcomeRow) -> _Record | None:
     """An outcome's :data:`OutcomeRecord`, or None when it cannot be joined at all (see
     :class:`OutcomeRow`)."""
     if row.invalid or not row.request_id or not isinstance(row.request_id, str):
