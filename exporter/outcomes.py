@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import operator
 import os
 import sqlite3
 import threading
@@ -86,6 +87,7 @@ PENDING, JOINED, EXPIRED, EVICTED = 0, 1, 2, 3
 """A request's state: pending (no ``settled`` row), or settled how (``settled.state``)."""
 
 _SETTLED_REASON = {JOINED: "duplicate", EXPIRED: "expired", EVICTED: "evicted"}
+_WINDOW_KEY = operator.itemgetter(0, 1)  # a quality_window row's (time, seq): its order
 
 _CACHE_KIB = 16 * 1024
 """SQLite page cache of the writer connection.  Bounded, so memory stays flat however many
@@ -682,9 +684,19 @@ class OutcomeStore:
                     accepted[rid] = record
         newest = max(record[1] for record in accepted.values())
         hashes = {rid: _rid_hash(rid) for rid in accepted}
-        for rid in self._lookup(db, "r.seq", hashes):
-            del accepted[rid]
-            deltas["predictions_duplicate"] += 1
+        # A new prediction's hash is almost never known: ask the index alone (no row read,
+        # no join), then the rows of the hashes it knows, to compare the ids themselves.
+        known = {
+            h
+            for (h,) in self._select_in(
+                db, "SELECT rid_hash FROM requests WHERE rid_hash IN ({})", set(hashes.values())
+            )
+        }
+        if known:
+            maybe = {rid: h for rid, h in hashes.items() if h in known}
+            for rid in self._lookup(db, "r.seq", maybe):
+                del accepted[rid]
+                deltas["predictions_duplicate"] += 1
         if not accepted:
             return newest
         first = int(sizes["next_seq"])
@@ -797,11 +809,17 @@ class OutcomeStore:
             deltas["pending"] -= len(settle)
             deltas["settled"] += len(settle)
         if window:
+            deltas["outcomes_total"] += len(window)
+            if len(window) > self.window_max_samples:
+                # Only the newest window_max_samples by (time, seq) can stay: each of the
+                # others has that many newer pairs in this batch alone, so _enforce_bounds
+                # would delete it again.  Not inserting it is the same, and far cheaper.
+                window.sort(key=_WINDOW_KEY)
+                del window[: len(window) - self.window_max_samples]
             db.executemany(
                 "INSERT INTO quality_window VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", window
             )
             deltas["window"] += len(window)
-            deltas["outcomes_total"] += len(window)
             deltas["delay_sum"] += sum(delays)
             bounds = (*DELAY_BUCKETS, math.inf)
             buckets = Counter(bisect.bisect_left(DELAY_BUCKETS, d) for d in delays)
