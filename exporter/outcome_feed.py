@@ -156,7 +156,7 @@ class OutcomeFeed:
         try:
             committed = committed_offsets(positions, self.store.sources(), self.follower)
             self.store.prune_lines(committed)
-        except OutcomeStoreError as exc:  # the identities stay: the table grows a little
+        except OutcomeStoreError as exc:  # the sources stay: a row each, forgotten next time
             log.warning("outcome_store_prune_failed", store=str(self.store.path), error=str(exc))
 
 
