@@ -223,10 +223,12 @@ def main() -> int:
     )
     joined_per_s = n_out / statistics.median(w for w, _ in on)
     print(f"outcomes joined: {n_out:,} in the enabled run, {joined_per_s:,.0f} outcomes/s")
+    kept = stats.pending + stats.remembered  # rows of requests: pending, or settled
     print(
-        f"store size: {size / 1e6 / stats.pending * 1e6:,.0f} MB per million pending "
-        f"predictions ({size / 1e6:,.1f} MB for {stats.pending:,} pending, "
-        f"{stats.window_samples:,} pairs in the window)"
+        f"store size: {size / stats.pending:,.0f} MB per million pending predictions "
+        f"({size / 1e6:,.1f} MB for {stats.pending:,} pending and {stats.remembered:,} "
+        f"joined requests remembered, {stats.window_samples:,} pairs in the window: "
+        f"{size / kept:,.0f} MB per million requests kept)"
     )
     print(f"medians of {args.repeat} runs, {n_lines:,} lines, {os.cpu_count()} CPUs")
     if not args.keep:
