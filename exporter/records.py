@@ -830,6 +830,9 @@ class KeyedParser:
     A ``request_id`` is text; an integer is taken as its digits, as ``PredictionLogger``
     writes it; anything else makes the row invalid (counted by the store).  A prediction
     without ``request_id`` gives no row: nothing could ever join it.
+
+    :meth:`rows` is the reference; the ingest loop uses :meth:`block`, the same records as
+    plain tuples in columns, several times faster on the usual lines.
     """
 
     def __init__(
