@@ -1,9 +1,10 @@
 """Which file, and which content of it, each block of lines came from: the ``source`` half of
 the outcome store's line identities ``(source, offset)``.
 
-The store skips a line it applied before (:meth:`exporter.outcomes.OutcomeStore.apply`), so
-that the lines the follower reads again after a SIGKILL change nothing.  That needs a name
-for the bytes a line sits in that holds across restarts and never names two contents:
+The store skips a line at or below its source's high-water offset
+(:meth:`exporter.outcomes.OutcomeStore.apply_blocks`), so that the lines the follower reads
+again after a SIGKILL change nothing.  That needs a name for the bytes a line sits in that
+holds across restarts and never names two contents:
 
 - not the path: after a rotation the old file is drained under the same path the new one is
   read from, both from offsets that may coincide;
@@ -19,9 +20,10 @@ of each block it hands out in :attr:`~IdentifyingFollower.block_files`, beside
 :meth:`~exporter.outcomes.OutcomeStore.prune_lines` takes.
 
 Known limit: when the follower drops an over-long line inside a block, the offsets of the
-lines after it in that block are short by its length (the block no longer holds it).  Such
-a line may then be applied twice if the exporter is killed before the next checkpoint and
-the block is read again with other boundaries.
+lines after it in that block are short by its length (the block no longer holds it).  The
+last lines of such a block (those within that length of its end) may then be applied twice
+if the exporter is killed before the next checkpoint and the block is read again with other
+boundaries.
 """
 
 from __future__ import annotations
@@ -123,10 +125,10 @@ def committed_offsets(
     """What :meth:`~exporter.outcomes.OutcomeStore.prune_lines` takes after a checkpoint.
 
     A source whose file is in the checkpoint, and is that file's current content (or its
-    content is not known yet: after a restart, before the file was read), keeps the
-    identities at and after the saved offset: only those lines can be read again.  Every
-    other source is left out, so the store forgets it: an old generation of a truncated
-    file, or a file the follower dropped, is never read again.
+    content is not known yet: after a restart, before the file was read), keeps its
+    high-water offset: the lines after the saved offset can be read again.  Every other
+    source is left out, so the store forgets it: an old generation of a truncated file, or
+    a file the follower dropped, is never read again.
     """
     by_file: Mapping[tuple[int, int], int] = {(p.dev, p.inode): p.offset for p in positions}
     out: dict[str, int] = {}

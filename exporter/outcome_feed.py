@@ -4,13 +4,15 @@
 between two polls like the checkpoint:
 
 1. :meth:`OutcomeFeed.feed`: the prediction and outcome lines of one poll (every block, in
-   order: :class:`~exporter.records.KeyedParser`) go to the store in ONE transaction,
-   committed before the offsets checkpoint that covers them is written;
+   order, as :class:`~exporter.outcomes.KeyedBlock` records made by
+   :meth:`~exporter.records.KeyedParser.block`) go to the store in ONE transaction, which
+   also moves each source's high-water offset, committed before the offsets checkpoint
+   that covers them is written.  What the follower reads again after a SIGKILL is
+   therefore at or below a high-water offset (skipped), or was never applied: nothing is
+   lost and nothing counted twice;
 2. :meth:`OutcomeFeed.checkpointed`: right after a checkpoint was written, the store forgets
-   the line identities below its offsets (:meth:`~exporter.outcomes.OutcomeStore.
-   prune_lines`).  What the follower reads again after a SIGKILL is therefore either above
-   the saved offsets and known to the store (skipped), or was never applied: nothing is
-   lost and nothing counted twice.
+   the sources the checkpoint no longer lists (:meth:`~exporter.outcomes.OutcomeStore.
+   prune_lines`).
 
 A store that cannot be written (a full disk) does not stop the ingest loop: the rows of the
 failed polls are kept, in order, and applied with the next poll that succeeds (at most
@@ -28,13 +30,7 @@ import structlog
 
 from exporter.checkpoint import FilePosition
 from exporter.linesource import IdentifyingFollower, committed_offsets
-from exporter.outcomes import (
-    OutcomeRow,
-    OutcomeStats,
-    OutcomeStore,
-    OutcomeStoreError,
-    PredictionRow,
-)
+from exporter.outcomes import KeyedBlock, OutcomeStats, OutcomeStore, OutcomeStoreError
 from exporter.quality import ConfidenceWindow
 from exporter.records import KeyedParser, ParsedBatch
 
@@ -68,7 +64,7 @@ class OutcomeFeed:
         self.follower = follower
         self.confidence = confidence
         self._clock = clock
-        self._waiting: tuple[list[PredictionRow], list[OutcomeRow]] = ([], [])
+        self._waiting: list[KeyedBlock] = []  # of failed polls, oldest first
         self._failing_since: float | None = None
         self._failure_logged = -_LOG_EVERY
         self._failures = 0
@@ -93,63 +89,57 @@ class OutcomeFeed:
     def feed(self, blocks: Sequence[bytes], batches: Sequence[ParsedBatch]) -> None:
         """Apply the rows of one poll: ``blocks`` as the follower handed them out and
         ``batches`` the record parser's result for each."""
-        predictions: list[PredictionRow] = []
-        outcomes: list[OutcomeRow] = []
+        keyed: list[KeyedBlock] = []
         confidence: list[tuple[float, float]] = []
         sources = self.follower.block_sources
         files = self.follower.block_files
         for block, batch, (path, start), name in zip(blocks, batches, sources, files, strict=True):
             try:
-                rows = self.parser.rows(block, name, start, batch, self.verdicts)
+                rows, pairs = self.parser.block(block, name, start, batch, self.verdicts)
             except Exception:  # a bug: costs this block's rows, never the ingest loop
                 log.exception("outcome_rows_failed", file=path, offset=start)
                 continue
-            predictions += rows.predictions
-            outcomes += rows.outcomes
-            confidence += rows.confidence
+            if rows.predictions or rows.outcomes:
+                keyed.append(rows)
+            confidence += pairs
         if self.confidence is not None:
             self.confidence.add(confidence)
-        waiting_p, waiting_o = self._waiting
-        if waiting_p or waiting_o:
-            predictions, outcomes = waiting_p + predictions, waiting_o + outcomes
-        if predictions or outcomes:
-            self._apply(predictions, outcomes)
+        if self._waiting:
+            keyed = self._waiting + keyed
+        if keyed:
+            self._apply(keyed)
 
     def retry(self) -> None:
         """Apply the rows of failed polls again, at most once per :data:`RETRY_EVERY`
         (the ingest loop calls it when a poll brought nothing new)."""
-        waiting_p, waiting_o = self._waiting
-        if (waiting_p or waiting_o) and self._clock() - self._last_try >= RETRY_EVERY:
-            self._apply(waiting_p, waiting_o)
+        if self._waiting and self._clock() - self._last_try >= RETRY_EVERY:
+            self._apply(self._waiting)
 
-    def _apply(self, predictions: list[PredictionRow], outcomes: list[OutcomeRow]) -> None:
+    def _apply(self, blocks: list[KeyedBlock]) -> None:
         self._last_try = self._clock()
         try:
-            result = self.store.apply(predictions, outcomes)
+            result = self.store.apply_blocks(blocks)
             self._stats = self.store.stats()
         except OutcomeStoreError as exc:
-            self._failed(exc, predictions, outcomes)
+            self._failed(exc, blocks)
             return
         if result.replayed:  # read again after a crash: the store had them, nothing changed
             log.info("outcome_lines_replayed", lines=result.replayed, applied=result.applied)
-        self._waiting = ([], [])
+        self._waiting = []
         if self._failing_since is not None:
             log.info("outcome_store_write_recovered", failures=self._failures)
         self._failing_since, self._failures = None, 0
 
-    def _failed(
-        self, exc: Exception, predictions: list[PredictionRow], outcomes: list[OutcomeRow]
-    ) -> None:
+    def _failed(self, exc: Exception, blocks: list[KeyedBlock]) -> None:
         """Keep the rows for the next poll; log the first failure, then once a minute."""
         now = self._clock()
         self._failures += 1
         if self._failing_since is None:
             self._failing_since = now
-        dropped = max(0, len(predictions) + len(outcomes) - MAX_WAITING_ROWS)
-        if dropped:  # the oldest first, predictions before outcomes
-            cut = min(dropped, len(predictions))
-            predictions, outcomes = predictions[cut:], outcomes[dropped - cut :]
-        self._waiting = (predictions, outcomes)
+        waiting = sum(len(b.predictions) + len(b.outcomes) for b in blocks)
+        dropped = max(0, waiting - MAX_WAITING_ROWS)
+        blocks = _drop_oldest(blocks, dropped)
+        self._waiting = blocks
         if dropped or now - self._failure_logged >= _LOG_EVERY:
             self._failure_logged = now
             log.warning(
@@ -157,7 +147,7 @@ class OutcomeFeed:
                 store=str(self.store.path),
                 error=str(exc),
                 failures=self._failures,
-                rows_waiting=len(predictions) + len(outcomes),
+                rows_waiting=waiting - dropped,
                 rows_dropped=dropped,
             )
 
@@ -166,5 +156,28 @@ class OutcomeFeed:
         try:
             committed = committed_offsets(positions, self.store.sources(), self.follower)
             self.store.prune_lines(committed)
-        except OutcomeStoreError as exc:  # the identities stay: the table grows a little
+        except OutcomeStoreError as exc:  # the sources stay: a row each, forgotten next time
             log.warning("outcome_store_prune_failed", store=str(self.store.path), error=str(exc))
+
+
+def _drop_oldest(blocks: list[KeyedBlock], n: int) -> list[KeyedBlock]:
+    """``blocks`` without their ``n`` oldest rows (by block, predictions before outcomes)."""
+    kept = list(blocks)
+    while n > 0 and kept:
+        first = kept[0]
+        size = len(first.predictions) + len(first.outcomes)
+        if size <= n:
+            kept.pop(0)
+            n -= size
+            continue
+        cut = min(n, len(first.predictions))
+        rest = n - cut
+        kept[0] = KeyedBlock(
+            first.source,
+            first.prediction_offsets[cut:],
+            first.predictions[cut:],
+            first.outcome_offsets[rest:],
+            first.outcomes[rest:],
+        )
+        n = 0
+    return kept

@@ -29,16 +29,19 @@ them (so every counter is exact after a SIGKILL):
   and counted.  :meth:`OutcomeStore.sweep` expires pending predictions that no
   outcome can join any more (older than ``max_delay`` + ``early_grace`` on the record clock).
 
-Replays change nothing: the store records the line identity ``(source, offset)`` of every
-line it applied since the last checkpoint of the exporter's read offsets, and skips a line
-it has applied before.  See ``docs/outcomes-store.md`` for the schema, the crash guarantees
-and the figures.
+Replays change nothing: a line is identified by ``(source, offset)``, the follower hands a
+source's lines out in offset order, and the store keeps, per source, the highest offset it
+applied, in the transaction that applies the lines.  A line at or below it was applied
+before (the follower re-reads the lines after its last checkpoint when it restarts after a
+SIGKILL) and is skipped.  See ``docs/outcomes-store.md`` for the schema, the crash
+guarantees and the figures.
 """
 
 from __future__ import annotations
 
 import bisect
 import math
+import operator
 import os
 import sqlite3
 import threading
@@ -57,8 +60,10 @@ import orjson
 
 from mlops_core.errors import MlopsError
 
-SCHEMA_VERSION: Final = 1
-"""``PRAGMA user_version`` of the database this module writes; a newer one is refused."""
+SCHEMA_VERSION: Final = 2
+"""``PRAGMA user_version`` of the database this module writes; a newer one is refused.
+Version 1 kept one ``lines`` row per line applied since the last checkpoint; it is migrated
+on open (each source's high-water offset is its highest line applied)."""
 
 APPLICATION_ID: Final = 0x4D4C4F53  # "MLOS"
 """``PRAGMA application_id``: tells an outcome store from any other SQLite database."""
@@ -82,6 +87,7 @@ PENDING, JOINED, EXPIRED, EVICTED = 0, 1, 2, 3
 """A request's state: pending (no ``settled`` row), or settled how (``settled.state``)."""
 
 _SETTLED_REASON = {JOINED: "duplicate", EXPIRED: "expired", EVICTED: "evicted"}
+_WINDOW_KEY = operator.itemgetter(0, 1)  # a quality_window row's (time, seq): its order
 
 _CACHE_KIB = 16 * 1024
 """SQLite page cache of the writer connection.  Bounded, so memory stays flat however many
@@ -118,12 +124,7 @@ _COUNTERS: Final = (
 
 _SCHEMA = """
 CREATE TABLE counters (name TEXT PRIMARY KEY, value NOT NULL) WITHOUT ROWID;
-CREATE TABLE sources (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
-CREATE TABLE lines (
-    source INTEGER NOT NULL,
-    line_offset INTEGER NOT NULL,
-    PRIMARY KEY (source, line_offset)
-) WITHOUT ROWID;
+CREATE TABLE sources (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, high INTEGER NOT NULL);
 CREATE TABLE requests (
     seq INTEGER PRIMARY KEY,
     rid_hash INTEGER NOT NULL,
@@ -225,6 +226,35 @@ class OutcomeRow:
     actual: str | None = None
     actual_value: float | None = None
     invalid: bool = False
+
+
+PredictionRecord = tuple[str, float, str | None, str | None, float | None, float | None, str | None]
+"""A valid prediction as the store takes it: ``(request_id, time, model_version, predicted,
+value, probability, probabilities)``, the last as compact JSON text (label -> probability).
+A non-empty id, finite numbers, a text label or a value (see :class:`PredictionRow`)."""
+
+OutcomeRecord = tuple[str, float, str | None, float | None]
+"""A valid outcome as the store takes it: ``(request_id, time, actual, actual_value)``."""
+
+_Record = tuple[Any, ...]
+
+
+@dataclass(slots=True)
+class KeyedBlock:
+    """The keyed lines of one block of one source, as :meth:`OutcomeStore.apply_blocks`
+    takes them: the ingest loop's columnar form of :class:`PredictionRow` and
+    :class:`OutcomeRow`, with no object per line.
+
+    ``predictions[i]`` is the record of the line starting at ``prediction_offsets[i]``, or
+    None for a line that cannot be joined (counted invalid); likewise the outcomes.  Each
+    offset list is strictly increasing.
+    """
+
+    source: str
+    prediction_offsets: list[int]
+    predictions: list[PredictionRecord | None]
+    outcome_offsets: list[int]
+    outcomes: list[OutcomeRecord | None]
 
 
 @dataclass(frozen=True)
@@ -357,6 +387,7 @@ class OutcomeStore:
         self._readers: list[sqlite3.Connection] = []
         self._closed = False
         self._sources: dict[str, int] = {}  # cache of the sources table (reset on rollback)
+        self._high: dict[str, int] = {}  # source -> highest offset applied (idem)
         self._classes: set[str] = set()  # cache of the classes table (reset on rollback)
         self._db = self._open()
         self._load_caches()
@@ -430,6 +461,8 @@ class OutcomeStore:
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             elif app_id != APPLICATION_ID:
                 raise self._fail("is an SQLite database but not an outcome store")
+            elif version == 1:
+                _migrate_from_1(conn)
             elif version > SCHEMA_VERSION:
                 raise self._fail(
                     f"has schema version {version}, newer than this exporter's "
@@ -444,7 +477,11 @@ class OutcomeStore:
             raise
 
     def _load_caches(self) -> None:
-        self._sources = dict(self._db.execute("SELECT name, id FROM sources"))
+        self._sources = {}
+        self._high = {}
+        for sid, name, high in self._db.execute("SELECT id, name, high FROM sources"):
+            self._sources[name] = sid
+            self._high[name] = high
         self._classes = {name for (name,) in self._db.execute("SELECT name FROM classes")}
 
     # --- transactions -------------------------------------------------------------------------
@@ -496,13 +533,71 @@ class OutcomeStore:
         """Apply the prediction and outcome lines of one poll in ONE transaction.
 
         Predictions first, so an outcome in the same batch joins its prediction directly.
-        A line whose ``(source, offset)`` the store applied before is skipped entirely: the
-        log follower re-reads the lines after its last checkpoint when it restarts after a
-        crash, and applying them again must change nothing.  Within a batch, order is
-        respected: of two outcomes for one request, the first wins.
+        A line the store applied before is skipped entirely: the log follower re-reads the
+        lines after its last checkpoint when it restarts after a crash, and applying them
+        again must change nothing.  "Before" means at or below its source's high-water
+        offset as this batch starts, or the same ``(source, offset)`` earlier in this batch:
+        a source's lines must therefore come in offset order across batches (the follower's
+        order; within one batch any order).  Within a batch, order is respected: of two
+        outcomes for one request, the first wins.
         """
+        high = self._high
+        seen: set[tuple[str, int]] = set()
+        highs: dict[str, int] = {}
+
+        def fresh(row: PredictionRow | OutcomeRow) -> bool:
+            key = (row.source, row.offset)
+            if row.offset <= high.get(row.source, -1) or key in seen:
+                return False
+            seen.add(key)
+            if row.offset > highs.get(row.source, -1):
+                highs[row.source] = row.offset
+            return True
+
+        preds = [prediction_record(row) for row in predictions if fresh(row)]
+        outs = [outcome_record(row) for row in outcomes if fresh(row)]
+        replayed = len(predictions) + len(outcomes) - len(preds) - len(outs)
+        return self._apply(preds, outs, replayed, highs)
+
+    def apply_blocks(self, blocks: Sequence[KeyedBlock]) -> BatchResult:
+        """:meth:`apply` for the keyed lines of blocks as the follower handed them out.
+
+        The ingest loop's path: records built by the parser (:func:`prediction_record`,
+        :func:`outcome_record`), their offsets in increasing order within each block, and
+        the blocks of one source in file order.  A block's replayed lines are found by one
+        bisection of its offsets, with no per-line identity.
+        """
+        high = self._high
+        preds: list[_Record | None] = []
+        outs: list[_Record | None] = []
+        highs: dict[str, int] = {}
+        replayed = 0
+        for block in blocks:
+            h = highs.get(block.source, high.get(block.source, -1))
+            p_offsets, o_offsets = block.prediction_offsets, block.outcome_offsets
+            last = max(p_offsets[-1] if p_offsets else -1, o_offsets[-1] if o_offsets else -1)
+            if last <= h:  # read again after a crash: all of it applied before
+                replayed += len(p_offsets) + len(o_offsets)
+                continue
+            p0 = bisect.bisect_right(p_offsets, h) if p_offsets and p_offsets[0] <= h else 0
+            o0 = bisect.bisect_right(o_offsets, h) if o_offsets and o_offsets[0] <= h else 0
+            preds += block.predictions[p0:] if p0 else block.predictions
+            outs += block.outcomes[o0:] if o0 else block.outcomes
+            replayed += p0 + o0
+            highs[block.source] = last
+        return self._apply(preds, outs, replayed, highs)
+
+    def _apply(
+        self,
+        preds: list[_Record | None],
+        outs: list[_Record | None],
+        replayed: int,
+        highs: Mapping[str, int],
+    ) -> BatchResult:
+        """Apply fresh records and move the sources' high-water offsets, in one transaction."""
         with self._transaction() as db:
-            preds, outs, replayed = self._fresh_lines(db, predictions, outcomes)
+            for name, offset in highs.items():
+                self._set_high(db, name, offset)
             deltas: _Deltas = defaultdict(int)
             sizes = self._sizes(db)
             newest = max(
@@ -520,62 +615,15 @@ class OutcomeStore:
             held=int(deltas["_newly_held"]),
         )
 
-    def _fresh_lines(
-        self,
-        db: sqlite3.Connection,
-        predictions: Sequence[PredictionRow],
-        outcomes: Sequence[OutcomeRow],
-    ) -> tuple[list[PredictionRow], list[OutcomeRow], int]:
-        """The rows whose line was never applied, and how many were; records the new ones.
-
-        The lines table holds only the lines applied since the last checkpoint, and a batch
-        covers a short run of offsets per file, so one range query per source finds them.
-        """
-        spans: dict[str, tuple[int, int]] = {}
-        row: PredictionRow | OutcomeRow
-        for row in _both(predictions, outcomes):
-            lo_hi = spans.get(row.source)
-            if lo_hi is None:
-                spans[row.source] = (row.offset, row.offset)
-            elif row.offset < lo_hi[0] or row.offset > lo_hi[1]:
-                spans[row.source] = (min(lo_hi[0], row.offset), max(lo_hi[1], row.offset))
-        seen: set[tuple[int, int]] = set()
-        for name, (lo, hi) in spans.items():
-            sid = self._source_id(db, name)
-            seen.update(
-                (sid, off)
-                for (off,) in db.execute(
-                    "SELECT line_offset FROM lines"
-                    " WHERE source = ? AND line_offset BETWEEN ? AND ?",
-                    (sid, lo, hi),
-                )
-            )
-        new_lines: list[tuple[int, int]] = []
-
-        def fresh(rows: Sequence[Any]) -> list[Any]:
-            kept = []
-            sources = self._sources
-            for row in rows:
-                key = (sources[row.source], row.offset)
-                if key not in seen:
-                    seen.add(key)
-                    new_lines.append(key)
-                    kept.append(row)
-            return kept
-
-        preds, outs = fresh(predictions), fresh(outcomes)
-        if new_lines:
-            db.executemany("INSERT INTO lines VALUES (?, ?)", new_lines)
-        replayed = len(predictions) + len(outcomes) - len(new_lines)
-        return preds, outs, replayed
-
-    def _source_id(self, db: sqlite3.Connection, name: str) -> int:
+    def _set_high(self, db: sqlite3.Connection, name: str, offset: int) -> None:
+        """Record ``offset`` as the highest applied in ``name`` (in the caller's transaction)."""
         sid = self._sources.get(name)
         if sid is None:
-            cur = db.execute("INSERT INTO sources (name) VALUES (?)", (name,))
-            sid = int(cur.lastrowid or 0)
-            self._sources[name] = sid
-        return sid
+            cur = db.execute("INSERT INTO sources (name, high) VALUES (?, ?)", (name, offset))
+            self._sources[name] = int(cur.lastrowid or 0)
+        else:
+            db.execute("UPDATE sources SET high = ? WHERE id = ?", (offset, sid))
+        self._high[name] = offset
 
     def _select_in(
         self, db: sqlite3.Connection, sql: str, keys: Iterable[Any]
@@ -610,30 +658,45 @@ class OutcomeStore:
     def _add_predictions(
         self,
         db: sqlite3.Connection,
-        rows: list[PredictionRow],
+        records: list[_Record | None],
         deltas: _Deltas,
         sizes: dict[str, float],
     ) -> float:
         """Insert the new, valid predictions; join the outcomes held for them.
 
+        ``records`` are :func:`prediction_record` tuples, None for an invalid line.
         Returns the newest timestamp among the valid ones (-inf when none).
         """
-        accepted: dict[str, tuple[Any, ...]] = {}
-        for row in rows:
-            record = _prediction_record(row)
-            if record is None:
-                deltas["predictions_invalid"] += 1
-            elif row.request_id in accepted:
-                deltas["predictions_duplicate"] += 1
-            else:
-                accepted[row.request_id] = record
-        if not accepted:
+        valid = [record for record in records if record is not None]
+        deltas["predictions_invalid"] += len(records) - len(valid)
+        if not valid:
             return -math.inf
+        rids = [record[0] for record in valid]
+        accepted: dict[str, _Record]
+        if len(set(rids)) == len(rids):  # the usual case: no request twice in one poll
+            accepted = dict(zip(rids, valid, strict=True))
+        else:
+            accepted = {}
+            for rid, record in zip(rids, valid, strict=True):
+                if rid in accepted:
+                    deltas["predictions_duplicate"] += 1
+                else:
+                    accepted[rid] = record
         newest = max(record[1] for record in accepted.values())
         hashes = {rid: _rid_hash(rid) for rid in accepted}
-        for rid in self._lookup(db, "r.seq", hashes):
-            del accepted[rid]
-            deltas["predictions_duplicate"] += 1
+        # A new prediction's hash is almost never known: ask the index alone (no row read,
+        # no join), then the rows of the hashes it knows, to compare the ids themselves.
+        known = {
+            h
+            for (h,) in self._select_in(
+                db, "SELECT rid_hash FROM requests WHERE rid_hash IN ({})", set(hashes.values())
+            )
+        }
+        if known:
+            maybe = {rid: h for rid, h in hashes.items() if h in known}
+            for rid in self._lookup(db, "r.seq", maybe):
+                del accepted[rid]
+                deltas["predictions_duplicate"] += 1
         if not accepted:
             return newest
         first = int(sizes["next_seq"])
@@ -676,15 +739,12 @@ class OutcomeStore:
         return newest
 
     def _add_outcomes(
-        self, db: sqlite3.Connection, rows: list[OutcomeRow], deltas: _Deltas
+        self, db: sqlite3.Connection, records: list[_Record | None], deltas: _Deltas
     ) -> float:
-        """Join, hold or count the outcomes; returns the newest valid timestamp (or -inf)."""
-        valid: list[_Outcome] = [
-            (row.request_id, row.time, row.actual, row.actual_value)  # type: ignore[misc]
-            for row in rows
-            if _valid_outcome(row)
-        ]
-        deltas["invalid"] += len(rows) - len(valid)
+        """Join, hold or count the outcomes (:func:`outcome_record` tuples, None for an
+        invalid line); returns the newest valid timestamp (or -inf)."""
+        valid: list[_Outcome] = [record for record in records if record is not None]
+        deltas["invalid"] += len(records) - len(valid)
         if not valid:
             return -math.inf
         self._join(db, valid, deltas, hold=True)
@@ -749,11 +809,17 @@ class OutcomeStore:
             deltas["pending"] -= len(settle)
             deltas["settled"] += len(settle)
         if window:
+            deltas["outcomes_total"] += len(window)
+            if len(window) > self.window_max_samples:
+                # Only the newest window_max_samples by (time, seq) can stay: each of the
+                # others has that many newer pairs in this batch alone, so _enforce_bounds
+                # would delete it again.  Not inserting it is the same, and far cheaper.
+                window.sort(key=_WINDOW_KEY)
+                del window[: len(window) - self.window_max_samples]
             db.executemany(
                 "INSERT INTO quality_window VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", window
             )
             deltas["window"] += len(window)
-            deltas["outcomes_total"] += len(window)
             deltas["delay_sum"] += sum(delays)
             bounds = (*DELAY_BUCKETS, math.inf)
             buckets = Counter(bisect.bisect_left(DELAY_BUCKETS, d) for d in delays)
@@ -907,37 +973,31 @@ class OutcomeStore:
             self._bump(db, deltas)
 
     def prune_lines(self, committed: Mapping[str, int]) -> int:
-        """Forget the line identities the durable offsets checkpoint covers; returns how many.
+        """Forget the sources the durable offsets checkpoint no longer lists; returns how many.
 
-        ``committed`` maps each source of the checkpoint to its offset: every line starting
-        before it is durable in the checkpoint, so it will never be re-read.  A source the
-        store knows but ``committed`` lacks is a file the follower dropped (rotated away and
-        drained): all its identities go.  Call it right after the checkpoint was written and
-        before the next :meth:`apply`, with the whole checkpoint: a line applied after the
-        positions were taken, from a file they do not list yet, would otherwise be forgotten
-        while it can still be re-read.
+        ``committed`` maps each source of the checkpoint to its offset.  A source the store
+        knows but ``committed`` lacks is a file the follower dropped (rotated away and
+        drained), which is never read again: its high-water offset goes.  Call it right
+        after the checkpoint was written and before the next :meth:`apply`, with the whole
+        checkpoint: a source applied after the positions were taken, from a file they do
+        not list yet, would otherwise be forgotten while its lines can still be re-read.
 
         ``source`` must name one file's content for its whole life: after a truncation the
         follower re-reads a file from offset 0, and if its source stayed the same, new lines
-        at offsets applied before the checkpoint would be skipped as replays.
+        at offsets up to the old high-water mark would be skipped as replays.
         """
+        gone = [(name, sid) for name, sid in self._sources.items() if name not in committed]
+        if not gone:
+            return 0
         with self._transaction() as db:
-            removed = 0
-            for name, sid in list(self._sources.items()):
-                if name in committed:
-                    cur = db.execute(
-                        "DELETE FROM lines WHERE source = ? AND line_offset < ?",
-                        (sid, int(committed[name])),
-                    )
-                    removed += cur.rowcount
-                else:
-                    removed += db.execute("DELETE FROM lines WHERE source = ?", (sid,)).rowcount
-                    db.execute("DELETE FROM sources WHERE id = ?", (sid,))
-                    del self._sources[name]
-        return removed
+            db.executemany("DELETE FROM sources WHERE id = ?", [(sid,) for _, sid in gone])
+            for name, _ in gone:
+                del self._sources[name]
+                del self._high[name]
+        return len(gone)
 
     def sources(self) -> tuple[str, ...]:
-        """The source names whose line identities the store holds (for :meth:`prune_lines`)."""
+        """The source names whose high-water offsets the store holds (for :meth:`prune_lines`)."""
         with self._lock:
             return tuple(self._sources)
 
@@ -1055,11 +1115,17 @@ class OutcomeStore:
 # --- helpers ----------------------------------------------------------------------------------
 
 
-def _both(
-    predictions: Iterable[PredictionRow], outcomes: Iterable[OutcomeRow]
-) -> Iterator[PredictionRow | OutcomeRow]:
-    yield from predictions
-    yield from outcomes
+def _migrate_from_1(conn: sqlite3.Connection) -> None:
+    """Schema 1 -> 2 (in the caller's transaction): the per-line identities become one
+    high-water offset per source, the highest line of it applied (every line below it was
+    applied or is below the checkpoint, so is never read again)."""
+    conn.execute("ALTER TABLE sources ADD COLUMN high INTEGER NOT NULL DEFAULT -1")
+    conn.execute(
+        "UPDATE sources SET high = coalesce("
+        "(SELECT max(line_offset) FROM lines WHERE lines.source = sources.id), -1)"
+    )
+    conn.execute("DROP TABLE lines")
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 def _rid_hash(request_id: str) -> int:
@@ -1068,8 +1134,8 @@ def _rid_hash(request_id: str) -> int:
     return zlib.crc32(request_id.encode("utf-8", "surrogatepass"))
 
 
-def _prediction_record(row: PredictionRow) -> tuple[Any, ...] | None:
-    """The ``requests`` columns of a usable prediction, or None when it cannot be joined.
+def prediction_record(row: PredictionRow) -> _Record | None:
+    """A usable prediction's :data:`PredictionRecord`, or None when it cannot be joined.
 
     Unusable: no request id, no prediction, a time, value or probability that is not a
     finite number, a label that is not text.  (``math.isfinite`` raises ``TypeError`` on
@@ -1103,18 +1169,22 @@ def _prediction_record(row: PredictionRow) -> tuple[Any, ...] | None:
     )  # fmt: skip
 
 
-def _valid_outcome(row: OutcomeRow) -> bool:
-    """Whether an outcome can be joined at all (see :class:`OutcomeRow`)."""
+def outcome_record(row: OutcomeRow) -> _Record | None:
+    """An outcome's :data:`OutcomeRecord`, or None when it cannot be joined at all (see
+    :class:`OutcomeRow`)."""
     if row.invalid or not row.request_id or not isinstance(row.request_id, str):
-        return False
+        return None
     try:
         if not math.isfinite(row.time):
-            return False
+            return None
         if row.actual_value is None:
-            return isinstance(row.actual, str)
-        return math.isfinite(row.actual_value) and isinstance(row.actual, str | None)
+            if not isinstance(row.actual, str):
+                return None
+        elif not math.isfinite(row.actual_value) or not isinstance(row.actual, str | None):
+            return None
     except TypeError:
-        return False
+        return None
+    return (row.request_id, row.time, row.actual, row.actual_value)
 
 
 def _readonly(array: np.ndarray) -> np.ndarray:

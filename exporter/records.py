@@ -54,13 +54,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain
 from operator import attrgetter
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 import numpy as np
+import orjson
 import structlog
 
-from exporter.outcomes import OutcomeRow, PredictionRow
+from exporter.outcomes import (
+    KeyedBlock,
+    OutcomeRow,
+    PredictionRow,
+    outcome_record,
+    prediction_record,
+)
 from mlops_core.constants import PREDICTION_FEATURE
 from mlops_core.errors import ConfigError
 from mlops_core.profile import category_key
@@ -935,6 +942,9 @@ class KeyedParser:
     A ``request_id`` is text; an integer is taken as its digits, as ``PredictionLogger``
     writes it; anything else makes the row invalid (counted by the store).  A prediction
     without ``request_id`` gives no row: nothing could ever join it.
+
+    :meth:`rows` is the reference; the ingest loop uses :meth:`block`, the same records as
+    plain tuples in columns, several times faster on the usual lines.
     """
 
     def __init__(
@@ -954,6 +964,7 @@ class KeyedParser:
         self._decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(
             msgspec.defstruct("KeyedRecord", [*fields, ("actual", Any, None)], gc=False)
         )
+        self._typed, self._prediction_type = _typed_decoder(class_field)
         # for a line the full decoder refuses (1e400 in `actual`): is it an outcome, of whom?
         self._event_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(
             msgspec.defstruct("KeyedEvent", fields[:1] + fields[2:3], gc=False)
@@ -997,6 +1008,135 @@ class KeyedParser:
             else:
                 outcomes.append(_outcome(record, t, source, offsets[i]))
         return KeyedRows(predictions, outcomes, confidence)
+
+    def block(
+        self,
+        block: bytes,
+        source: str,
+        start: int,
+        batch: ParsedBatch,
+        verdicts: Callable[[list[bytes]], ParsedBatch],
+    ) -> tuple[KeyedBlock, list[tuple[float, float]]]:
+        """:meth:`rows` as the store's :class:`~exporter.outcomes.KeyedBlock`, with the
+        ``confidence`` pairs: the ingest loop's path, the same records (tested).
+
+        A block whose every line fits the usual shapes (see :func:`_typed_decoder`) is
+        decoded with the checks done by ``msgspec`` in C and its columns gathered without a
+        Python object per line; any other block goes through :meth:`rows`.
+        """
+        lines = block.split(b"\n")
+        if lines[-1] == b"":
+            lines.pop()
+        records: list[Any] | None = None
+        if all(lines) and not (
+            len(block) > self.max_line_bytes and has_line_longer_than(block, self.max_line_bytes)
+        ) and (block.isascii() or _is_utf8(block)):  # fmt: skip
+            try:
+                records = self._typed.decode_lines(block)
+            except _DECODE_ERRORS:
+                records = None
+        if records is None or len(records) != len(lines):
+            return self._block_of_rows(block, source, start, batch, verdicts)
+        now = self._clock()
+        offsets = list(itertools.accumulate((len(line) + 1 for line in lines[:-1]), initial=start))
+        events = list(map(_EVENT, records))
+        candidates = [i for i, e in enumerate(events) if e == "prediction" or e == OUTCOME_EVENT]
+        if batch.invalid and candidates:
+            kept = _accepted([lines[i] for i in candidates], verdicts)
+            candidates = [i for i, ok in zip(candidates, kept, strict=True) if ok]
+        keyed = [records[i] for i in candidates]
+        raw = list(map(_TIMESTAMP, keyed))
+        if set(map(type, raw)) != {str}:
+            raw = [_number(t) if type(t) is int else t for t in raw]
+        times: list[float] = timestamps_from(raw, now).tolist()
+        p_idx = [k for k, i in enumerate(candidates) if events[i] == "prediction"]
+        o_idx = [k for k, i in enumerate(candidates) if events[i] != "prediction"]
+        out = KeyedBlock(source, [], [], [], [])
+        confidence: list[tuple[float, float]] = []
+        if p_idx:
+            confidence = self._typed_predictions(keyed, times, candidates, offsets, p_idx, out)
+        if o_idx:
+            _typed_outcomes(keyed, times, candidates, offsets, o_idx, out)
+        return out, confidence
+
+    def _typed_predictions(
+        self,
+        keyed: list[Any],
+        times: list[float],
+        candidates: list[int],
+        offsets: list[int],
+        p_idx: list[int],
+        out: KeyedBlock,
+    ) -> list[tuple[float, float]]:
+        """The prediction records of a typed block into ``out``; returns the confidence."""
+        recs = [keyed[k] for k in p_idx]
+        t: list[Any] = [times[k] for k in p_idx]
+        shaped: list[Any] = list(map(_PREDICTION, recs))
+        n = len(recs)
+        label: list[Any]
+        value: list[Any]
+        probability: list[Any]
+        mapping: list[Any]
+        if set(map(type, shaped)) == {self._prediction_type}:
+            label = _labels(list(map(_CLS, shaped)))
+            value = list(map(_VALUE, shaped))
+            probability = list(map(_PROBABILITY, shaped))
+            mapping = list(map(_PROBABILITIES, shaped))
+        else:  # bare predictions: a float is a value, anything else a class
+            label, value, probability, mapping = [], [], [None] * n, [None] * n
+            for p in shaped:
+                if type(p) is self._prediction_type:
+                    label.append(_label_of(p.cls))
+                    value.append(p.value)
+                else:
+                    label.append(None if type(p) is float else _label_of(p))
+                    value.append(p if type(p) is float else None)
+            for i, p in enumerate(shaped):
+                if type(p) is self._prediction_type:
+                    probability[i], mapping[i] = p.probability, p.probabilities
+        for i in [i for i, p in enumerate(probability) if p is None and mapping[i] is not None]:
+            if label[i] is not None:
+                probability[i] = mapping[i].get(label[i])
+        confidence = [(ti, p) for ti, p in zip(t, probability, strict=True) if p is not None]
+        rids: list[Any] = list(map(_REQUEST_ID, recs))
+        if None in rids:  # a prediction without request_id: no row, nothing could join it
+            keep = [i for i, rid in enumerate(rids) if rid is not None]
+            recs, rids, t, label, value, probability, mapping = (
+                [column[i] for i in keep]
+                for column in (recs, rids, t, label, value, probability, mapping)
+            )
+            p_idx = [p_idx[i] for i in keep]
+        if set(map(type, rids)) != {str}:
+            rids = [_request_id(r) for r in rids]
+        versions = list(map(_MODEL_VERSION, recs))
+        texts = [None if m is None else _dumps(m).decode() for m in mapping]
+        out.prediction_offsets = [offsets[candidates[k]] for k in p_idx]
+        out.predictions = [
+            r if r[0] and (r[3] is not None or r[4] is not None) else None
+            for r in zip(rids, t, versions, label, value, probability, texts, strict=True)
+        ]
+        return confidence
+
+    def _block_of_rows(
+        self,
+        block: bytes,
+        source: str,
+        start: int,
+        batch: ParsedBatch,
+        verdicts: Callable[[list[bytes]], ParsedBatch],
+    ) -> tuple[KeyedBlock, list[tuple[float, float]]]:
+        """:meth:`block` for a block with an unusual line: through :meth:`rows`."""
+        rows = self.rows(block, source, start, batch, verdicts)
+        return (
+            KeyedBlock(
+                source,
+                [row.offset for row in rows.predictions],
+                [prediction_record(row) for row in rows.predictions],
+                [row.offset for row in rows.outcomes],
+                [outcome_record(row) for row in rows.outcomes],
+            ),
+            rows.confidence,
+        )
 
     def _decode(self, block: bytes, start: int) -> tuple[list[bytes], list[int], list[Any]]:
         """The block's lines, their offsets and their records (None: not decodable)."""
@@ -1155,3 +1295,99 @@ def _outcome(record: Any, t: float, source: str, offset: int) -> OutcomeRow:
         actual_value=_number(actual) if kind in (int, float) else None,
         invalid=unusable,
     )
+
+
+# --- the typed fast path of KeyedParser.block --------------------------------------------------
+
+_EVENT = attrgetter("event")
+_TIMESTAMP = attrgetter("timestamp")
+_PREDICTION = attrgetter("prediction")
+_REQUEST_ID = attrgetter("request_id")
+_MODEL_VERSION = attrgetter("model_version")
+_ACTUAL = attrgetter("actual")
+_CLS = attrgetter("cls")
+_VALUE = attrgetter("value")
+_PROBABILITY = attrgetter("probability")
+_PROBABILITIES = attrgetter("probabilities")
+_dumps = orjson.dumps
+
+_Probability = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
+
+
+def _typed_decoder(class_field: str) -> tuple[msgspec.json.Decoder[Any], type[Any]]:
+    """A decoder for the usual keyed lines, whose types ``msgspec`` checks in C.
+
+    A line it refuses is not a bad line: the block then goes through the lenient
+    :meth:`KeyedParser.rows` (a probability outside [0, 1] is left out there, a label too
+    long is cut, an actual that is an object is counted invalid), so that every field
+    typed here gives what the lenient path would: a probability is a number in [0, 1], a
+    ``probabilities`` mapping non-empty with such values and labels of at most
+    :data:`MAX_CLASS_LABEL` characters, a value a finite number (1e400 is refused).
+    """
+    label = str | int | bool | None
+    prediction = msgspec.defstruct(
+        "TypedPrediction",
+        [
+            ("cls", label, None),
+            ("value", float | None, None),
+            ("probability", _Probability | None, None),
+            (
+                "probabilities",
+                Annotated[
+                    dict[Annotated[str, msgspec.Meta(max_length=MAX_CLASS_LABEL)], _Probability],
+                    msgspec.Meta(min_length=1),
+                ]
+                | None,
+                None,
+            ),
+        ],
+        rename={"cls": class_field},
+        gc=False,
+    )
+    record = msgspec.defstruct(
+        "TypedKeyedRecord",
+        [
+            ("event", str | None, None),
+            ("timestamp", Any, None),
+            ("request_id", str | int | None, None),
+            ("model_version", str | None, None),
+            ("prediction", prediction | str | int | float | bool | None, None),
+            ("actual", str | int | float | bool | None, None),
+        ],
+        gc=False,
+    )
+    return msgspec.json.Decoder(record), prediction
+
+
+def _labels(raw: list[Any]) -> list[str | None]:
+    """Class labels of a column, as :func:`_label_of` gives them one by one."""
+    kinds = set(map(type, raw))
+    if kinds <= {str, type(None)}:
+        if max(map(len, filter(None, raw)), default=0) <= MAX_CLASS_LABEL:
+            return raw
+    elif kinds == {int}:
+        return [text[:MAX_CLASS_LABEL] for text in map(str, raw)]
+    return [_label_of(r) for r in raw]
+
+
+def _typed_outcomes(
+    keyed: list[Any],
+    times: list[float],
+    candidates: list[int],
+    offsets: list[int],
+    o_idx: list[int],
+    out: KeyedBlock,
+) -> None:
+    """The outcome records of a typed block into ``out`` (see :func:`outcome_record`)."""
+    recs = [keyed[k] for k in o_idx]
+    actual = list(map(_ACTUAL, recs))
+    label = _labels(actual)
+    value = [float(a) if type(a) is int or type(a) is float else None for a in actual]
+    rids = list(map(_REQUEST_ID, recs))
+    if set(map(type, rids)) != {str}:
+        rids = [_request_id(r) for r in rids]
+    out.outcome_offsets = [offsets[candidates[k]] for k in o_idx]
+    out.outcomes = [
+        r if r[0] and (r[2] is not None or r[3] is not None) else None
+        for r in zip(rids, (times[k] for k in o_idx), label, value, strict=True)
+    ]

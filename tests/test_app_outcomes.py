@@ -63,7 +63,7 @@ def test_a_store_that_fails_a_write_gets_the_rows_with_the_next_poll(
     exp = build(quality_config(tmp_path, interval="1h"))
     store = exp.store
     assert store is not None and exp.feed is not None
-    real = store.apply
+    real = store.apply_blocks  # what the ingest loop's feed writes with
     failures = [2]
 
     def flaky(*args, **kwargs):
@@ -72,7 +72,7 @@ def test_a_store_that_fails_a_write_gets_the_rows_with_the_next_poll(
             raise OutcomeStoreError("outcome store x: write failed: disk I/O error")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(store, "apply", flaky)
+    monkeypatch.setattr(store, "apply_blocks", flaky)
     log = tmp_path / "logs" / "app.jsonl"
     now = time.time()
     try:

@@ -106,6 +106,18 @@ def test_bench_cardinality_prints_series_and_scrape_time_of_the_real_exporter() 
                 r"target < 50 ms: (met|NOT met)$")  # fmt: skip
 
 
+def test_bench_ingest_outcomes_prints_both_rates_the_ratio_joins_and_store_size() -> None:
+    out = run_bench("bench_ingest_outcomes.py", "--lines", "2000", "--repeat", "1")
+    figure(out, r"^wrote 2,000 predictions and [0-9,]+ outcomes ")
+    figure(out, rf"^outcomes disabled\s+{NUMBER}\s+{NUMBER}$")
+    figure(out, rf"^outcomes enabled \(store, join, checkpoints\)\s+{NUMBER}\s+{NUMBER}$")
+    ratio = rf"^ratio enabled / disabled\s+{NUMBER}x\s+{NUMBER}x"
+    figure(out, ratio + r"; target >= 0.5x: (met|NOT met)$")
+    figure(out, rf"^outcomes joined: {NUMBER} in the enabled run, {NUMBER} outcomes/s$")
+    figure(out, rf"^store size: {NUMBER} MB per million pending predictions \({NUMBER} MB for ")
+    figure(out, r"^medians of 1 runs, ")
+
+
 def test_bench_memory_prints_peak_rss_per_round_and_verdict() -> None:
     # 3 log files of 2,000 lines: the rotation path (file appears, is read, is deleted) runs.
     out = run_bench("bench_memory.py", "--lines", "6000", "--round", "2000", "--window", "500")

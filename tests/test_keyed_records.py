@@ -180,3 +180,96 @@ def test_the_class_field_is_the_configured_one() -> None:
     block = prediction("r", {"label": "z", "class": "no"}) + b"\n"
     got = keyed.rows(block, "s", 0, parser.parse_block(block), parser.parse)
     assert got.predictions[0].predicted == "z"
+
+
+# --- block(): the ingest loop's columnar path gives what rows() gives ------------------------
+
+_SHAPES = [
+    prediction("p1"),
+    prediction("p2", {"class": "no", "probabilities": {"no": 0.6, "yes": 0.4}}),
+    prediction("p3", {"class": 1, "probability": 1, "probabilities": {"0": 0, "1": 1}}),
+    prediction("p4", {"class": True}),
+    prediction("p5", {"value": 41.5}),
+    prediction("p6", {"value": 3, "probability": 0.5}),
+    prediction("p7", "bare-class"),
+    prediction("p8", 7),
+    prediction("p9", 2.5),
+    prediction("p10", False),
+    prediction("p11", {"probability": 0.9}),  # no class, no value: invalid, confidence kept
+    prediction(12, {"class": "x"}, model_version="3"),
+    prediction(None, {"class": "x", "probability": 0.3}),  # no row, but confidence
+    prediction("", {"class": "x"}),
+    prediction("p15", {"class": "y" * 200}),  # a label cut to MAX_CLASS_LABEL
+    prediction("p16", {"class": "x", "probabilities": {"x": 0.5, "y" * 200: 0.5}}),
+    prediction("p17", {"class": "x", "probability": 1.5}),
+    prediction("p18", {"class": "x", "probabilities": {}}),
+    prediction("p19", {"class": "x", "probabilities": {"x": True}}),
+    prediction("p20", {"class": [1]}),
+    prediction("p21", [0.2, 0.8]),
+    prediction("p22", {"class": "x"}, model_version=2),
+    prediction("p23", {"class": "x"}, timestamp=1700000000),
+    prediction("p24", {"class": "x"}, timestamp="yesterday"),
+    prediction("p25", {"value": 1e400}),
+    outcome("o1", "yes"),
+    outcome("o2", 1),
+    outcome("o3", 2.5),
+    outcome("o4", True),
+    outcome("o5", None),
+    outcome("o6", {"a": 1}),
+    outcome("o7", [1]),
+    outcome(7, "yes"),
+    outcome(None, "yes"),
+    outcome("", "yes"),
+    outcome("o11", "z" * 300),
+    b'{"event": "outcome", "request_id": "o12", "actual": 1e400}',
+    line(event="model_loaded", version=3),
+    line(event=7),
+    line(level="info"),
+]
+
+
+def _records_of_rows(block: bytes, start: int) -> tuple[object, ...]:
+    from exporter.outcomes import outcome_record, prediction_record
+
+    got = KEYED.rows(block, "src", start, PARSER.parse_block(block), PARSER.parse)
+    return (
+        [r.offset for r in got.predictions],
+        [prediction_record(r) for r in got.predictions],
+        [r.offset for r in got.outcomes],
+        [outcome_record(r) for r in got.outcomes],
+        got.confidence,
+    )
+
+
+def _records_of_block(block: bytes, start: int) -> tuple[object, ...]:
+    got, confidence = KEYED.block(block, "src", start, PARSER.parse_block(block), PARSER.parse)
+    assert got.source == "src"
+    return (
+        got.prediction_offsets, got.predictions, got.outcome_offsets, got.outcomes, confidence,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("index", range(len(_SHAPES)))
+def test_block_gives_the_records_rows_gives_for_each_shape(index: int) -> None:
+    block = _SHAPES[index] + b"\n"
+    assert _records_of_block(block, 7) == _records_of_rows(block, 7)
+
+
+def test_block_gives_the_records_rows_gives_for_blocks_of_mixed_shapes() -> None:
+    typed = [s for s in _SHAPES if _typed_ok(s + b"\n")]
+    assert len(typed) >= 20  # most shapes take the fast path
+    for lines in (typed, typed[::-1], _SHAPES, _SHAPES[::-1]):
+        block = b"".join(x + b"\n" for x in lines)
+        assert _records_of_block(block, 100) == _records_of_rows(block, 100)
+    # with a line the record parser rejects among them: no record for it either way
+    block = b"".join(x + b"\n" for x in [*typed, prediction("bad", input_data={"x": "1"})])
+    assert _typed_ok(block)
+    assert _records_of_block(block, 0) == _records_of_rows(block, 0)
+
+
+def _typed_ok(block: bytes) -> bool:
+    try:
+        KEYED._typed.decode_lines(block)
+    except Exception:
+        return False
+    return True

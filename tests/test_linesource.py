@@ -107,7 +107,7 @@ def test_committed_offsets_keep_only_what_can_be_read_again(tmp_path: Path) -> N
 
 
 def test_pruning_after_a_checkpoint_keeps_replays_idempotent(tmp_path: Path) -> None:
-    """The store forgets what the checkpoint covers, and still skips what is read again."""
+    """After a checkpoint the store keeps the followed file's mark and skips what is read again."""
     log = tmp_path / "o.jsonl"
     write(log, "a\nb\n")
     store = OutcomeStore(tmp_path / "store.db")
@@ -119,7 +119,8 @@ def test_pruning_after_a_checkpoint_keeps_replays_idempotent(tmp_path: Path) -> 
         assert state is not None
         store.prune_lines(committed_offsets(state.files, store.sources(), f))
         assert store.sources() == (name,)  # kept: the file is still followed
-        assert store.add_outcomes(rows).replayed == 0  # below the offset: forgotten
+        # below the checkpoint's offset: never read again, and at the mark anyway
+        assert store.add_outcomes(rows).replayed == 1
         late = [OutcomeRow(request_id="r", time=1.0, source=name, offset=4, actual="x")]
         store.add_outcomes(late)
         assert store.add_outcomes(late).replayed == 1  # above it: a replay is skipped

@@ -484,21 +484,50 @@ def test_a_line_repeated_inside_one_batch_is_applied_once(store: OutcomeStore) -
     assert store.stats().unmatched["duplicate"] == 0
 
 
-def test_prune_lines_forgets_only_what_the_checkpoint_covers(tmp_path: Path) -> None:
+def test_prune_lines_forgets_only_the_sources_the_checkpoint_no_longer_lists(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "o.db"
     with OutcomeStore(path) as store:
         store.add_predictions([pred(i, T0, source="a", offset=i * 10) for i in range(10)])
         store.add_predictions([pred(f"b{i}", T0, source="b", offset=i * 10) for i in range(5)])
         # the checkpoint covers a up to offset 50 (lines 0..40) and no longer lists b
-        assert store.prune_lines({"a": 50}) == 5 + 5
+        assert store.prune_lines({"a": 50}) == 1
         # the lines a re-read after a crash would start at 50: still recognised
         again = [pred(i, T0, source="a", offset=i * 10) for i in range(5, 10)]
         assert store.add_predictions(again).replayed == 5
-        with sqlite3.connect(path) as db:
-            assert db.execute("SELECT count(*) FROM lines").fetchone() == (5,)
-            assert db.execute("SELECT name FROM sources").fetchall() == [("a",)]
-        assert store.prune_lines({"a": 100}) == 5
+        with sqlite3.connect(path) as db:  # one row per source, whatever the lines
+            assert db.execute("SELECT name, high FROM sources").fetchall() == [("a", 90)]
+        assert store.prune_lines({"a": 100}) == 0
+        assert store.sources() == ("a",)
         assert store.stats().predictions_total == 15
+
+
+def test_a_source_goes_on_above_its_high_water_offset(store: OutcomeStore) -> None:
+    store.add_predictions([pred(i, T0, source="a", offset=i * 10) for i in range(5)])
+    # a batch straddling the mark: the lines at or below it are replays, the rest applied
+    result = store.add_predictions([pred(i, T0, source="a", offset=i * 10) for i in range(3, 8)])
+    assert (result.applied, result.replayed) == (3, 2)
+    assert store.stats().predictions_total == 8 and store.stats().predictions_duplicate == 0
+
+
+def test_a_version_1_store_is_migrated_to_high_water_offsets(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    with OutcomeStore(path) as store:
+        store.add_predictions([pred(i, T0, source="a", offset=i * 10) for i in range(5)])
+    with sqlite3.connect(path) as db:  # what schema 1 held instead: one row per line
+        db.execute("ALTER TABLE sources DROP COLUMN high")
+        db.execute("CREATE TABLE lines (source INTEGER NOT NULL, line_offset INTEGER NOT NULL,"
+                   " PRIMARY KEY (source, line_offset)) WITHOUT ROWID")  # fmt: skip
+        db.execute("INSERT INTO lines SELECT id, 30 FROM sources")
+        db.execute("INSERT INTO lines SELECT id, 40 FROM sources")
+        db.execute("PRAGMA user_version = 1")
+    with OutcomeStore(path) as store:
+        result = store.add_predictions([pred(i, T0, source="a", offset=i * 10) for i in range(6)])
+        assert (result.applied, result.replayed) == (1, 5)
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (2,)
+        assert db.execute("SELECT name FROM sqlite_schema WHERE name = 'lines'").fetchall() == []
 
 
 def test_a_failed_batch_is_rolled_back_whole(store: OutcomeStore) -> None:

@@ -345,7 +345,7 @@ def test_rotated_and_truncated_outcome_files_lose_no_outcome(tmp_path: Path) -> 
     """The new file's lines sit at the very offsets of the old one's: only their source
     (dev:inode:first-line hash) tells them apart from lines read before."""
     config = quality_config(tmp_path, outcomes="{paths: [labels/*.jsonl], early_grace: 1h}")
-    # no checkpoint after the first: the store forgets no line identity during the test
+    # no checkpoint after the first: the store forgets no source during the test
     text = config.read_text().replace("poll_interval: 50ms", "poll_interval: 50ms, "
                                       "checkpoint_interval: 1h")  # fmt: skip
     config.write_text(text)
