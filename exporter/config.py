@@ -131,7 +131,7 @@ QUALITY_METRICS: dict[str, tuple[float, float]] = {
 does not import numpy)."""
 
 DEFAULT_MAX_PENDING = 5_000_000
-"""Default ``outcomes.max_pending``: about 0.8 GB of store at 156 MB per million pending
+"""Default ``outcomes.max_pending``: about 0.7 GB of store at 145 MB per million pending
 predictions (docs/outcomes-store.md), a day of 50 predictions/s waiting for their labels."""
 
 #: keys that existed once, with what replaced them: a config that still sets one gets this

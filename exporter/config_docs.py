@@ -126,7 +126,7 @@ KEY_DOCS: dict[str, str] = {
     "records' timestamps) counts `expired`, and a prediction waiting longer is dropped "
     "(`mlops_predictions_evicted_total{reason=\"expired\"}`)",
     "outcomes.max_pending": "at most this many predictions wait for their outcome; beyond, "
-    "the oldest are dropped (`reason=\"max_pending\"`); about 156 MB of store per million",
+    "the oldest are dropped (`reason=\"max_pending\"`); about 145 MB of store per million",
     "outcomes.early_grace": "an outcome read before its prediction waits this long (wall "
     "clock) for it, then counts `unknown_request`; also how long the exporter waits before "
     "warning that no outcome matched",
