@@ -107,6 +107,16 @@ class OutcomeFeed:
             predictions += rows.predictions
             outcomes += rows.outcomes
             confidence += rows.confidence
+        self.feed_rows(predictions, outcomes, confidence)
+
+    def feed_rows(
+        self,
+        predictions: list[PredictionRow],
+        outcomes: list[OutcomeRow],
+        confidence: Sequence[tuple[float, float]] = (),
+    ) -> None:
+        """Apply the rows of one poll, already made (and routed to this store's model:
+        :class:`exporter.model_outcomes.ModelOutcomes`), as :meth:`feed` does."""
         if self.confidence is not None:
             self.confidence.add(confidence)
         waiting_p, waiting_o = self._waiting
