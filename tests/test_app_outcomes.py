@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter import app as app_module
+from exporter import model_outcomes
 from exporter.app import Exporter
 from exporter.config import load_config, load_reference
 from exporter.linesource import IdentifyingFollower
@@ -100,7 +100,7 @@ def test_a_failed_quality_pass_keeps_the_last_snapshot(
         def broken(*args, **kwargs):
             raise RuntimeError("boom")
 
-        monkeypatch.setattr(app_module, "compute_quality", broken)
+        monkeypatch.setattr(model_outcomes, "compute_quality", broken)
         exp.quality_pass()
         assert exp.quality is good
         monkeypatch.undo()
