@@ -108,3 +108,26 @@ def test_a_failed_quality_pass_keeps_the_last_snapshot(
         assert exp.quality is not good
     finally:
         exp.stop()
+
+
+def test_several_models_each_have_a_store_and_a_reload_cannot_drop_one(tmp_path: Path) -> None:
+    from exporter.app import build_exporter
+    from tests.e2e.test_exporter_quality_models import two_models_config
+
+    config = two_models_config(tmp_path)
+    exp = build_exporter(config, "127.0.0.1:0", None, {})
+    try:
+        assert exp.outcomes is not None
+        assert [p.name for p in exp.outcomes.parts] == ["churn", "fraud"]
+        assert [p.store.path.name for p in exp.outcomes.parts] == [
+            "checkpoint.outcomes.churn.db", "checkpoint.outcomes.fraud.db",
+        ]  # fmt: skip
+        text = config.read_text()
+        cut = text.index("  - name: fraud")
+        config.write_text(text[:cut] + text[text.index("drift:") :])
+        error = exp.reload()
+        assert error is not None and "adding or removing a model needs a restart" in error
+        assert [m.name for m in exp.models] == ["churn", "fraud"]
+    finally:
+        exp.stop()
+    assert all(p.store._closed for p in exp.outcomes.parts)
