@@ -521,7 +521,7 @@ class Exporter:
         if unrouted and len(self._models.states) > 1:
             fields = ", ".join(self.ingestor.router.fields if self.ingestor.router else ())
             out += (
-                f"{unrouted} predictions matched no model's match ({fields}): counted in "
+                f"{unrouted} records matched no model's match ({fields}): counted in "
                 "mlops_log_lines_unrouted_total, judged by no model",
             )
         return out
