@@ -968,6 +968,9 @@ class KeyedParser:
         routes = [(f"route_{i}", Any, None) for i in range(len(self.route_fields))]
         rename = {f"route_{i}": name for i, name in enumerate(self.route_fields)}
         self._routes = len(routes)
+        names = [name for name, _, _ in routes]
+        self._route_getter = attrgetter(*names) if len(names) > 1 else None
+        self._route_name = names[0] if len(names) == 1 else None
         self._decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(
             msgspec.defstruct(
                 "KeyedRecord", [*fields, ("actual", Any, None), *routes], gc=False, rename=rename
@@ -1013,7 +1016,7 @@ class KeyedParser:
         times = timestamps_from([_number(t) if type(t) is int else t for t in raw], now).tolist()
         for i, t in zip(candidates, times, strict=True):
             record = records[i]
-            route = _route_of(record, n_routes) if n_routes else None
+            route = self._route_of(record) if n_routes else None
             if record.event == "prediction":
                 row = self._prediction(record, t, source, offsets[i])
                 if row.probability is not None:
@@ -1069,6 +1072,19 @@ class KeyedParser:
         # an outcome whose actual (or timestamp) is a number no float holds: invalid
         routes = tuple(getattr(event, f"route_{i}") for i in range(self._routes))
         return _UnusableOutcome(event.request_id, routes=routes)
+
+    def _route_of(self, record: Any) -> tuple[str | None, ...]:
+        """The record's match fields as :class:`~exporter.routing.Router` compares them:
+        each its text, else ``None``."""
+        if isinstance(record, _UnusableOutcome):
+            raw: Sequence[Any] = record.routes
+        elif self._route_name is not None:
+            v = getattr(record, self._route_name)
+            return (v if type(v) is str else None,)
+        else:
+            assert self._route_getter is not None
+            raw = self._route_getter(record)
+        return tuple(v if type(v) is str else None for v in raw)
 
     def _prediction(self, record: Any, t: float, source: str, offset: int) -> PredictionRow:
         prediction = record.prediction
@@ -1130,15 +1146,6 @@ def _accepted(lines: list[bytes], verdicts: Callable[[list[bytes]], ParsedBatch]
         return [False]
     half = len(lines) // 2
     return _accepted(lines[:half], verdicts) + _accepted(lines[half:], verdicts)
-
-
-def _route_of(record: Any, n: int) -> tuple[str | None, ...]:
-    """The record's match fields as :class:`~exporter.routing.Router` compares them: each
-    its text, else ``None``."""
-    raw = record.routes if isinstance(record, _UnusableOutcome) else (
-        getattr(record, f"route_{i}") for i in range(n)
-    )
-    return tuple(v if type(v) is str else None for v in raw)
 
 
 def _request_id(raw: Any) -> str:
