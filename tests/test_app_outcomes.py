@@ -131,3 +131,30 @@ def test_several_models_each_have_a_store_and_a_reload_cannot_drop_one(tmp_path:
     finally:
         exp.stop()
     assert all(p.store._closed for p in exp.outcomes.parts)
+
+
+def test_one_models_failed_quality_pass_leaves_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from exporter.app import build_exporter
+    from tests.e2e.test_exporter_quality_models import two_models_config
+
+    exp = build_exporter(two_models_config(tmp_path), "127.0.0.1:0", None, {})
+    real, calls = model_outcomes.compute_quality, []
+
+    def first_fails(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        return real(*args, **kwargs)
+
+    try:
+        monkeypatch.setattr(model_outcomes, "compute_quality", first_fails)
+        exp.quality_pass()
+        assert exp.quality_of("churn").computed_at is None  # the failed one keeps its last
+        assert exp.quality_of("fraud").computed_at is not None
+        exp.quality_pass()
+        assert exp.quality_of("churn").computed_at is not None
+    finally:
+        exp.stop()
+    exp.quality_pass()  # after stop: nothing, no error
