@@ -13,11 +13,11 @@ Threads and what they own:
   never half of one.  ``max_instances=1`` and ``coalesce=True``: a slow pass is never run
   twice at once and missed runs collapse into one.
 - With an ``outcomes:`` section, the ingest thread also applies each poll's prediction and
-  outcome rows to the outcome store in one transaction, before the checkpoint that covers
-  them (:mod:`exporter.outcome_feed`), and a scheduler job of its own (``quality``, same
-  interval and settings) sweeps the store, reads it and swaps in a new
-  :class:`~exporter.quality.QualitySnapshot`; ``_quality_lock`` keeps a pass and closing the
-  store apart.
+  outcome rows to each model's outcome store in one transaction per store, before the
+  checkpoint that covers them (:mod:`exporter.model_outcomes`), and a scheduler job of its
+  own (``quality``, same interval) sweeps each store, reads it and swaps in that model's new
+  :class:`~exporter.quality.QualitySnapshot`; the stores' lock keeps a pass and closing
+  them apart.
 - APScheduler's worker also runs one ``poll:<model>`` job per model that follows a registry
   stage (every ``reference.poll_interval``): a new version's reference is loaded outside any
   lock, then the model's monitor is switched under the ingest lock
@@ -40,16 +40,12 @@ and the running one stays.
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import os
 import signal
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC
-from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import structlog
@@ -61,13 +57,20 @@ from exporter import __version__
 from exporter.alerting import ExporterAlerts
 from exporter.checkpoint import load_checkpoint
 from exporter.collectors import ExporterCollector, ModelFigures
-from exporter.config import QUALITY_METRICS, ExporterConfig, PathSpec, load_config
+from exporter.config import ExporterConfig, PathSpec, load_config
 from exporter.diagnostics import Diagnostics
 from exporter.errors import ConfigError
 from exporter.exposition import MetricsRenderer
 from exporter.ingest import IngestCounters, Ingestor, restore_counters
 from exporter.landing import LandingPage, LandingRenderer, LiveFigures, ModelPage
 from exporter.linesource import IdentifyingFollower
+from exporter.model_outcomes import (
+    ModelOutcomes,
+    calibrator,
+    open_stores,
+    quality_settings,
+    store_path,
+)
 from exporter.models import (
     ModelState,
     ModelsView,
@@ -80,8 +83,7 @@ from exporter.models import (
 from exporter.outcome_feed import OutcomeFeed
 from exporter.outcomes import OutcomeStore
 from exporter.pipeline import Snapshot
-from exporter.quality import ConfidenceWindow, QualitySettings, QualitySnapshot, compute_quality
-from exporter.records import KeyedParser
+from exporter.quality import QualitySettings, QualitySnapshot
 from exporter.references import (
     FileReference,
     Reference,
@@ -98,7 +100,6 @@ from exporter.typing import FeatureKind, FeatureKinds
 from exporter.webconfig import WebConfig, load_web_config
 from mlops_core.errors import MlopsError
 from mlops_core.profile import ReferenceProfile
-from mlops_core.quality import ConfidenceCalibrator
 
 log = structlog.get_logger("exporter")
 
@@ -189,7 +190,7 @@ class Exporter:
         logs = config.logs
         outcomes = config.outcomes
         # Opened before any log file: a store that cannot be used is a one-line error at once.
-        self.store = open_store(config) if outcomes is not None else None
+        stores = open_stores(config, states) if outcomes is not None else []
         patterns = list(logs.paths)
         if outcomes is not None:  # one follower, one checkpoint for both kinds of file
             patterns += [p for p in outcomes.paths if p not in patterns]
@@ -228,29 +229,21 @@ class Exporter:
             patterns=patterns,
             features_configured=all(m.features is not None for m in config.model_list()),
         )
-        # With outcomes (one model): the rows the ingest loop gives the store, and the quality
-        # pass; its reference metrics and calibrator are the monitored version's.
-        self.feed: OutcomeFeed | None = None
-        self.confidence: ConfidenceWindow | None = None
-        self._quality = QualitySnapshot.empty(self.quality_settings)
-        self._quality_lock = threading.Lock()  # a pass and closing the store, never both
-        if self.store is not None:
+        # With outcomes: each model's store, the rows the ingest loop gives it, its quality
+        # pass; a model's reference metrics and calibrator are its monitored version's.
+        self.outcomes: ModelOutcomes | None = None
+        if outcomes is not None:
             assert isinstance(self.follower, IdentifyingFollower)
-            self.confidence = ConfidenceWindow(
-                config.drift.window.max_samples, config.drift.window.max_age
-            )
-            keyed = KeyedParser(
-                class_field=config.prediction.class_field, max_line_bytes=logs.max_line_bytes
-            )
-            self.feed = OutcomeFeed(
+            self.outcomes = ModelOutcomes(
                 # the current parser's verdicts: a new version may decode other features
-                self.store, keyed, lambda lines: self.ingestor.parser.parse(lines),
-                self.follower, self.confidence,
+                config, states, stores, self.follower,
+                lambda lines: self.ingestor.parser.parse(lines), self.counters,
+                lambda: self.ingestor.router,
             )  # fmt: skip
             if logs.state_file is None:
                 log.warning(
                     "outcomes_without_state_file",
-                    store=str(self.store.path),
+                    store=str(store_path(config, states[0].name)),
                     hint="without logs.state_file a restart reads the logs again from "
                     "logs.start_position: with 'beginning', every line is applied again and "
                     "counted as a duplicate; set logs.state_file for exact counts",
@@ -268,7 +261,7 @@ class Exporter:
             diagnostics=self.diagnostics,
             router=router,
             models=states,
-            outcomes=self.feed,
+            outcomes=self.outcomes,
         )
         self._rate: tuple[float, int] | None = None  # (monotonic time, lines) at the last pass
         self._lines_per_second: float | None = None
@@ -296,7 +289,7 @@ class Exporter:
             snapshot=lambda: self.snapshot,
             live=self._live_figures,
             models=self._model_pages,
-            quality=None if self.feed is None else (lambda: self._quality),
+            quality=None if self.outcomes is None else self._quality_pages,
         )
         self.server = ExporterServer(
             listener,
@@ -339,28 +332,33 @@ class Exporter:
         return self._models.states[0].features
 
     @property
+    def feed(self) -> OutcomeFeed | None:
+        """The first model's outcome feed (the one model's), with outcomes."""
+        return None if self.outcomes is None else self.outcomes.parts[0].feed
+
+    @property
+    def store(self) -> OutcomeStore | None:
+        """The first model's outcome store (the one model's), with outcomes."""
+        return None if self.outcomes is None else self.outcomes.parts[0].store
+
+    @property
     def quality(self) -> QualitySnapshot:
-        return self._quality
+        """The first model's last quality pass (the one model's)."""
+        return self.quality_of(self._models.states[0].name)
+
+    def quality_of(self, model: str) -> QualitySnapshot:
+        if self.outcomes is None:
+            return QualitySnapshot.empty(self.quality_settings)
+        return self.outcomes.by_name[model].snapshot
 
     @property
     def quality_settings(self) -> QualitySettings:
-        """The quality pass's settings: ``quality.reference``, or else the metrics the
-        registry stored with the monitored version (``mlops validate --register``)."""
-        settings = QualitySettings.from_config(self.config)
-        stored = self._models.states[0].monitor.reference.metrics
-        if settings.reference or not stored:
-            return settings
-        usable = {
-            k: float(v) for k, v in stored.items()
-            if k in QUALITY_METRICS and isinstance(v, int | float) and not isinstance(v, bool)
-            and math.isfinite(v)
-        }  # fmt: skip
-        return dataclasses.replace(settings, reference=MappingProxyType(usable))
+        """The first model's quality settings (:func:`exporter.model_outcomes.quality_settings`)."""
+        return quality_settings(self.config, self._models.states[0])
 
-    def _calibrator(self) -> ConfidenceCalibrator | None:
-        """The monitored version's profile's calibrator, when it carries one."""
-        calibrator = getattr(self.profile, "calibrator", None)
-        return calibrator if isinstance(calibrator, ConfidenceCalibrator) else None
+    def _quality_pages(self) -> list[tuple[str, QualitySnapshot]]:
+        parts = () if self.outcomes is None else self.outcomes.parts
+        return [(p.name, p.snapshot) for p in parts]
 
     def _predictions_read(self) -> int:
         """Every prediction record read: each model's, of any version, and the unrouted."""
@@ -402,12 +400,11 @@ class Exporter:
         return out
 
     def _quality_figures(self, model: ModelState) -> dict[str, Any]:
-        """The quality pass's snapshot and the store's counters, for the model they judge
-        (with outcomes there is one model)."""
-        feed = self.feed
-        if feed is None or model is not self._models.states[0]:
+        """The model's last quality pass and its store's counters, with outcomes."""
+        part = None if self.outcomes is None else self.outcomes.by_name.get(model.name)
+        if part is None:
             return {}
-        return {"quality": self._quality, "outcome_stats": feed.stats}
+        return {"quality": part.snapshot, "outcome_stats": part.feed.stats}
 
     def _model_pages(self) -> list[ModelPage]:
         out = []
@@ -471,28 +468,33 @@ class Exporter:
         ]  # fmt: skip
         if c.outcomes is not None:
             q = c.quality
-            settings = self.quality_settings
-            reference = ", ".join(f"{k} {v:g}" for k, v in settings.reference.items())
-            if reference and not q.reference:
-                reference += " (stored with the version in the registry)"
-            q_level = settings.level()
+            several = len(self._models.states) > 1
+            for m in self._models.states:
+                at = f"model {m.name}: " if several else ""
+                settings = quality_settings(c, m)
+                reference = ", ".join(f"{k} {v:g}" for k, v in settings.reference.items())
+                if reference and not q.reference:
+                    reference += " (stored with the version in the registry)"
+                rows += [
+                    (f"{at}outcomes.store", str(store_path(c, m.name))),
+                    (f"{at}quality.reference", reference or "(none)"),
+                    (f"{at}estimated accuracy", "calibrated by the reference profile's "
+                     "calibrator" if calibrator(m.monitor.reference.profile) is not None
+                     else "raw confidence (the profile has no calibrator)"),
+                ]  # fmt: skip
+            q_level = self.quality_settings.level()
             rows += [
                 ("outcomes.paths", ", ".join(c.outcomes.paths)),
-                ("outcomes.store", str(c.outcomes.store)),
                 ("outcomes.max_delay / early_grace", f"{c.outcomes.max_delay:g}s / "
                  f"{c.outcomes.early_grace:g}s"),
                 ("outcomes.max_pending", str(c.outcomes.max_pending)),
                 ("quality.window", f"{q.window.max_samples} joined predictions"
                  + ("" if q.window.max_age is None else f", {q.window.max_age:g}s")),
                 ("quality.min_samples", str(q.min_samples)),
-                ("quality.reference", reference or "(none)"),
                 ("quality.max_drop", f"{q.max_drop:g}"),
                 ("quality.false_alarm_budget", f"{q.false_alarm_budget:g}s"
                  + ("" if q_level is None else f" (level {q_level:.3g} per judged metric and"
                     " pass)")),
-                ("estimated accuracy", "calibrated by the reference profile's calibrator"
-                 if self._calibrator() is not None else "raw confidence (the profile has no "
-                 "calibrator)"),
             ]  # fmt: skip
         return rows
 
@@ -519,7 +521,7 @@ class Exporter:
         if unrouted and len(self._models.states) > 1:
             fields = ", ".join(self.ingestor.router.fields if self.ingestor.router else ())
             out += (
-                f"{unrouted} predictions matched no model's match ({fields}): counted in "
+                f"{unrouted} records matched no model's match ({fields}): counted in "
                 "mlops_log_lines_unrouted_total, judged by no model",
             )
         return out
@@ -576,48 +578,19 @@ class Exporter:
             log.error("metrics_encoding_failed", error=str(exc), exc_info=True)
 
     def quality_pass(self) -> None:
-        """Sweep the outcome store, read it, compute a new QualitySnapshot and swap it in.
-
-        A failure is logged and the old snapshot stays; the store's counters are served
-        from the store either way.
-        """
-        feed, store = self.feed, self.store
-        if feed is None or store is None:
+        """Each model's quality pass (:meth:`exporter.model_outcomes.ModelOutcomes.
+        quality_pass`), then the "no outcome matched" check on all the stores' counters."""
+        outcomes = self.outcomes
+        if outcomes is None or not outcomes.quality_pass(self._models.by_name, self.config):
             return
-        with self._quality_lock:
-            if self._stopped:
-                return
-            try:
-                store.sweep()
-                stats = feed.refresh()
-                window = store.quality_window()
-                confidence = None if self.confidence is None else self.confidence.values()
-                snap = compute_quality(
-                    window,
-                    stats,
-                    self.quality_settings,
-                    confidence=confidence,
-                    calibrator=self._calibrator(),
-                )
-            except Exception as exc:
-                log.error("quality_computation_failed", error=str(exc), exc_info=True)
-                return
-            previous, self._quality = self._quality, snap  # the atomic swap
-        log.debug(
-            "quality_computed",
-            window_samples=snap.window_samples,
-            degraded=list(snap.degraded_names),
-            duration_seconds=round(snap.duration_seconds, 4),
-        )
-        _log_quality_changes(previous, snap)
-        outcomes = self.config.outcomes
-        assert outcomes is not None
+        spec = self.config.outcomes
+        assert spec is not None
         try:
             self.diagnostics.outcomes(
-                stats,
+                outcomes.stats(),
                 predictions_read=self._predictions_read(),
-                wait=max(outcomes.early_grace, self.config.drift.interval),
-                patterns=outcomes.paths,
+                wait=max(spec.early_grace, self.config.drift.interval),
+                patterns=spec.paths,
             )
         except Exception as exc:  # the checks must never stop a pass
             log.error("diagnostics_failed", error=str(exc), exc_info=True)
@@ -720,6 +693,8 @@ class Exporter:
                         "logs: a change needs a restart (the files followed and the checkpoint"
                         " belong to the running process); nothing reloaded"
                     )
+                if self.outcomes is not None:
+                    self.outcomes.check_reload(new)
                 plan = self._plan(new)
             except MlopsError as exc:
                 log.error("reload_failed", config_file=self.config.source, error=str(exc))
@@ -804,7 +779,7 @@ class Exporter:
         jobs: dict[str, tuple[Any, float, tuple[Any, ...]]] = {
             "drift": (self.drift_pass, interval, ())
         }
-        if self.feed is not None:  # its own job: a slow store never delays the drift pass
+        if self.outcomes is not None:  # its own job: a slow store never delays the drift pass
             jobs["quality"] = (self.quality_pass, interval, ())
         if any(m.alerts is not None for m in self.models):
             jobs["alerts"] = (self.alert_pass, interval, ())
@@ -863,16 +838,8 @@ class Exporter:
             self.follower.close()
         except Exception as exc:
             log.warning("close_failed", error=str(exc))
-        if self.store is not None:
-            # after a running quality pass: its connection is closed with the store
-            locked = self._quality_lock.acquire(timeout=5)
-            try:
-                self.store.close()
-            except Exception as exc:
-                log.warning("close_failed", store=str(self.store.path), error=str(exc))
-            finally:
-                if locked:
-                    self._quality_lock.release()
+        if self.outcomes is not None:  # after a running quality pass
+            self.outcomes.close()
         self.server.shutdown()
         log.info("stopped")
 
@@ -970,53 +937,6 @@ def _log_verdict_changes(before: Snapshot, after: Snapshot, model: str | None = 
         )
     for name in sorted(was - now):
         log.info("drift_cleared", model=model, feature=name, judged=name in results)
-
-
-def _log_quality_changes(before: QualitySnapshot, after: QualitySnapshot) -> None:
-    """A metric that becomes degraded, or recovers, is news: said at info level, once."""
-    was, now = set(before.degraded_names), set(after.degraded_names)
-    for metric in sorted(now - was):
-        v = after.verdicts[metric]
-        log.info(
-            "quality_degraded",
-            metric=metric,
-            value=round(v.value, 4),
-            bound=None if v.bound is None else round(v.bound, 4),
-            threshold=v.threshold,
-            reference=v.reference,
-            labels=v.n,
-            level=v.level,
-        )
-    for metric in sorted(was - now):
-        still = after.verdicts.get(metric)
-        log.info(
-            "quality_recovered",
-            metric=metric,
-            judged=still is not None,
-            value=None if still is None else round(still.value, 4),
-        )
-    for metric, note in after.notes.items():
-        if note.startswith("no verdict") and before.notes.get(metric) != note:
-            log.warning("quality_verdict_impossible", metric=metric, reason=note)
-
-
-def open_store(config: ExporterConfig) -> OutcomeStore:
-    """The outcome store of ``config.outcomes``; the directory of the default one (beside
-    the state file) is created, as the state file's is."""
-    outcomes, logs = config.outcomes, config.logs
-    assert outcomes is not None
-    path = Path(outcomes.store)
-    if logs.state_file is not None and path.parent == Path(logs.state_file).parent:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    return OutcomeStore(
-        path,
-        max_delay=outcomes.max_delay,
-        max_pending=outcomes.max_pending,
-        early_grace=outcomes.early_grace,
-        window_max_samples=config.quality.window.max_samples,
-        window_max_age=config.quality.window.max_age,
-        max_classes=config.prediction.max_classes,
-    )
 
 
 def build_exporter(

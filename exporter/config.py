@@ -671,11 +671,6 @@ def load_config(
     drift = msgspec.structs.replace(read.drift, tests=tuple(dict.fromkeys(read.drift.tests)))
     models = _models(read, from_env, cfg_path, rel)
     first = models[0]
-    if read.outcomes is not None and len(models) > 1:
-        raise ConfigError(
-            "outcomes: joins outcomes for one model per exporter; with several models under"
-            " models:, run one exporter per model whose quality is monitored"
-        )
     outcomes = None
     if read.outcomes is not None:
         if read.outcomes.store is not None:
@@ -683,6 +678,14 @@ def load_config(
         else:  # _check_together made sure there is a state file
             assert logs.state_file is not None
             store = default_store(logs.state_file)
+        if len(models) > 1:  # each model's store is a file named after it
+            for m in models:
+                if not _STORE_NAME.fullmatch(m.name):
+                    raise ConfigError(
+                        f"{m.at}name: {m.name!r}: with outcomes: and several models each model's"
+                        " outcome store is a file named after it; use letters, digits, '.',"
+                        " '_' and '-' only"
+                    )
         paths = read.outcomes.paths
         outcomes = OutcomesConfig(
             paths=logs.paths if paths is None else tuple(map(rel, paths)),
@@ -771,6 +774,18 @@ def _models(
             )
         )
     return tuple(out)
+_STORE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+"""A model name that can name its outcome store (several models: :func:`model_store`)."""
+
+
+def model_store(store: str, model: str) -> str:
+    """A model's outcome store when several models share ``outcomes.store``: one file each,
+    beside it, named after the model (``state/checkpoint.outcomes.db`` ->
+    ``state/checkpoint.outcomes.churn.db``; ``.db`` when the path has no suffix)."""
+    path = Path(store)
+    return str(path.with_name(f"{path.stem}.{model}{path.suffix or '.db'}"))
+
+
 def default_store(state_file: str) -> str:
     """``outcomes.store`` when not set: beside the checkpoint, named after it
     (``state/checkpoint.json`` -> ``state/checkpoint.outcomes.db``), so two exporters with

@@ -121,7 +121,8 @@ KEY_DOCS: dict[str, str] = {
     "prediction logs are read either way",
     "outcomes.store": "the SQLite store of the predictions awaiting their outcome, the "
     "joined pairs and the outcome counters ([outcomes-store.md](outcomes-store.md)); "
-    "required without `logs.state_file`; one exporter per store",
+    "required without `logs.state_file`; one exporter per store; with several models, one "
+    "file per model beside it, `<stem>.<model>.db` ([quality.md](quality.md#several-models))",
     "outcomes.max_delay": "an outcome later than this after its prediction (by the two "
     "records' timestamps) counts `expired`, and a prediction waiting longer is dropped "
     "(`mlops_predictions_evicted_total{reason=\"expired\"}`)",

@@ -37,7 +37,7 @@ from mlops_core.constants import OTHER_BUCKET as OTHER_LABEL
 from mlops_core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from exporter.outcome_feed import OutcomeFeed
+    from exporter.checkpoint import FilePosition
     from mlops_core.profile import FeatureProfile, ReferenceProfile
 
 _log = structlog.get_logger(__name__)
@@ -134,6 +134,12 @@ class IngestCounters:
         self._too_long_seen = 0
         self._unrouted = 0
         self._versions = VersionCounts(max_versions)
+
+    def add_unrouted(self, n: int) -> None:
+        """Count ``n`` records no model's match selected that are not predictions (outcome
+        records: :class:`exporter.model_outcomes.ModelOutcomes`)."""
+        with self._lock:
+            self._unrouted += n
 
     def add_batch(
         self,
@@ -408,6 +414,21 @@ def restore_counters(
     lines.restore(state, predictions=False)
 
 
+class OutcomeSink(Protocol):
+    """What the ingest loop feeds the outcome stores through: one
+    :class:`exporter.outcome_feed.OutcomeFeed`, or every model's
+    (:class:`exporter.model_outcomes.ModelOutcomes`)."""
+
+    @property
+    def failing(self) -> bool: ...
+
+    def feed(self, blocks: Sequence[bytes], batches: Sequence[ParsedBatch]) -> None: ...
+
+    def retry(self) -> None: ...
+
+    def checkpointed(self, positions: Sequence[FilePosition]) -> None: ...
+
+
 class ModelSink(Protocol):
     """What the ingest loop feeds for one routed model (:class:`exporter.models.ModelState`)."""
 
@@ -455,7 +476,7 @@ class Ingestor:
         diagnostics: Diagnostics | None = None,
         router: Router | None = None,
         models: Sequence[ModelSink] = (),
-        outcomes: OutcomeFeed | None = None,
+        outcomes: OutcomeSink | None = None,
     ) -> None:
         if (router is None) == (window is None):
             raise ValueError("give either a window or a router with its models")

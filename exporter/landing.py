@@ -111,14 +111,14 @@ def render_landing(
     now: float | None = None,
     features_html: str | None = None,
     models: Sequence[ModelPage] = (),
-    quality: QualitySnapshot | None = None,
+    quality: Sequence[tuple[str, QualitySnapshot]] | None = None,
 ) -> str:
     """The whole page; ``features_html`` is :func:`render_features`' output when cached.
 
     ``models``: every model with its version; with several, the header lists them and the
     drift part has one section per model (``features_html`` is then all of them).
-    ``quality``: the last quality pass, with an ``outcomes:`` section (its table comes
-    before the drift part).
+    ``quality``: each model's last quality pass, with an ``outcomes:`` section (the tables
+    come before the drift part; with several models, one section per model).
     """
     live = live or LiveFigures()
     if features_html is not None:
@@ -128,7 +128,7 @@ def render_landing(
     else:
         body = render_features(page, snapshot)
     refresh = max(1, round(page.refresh_seconds))
-    quality_html = "" if quality is None else f"<h2>Quality</h2>{render_quality(quality)}"
+    quality_html = "" if not quality else f"<h2>Quality</h2>{_quality_sections(quality)}"
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<meta http-equiv='refresh' content='{refresh}'>"
@@ -309,15 +309,29 @@ def _feature_section(chart: FeatureChart | None, f: FeatureResult) -> str:
     )
 
 
-def render_quality(q: QualitySnapshot) -> str:
-    """The quality table: each metric realised, estimated, its reference and its verdict."""
+def _quality_sections(quality: Sequence[tuple[str, QualitySnapshot]]) -> str:
+    """One model's table as it is; several: one section each, its ids suffixed with
+    ``-<model>``."""
+    if len(quality) == 1:
+        return render_quality(quality[0][1])
+    return "".join(
+        f"<section class='model-quality' data-model='{escape(name)}'><h3>{escape(name)}</h3>"
+        f"{render_quality(q, suffix='-' + escape(name))}</section>"
+        for name, q in quality
+    )
+
+
+def render_quality(q: QualitySnapshot, *, suffix: str = "") -> str:
+    """The quality table: each metric realised, estimated, its reference and its verdict.
+
+    ``suffix`` follows each element id (one table per model on one page)."""
     stats = q.stats
     ratio = q.labelled_ratio
     facts = [
-        f"<span id='quality-window'>{q.window_samples}</span> joined predictions in the "
+        f"<span id='quality-window{suffix}'>{q.window_samples}</span> joined predictions in the "
         f"window (quality.min_samples {q.min_samples})",
         "labelled: " + ("no prediction stored yet" if ratio is None else f"{ratio:.1%}"),
-        f"<span id='awaiting'>{0 if stats is None else stats.pending}</span> predictions "
+        f"<span id='awaiting{suffix}'>{0 if stats is None else stats.pending}</span> predictions "
         "awaiting an outcome",
     ]
     if q.level is not None:
@@ -358,7 +372,7 @@ def render_quality(q: QualitySnapshot) -> str:
             + "</tr>"
         )  # fmt: skip
     table = (
-        "<table id='quality'><tr><th>metric</th><th>realised</th><th>estimated</th>"
+        f"<table id='quality{suffix}'><tr><th>metric</th><th>realised</th><th>estimated</th>"
         "<th>reference</th><th>degraded</th></tr>" + "".join(rows) + "</table>"
     )
     return head + table
@@ -382,7 +396,7 @@ class LandingRenderer:
         snapshot: Callable[[], Snapshot],
         live: Callable[[], LiveFigures],
         models: Callable[[], Sequence[ModelPage]] | None = None,
-        quality: Callable[[], QualitySnapshot] | None = None,
+        quality: Callable[[], Sequence[tuple[str, QualitySnapshot]]] | None = None,
     ) -> None:
         self.page = page
         self._snapshot = snapshot

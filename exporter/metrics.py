@@ -234,7 +234,8 @@ CATALOG: tuple[MetricSpec, ...] = (
     ),
     MetricSpec(
         "mlops_log_lines_unrouted", "counter",
-        "Prediction records that matched no model's match: fields (counted, never judged).",
+        "Prediction and outcome records that matched no model's match: fields (counted, never "
+        "judged).",
         (), "models",
     ),
     # --- traffic and latency ----------------------------------------------------------------

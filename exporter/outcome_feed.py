@@ -30,7 +30,15 @@ import structlog
 
 from exporter.checkpoint import FilePosition
 from exporter.linesource import IdentifyingFollower, committed_offsets
-from exporter.outcomes import KeyedBlock, OutcomeStats, OutcomeStore, OutcomeStoreError
+from exporter.outcomes import (
+    BatchResult,
+    KeyedBlock,
+    OutcomeRow,
+    OutcomeStats,
+    OutcomeStore,
+    OutcomeStoreError,
+    PredictionRow,
+)
 from exporter.quality import ConfidenceWindow
 from exporter.records import KeyedParser, ParsedBatch
 
@@ -65,6 +73,7 @@ class OutcomeFeed:
         self.confidence = confidence
         self._clock = clock
         self._waiting: list[KeyedBlock] = []  # of failed polls, oldest first
+        self._waiting_rows: tuple[list[PredictionRow], list[OutcomeRow]] = ([], [])
         self._failing_since: float | None = None
         self._failure_logged = -_LOG_EVERY
         self._failures = 0
@@ -109,11 +118,46 @@ class OutcomeFeed:
         if keyed:
             self._apply(keyed)
 
+    def feed_rows(
+        self,
+        predictions: list[PredictionRow],
+        outcomes: list[OutcomeRow],
+        confidence: Sequence[tuple[float, float]] = (),
+    ) -> None:
+        """Apply rows of one poll already made and routed to this store's model
+        (:class:`exporter.model_outcomes.ModelOutcomes`, several models): the row path of
+        :meth:`OutcomeStore.apply`, with the same high-water offsets and failure handling."""
+        if self.confidence is not None:
+            self.confidence.add(confidence)
+        waiting_p, waiting_o = self._waiting_rows
+        if waiting_p or waiting_o:
+            predictions, outcomes = waiting_p + predictions, waiting_o + outcomes
+        if predictions or outcomes:
+            self._apply_rows(predictions, outcomes)
+
+    def _apply_rows(self, predictions: list[PredictionRow], outcomes: list[OutcomeRow]) -> None:
+        self._last_try = self._clock()
+        try:
+            result = self.store.apply(predictions, outcomes)
+            self._stats = self.store.stats()
+        except OutcomeStoreError as exc:
+            keep = max(0, len(predictions) + len(outcomes) - MAX_WAITING_ROWS)
+            cut = min(keep, len(predictions))
+            self._waiting_rows = (predictions[cut:], outcomes[keep - cut :])
+            self._note_failure(exc, len(predictions) + len(outcomes) - keep, keep)
+            return
+        self._waiting_rows = ([], [])
+        self._succeeded(result)
+
     def retry(self) -> None:
         """Apply the rows of failed polls again, at most once per :data:`RETRY_EVERY`
         (the ingest loop calls it when a poll brought nothing new)."""
-        if self._waiting and self._clock() - self._last_try >= RETRY_EVERY:
+        if self._clock() - self._last_try < RETRY_EVERY:
+            return
+        if self._waiting:
             self._apply(self._waiting)
+        elif self._waiting_rows[0] or self._waiting_rows[1]:
+            self._apply_rows(*self._waiting_rows)
 
     def _apply(self, blocks: list[KeyedBlock]) -> None:
         self._last_try = self._clock()
@@ -121,25 +165,27 @@ class OutcomeFeed:
             result = self.store.apply_blocks(blocks)
             self._stats = self.store.stats()
         except OutcomeStoreError as exc:
-            self._failed(exc, blocks)
+            waiting = sum(len(b.predictions) + len(b.outcomes) for b in blocks)
+            dropped = max(0, waiting - MAX_WAITING_ROWS)
+            self._waiting = _drop_oldest(blocks, dropped)
+            self._note_failure(exc, waiting - dropped, dropped)
             return
+        self._waiting = []
+        self._succeeded(result)
+
+    def _succeeded(self, result: BatchResult) -> None:
         if result.replayed:  # read again after a crash: the store had them, nothing changed
             log.info("outcome_lines_replayed", lines=result.replayed, applied=result.applied)
-        self._waiting = []
         if self._failing_since is not None:
             log.info("outcome_store_write_recovered", failures=self._failures)
         self._failing_since, self._failures = None, 0
 
-    def _failed(self, exc: Exception, blocks: list[KeyedBlock]) -> None:
-        """Keep the rows for the next poll; log the first failure, then once a minute."""
+    def _note_failure(self, exc: Exception, waiting: int, dropped: int) -> None:
+        """The rows are kept for the next poll; log the first failure, then once a minute."""
         now = self._clock()
         self._failures += 1
         if self._failing_since is None:
             self._failing_since = now
-        waiting = sum(len(b.predictions) + len(b.outcomes) for b in blocks)
-        dropped = max(0, waiting - MAX_WAITING_ROWS)
-        blocks = _drop_oldest(blocks, dropped)
-        self._waiting = blocks
         if dropped or now - self._failure_logged >= _LOG_EVERY:
             self._failure_logged = now
             log.warning(
@@ -147,7 +193,7 @@ class OutcomeFeed:
                 store=str(self.store.path),
                 error=str(exc),
                 failures=self._failures,
-                rows_waiting=waiting - dropped,
+                rows_waiting=waiting,
                 rows_dropped=dropped,
             )
 

@@ -44,6 +44,7 @@ Only a batch that contains a bad line falls back to decoding line by line.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -916,11 +917,18 @@ class KeyedRows:
     ``confidence`` holds, for every accepted prediction that logged the probability of its
     predicted class (with a ``request_id`` or not), ``(timestamp, probability)``: the input
     of the estimated accuracy.
+
+    With ``route_fields`` (several models), ``*_routes[i]`` holds the values of those fields
+    in the record of ``predictions[i]`` (``outcomes[i]``, ``confidence[i]``), each its text or
+    ``None`` as :class:`~exporter.routing.Router` compares them; without, they are empty.
     """
 
     predictions: list[PredictionRow]
     outcomes: list[OutcomeRow]
     confidence: list[tuple[float, float]]
+    prediction_routes: list[tuple[str | None, ...]] = dataclasses.field(default_factory=list)
+    outcome_routes: list[tuple[str | None, ...]] = dataclasses.field(default_factory=list)
+    confidence_routes: list[tuple[str | None, ...]] = dataclasses.field(default_factory=list)
 
 
 class KeyedParser:
@@ -944,7 +952,10 @@ class KeyedParser:
     without ``request_id`` gives no row: nothing could ever join it.
 
     :meth:`rows` is the reference; the ingest loop uses :meth:`block`, the same records as
-    plain tuples in columns, several times faster on the usual lines.
+    plain tuples in columns, several times faster on the usual lines.  With several models
+    the ingest loop uses :meth:`rows`, whose ``route_fields`` (the
+    :class:`~exporter.routing.Router`'s fields) are read into :class:`KeyedRows`'
+    ``*_routes``.
     """
 
     def __init__(
@@ -953,21 +964,34 @@ class KeyedParser:
         class_field: str = "class",
         max_line_bytes: int = 1 << 20,
         clock: Callable[[], float] = time.time,
+        route_fields: Sequence[str] = (),
     ) -> None:
         self.class_field = class_field
         self.max_line_bytes = max_line_bytes
         self._clock = clock
+        self.route_fields = tuple(route_fields)
         fields: list[tuple[str, Any, Any]] = [
             (name, Any, None)
             for name in ("event", "timestamp", "request_id", "model_version", "prediction")
         ]
+        # each match field under an attribute of its own, so any name (or a clash) decodes
+        routes = [(f"route_{i}", Any, None) for i in range(len(self.route_fields))]
+        rename = {f"route_{i}": name for i, name in enumerate(self.route_fields)}
+        self._routes = len(routes)
+        names = [name for name, _, _ in routes]
+        self._route_getter = attrgetter(*names) if len(names) > 1 else None
+        self._route_name = names[0] if len(names) == 1 else None
         self._decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(
-            msgspec.defstruct("KeyedRecord", [*fields, ("actual", Any, None)], gc=False)
+            msgspec.defstruct(
+                "KeyedRecord", [*fields, ("actual", Any, None), *routes], gc=False, rename=rename
+            )
         )
         self._typed, self._prediction_type = _typed_decoder(class_field)
         # for a line the full decoder refuses (1e400 in `actual`): is it an outcome, of whom?
         self._event_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(
-            msgspec.defstruct("KeyedEvent", fields[:1] + fields[2:3], gc=False)
+            msgspec.defstruct(
+                "KeyedEvent", fields[:1] + fields[2:3] + routes, gc=False, rename=rename
+            )
         )
 
     def rows(
@@ -994,20 +1018,31 @@ class KeyedParser:
         predictions: list[PredictionRow] = []
         outcomes: list[OutcomeRow] = []
         confidence: list[tuple[float, float]] = []
+        n_routes = self._routes
+        p_routes: list[tuple[str | None, ...]] = []
+        o_routes: list[tuple[str | None, ...]] = []
+        c_routes: list[tuple[str | None, ...]] = []
         # converted together, as the window converts them (ISO 8601 with Z in one numpy call)
         raw = [records[i].timestamp for i in candidates]
         times = timestamps_from([_number(t) if type(t) is int else t for t in raw], now).tolist()
         for i, t in zip(candidates, times, strict=True):
             record = records[i]
+            route = self._route_of(record) if n_routes else None
             if record.event == "prediction":
                 row = self._prediction(record, t, source, offsets[i])
                 if row.probability is not None:
                     confidence.append((t, row.probability))
+                    if route is not None:
+                        c_routes.append(route)
                 if record.request_id is not None:
                     predictions.append(row)
+                    if route is not None:
+                        p_routes.append(route)
             else:
                 outcomes.append(_outcome(record, t, source, offsets[i]))
-        return KeyedRows(predictions, outcomes, confidence)
+                if route is not None:
+                    o_routes.append(route)
+        return KeyedRows(predictions, outcomes, confidence, p_routes, o_routes, c_routes)
 
     def block(
         self,
@@ -1175,7 +1210,21 @@ class KeyedParser:
         if event.event != OUTCOME_EVENT:
             return None
         # an outcome whose actual (or timestamp) is a number no float holds: invalid
-        return _UnusableOutcome(event.request_id)
+        routes = tuple(getattr(event, f"route_{i}") for i in range(self._routes))
+        return _UnusableOutcome(event.request_id, routes=routes)
+
+    def _route_of(self, record: Any) -> tuple[str | None, ...]:
+        """The record's match fields as :class:`~exporter.routing.Router` compares them:
+        each its text, else ``None``."""
+        if isinstance(record, _UnusableOutcome):
+            raw: Sequence[Any] = record.routes
+        elif self._route_name is not None:
+            v = getattr(record, self._route_name)
+            return (v if type(v) is str else None,)
+        else:
+            assert self._route_getter is not None
+            raw = self._route_getter(record)
+        return tuple(v if type(v) is str else None for v in raw)
 
     def _prediction(self, record: Any, t: float, source: str, offset: int) -> PredictionRow:
         prediction = record.prediction
@@ -1223,6 +1272,7 @@ class _UnusableOutcome:
     model_version: Any = None
     prediction: Any = None
     actual: Any = None
+    routes: tuple[Any, ...] = ()  # the match fields' values, as KeyedRecord's route_<i>
 
 
 def _accepted(lines: list[bytes], verdicts: Callable[[list[bytes]], ParsedBatch]) -> list[bool]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter import app as app_module
+from exporter import model_outcomes
 from exporter.app import Exporter
 from exporter.config import load_config, load_reference
 from exporter.linesource import IdentifyingFollower
@@ -100,7 +100,7 @@ def test_a_failed_quality_pass_keeps_the_last_snapshot(
         def broken(*args, **kwargs):
             raise RuntimeError("boom")
 
-        monkeypatch.setattr(app_module, "compute_quality", broken)
+        monkeypatch.setattr(model_outcomes, "compute_quality", broken)
         exp.quality_pass()
         assert exp.quality is good
         monkeypatch.undo()
@@ -108,3 +108,53 @@ def test_a_failed_quality_pass_keeps_the_last_snapshot(
         assert exp.quality is not good
     finally:
         exp.stop()
+
+
+def test_several_models_each_have_a_store_and_a_reload_cannot_drop_one(tmp_path: Path) -> None:
+    from exporter.app import build_exporter
+    from tests.e2e.test_exporter_quality_models import two_models_config
+
+    config = two_models_config(tmp_path)
+    exp = build_exporter(config, "127.0.0.1:0", None, {})
+    try:
+        assert exp.outcomes is not None
+        assert [p.name for p in exp.outcomes.parts] == ["churn", "fraud"]
+        assert [p.store.path.name for p in exp.outcomes.parts] == [
+            "checkpoint.outcomes.churn.db", "checkpoint.outcomes.fraud.db",
+        ]  # fmt: skip
+        text = config.read_text()
+        cut = text.index("  - name: fraud")
+        config.write_text(text[:cut] + text[text.index("drift:") :])
+        error = exp.reload()
+        assert error is not None and "adding or removing a model needs a restart" in error
+        assert [m.name for m in exp.models] == ["churn", "fraud"]
+    finally:
+        exp.stop()
+    assert all(p.store._closed for p in exp.outcomes.parts)
+
+
+def test_one_models_failed_quality_pass_leaves_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from exporter.app import build_exporter
+    from tests.e2e.test_exporter_quality_models import two_models_config
+
+    exp = build_exporter(two_models_config(tmp_path), "127.0.0.1:0", None, {})
+    real, calls = model_outcomes.compute_quality, []
+
+    def first_fails(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        return real(*args, **kwargs)
+
+    try:
+        monkeypatch.setattr(model_outcomes, "compute_quality", first_fails)
+        exp.quality_pass()
+        assert exp.quality_of("churn").computed_at is None  # the failed one keeps its last
+        assert exp.quality_of("fraud").computed_at is not None
+        exp.quality_pass()
+        assert exp.quality_of("churn").computed_at is not None
+    finally:
+        exp.stop()
+    exp.quality_pass()  # after stop: nothing, no error

@@ -200,3 +200,34 @@ def test_errors_are_one_line_naming_the_key(
 def test_a_store_without_a_state_file_is_allowed(tmp_path: Path) -> None:
     cfg = load_config(write_yaml(tmp_path, NO_STATE + "outcomes: {store: o.db}\n"), {})
     assert cfg.outcomes is not None and cfg.outcomes.store == str(tmp_path / "o.db")
+
+
+TWO_MODELS = """\
+logs: {paths: [logs/*.jsonl], state_file: state/checkpoint.json}
+models:
+  - {name: churn, reference: {path: ref.csv}, match: {service: churn-api}}
+  - {name: fraud-v2.eu, reference: {path: ref.csv}, match: {service: fraud-api}}
+outcomes: {}
+"""
+
+
+def test_several_models_each_get_a_store_named_after_them(tmp_path: Path) -> None:
+    from exporter.model_outcomes import store_path
+
+    cfg = load_config(write_yaml(tmp_path, TWO_MODELS), {})
+    state = tmp_path / "state"
+    assert [store_path(cfg, m.name) for m in cfg.model_list()] == [
+        state / "checkpoint.outcomes.churn.db",
+        state / "checkpoint.outcomes.fraud-v2.eu.db",
+    ]
+    one = load_config(write_yaml(tmp_path, WITH_STATE + "outcomes: {store: labels}\n"), {})
+    assert store_path(one, "m") == tmp_path / "labels"  # one model: the path as written
+    two = load_config(write_yaml(tmp_path, TWO_MODELS.replace("{}", "{store: o/labels}")), {})
+    assert store_path(two, "churn") == tmp_path / "o" / "labels.churn.db"
+
+
+@pytest.mark.parametrize("name", ["fraud/eu", "../x", ".hidden", "a b"])
+def test_a_model_name_that_cannot_name_its_store_is_refused(tmp_path: Path, name: str) -> None:
+    text = TWO_MODELS.replace("fraud-v2.eu", repr(name) if " " in name else name)
+    error = config_error(write_yaml(tmp_path, text))
+    assert f"models[1].name: {name!r}: with outcomes: and several models" in error

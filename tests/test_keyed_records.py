@@ -273,3 +273,31 @@ def _typed_ok(block: bytes) -> bool:
     except Exception:
         return False
     return True
+
+
+# --- several models: the match fields of each row -----------------------------------------------
+
+
+def test_the_match_fields_of_each_row_are_read_for_routing() -> None:
+    keyed = KeyedParser(clock=lambda: 1234.5, route_fields=("service", "shard"))
+    block = b"\n".join([
+        prediction("r1", service="churn-api", shard="3"),
+        prediction(None, service="fraud-api"),  # no request id: its confidence only
+        outcome("r1", service="churn-api", shard=3),  # a number is no text: absent
+        outcome("r2"),
+        b'{"event": "outcome", "request_id": "r3", "actual": 1e400, "service": "fraud-api"}',
+    ]) + b"\n"  # fmt: skip
+    got = keyed.rows(block, "f", 0, PARSER.parse_block(block), PARSER.parse)
+    assert [r.request_id for r in got.predictions] == ["r1"]
+    assert got.prediction_routes == [("churn-api", "3")]
+    assert got.confidence_routes == [("churn-api", "3"), ("fraud-api", None)]
+    assert [r.request_id for r in got.outcomes] == ["r1", "r2", "r3"]
+    assert got.outcome_routes == [("churn-api", None), (None, None), ("fraud-api", None)]
+    assert got.outcomes[2].invalid  # decoded in part, still routed
+
+
+def test_without_match_fields_no_route_is_kept() -> None:
+    block = prediction("r1", service="churn-api") + b"\n" + outcome("r1") + b"\n"
+    got = KEYED.rows(block, "f", 0, PARSER.parse_block(block), PARSER.parse)
+    assert len(got.predictions) == len(got.outcomes) == 1
+    assert got.prediction_routes == got.outcome_routes == got.confidence_routes == []

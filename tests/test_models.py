@@ -114,7 +114,9 @@ def test_a_registry_reference_in_the_one_model_form(tmp_path: Path) -> None:
         (TWO.replace("{path: fraud.json}", "{}"), "models[1].reference: set path"),
         (TWO.replace("features: {amount: numeric}", "features: {amount: {kind: x}}"),
          "models[1].features.amount.kind: unknown key"),
-        (TWO + "outcomes: {store: o.db}\n", "outcomes: joins outcomes for one model"),
+        (TWO.replace("name: fraud", "name: fraud/eu") + "outcomes: {store: o.db}\n",
+         "models[1].name: 'fraud/eu': with outcomes: and several models each model's outcome"
+         " store is a file named after it"),
     ],
 )  # fmt: skip
 def test_errors_are_one_line_naming_the_entry(tmp_path: Path, text: str, expected: str) -> None:

@@ -1,0 +1,376 @@
+"""Each model's outcomes: its own outcome store, its feed and its quality pass.
+
+With an ``outcomes:`` section every model has one :class:`ModelQuality`: an
+:class:`~exporter.outcomes.OutcomeStore` (one SQLite file), the
+:class:`~exporter.outcome_feed.OutcomeFeed` that fills it, the window of confidences behind
+its estimated accuracy, and the last :class:`~exporter.quality.QualitySnapshot`.
+:class:`ModelOutcomes` holds them all and is what the ingest loop calls
+(:class:`exporter.ingest.Ingestor`'s ``outcomes``).
+
+**Which store.**  With one model, ``outcomes.store`` itself, as always.  With several, one
+file per model named after it beside that path (:func:`store_path`):
+``state/checkpoint.outcomes.db`` -> ``state/checkpoint.outcomes.churn.db``.  A request id
+is only unique within one model, and two models never share a join.
+
+**Which rows.**  With several models, prediction and outcome records are routed by the
+models' ``match:`` fields, exactly as the drift path routes predictions
+(:class:`~exporter.routing.Router`, first match wins): outcome records must carry the match
+fields (``PredictionLogger`` writes ``service`` and ``model_version`` on them too).  A
+prediction no model takes is already counted in ``mlops_log_lines_unrouted_total``; an
+outcome no model takes is added to it too, and stored nowhere.  Every version of a model's
+predictions is stored, as with one model: the quality window spans the versions (the outcome
+of a prediction of the version that is draining after a promotion still joins).  With one
+model nothing is routed: every row goes to its store, as before.
+
+**Crashes.**  Each poll's rows go to each store in one transaction of its own, every one
+committed before the offsets checkpoint that covers them; after the checkpoint each store
+forgets its own line identities below the saved offsets.  A line goes to one store only, so
+replaying a poll after a SIGKILL between two stores' commits leaves both right: the store
+that had committed skips its lines as known, the other applies them for the first time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+
+import structlog
+
+from exporter.checkpoint import FilePosition
+from exporter.config import QUALITY_METRICS, ExporterConfig, model_store
+from exporter.errors import ConfigError
+from exporter.ingest import IngestCounters
+from exporter.linesource import IdentifyingFollower
+from exporter.models import ModelState
+from exporter.outcome_feed import OutcomeFeed
+from exporter.outcomes import OutcomeRow, OutcomeStats, OutcomeStore, PredictionRow
+from exporter.quality import ConfidenceWindow, QualitySettings, QualitySnapshot, compute_quality
+from exporter.records import KeyedParser, ParsedBatch
+from exporter.routing import Router
+from mlops_core.profile import ReferenceProfile
+from mlops_core.quality import ConfidenceCalibrator
+
+log = structlog.get_logger("exporter")
+
+Verdicts = Callable[[list[bytes]], ParsedBatch]
+
+
+def store_path(config: ExporterConfig, model: str) -> Path:
+    """The outcome store of ``model``: ``outcomes.store`` with one model; with several,
+    one file per model beside it (:func:`exporter.config.model_store`)."""
+    assert config.outcomes is not None
+    store = config.outcomes.store
+    return Path(store if len(config.model_list()) == 1 else model_store(store, model))
+
+
+def open_store(config: ExporterConfig, path: Path) -> OutcomeStore:
+    """One model's outcome store; the directory of the default one (beside the state file)
+    is created, as the state file's is."""
+    outcomes, logs = config.outcomes, config.logs
+    assert outcomes is not None
+    if logs.state_file is not None and path.parent == Path(logs.state_file).parent:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return OutcomeStore(
+        path,
+        max_delay=outcomes.max_delay,
+        max_pending=outcomes.max_pending,
+        early_grace=outcomes.early_grace,
+        window_max_samples=config.quality.window.max_samples,
+        window_max_age=config.quality.window.max_age,
+        max_classes=config.prediction.max_classes,
+    )
+
+
+def open_stores(config: ExporterConfig, models: Sequence[ModelState]) -> list[OutcomeStore]:
+    """Every model's outcome store, in order; if one cannot be opened, those opened before
+    it are closed and its error is raised."""
+    stores: list[OutcomeStore] = []
+    try:
+        for model in models:
+            stores.append(open_store(config, store_path(config, model.name)))
+    except BaseException:
+        for store in stores:
+            store.close()
+        raise
+    return stores
+
+
+def quality_settings(config: ExporterConfig, model: ModelState | None) -> QualitySettings:
+    """The quality pass's settings for ``model``: ``quality.reference`` (shared by every
+    model), or else the metrics the registry stored with the model's monitored version
+    (``mlops validate --register``)."""
+    settings = QualitySettings.from_config(config)
+    stored = None if model is None else model.monitor.reference.metrics
+    if settings.reference or not stored:
+        return settings
+    usable = {
+        k: float(v) for k, v in stored.items()
+        if k in QUALITY_METRICS and isinstance(v, int | float) and not isinstance(v, bool)
+        and math.isfinite(v)
+    }  # fmt: skip
+    return dataclasses.replace(settings, reference=MappingProxyType(usable))
+
+
+def calibrator(profile: ReferenceProfile) -> ConfidenceCalibrator | None:
+    """The monitored version's profile's calibrator, when it carries one."""
+    found = getattr(profile, "calibrator", None)
+    return found if isinstance(found, ConfidenceCalibrator) else None
+
+
+@dataclass
+class ModelQuality:
+    """One model's outcome store, its feed, its confidences and its last quality pass."""
+
+    name: str
+    store: OutcomeStore
+    feed: OutcomeFeed
+    confidence: ConfidenceWindow
+    snapshot: QualitySnapshot  # replaced whole by each pass (one assignment)
+
+
+class ModelOutcomes:
+    """Every model's :class:`ModelQuality`, fed from the ingest loop under its lock.
+
+    ``router`` returns the ingest loop's current router (a reload replaces it), so outcome
+    records are routed by the same table as the predictions.  ``counters`` are the line
+    counters, whose unrouted count takes the outcomes no model's match selects.
+    """
+
+    def __init__(
+        self,
+        config: ExporterConfig,
+        models: Sequence[ModelState],
+        stores: Sequence[OutcomeStore],
+        follower: IdentifyingFollower,
+        verdicts: Verdicts,
+        counters: IngestCounters,
+        router: Callable[[], Router | None],
+    ) -> None:
+        self.counters = counters
+        self._router = router
+        self._follower = follower
+        self._verdicts = verdicts
+        self._keyed = self._parser(config, ())
+        self._routed_by: tuple[Router | None, dict[tuple[str | None, ...], str | None]] = (
+            None,
+            {},
+        )
+        self.lock = threading.Lock()  # a quality pass and closing the stores, never both
+        self.closed = False
+        parts: list[ModelQuality] = []
+        for model, store in zip(models, stores, strict=True):
+            window = ConfidenceWindow(config.drift.window.max_samples, config.drift.window.max_age)
+            feed = OutcomeFeed(store, self._keyed, verdicts, follower, window)
+            empty = QualitySnapshot.empty(quality_settings(config, model))
+            parts.append(ModelQuality(model.name, store, feed, window, empty))
+        self.parts = tuple(parts)
+        self.by_name = {p.name: p for p in self.parts}
+
+    @staticmethod
+    def _parser(config: ExporterConfig, fields: Sequence[str]) -> KeyedParser:
+        return KeyedParser(
+            class_field=config.prediction.class_field,
+            max_line_bytes=config.logs.max_line_bytes,
+            route_fields=fields,
+        )
+
+    # --- what the ingest loop calls (under its lock) ------------------------------------------
+
+    @property
+    def failing(self) -> bool:
+        """Whether some store's last write failed (its rows are waiting)."""
+        return any(p.feed.failing for p in self.parts)
+
+    def retry(self) -> None:
+        for part in self.parts:
+            if part.feed.failing:
+                part.feed.retry()
+
+    def checkpointed(self, positions: Sequence[FilePosition]) -> None:
+        for part in self.parts:
+            part.feed.checkpointed(positions)
+
+    def feed(self, blocks: Sequence[bytes], batches: Sequence[ParsedBatch]) -> None:
+        """One poll's rows, each to its model's store (one transaction per store)."""
+        if len(self.parts) == 1:  # nothing to route: every row is the one model's
+            self.parts[0].feed.feed(blocks, batches)
+            return
+        router = self._router()
+        fields = () if router is None else router.fields
+        if self._keyed.route_fields != fields:  # a reload changed the match fields
+            keyed = self._keyed
+            self._keyed = KeyedParser(
+                class_field=keyed.class_field, max_line_bytes=keyed.max_line_bytes,
+                route_fields=fields,
+            )  # fmt: skip
+        n = len(self.parts)
+        predictions: list[list[PredictionRow]] = [[] for _ in range(n)]
+        outcomes: list[list[OutcomeRow]] = [[] for _ in range(n)]
+        confidence: list[list[tuple[float, float]]] = [[] for _ in range(n)]
+        unrouted = 0
+        model_of = self._model_of(router)
+        follower = self._follower
+        sources, files = follower.block_sources, follower.block_files
+        for block, batch, (path, start), name in zip(blocks, batches, sources, files, strict=True):
+            try:
+                rows = self._keyed.rows(block, name, start, batch, self._verdicts)
+            except Exception:  # a bug: costs this block's rows, never the ingest loop
+                log.exception("outcome_rows_failed", file=path, offset=start)
+                continue
+            for p_row, key in zip(rows.predictions, rows.prediction_routes, strict=True):
+                if (i := model_of(key)) is not None:  # else counted by the drift path
+                    predictions[i].append(p_row)
+            for o_row, key in zip(rows.outcomes, rows.outcome_routes, strict=True):
+                if (i := model_of(key)) is None:
+                    unrouted += 1
+                else:
+                    outcomes[i].append(o_row)
+            for pair, key in zip(rows.confidence, rows.confidence_routes, strict=True):
+                if (i := model_of(key)) is not None:
+                    confidence[i].append(pair)
+        if unrouted:  # saved with the offsets: exact across restarts
+            self.counters.add_unrouted(unrouted)
+        for i, part in enumerate(self.parts):
+            part.feed.feed_rows(predictions[i], outcomes[i], confidence[i])
+
+    def _model_of(self, router: Router | None) -> Callable[[tuple[str | None, ...]], int | None]:
+        """Row key (its match values) -> index in :attr:`parts`, each distinct key resolved
+        once per router."""
+        if self._routed_by[0] is not router:
+            self._routed_by = (router, {})
+        cache = self._routed_by[1]
+        place = {p.name: i for i, p in enumerate(self.parts)}
+        fields = () if router is None else router.fields
+
+        def model_of(key: tuple[str | None, ...]) -> int | None:
+            if key not in cache:
+                if len(cache) > 4096:  # hostile logs: bounded
+                    cache.clear()
+                m = None if router is None else router.model_of(dict(zip(fields, key, strict=True)))
+                cache[key] = None if m is None or router is None else router.routes[m].model
+            name = cache[key]
+            return None if name is None else place.get(name)
+
+        return model_of
+
+    # --- the quality pass -----------------------------------------------------------------
+
+    def quality_pass(self, models: Mapping[str, ModelState], config: ExporterConfig) -> bool:
+        """Sweep each store, read it, compute its model's new QualitySnapshot and swap it in.
+
+        A model's failure is logged and its old snapshot stays; the others go on.  Returns
+        whether the pass ran (not after :meth:`close`).
+        """
+        with self.lock:
+            if self.closed:
+                return False
+            for part in self.parts:
+                model = models.get(part.name)
+                try:
+                    part.store.sweep()
+                    stats = part.feed.refresh()
+                    window = part.store.quality_window()
+                    snap = compute_quality(
+                        window,
+                        stats,
+                        quality_settings(config, model),
+                        confidence=part.confidence.values(),
+                        calibrator=None
+                        if model is None
+                        else calibrator(model.monitor.reference.profile),
+                    )
+                except Exception as exc:
+                    log.error(
+                        "quality_computation_failed", model=part.name, error=str(exc),
+                        exc_info=True,
+                    )  # fmt: skip
+                    continue
+                previous, part.snapshot = part.snapshot, snap  # the atomic swap
+                log.debug(
+                    "quality_computed",
+                    model=part.name,
+                    window_samples=snap.window_samples,
+                    degraded=list(snap.degraded_names),
+                    duration_seconds=round(snap.duration_seconds, 4),
+                )
+                log_quality_changes(previous, snap, part.name)
+        return True
+
+    def stats(self) -> OutcomeStats:
+        """The stores' counters as last read, added up (what the "no outcome matched"
+        check looks at: one warning for the exporter)."""
+        all_stats = [p.feed.stats for p in self.parts]
+        first = all_stats[0]
+        if len(all_stats) == 1:
+            return first
+        unmatched: dict[str, int] = {}
+        for s in all_stats:
+            for reason, count in s.unmatched.items():
+                unmatched[reason] = unmatched.get(reason, 0) + count
+        summed = {
+            name: sum(getattr(s, name) for s in all_stats)
+            for name in ("outcomes_total", "predictions_total", "predictions_invalid",
+                         "pending", "held")
+        }  # fmt: skip
+        return dataclasses.replace(first, unmatched=MappingProxyType(unmatched), **summed)
+
+    def close(self) -> None:
+        """Close every store, after a running quality pass (its connections go with them)."""
+        locked = self.lock.acquire(timeout=5)
+        try:
+            self.closed = True
+            for part in self.parts:
+                try:
+                    part.store.close()
+                except Exception as exc:
+                    log.warning("close_failed", store=str(part.store.path), error=str(exc))
+        finally:
+            if locked:
+                self.lock.release()
+
+    def check_reload(self, config: ExporterConfig) -> None:
+        """``ConfigError`` when a reloaded config adds or removes a model: each model's
+        store is opened at start."""
+        names = [m.name for m in config.model_list()]
+        if sorted(names) != sorted(self.by_name):
+            raise ConfigError(
+                "models: with outcomes: adding or removing a model needs a restart (each "
+                "model's outcome store is opened at start); nothing reloaded"
+            )
+
+
+def log_quality_changes(
+    before: QualitySnapshot, after: QualitySnapshot, model: str | None = None
+) -> None:
+    """A metric that becomes degraded, or recovers, is news: said at info level, once."""
+    was, now = set(before.degraded_names), set(after.degraded_names)
+    for metric in sorted(now - was):
+        v = after.verdicts[metric]
+        log.info(
+            "quality_degraded",
+            model=model,
+            metric=metric,
+            value=round(v.value, 4),
+            bound=None if v.bound is None else round(v.bound, 4),
+            threshold=v.threshold,
+            reference=v.reference,
+            labels=v.n,
+            level=v.level,
+        )
+    for metric in sorted(was - now):
+        still = after.verdicts.get(metric)
+        log.info(
+            "quality_recovered",
+            model=model,
+            metric=metric,
+            judged=still is not None,
+            value=None if still is None else round(still.value, 4),
+        )
+    for metric, note in after.notes.items():
+        if note.startswith("no verdict") and before.notes.get(metric) != note:
+            log.warning("quality_verdict_impossible", model=model, metric=metric, reason=note)

@@ -1,0 +1,206 @@
+"""Model quality for several models in one exporter: the real process over HTTP.
+
+Situations: two models' predictions and outcomes interleaved in one log file, with the same
+request ids in both (an outcome joins its own model's prediction only), each model's quality
+equal to sklearn on its own pairs; outcomes that match no model counted as unrouted; each
+model's store its own file; a restart that keeps both quality windows; a SIGKILL replayed
+once per store.
+"""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import sklearn.metrics as skm
+
+from tests.e2e._exporter import Scrape, reference_csv, running_exporter, start_exporter
+from tests.e2e.test_exporter_quality import CLASSES, outcome, prediction, write
+
+pytestmark = pytest.mark.e2e
+
+MODELS = ("churn", "fraud")
+
+
+def two_models_config(tmp_path: Path, logs: str = "") -> Path:
+    reference_csv(tmp_path / "ref.csv")
+    (tmp_path / "logs").mkdir(exist_ok=True)
+    state = tmp_path / "state" / "checkpoint.json"
+    text = (
+        "logs: {paths: [logs/*.jsonl], start_position: beginning, poll_interval: 50ms, "
+        f"state_file: {state}{logs}}}\n"
+        "models:\n"
+        + "".join(
+            f"  - name: {m}\n    reference: {{path: ref.csv}}\n    match: {{service: {m}-api}}\n"
+            for m in MODELS
+        )
+        + "drift: {interval: 300ms, min_samples: 100, window: {max_samples: 5000, max_age: 1h}}\n"
+        "outcomes: {early_grace: 1s, max_delay: 1h}\n"
+        "quality: {min_samples: 50}\n"
+    )
+    path = tmp_path / "config.yml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def of(record: dict[str, Any], service: str | None) -> dict[str, Any]:
+    out = {k: v for k, v in record.items() if k != "service"}
+    if service is not None:
+        out["service"] = service
+    return out
+
+
+class Traffic:
+    """One model's predictions and outcomes, request ids r0, r1, ... (the same in every
+    model), each model with its own classes' pattern."""
+
+    def __init__(self, model: str, n: int, seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        self.model, self.n = model, n
+        self.predicted = [CLASSES[int(j)] for j in rng.integers(0, 3, n)]
+        right = rng.random(n) < (0.8 if model == "churn" else 0.45)
+        self.actual = [
+            p if ok else CLASSES[(CLASSES.index(p) + 1) % 3]
+            for p, ok in zip(self.predicted, right, strict=True)
+        ]
+        self.base = time.time() - 600
+
+    def predictions(self, ids: range) -> list[dict[str, Any]]:
+        return [
+            of(
+                prediction(f"r{i}", self.base + i, {"class": self.predicted[i]}),
+                f"{self.model}-api",
+            )
+            for i in ids
+        ]
+
+    def outcomes(self, ids: range) -> list[dict[str, Any]]:
+        return [
+            of(outcome(f"r{i}", self.actual[i], self.base + i + 5), f"{self.model}-api")
+            for i in ids
+        ]
+
+    def want(self, ids: range) -> dict[str, float]:
+        y, p = [self.actual[i] for i in ids], [self.predicted[i] for i in ids]
+        return {
+            "accuracy": skm.accuracy_score(y, p),
+            "balanced_accuracy": skm.balanced_accuracy_score(y, p),
+            "precision_macro": skm.precision_score(y, p, average="macro", zero_division=0),
+            "recall_macro": skm.recall_score(y, p, average="macro", zero_division=0),
+            "f1_macro": skm.f1_score(y, p, average="macro", zero_division=0),
+        }
+
+
+def served(s: Scrape, model: str) -> dict[str, float]:
+    return {
+        dict(lab)["metric"]: v
+        for (name, lab), v in s.samples.items()
+        if name == "mlops_model_quality" and dict(lab)["model"] == model
+    }
+
+
+def interleave(*parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for group in zip(*parts, strict=True) for r in group]
+
+
+def settled(s: Scrape, joined: dict[str, int]) -> bool:
+    return all(s.get("mlops_quality_window_samples", model=m) == n for m, n in joined.items())
+
+
+def test_two_models_in_one_file_each_joined_to_its_own_outcomes(tmp_path: Path) -> None:
+    cfg = two_models_config(tmp_path)
+    log = tmp_path / "logs" / "app.jsonl"
+    churn, fraud = Traffic("churn", 300, seed=1), Traffic("fraud", 200, seed=2)
+    with running_exporter(cfg) as exp:
+        # both models' predictions in one file, the same request ids in each
+        write(log, interleave(churn.predictions(range(200)), fraud.predictions(range(200))))
+        write(log, churn.predictions(range(200, 300)))
+        # outcomes: churn's for r0..r249, fraud's for r0..r149; each outcome of fraud
+        # carries an actual churn's r<i> would judge otherwise
+        write(log, interleave(churn.outcomes(range(150)), fraud.outcomes(range(150))))
+        write(log, churn.outcomes(range(150, 250)))
+        # outcomes no model's match selects: another service, and none at all
+        write(log, [of(outcome("r1", "a", time.time()), "search-api"),
+                    of(outcome("r2", "a", time.time()), None)])  # fmt: skip
+        s = exp.wait_for(  # the line counters are served as last checkpointed
+            lambda s: (
+                settled(s, {"churn": 250, "fraud": 150})
+                and s.get("mlops_log_lines_unrouted_total") == 2
+            ),
+            what="both windows",
+        )
+        page = exp.get("/")[2].decode()
+
+    assert served(s, "churn") == pytest.approx(churn.want(range(250)), abs=1e-9)
+    assert served(s, "fraud") == pytest.approx(fraud.want(range(150)), abs=1e-9)
+    for model, (joined, stored) in {"churn": (250, 300), "fraud": (150, 200)}.items():
+        assert s.get("mlops_outcomes_total", model=model) == joined
+        assert s.get("mlops_predictions_awaiting_outcome", model=model) == stored - joined
+        # no outcome of one model reached the other's store: nothing duplicate or unknown
+        reasons = {dict(k)["reason"]: v for k, v in s.having("mlops_outcomes_unmatched_total")
+                   .items() if dict(k)["model"] == model}  # fmt: skip
+        assert sum(reasons.values()) == 0, (model, reasons)
+    assert s.get("mlops_log_lines_unrouted_total") == 2  # the two outcomes of no model
+    # one table per model on the landing page, each with its own window
+    for model, joined in {"churn": 250, "fraud": 150}.items():
+        assert f"data-model='{model}'><h3>{model}</h3>" in page
+        assert f"<span id='quality-window-{model}'>{joined}</span>" in page
+    # one store per model, named after it, beside the checkpoint
+    stores = sorted(p.name for p in (tmp_path / "state").glob("*.db"))
+    assert stores == ["checkpoint.outcomes.churn.db", "checkpoint.outcomes.fraud.db"]
+
+
+def test_a_restart_keeps_both_quality_windows(tmp_path: Path) -> None:
+    cfg = two_models_config(tmp_path)
+    log = tmp_path / "logs" / "app.jsonl"
+    churn, fraud = Traffic("churn", 200, seed=3), Traffic("fraud", 200, seed=4)
+    write(log, interleave(churn.predictions(range(200)), fraud.predictions(range(200))))
+    write(log, interleave(churn.outcomes(range(120)), fraud.outcomes(range(120))))
+    with running_exporter(cfg) as exp:
+        before = exp.wait_for(lambda s: settled(s, {"churn": 120, "fraud": 120}))
+    write(log, churn.outcomes(range(120, 180)))  # while it is down
+    with running_exporter(cfg) as exp:
+        s = exp.wait_for(lambda s: settled(s, {"churn": 180, "fraud": 120}), what="after restart")
+    assert served(before, "fraud") == pytest.approx(fraud.want(range(120)), abs=1e-9)
+    assert served(s, "churn") == pytest.approx(churn.want(range(180)), abs=1e-9)
+    assert served(s, "fraud") == pytest.approx(fraud.want(range(120)), abs=1e-9)
+    assert s.get("mlops_outcomes_total", model="churn") == 180
+    assert s.get("mlops_outcomes_total", model="fraud") == 120
+
+
+def test_a_sigkill_counts_each_models_outcomes_once(tmp_path: Path) -> None:
+    """Killed with rows committed to the stores but no checkpoint since: the lines read
+    again are known to the store that had them, in each store."""
+    cfg = two_models_config(tmp_path, logs=", checkpoint_interval: 1h")
+    log = tmp_path / "logs" / "app.jsonl"
+    churn, fraud = Traffic("churn", 200, seed=5), Traffic("fraud", 200, seed=6)
+    write(log, interleave(churn.predictions(range(200)), fraud.predictions(range(200))))
+    exp = start_exporter(cfg)  # checkpoints at start (after the catch-up), then in an hour
+    try:
+        exp.wait_for(lambda s: s.get("mlops_predictions_awaiting_outcome", model="fraud") == 200)
+        write(log, interleave(churn.outcomes(range(100)), fraud.outcomes(range(100))))
+        exp.wait_for(lambda s: settled(s, {"churn": 100, "fraud": 100}))
+    finally:
+        assert exp.stop(signal.SIGKILL) == -signal.SIGKILL
+    for model in MODELS:
+        db = tmp_path / "state" / f"checkpoint.outcomes.{model}.db"
+        with sqlite3.connect(db) as conn:  # committed before the kill
+            assert conn.execute("select count(*) from sqlite_master").fetchone()[0] > 0
+    with running_exporter(cfg) as exp:
+        s = exp.wait_for(lambda s: settled(s, {"churn": 100, "fraud": 100}), what="replayed")
+        time.sleep(1.0)  # a few polls more: nothing changes
+        s = exp.scrape()
+        replayed = exp.events("outcome_lines_replayed")
+    # every line read again (400 predictions, 200 outcomes: the checkpoint at start covered
+    # none), each skipped by the one store that had it
+    assert sum(e["lines"] for e in replayed) == 600
+    assert sum(e["applied"] for e in replayed) == 0
+    for model, traffic in (("churn", churn), ("fraud", fraud)):
+        assert s.get("mlops_outcomes_total", model=model) == 100
+        assert s.get("mlops_outcomes_unmatched_total", reason="duplicate", model=model) == 0
+        assert served(s, model) == pytest.approx(traffic.want(range(100)), abs=1e-9)
