@@ -45,11 +45,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_ingest import CATEGORICAL, NUMERIC, PLANS, REGIONS, reference_profile  # noqa: E402
 
 from exporter.ingest import IngestCounters, Ingestor  # noqa: E402
+from exporter.keyed_records import KeyedParser  # noqa: E402
 from exporter.linesource import IdentifyingFollower  # noqa: E402
 from exporter.outcome_feed import OutcomeFeed  # noqa: E402
 from exporter.outcomes import OutcomeStats, OutcomeStore  # noqa: E402
 from exporter.quality import ConfidenceWindow  # noqa: E402
-from exporter.records import KeyedParser, RecordParser  # noqa: E402
+from exporter.records import RecordParser  # noqa: E402
 from exporter.tail import LogFollower  # noqa: E402
 from exporter.window import Window  # noqa: E402
 from mlops_core.profile import ReferenceProfile  # noqa: E402

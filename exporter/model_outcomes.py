@@ -45,12 +45,13 @@ from exporter.checkpoint import FilePosition
 from exporter.config import QUALITY_METRICS, ExporterConfig, model_store
 from exporter.errors import ConfigError
 from exporter.ingest import IngestCounters
+from exporter.keyed_records import KeyedParser
 from exporter.linesource import IdentifyingFollower
 from exporter.models import ModelState
 from exporter.outcome_feed import OutcomeFeed
 from exporter.outcomes import OutcomeRow, OutcomeStats, OutcomeStore, PredictionRow
 from exporter.quality import ConfidenceWindow, QualitySettings, QualitySnapshot, compute_quality
-from exporter.records import KeyedParser, ParsedBatch
+from exporter.records import ParsedBatch
 from exporter.routing import Router
 from mlops_core.profile import ReferenceProfile
 from mlops_core.quality import ConfidenceCalibrator

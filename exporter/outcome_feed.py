@@ -5,7 +5,7 @@ between two polls like the checkpoint:
 
 1. :meth:`OutcomeFeed.feed`: the prediction and outcome lines of one poll (every block, in
    order, as :class:`~exporter.outcomes.KeyedBlock` records made by
-   :meth:`~exporter.records.KeyedParser.block`) go to the store in ONE transaction, which
+   :meth:`~exporter.keyed_records.KeyedParser.block`) go to the store in ONE transaction, which
    also moves each source's high-water offset, committed before the offsets checkpoint
    that covers them is written.  What the follower reads again after a SIGKILL is
    therefore at or below a high-water offset (skipped), or was never applied: nothing is
@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 import structlog
 
 from exporter.checkpoint import FilePosition
+from exporter.keyed_records import KeyedParser
 from exporter.linesource import IdentifyingFollower, committed_offsets
 from exporter.outcomes import (
     BatchResult,
@@ -40,7 +41,7 @@ from exporter.outcomes import (
     PredictionRow,
 )
 from exporter.quality import ConfidenceWindow
-from exporter.records import KeyedParser, ParsedBatch
+from exporter.records import ParsedBatch
 
 log = structlog.get_logger("exporter.outcomes")
 

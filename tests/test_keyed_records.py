@@ -1,4 +1,4 @@
-"""exporter.records.KeyedParser: prediction and outcome lines as outcome-store rows.
+"""exporter.keyed_records.KeyedParser: prediction and outcome lines as outcome-store rows.
 
 Each row carries the identity of its line (source, byte offset); a line the record parser
 rejects gives no row, whatever the keyed decode makes of it.
@@ -9,7 +9,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from exporter.records import KeyedParser, RecordParser
+from exporter.keyed_records import KeyedParser
+from exporter.records import RecordParser
 
 PARSER = RecordParser({"x": "numeric", "plan": "categorical"})
 KEYED = KeyedParser(clock=lambda: 1234.5)
