@@ -3,11 +3,13 @@
 The exporter runs as ``python -m exporter.cli``; the registry is changed by the ``mlops``
 command line (``python -m mlops_core.cli registry ...``), in a directory or in a bucket of a
 real S3-compatible server process (moto's, ``tests/s3_server.py``), as an operator would;
-every figure is read from ``/metrics`` over HTTP.
+every figure is read from ``/metrics`` over HTTP.  In the promote-and-rollback test a real
+Prometheus scrapes the exporter too, and the switches are read back from its TSDB.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -16,14 +18,16 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 
 from tests import s3_server as _fixtures
+from tests.conftest import require_binary
 from tests.e2e._exporter import (
     REPO_ROOT,
     ExporterProcess,
@@ -33,6 +37,7 @@ from tests.e2e._exporter import (
     record,
     running_exporter,
 )
+from tests.e2e.test_stack import Prometheus, free_port, start_service
 
 s3_server = _fixtures.s3_server
 
@@ -184,6 +189,42 @@ def info(s: Scrape, model: str) -> dict[str, str]:
     return found[0]
 
 
+@contextlib.contextmanager
+def prometheus_scraping(exp: ExporterProcess, tmp: Path) -> Iterator[Prometheus]:
+    """A real Prometheus scraping ``exp`` every 500 ms."""
+    binary = require_binary("prometheus")
+    port = free_port()
+    config = {
+        "global": {"scrape_interval": "500ms", "scrape_timeout": "400ms"},
+        "scrape_configs": [
+            {
+                "job_name": "mlops-exporter",
+                "static_configs": [{"targets": [exp.url.removeprefix("http://")]}],
+            }
+        ],
+    }
+    (tmp / "prometheus.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    service = start_service(
+        "prometheus",
+        [binary, f"--config.file={tmp / 'prometheus.yml'}",
+         f"--storage.tsdb.path={tmp / 'prom-data'}", f"--web.listen-address=127.0.0.1:{port}"],
+        tmp / "prometheus.log",
+        port,
+    )  # fmt: skip
+    try:
+        yield Prometheus(service)
+    finally:
+        service.stop()
+
+
+def scraped(prom: Prometheus, expr: str, expected: float, timeout: float = 15.0) -> None:
+    """Wait until Prometheus has ``expr`` at ``expected`` (it scrapes every 500 ms)."""
+    deadline = time.monotonic() + timeout
+    while (found := prom.value(expr)) != expected:
+        assert time.monotonic() < deadline, f"{expr}: {found}, expected {expected}"
+        time.sleep(0.25)
+
+
 # --- following a stage ----------------------------------------------------------------------------
 
 
@@ -200,10 +241,14 @@ def test_the_exporter_follows_promotions_and_rollbacks_and_judges_each_version_a
         f"poll_interval: {int(POLL * 1000)}ms}}\n",
     )
     log = log_file(tmp_path)
-    with running_exporter(cfg, env=registry.env) as exp:
+    with (
+        running_exporter(cfg, env=registry.env) as exp,
+        prometheus_scraping(exp, tmp_path) as prom,
+    ):
         s = exp.scrape()
         assert info(s, "churn") == {"model": "churn", "version": "1", "stage": "production"}
         assert s.get("mlops_model_version_changes_total", model="churn") == 0
+        scraped(prom, 'mlops_model_info{model="churn",version="1",stage="production"}', 1)
         for reason in ("registry_unreadable", "no_reference", "invalid_reference"):
             assert s.get("mlops_reference_poll_errors_total", model="churn", reason=reason) == 0
 
@@ -232,6 +277,8 @@ def test_the_exporter_follows_promotions_and_rollbacks_and_judges_each_version_a
         switch = time.monotonic() - promoted
         assert switch < POLL + 2.0, f"v2 monitored {switch:.2f}s after its promotion"
         assert s.get("mlops_model_version_changes_total", model="churn") == 1
+        scraped(prom, 'mlops_model_info{model="churn",version="2"}', 1)
+        scraped(prom, 'mlops_model_version_changes_total{model="churn"}', 1)
 
         # v2's traffic (shifted like its reference) and v1's draining: judged against v2's
         # reference, from a fresh window: no drift, neither during nor after the switch
@@ -247,6 +294,9 @@ def test_the_exporter_follows_promotions_and_rollbacks_and_judges_each_version_a
 
         s = exp.wait_for(v2_window, what="v2's window")
         assert not any(seen), f"a false drift verdict after the switch: {seen}"
+        # and Prometheus saw no drift either, from the start on
+        scraped(prom, 'mlops_drift_window_samples{model="churn"}', 600)
+        assert prom.value('max_over_time(mlops_features_drifted{model="churn"}[5m])') == 0
         assert s.get("mlops_predictions_other_version_total", model="churn", version="1") == 100
         assert s.get("mlops_predictions_other_version_total", model="churn", version="2") == 300
         assert s.get("mlops_predictions_total", model="churn") == 1200  # v1's 600, v2's 600
@@ -256,6 +306,14 @@ def test_the_exporter_follows_promotions_and_rollbacks_and_judges_each_version_a
         s = exp.wait_for(lambda s: info(s, "churn")["version"] == "1", timeout=POLL + 10,
                          what="v1 monitored again")  # fmt: skip
         assert s.get("mlops_model_version_changes_total", model="churn") == 2
+        scraped(prom, 'mlops_model_version_changes_total{model="churn"}', 2)
+        scraped(prom, 'mlops_model_info{model="churn",version="1"}', 1)
+        # Prometheus holds the whole story: version 1, then 2, then 1, one series at a time
+        seen_versions = prom.query(
+            'count by (version) (count_over_time(mlops_model_info{model="churn"}[5m]))'
+        )
+        assert {r["metric"]["version"] for r in seen_versions} == {"1", "2"}
+        assert prom.value('count(mlops_model_info{model="churn"})') == 1
 
         # the control: traffic shifted like v2's, logged as v1, is drift against v1's reference
         append(log, lines_of(churn_traffic(600, "1", y_mean=15.0, seed=6)))
