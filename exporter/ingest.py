@@ -614,11 +614,21 @@ class Ingestor:
 
         Serving only saved values is what makes "no counter ever goes down" hold across a
         crash: the next process starts from the saved record, which is never behind what a
-        scrape has seen.
+        scrape has seen.  The file gauges (files watched, over the limit) are not counters:
+        they are read live, so the first pass after the start does not see the checkpoint
+        saved before any file was opened.
         """
         if self.state_file is None:
             return self.counters.snapshot()
-        return self._published
+        stats = self.follower.stats
+        published = self._published
+        if (published.files_watched, published.files_over_limit) == (
+            stats.files_watched, stats.files_over_limit
+        ):
+            return published
+        return replace(
+            published, files_watched=stats.files_watched, files_over_limit=stats.files_over_limit
+        )
 
     def model_snapshot(self, name: str) -> IngestSnapshot | None:
         """A routed model's counters to serve (as :meth:`snapshot`); ``None``: not fed."""

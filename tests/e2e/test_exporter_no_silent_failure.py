@@ -49,6 +49,20 @@ def test_a_feature_in_no_record_is_warned_with_the_closest_field(tmp_path: Path)
         assert "feature &#x27;plan&#x27; is missing" in page.decode()
 
 
+def test_with_a_state_file_a_matching_file_is_never_reported_missing(tmp_path: Path) -> None:
+    # the first checkpoint is saved before any file is opened; the file gauges the first pass
+    # reads must be live, not that checkpoint's 0
+    config = write_config(tmp_path, extra=", state_file: state.json")
+    (tmp_path / "logs" / "a.jsonl").touch()
+    with running_exporter(config) as exp:
+        exp.wait_for(lambda s: s.get("mlops_drift_window_samples", model="e2e") is not None)
+        time.sleep(1.0)  # a few more passes (300 ms each)
+        assert not exp.events("no_log_files_match"), exp.events("no_log_files_match")
+        assert exp.scrape().get("mlops_log_files_watched") == 1
+        _, _, ready = exp.get("/-/ready")
+        assert b"matches no file" not in ready
+
+
 def test_a_glob_that_matches_nothing_is_warned_at_start_and_on_the_pages(tmp_path: Path) -> None:
     config = write_config(tmp_path, logs="nowhere/*.jsonl")
     with running_exporter(config) as exp:
