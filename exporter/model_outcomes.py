@@ -23,8 +23,9 @@ of a prediction of the version that is draining after a promotion still joins). 
 model nothing is routed: every row goes to its store, as before.
 
 **Crashes.**  Each poll's rows go to each store in one transaction of its own, every one
-committed before the offsets checkpoint that covers them; after the checkpoint each store
-forgets its own line identities below the saved offsets.  A line goes to one store only, so
+committed before the offsets checkpoint that covers them, with each source's high-water
+offset in the same transaction; after the checkpoint each store forgets the sources the
+checkpoint no longer lists.  A line goes to one store only, so
 replaying a poll after a SIGKILL between two stores' commits leaves both right: the store
 that had committed skips its lines as known, the other applies them for the first time.
 """
