@@ -61,7 +61,7 @@ from exporter.config import ExporterConfig, PathSpec, load_config
 from exporter.diagnostics import Diagnostics
 from exporter.errors import ConfigError
 from exporter.exposition import MetricsRenderer
-from exporter.ingest import IngestCounters, Ingestor, restore_counters
+from exporter.ingest import IngestCounters, Ingestor, IngestSnapshot, restore_counters
 from exporter.landing import LandingPage, LandingRenderer, LiveFigures, ModelPage
 from exporter.linesource import IdentifyingFollower
 from exporter.model_outcomes import (
@@ -269,8 +269,7 @@ class Exporter:
         self._unrouted_logged = -float("inf")
 
         self.collector = ExporterCollector(
-            self._figures,
-            self.ingestor.snapshot,
+            self._scrape,
             version=version,
             lines_model=lambda: self.config.model_name if len(self._models.states) == 1 else "",
         )
@@ -376,7 +375,12 @@ class Exporter:
             max_classes=self.config.prediction.max_classes,
         )
 
-    def _figures(self) -> list[ModelFigures]:
+    def _scrape(self) -> tuple[list[ModelFigures], IngestSnapshot]:
+        """One scrape's figures: every model's, and the line counters of the same poll."""
+        served = self.ingestor.served()
+        return self._figures(served.models), served.lines
+
+    def _figures(self, counted: Mapping[str, IngestSnapshot]) -> list[ModelFigures]:
         out = []
         for m in self._models.states:
             mon = m.monitor  # one read: this version's reference, info and snapshot
@@ -388,7 +392,7 @@ class Exporter:
                     mon.info.version,
                     mon.info.stage,
                     mon.snapshot,
-                    self.ingestor.model_snapshot(m.name),
+                    counted.get(m.name),
                     drift_errors=m.drift_errors,
                     alert_failures=None if alerts is None else alerts.notify_failures,
                     version_changes=m.version_changes,
@@ -499,10 +503,11 @@ class Exporter:
         return rows
 
     def _live_figures(self) -> LiveFigures:
-        c = self.ingestor.snapshot()
+        served = self.ingestor.served()
+        c = served.lines
         predictions = 0
         for m in self._models.states:
-            counted = self.ingestor.model_snapshot(m.name)
+            counted = served.models.get(m.name)
             predictions += 0 if counted is None else counted.predictions_total
         return LiveFigures(
             lines_total=c.lines_total,

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 import structlog
@@ -447,6 +447,13 @@ class ModelSink(Protocol):
         ...
 
 
+class Served(NamedTuple):
+    """The counters a scrape serves (:meth:`Ingestor.served`): one object, swapped whole."""
+
+    lines: IngestSnapshot
+    models: Mapping[str, IngestSnapshot]
+
+
 class Ingestor:
     """One step of the ingest loop (poll, parse, feed window and counters) and the checkpoint.
 
@@ -496,8 +503,8 @@ class Ingestor:
         self._clock = clock
         self._lock = threading.RLock()  # set_models may be called by a holder of `lock`
         self.counters.update_follower(follower.stats)
-        self._published = counters.snapshot()  # the restored values, until the first save
-        self._published_models = {m.name: m.counters.snapshot() for m in self.models}
+        # what scrapes see: the restored values, until the first save (or poll)
+        self._served = Served(counters.snapshot(), self._model_snapshots())
         self._last_checkpoint = clock()
         self._bytes_at_checkpoint = follower.stats.bytes_read
         self._failing_since: float | None = None
@@ -536,7 +543,18 @@ class Ingestor:
             elif self.outcomes is not None and self.outcomes.failing:
                 self.outcomes.retry()  # rows of a failed write, on a log with nothing new
             self.counters.update_follower(self.follower.stats)
+            if self.state_file is None:
+                self._publish()
             return processed
+
+    def _publish(self) -> None:
+        """Without a state file: serve the counters as this poll left them, all of them
+        copied under the ingest lock, so a scrape sees the line counters and every model's
+        counters of one and the same poll (never a line counted before its prediction)."""
+        self._served = Served(self.counters.snapshot(), self._model_snapshots())
+
+    def _model_snapshots(self) -> Mapping[str, IngestSnapshot]:
+        return MappingProxyType({m.name: m.counters.snapshot() for m in self.models})
 
     def _route(self, batch: ParsedBatch, router: Router) -> None:
         """Line figures to the line counters, each model's predictions to its own."""
@@ -577,10 +595,13 @@ class Ingestor:
             if parser is not None:
                 self.parser = parser
             self.models = tuple(models)
-            published = self._published_models
-            self._published_models = {
-                m.name: published.get(m.name) or m.counters.snapshot() for m in self.models
-            }
+            lines, published = self._served
+            self._served = Served(
+                lines,
+                MappingProxyType(
+                    {m.name: published.get(m.name) or m.counters.snapshot() for m in self.models}
+                ),
+            )
 
     @property
     def router(self) -> Router | None:
@@ -609,35 +630,37 @@ class Ingestor:
                     diagnostics, lambda line: self.parser.parse([line]), path, start, block
                 )
 
-    def snapshot(self) -> IngestSnapshot:
-        """The counters to serve: as last checkpointed with a state file, else live.
+    def served(self) -> Served:
+        """What a scrape serves: the line counters and every model's, copied together.
 
-        Serving only saved values is what makes "no counter ever goes down" hold across a
-        crash: the next process starts from the saved record, which is never behind what a
-        scrape has seen.  The file gauges (files watched, over the limit) are not counters:
-        they are read live, so the first pass after the start does not see the checkpoint
-        saved before any file was opened.
+        As last checkpointed with a state file, else as the last poll left them; either way
+        one object, read once per scrape, so a scrape never sees a line counted before its
+        prediction.  Serving only saved values is what makes "no counter ever goes down"
+        hold across a crash: the next process starts from the saved record, which is never
+        behind what a scrape has seen.  The file gauges (files watched, over the limit) are
+        not counters: they are read live, so the first pass after the start does not see
+        the checkpoint saved before any file was opened.
         """
-        if self.state_file is None:
-            return self.counters.snapshot()
-        stats = self.follower.stats
-        published = self._published
-        if (published.files_watched, published.files_over_limit) == (
+        served = self._served
+        lines, stats = served.lines, self.follower.stats
+        if (lines.files_watched, lines.files_over_limit) == (
             stats.files_watched, stats.files_over_limit
         ):
-            return published
-        return replace(
-            published, files_watched=stats.files_watched, files_over_limit=stats.files_over_limit
+            return served
+        return Served(
+            replace(
+                lines, files_watched=stats.files_watched, files_over_limit=stats.files_over_limit
+            ),
+            served.models,
         )
 
+    def snapshot(self) -> IngestSnapshot:
+        """The line counters of :meth:`served`."""
+        return self.served().lines
+
     def model_snapshot(self, name: str) -> IngestSnapshot | None:
-        """A routed model's counters to serve (as :meth:`snapshot`); ``None``: not fed."""
-        if self.state_file is None:
-            for model in self.models:
-                if model.name == name:
-                    return model.counters.snapshot()
-            return None
-        return self._published_models.get(name)
+        """A routed model's counters of :meth:`served`; ``None``: not fed."""
+        return self._served.models.get(name)
 
     def counters_state(self) -> dict[str, Any]:
         """Every counter's value for the checkpoint: the line counters' state, with each
@@ -703,8 +726,7 @@ class Ingestor:
                 written = True
                 if self.outcomes is not None:  # before the next poll applies anything
                     self.outcomes.checkpointed(record.files)
-            self._published = published
-            self._published_models = published_models
+            self._served = Served(published, MappingProxyType(published_models))
             return written
 
     def _forget_read_lines(self) -> None:

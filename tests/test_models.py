@@ -281,3 +281,53 @@ def test_routing_fields_are_text_and_a_number_there_is_not_an_invalid_line() -> 
     assert parser.parse_block(b"\n".join(lines) + b"\n").routes == batch.routes
     with pytest.raises(ConfigError, match="read by the parser itself"):
         RecordParser({"age": "numeric"}, route_fields=["event"])
+
+
+def test_a_scrape_sees_the_line_counters_and_the_models_of_one_poll_without_a_state_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without logs.state_file the line counters are updated before each model's: a scrape
+    reading them one after the other could see a line counted before its prediction.  The
+    models' add_batch is slowed down so a reader would land in that gap on every poll."""
+    import threading
+    import time
+
+    state = _state(tmp_path, "churn", _profile(), version="1", stage="production")
+    log = tmp_path / "a.jsonl"
+    log.write_bytes(b"")
+    follower = LogFollower([str(log)], start_position="beginning")
+    lines = IngestCounters(state.monitor.reference.profile, [])
+    ingestor = Ingestor(follower, parser_for([state], state.config), None, lines,
+                        router=router_for([state]), models=[state])  # fmt: skip
+    add_batch = state.counters.add_batch
+
+    def slow_add_batch(*args: object, **kwargs: object) -> None:
+        time.sleep(0.005)  # the gap between the line counters and the model's
+        add_batch(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(state.counters, "add_batch", slow_add_batch)
+    seen: list[tuple[int, int]] = []
+    done = threading.Event()
+
+    def scrape() -> None:
+        while not done.is_set():
+            served = ingestor.served()
+            model = served.models.get("churn")
+            seen.append((served.lines.lines_total, 0 if model is None else model.predictions_total))
+
+    reader = threading.Thread(target=scrape)
+    with follower:
+        reader.start()
+        try:
+            for _ in range(40):
+                with log.open("ab") as out:
+                    out.write(_lines(5, version="1"))
+                while ingestor.run_once():
+                    pass
+        finally:
+            done.set()
+            reader.join()
+    assert ingestor.served().lines.lines_total == 200
+    assert ingestor.served().models["churn"].predictions_total == 200
+    torn = [(n_lines, n_pred) for n_lines, n_pred in seen if n_lines != n_pred]
+    assert len(seen) > 40 and not torn, torn[:5]

@@ -43,22 +43,21 @@ __all__ = ["ExporterCollector", "MlopsCollector", "ModelFigures", "ReferenceInfo
 class ExporterCollector(Collector):
     """Yields every ``mlops_*`` metric of the exporter: each model's, then the files'.
 
-    ``models`` gives each model's :class:`ModelFigures` at this scrape, ``lines`` the line
-    counters (which belong to the exporter, not to one model); ``lines_model`` is the
+    ``scrape`` gives, once per scrape, each model's :class:`ModelFigures` and the line
+    counters (which belong to the exporter, not to one model), copied together so that a
+    scrape never sees a line counted before its prediction; ``lines_model`` is the
     ``model`` label of the line counters that carry one: the model's name when there is
     one model, empty with several (a line that is not a prediction belongs to none).
     """
 
     def __init__(
         self,
-        models: Callable[[], Sequence[ModelFigures]],
-        lines: Callable[[], IngestSnapshot],
+        scrape: Callable[[], tuple[Sequence[ModelFigures], IngestSnapshot]],
         *,
         version: str = "unknown",
         lines_model: Callable[[], str] = lambda: "",
     ) -> None:
-        self._models = models
-        self._lines = lines
+        self._scrape = scrape
         self._version = version
         self._lines_model = lines_model
         self._models_area = ModelsCollector()
@@ -79,8 +78,8 @@ class ExporterCollector(Collector):
         part when the scheduler swaps in a new snapshot, the live parts (counters) on every
         scrape.  A key is a tuple of those objects: the part is re-encoded when any differs.
         """
-        figs = tuple(self._models())
-        lines = self._lines()
+        models, lines = self._scrape()
+        figs = tuple(models)
         if len(self._traffic_collectors) > len(figs):  # models removed by a reload
             names = {f.name for f in figs}
             self._traffic_collectors = {
@@ -172,4 +171,6 @@ class MlopsCollector(ExporterCollector):
                 ),
             )
 
-        super().__init__(figures, counters, version=version, lines_model=lambda: model)
+        super().__init__(
+            lambda: (figures(), counters()), version=version, lines_model=lambda: model
+        )
