@@ -120,23 +120,36 @@ def render_landing(
     ``quality``: each model's last quality pass, with an ``outcomes:`` section (the tables
     come before the drift part; with several models, one section per model).
     """
-    live = live or LiveFigures()
     if features_html is not None:
         body = features_html
     elif len(models) > 1:
         body = "".join(render_model(page, m) for m in models)
     else:
         body = render_features(page, snapshot)
+    head, tail = _around_features(page, snapshot, live, now, models, quality)
+    return head + body + tail
+
+
+def _around_features(
+    page: LandingPage,
+    snapshot: Snapshot,
+    live: LiveFigures | None,
+    now: float | None,
+    models: Sequence[ModelPage],
+    quality: Sequence[tuple[str, QualitySnapshot]] | None,
+) -> tuple[str, str]:
+    """The page before the feature sections and after them: what a view builds."""
+    live = live or LiveFigures()
     refresh = max(1, round(page.refresh_seconds))
     quality_html = "" if not quality else f"<h2>Quality</h2>{_quality_sections(quality)}"
-    return (
+    head = (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<meta http-equiv='refresh' content='{refresh}'>"
         f"<title>mlops-exporter: {escape(page.model)}</title><style>{_STYLE}</style>"
         f"</head><body>{_header(page, snapshot, live, now, models)}"
-        f"{quality_html}<h2>Drift</h2>{body}"
-        f"<h2>Configuration</h2><table>{_summary(page)}</table></body></html>"
+        f"{quality_html}<h2>Drift</h2>"
     )
+    return head, f"<h2>Configuration</h2><table>{_summary(page)}</table></body></html>"
 
 
 def render_model(page: LandingPage, m: ModelPage) -> str:
@@ -206,7 +219,8 @@ def _header(
     rate = "" if live.lines_per_second is None else f" ({live.lines_per_second:.1f} lines/s)"
     invalid = ", ".join(f"{escape(r)} {n}" for r, n in sorted(live.invalid_by_reason.items()) if n)
     quantiles = ", ".join(
-        f"p{round(q * 100)} {v * 1000:.1f} ms" for q, v in snap.latency_quantiles.items()
+        f"p{round(q * 100)} <span id='latency-p{round(q * 100)}'>{v * 1000:.1f}</span> ms"
+        for q, v in snap.latency_quantiles.items()
     )
     if len(models) > 1:
         model = _models_table(models)
@@ -404,7 +418,7 @@ class LandingRenderer:
         self._models = models
         self._quality = quality
         self._lock = threading.Lock()
-        self._cached: tuple[Any, str] | None = None
+        self._cached: tuple[Any, bytes] | None = None
 
     def render(self) -> bytes:
         page = self.page
@@ -424,13 +438,14 @@ class LandingRenderer:
                 html = "".join(render_model(page, m) for m in models)
             else:
                 html = render_features(page, snap)
-            cached = (key, html)
+            # kept encoded: the sections hold non-ASCII text (arrows, names), and encoding
+            # megabytes of it to UTF-8 on every view would cost more than the scrape
+            cached = (key, html.encode())
             with self._lock:
                 self._cached = cached
         quality = None if self._quality is None else self._quality()
-        return render_landing(
-            page, snap, self._live(), features_html=cached[1], models=models, quality=quality
-        ).encode()
+        head, tail = _around_features(page, snap, self._live(), None, models, quality)
+        return b"".join((head.encode(), cached[1], tail.encode()))
 
 
 def _with_charts(page: LandingPage, charts: Mapping[str, FeatureChart]) -> LandingPage:

@@ -6,6 +6,7 @@ Screenshots are kept under ``MLOPS_TEST_ARTIFACTS`` when it is set.
 
 from __future__ import annotations
 
+import datetime
 import os
 import shutil
 import subprocess
@@ -78,17 +79,37 @@ def _screenshot(chromium: str, profile: Path, url: str, path: Path) -> None:
         shutil.copy2(path, Path(target) / path.name)
 
 
-def _stable(exp, chromium: str, profile: Path) -> tuple[_Page, object]:
-    """A page and a scrape of the same snapshot (a pass may land between the two)."""
+def _stable(exp, chromium: str, profile: Path) -> tuple[_Page, object, object]:
+    """A page between two scrapes of the same snapshot (a pass may land between them)."""
     for _ in range(10):
         before = exp.scrape()
         page = _Page(_dom(chromium, profile, exp.url + "/"))
         after = exp.scrape()
         stamp = "mlops_drift_last_computed_timestamp_seconds"
         if before.get(stamp, model="churn") == after.get(stamp, model="churn"):
-            return page, after
+            return page, before, after
         time.sleep(0.2)
     raise AssertionError("the snapshot changed during every page view")
+
+
+def _header_matches_metrics(page: _Page, before, after) -> None:
+    """Each header figure against /metrics: the snapshot's exactly, the live counters within
+    the two scrapes around the view (the demo keeps writing lines)."""
+    m = {"model": "churn"}
+    assert page.figures["features-drifted"] == str(int(after.get("mlops_features_drifted", **m)))
+    window = after.get("mlops_drift_window_samples", **m)
+    assert page.figures["window-samples"] == str(int(window))
+    stamp = after.get("mlops_drift_last_computed_timestamp_seconds", **m)
+    expected = datetime.datetime.fromtimestamp(stamp, datetime.UTC).strftime("%H:%M:%S UTC")
+    assert page.figures["last-pass"] == expected
+    lines = int(page.figures["lines-total"])
+    lines_before = before.get("mlops_log_lines_total", **m)
+    assert lines_before <= lines <= after.get("mlops_log_lines_total", **m)
+    assert int(page.figures["files-watched"]) == after.get("mlops_log_files_watched")
+    for q in ("0.5", "0.9", "0.99"):
+        seconds = after.get("mlops_prediction_latency_window_seconds", quantile=q, **m)
+        shown = page.figures[f"latency-p{round(float(q) * 100)}"]
+        assert shown == f"{seconds * 1000:.1f}", (q, shown, seconds)
 
 
 def test_demo_landing_page_before_and_after_the_drift(tmp_path: Path) -> None:
@@ -98,13 +119,12 @@ def test_demo_landing_page_before_and_after_the_drift(tmp_path: Path) -> None:
         exp.wait_for(
             lambda s: s.get("mlops_features_drifted", model="churn") == 0, what="a first verdict"
         )
-        page, scrape = _stable(exp, chromium, tmp_path / "chrome")
+        page, before, after = _stable(exp, chromium, tmp_path / "chrome")
         assert len(page.sections) == 7  # six features and the model's outputs
         assert all(s["data-verdict"] == "ok" for s in page.sections)
         assert all(s["svgs"] == 1 and s["bars"] >= 4 for s in page.sections), page.sections
         assert page.figures["features-drifted"] == "0"
-        window = scrape.get("mlops_drift_window_samples", model="churn")
-        assert page.figures["window-samples"] == str(int(window))
+        _header_matches_metrics(page, before, after)
         _screenshot(chromium, tmp_path / "chrome", exp.url + "/", tmp_path / "landing-before.png")
 
         exp.wait_for(
@@ -112,19 +132,13 @@ def test_demo_landing_page_before_and_after_the_drift(tmp_path: Path) -> None:
             timeout=60,
             what="drift in monthly_charges, plan and __prediction__",
         )
-        page, scrape = _stable(exp, chromium, tmp_path / "chrome")
+        page, before, after = _stable(exp, chromium, tmp_path / "chrome")
         verdicts = [(s["data-feature"], s["data-verdict"]) for s in page.sections]
         drifted = {"monthly_charges", "plan", "__prediction__"}
         assert {name for name, v in verdicts[:3]} == drifted
         assert [v for _, v in verdicts] == ["drifted"] * 3 + ["ok"] * 4
         assert all(s["svgs"] == 1 for s in page.sections[:3])
-        assert page.figures["features-drifted"] == str(
-            int(scrape.get("mlops_features_drifted", model="churn"))
-        )
-        assert page.figures["window-samples"] == str(
-            int(scrape.get("mlops_drift_window_samples", model="churn"))
-        )
-        assert int(page.figures["files-watched"]) == scrape.get("mlops_log_files_watched")
+        _header_matches_metrics(page, before, after)
         _screenshot(chromium, tmp_path / "chrome", exp.url + "/", tmp_path / "landing-after.png")
     finally:
         assert exp.stop() == 0
