@@ -746,10 +746,18 @@ class RecordParser:
             keys, counted[PREDICTION_FEATURE] = _predicted_keys(classes)
             features[PREDICTION_FEATURE] = np.empty(n, dtype=object)
             features[PREDICTION_FEATURE][:] = keys
-        negative = latency_ms < 0
+        negative = drop = latency_ms < 0
+        if self._prediction_kind == "numeric":
+            # an integer class or value too large for a float: as non-finite as 1e400
+            huge = np.isinf(features[PREDICTION_FEATURE])
+            if huge.any():
+                invalid["non_finite"] += int(huge.sum())
+                negative = negative & ~huge
+                drop = negative | huge
         if negative.any():
             invalid["out_of_range"] += int(negative.sum())
-            keep = ~negative
+        if drop.any():
+            keep = ~drop
             features = {name: col[keep] for name, col in features.items()}
             latency_ms = latency_ms[keep]
             flags = keep.tolist()
@@ -852,14 +860,20 @@ def _predicted_keys(raw: list[Any]) -> tuple[list[str | None], Counter[Any]]:
 
 def _predicted_values(records: list[Any], prediction_struct: type[Any]) -> np.ndarray:
     """The numeric ``__prediction__`` of each record: a bare number, ``value``, or a numeric
-    class, in that order; NaN (missing) for anything else."""
+    class, in that order; NaN (missing) for anything else; inf for an integer too large for
+    a float (msgspec keeps integers exact; no JSON float decodes to inf)."""
     out = np.full(len(records), np.nan)
     for i, record in enumerate(records):
         value: Any = record.prediction
         if type(value) is prediction_struct:
             value = value.cls if value.value is None else value.value
-        if type(value) is float or type(value) is int:  # not bool, not a class name
+        if type(value) is float:
             out[i] = value
+        elif type(value) is int:  # not bool, not a class name
+            try:
+                out[i] = value
+            except OverflowError:  # past 1.8e308: counted non_finite by the caller
+                out[i] = math.inf
     return out
 
 
