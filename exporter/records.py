@@ -17,9 +17,10 @@ window or a counter.  Reasons:
                    that is not an object, a non-number ``latency_ms``, a timestamp that is an
                    object or array, a ``prediction`` class that is an object
 ``non_finite``     ``NaN`` or ``Infinity`` anywhere in the line (they are not JSON, so the line
-                   cannot be decoded at all), or a number too large for a float (``1e400``) in
-                   a field the exporter reads.  In a field it does not read, ``1e400`` is
-                   skipped unconverted like every other unread value, and the line counts.
+                   cannot be decoded at all), or a number too large for a float (``1e400``, or
+                   an integer past ``1.8e308``) in a field the exporter reads.  In a field it
+                   does not read, ``1e400`` is skipped unconverted like every other unread
+                   value, and the line counts.
 ``out_of_range``   a negative latency
 ``too_long``       longer than ``max_line_bytes``
 ``internal_error`` parsing this line raised an unexpected exception (a bug, logged with its
@@ -347,9 +348,15 @@ def _reject_constant(name: str) -> float:
 
 
 def _has_non_finite_number(line: bytes) -> bool:
-    """Whether the JSON line holds a number that is not finite (``1e400``, ``NaN``)."""
+    """Whether the JSON line holds a number that is not finite as a float (``1e400``,
+    ``NaN``, an integer past ``1.8e308``)."""
     try:
-        json.loads(line, parse_constant=_reject_constant, parse_float=_checked_float)
+        json.loads(
+            line,
+            parse_constant=_reject_constant,
+            parse_float=_checked_float,
+            parse_int=_checked_int,
+        )
     except _NonFinite:
         return True
     except ValueError:
@@ -358,6 +365,12 @@ def _has_non_finite_number(line: bytes) -> bool:
 
 
 def _is_non_finite(value: Any) -> bool:
+    if type(value) is int:  # msgspec keeps big integers exact: 10**400 is no float either
+        try:
+            float(value)
+        except OverflowError:
+            return True
+        return False
     return isinstance(value, float) and not math.isfinite(value)
 
 
@@ -366,6 +379,14 @@ def _checked_float(text: str) -> float:
     if not math.isfinite(value):
         raise _NonFinite(text)
     return value
+
+
+def _checked_int(text: str) -> int:
+    """An integer too large for a float is as non-finite as ``1e400``.  Only judged, never
+    kept: returns 0, so no digit string meets Python's int conversion limit."""
+    if not math.isfinite(float(text)):
+        raise _NonFinite(text)
+    return 0
 
 
 class RecordParser:
@@ -725,10 +746,18 @@ class RecordParser:
             keys, counted[PREDICTION_FEATURE] = _predicted_keys(classes)
             features[PREDICTION_FEATURE] = np.empty(n, dtype=object)
             features[PREDICTION_FEATURE][:] = keys
-        negative = latency_ms < 0
+        negative = drop = latency_ms < 0
+        if self._prediction_kind == "numeric":
+            # an integer class or value too large for a float: as non-finite as 1e400
+            huge = np.isinf(features[PREDICTION_FEATURE])
+            if huge.any():
+                invalid["non_finite"] += int(huge.sum())
+                negative = negative & ~huge
+                drop = negative | huge
         if negative.any():
             invalid["out_of_range"] += int(negative.sum())
-            keep = ~negative
+        if drop.any():
+            keep = ~drop
             features = {name: col[keep] for name, col in features.items()}
             latency_ms = latency_ms[keep]
             flags = keep.tolist()
@@ -831,14 +860,20 @@ def _predicted_keys(raw: list[Any]) -> tuple[list[str | None], Counter[Any]]:
 
 def _predicted_values(records: list[Any], prediction_struct: type[Any]) -> np.ndarray:
     """The numeric ``__prediction__`` of each record: a bare number, ``value``, or a numeric
-    class, in that order; NaN (missing) for anything else."""
+    class, in that order; NaN (missing) for anything else; inf for an integer too large for
+    a float (msgspec keeps integers exact; no JSON float decodes to inf)."""
     out = np.full(len(records), np.nan)
     for i, record in enumerate(records):
         value: Any = record.prediction
         if type(value) is prediction_struct:
             value = value.cls if value.value is None else value.value
-        if type(value) is float or type(value) is int:  # not bool, not a class name
+        if type(value) is float:
             out[i] = value
+        elif type(value) is int:  # not bool, not a class name
+            try:
+                out[i] = value
+            except OverflowError:  # past 1.8e308: counted non_finite by the caller
+                out[i] = math.inf
     return out
 
 

@@ -255,3 +255,71 @@ def test_ci_checks_types_after_the_lint() -> None:
     assert ci.index("ruff check .") < ci.index("mypy mlops_core exporter")
     pyproject = (REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8")
     assert '"mypy' in pyproject and '"types-PyYAML"' in pyproject and "[tool.mypy]" in pyproject
+
+
+# --- the tests the docs cite ------------------------------------------------------------------
+
+_TEST_FILE = r"(?:tests/)?[\w/]*test_\w+\.py"
+_CITED = re.compile(rf"`({_TEST_FILE})?(?:::(\w+))?(?:\[[^\]`]*\])?`")
+
+
+def _test_file(name: str) -> Path | None:
+    """``tests/e2e/test_x.py``, or a bare ``test_x.py`` looked up in tests/ and tests/e2e/."""
+    for candidate in (REPO_ROOT / name, REPO_ROOT / "tests" / name, REPO_ROOT / "tests/e2e" / name):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _lines_outside_code_blocks(text: str) -> list[str]:
+    """The lines outside fenced code blocks, inline code kept (that is where tests are named)."""
+    lines, fence = [], None
+    for line in text.splitlines():
+        opened = _FENCE.match(line)
+        if opened:
+            mark = opened.group(1)[0]
+            fence = None if fence == mark else (fence or mark)
+        elif fence is None:
+            lines.append(line)
+    return lines
+
+
+def missing_cited_tests(text: str) -> list[str]:
+    """Each test file or test cited in backticks that does not exist.
+
+    A ``::test_b`` alone continues a list of its line (``tests/e2e/test_x.py::test_a``,
+    ``::test_b``): it is looked up in every test file the line cites, as a table row may cite
+    an e2e file and its unit counterpart.  A line that cites no file cannot be checked
+    against one: each ``::test`` must name its file somewhere on its own line.
+    """
+    missing = []
+    for line in _lines_outside_code_blocks(text):
+        files = [_test_file(f) for f in re.findall(rf"`({_TEST_FILE})", line)]
+        for match in _CITED.finditer(line):
+            file, name = match.group(1), match.group(2)
+            if file and _test_file(file) is None:
+                missing.append(file)
+            elif name:
+                sources = [f.read_text(encoding="utf-8") for f in files if f is not None]
+                if not any(re.search(rf"^\s*(?:async )?def {name}\(", t, re.M) for t in sources):
+                    missing.append(f"{file or ''}::{name}")
+    return missing
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_every_test_a_page_cites_exists(page: Path) -> None:
+    """The failure tables (hardening.md, crash-safety.md, log-format.md) name the test that
+    proves each fix: a renamed or deleted test must not leave a page citing nothing."""
+    missing = missing_cited_tests(page.read_text(encoding="utf-8"))
+    assert not missing, f"{page.name} cites tests that do not exist: {missing}"
+
+
+def test_a_cited_test_that_does_not_exist_is_reported() -> None:
+    row = "| x | `tests/test_docs.py::test_the_readme_is_a_few_screens`, `::{}` |"
+    assert missing_cited_tests(row.format("test_github_slugs_follow_githubs_rules")) == []
+    assert missing_cited_tests(row.format("test_nope")) == ["::test_nope"]
+    assert missing_cited_tests("`tests/test_nope.py::test_x`") == ["tests/test_nope.py"]
+    assert missing_cited_tests("| `::test_the_readme_is_a_few_screens` |") == [
+        "::test_the_readme_is_a_few_screens"  # which file? the line must say
+    ]
+    assert missing_cited_tests("```\n`tests/test_nope.py`\n```") == []

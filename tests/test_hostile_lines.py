@@ -152,8 +152,10 @@ def hostile(draw: st.DrawFn) -> Line:
     if kind == "nan_unread":
         token = draw(st.sampled_from([b"NaN", b"Infinity", b"-Infinity"]))
         return Line(_dumps(_base())[:-1] + b', "p": ' + token + b"}", "non_finite")
-    if kind == "huge_read":
-        return Line(_dumps(_base()).replace(b"5.0", b"1e400"), "non_finite")
+    if kind == "huge_read":  # a float or an integer too large for a float
+        digits = draw(st.integers(309, 6000))  # past msgspec's and Python's int limits too
+        token = draw(st.sampled_from([b"1e400", b"-1E+999", b"1" + b"0" * digits]))
+        return Line(_dumps(_base()).replace(b"5.0", token), "non_finite")
     if kind == "negative_latency":
         rec = _base()
         rec["latency_ms"] = -draw(st.floats(1e-9, 1e9))

@@ -80,6 +80,27 @@ def test_a_numeric_value_of_the_wrong_type_is_a_wrong_type_line() -> None:
         assert RecordParser(features).parse([bad]).n_predictions == 1
 
 
+def test_a_numeric_prediction_too_large_for_a_float_costs_its_line_as_non_finite() -> None:
+    """An integer past 1.8e308 as a bare prediction or a class (msgspec keeps it exact) used
+    to raise OverflowError while building the column: the line went to ``internal_error``,
+    logged as a parser bug.  It is ``non_finite``, as ``1e400`` there is, on both paths, and
+    with a negative latency too it is still counted once."""
+    parser = RecordParser({"x": "numeric", PREDICTION_FEATURE: "numeric"})
+    huge = int("1" + "0" * 400)
+    past_msgspec = line({"class": 7}).replace(b'"class": 7', b'"class": ' + b"9" * 5000)
+    bad = [line(huge), line(-huge), line({"class": huge}), past_msgspec]
+    with_negative_latency = line(huge).replace(b'"latency_ms": 12.0', b'"latency_ms": -1')
+    good = line(0.5)
+    for lines in ([*bad, with_negative_latency], [good, *bad, good, with_negative_latency]):
+        batch = parser.parse_block(b"\n".join(lines) + b"\n")
+        assert batch.invalid == {"non_finite": 5}
+        assert batch.n_predictions == len(lines) - 5
+        assert batch.features[PREDICTION_FEATURE].tolist() == [0.5] * batch.n_predictions
+        assert parser.parse(lines).invalid == {"non_finite": 5}
+    mixed = parser.parse([good, line(huge), line(0.5).replace(b"12.0", b"-3")])
+    assert mixed.invalid == {"non_finite": 1, "out_of_range": 1} and mixed.n_predictions == 1
+
+
 def test_input_data_never_fills_the_prediction_column() -> None:
     parser = RecordParser({"x": "numeric", PREDICTION_FEATURE: "categorical"})
     batch = parser.parse([line({"class": "a"}, __prediction__="from inputs")])

@@ -138,6 +138,11 @@ BAD_LINES = {
         line().replace(b'"latency_ms": 45.2', b'"latency_ms": Infinity'),
         line().replace(b'"probability": 0.83', b'"probability": -Infinity'),
         line().replace(b'"income": 1200.5', b'"income": 1e400'),
+        # an integer too large for a float is as non-finite as 1e400 (not wrong_type)
+        line().replace(b'"income": 1200.5', b'"income": 1' + b"0" * 309),
+        line().replace(b'"latency_ms": 45.2', b'"latency_ms": -' + b"9" * 400),
+        # past msgspec's integer range and Python's 4,300-digit int conversion limit
+        line().replace(b'"age": 35', b'"age": ' + b"9" * 5000),
     ],
     "out_of_range": [line(latency_ms=-1.0)],
 }
@@ -167,8 +172,13 @@ def test_unread_fields_get_the_same_verdict_on_the_fast_and_the_line_by_line_pat
     bad_utf8 = line().replace(b'"churn-api"', b'"churn-\xff-api"')
     huge_unread = line().replace(b'"probability": 0.83', b'"probability": 1e400')
     huge_read = line().replace(b'"income": 1200.5', b'"income": 1e400')
+    huge_int_read = line().replace(b'"income": 1200.5', b'"income": 1' + b"0" * 400)
     junk = b"{not json"
-    for subject, verdict in ((bad_utf8, "encoding"), (huge_read, "non_finite")):
+    for subject, verdict in (
+        (bad_utf8, "encoding"),
+        (huge_read, "non_finite"),
+        (huge_int_read, "non_finite"),
+    ):
         for block in ([subject], [line(), subject], [junk, subject, line()]):
             batch = parser.parse_block(b"\n".join(block) + b"\n")
             assert batch.invalid.get(verdict) == 1, (subject, block)
