@@ -249,8 +249,10 @@ class Exporter:
                     "counted as a duplicate; set logs.state_file for exact counts",
                 )
         self.diagnostics.skipped_at_start(
-            self.follower.skipped_at_start, self.follower.files_skipped_at_start
+            self.follower.skipped_at_start, self.follower.files_skipped_at_start, logs.state_file
         )
+        if saved is not None:
+            _log_resumed(logs.state_file, len(saved.files), logs.start_position)
         self.ingestor = Ingestor(
             self.follower,
             self.parser,
@@ -917,6 +919,19 @@ def _alerts_for(config: ExporterConfig, source: ReferenceSource) -> ExporterAler
         if len(config.model_list()) == 1 and not config.at:
             raise
         raise ConfigError(f"{exc} (model {config.model_name!r})") from None
+
+
+def _log_resumed(state_file: str | None, files: int, start_position: str) -> None:
+    """A start that continues from a checkpoint says so: ``logs.start_position`` does not
+    apply then, which is not obvious to whoever just changed it to ``beginning``."""
+    log.info(
+        "resumed_from_checkpoint",
+        state_file=state_file,
+        files=files,
+        hint=f"logs.start_position ({start_position}) applies only to a start without a "
+        f"checkpoint; to read the logs again from their start, stop the exporter, delete "
+        f"{state_file} and start it with logs.start_position: beginning",
+    )
 
 
 def _log_verdict_changes(before: Snapshot, after: Snapshot, model: str | None = None) -> None:

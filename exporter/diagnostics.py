@@ -8,7 +8,7 @@ Each of these once happened to a careful user and left nothing in the exporter's
   records do have;
 * record fields that nothing monitors, when ``features:`` is not set: logged once;
 * existing log data skipped because of ``start_position: end``: logged once, with how to
-  read it instead;
+  read it instead (naming the state file to delete, whose checkpoint would otherwise win);
 * rejected lines: the first ``SAMPLES_PER_REASON`` of each reason logged with file, byte
   offset (and line number when the file is small enough to count) and reason, then a
   summary per reason every ``SUMMARY_EVERY``;
@@ -138,15 +138,25 @@ class Diagnostics:
 
     # --- files ------------------------------------------------------------------------------
 
-    def skipped_at_start(self, skipped_bytes: int, files: int) -> None:
-        """Say once what ``start_position: end`` left unread."""
+    def skipped_at_start(
+        self, skipped_bytes: int, files: int, state_file: str | None = None
+    ) -> None:
+        """Say once what ``start_position: end`` left unread, and how to read it.
+
+        With a ``state_file`` the advice names it too: this run saves a checkpoint there, and
+        a restart with a checkpoint continues where it stopped, whatever ``start_position``
+        says, so changing the setting alone would read nothing more.
+        """
         if skipped_bytes:
+            how = "set logs.start_position: beginning"
+            if state_file is not None:
+                how += f" and delete {state_file} before the next start"
             log.info(
                 "existing_log_data_skipped",
                 bytes=skipped_bytes,
                 files=files,
                 hint="logs.start_position is 'end': only lines written from now on count; "
-                "set logs.start_position: beginning to read them too",
+                f"to read them too, {how}",
             )
 
     def files_watched(self, count: int) -> None:
