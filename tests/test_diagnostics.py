@@ -10,6 +10,7 @@ only, unmonitored fields logged once.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import orjson
@@ -17,6 +18,7 @@ from structlog.testing import capture_logs
 
 from exporter import diagnostics as diag
 from exporter.diagnostics import Diagnostics, sample_rejected
+from tests.conftest import REPO_ROOT
 
 
 class Clock:
@@ -156,3 +158,22 @@ def test_skipped_data_is_logged_with_how_to_read_it() -> None:
         "set logs.start_position: beginning and delete /var/lib/x/positions.json before the "
         "next start"
     )
+
+
+def test_every_warning_is_in_the_troubleshooting_table_and_every_row_is_logged() -> None:
+    page = (REPO_ROOT / "docs" / "troubleshooting.md").read_text(encoding="utf-8")
+    section = page.split("## What the exporter's log warns about", 1)[1].split("\n## ", 1)[0]
+    documented = {
+        name
+        for row in section.splitlines()
+        if row.startswith("| `")
+        for name in re.findall(r"`([a-z_]+)`", row.split("|")[1])
+    }
+    source = (REPO_ROOT / "exporter" / "diagnostics.py").read_text(encoding="utf-8")
+    said = set(re.findall(r"log\.(?:info|warning)\(\s*\"([a-z_]+)\"", source))
+    assert said - documented == set(), "diagnostics events missing from troubleshooting.md"
+    exporter_source = "".join(
+        f.read_text(encoding="utf-8") for f in (REPO_ROOT / "exporter").rglob("*.py")
+    )
+    stale = [n for n in documented if f'"{n}"' not in exporter_source]
+    assert stale == [], f"troubleshooting.md names events the exporter never logs: {stale}"
