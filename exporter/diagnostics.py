@@ -46,6 +46,9 @@ SAMPLES_PER_REASON = 3
 #: how often the rejected-line summary and a lasting "no files" warning are repeated
 SUMMARY_EVERY = 60.0
 REPEAT_EVERY = 300.0
+#: the checks run at the passes, whose start times jitter by milliseconds: a repeat that is
+#: due within this much is made at this pass, not one whole pass later
+_SLACK = 1.0
 #: line numbers are counted only in files up to this size (reading the file up to the line)
 COUNT_LINES_UP_TO = 64 << 20
 _EXCERPT = 120
@@ -170,7 +173,7 @@ class Diagnostics:
                 return
             if self._no_files_since is None:
                 self._no_files_since = now
-            if now - self._no_files_logged >= REPEAT_EVERY:
+            if now - self._no_files_logged >= REPEAT_EVERY - _SLACK:
                 self._no_files_logged = now
                 log.warning(
                     "no_log_files_match",
@@ -209,7 +212,7 @@ class Diagnostics:
         """Every ``SUMMARY_EVERY``: one line with the rejected lines per reason since."""
         now = self._clock()
         with self._lock:
-            if now - self._last_summary < SUMMARY_EVERY or not self._since_summary:
+            if now - self._last_summary < SUMMARY_EVERY - _SLACK or not self._since_summary:
                 return
             counts, self._since_summary = self._since_summary, {}
             seconds = now - self._last_summary
@@ -267,7 +270,7 @@ class Diagnostics:
                 if was and stats.outcomes_total:
                     log.info("outcomes_matched", outcomes=stats.outcomes_total)
                 return
-            if was == kind and now - self._no_outcomes_logged < REPEAT_EVERY:
+            if was == kind and now - self._no_outcomes_logged < REPEAT_EVERY - _SLACK:
                 return
             self._no_outcomes_logged = now
         log.warning(

@@ -63,6 +63,26 @@ def test_a_glob_that_matches_nothing_is_warned_at_once_then_every_few_minutes() 
     assert d.warnings() == ()
 
 
+def test_a_repeat_due_at_a_pass_is_not_put_off_by_a_pass_that_starts_a_little_early() -> None:
+    # Found by hand: passes every 30 s, the first at start; the pass 300 s later ran 10 ms
+    # short of 300 s after the first warning, so the repeat came one pass late, at 330 s.
+    clock = Clock()
+    d = _diagnostics(clock)
+    with capture_logs() as logs:
+        d.files_watched(0)
+        clock.now += diag.REPEAT_EVERY - 0.01
+        d.files_watched(0)
+    assert [e["event"] for e in logs] == ["no_log_files_match"] * 2
+
+    clock = Clock()
+    d = _diagnostics(clock)
+    d.rejected({"invalid_json": 1})
+    clock.now += diag.SUMMARY_EVERY - 0.01
+    with capture_logs() as logs:
+        d.summarise()
+    assert [e["event"] for e in logs] == ["log_lines_rejected"]
+
+
 def test_rejected_lines_in_full_a_few_times_per_reason_then_a_summary_per_minute(
     tmp_path: Path,
 ) -> None:
