@@ -114,6 +114,15 @@ def test_a_verdict_that_ends_is_logged_at_info_too() -> None:
     ]  # fmt: skip
 
 
+def test_the_landing_pages_config_summary_writes_durations_as_the_config_does(exporter) -> None:
+    # It said "drift.false_alarm_budget 2.592e+06s" for the default 30d
+    exp, _ = exporter
+    rows = dict(exp._summary())
+    assert rows["drift.interval"] == "1h"
+    assert rows["drift.window"] == "5000 samples, 1h"
+    assert rows["drift.false_alarm_budget"].startswith("30d (level ")
+
+
 def test_ready_only_after_the_first_pass(tmp_path: Path) -> None:
     config = load_config(write_config(tmp_path, interval="1h"), {})
     profile, features = load_reference(config)
