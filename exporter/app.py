@@ -98,6 +98,7 @@ from exporter.server import ExporterServer, Listener, ServerApp, ServerOptions, 
 from exporter.tail import LogFollower
 from exporter.typing import FeatureKind, FeatureKinds
 from exporter.webconfig import WebConfig, load_web_config
+from mlops_core.durations import format_duration
 from mlops_core.errors import MlopsError
 from mlops_core.profile import ReferenceProfile
 
@@ -249,8 +250,10 @@ class Exporter:
                     "counted as a duplicate; set logs.state_file for exact counts",
                 )
         self.diagnostics.skipped_at_start(
-            self.follower.skipped_at_start, self.follower.files_skipped_at_start
+            self.follower.skipped_at_start, self.follower.files_skipped_at_start, logs.state_file
         )
+        if saved is not None:
+            _log_resumed(logs.state_file, len(saved.files), logs.start_position)
         self.ingestor = Ingestor(
             self.follower,
             self.parser,
@@ -461,12 +464,13 @@ class Exporter:
         first = self._models.states[0]
         level = first.monitor.settings.level(len(first.features))
         rows += [
-            ("drift.interval", f"{c.drift.interval:g}s"),
-            ("drift.window", f"{c.drift.window.max_samples} samples, {c.drift.window.max_age:g}s"),
+            ("drift.interval", format_duration(c.drift.interval)),
+            ("drift.window", f"{c.drift.window.max_samples} samples, "
+             f"{format_duration(c.drift.window.max_age)}"),
             ("drift.min_samples", str(c.drift.min_samples)),
             ("drift.tolerance", f"numeric {c.drift.tolerance.numeric:g}, categorical "
              f"{c.drift.tolerance.categorical:g}"),
-            ("drift.false_alarm_budget", f"{c.drift.false_alarm_budget:g}s (level "
+            ("drift.false_alarm_budget", f"{format_duration(c.drift.false_alarm_budget)} (level "
              f"{level:.3g} per feature and pass)"),
             ("drift.tests (reported)", ", ".join(c.drift.tests)),
         ]  # fmt: skip
@@ -489,14 +493,14 @@ class Exporter:
             q_level = self.quality_settings.level()
             rows += [
                 ("outcomes.paths", ", ".join(c.outcomes.paths)),
-                ("outcomes.max_delay / early_grace", f"{c.outcomes.max_delay:g}s / "
-                 f"{c.outcomes.early_grace:g}s"),
+                ("outcomes.max_delay / early_grace", f"{format_duration(c.outcomes.max_delay)} / "
+                 f"{format_duration(c.outcomes.early_grace)}"),
                 ("outcomes.max_pending", str(c.outcomes.max_pending)),
                 ("quality.window", f"{q.window.max_samples} joined predictions"
-                 + ("" if q.window.max_age is None else f", {q.window.max_age:g}s")),
+                 + ("" if q.window.max_age is None else f", {format_duration(q.window.max_age)}")),
                 ("quality.min_samples", str(q.min_samples)),
                 ("quality.max_drop", f"{q.max_drop:g}"),
-                ("quality.false_alarm_budget", f"{q.false_alarm_budget:g}s"
+                ("quality.false_alarm_budget", format_duration(q.false_alarm_budget)
                  + ("" if q_level is None else f" (level {q_level:.3g} per judged metric and"
                     " pass)")),
             ]  # fmt: skip
@@ -922,6 +926,19 @@ def _alerts_for(config: ExporterConfig, source: ReferenceSource) -> ExporterAler
         if len(config.model_list()) == 1 and not config.at:
             raise
         raise ConfigError(f"{exc} (model {config.model_name!r})") from None
+
+
+def _log_resumed(state_file: str | None, files: int, start_position: str) -> None:
+    """A start that continues from a checkpoint says so: ``logs.start_position`` does not
+    apply then, which is not obvious to whoever just changed it to ``beginning``."""
+    log.info(
+        "resumed_from_checkpoint",
+        state_file=state_file,
+        files=files,
+        hint=f"logs.start_position ({start_position}) applies only to a start without a "
+        f"checkpoint; to read the logs again from their start, stop the exporter, delete "
+        f"{state_file} and start it with logs.start_position: beginning",
+    )
 
 
 def _log_verdict_changes(before: Snapshot, after: Snapshot, model: str | None = None) -> None:

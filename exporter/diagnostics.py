@@ -8,7 +8,7 @@ Each of these once happened to a careful user and left nothing in the exporter's
   records do have;
 * record fields that nothing monitors, when ``features:`` is not set: logged once;
 * existing log data skipped because of ``start_position: end``: logged once, with how to
-  read it instead;
+  read it instead (naming the state file to delete, whose checkpoint would otherwise win);
 * rejected lines: the first ``SAMPLES_PER_REASON`` of each reason logged with file, byte
   offset (and line number when the file is small enough to count) and reason, then a
   summary per reason every ``SUMMARY_EVERY``;
@@ -46,6 +46,9 @@ SAMPLES_PER_REASON = 3
 #: how often the rejected-line summary and a lasting "no files" warning are repeated
 SUMMARY_EVERY = 60.0
 REPEAT_EVERY = 300.0
+#: the checks run at the passes, whose start times jitter by milliseconds: a repeat that is
+#: due within this much is made at this pass, not one whole pass later
+_SLACK = 1.0
 #: line numbers are counted only in files up to this size (reading the file up to the line)
 COUNT_LINES_UP_TO = 64 << 20
 _EXCERPT = 120
@@ -138,15 +141,25 @@ class Diagnostics:
 
     # --- files ------------------------------------------------------------------------------
 
-    def skipped_at_start(self, skipped_bytes: int, files: int) -> None:
-        """Say once what ``start_position: end`` left unread."""
+    def skipped_at_start(
+        self, skipped_bytes: int, files: int, state_file: str | None = None
+    ) -> None:
+        """Say once what ``start_position: end`` left unread, and how to read it.
+
+        With a ``state_file`` the advice names it too: this run saves a checkpoint there, and
+        a restart with a checkpoint continues where it stopped, whatever ``start_position``
+        says, so changing the setting alone would read nothing more.
+        """
         if skipped_bytes:
+            how = "set logs.start_position: beginning"
+            if state_file is not None:
+                how += f" and delete {state_file} before the next start"
             log.info(
                 "existing_log_data_skipped",
                 bytes=skipped_bytes,
                 files=files,
                 hint="logs.start_position is 'end': only lines written from now on count; "
-                "set logs.start_position: beginning to read them too",
+                f"to read them too, {how}",
             )
 
     def files_watched(self, count: int) -> None:
@@ -160,7 +173,7 @@ class Diagnostics:
                 return
             if self._no_files_since is None:
                 self._no_files_since = now
-            if now - self._no_files_logged >= REPEAT_EVERY:
+            if now - self._no_files_logged >= REPEAT_EVERY - _SLACK:
                 self._no_files_logged = now
                 log.warning(
                     "no_log_files_match",
@@ -199,7 +212,7 @@ class Diagnostics:
         """Every ``SUMMARY_EVERY``: one line with the rejected lines per reason since."""
         now = self._clock()
         with self._lock:
-            if now - self._last_summary < SUMMARY_EVERY or not self._since_summary:
+            if now - self._last_summary < SUMMARY_EVERY - _SLACK or not self._since_summary:
                 return
             counts, self._since_summary = self._since_summary, {}
             seconds = now - self._last_summary
@@ -257,7 +270,7 @@ class Diagnostics:
                 if was and stats.outcomes_total:
                     log.info("outcomes_matched", outcomes=stats.outcomes_total)
                 return
-            if was == kind and now - self._no_outcomes_logged < REPEAT_EVERY:
+            if was == kind and now - self._no_outcomes_logged < REPEAT_EVERY - _SLACK:
                 return
             self._no_outcomes_logged = now
         log.warning(

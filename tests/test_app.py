@@ -78,6 +78,51 @@ def test_failed_pass_is_counted_and_keeps_the_last_good_snapshot(exporter, monke
     assert exp.snapshot is not good and exp.snapshot.computed_at > good.computed_at
 
 
+def test_a_change_of_verdict_is_logged_at_info_once(exporter) -> None:
+    # News at the default log level, in the demo and in production alike (issue 14)
+    from structlog.testing import capture_logs
+
+    exp, tmp_path = exporter
+    recs, _ = traffic(300, shift_y=5)
+    append(tmp_path / "logs" / "a.jsonl", lines_of(recs))
+    wait(lambda: exp.models[0].counters.snapshot().predictions_total == 300)
+    with capture_logs() as logs:
+        exp.drift_pass()
+        exp.drift_pass()  # the same verdicts: nothing new to say
+    detected = [e for e in logs if e["event"] == "drift_detected"]
+    assert [e["feature"] for e in detected] == ["y"]
+    (event,) = detected
+    assert event["log_level"] == "info" and event["model"] == "e2e"
+    assert event["lower_bound"] > event["tolerance"] and event["by"] == "distance"
+    assert not [e for e in logs if e["event"] == "drift_cleared"]
+
+
+def test_a_verdict_that_ends_is_logged_at_info_too() -> None:
+    from types import SimpleNamespace
+
+    from structlog.testing import capture_logs
+
+    from exporter.app import _log_verdict_changes
+
+    y = SimpleNamespace(name="y")
+    before = SimpleNamespace(drifted_names=("y", "plan"), features=[y])
+    after = SimpleNamespace(drifted_names=(), features=[y])  # plan: no verdict any more
+    with capture_logs() as logs:
+        _log_verdict_changes(before, after, "churn")  # type: ignore[arg-type]
+    assert [(e["event"], e["feature"], e["judged"], e["log_level"]) for e in logs] == [
+        ("drift_cleared", "plan", False, "info"), ("drift_cleared", "y", True, "info"),
+    ]  # fmt: skip
+
+
+def test_the_landing_pages_config_summary_writes_durations_as_the_config_does(exporter) -> None:
+    # It said "drift.false_alarm_budget 2.592e+06s" for the default 30d
+    exp, _ = exporter
+    rows = dict(exp._summary())
+    assert rows["drift.interval"] == "1h"
+    assert rows["drift.window"] == "5000 samples, 1h"
+    assert rows["drift.false_alarm_budget"].startswith("30d (level ")
+
+
 def test_ready_only_after_the_first_pass(tmp_path: Path) -> None:
     config = load_config(write_config(tmp_path, interval="1h"), {})
     profile, features = load_reference(config)

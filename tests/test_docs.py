@@ -166,6 +166,29 @@ def test_the_readme_is_a_few_screens() -> None:
     assert size < README_MAX_BYTES, f"README.md is {size} bytes; move depth to docs/"
 
 
+def test_the_readme_keeps_its_sections_in_the_order_a_newcomer_needs_them() -> None:
+    # what it is, quickstart, your own model in five steps, CLI and flags, layout, links
+    headings = [
+        (len(m.group(1)), m.group(2))
+        for line in _prose_lines(README.read_text(encoding="utf-8"))
+        if (m := _HEADING.match(line))
+    ]
+    assert [t for level, t in headings if level == 2] == [
+        "Quickstart", "Your own model in five steps", "Command line", "Repository layout",
+        "Documentation",
+    ]  # fmt: skip
+    start = headings.index((2, "Your own model in five steps"))
+    steps = [t for level, t in headings[start + 1 : start + 6] if level == 3]
+    assert [t.split(".")[0] for t in steps] == ["1", "2", "3", "4", "5"]
+    words = ("Reference", "model server", "config", "Run", "check")
+    for step, word in zip(steps, words, strict=True):
+        assert word in step, steps
+    text = README.read_text(encoding="utf-8")
+    own_model = text.split("## Your own model in five steps", 1)[1].split("\n## ", 1)[0]
+    assert "start_position" in own_model and "troubleshooting.md" in own_model
+    assert "python3 -m venv" in text.split("## Your own model", 1)[0]  # the venv line
+
+
 def test_the_readme_test_command_is_the_one_ci_runs() -> None:
     blocks = _fenced_blocks(README.read_text(encoding="utf-8"), "sh")
     assert TEST_COMMAND in [line.strip() for block in blocks for line in block.splitlines()]

@@ -25,7 +25,9 @@ inside a virtualenv it inherits the *base* interpreter's packages, not the virtu
 run, so an editable install of the checkout stays invisible to the venv. The project's wheel
 is installed with ``--no-deps``, and the test then checks that every dependency the wheel
 declares is satisfied in the venv. The project itself is always the venv's own copy (checked
-by its ``__file__``; the venv's site-packages comes first on ``sys.path``), never the checkout.
+by its ``__file__``; the venv's site-packages comes first on ``sys.path``), never the checkout:
+the image's processes run without ``PYTHONPATH`` and ``PYTHONHOME``, which a developer may have
+set for pytest.
 """
 
 from __future__ import annotations
@@ -181,10 +183,24 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     }
 
 
+def _image_env() -> dict[str, str]:
+    """The environment of the image's processes: this one without what would change them.
+
+    ``PYTHONPATH`` and ``PYTHONHOME`` are left out (pytest may run with ``PYTHONPATH``
+    pointing at the checkout, which would put it before the venv's own copy), and so are the
+    ``MLOPS_EXPORTER_*`` overrides, which the image does not set.
+    """
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONPATH", "PYTHONHOME") and not k.startswith("MLOPS_EXPORTER_")
+    }
+
+
 def _venv_run(image: dict[str, Any], code: str) -> str:
     result = subprocess.run(
         [str(image["python"]), "-c", code],
-        capture_output=True, text=True, timeout=60, cwd=image["root"],
+        capture_output=True, text=True, timeout=60, cwd=image["root"], env=_image_env(),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
@@ -271,7 +287,7 @@ def test_entrypoint_and_cmd_serve_health_readiness_and_metrics(image: dict, tmp_
     port = _free_port()
     command = [str(venv_bin / entrypoint[0]), *entrypoint[1:], *cmd,
                f"--web.listen-address=127.0.0.1:{port}"]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_EXPORTER_")}
+    env = _image_env()
     env["PATH"] = f"{venv_bin}{os.pathsep}{env.get('PATH', '')}"
     exporter = subprocess.Popen(
         command, cwd=state, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
@@ -340,7 +356,7 @@ def test_default_config_without_a_mounted_reference_fails_in_one_line(image: dic
         [str(image["venv"] / "bin" / "mlops-exporter"), f"--config.file={image['default_config']}",
          f"--web.listen-address=127.0.0.1:{port}"],
         capture_output=True, text=True, timeout=60, cwd=image["root"],
-        env={k: v for k, v in os.environ.items() if not k.startswith("MLOPS_EXPORTER_")},
+        env=_image_env(),
     )  # fmt: skip
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()

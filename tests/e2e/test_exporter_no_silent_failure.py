@@ -87,6 +87,35 @@ def test_existing_data_skipped_at_the_end_is_logged_with_how_to_read_it(tmp_path
         assert "logs.start_position: beginning" in event["hint"]
 
 
+def test_with_a_state_file_the_advice_names_it_and_a_resumed_start_says_so(tmp_path: Path) -> None:
+    # Following "set start_position: beginning" alone reads nothing: the first run saved a
+    # checkpoint, and a start with a checkpoint continues from it. Both starts say so.
+    config = write_config(tmp_path, extra=", state_file: state.json")
+    text = config.read_text()
+    config.write_text(text.replace("start_position: beginning", "start_position: end"))
+    state = tmp_path / "state.json"
+    recs, _ = traffic(50)
+    append(tmp_path / "logs" / "a.jsonl", lines_of(recs))
+    with running_exporter(config) as exp:
+        event = _wait_event(exp, "existing_log_data_skipped")
+        assert "logs.start_position: beginning" in event["hint"]
+        assert f"delete {state}" in event["hint"]
+        assert not exp.events("resumed_from_checkpoint")
+    assert state.exists()
+    config.write_text(text)  # start_position: beginning, the checkpoint still there
+    with running_exporter(config) as exp:
+        event = _wait_event(exp, "resumed_from_checkpoint")
+        assert event["state_file"] == str(state) and event["files"] == 1
+        assert "applies only to a start without a checkpoint" in event["hint"]
+        assert f"delete {state}" in event["hint"]
+        exp.wait_for(lambda s: s.get("mlops_drift_window_samples", model="e2e") is not None)
+        assert exp.scrape().get("mlops_predictions_total", model="e2e") == 0
+    state.unlink()  # as the advice says
+    with running_exporter(config) as exp:
+        exp.wait_for(lambda s: s.get("mlops_predictions_total", model="e2e") == 50)
+        assert not exp.events("resumed_from_checkpoint")
+
+
 def test_rejected_lines_are_logged_with_file_offset_line_and_reason(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     good = lines_of([record(0.1, 10.0, "a")])
