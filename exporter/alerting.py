@@ -14,8 +14,10 @@ Figures a threshold can name (the keys of :func:`figures`)::
     psi:<feature>  ks_p_value:<feature>  chi2_p_value:<feature>
 
 ``drifted:<feature>`` (1 or 0) and ``features_drifted`` follow the verdict, whose false-alarm
-rate is set by ``drift.false_alarm_budget``: alert on these.  ``distance:<feature>`` is the
-observed distance and ``distance_lower_bound:<feature>`` its lower confidence bound at the
+rate is set by ``drift.false_alarm_budget``: alert on these (a figure fires when it is
+greater than the level, so ``drifted:`` takes a level below 1, e.g. 0.5).
+``distance:<feature>`` is the observed distance, a raw figure that is large on noise alone
+at small windows, and ``distance_lower_bound:<feature>`` its lower confidence bound at the
 pass's level; a threshold on the lower bound is a verdict at that threshold.  ``psi:``,
 ``ks_p_value:``, ``chi2_p_value:`` and ``max_psi`` are raw statistics: on small windows they
 move on noise alone (PSI >= 0.2 holds 40% of the time with 100 vs 100 samples of the same

@@ -363,13 +363,17 @@ ALERTS: tuple[AlertSpec, ...] = (
     ),
     AlertSpec(
         "MlopsFeatureDriftHigh",
-        "mlops_feature_drift_distance_lower_bound > THRESHOLD",
+        # gated on the distance verdict, so a feature whose own tolerance is above
+        # THRESHOLD (features: {x: {tolerance: ...}}) never fires before it is drifted
+        "(mlops_feature_drift_distance_lower_bound > THRESHOLD)\n"
+        "and ignoring (test)\n"
+        '(mlops_feature_drift_detected{test="distance"} == 1)',
         "Feature {{ $labels.feature }} of model {{ $labels.model }} moved by more than THRESHOLD.",
         "With the confidence of the drift verdict, the distance of feature "
         "{{ $labels.feature }} of " + _WHERE + " to its reference is at least "
         '{{ printf "%.3f" $value }} (KS distance or total variation, in probability units), '
-        "above THRESHOLD for FOR: a large part of the inputs no longer looks like the "
-        "reference data.",
+        "above THRESHOLD and the feature's tolerance for FOR: a large part of the inputs no "
+        "longer looks like the reference data.",
     ),
     AlertSpec(
         "MlopsFeaturesDriftedShareHigh",

@@ -165,6 +165,8 @@ def test_bench_calibration_prints_every_table_for_the_four_rules() -> None:
     for window in (200, 1000):  # each row: a count and a range for every rule
         row = figure(out, rf"^\| {window} \|( {NUMBER} \[{NUMBER}-{NUMBER}\] \|){{5}}$")[0]
         assert row
+    # and the pooled Poisson interval of the bound's rate, per window and budget
+    figure(out, rf"^200: A \[{NUMBER}, {NUMBER}\], B \[{NUMBER}, {NUMBER}\]; 1000: A .*$")
     for change in ("mean \\+0.3 sd", "point mass", "new category", "20% of records null"):
         figure(out, rf"^\| {change}.*\| {NUMBER}% \(.*$")
     figure(out, rf"^\| 1000 \| {NUMBER} \| {NUMBER} \|$")  # the smallest shift flagged

@@ -154,6 +154,18 @@ def test_drift_tolerance_option(saved_profile: Path, capsys) -> None:
     assert json.loads(capsys.readouterr().out)["features_with_drift"] == ["income", "plan"]
 
 
+@pytest.mark.parametrize("value", ["1.5", "-0.1", "nan", "five"])
+def test_drift_tolerance_outside_zero_one_is_a_usage_error(
+    saved_profile: Path, value: str, capsys
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        run(["drift", str(saved_profile), str(EXAMPLES / "current.csv"), "--tolerance", value])
+    assert exc.value.code == 2
+    assert "argument --tolerance: expected a distance in [0, 1) such as 0.05" in (
+        capsys.readouterr().err
+    )
+
+
 def test_drift_with_unknown_test_is_one_error(saved_profile: Path) -> None:
     with pytest.raises(MlopsError, match="unknown test 'kss'"):
         run(["drift", str(saved_profile), str(EXAMPLES / "current.csv"), "--tests", "kss"])

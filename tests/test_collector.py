@@ -294,3 +294,25 @@ def test_files_that_could_not_be_opened_are_counted(profile) -> None:
     h.counters.update_follower(FollowerStats(open_errors=3, files_watched=1))
     fams = h.families()
     assert samples(fams["mlops_log_open_errors"]) == {("mlops_log_open_errors_total", ()): 3.0}
+
+
+def test_reference_missing_ratio_is_the_profiles_missing_share() -> None:
+    """mlops_feature_reference_missing_ratio: missing rows / all rows of the reference, the
+    share the missing-value verdict compares the window's with."""
+    rng = np.random.default_rng(5)
+    age = rng.normal(40, 10, 1000)
+    age[:150] = np.nan
+    plan = rng.choice(["a", "b", "c"], 1000).astype(object)
+    plan[:40] = None
+    ref = ReferenceProfile.from_data({"age": age, "plan": plan})
+    h = Harness(ref)
+    got = samples(h.families()["mlops_feature_reference_missing_ratio"])
+    key = "mlops_feature_reference_missing_ratio"
+    assert got[(key, (("feature", "age"), ("model", "churn")))] == pytest.approx(0.15)
+    assert got[(key, (("feature", "plan"), ("model", "churn")))] == pytest.approx(0.04)
+    # the verdict reads the same share
+    h.feed(lines(300))
+    h.compute()
+    drift = {f.name: f for f in h.snapshot.features}
+    assert drift["age"].reference_missing_ratio == pytest.approx(0.15)
+    assert drift["plan"].reference_missing_ratio == pytest.approx(0.04)

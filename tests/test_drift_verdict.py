@@ -167,6 +167,29 @@ def test_no_drift_false_alarm_rate_stays_under_the_level() -> None:
     assert flagged <= level * draws
 
 
+@pytest.mark.parametrize("n", [200, 2_000])
+def test_a_true_distance_at_the_tolerance_is_flagged_at_most_at_the_level(n: int) -> None:
+    """The property the budget rests on, at its edge: data whose true distance *equals* the
+    tolerance (a normal mean shift with 2 Phi(d / 2) - 1 = 0.1; categories 0.1 apart in
+    total variation) are flagged in at most the level's share of draws."""
+    rng = np.random.default_rng(n + 3)
+    tolerance, level, draws = 0.1, 0.2, 200
+    shift = 2 * float(special.ndtri((1 + tolerance) / 2))
+    assert _true_ks_normal_shift(shift) == pytest.approx(tolerance)
+    cats = np.array(["a", "b", "c"])
+    p, q = np.array([0.5, 0.3, 0.2]), np.array([0.4, 0.3, 0.3])  # TV 0.1
+    flagged = 0
+    for _ in range(draws):
+        report = evaluate_drift(
+            {"x": rng.normal(0, 1, n), "c": rng.choice(cats, n, p=p)},
+            {"x": rng.normal(shift, 1, n), "c": rng.choice(cats, n, p=q)},
+            ["x", "c"], level=level, tolerance_numeric=tolerance,
+            tolerance_categorical=tolerance, fallback=False,
+        )  # fmt: skip
+        flagged += sum(f.drifted for f in report.features.values())
+    assert flagged <= level * 2 * draws
+
+
 # --- sparse and unseen categories -------------------------------------------------------------
 
 

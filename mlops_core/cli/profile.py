@@ -135,7 +135,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     drift.add_argument(
         "--tolerance",
-        type=float,
+        type=_tolerance,
         default=DEFAULT_TOLERANCE,
         metavar="D",
         help="smallest distance that matters, in probability units (default "
@@ -157,6 +157,19 @@ def _columns_option(parser: argparse.ArgumentParser, flag: str, **kwargs: Any) -
     """
     kwargs["help"] += "; repeat the option or separate names with commas"
     parser.add_argument(flag, action="extend", type=_column_names, metavar="COL[,COL...]", **kwargs)
+
+
+def _tolerance(text: str) -> float:
+    """``--tolerance``: a distance in probability units, in [0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value < 1.0:  # NaN fails too
+        raise argparse.ArgumentTypeError(
+            f"expected a distance in [0, 1) such as 0.05 (a 5% shift), got {text!r}"
+        )
+    return value
 
 
 def _column_names(text: str) -> list[str]:

@@ -74,6 +74,9 @@ def test_drift_and_latency_alerts_reach_the_webhook_once(tmp_path: Path, receive
         "    features_drifted_ratio: {warning: 0.3, critical: 0.6}\n"
         "    latency_p99_ms: {warning: 100, critical: 200}\n"
         "    psi:y: {warning: 0.1, critical: 0.2}\n"
+        "    drifted:y: {warning: 0.5}\n"
+        "    drifted:x: {warning: 0.5}\n"
+        "    distance:y: {critical: 0.5}\n"
         f"  webhook: {{url: '{receiver.url}', timeout: 2, retries: 1}}\n",
     )
     # y shifted by 3 sd: KS and PSI both flag it; latencies ~20 ms stay under 100 ms.
@@ -94,6 +97,10 @@ def test_drift_and_latency_alerts_reach_the_webhook_once(tmp_path: Path, receive
         by_metric = {a["metric"]: a for a in alerts}
         assert "psi:y" in by_metric, alerts
         assert by_metric["psi:y"]["severity"] == "critical"
+        # the verdict's figures: y drifted (a distance of ~1), x did not
+        assert by_metric["drifted:y"]["severity"] == "warning"
+        assert by_metric["distance:y"]["severity"] == "critical"
+        assert "drifted:x" not in by_metric
         assert all(p["labels"]["model"] == "e2e" for p in receiver.payloads)
         assert "latency_p99_ms" not in by_metric
         assert len(alerts) == len(by_metric), "an alert was sent twice within the cooldown"
