@@ -14,6 +14,7 @@ test:
 
 lint:
 	ruff check .
+	ruff format --check .
 	mypy mlops_core exporter
 
 format:

@@ -150,23 +150,31 @@ def main(argv: list[str] | None = None) -> int:
     level_a = bounds.level_from_budget(interval=INTERVAL, budget=BUDGET_A, tests=1)
     started = time.perf_counter()
 
-    print(f"reference accuracy {REFERENCE}, max_drop {MAX_DROP} (threshold {THRESHOLD}); "
-          f"{passes:,} passes per stream, a tenth of the window new each pass, seed {args.seed}")
+    print(
+        f"reference accuracy {REFERENCE}, max_drop {MAX_DROP} (threshold {THRESHOLD}); "
+        f"{passes:,} passes per stream, a tenth of the window new each pass, seed {args.seed}"
+    )
     print()
-    print(f"False alarms per 10,000 passes (budget A: level {level_a:.3g}, expected <= "
-          f"{level_a * 10_000:.2g}; budget B: level {LEVEL_B}, expected <= "
-          f"{LEVEL_B * 10_000:.0f})")
+    print(
+        f"False alarms per 10,000 passes (budget A: level {level_a:.3g}, expected <= "
+        f"{level_a * 10_000:.2g}; budget B: level {LEVEL_B}, expected <= "
+        f"{LEVEL_B * 10_000:.0f})"
+    )
     print("| window | true accuracy | bound, budget A | bound, budget B | naive rule |")
     print("|---|---|---|---|---|")
     for size in windows:
         for p in NO_FALL:
             a, naive = false_alarms(rng, size, p, passes, settings_at(level_a))
             b, _ = false_alarms(rng, size, p, passes, settings_at(LEVEL_B))
-            print(f"| {size:,} | {p:.2f} | {per_10k(a, passes)} | {per_10k(b, passes)} | "
-                  f"{per_10k(naive, passes)} |")
+            print(
+                f"| {size:,} | {p:.2f} | {per_10k(a, passes)} | {per_10k(b, passes)} | "
+                f"{per_10k(naive, passes)} |"
+            )
     print()
-    print(f"Detection at budget A (level {level_a:.3g}): share of passes called degraded once "
-          "the window is all post-change pairs; passes from the change to the first call")
+    print(
+        f"Detection at budget A (level {level_a:.3g}): share of passes called degraded once "
+        "the window is all post-change pairs; passes from the change to the first call"
+    )
     print("| window | true accuracy | called | first call after |")
     print("|---|---|---|---|")
     for size in windows:

@@ -219,9 +219,7 @@ class Exporter:
                 )
                 self.counters = self._line_counters(states)
                 for state in states:
-                    state.monitor = Monitor(
-                        state.config, state.source.current, state.monitor.info
-                    )
+                    state.monitor = Monitor(state.config, state.source.current, state.monitor.info)
         if not restored:
             self.counters.align_follower(self.follower.stats)
         self._models = ModelsView.of(states)

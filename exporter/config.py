@@ -331,6 +331,8 @@ class QualityConfig(Schema, frozen=True):
     ] = field(default_factory=dict)
     max_drop: Annotated[schema.FiniteNumber, Meta(ge=0, description="a number >= 0")] = 0.05
     false_alarm_budget: Seconds = DEFAULT_FALSE_ALARM_BUDGET
+
+
 # --- a model's reference: a file, or the registry stage it follows ------------------------
 
 
@@ -456,10 +458,13 @@ class _File(Schema, frozen=True, kw_only=True):
     logs: LogsConfig
     reference: ReferenceSection | None = None
     registry: RegistryConfig = field(default_factory=RegistryConfig)
-    models: Annotated[
-        tuple[_ModelEntry, ...],
-        Meta(min_length=1, description="a non-empty list of models"),
-    ] | None = None
+    models: (
+        Annotated[
+            tuple[_ModelEntry, ...],
+            Meta(min_length=1, description="a non-empty list of models"),
+        ]
+        | None
+    ) = None
     features: Any = None  # free-form: read by _features()
     drift: DriftConfig = field(default_factory=DriftConfig)
     latency: LatencyConfig = field(default_factory=LatencyConfig)
@@ -774,6 +779,8 @@ def _models(
             )
         )
     return tuple(out)
+
+
 _STORE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 """A model name that can name its outcome store (several models: :func:`model_store`)."""
 
@@ -819,6 +826,7 @@ def _check_together(read: _File, from_env: Mapping[str, str]) -> None:
 
 def _check_outcomes(read: _File, from_env: Mapping[str, str]) -> None:
     """The outcomes: and quality: sections: what they need of each other and of logs."""
+
     def key(name: str) -> str:
         return from_env.get(name, name)
 
@@ -882,9 +890,7 @@ def load_reference(config: ExporterConfig) -> tuple[ReferenceProfile, dict[str, 
     if not os.path.exists(path):
         raise ConfigError(f"{key}: file not found: {path}")
     types = {f.name: f.type for f in config.features or () if f.type is not None and f.monitor}
-    names = (
-        None if config.features is None else [f.name for f in config.features if f.monitor]
-    )
+    names = None if config.features is None else [f.name for f in config.features if f.monitor]
     try:
         try:
             profile = ReferenceProfile.from_file(
@@ -901,9 +907,7 @@ def load_reference(config: ExporterConfig) -> tuple[ReferenceProfile, dict[str, 
     return profile, resolve_features(config, profile)
 
 
-def resolve_features(
-    config: ExporterConfig, profile: ReferenceProfile
-) -> dict[str, FeatureKind]:
+def resolve_features(config: ExporterConfig, profile: ReferenceProfile) -> dict[str, FeatureKind]:
     """Feature name -> kind, checking each configured feature against the profile.
 
     A profile with the model's outputs adds ``__prediction__`` (last) to the configured

@@ -45,7 +45,7 @@ KEY_DOCS: dict[str, str] = {
     "`logs.checkpoint_interval` or 64 MiB read, and at shutdown, so a restart, even after "
     "SIGKILL, neither re-counts nor skips a line and no counter goes down; `/metrics` serves "
     "the counters as last saved ([crash-safety.md](crash-safety.md))",
-    "logs.max_line_bytes": "longer lines are skipped and counted as `reason=\"too_long\"`; "
+    "logs.max_line_bytes": 'longer lines are skipped and counted as `reason="too_long"`; '
     "accepts `64KiB`, `1MiB`",
     "logs.poll_interval": "how long the reader sleeps when the logs had nothing new",
     "logs.max_files": "at most this many log files open at once; matching files beyond are "
@@ -125,9 +125,9 @@ KEY_DOCS: dict[str, str] = {
     "file per model beside it, `<stem>.<model>.db` ([quality.md](quality.md#several-models))",
     "outcomes.max_delay": "an outcome later than this after its prediction (by the two "
     "records' timestamps) counts `expired`, and a prediction waiting longer is dropped "
-    "(`mlops_predictions_evicted_total{reason=\"expired\"}`)",
+    '(`mlops_predictions_evicted_total{reason="expired"}`)',
     "outcomes.max_pending": "at most this many predictions wait for their outcome; beyond, "
-    "the oldest are dropped (`reason=\"max_pending\"`); about 145 MB of store per million",
+    'the oldest are dropped (`reason="max_pending"`); about 145 MB of store per million',
     "outcomes.early_grace": "an outcome read before its prediction waits this long (wall "
     "clock) for it, then counts `unknown_request`; also how long the exporter waits before "
     "warning that no outcome matched",

@@ -79,9 +79,7 @@ class IngestSnapshot:
     open_errors: int = 0  # matching files that could not be opened (retried every poll)
     unrouted_total: int = 0  # predictions no model's match selected
     # the model's predictions of versions it does not judge: version -> count
-    other_versions: MappingProxyType[str, int] = field(
-        default_factory=lambda: MappingProxyType({})
-    )
+    other_versions: MappingProxyType[str, int] = field(default_factory=lambda: MappingProxyType({}))
 
 
 class IngestCounters:
@@ -277,9 +275,7 @@ class IngestCounters:
                     continue
                 if tuple(map(str, part["labels"])) != self._labels[name]:
                     if log and predictions:
-                        _log.warning(
-                            "checkpoint_buckets_reset", feature=name, reason="new buckets"
-                        )
+                        _log.warning("checkpoint_buckets_reset", feature=name, reason="new buckets")
                     continue
                 buckets[name] = counts
             latency = dict(state["latency"])
@@ -644,7 +640,8 @@ class Ingestor:
         served = self._served
         lines, stats = served.lines, self.follower.stats
         if (lines.files_watched, lines.files_over_limit) == (
-            stats.files_watched, stats.files_over_limit
+            stats.files_watched,
+            stats.files_over_limit,
         ):
             return served
         return Served(
@@ -668,8 +665,7 @@ class Ingestor:
         state = self.counters.state()
         if self._router is not None:
             state["models"] = {
-                m.name: {"version": m.monitored_version, **m.counters.state()}
-                for m in self.models
+                m.name: {"version": m.monitored_version, **m.counters.state()} for m in self.models
             }
         return state
 

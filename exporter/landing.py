@@ -356,7 +356,8 @@ def render_quality(q: QualitySnapshot, *, suffix: str = "") -> str:
     shown = [m for m in METRIC_ORDER if m in q.metrics or m in q.reference or m in q.estimated]
     if not shown:
         why = (
-            "no outcome joined yet" if not q.window_samples
+            "no outcome joined yet"
+            if not q.window_samples
             else f"fewer than quality.min_samples ({q.min_samples}) joined predictions"
         )
         return head + f"<p>No quality figure yet: {why}.</p>"

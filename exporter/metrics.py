@@ -482,8 +482,7 @@ def markdown_table() -> str:
     for s in CATALOG:
         help_text = s.help.replace(_BG, "").strip().replace("|", "\\|")
         rows.append(
-            f"| `{s.exposed_name}` | {s.kind} | {', '.join(s.labels)} | {s.served} | "
-            f"{help_text} |"
+            f"| `{s.exposed_name}` | {s.kind} | {', '.join(s.labels)} | {s.served} | {help_text} |"
         )
     return "\n".join(rows)
 

@@ -211,9 +211,7 @@ class ModelState:
             )
         except Exception as exc:
             self.drift_errors += 1
-            log.error(
-                "drift_computation_failed", model=self.name, error=str(exc), exc_info=True
-            )
+            log.error("drift_computation_failed", model=self.name, error=str(exc), exc_info=True)
             return None
         monitor.snapshot = snap  # the atomic swap
         return snap

@@ -150,7 +150,6 @@ def _p_value_result(
     }
 
 
-
 # --- Population Stability Index ---------------------------------------------------------------
 
 
@@ -636,9 +635,7 @@ def _measure(
     n_cur_rows = n_cur + n_missing
     rise = _rate(n_missing, n_cur) - _rate(profile.n_missing, profile.n)
     missing_n = (n_ref_rows, n_cur_rows) if n_cur_rows >= min_samples and n_cur_rows else None
-    missing_p = (
-        bounds.missing_bound_p_value(rise, tolerance, *missing_n) if missing_n else 1.0
-    )
+    missing_p = bounds.missing_bound_p_value(rise, tolerance, *missing_n) if missing_n else 1.0
     return _Measured(
         profile, tolerance, n_cur, n_missing, n_unseen, distance, cells, bound_p,
         significance_p, rise, missing_n, missing_p, ks if "ks" in tests else None,

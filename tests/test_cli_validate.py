@@ -369,9 +369,7 @@ def test_register_with_reference_stores_the_profile_and_the_gate_metrics(
     assert {"f1", "roc_auc", "latency_p95_ms", "n_samples"} <= set(metrics)
 
 
-def test_a_bad_reference_fails_before_the_gate_and_registers_nothing(
-    files, tmp_path, mlops_main
-):
+def test_a_bad_reference_fails_before_the_gate_and_registers_nothing(files, tmp_path, mlops_main):
     d = files["dir"]
     (tmp_path / "bad.csv").write_text("f0,f1\n1\n")
     reg = tmp_path / "registry"
@@ -404,6 +402,4 @@ def test_register_with_reference_into_an_s3_registry(files, tmp_path, mlops_main
         "f0", "f1", "f2", "f3",
     ]  # fmt: skip
     assert registry.get_version("churn", "1.0.0").tags == {"validated_by": "mlops validate"}
-    assert registry.get_model_path("churn", "1.0.0").read_bytes() == (
-        d / "good.pkl"
-    ).read_bytes()
+    assert registry.get_model_path("churn", "1.0.0").read_bytes() == (d / "good.pkl").read_bytes()

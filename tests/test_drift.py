@@ -499,9 +499,9 @@ def test_current_without_finite_values_is_judged_on_its_missing_share() -> None:
     assert age["distance"] is None and age["basis"] == "none"
     assert age["missing_rate"] == 1.0 and age["missing_rise"] == 1.0
     assert age["drift_detected"] is False  # 2 rows cannot show it at level 0.05
-    big = analyze_feature_drift(
-        {"age": np.arange(500.0)}, {"age": np.full(500, np.nan)}, ["age"]
-    )["features"]["age"]
+    big = analyze_feature_drift({"age": np.arange(500.0)}, {"age": np.full(500, np.nan)}, ["age"])[
+        "features"
+    ]["age"]
     assert big["missing_drifted"] is True and big["drift_detected"] is True
 
 

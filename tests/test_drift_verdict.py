@@ -66,9 +66,7 @@ def test_radii_are_the_inequalities_solved_for_the_level() -> None:
          lambda a, b, lv: bounds.missing_radius_pair(a, b, lv)),
     ],
 )  # fmt: skip
-def test_bound_p_value_is_the_level_where_the_bound_meets_the_tolerance(
-    p_value, radius
-) -> None:
+def test_bound_p_value_is_the_level_where_the_bound_meets_the_tolerance(p_value, radius) -> None:
     for n_ref, n_cur in ((100, 100), (20_000, 300), (5_000, 5_000)):
         gap = 1.5 * radius(n_ref, n_cur, 1e-4)
         level = p_value(gap, n_ref, n_cur)

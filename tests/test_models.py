@@ -61,13 +61,15 @@ def test_registry_poll_interval_is_every_models_default_and_a_reference_override
     churn, fraud = load_config(write_yaml(tmp_path, text), {}).model_list()
     assert churn.reference == RegistrySpec(str(tmp_path / "reg"), "staging", 5.0)  # its own
     assert fraud.reference == RegistrySpec(str(tmp_path / "reg"), "production", 120.0)
-    without = load_config(write_yaml(tmp_path, TWO.replace("reference: {path: fraud.json}",
-                                                          "reference: {registry: reg}")), {})
+    without = load_config(
+        write_yaml(
+            tmp_path, TWO.replace("reference: {path: fraud.json}", "reference: {registry: reg}")
+        ),
+        {},
+    )
     assert without.model_list()[1].reference == RegistrySpec(str(tmp_path / "reg"))  # 30 s
     bad = write_yaml(tmp_path, "registry: {poll_interval: 0s}\n" + TWO)
-    assert config_error(bad).startswith(
-        "registry.poll_interval:"
-    )
+    assert config_error(bad).startswith("registry.poll_interval:")
 
 
 def test_the_one_model_form_is_a_list_of_one(tmp_path: Path) -> None:

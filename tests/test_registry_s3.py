@@ -204,9 +204,7 @@ def test_an_artifact_has_the_same_sha256_in_both_backends(
         )
 
 
-def test_refused_changes_write_nothing(
-    backend: Backend, model_file: Path
-) -> None:
+def test_refused_changes_write_nothing(backend: Backend, model_file: Path) -> None:
     registry = backend.registry()
     registry.register_model("churn", "1.0", model_file)
     before = backend.read("churn/model.json")
@@ -603,9 +601,7 @@ def _mlops(server: S3Server, cache: Path, *args: str) -> subprocess.CompletedPro
 
 
 @pytest.mark.slow
-def test_the_command_line_on_an_s3_registry(
-    s3: Backend, model_file: Path, tmp_path: Path
-) -> None:
+def test_the_command_line_on_an_s3_registry(s3: Backend, model_file: Path, tmp_path: Path) -> None:
     assert s3.server is not None
     data = _training_data()
     ref = tmp_path / "training.csv"
@@ -669,9 +665,9 @@ def _garbage(s3: Backend, name: str) -> set[str]:
     named = {f"versions/{v['version']}/{v['upload']}/" for v in doc["versions"]}
     keys = [
         o["Key"][len(prefix) :]
-        for page in s3.server.client().get_paginator("list_objects_v2").paginate(
-            Bucket=bucket, Prefix=prefix
-        )
+        for page in s3.server.client()
+        .get_paginator("list_objects_v2")
+        .paginate(Bucket=bucket, Prefix=prefix)
         for o in page.get("Contents", [])
     ]
     return {

@@ -258,8 +258,10 @@ def test_for_override_renders_the_test_copy() -> None:
             "alerts.MlopsDriftResultsStale.for: required key missing",
         ),
         (
-            lambda c: c["alerts"]["MlopsFeatureDriftHigh"].pop("critical")
-            and c["alerts"]["MlopsFeatureDriftHigh"].pop("warning"),
+            lambda c: (
+                c["alerts"]["MlopsFeatureDriftHigh"].pop("critical")
+                and c["alerts"]["MlopsFeatureDriftHigh"].pop("warning")
+            ),
             "alerts.MlopsFeatureDriftHigh: needs a threshold for one of critical, warning, info",
         ),
         (lambda c: c.update(treshold=1), "treshold: unknown key (expected one of: runbook_url,"),

@@ -35,8 +35,7 @@ def test_a_feature_missing_from_the_reference_gets_no_misleading_hint(tmp_path: 
     (tmp_path / "ref.csv").write_text("mean_radius,mean_texture\n1,2\n3,4\n")
     path = tmp_path / "c.yml"
     path.write_text(
-        "model: {name: m}\nlogs: {paths: [x]}\nreference: {path: ref.csv}\n"
-        "features: [mean_area]\n"
+        "model: {name: m}\nlogs: {paths: [x]}\nreference: {path: ref.csv}\nfeatures: [mean_area]\n"
     )
     with pytest.raises(MlopsError) as info:
         load_reference(load_config(path, {}))

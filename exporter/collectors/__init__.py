@@ -136,8 +136,6 @@ def _quality_counters(f: ModelFigures) -> Iterator[Metric]:
     return QualityCollector(f.name).collect_counters(f.outcome_stats)
 
 
-
-
 class MlopsCollector(ExporterCollector):
     """One model whose counters take every line too (no routing): the exporter before it
     served several models, and what the library's users and the tests build."""

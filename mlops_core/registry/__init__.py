@@ -251,9 +251,7 @@ class ModelRegistry:
             )
             if current is not None:
                 doc["archived"].append(current)
-                events.append(
-                    md.make_event("rollback", current, "production", "archived", reason)
-                )
+                events.append(md.make_event("rollback", current, "production", "archived", reason))
             _put_in_production(doc, target)
             restored.append(target)
 
@@ -345,8 +343,7 @@ class ModelRegistry:
             except IntegrityError as exc:
                 problem = str(exc)
         raise IntegrityError(
-            f"model {name!r} version {version!r} failed verification, refusing to use it:"
-            f" {problem}"
+            f"model {name!r} version {version!r} failed verification, refusing to use it: {problem}"
         )
 
     def get_production_model_path(self, name: str) -> Path:

@@ -364,8 +364,7 @@ def event_fields(ev: Mapping[str, Any]) -> dict[str, Any]:
 
 def version_exists(name: str, version: str) -> VersionExistsError:
     return VersionExistsError(
-        f"model {name!r} version {version!r} is already registered;"
-        " register a new version instead"
+        f"model {name!r} version {version!r} is already registered; register a new version instead"
     )
 
 

@@ -29,9 +29,12 @@ def test_demo_shows_drift_in_the_drifting_features_only() -> None:
         )
         for feature in ("monthly_charges", "plan", "__prediction__"):
             assert after.get("mlops_feature_drift_psi", model="churn", feature=feature) >= 0.2
-            assert after.get(
-                "mlops_feature_drift_detected", model="churn", feature=feature, test="distance"
-            ) == 1
+            assert (
+                after.get(
+                    "mlops_feature_drift_detected", model="churn", feature=feature, test="distance"
+                )
+                == 1
+            )
         for feature in ("age", "tenure_months", "support_calls", "region"):
             assert after.get("mlops_feature_drift_psi", model="churn", feature=feature) < 0.2
         predictions = after.get("mlops_predictions_total", model="churn")

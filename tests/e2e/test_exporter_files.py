@@ -193,8 +193,10 @@ def test_a_deeply_nested_line_costs_that_line_and_no_other(tmp_path: Path) -> No
         # both at once: without a state file a scrape reads the line counters and the
         # model's counters one after the other, and may fall between their updates
         s = exp.wait_for(
-            lambda s: s.get("mlops_log_lines_total", model="e2e") == 2001
-            and s.get("mlops_predictions_total", model="e2e") == 2000,
+            lambda s: (
+                s.get("mlops_log_lines_total", model="e2e") == 2001
+                and s.get("mlops_predictions_total", model="e2e") == 2000
+            ),
             what="every line, and every prediction but the deep line",
         )
         invalid = {

@@ -130,8 +130,10 @@ def test_a_classifier_joined_across_two_files_equals_sklearn(tmp_path: Path) -> 
         write(labels, [outcome(f"old{i}", "a", now) for i in range(5)])  # 3 h late: expired
         joined = [*range(500), *range(600, 620)]
         s = exp.wait_for(
-            lambda s: s.get("mlops_quality_window_samples", **M) == len(joined)
-            and s.get("mlops_outcomes_unmatched_total", reason="unknown_request", **M) == 5,
+            lambda s: (
+                s.get("mlops_quality_window_samples", **M) == len(joined)
+                and s.get("mlops_outcomes_unmatched_total", reason="unknown_request", **M) == 5
+            ),
             what="every outcome settled",
         )
         page = exp.get("/")[2].decode()

@@ -262,8 +262,9 @@ def test_the_exporter_follows_promotions_and_rollbacks_and_judges_each_version_a
         registry.register("churn", "2", v2)
         append(log, lines_of(churn_traffic(300, "2", y_mean=15.0, seed=2)))
         s = exp.wait_for(
-            lambda s: s.get("mlops_predictions_other_version_total", model="churn", version="2")
-            == 300,
+            lambda s: (
+                s.get("mlops_predictions_other_version_total", model="churn", version="2") == 300
+            ),
             what="the canary's predictions",
         )
         assert s.get("mlops_drift_window_samples", model="churn") == 600
@@ -442,8 +443,11 @@ def test_two_models_from_one_log_file_each_judged_against_its_own_reference(
         mixed = [r for pair in zip(churn, fraud, strict=True) for r in pair] + old_fraud + other
         append(log, lines_of(mixed))
         s = exp.wait_for(
-            lambda s: drifted(s, "churn") is not None and drifted(s, "fraud") is not None
-            and s.get("mlops_drift_window_samples", model="fraud") == 400,
+            lambda s: (
+                drifted(s, "churn") is not None
+                and drifted(s, "fraud") is not None
+                and s.get("mlops_drift_window_samples", model="fraud") == 400
+            ),
             what="both windows",
         )
         assert s.get("mlops_drift_window_samples", model="churn") == 400
@@ -491,8 +495,10 @@ def test_two_models_from_one_log_file_each_judged_against_its_own_reference(
         s = exp.wait_for(lambda s: info(s, "churn")["version"] == "1", what="churn v1 again")
         assert s.get("mlops_model_version_changes_total", model="churn") == 2
         assert s.get("mlops_drift_window_samples", model="fraud") == 450
-    assert [(e["model"], e["new_version"]) for e in changes(exp)] == [("churn", "2"),
-                                                                       ("churn", "1")]
+    assert [(e["model"], e["new_version"]) for e in changes(exp)] == [
+        ("churn", "2"),
+        ("churn", "1"),
+    ]
 
 
 def test_the_checkpoint_resumes_each_models_counters(
@@ -544,8 +550,12 @@ def test_reload_keeps_unchanged_models_and_refuses_a_bad_config(
     log = log_file(tmp_path)
     with running_exporter(cfg, env=registry.env, args=["--web.enable-lifecycle"]) as exp:
         append(log, lines_of(churn_traffic(300, "1") + fraud_traffic(300, "7")))
-        before = exp.wait_for(lambda s: s.get("mlops_drift_window_samples", model="fraud") == 300
-                              and s.get("mlops_drift_window_samples", model="churn") == 300)
+        before = exp.wait_for(
+            lambda s: (
+                s.get("mlops_drift_window_samples", model="fraud") == 300
+                and s.get("mlops_drift_window_samples", model="churn") == 300
+            )
+        )
 
         # fraud's settings change, a third model is added: churn keeps everything
         (tmp_path / "third.csv").write_bytes((tmp_path / "fraud.csv").read_bytes())
@@ -585,8 +595,12 @@ def test_reload_keeps_unchanged_models_and_refuses_a_bad_config(
         # SIGHUP: the same reload; the third model goes, its series with it
         cfg.write_text(good.replace(third, ""))
         exp.proc.send_signal(signal.SIGHUP)
-        s = exp.wait_for(lambda s: not [lab for lab in s.having("mlops_model_info")
-                                        if ("model", "third") in lab], what="third removed")
+        s = exp.wait_for(
+            lambda s: (
+                not [lab for lab in s.having("mlops_model_info") if ("model", "third") in lab]
+            ),
+            what="third removed",
+        )
         assert s.get("mlops_predictions_total", model="churn") == 300
         assert exp.proc.poll() is None
     reloads = [e for e in events(exp) if e.get("event") in ("config_reloaded", "reload_failed")]

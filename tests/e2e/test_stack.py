@@ -669,8 +669,9 @@ def test_drift_alert_reaches_the_webhook_with_labels_and_annotations(stack: Stac
         "feature": "age",
     }
     assert notes["summary"] == "Feature age of model churn moved by more than 0.25."
-    assert f"feature age of model churn on {stack.drifting} to its reference is at least " in (
-        notes["description"]
+    assert (
+        f"feature age of model churn on {stack.drifting} to its reference is at least "
+        in (notes["description"])
     )
     assert notes["runbook_url"].endswith("/docs/runbook.md#mlopsfeaturedrifthigh")
     lower = (
