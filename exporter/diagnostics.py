@@ -8,7 +8,8 @@ Each of these once happened to a careful user and left nothing in the exporter's
   records do have;
 * record fields that nothing monitors, when ``features:`` is not set: logged once;
 * existing log data skipped because of ``start_position: end``: logged once, with how to
-  read it instead (naming the state file to delete, whose checkpoint would otherwise win);
+  read it instead (naming the state file to delete, whose checkpoint would otherwise win),
+  and shown on the landing page and ``/-/ready`` until the first prediction is read;
 * rejected lines: the first ``SAMPLES_PER_REASON`` of each reason logged with file, byte
   offset (and line number when the file is small enough to count) and reason, then a
   summary per reason every ``SUMMARY_EVERY``;
@@ -82,6 +83,7 @@ class Diagnostics:
         self._no_outcomes: str | None = None  # the warning shown, refreshed every pass
         self._no_outcomes_kind = ""  # which problem it is: logged again when it changes
         self._no_outcomes_logged = -float("inf")
+        self._skipped: str | None = None  # shown until the first prediction is read
 
     # --- fields of the records --------------------------------------------------------------
 
@@ -154,6 +156,11 @@ class Diagnostics:
             how = "set logs.start_position: beginning"
             if state_file is not None:
                 how += f" and delete {state_file} before the next start"
+            with self._lock:
+                self._skipped = (
+                    f"{skipped_bytes} bytes of existing log data in {files} file(s) were "
+                    f"skipped at start (logs.start_position: end); to read them too, {how}"
+                )
             log.info(
                 "existing_log_data_skipped",
                 bytes=skipped_bytes,
@@ -291,6 +298,8 @@ class Diagnostics:
                 out.insert(0, f"logs.paths matches no file: {', '.join(self._patterns)}")
             if self._no_outcomes is not None:
                 out.append(self._no_outcomes)
+            if self._skipped is not None and self._sampled == 0:  # no prediction read yet
+                out.append(self._skipped)
             return tuple(out)
 
 

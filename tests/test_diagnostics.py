@@ -180,6 +180,21 @@ def test_skipped_data_is_logged_with_how_to_read_it() -> None:
     )
 
 
+def test_skipped_data_is_shown_on_the_pages_until_the_first_prediction_is_read() -> None:
+    d = _diagnostics(Clock())
+    d.skipped_at_start(601, 1, "/var/lib/x/positions.json")
+    shown = [w for w in d.warnings() if "skipped at start" in w]
+    assert shown == [
+        "601 bytes of existing log data in 1 file(s) were skipped at start "
+        "(logs.start_position: end); to read them too, set logs.start_position: beginning "
+        "and delete /var/lib/x/positions.json before the next start"
+    ]
+    d.observe_block(b'{"event": "health_check"}\n')  # not a prediction: still shown
+    assert any("skipped at start" in w for w in d.warnings())
+    d.observe_block(_block(1, {"mean radius": 1.0, "plan": "a"}))
+    assert not any("skipped at start" in w for w in d.warnings())
+
+
 def test_every_warning_is_in_the_troubleshooting_table_and_every_row_is_logged() -> None:
     page = (REPO_ROOT / "docs" / "troubleshooting.md").read_text(encoding="utf-8")
     section = page.split("## What the exporter's log warns about", 1)[1].split("\n## ", 1)[0]

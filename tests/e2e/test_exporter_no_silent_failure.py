@@ -85,6 +85,14 @@ def test_existing_data_skipped_at_the_end_is_logged_with_how_to_read_it(tmp_path
         event = _wait_event(exp, "existing_log_data_skipped")
         assert event["bytes"] == len(data) and event["files"] == 1
         assert "logs.start_position: beginning" in event["hint"]
+        note = f"{len(data)} bytes of existing log data in 1 file(s) were skipped at start"
+        _, _, page = exp.get("/")
+        assert note in page.decode()
+        _, _, ready = exp.get("/-/ready")
+        assert note.encode() in ready
+        append(tmp_path / "logs" / "a.jsonl", lines_of(traffic(5)[0]))  # news: read
+        exp.wait_for(lambda s: s.get("mlops_predictions_total", model="e2e") == 5)
+        exp.wait_for(lambda s: note not in exp.get("/")[2].decode(), timeout=15)
 
 
 def test_with_a_state_file_the_advice_names_it_and_a_resumed_start_says_so(tmp_path: Path) -> None:
