@@ -182,7 +182,7 @@ def test_openmetrics_landing_page_and_health(tmp_path: Path) -> None:
         status, headers, page = exp.get("/")
         assert status == 200 and headers["Content-Type"].startswith("text/html")
         html = page.decode()
-        for needle in ("e2e", "href='metrics'", "drift.interval", "0.3s", "ref.csv", "plan"):
+        for needle in ("e2e", "href='metrics'", "drift.interval", "300ms", "ref.csv", "plan"):
             assert needle in html, needle
         assert exp.get("/-/healthy")[0] == 200
         assert exp.get("/-/ready")[0] == 200
