@@ -578,11 +578,16 @@ class Exporter:
 
     def _warm(self) -> None:
         """Encode the new snapshots' metrics here, on the scheduler's thread, not in the
-        next scrape (20 models of 50 features: 10,000 series, ~25 ms)."""
+        next scrape (20 models of 50 features: 10,000 series, ~25 ms); and the landing
+        page's histograms, while someone is watching it."""
         try:
             self.renderer.warm()
         except Exception as exc:  # the scrape encodes them itself then
             log.error("metrics_encoding_failed", error=str(exc), exc_info=True)
+        try:
+            self.landing.warm()
+        except Exception as exc:  # the next view draws them itself then
+            log.error("landing_page_rendering_failed", error=str(exc), exc_info=True)
 
     def quality_pass(self) -> None:
         """Each model's quality pass (:meth:`exporter.model_outcomes.ModelOutcomes.

@@ -231,3 +231,45 @@ def test_a_view_renders_the_histograms_once_per_snapshot(monkeypatch: pytest.Mon
     renderer.page = _page(charts)  # a reload: a new page object, drawn again
     renderer.render()
     assert len(drawn) == 6
+
+
+def test_a_pass_draws_the_histograms_while_someone_watches_the_page(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The page refreshes itself once per pass, so each view would be the first after a new
+    snapshot: warm() (called after each pass) draws them on the scheduler's thread, but only
+    while the page has been viewed lately."""
+    charts, snap = _charts_and_snapshot()
+    drawn: list[str] = []
+    real = landing.feature_histogram_svg
+
+    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        drawn.append(args[5])
+        return real(*args, **kwargs)
+
+    def next_pass(seconds: float) -> Snapshot:
+        return Snapshot(
+            PASS_AT + seconds, *(getattr(snap, f) for f in ("duration_seconds", "window_samples",
+                                                           "features", "missing_ratio",
+                                                           "latency_quantiles", "monitored",
+                                                           "level")),
+        )  # fmt: skip
+
+    monkeypatch.setattr(landing, "feature_histogram_svg", counting)
+    now = {"t": 0.0}
+    current = {"snap": snap}
+    renderer = LandingRenderer(
+        _page(charts), lambda: current["snap"], lambda: LiveFigures(), clock=lambda: now["t"]
+    )
+    assert renderer.warm() is False and drawn == []  # nobody has looked: nothing drawn
+    renderer.render()
+    assert len(drawn) == 2
+    current["snap"] = next_pass(15)
+    now["t"] = 15.0
+    assert renderer.warm() is True and len(drawn) == 4  # drawn by the pass...
+    assert "12:00:15 UTC" in renderer.render().decode() and len(drawn) == 4  # ...not the view
+    current["snap"] = next_pass(30)
+    now["t"] = 15.0 + landing.WARM_FOR + 1  # no view for longer than WARM_FOR
+    assert renderer.warm() is False and len(drawn) == 4
+    renderer.render()
+    assert len(drawn) == 6
