@@ -23,3 +23,4 @@ run "$PYTHON" bench/bench_outcomes.py
 run "$PYTHON" bench/bench_registry.py
 run "$PYTHON" bench/bench_reference_follow.py
 run "$PYTHON" bench/bench_routing.py
+run "$PYTHON" bench/bench_cardinality.py

@@ -240,3 +240,14 @@ def test_bench_outcomes_prints_join_insert_window_and_size_figures() -> None:
     )
     figure(out, rf"^join, predictions in arrival order: 5,000 outcomes .*: {NUMBER} outcomes/s$")
     figure(out, rf"^quality_window\(\) at 2,000 pairs: {NUMBER} ms \(median of 3\)$")
+
+
+def test_run_all_runs_every_benchmark_the_docs_quote() -> None:
+    """docs/benchmarks.md says `bash bench/run_all.sh` gives every figure: a new bench script
+    must be listed there (bench_drift.py is run through drift.sh, with its Evidently venv)."""
+    script = (BENCH / "run_all.sh").read_text(encoding="utf-8")
+    run = set(re.findall(r"bench/(bench_\w+\.py)", script))
+    if "bench/drift.sh" in script:
+        run.add("bench_drift.py")
+    scripts = {p.name for p in BENCH.glob("bench_*.py")}
+    assert scripts - run == set(), "not run by bench/run_all.sh"

@@ -8,6 +8,7 @@ import pytest
 
 from exporter import config, config_docs
 from mlops_core.durations import format_duration, parse_duration
+from tests.conftest import REPO_ROOT
 
 
 def test_the_committed_table_is_the_generated_one(tmp_path: Path) -> None:
@@ -61,3 +62,12 @@ def test_format_duration_is_prometheus_rendering_and_reads_back(seconds: float, 
 def test_format_duration_refuses_what_the_grammar_cannot_write() -> None:
     with pytest.raises(ValueError, match="whole number of milliseconds"):
         format_duration(0.0005)
+
+
+def test_every_removed_key_is_named_on_the_configuration_page() -> None:
+    """A user whose old config fails looks the key up there."""
+    from exporter.config import REMOVED_KEYS
+
+    page = (REPO_ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    section = page.split("**Removed keys.**", 1)[1].split("\n\n", 1)[0]
+    assert [k for k in REMOVED_KEYS if f"`{k}`" not in section] == []
