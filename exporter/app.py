@@ -55,9 +55,10 @@ from prometheus_client import CollectorRegistry
 
 from exporter import __version__
 from exporter.alerting import ExporterAlerts
-from exporter.checkpoint import load_checkpoint
+from exporter.checkpoint import Checkpoint, load_checkpoint
 from exporter.collectors import ExporterCollector, ModelFigures
 from exporter.config import ExporterConfig, PathSpec, load_config
+from exporter.config_summary import config_summary
 from exporter.diagnostics import Diagnostics
 from exporter.errors import ConfigError
 from exporter.exposition import MetricsRenderer
@@ -66,7 +67,6 @@ from exporter.landing import LandingPage, LandingRenderer, LiveFigures, ModelPag
 from exporter.linesource import IdentifyingFollower
 from exporter.model_outcomes import (
     ModelOutcomes,
-    calibrator,
     open_stores,
     quality_settings,
     store_path,
@@ -98,7 +98,6 @@ from exporter.server import ExporterServer, Listener, ServerApp, ServerOptions, 
 from exporter.tail import LogFollower
 from exporter.typing import FeatureKind, FeatureKinds
 from exporter.webconfig import WebConfig, load_web_config
-from mlops_core.durations import format_duration
 from mlops_core.errors import MlopsError
 from mlops_core.profile import ReferenceProfile
 
@@ -187,11 +186,49 @@ class Exporter:
         """Everything that opens files, after the listener: the store, the follower, the
         ingestor, the collector and the server."""
         config = self.config
+        logs = config.logs
+        # Opened before any log file: a store that cannot be used is a one-line error at once.
+        stores = open_stores(config, states) if config.outcomes is not None else []
+        saved = self._open_logs(states)
+        self._models = ModelsView.of(states)
+        self.diagnostics = Diagnostics(
+            parse_features(states),
+            patterns=self.follower.patterns,
+            features_configured=all(m.features is not None for m in config.model_list()),
+        )
+        self.outcomes: ModelOutcomes | None = self._join_outcomes(states, stores)
+        self.diagnostics.skipped_at_start(
+            self.follower.skipped_at_start, self.follower.files_skipped_at_start, logs.state_file
+        )
+        if saved is not None:
+            _log_resumed(logs.state_file, len(saved.files), logs.start_position)
+        self.ingestor = Ingestor(
+            self.follower,
+            self.parser,
+            None,
+            self.counters,
+            state_file=logs.state_file,
+            checkpoint_interval=logs.checkpoint_interval,
+            diagnostics=self.diagnostics,
+            router=router,
+            models=states,
+            outcomes=self.outcomes,
+        )
+        self._rate: tuple[float, int] | None = None  # (monotonic time, lines) at the last pass
+        self._lines_per_second: float | None = None
+        self._unrouted_seen = 0
+        self._unrouted_logged = -float("inf")
+        self._serve(listener, web, web_config, version, exporter_metrics, enable_lifecycle)
+        self.scheduler = BackgroundScheduler(timezone="UTC")
+        self._ingest_thread = threading.Thread(target=self._ingest_loop, name="ingest")
+        self._ingest_thread.daemon = True
 
+    def _open_logs(self, states: list[ModelState]) -> Checkpoint | None:
+        """The follower (prediction and outcome files, one checkpoint), the parser and the
+        line counters, resumed from the checkpoint; returns the checkpoint read, if any."""
+        config = self.config
         logs = config.logs
         outcomes = config.outcomes
-        # Opened before any log file: a store that cannot be used is a one-line error at once.
-        stores = open_stores(config, states) if outcomes is not None else []
         patterns = list(logs.paths)
         if outcomes is not None:  # one follower, one checkpoint for both kinds of file
             patterns += [p for p in outcomes.paths if p not in patterns]
@@ -222,53 +259,43 @@ class Exporter:
                     state.monitor = Monitor(state.config, state.source.current, state.monitor.info)
         if not restored:
             self.counters.align_follower(self.follower.stats)
-        self._models = ModelsView.of(states)
-        self.diagnostics = Diagnostics(
-            parse_features(states),
-            patterns=patterns,
-            features_configured=all(m.features is not None for m in config.model_list()),
-        )
-        # With outcomes: each model's store, the rows the ingest loop gives it, its quality
-        # pass; a model's reference metrics and calibrator are its monitored version's.
-        self.outcomes: ModelOutcomes | None = None
-        if outcomes is not None:
-            assert isinstance(self.follower, IdentifyingFollower)
-            self.outcomes = ModelOutcomes(
-                # the current parser's verdicts: a new version may decode other features
-                config, states, stores, self.follower,
-                lambda lines: self.ingestor.parser.parse(lines), self.counters,
-                lambda: self.ingestor.router,
-            )  # fmt: skip
-            if logs.state_file is None:
-                log.warning(
-                    "outcomes_without_state_file",
-                    store=str(store_path(config, states[0].name)),
-                    hint="without logs.state_file a restart reads the logs again from "
-                    "logs.start_position: with 'beginning', every line is applied again and "
-                    "counted as a duplicate; set logs.state_file for exact counts",
-                )
-        self.diagnostics.skipped_at_start(
-            self.follower.skipped_at_start, self.follower.files_skipped_at_start, logs.state_file
-        )
-        if saved is not None:
-            _log_resumed(logs.state_file, len(saved.files), logs.start_position)
-        self.ingestor = Ingestor(
-            self.follower,
-            self.parser,
-            None,
-            self.counters,
-            state_file=logs.state_file,
-            checkpoint_interval=logs.checkpoint_interval,
-            diagnostics=self.diagnostics,
-            router=router,
-            models=states,
-            outcomes=self.outcomes,
-        )
-        self._rate: tuple[float, int] | None = None  # (monotonic time, lines) at the last pass
-        self._lines_per_second: float | None = None
-        self._unrouted_seen = 0
-        self._unrouted_logged = -float("inf")
+        return saved
 
+    def _join_outcomes(
+        self, states: list[ModelState], stores: list[OutcomeStore]
+    ) -> ModelOutcomes | None:
+        """With outcomes: each model's store, the rows the ingest loop gives it, its quality
+        pass; a model's reference metrics and calibrator are its monitored version's."""
+        config = self.config
+        if config.outcomes is None:
+            return None
+        assert isinstance(self.follower, IdentifyingFollower)
+        joined = ModelOutcomes(
+            # the current parser's verdicts: a new version may decode other features
+            config, states, stores, self.follower,
+            lambda lines: self.ingestor.parser.parse(lines), self.counters,
+            lambda: self.ingestor.router,
+        )  # fmt: skip
+        if config.logs.state_file is None:
+            log.warning(
+                "outcomes_without_state_file",
+                store=str(store_path(config, states[0].name)),
+                hint="without logs.state_file a restart reads the logs again from "
+                "logs.start_position: with 'beginning', every line is applied again and "
+                "counted as a duplicate; set logs.state_file for exact counts",
+            )
+        return joined
+
+    def _serve(
+        self,
+        listener: Listener,
+        web: ServerOptions,
+        web_config: WebConfig | None,
+        version: str,
+        exporter_metrics: bool,
+        enable_lifecycle: bool,
+    ) -> None:
+        """The collector, the encoder of its families, the landing page and the server."""
         self.collector = ExporterCollector(
             self._scrape,
             version=version,
@@ -304,9 +331,6 @@ class Exporter:
             ),
             web,
         )
-        self.scheduler = BackgroundScheduler(timezone="UTC")
-        self._ingest_thread = threading.Thread(target=self._ingest_loop, name="ingest")
-        self._ingest_thread.daemon = True
 
     # --- the parts --------------------------------------------------------------------------
 
@@ -438,71 +462,10 @@ class Exporter:
         return LandingPage(
             ", ".join(names),
             self._exporter_version,
-            self._summary(),
+            config_summary(self.config, self._models.states),
             self._telemetry_path,
             refresh_seconds=c.drift.interval,
         )
-
-    def _summary(self) -> list[tuple[str, str]]:
-        c = self.config
-        rows = [
-            ("config file", c.source),
-            ("logs.paths", ", ".join(c.logs.paths)),
-            ("logs.start_position", c.logs.start_position),
-            ("logs.state_file", c.logs.state_file or "(none)"),
-        ]
-        for m in self._models.states:
-            at = f"model {m.name}: " if len(self._models.states) > 1 else ""
-            if m.spec.match:
-                rows.append((f"{at}match", ", ".join(f"{k}={v}" for k, v in m.spec.match.items())))
-            rows += [
-                (f"{at}reference", m.source.describe()),
-                (f"{at}features", ", ".join(f"{n} ({k})" for n, k in m.features.items())),
-            ]
-        first = self._models.states[0]
-        level = first.monitor.settings.level(len(first.features))
-        rows += [
-            ("drift.interval", format_duration(c.drift.interval)),
-            ("drift.window", f"{c.drift.window.max_samples} samples, "
-             f"{format_duration(c.drift.window.max_age)}"),
-            ("drift.min_samples", str(c.drift.min_samples)),
-            ("drift.tolerance", f"numeric {c.drift.tolerance.numeric:g}, categorical "
-             f"{c.drift.tolerance.categorical:g}"),
-            ("drift.false_alarm_budget", f"{format_duration(c.drift.false_alarm_budget)} (level "
-             f"{level:.3g} per feature and pass)"),
-            ("drift.tests (reported)", ", ".join(c.drift.tests)),
-        ]  # fmt: skip
-        if c.outcomes is not None:
-            q = c.quality
-            several = len(self._models.states) > 1
-            for m in self._models.states:
-                at = f"model {m.name}: " if several else ""
-                settings = quality_settings(c, m)
-                reference = ", ".join(f"{k} {v:g}" for k, v in settings.reference.items())
-                if reference and not q.reference:
-                    reference += " (stored with the version in the registry)"
-                rows += [
-                    (f"{at}outcomes.store", str(store_path(c, m.name))),
-                    (f"{at}quality.reference", reference or "(none)"),
-                    (f"{at}estimated accuracy", "calibrated by the reference profile's "
-                     "calibrator" if calibrator(m.monitor.reference.profile) is not None
-                     else "raw confidence (the profile has no calibrator)"),
-                ]  # fmt: skip
-            q_level = self.quality_settings.level()
-            rows += [
-                ("outcomes.paths", ", ".join(c.outcomes.paths)),
-                ("outcomes.max_delay / early_grace", f"{format_duration(c.outcomes.max_delay)} / "
-                 f"{format_duration(c.outcomes.early_grace)}"),
-                ("outcomes.max_pending", str(c.outcomes.max_pending)),
-                ("quality.window", f"{q.window.max_samples} joined predictions"
-                 + ("" if q.window.max_age is None else f", {format_duration(q.window.max_age)}")),
-                ("quality.min_samples", str(q.min_samples)),
-                ("quality.max_drop", f"{q.max_drop:g}"),
-                ("quality.false_alarm_budget", format_duration(q.false_alarm_budget)
-                 + ("" if q_level is None else f" (level {q_level:.3g} per judged metric and"
-                    " pass)")),
-            ]  # fmt: skip
-        return rows
 
     def _live_figures(self) -> LiveFigures:
         served = self.ingestor.served()

@@ -12,6 +12,7 @@ import pytest
 from exporter import models as models_module
 from exporter.app import Exporter
 from exporter.config import load_config, load_reference
+from exporter.config_summary import config_summary
 from tests.e2e._exporter import append, lines_of, parse_metrics, traffic, write_config
 
 
@@ -117,7 +118,7 @@ def test_a_verdict_that_ends_is_logged_at_info_too() -> None:
 def test_the_landing_pages_config_summary_writes_durations_as_the_config_does(exporter) -> None:
     # It said "drift.false_alarm_budget 2.592e+06s" for the default 30d
     exp, _ = exporter
-    rows = dict(exp._summary())
+    rows = dict(config_summary(exp.config, exp.models))
     assert rows["drift.interval"] == "1h"
     assert rows["drift.window"] == "5000 samples, 1h"
     assert rows["drift.false_alarm_budget"].startswith("30d (level ")
