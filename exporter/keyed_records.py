@@ -197,18 +197,8 @@ class KeyedParser:
         decoded with the checks done by ``msgspec`` in C and its columns gathered without a
         Python object per line; any other block goes through :meth:`rows`.
         """
-        lines = block.split(b"\n")
-        if lines[-1] == b"":
-            lines.pop()
-        records: list[Any] | None = None
-        if all(lines) and not (
-            len(block) > self.max_line_bytes and has_line_longer_than(block, self.max_line_bytes)
-        ) and (block.isascii() or is_utf8(block)):  # fmt: skip
-            try:
-                records = self._typed.decode_lines(block)
-            except DECODE_ERRORS:
-                records = None
-        if records is None or len(records) != len(lines):
+        lines, records = self._whole(block, self._typed)
+        if records is None:
             return self._block_of_rows(block, source, start, batch, verdicts)
         now = self._clock()
         offsets = list(itertools.accumulate((len(line) + 1 for line in lines[:-1]), initial=start))
@@ -313,26 +303,30 @@ class KeyedParser:
 
     def _decode(self, block: bytes, start: int) -> tuple[list[bytes], list[int], list[Any]]:
         """The block's lines, their offsets and their records (None: not decodable)."""
+        lines, records = self._whole(block, self._decoder)
+        offsets = list(itertools.accumulate((len(line) + 1 for line in lines[:-1]), initial=start))
+        if records is None:
+            records = [self._decode_line(line) for line in lines]
+        return lines, offsets, records
+
+    def _whole(
+        self, block: bytes, decoder: msgspec.json.Decoder[Any]
+    ) -> tuple[list[bytes], list[Any] | None]:
+        """The block's lines, and their records decoded all at once by ``decoder``; None
+        when a line is empty, too long, not UTF-8 or not decodable, or the count differs
+        (then the caller goes line by line)."""
         lines = block.split(b"\n")
         if lines[-1] == b"":
             lines.pop()  # after the final newline
-        offsets = list(itertools.accumulate((len(line) + 1 for line in lines[:-1]), initial=start))
-        fast = (
-            all(lines)
-            and not (
-                len(block) > self.max_line_bytes
-                and has_line_longer_than(block, self.max_line_bytes)
-            )
-            and (block.isascii() or is_utf8(block))
-        )
-        if fast:
-            try:
-                records = self._decoder.decode_lines(block)
-                if len(records) == len(lines):
-                    return lines, offsets, records
-            except DECODE_ERRORS:
-                pass
-        return lines, offsets, [self._decode_line(line) for line in lines]
+        if not all(lines) or not (block.isascii() or is_utf8(block)):
+            return lines, None
+        if len(block) > self.max_line_bytes and has_line_longer_than(block, self.max_line_bytes):
+            return lines, None
+        try:
+            records = decoder.decode_lines(block)
+        except DECODE_ERRORS:
+            return lines, None
+        return lines, records if len(records) == len(lines) else None
 
     def _decode_line(self, line: bytes) -> Any:
         if not line or len(line) > self.max_line_bytes or not (line.isascii() or is_utf8(line)):

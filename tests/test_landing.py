@@ -4,6 +4,7 @@ bars, the unseen bucket), well-formed HTML with hostile names, and the cache per
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from html.parser import HTMLParser
 from types import MappingProxyType
 
@@ -199,8 +200,8 @@ def test_hostile_feature_and_category_names_are_text(hostile: str) -> None:
     assert "<script>" not in html and "<b>x" not in html and "<i>new" not in html
 
 
-def test_a_view_renders_the_histograms_once_per_snapshot(monkeypatch: pytest.MonkeyPatch) -> None:
-    charts, snap = _charts_and_snapshot()
+def _count_drawn(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The features whose histogram is drawn from now on, in order."""
     drawn: list[str] = []
     real = landing.feature_histogram_svg
 
@@ -209,6 +210,12 @@ def test_a_view_renders_the_histograms_once_per_snapshot(monkeypatch: pytest.Mon
         return real(*args, **kwargs)
 
     monkeypatch.setattr(landing, "feature_histogram_svg", counting)
+    return drawn
+
+
+def test_a_view_renders_the_histograms_once_per_snapshot(monkeypatch: pytest.MonkeyPatch) -> None:
+    charts, snap = _charts_and_snapshot()
+    drawn = _count_drawn(monkeypatch)
     current = {"snap": snap}
     lines = iter(range(100, 200))
     renderer = LandingRenderer(
@@ -221,11 +228,7 @@ def test_a_view_renders_the_histograms_once_per_snapshot(monkeypatch: pytest.Mon
     assert first.split("<h2>Drift</h2>")[1] == second.split("<h2>Drift</h2>")[1]
     assert _Tree(second).errors == []
 
-    current["snap"] = Snapshot(  # a new pass: a new snapshot object, drawn again
-        PASS_AT + 15, *(getattr(snap, f) for f in ("duration_seconds", "window_samples",
-                                                  "features", "missing_ratio",
-                                                  "latency_quantiles", "monitored", "level")),
-    )  # fmt: skip
+    current["snap"] = replace(snap, computed_at=PASS_AT + 15)  # a new pass: drawn again
     third = renderer.render().decode()
     assert len(drawn) == 4 and "12:00:15 UTC" in third
     renderer.page = _page(charts)  # a reload: a new page object, drawn again
@@ -240,22 +243,7 @@ def test_a_pass_draws_the_histograms_while_someone_watches_the_page(
     snapshot: warm() (called after each pass) draws them on the scheduler's thread, but only
     while the page has been viewed lately."""
     charts, snap = _charts_and_snapshot()
-    drawn: list[str] = []
-    real = landing.feature_histogram_svg
-
-    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
-        drawn.append(args[5])
-        return real(*args, **kwargs)
-
-    def next_pass(seconds: float) -> Snapshot:
-        return Snapshot(
-            PASS_AT + seconds, *(getattr(snap, f) for f in ("duration_seconds", "window_samples",
-                                                           "features", "missing_ratio",
-                                                           "latency_quantiles", "monitored",
-                                                           "level")),
-        )  # fmt: skip
-
-    monkeypatch.setattr(landing, "feature_histogram_svg", counting)
+    drawn = _count_drawn(monkeypatch)
     now = {"t": 0.0}
     current = {"snap": snap}
     renderer = LandingRenderer(
@@ -264,11 +252,11 @@ def test_a_pass_draws_the_histograms_while_someone_watches_the_page(
     assert renderer.warm() is False and drawn == []  # nobody has looked: nothing drawn
     renderer.render()
     assert len(drawn) == 2
-    current["snap"] = next_pass(15)
+    current["snap"] = replace(snap, computed_at=PASS_AT + 15)
     now["t"] = 15.0
     assert renderer.warm() is True and len(drawn) == 4  # drawn by the pass...
     assert "12:00:15 UTC" in renderer.render().decode() and len(drawn) == 4  # ...not the view
-    current["snap"] = next_pass(30)
+    current["snap"] = replace(snap, computed_at=PASS_AT + 30)
     now["t"] = 15.0 + landing.WARM_FOR + 1  # no view for longer than WARM_FOR
     assert renderer.warm() is False and len(drawn) == 4
     renderer.render()
