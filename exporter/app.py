@@ -55,7 +55,7 @@ from prometheus_client import CollectorRegistry
 
 from exporter import __version__
 from exporter.alerting import ExporterAlerts
-from exporter.checkpoint import Checkpoint, load_checkpoint
+from exporter.checkpoint import Checkpoint, hold_state_file, load_checkpoint
 from exporter.collectors import ExporterCollector, ModelFigures
 from exporter.config import ExporterConfig, PathSpec, load_config
 from exporter.config_summary import config_summary
@@ -162,6 +162,7 @@ class Exporter:
 
         # Listen before any log file is opened: the listener's descriptors come first.
         listener = bind(listen_address)
+        self._state_lock: int | None = None  # flock on <logs.state_file>.lock (hold_state_file)
         try:
             self._assemble(
                 states, router, listener, web or ServerOptions(), web_config, version,
@@ -169,6 +170,7 @@ class Exporter:
             )  # fmt: skip
         except BaseException:  # closed now, not by the collector at interpreter exit
             listener.close()
+            self._release_state_file()
             raise
 
     def _assemble(
@@ -187,6 +189,8 @@ class Exporter:
         ingestor, the collector and the server."""
         config = self.config
         logs = config.logs
+        # First: a second exporter on this state file (or store) stops here, touching nothing.
+        self._state_lock = hold_state_file(logs.state_file) if logs.state_file else None
         # Opened before any log file: a store that cannot be used is a one-line error at once.
         stores = open_stores(config, states) if config.outcomes is not None else []
         saved = self._open_logs(states)
@@ -816,7 +820,13 @@ class Exporter:
         if self.outcomes is not None:  # after a running quality pass
             self.outcomes.close()
         self.server.shutdown()
+        self._release_state_file()  # after the last checkpoint
         log.info("stopped")
+
+    def _release_state_file(self) -> None:
+        fd, self._state_lock = self._state_lock, None
+        if fd is not None:
+            os.close(fd)
 
     def run(self) -> int:
         """Start, wait for SIGTERM/SIGINT (or a fatal ingest error), stop; the exit status.

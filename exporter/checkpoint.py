@@ -39,7 +39,8 @@ from typing import Any
 
 import structlog
 
-from mlops_core._fsutil import atomic_write_bytes
+from exporter.errors import ConfigError
+from mlops_core._fsutil import atomic_write_bytes, hold_owner_lock, lock_owner
 
 FINGERPRINT_BYTES = 256
 """How many leading bytes of a file identify it (fewer while the file is shorter)."""
@@ -134,6 +135,37 @@ def _position(item: Mapping[str, Any]) -> FilePosition:
     if pos.parked not in ("", "idle", "over_limit"):
         raise ValueError(f"unknown parked state {pos.parked!r}")
     return pos
+
+
+def hold_state_file(state_file: str) -> int | None:
+    """Mark ``state_file`` as this process's for its life (``flock`` on ``<state_file>.lock``);
+    the descriptor to close at exit, or None when no lock file can be made.
+
+    Two exporters given one state file would overwrite each other's checkpoint, and each
+    would resume from the other's offsets and counters after a restart: counted lines lost
+    or counted twice, silently.  The second one is refused at start instead (a
+    :class:`ConfigError` naming the key and the holder's pid).  A directory where no lock
+    file can be created is logged and the exporter runs on unlocked, as it would have before:
+    its checkpoints will fail there too, and say so.
+    """
+    path = Path(state_file)
+    lock = path.with_name(path.name + ".lock")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = hold_owner_lock(lock)
+    except OSError as exc:
+        _log.warning(
+            "state_file_lock_failed", state_file=state_file, lock=str(lock), error=str(exc)
+        )
+        return None
+    if fd is None:
+        pid = lock_owner(lock)
+        holder = "another process" if pid is None else f"process {pid}"
+        raise ConfigError(
+            f"logs.state_file {state_file}: in use by {holder} (lock {lock}); every exporter "
+            "needs a state file of its own: two would overwrite each other's checkpoint"
+        )
+    return fd
 
 
 def load_checkpoint(state_file: str) -> Checkpoint | None:

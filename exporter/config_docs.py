@@ -44,7 +44,8 @@ KEY_DOCS: dict[str, str] = {
     "inode and fingerprints) and every counter's value, written at start, every "
     "`logs.checkpoint_interval` or 64 MiB read, and at shutdown, so a restart, even after "
     "SIGKILL, neither re-counts nor skips a line and no counter goes down; `/metrics` serves "
-    "the counters as last saved ([crash-safety.md](crash-safety.md))",
+    "the counters as last saved ([crash-safety.md](crash-safety.md)); one exporter per state "
+    "file (`flock` on `<state_file>.lock`: a second is refused at start)",
     "logs.max_line_bytes": 'longer lines are skipped and counted as `reason="too_long"`; '
     "accepts `64KiB`, `1MiB`",
     "logs.poll_interval": "how long the reader sleeps when the logs had nothing new",

@@ -58,6 +58,7 @@ from typing import Any, Final
 import numpy as np
 import orjson
 
+from mlops_core._fsutil import hold_owner_lock, lock_owner
 from mlops_core.errors import MlopsError
 
 SCHEMA_VERSION: Final = 2
@@ -389,6 +390,7 @@ class OutcomeStore:
         self._sources: dict[str, int] = {}  # cache of the sources table (reset on rollback)
         self._high: dict[str, int] = {}  # source -> highest offset applied (idem)
         self._classes: set[str] = set()  # cache of the classes table (reset on rollback)
+        self._lock_fd: int | None = None  # flock held for the store's life (_hold_lock)
         self._db = self._open()
         self._load_caches()
 
@@ -414,6 +416,15 @@ class OutcomeStore:
             raise self._fail(f"directory {parent} does not exist")
         if self.path.is_dir():
             raise self._fail("is a directory")
+        self._lock_fd = self._hold_lock()
+        try:
+            return self._open_checked()
+        except BaseException:
+            self._release_lock()
+            raise
+
+    def _open_checked(self) -> sqlite3.Connection:
+        """The writer connection, the file checked (or created) and the pragmas set."""
         try:
             conn = self._connect()
         except sqlite3.Error as exc:
@@ -434,6 +445,33 @@ class OutcomeStore:
             conn.close()
             raise
         return conn
+
+    @property
+    def lock_path(self) -> Path:
+        """The file whose ``flock`` marks the store as taken: ``<store>.lock``."""
+        return self.path.with_name(self.path.name + ".lock")
+
+    def _hold_lock(self) -> int:
+        """One writer per store, for its whole life: two exporters on one file would each
+        trust their own cached high-water offsets and apply the other's lines again, so a
+        second one is refused at start, naming the holder."""
+        try:
+            fd = hold_owner_lock(self.lock_path)
+        except OSError as exc:
+            raise self._fail(f"cannot create its lock file {self.lock_path}", exc) from exc
+        if fd is None:
+            pid = lock_owner(self.lock_path)
+            holder = "another process" if pid is None else f"process {pid}"
+            raise self._fail(
+                f"is in use by {holder} (lock {self.lock_path}); one exporter per store: "
+                "two writers would count lines twice"
+            )
+        return fd
+
+    def _release_lock(self) -> None:
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            os.close(fd)
 
     def _check_or_create(self, conn: sqlite3.Connection) -> None:
         """Refuse another database or a newer schema; create the schema in a new file."""
@@ -1104,6 +1142,7 @@ class OutcomeStore:
                 conn.close()
             self._readers.clear()
             self._db.close()
+            self._release_lock()  # last: the file is free once nothing of it is open
 
     def __enter__(self) -> OutcomeStore:
         return self

@@ -161,6 +161,42 @@ def exclusive_lock(lock_path: Path, timeout: float, what: str) -> Iterator[None]
         os.close(fd)  # closing the descriptor releases the lock
 
 
+def hold_owner_lock(lock_path: Path) -> int | None:
+    """Take ``flock(LOCK_EX)`` on ``lock_path`` for as long as the caller runs, or ``None``
+    when another open file holds it (see :func:`lock_owner` for whom).
+
+    For files that one process at a time may write for its whole life (the exporter's
+    checkpoint, an outcome store): a second writer would count every line twice, silently.
+    Returns the descriptor; closing it releases the lock, and so does the holder's death
+    (SIGKILL included), so a crash never leaves a stale lock behind.  The holder's pid is
+    written into the file, for the error message of the next one.
+    """
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | _NOFOLLOW | _CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    except OSError:  # a read-only file still locks; only the pid in the message is lost
+        pass
+    return fd
+
+
+def lock_owner(lock_path: Path) -> int | None:
+    """The pid :func:`hold_owner_lock` wrote into ``lock_path``, if it can be read."""
+    try:
+        text = lock_path.read_text(encoding="ascii", errors="replace").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
 # --- content hashing --------------------------------------------------------------------------
 
 

@@ -853,6 +853,47 @@ def test_a_store_path_that_is_a_directory_is_a_one_line_error(tmp_path: Path) ->
     _assert_one_line_error(info.value, tmp_path, "is a directory")
 
 
+def test_a_second_writer_of_one_store_is_refused_naming_the_holder(tmp_path: Path) -> None:
+    path = tmp_path / "outcomes.db"
+    with OutcomeStore(path) as first:
+        first.add_predictions([pred(1)])
+        with pytest.raises(OutcomeStoreError) as info:
+            OutcomeStore(path)  # another open of the file, as a second exporter would
+        _assert_one_line_error(info.value, path, f"is in use by process {os.getpid()}")
+        assert str(first.lock_path) in str(info.value)
+        assert first.add_predictions([pred(2)]).applied == 1  # the first one goes on
+    with OutcomeStore(path) as again:  # closed: free
+        assert again.stats().predictions_total == 2
+
+
+_HOLDER = r"""
+import sys, time
+sys.path.insert(0, {root!r})
+from exporter.outcomes import OutcomeStore
+store = OutcomeStore(sys.argv[1])
+print("ready", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_killed_writer_leaves_no_stale_lock(tmp_path: Path) -> None:
+    path = tmp_path / "outcomes.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER.format(root=str(REPO_ROOT)), str(path)],
+        stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        with pytest.raises(OutcomeStoreError) as info:
+            OutcomeStore(path)
+        _assert_one_line_error(info.value, path, f"is in use by process {proc.pid}")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    with OutcomeStore(path) as store:  # the kernel dropped the dead holder's lock
+        assert store.stats().predictions_total == 0
+
+
 def test_the_store_reopens_with_every_counter_kept(tmp_path: Path, clock: FakeClock) -> None:
     path = tmp_path / "o.db"
     with OutcomeStore(path, max_delay=3600, clock=clock) as store:

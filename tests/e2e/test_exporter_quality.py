@@ -331,6 +331,29 @@ def test_config_and_store_errors_are_one_line(tmp_path: Path) -> None:
     assert "is not an SQLite database" in line
 
 
+def test_a_second_exporter_on_the_same_state_file_or_store_is_refused(tmp_path: Path) -> None:
+    """Two sidecars given one state file (or one outcome store) would miscount, silently: the
+    second is a one-line error at start, and the first goes on serving."""
+    store = tmp_path / "state" / "shared.db"
+    config = quality_config(tmp_path, outcomes=f"{{store: {store}}}")
+    state = tmp_path / "state" / "checkpoint.json"
+    with running_exporter(config) as first:
+        line = one_line_error(run_exporter(f"--config.file={config}"))
+        assert f"logs.state_file {state}: in use by process {first.proc.pid}" in line
+        other = tmp_path / "other.yml"  # its own state file, the same store
+        other.write_text(config.read_text().replace(str(state), str(tmp_path / "other.json")))
+        line = one_line_error(run_exporter(f"--config.file={other}"))
+        assert f"outcome store {store}: is in use by process {first.proc.pid}" in line
+        assert first.get("/-/ready")[0] == 200
+        write(tmp_path / "logs" / "p.jsonl", [prediction("r1", time.time(), {"class": "a"})])
+        first.wait_for(
+            lambda s: s.get("mlops_predictions_awaiting_outcome", **M) == 1, what="it stored"
+        )
+    # stopped: both files are free for the next one
+    with running_exporter(config) as again:
+        assert again.get("/-/ready")[0] == 200
+
+
 def test_without_outcomes_the_quality_area_is_not_served(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     with running_exporter(config) as exp:
