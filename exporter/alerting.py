@@ -105,19 +105,25 @@ class ExporterAlerts:
 
     @classmethod
     def from_config(
-        cls, section: Mapping[str, Any], *, model: str, features: Mapping[str, str]
+        cls,
+        section: Mapping[str, Any],
+        *,
+        model: str,
+        features: Mapping[str, str],
+        at: str = "alerts",
     ) -> ExporterAlerts:
-        """Build from the ``alerts:`` section; errors become one :class:`ConfigError` line
-        naming the key (``alerts.thresholds.max_psi.warning: ...``)."""
+        """Build from the ``alerts:`` section (``at``: its key, ``models[1].alerts`` for an
+        entry's own); errors become one :class:`ConfigError` line naming the key
+        (``alerts.thresholds.max_psi.warning: ...``)."""
         try:
-            config = read_alerts_config(section, at="alerts")
+            config = read_alerts_config(section, at=at)
         except AlertConfigError as exc:
             raise ConfigError(str(exc)) from None
         known = known_figures(features)
         for name in config.thresholds:
             if name not in known:
                 raise ConfigError(
-                    f"alerts.thresholds.{name}: unknown figure; use one of "
+                    f"{at}.thresholds.{name}: unknown figure; use one of "
                     f"{', '.join(sorted(_GLOBAL_FIGURES))} or "
                     f"{'/'.join(p + ':' for p in _PER_FEATURE)} followed by a monitored "
                     "feature name"

@@ -691,6 +691,7 @@ class Exporter:
         states: list[ModelState] = []
         replaced: list[tuple[ModelState, ModelState]] = []  # (new state, the one it replaces)
         kept: list[str] = []
+        adopted: list[tuple[ModelState, ExporterConfig]] = []  # kept, with the new config
         for spec in new.model_list():
             view = new.for_model(spec)
             prev = old.get(spec.name)
@@ -707,6 +708,7 @@ class Exporter:
                         continue
                 states.append(prev)
                 kept.append(prev.name)
+                adopted.append((prev, view))
                 continue
             source = open_reference(spec.name, spec.reference, view, key=f"{spec.at}reference")
             state = ModelState(view, source, alerts=_alerts_for(view, source))
@@ -717,12 +719,14 @@ class Exporter:
         router = router_for(states)
         parser = parser_for(states, new)
         removed = [name for name in old if name not in {s.name for s in states}]
-        return _ReloadPlan(states, replaced, kept, removed, router, parser)
+        return _ReloadPlan(states, replaced, kept, removed, router, parser, adopted)
 
     def _apply(self, new: ExporterConfig, plan: _ReloadPlan) -> None:
         with self.ingestor.lock:  # between two batches: nothing counted twice or lost
             for state, prev in plan.replaced:
                 state.carry_from(prev)
+            for state, view in plan.adopted:
+                state.adopt(view)
             self.ingestor.set_models(plan.states, router=plan.router, parser=plan.parser)
             self.parser = plan.parser
             self._models = ModelsView.of(plan.states)
@@ -876,9 +880,11 @@ class _ReloadPlan:
         removed: list[str],
         router: Any,
         parser: Any,
+        adopted: list[tuple[ModelState, ExporterConfig]],
     ) -> None:
         self.states, self.replaced, self.kept, self.removed = states, replaced, kept, removed
         self.router, self.parser = router, parser
+        self.adopted = adopted  # kept models and the config each takes (ModelState.adopt)
 
 
 def open_references(config: ExporterConfig) -> list[ReferenceSource]:
@@ -894,12 +900,16 @@ def _alerts_for(config: ExporterConfig, source: ReferenceSource) -> ExporterAler
     """The model's in-process alerts (``alerts:`` applies to every model), or ``None``."""
     if not config.alerts:
         return None
+    own = config.model_list()[0].alerts is not None  # models[i].alerts: its key names it
     try:
         return ExporterAlerts.from_config(
-            config.alerts, model=config.model_name, features=source.current.features
+            config.alerts,
+            model=config.model_name,
+            features=source.current.features,
+            at=f"{config.at}alerts" if own else "alerts",
         )
     except ConfigError as exc:
-        if len(config.model_list()) == 1 and not config.at:
+        if own or (len(config.model_list()) == 1 and not config.at):
             raise
         raise ConfigError(f"{exc} (model {config.model_name!r})") from None
 

@@ -421,6 +421,20 @@ class _Model(Schema, frozen=True):
     version: Text | None = None  # a file reference's version (registry: the stage's)
 
 
+class _ModelQuality(Schema, frozen=True):
+    """``models[i].quality``: what differs from model to model (their reference metrics and
+    how far each may fall); the window and the budget stay the shared ``quality:``'s."""
+
+    reference: (
+        Annotated[
+            dict[str, schema.FiniteNumber],
+            Meta(description="a mapping of quality metric to its reference value"),
+        ]
+        | None
+    ) = None
+    max_drop: Annotated[schema.FiniteNumber, Meta(ge=0, description="a number >= 0")] | None = None
+
+
 class _ModelEntry(Schema, frozen=True):
     """One entry of ``models:`` as written."""
 
@@ -431,6 +445,9 @@ class _ModelEntry(Schema, frozen=True):
     )
     version: Text | None = None
     features: Any = None  # free-form: read by _features()
+    quality: _ModelQuality | None = None
+    # free-form like the top level's alerts: (read once the model's features are known)
+    alerts: Annotated[dict[str, Any], Meta(description="a mapping")] | None = None
 
 
 @dataclass(frozen=True)
@@ -449,6 +466,9 @@ class ModelConfig:
     features: tuple[FeatureConfig, ...] | None = None
     version: str | None = None
     at: str = ""
+    quality_reference: Mapping[str, float] | None = None  # models[i].quality.reference
+    quality_max_drop: float | None = None  # models[i].quality.max_drop
+    alerts: Mapping[str, Any] | None = None  # models[i].alerts: instead of the shared alerts:
 
 
 class _File(Schema, frozen=True, kw_only=True):
@@ -515,7 +535,8 @@ class ExporterConfig(msgspec.Struct, frozen=True):
         return (only,)
 
     def for_model(self, model: ModelConfig) -> ExporterConfig:
-        """The config as ``model`` sees it: its name, reference, features and version."""
+        """The config as ``model`` sees it: its name, reference, features and version, and
+        its own ``alerts`` when its entry has them (else the shared section)."""
         ref = model.reference
         return msgspec.structs.replace(
             self,
@@ -525,6 +546,7 @@ class ExporterConfig(msgspec.Struct, frozen=True):
             model_version=model.version,
             at=model.at,
             models=(model,),
+            alerts=self.alerts if model.alerts is None else model.alerts,
         )
 
 
@@ -776,6 +798,9 @@ def _models(
                 _features(f"{at}features", entry.features),
                 entry.version,
                 at,
+                None if entry.quality is None else entry.quality.reference,
+                None if entry.quality is None else entry.quality.max_drop,
+                entry.alerts,
             )
         )
     return tuple(out)
@@ -830,8 +855,14 @@ def _check_outcomes(read: _File, from_env: Mapping[str, str]) -> None:
     def key(name: str) -> str:
         return from_env.get(name, name)
 
-    if read.quality is not None and read.outcomes is None:
-        at = next((v for k, v in from_env.items() if k.startswith("quality.")), "quality")
+    per_model = [
+        (f"models[{i}].quality", entry.quality)
+        for i, entry in enumerate(read.models or ())
+        if entry.quality is not None
+    ]
+    if (read.quality is not None or per_model) and read.outcomes is None:
+        at = next((v for k, v in from_env.items() if k.startswith("quality.")), None)
+        at = at or ("quality" if read.quality is not None else per_model[0][0])
         raise ConfigError(
             f"{at}: needs an outcomes: section (quality is computed from outcome records "
             "joined to their predictions; `outcomes: {}` turns it on with its defaults)"
@@ -856,8 +887,14 @@ def _check_outcomes(read: _File, from_env: Mapping[str, str]) -> None:
             f"{key('quality.window.max_age')}: must be at least drift.interval "
             f"({quality.window.max_age}s < {interval}s)"
         )
-    at = key("quality.reference")
-    for metric, value in quality.reference.items():
+    _check_quality_reference(key("quality.reference"), quality.reference)
+    for at, entry in per_model:
+        _check_quality_reference(f"{at}.reference", entry.reference or {})
+
+
+def _check_quality_reference(at: str, reference: Mapping[str, float]) -> None:
+    """Every metric of a ``reference:`` mapping known and within its range (``at``: its key)."""
+    for metric, value in reference.items():
         if metric not in QUALITY_METRICS:
             hint = schema.did_you_mean(metric, QUALITY_METRICS)
             known = hint or f" (one of: {', '.join(QUALITY_METRICS)})"

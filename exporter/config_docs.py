@@ -68,11 +68,14 @@ KEY_DOCS: dict[str, str] = {
     "stage (one small read, one `GET` on S3); a new version is monitored within this "
     "interval",
     "models": "several models from one exporter: a list of `{name, reference, match, "
-    "version, features}`, each entry as `model.name`, `reference.*`, `model.version` and "
-    "`features` above; `match: {field: value}` selects a model's records by top-level "
-    "record fields (first listed match wins, values compared as text; no `match`: every "
-    "record); records no model matches are counted in `mlops_log_lines_unrouted_total` "
-    "([registry.md](registry.md#several-models))",
+    "version, features, quality, alerts}`, each entry as `model.name`, `reference.*`, "
+    "`model.version` and `features` above; `match: {field: value}` selects a model's "
+    "records by top-level record fields (first listed match wins, values compared as text; "
+    "no `match`: every record); records no model matches are counted in "
+    "`mlops_log_lines_unrouted_total` ([registry.md](registry.md#several-models)); "
+    "`quality: {reference: {metric: value}, max_drop: D}` overrides `quality.reference` and "
+    "`quality.max_drop` for that model ([quality.md](quality.md#several-models)), and "
+    "`alerts: {...}` is used instead of the shared `alerts` ([alerting.md](alerting.md))",
     "features": "mapping `name: {type: numeric\\|categorical, tolerance: D, monitor: "
     "true\\|false}` (or `name: numeric`, or a plain list of names); a feature the reference "
     "lacks is a config error; for raw reference data the type given here is used to profile "

@@ -103,10 +103,18 @@ def open_stores(config: ExporterConfig, models: Sequence[ModelState]) -> list[Ou
 
 
 def quality_settings(config: ExporterConfig, model: ModelState | None) -> QualitySettings:
-    """The quality pass's settings for ``model``: ``quality.reference`` (shared by every
-    model), or else the metrics the registry stored with the model's monitored version
-    (``mlops validate --register``)."""
+    """The quality pass's settings for ``model``.  Its reference metrics: the model's own
+    ``models[i].quality.reference``, else ``quality.reference`` (shared by every model), else
+    the metrics the registry stored with its monitored version (``mlops validate
+    --register``); ``max_drop`` likewise its own, else the shared one."""
     settings = QualitySettings.from_config(config)
+    spec = None if model is None else model.spec
+    if spec is not None and spec.quality_max_drop is not None:
+        settings = dataclasses.replace(settings, max_drop=spec.quality_max_drop)
+    if spec is not None and spec.quality_reference:
+        return dataclasses.replace(
+            settings, reference=MappingProxyType(dict(spec.quality_reference))
+        )
     stored = None if model is None else model.monitor.reference.metrics
     if settings.reference or not stored:
         return settings

@@ -195,6 +195,13 @@ class ModelState:
             for reason, count in previous.poll_errors.items():
                 self.poll_errors[reason] = self.poll_errors.get(reason, 0) + count
 
+    def adopt(self, config: ExporterConfig) -> None:
+        """Take a reloaded config that :meth:`same_settings` found changes nothing here: the
+        window and counters stay, and what is read per pass (the entry's ``quality``, its
+        place in the list) is the new one's."""
+        self.config = config
+        self.spec = config.model_list()[0]
+
     # --- the drift pass ---------------------------------------------------------------------
 
     def drift_pass(self) -> Snapshot | None:
@@ -219,8 +226,14 @@ class ModelState:
     def same_settings(self, other: ExporterConfig) -> bool:
         """Whether ``other`` (a reloaded config, as this model sees it) changes nothing here."""
         mine, theirs = self.config, other
-        # where the entry sits in the list (its error lines' prefix) is not a setting
-        ours, new = (dataclasses.replace(c.model_list()[0], at="") for c in (mine, theirs))
+        # where the entry sits in the list (its error lines' prefix) is not a setting here,
+        # nor its quality: the quality pass reads it afresh each time (see adopt)
+        ours, new = (
+            dataclasses.replace(
+                c.model_list()[0], at="", quality_reference=None, quality_max_drop=None
+            )
+            for c in (mine, theirs)
+        )
         return (
             ours == new
             and mine.drift == theirs.drift

@@ -158,3 +158,32 @@ def test_one_models_failed_quality_pass_leaves_the_others(
     finally:
         exp.stop()
     exp.quality_pass()  # after stop: nothing, no error
+
+
+def test_a_reload_of_one_entrys_quality_keeps_the_model_and_judges_by_the_new_reference(
+    tmp_path: Path,
+) -> None:
+    from exporter.app import build_exporter
+    from tests.e2e.test_exporter_quality_models import two_models_config
+
+    config = two_models_config(tmp_path)
+    exp = build_exporter(config, "127.0.0.1:0", None, {})
+    try:
+        churn = exp.models[0]
+        assert model_outcomes.quality_settings(exp.config, exp.models[0]).reference == {}
+        config.write_text(
+            config.read_text().replace(
+                "match: {service: churn-api}\n",
+                "match: {service: churn-api}\n    quality: {reference: {accuracy: 0.9}}\n",
+            )
+        )
+        assert exp.reload() is None
+        assert exp.models[0] is churn  # kept: its window and counters stay
+        assert dict(model_outcomes.quality_settings(exp.config, exp.models[0]).reference) == {
+            "accuracy": 0.9
+        }
+        assert model_outcomes.quality_settings(exp.config, exp.models[1]).reference == {}
+        exp.quality_pass()
+        assert dict(exp.quality_of("churn").reference) == {"accuracy": 0.9}
+    finally:
+        exp.stop()

@@ -231,3 +231,49 @@ def test_a_model_name_that_cannot_name_its_store_is_refused(tmp_path: Path, name
     text = TWO_MODELS.replace("fraud-v2.eu", repr(name) if " " in name else name)
     error = config_error(write_yaml(tmp_path, text))
     assert f"models[1].name: {name!r}: with outcomes: and several models" in error
+
+
+def test_a_model_entry_may_carry_its_own_quality_reference_and_max_drop(tmp_path: Path) -> None:
+    text = TWO_MODELS.replace(
+        "match: {service: churn-api}}",
+        "match: {service: churn-api}, quality: {reference: {accuracy: 0.87}, max_drop: 0.02}}",
+    )
+    cfg = load_config(write_yaml(tmp_path, text + "quality: {reference: {accuracy: 0.5}}\n"), {})
+    churn, fraud = cfg.model_list()
+    assert (churn.quality_reference, churn.quality_max_drop) == ({"accuracy": 0.87}, 0.02)
+    assert (fraud.quality_reference, fraud.quality_max_drop) == (None, None)
+    assert cfg.quality.reference == {"accuracy": 0.5}  # the shared one, for fraud
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        (
+            "quality: {reference: {acuracy: 0.9}}",
+            "models[1].quality.reference.acuracy: unknown quality metric (did you mean "
+            "'accuracy'?)",
+        ),
+        (
+            "quality: {reference: {accuracy: 87}}",
+            "models[1].quality.reference.accuracy: must lie in [0, 1], got 87",
+        ),
+        ("quality: {max_drop: -1}", "models[1].quality.max_drop: expected a number >= 0"),
+        ("quality: {min_samples: 5}", "models[1].quality.min_samples: unknown key"),
+    ],
+)
+def test_a_model_entrys_quality_errors_name_the_entry(
+    tmp_path: Path, entry: str, expected: str
+) -> None:
+    text = TWO_MODELS.replace(
+        "match: {service: fraud-api}}", f"match: {{service: fraud-api}}, {entry}}}"
+    )
+    assert expected in config_error(write_yaml(tmp_path, text))
+
+
+def test_a_model_entrys_quality_needs_the_outcomes_section(tmp_path: Path) -> None:
+    text = TWO_MODELS.replace("outcomes: {}\n", "").replace(
+        "match: {service: fraud-api}}", "match: {service: fraud-api}, quality: {max_drop: 0.1}}"
+    )
+    assert "models[1].quality: needs an outcomes: section" in config_error(
+        write_yaml(tmp_path, text)
+    )

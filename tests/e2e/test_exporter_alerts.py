@@ -145,3 +145,52 @@ def test_bad_alerts_section_is_one_line(tmp_path: Path, section: str, needle: st
     config = _with_alerts(tmp_path, section)
     line = one_line_error(run_exporter(f"--config.file={config}"))
     assert needle in line
+
+
+def _two_models(tmp_path: Path, churn_extra: str = "", top: str = "") -> Path:
+    """churn monitors x, y and plan; fraud only x (features: differ by model)."""
+    config = write_config(tmp_path)
+    text = (
+        config.read_text()
+        .replace("model: {name: e2e}\n", "")
+        .replace(
+            "reference: {path: ref.csv}\n",
+            "models:\n"
+            "  - {name: churn, reference: {path: ref.csv}, match: {service: churn-api}"
+            f"{churn_extra}}}\n"
+            "  - {name: fraud, reference: {path: ref.csv}, match: {service: fraud-api},"
+            " features: {x: numeric}}\n",
+        )
+    )
+    config.write_text(text + top, encoding="utf-8")
+    return config
+
+
+def test_each_model_may_have_alerts_of_its_own(tmp_path: Path, receiver) -> None:
+    """An alert on a feature only one model monitors: as the shared alerts: section it is
+    refused (the other model has no such feature); as that model's own it is delivered,
+    with that model's label only."""
+    rule = "thresholds: {drifted:y: {warning: 0.5}}"
+    shared = _two_models(tmp_path, top=f"alerts: {{{rule}}}\n")
+    line = one_line_error(run_exporter(f"--config.file={shared}"))
+    assert "alerts.thresholds.drifted:y: unknown figure" in line and "(model 'fraud')" in line
+    hook = f"webhook: {{url: '{receiver.url}', timeout: 2, retries: 1}}"
+    config = _two_models(tmp_path, churn_extra=f", alerts: {{{rule}, {hook}}}")
+    recs, _ = traffic(600, shift_y=6.0)
+    routed = [{**r, "service": s} for r in recs for s in ("churn-api", "fraud-api")]
+    append(tmp_path / "logs" / "a.jsonl", lines_of(routed))
+    exp = start_exporter(config)
+    try:
+        exp.wait_for(lambda s: (s.get("mlops_features_drifted", model="churn") or 0) >= 1)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not receiver.alerts():
+            time.sleep(0.1)
+        alerts = receiver.alerts()
+        assert [a["metric"] for a in alerts] == ["drifted:y"], alerts
+        assert {p["labels"]["model"] for p in receiver.payloads} == {"churn"}
+    finally:
+        assert exp.stop() == 0
+    bad = _two_models(tmp_path, churn_extra=", alerts: {thresholds: {psi:nope: {warning: 1}}}")
+    line = one_line_error(run_exporter(f"--config.file={bad}"))
+    assert "models[0].alerts.thresholds.psi:nope: unknown figure" in line
+    assert "(model" not in line  # its key already names the entry

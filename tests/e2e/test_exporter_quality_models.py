@@ -155,6 +155,40 @@ def test_two_models_in_one_file_each_joined_to_its_own_outcomes(tmp_path: Path) 
     assert stores == ["checkpoint.outcomes.churn.db", "checkpoint.outcomes.fraud.db"]
 
 
+def test_each_model_is_judged_against_its_own_quality_reference(tmp_path: Path) -> None:
+    """``models[i].quality`` overrides the shared reference and max_drop, model by model."""
+    cfg = two_models_config(tmp_path)
+    text = cfg.read_text().replace(
+        "quality: {min_samples: 50}", "quality: {min_samples: 50, reference: {accuracy: 0.3}}"
+    )
+    own = {  # churn (~0.8 right) against a perfect 1.0; fraud (~0.45) may fall far
+        "churn": "{reference: {accuracy: 1.0}, max_drop: 0}",
+        "fraud": "{reference: {accuracy: 0.9}, max_drop: 0.5}",
+    }
+    for m, quality in own.items():
+        text = text.replace(
+            f"match: {{service: {m}-api}}\n",
+            f"match: {{service: {m}-api}}\n    quality: {quality}\n",
+        )
+    cfg.write_text(text)
+    log = tmp_path / "logs" / "app.jsonl"
+    churn, fraud = Traffic("churn", 300, seed=1), Traffic("fraud", 300, seed=2)
+    with running_exporter(cfg) as exp:
+        write(log, interleave(churn.predictions(range(300)), fraud.predictions(range(300))))
+        write(log, interleave(churn.outcomes(range(300)), fraud.outcomes(range(300))))
+        s = exp.wait_for(lambda s: settled(s, {"churn": 300, "fraud": 300}), what="both windows")
+        s = exp.wait_for(
+            lambda s: s.get("mlops_model_quality_degraded", model="churn", metric="accuracy") == 1,
+            what="churn degraded",
+        )
+    ref = {m: s.get("mlops_model_quality_reference", model=m, metric="accuracy") for m in MODELS}
+    assert ref == {"churn": 1.0, "fraud": 0.9}  # each its own, not the shared 0.3
+    assert served(s, "churn")["accuracy"] == pytest.approx(churn.want(range(300))["accuracy"])
+    # fraud is ~0.45 against 0.9: degraded with the shared max_drop (0.05), not with its 0.5
+    assert served(s, "fraud")["accuracy"] < 0.6
+    assert s.get("mlops_model_quality_degraded", model="fraud", metric="accuracy") == 0
+
+
 def test_a_restart_keeps_both_quality_windows(tmp_path: Path) -> None:
     cfg = two_models_config(tmp_path)
     log = tmp_path / "logs" / "app.jsonl"
