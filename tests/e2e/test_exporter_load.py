@@ -235,6 +235,47 @@ def test_hundreds_of_slow_connections_cost_no_threads_and_scrapes_stay_fast(
         assert max(latencies) < 1.0, latencies
 
 
+SLOW = 4000
+"""The issue's own size: 4,000 connections that send half a request head and wait."""
+
+
+def _raise_open_files_limit(needed: int) -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < needed:
+        assert hard == resource.RLIM_INFINITY or hard >= needed, (
+            f"this test opens {needed} sockets; the hard open-files limit is {hard}"
+        )
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+
+
+def test_four_thousand_slow_connections_leave_scrapes_fast(tmp_path: Path) -> None:
+    _raise_open_files_limit(SLOW + 200)
+    with running_exporter(write_config(tmp_path)) as exp:
+        port = port_of(exp)
+        threads_before, rss_before = process_status(exp.proc.pid)
+        slow: list[RawConnection] = []
+        try:
+            for _ in range(SLOW):
+                conn = RawConnection(port)
+                slow.append(conn)
+                conn.send(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # never finished
+            threads, rss = process_status(exp.proc.pid)
+            during = [timed_get(port) for _ in range(5)]
+        finally:
+            for conn in slow:
+                conn.close()
+        time.sleep(0.5)
+        after = [timed_get(port) for _ in range(5)]
+    assert all(status == 200 for status, _, _ in during + after)
+    worst_during = max(t for _, t, _ in during)
+    worst_after = max(t for _, t, _ in after)
+    assert worst_during < 1.0 and worst_after < 1.0, (worst_during, worst_after)
+    assert threads <= threads_before + 2, f"{threads_before} -> {threads} threads"
+    assert rss - rss_before < 60 << 20, f"RSS grew {(rss - rss_before) >> 20} MB"
+
+
 def test_a_burst_of_connects_fits_in_the_listen_backlog(tmp_path: Path) -> None:
     # With the process stopped nothing is accepted: only the backlog holds the connects.
     # A backlog of 5 completes about 6 of them; the others wait for a retried SYN.
