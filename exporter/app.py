@@ -163,6 +163,7 @@ class Exporter:
         # Listen before any log file is opened: the listener's descriptors come first.
         listener = bind(listen_address)
         self._state_lock: int | None = None  # flock on <logs.state_file>.lock (hold_state_file)
+        self._stores: list[OutcomeStore] = []  # opened by _assemble (closed if it fails)
         try:
             self._assemble(
                 states, router, listener, web or ServerOptions(), web_config, version,
@@ -170,6 +171,8 @@ class Exporter:
             )  # fmt: skip
         except BaseException:  # closed now, not by the collector at interpreter exit
             listener.close()
+            for store in self._stores:  # and their locks released: a retry may open them
+                store.close()
             self._release_state_file()
             raise
 
@@ -193,6 +196,7 @@ class Exporter:
         self._state_lock = hold_state_file(logs.state_file) if logs.state_file else None
         # Opened before any log file: a store that cannot be used is a one-line error at once.
         stores = open_stores(config, states) if config.outcomes is not None else []
+        self._stores = stores
         saved = self._open_logs(states)
         self._models = ModelsView.of(states)
         self.diagnostics = Diagnostics(

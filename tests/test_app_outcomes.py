@@ -187,3 +187,19 @@ def test_a_reload_of_one_entrys_quality_keeps_the_model_and_judges_by_the_new_re
         assert dict(exp.quality_of("churn").reference) == {"accuracy": 0.9}
     finally:
         exp.stop()
+
+
+def test_a_start_that_fails_after_the_store_opened_leaves_it_free(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = quality_config(tmp_path, interval="1h")
+
+    def broken(self, states):
+        raise OSError("the log volume is gone")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Exporter, "_open_logs", broken)
+        with pytest.raises(OSError, match="log volume"):
+            build(config)
+    exp = build(config)  # the same process again: the store and the state file are free
+    exp.stop()
