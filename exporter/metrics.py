@@ -315,8 +315,9 @@ CATALOG: tuple[MetricSpec, ...] = (
     ),
     MetricSpec(
         "mlops_model_quality_reference", "gauge",
-        "Reference value of a quality metric, from quality.reference.",
-        _MM, "quality", served="with outcomes and a quality.reference",
+        "Reference value of a quality metric: the model's models[i].quality.reference, else "
+        "quality.reference, else the metrics the registry stored with its version.",
+        _MM, "quality", served="with outcomes and a reference",
     ),
     MetricSpec(
         "mlops_model_quality_degraded", "gauge",
