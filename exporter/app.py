@@ -661,7 +661,8 @@ class Exporter:
         """Read the config file and the references again; ``None`` when applied, else why not.
 
         A model whose settings (its entry, ``drift``, ``latency``, ``prediction``,
-        ``alerts``) and reference are unchanged keeps its window, counters and snapshot; a
+        ``alerts``) and reference are unchanged keeps its window, counters and snapshot (a
+        change of the entry's ``quality`` alone too: the quality pass reads it afresh); a
         file reference is read again and a registry stage polled.  A changed model gets a
         new window, its counters carrying on where they fit; a new model starts at zero; a
         removed one is dropped with its series.  Anything that cannot be used (a bad key, an
