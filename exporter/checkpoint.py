@@ -159,11 +159,9 @@ def hold_state_file(state_file: str) -> int | None:
         )
         return None
     if fd is None:
-        pid = lock_owner(lock)
-        holder = "another process" if pid is None else f"process {pid}"
         raise ConfigError(
-            f"logs.state_file {state_file}: in use by {holder} (lock {lock}); every exporter "
-            "needs a state file of its own: two would overwrite each other's checkpoint"
+            f"logs.state_file {state_file}: in use by {lock_owner(lock)} (lock {lock}); every "
+            "exporter needs a state file of its own: two would overwrite each other's checkpoint"
         )
     return fd
 

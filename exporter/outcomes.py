@@ -460,11 +460,9 @@ class OutcomeStore:
         except OSError as exc:
             raise self._fail(f"cannot create its lock file {self.lock_path}", exc) from exc
         if fd is None:
-            pid = lock_owner(self.lock_path)
-            holder = "another process" if pid is None else f"process {pid}"
             raise self._fail(
-                f"is in use by {holder} (lock {self.lock_path}); one exporter per store: "
-                "two writers would count lines twice"
+                f"is in use by {lock_owner(self.lock_path)} (lock {self.lock_path}); one exporter "
+                "per store: two writers would count lines twice"
             )
         return fd
 

@@ -188,13 +188,14 @@ def hold_owner_lock(lock_path: Path) -> int | None:
     return fd
 
 
-def lock_owner(lock_path: Path) -> int | None:
-    """The pid :func:`hold_owner_lock` wrote into ``lock_path``, if it can be read."""
+def lock_owner(lock_path: Path) -> str:
+    """Who holds ``lock_path``, for an error message: ``process <pid>`` as
+    :func:`hold_owner_lock` wrote it, or ``another process`` when it cannot be read."""
     try:
         text = lock_path.read_text(encoding="ascii", errors="replace").strip()
     except OSError:
-        return None
-    return int(text) if text.isdigit() else None
+        text = ""
+    return f"process {text}" if text.isdigit() else "another process"
 
 
 # --- content hashing --------------------------------------------------------------------------

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
+import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -60,6 +62,23 @@ def require_binary(name: str) -> str:
 @pytest.fixture
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+@contextlib.contextmanager
+def holding_process(code: str, *args: str) -> Iterator[subprocess.Popen[str]]:
+    """A child Python running ``code`` (the repository importable, ``args`` as its argv[1:]),
+    once it has printed ``ready``; SIGKILLed on exit, as a crash would end it."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(REPO_ROOT)!r})\n{code}",
+         *args],
+        stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
 
 
 def write_yaml(directory: Path, text: str, name: str = "config.yml") -> Path:

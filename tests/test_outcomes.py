@@ -35,7 +35,7 @@ from exporter.outcomes import (
     PredictionRow,
 )
 from mlops_core.errors import MlopsError
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, holding_process
 
 T0 = 1_700_000_000.0
 
@@ -866,9 +866,8 @@ def test_a_second_writer_of_one_store_is_refused_naming_the_holder(tmp_path: Pat
         assert again.stats().predictions_total == 2
 
 
-_HOLDER = r"""
-import sys, time
-sys.path.insert(0, {root!r})
+_HOLDER = """
+import time
 from exporter.outcomes import OutcomeStore
 store = OutcomeStore(sys.argv[1])
 print("ready", flush=True)
@@ -878,18 +877,10 @@ time.sleep(120)
 
 def test_a_killed_writer_leaves_no_stale_lock(tmp_path: Path) -> None:
     path = tmp_path / "outcomes.db"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _HOLDER.format(root=str(REPO_ROOT)), str(path)],
-        stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    with holding_process(_HOLDER, str(path)) as proc:
         with pytest.raises(OutcomeStoreError) as info:
             OutcomeStore(path)
         _assert_one_line_error(info.value, path, f"is in use by process {proc.pid}")
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
     with OutcomeStore(path) as store:  # the kernel dropped the dead holder's lock
         assert store.stats().predictions_total == 0
 

@@ -8,9 +8,6 @@ second one is refused at start; a dead holder (SIGKILL) leaves no stale lock.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +15,7 @@ from structlog.testing import capture_logs
 
 from exporter.checkpoint import hold_state_file
 from exporter.errors import ConfigError
-from tests.conftest import REPO_ROOT
+from tests.conftest import holding_process
 
 
 def test_a_second_holder_is_a_config_error_naming_the_key_and_the_pid(tmp_path: Path) -> None:
@@ -39,9 +36,8 @@ def test_a_second_holder_is_a_config_error_naming_the_key_and_the_pid(tmp_path: 
     os.close(again)
 
 
-_HOLDER = r"""
-import sys, time
-sys.path.insert(0, {root!r})
+_HOLDER = """
+import time
 from exporter.checkpoint import hold_state_file
 assert hold_state_file(sys.argv[1]) is not None
 print("ready", flush=True)
@@ -51,18 +47,12 @@ time.sleep(120)
 
 def test_a_killed_holder_leaves_no_stale_lock(tmp_path: Path) -> None:
     state = tmp_path / "positions.json"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _HOLDER.format(root=str(REPO_ROOT)), str(state)],
-        stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-        with pytest.raises(ConfigError, match=f"in use by process {proc.pid}"):
-            hold_state_file(str(state))
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    fd = hold_state_file(str(state))
+    with (
+        holding_process(_HOLDER, str(state)) as proc,
+        pytest.raises(ConfigError, match=f"in use by process {proc.pid}"),
+    ):
+        hold_state_file(str(state))
+    fd = hold_state_file(str(state))  # the kernel dropped the dead holder's lock
     assert fd is not None
     os.close(fd)
 
