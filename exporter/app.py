@@ -568,11 +568,15 @@ class Exporter:
             return
         spec = self.config.outcomes
         assert spec is not None
+        grace = max(
+            (m.config.outcomes.early_grace for m in self._models.states if m.config.outcomes),
+            default=spec.early_grace,
+        )
         try:
             self.diagnostics.outcomes(
                 outcomes.stats(),
                 predictions_read=self._predictions_read(),
-                wait=max(spec.early_grace, self.config.drift.interval),
+                wait=max(grace, self.config.drift.interval),
                 patterns=spec.paths,
             )
         except Exception as exc:  # the checks must never stop a pass
@@ -679,6 +683,11 @@ class Exporter:
                     )
                 if self.outcomes is not None:
                     self.outcomes.check_reload(new)
+                elif new.outcomes is not None:
+                    raise ConfigError(
+                        "outcomes: adding the section needs a restart (the outcome stores and"
+                        " the outcome follower are opened at start); nothing reloaded"
+                    )
                 plan = self._plan(new)
             except MlopsError as exc:
                 log.error("reload_failed", config_file=self.config.source, error=str(exc))
@@ -736,6 +745,8 @@ class Exporter:
             self.parser = plan.parser
             self._models = ModelsView.of(plan.states)
             self.config = new
+            if self.outcomes is not None:
+                self.outcomes.apply_limits(plan.states)
         self.landing.page = self._landing_page()
         self._warm()
         if self.scheduler.running:

@@ -435,6 +435,17 @@ class _ModelQuality(Schema, frozen=True):
     max_drop: Annotated[schema.FiniteNumber, Meta(ge=0, description="a number >= 0")] | None = None
 
 
+class _ModelOutcomes(Schema, frozen=True):
+    """``models[i].outcomes``: the limits that differ from model to model (one model's labels
+    come within hours, another's take weeks); where outcomes are read (``paths``) and stored
+    (``store``) stay the shared ``outcomes:``'s: one feed of outcome lines, one store per
+    model beside ``outcomes.store``."""
+
+    max_delay: Seconds | None = None
+    max_pending: PositiveInt | None = None
+    early_grace: schema.Duration | None = None
+
+
 class _ModelEntry(Schema, frozen=True):
     """One entry of ``models:`` as written."""
 
@@ -446,6 +457,7 @@ class _ModelEntry(Schema, frozen=True):
     version: Text | None = None
     features: Any = None  # free-form: read by _features()
     quality: _ModelQuality | None = None
+    outcomes: _ModelOutcomes | None = None
     # free-form like the top level's alerts: (read once the model's features are known)
     alerts: Annotated[dict[str, Any], Meta(description="a mapping")] | None = None
 
@@ -469,6 +481,7 @@ class ModelConfig:
     quality_reference: Mapping[str, float] | None = None  # models[i].quality.reference
     quality_max_drop: float | None = None  # models[i].quality.max_drop
     alerts: Mapping[str, Any] | None = None  # models[i].alerts: instead of the shared alerts:
+    outcomes: _ModelOutcomes | None = None  # models[i].outcomes: its own limits, else the shared
 
 
 class _File(Schema, frozen=True, kw_only=True):
@@ -535,9 +548,16 @@ class ExporterConfig(msgspec.Struct, frozen=True):
         return (only,)
 
     def for_model(self, model: ModelConfig) -> ExporterConfig:
-        """The config as ``model`` sees it: its name, reference, features and version, and
-        its own ``alerts`` when its entry has them (else the shared section)."""
+        """The config as ``model`` sees it: its name, reference, features and version, its
+        own ``alerts`` when its entry has them (else the shared section), and ``outcomes``
+        with the entry's own limits (``models[i].outcomes``) over the shared ones."""
         ref = model.reference
+        outcomes, own = self.outcomes, model.outcomes
+        if outcomes is not None and own is not None:
+            outcomes = msgspec.structs.replace(
+                outcomes,
+                **{k: v for k, v in msgspec.structs.asdict(own).items() if v is not None},
+            )
         return msgspec.structs.replace(
             self,
             model_name=model.name,
@@ -547,6 +567,7 @@ class ExporterConfig(msgspec.Struct, frozen=True):
             at=model.at,
             models=(model,),
             alerts=self.alerts if model.alerts is None else model.alerts,
+            outcomes=outcomes,
         )
 
 
@@ -801,6 +822,7 @@ def _models(
                 None if entry.quality is None else entry.quality.reference,
                 None if entry.quality is None else entry.quality.max_drop,
                 entry.alerts,
+                entry.outcomes,
             )
         )
     return tuple(out)
@@ -866,6 +888,12 @@ def _check_outcomes(read: _File, from_env: Mapping[str, str]) -> None:
         raise ConfigError(
             f"{at}: needs an outcomes: section (quality is computed from outcome records "
             "joined to their predictions; `outcomes: {}` turns it on with its defaults)"
+        )
+    own_limits = [i for i, entry in enumerate(read.models or ()) if entry.outcomes is not None]
+    if own_limits and read.outcomes is None:
+        raise ConfigError(
+            f"models[{own_limits[0]}].outcomes: needs the shared outcomes: section (it says "
+            "where outcomes are read and stored; `outcomes: {}` turns it on with its defaults)"
         )
     if read.outcomes is None:
         return

@@ -68,13 +68,15 @@ KEY_DOCS: dict[str, str] = {
     "stage (one small read, one `GET` on S3); a new version is monitored within this "
     "interval",
     "models": "several models from one exporter: a list of `{name, reference, match, "
-    "version, features, quality, alerts}`, each entry as `model.name`, `reference.*`, "
+    "version, features, quality, outcomes, alerts}`, each entry as `model.name`, `reference.*`, "
     "`model.version` and `features` above; `match: {field: value}` selects a model's "
     "records by top-level record fields (first listed match wins, values compared as text; "
     "no `match`: every record); records no model matches are counted in "
     "`mlops_log_lines_unrouted_total` ([registry.md](registry.md#several-models)); "
     "`quality: {reference: {metric: value}, max_drop: D}` overrides `quality.reference` and "
-    "`quality.max_drop` for that model ([quality.md](quality.md#several-models)), and "
+    "`quality.max_drop` for that model ([quality.md](quality.md#several-models)), "
+    "`outcomes: {max_delay, max_pending, early_grace}` overrides those of `outcomes` for "
+    "that model's store (`paths` and `store` stay shared), and "
     "`alerts: {...}` is used instead of the shared `alerts` ([alerting.md](alerting.md))",
     "features": "mapping `name: {type: numeric\\|categorical, tolerance: D, monitor: "
     "true\\|false}` (or `name: numeric`, or a plain list of names); a feature the reference "

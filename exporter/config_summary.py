@@ -53,8 +53,13 @@ def config_summary(c: ExporterConfig, states: Sequence[ModelState]) -> list[tupl
             reference = ", ".join(f"{k} {v:g}" for k, v in settings.reference.items())
             if reference and not q.reference:
                 reference += " (stored with the version in the registry)"
+            rows.append((f"{at}outcomes.store", str(store_path(c, m.name))))
+            own = m.config.outcomes
+            if m.spec.outcomes is not None and own is not None:  # models[i].outcomes
+                rows += _bounds(at, own.max_delay, own.early_grace, own.max_pending)
+            if m.spec.quality_max_drop is not None:
+                rows.append((f"{at}quality.max_drop", f"{settings.max_drop:g}"))
             rows += [
-                (f"{at}outcomes.store", str(store_path(c, m.name))),
                 (f"{at}quality.reference", reference or "(none)"),
                 (f"{at}estimated accuracy", "calibrated by the reference profile's "
                  "calibrator" if calibrator(m.monitor.reference.profile) is not None
@@ -63,9 +68,7 @@ def config_summary(c: ExporterConfig, states: Sequence[ModelState]) -> list[tupl
         q_level = quality_settings(c, first).level()
         rows += [
             ("outcomes.paths", ", ".join(c.outcomes.paths)),
-            ("outcomes.max_delay / early_grace", f"{format_duration(c.outcomes.max_delay)} / "
-             f"{format_duration(c.outcomes.early_grace)}"),
-            ("outcomes.max_pending", str(c.outcomes.max_pending)),
+            *_bounds("", c.outcomes.max_delay, c.outcomes.early_grace, c.outcomes.max_pending),
             ("quality.window", f"{q.window.max_samples} joined predictions"
              + ("" if q.window.max_age is None else f", {format_duration(q.window.max_age)}")),
             ("quality.min_samples", str(q.min_samples)),
@@ -75,3 +78,14 @@ def config_summary(c: ExporterConfig, states: Sequence[ModelState]) -> list[tupl
                 " pass)")),
         ]  # fmt: skip
     return rows
+
+
+def _bounds(
+    at: str, max_delay: float, early_grace: float, max_pending: int
+) -> list[tuple[str, str]]:
+    """The store's bounds: the shared ``outcomes:``'s, or a model's own (``at`` names it)."""
+    return [
+        (f"{at}outcomes.max_delay / early_grace",
+         f"{format_duration(max_delay)} / {format_duration(early_grace)}"),
+        (f"{at}outcomes.max_pending", str(max_pending)),
+    ]  # fmt: skip

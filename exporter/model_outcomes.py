@@ -50,7 +50,7 @@ from exporter.keyed_records import KeyedParser
 from exporter.linesource import IdentifyingFollower
 from exporter.models import ModelState
 from exporter.outcome_feed import OutcomeFeed
-from exporter.outcomes import OutcomeRow, OutcomeStats, OutcomeStore, PredictionRow
+from exporter.outcomes import OutcomeRow, OutcomeStats, OutcomeStore, PredictionRow, StoreLimits
 from exporter.quality import ConfidenceWindow, QualitySettings, QualitySnapshot, compute_quality
 from exporter.records import ParsedBatch
 from exporter.routing import Router
@@ -70,31 +70,41 @@ def store_path(config: ExporterConfig, model: str) -> Path:
     return Path(store if len(config.model_list()) == 1 else model_store(store, model))
 
 
-def open_store(config: ExporterConfig, path: Path) -> OutcomeStore:
-    """One model's outcome store; the directory of the default one (beside the state file)
-    is created, as the state file's is."""
-    outcomes, logs = config.outcomes, config.logs
+def store_limits(view: ExporterConfig) -> StoreLimits:
+    """The store bounds of the model ``view`` is for (:meth:`ExporterConfig.for_model`:
+    its ``models[i].outcomes`` over the shared ``outcomes:``), as
+    :meth:`~exporter.outcomes.OutcomeStore.set_limits` takes them."""
+    outcomes = view.outcomes
     assert outcomes is not None
-    if logs.state_file is not None and path.parent == Path(logs.state_file).parent:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    return OutcomeStore(
-        path,
+    return StoreLimits(
         max_delay=outcomes.max_delay,
         max_pending=outcomes.max_pending,
         early_grace=outcomes.early_grace,
-        window_max_samples=config.quality.window.max_samples,
-        window_max_age=config.quality.window.max_age,
-        max_classes=config.prediction.max_classes,
+        window_max_samples=view.quality.window.max_samples,
+        window_max_age=view.quality.window.max_age,
+        max_classes=view.prediction.max_classes,
     )
 
 
+def open_store(
+    config: ExporterConfig, path: Path, view: ExporterConfig | None = None
+) -> OutcomeStore:
+    """One model's outcome store, with the bounds of ``view`` (the model's view of
+    ``config``; default ``config`` itself); the directory of the default one (beside the
+    state file) is created, as the state file's is."""
+    logs = config.logs
+    if logs.state_file is not None and path.parent == Path(logs.state_file).parent:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return OutcomeStore(path, **store_limits(config if view is None else view))
+
+
 def open_stores(config: ExporterConfig, models: Sequence[ModelState]) -> list[OutcomeStore]:
-    """Every model's outcome store, in order; if one cannot be opened, those opened before
-    it are closed and its error is raised."""
+    """Every model's outcome store, in order, each with its model's bounds; if one cannot
+    be opened, those opened before it are closed and its error is raised."""
     stores: list[OutcomeStore] = []
     try:
         for model in models:
-            stores.append(open_store(config, store_path(config, model.name)))
+            stores.append(open_store(config, store_path(config, model.name), model.config))
     except BaseException:
         for store in stores:
             store.close()
@@ -162,6 +172,7 @@ class ModelOutcomes:
         router: Callable[[], Router | None],
     ) -> None:
         self.counters = counters
+        self.outcomes = config.outcomes  # paths and store: fixed for the process's life
         self._router = router
         self._follower = follower
         self._verdicts = verdicts
@@ -344,14 +355,36 @@ class ModelOutcomes:
                 self.lock.release()
 
     def check_reload(self, config: ExporterConfig) -> None:
-        """``ConfigError`` when a reloaded config adds or removes a model: each model's
-        store is opened at start."""
+        """``ConfigError`` when a reloaded config cannot be applied to the running stores:
+        it adds or removes a model or drops ``outcomes:`` (each model's store is opened at
+        start), or changes ``outcomes.paths`` or ``outcomes.store`` (the files followed and
+        the stores belong to the running process).  Everything else of ``outcomes:`` and
+        the models' own ``outcomes:`` is applied (:meth:`apply_limits`)."""
         names = [m.name for m in config.model_list()]
         if sorted(names) != sorted(self.by_name):
             raise ConfigError(
                 "models: with outcomes: adding or removing a model needs a restart (each "
                 "model's outcome store is opened at start); nothing reloaded"
             )
+        if config.outcomes is None:
+            raise ConfigError(
+                "outcomes: removing the section needs a restart (the outcome stores are open);"
+                " nothing reloaded"
+            )
+        for key in ("paths", "store"):
+            if getattr(config.outcomes, key) != getattr(self.outcomes, key):
+                raise ConfigError(
+                    f"outcomes.{key}: a change needs a restart (the files followed and the "
+                    "stores belong to the running process); nothing reloaded"
+                )
+
+    def apply_limits(self, models: Sequence[ModelState]) -> None:
+        """Each store's bounds from its model's config (after a reload): in force from the
+        next batch and sweep (:meth:`~exporter.outcomes.OutcomeStore.set_limits`)."""
+        for model in models:
+            part = self.by_name.get(model.name)
+            if part is not None:
+                part.store.set_limits(**store_limits(model.config))
 
 
 def log_quality_changes(

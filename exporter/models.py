@@ -227,10 +227,15 @@ class ModelState:
         """Whether ``other`` (a reloaded config, as this model sees it) changes nothing here."""
         mine, theirs = self.config, other
         # where the entry sits in the list (its error lines' prefix) is not a setting here,
-        # nor its quality: the quality pass reads it afresh each time (see adopt)
+        # nor its quality (the quality pass reads it afresh each time, see adopt) nor its
+        # outcomes' bounds (the reload sets them on its store)
         ours, new = (
             dataclasses.replace(
-                c.model_list()[0], at="", quality_reference=None, quality_max_drop=None
+                c.model_list()[0],
+                at="",
+                quality_reference=None,
+                quality_max_drop=None,
+                outcomes=None,
             )
             for c in (mine, theirs)
         )

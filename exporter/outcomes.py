@@ -53,7 +53,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, TypedDict
 
 import numpy as np
 import orjson
@@ -172,6 +172,18 @@ CREATE TABLE confusion (
     PRIMARY KEY (predicted, actual)
 ) WITHOUT ROWID;
 """
+
+
+class StoreLimits(TypedDict):
+    """The bounds of :meth:`OutcomeStore.set_limits`, as one value (the exporter computes
+    them per model from its config)."""
+
+    max_delay: float
+    max_pending: int
+    early_grace: float
+    window_max_samples: int
+    window_max_age: float | None
+    max_classes: int
 
 
 class OutcomeStoreError(MlopsError, OSError):
@@ -369,21 +381,14 @@ class OutcomeStore:
         max_classes: int = 20,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if not max_delay > 0 or not early_grace >= 0:
-            raise ValueError("max_delay must be > 0 and early_grace >= 0")
-        if max_pending < 1 or window_max_samples < 1 or max_classes < 1:
-            raise ValueError("max_pending, window_max_samples and max_classes must be >= 1")
-        if window_max_age is not None and not window_max_age > 0:
-            raise ValueError("window_max_age must be > 0 or None")
         self.path = Path(path)
-        self.max_delay = float(max_delay)
-        self.max_pending = int(max_pending)
-        self.early_grace = float(early_grace)
-        self.window_max_samples = int(window_max_samples)
-        self.window_max_age = None if window_max_age is None else float(window_max_age)
-        self.max_classes = int(max_classes)
-        self._clock = clock
         self._lock = threading.Lock()
+        self.set_limits(
+            max_delay=max_delay, max_pending=max_pending, early_grace=early_grace,
+            window_max_samples=window_max_samples, window_max_age=window_max_age,
+            max_classes=max_classes,
+        )  # fmt: skip
+        self._clock = clock
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._closed = False
@@ -393,6 +398,37 @@ class OutcomeStore:
         self._lock_fd: int | None = None  # flock held for the store's life (_hold_lock)
         self._db = self._open()
         self._load_caches()
+
+    def set_limits(
+        self,
+        *,
+        max_delay: float,
+        max_pending: int,
+        early_grace: float,
+        window_max_samples: int,
+        window_max_age: float | None,
+        max_classes: int,
+    ) -> None:
+        """The store's bounds; a reload of the exporter's config sets them anew.
+
+        Each is read where it applies, so a new one is in force from the next batch or
+        sweep: a lower ``max_pending`` or ``window_max_samples`` trims at the next batch,
+        a shorter ``max_delay`` or ``early_grace`` expires at the next sweep.  A lower
+        ``max_classes`` keeps the classes already counted (the confusion series stay).
+        """
+        if not max_delay > 0 or not early_grace >= 0:
+            raise ValueError("max_delay must be > 0 and early_grace >= 0")
+        if max_pending < 1 or window_max_samples < 1 or max_classes < 1:
+            raise ValueError("max_pending, window_max_samples and max_classes must be >= 1")
+        if window_max_age is not None and not window_max_age > 0:
+            raise ValueError("window_max_age must be > 0 or None")
+        with self._lock:  # between two batches or sweeps, never inside one
+            self.max_delay = float(max_delay)
+            self.max_pending = int(max_pending)
+            self.early_grace = float(early_grace)
+            self.window_max_samples = int(window_max_samples)
+            self.window_max_age = None if window_max_age is None else float(window_max_age)
+            self.max_classes = int(max_classes)
 
     # --- opening ------------------------------------------------------------------------------
 

@@ -133,6 +133,83 @@ def test_several_models_each_have_a_store_and_a_reload_cannot_drop_one(tmp_path:
     assert all(p.store._closed for p in exp.outcomes.parts)
 
 
+def test_a_reload_sets_each_stores_bounds_and_keeps_the_models(tmp_path: Path) -> None:
+    """The shared outcomes: bounds and a model's own models[i].outcomes are applied to the
+    open stores; the models keep their windows (nothing else changed)."""
+    from exporter.app import build_exporter
+    from tests.e2e.test_exporter_quality_models import two_models_config
+
+    config = two_models_config(tmp_path)
+    exp = build_exporter(config, "127.0.0.1:0", None, {})
+    try:
+        assert exp.outcomes is not None
+        churn, fraud = (p.store for p in exp.outcomes.parts)
+        assert (churn.max_delay, fraud.max_delay) == (3600.0, 3600.0)
+        states = list(exp.models)
+        text = config.read_text().replace(
+            "match: {service: fraud-api}\n",
+            "match: {service: fraud-api}\n    outcomes: {max_delay: 10d, max_pending: 900}\n",
+        ).replace("outcomes: {early_grace: 1s, max_delay: 1h}",
+                  "outcomes: {early_grace: 1s, max_delay: 2h, max_pending: 1000}")  # fmt: skip
+        config.write_text(text)
+        assert exp.reload() is None
+        assert (churn.max_delay, churn.max_pending, churn.early_grace) == (7200.0, 1000, 1.0)
+        assert (fraud.max_delay, fraud.max_pending, fraud.early_grace) == (10 * 86400.0, 900, 1.0)
+        assert list(exp.models) == states  # the same models: windows and counters kept
+        summary = dict(exp._landing_page().config_summary)
+        assert summary["model fraud: outcomes.max_delay / early_grace"] == "10d / 1s"
+        assert summary["model fraud: outcomes.max_pending"] == "900"
+        assert summary["outcomes.max_delay / early_grace"] == "2h / 1s"
+        assert "model churn: outcomes.max_pending" not in summary
+    finally:
+        exp.stop()
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (("outcomes: {early_grace: 1s, max_delay: 1h}",
+          "outcomes: {early_grace: 1s, max_delay: 1h, paths: [other/*.jsonl]}"),
+         "outcomes.paths: a change needs a restart"),
+        (("outcomes: {early_grace: 1s, max_delay: 1h}",
+          "outcomes: {early_grace: 1s, max_delay: 1h, store: elsewhere.db}"),
+         "outcomes.store: a change needs a restart"),
+        (("outcomes: {early_grace: 1s, max_delay: 1h}\nquality: {min_samples: 50}\n", ""),
+         "outcomes: removing the section needs a restart"),
+    ],
+)  # fmt: skip
+def test_a_reload_that_would_move_the_stores_is_refused(
+    tmp_path: Path, change: tuple[str, str], expected: str
+) -> None:
+    from exporter.app import build_exporter
+    from tests.e2e.test_exporter_quality_models import two_models_config
+
+    config = two_models_config(tmp_path)
+    exp = build_exporter(config, "127.0.0.1:0", None, {})
+    try:
+        before = exp.config
+        text = config.read_text()
+        assert change[0] in text
+        config.write_text(text.replace(*change))
+        error = exp.reload()
+        assert error is not None and expected in error and "nothing reloaded" in error
+        assert exp.config is before
+    finally:
+        exp.stop()
+
+
+def test_a_reload_that_adds_outcomes_is_refused(tmp_path: Path) -> None:
+    config = write_config(tmp_path, interval="1h")
+    exp = build(config)
+    try:
+        config.write_text(config.read_text() + "outcomes: {store: o.db}\n")
+        error = exp.reload()
+        assert error is not None and "outcomes: adding the section needs a restart" in error
+        assert exp.config.outcomes is None and exp.outcomes is None
+    finally:
+        exp.stop()
+
+
 def test_one_models_failed_quality_pass_leaves_the_others(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

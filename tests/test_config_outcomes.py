@@ -277,3 +277,57 @@ def test_a_model_entrys_quality_needs_the_outcomes_section(tmp_path: Path) -> No
     assert "models[1].quality: needs an outcomes: section" in config_error(
         write_yaml(tmp_path, text)
     )
+
+
+def test_a_model_entry_may_carry_its_own_outcome_bounds(tmp_path: Path) -> None:
+    text = TWO_MODELS.replace(
+        "match: {service: fraud-api}}",
+        "match: {service: fraud-api}, outcomes: {max_delay: 90d, max_pending: 500}}",
+    ).replace("outcomes: {}\n", "outcomes: {max_delay: 2d, early_grace: 1m}\n")
+    cfg = load_config(write_yaml(tmp_path, text), {})
+    churn, fraud = (cfg.for_model(m).outcomes for m in cfg.model_list())
+    assert churn is not None and fraud is not None
+    assert (churn.max_delay, churn.max_pending, churn.early_grace) == (
+        2 * 86400.0, DEFAULT_MAX_PENDING, 60.0,
+    )  # fmt: skip
+    # its own max_delay and max_pending; early_grace, paths and the store stay shared
+    assert (fraud.max_delay, fraud.max_pending, fraud.early_grace) == (90 * 86400.0, 500, 60.0)
+    assert (fraud.paths, fraud.store) == (churn.paths, churn.store)
+    assert cfg.outcomes is not None and cfg.outcomes.max_delay == 2 * 86400.0
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ("outcomes: {max_delay: 3weeks}", "models[1].outcomes.max_delay: bad duration '3weeks'"),
+        ("outcomes: {max_pending: 0}", "models[1].outcomes.max_pending: expected a positive"),
+        (
+            "outcomes: {early_grace: 10mn}",
+            "models[1].outcomes.early_grace: bad duration '10mn'",
+        ),
+        (
+            "outcomes: {max_dealy: 1d}",
+            "models[1].outcomes.max_dealy: unknown key (did you mean 'models[1].outcomes."
+            "max_delay'?)",
+        ),
+        # where outcomes are read and stored is the shared section's
+        ("outcomes: {store: f.db}", "models[1].outcomes.store: unknown key"),
+        ("outcomes: {paths: [x]}", "models[1].outcomes.paths: unknown key"),
+    ],
+)
+def test_a_model_entrys_outcome_bounds_errors_name_the_entry(
+    tmp_path: Path, entry: str, expected: str
+) -> None:
+    text = TWO_MODELS.replace(
+        "match: {service: fraud-api}}", f"match: {{service: fraud-api}}, {entry}}}"
+    )
+    assert expected in config_error(write_yaml(tmp_path, text))
+
+
+def test_a_model_entrys_outcome_bounds_need_the_outcomes_section(tmp_path: Path) -> None:
+    text = TWO_MODELS.replace("outcomes: {}\n", "").replace(
+        "match: {service: fraud-api}}", "match: {service: fraud-api}, outcomes: {max_delay: 1d}}"
+    )
+    assert "models[1].outcomes: needs the shared outcomes: section" in config_error(
+        write_yaml(tmp_path, text)
+    )

@@ -327,6 +327,33 @@ def test_max_pending_evicts_the_oldest_and_their_late_outcomes_count_evicted(
         assert_conservation(stats)
 
 
+def test_new_limits_are_in_force_from_the_next_batch_and_sweep(tmp_path: Path) -> None:
+    """set_limits (a reload): a lower max_pending evicts at the next batch, a shorter
+    max_delay expires at the next sweep; nothing already counted changes."""
+    limits = {
+        "max_delay": 30 * 86400.0, "max_pending": 10, "early_grace": 600.0,
+        "window_max_samples": 100, "window_max_age": None, "max_classes": 20,
+    }  # fmt: skip
+    with OutcomeStore(tmp_path / "o.db", **limits) as store:
+        store.add_predictions([pred(i, T0 + i) for i in range(6)])
+        assert store.stats().pending == 6
+        store.set_limits(**(limits | {"max_pending": 4}))
+        assert store.stats().predictions_evicted == 0  # not until the next batch
+        store.add_predictions([pred(6, T0 + 6)])
+        stats = store.stats()
+        assert (stats.pending, stats.predictions_evicted) == (4, 3)
+        assert pending_ids(tmp_path / "o.db") == {"r3", "r4", "r5", "r6"}
+        store.set_limits(**(limits | {"max_pending": 4, "max_delay": 2.0, "early_grace": 0.0}))
+        store.add_outcomes([out("other", T0 + 7)])  # moves the record clock to T0 + 7
+        store.sweep(now=T0 + 7)
+        stats = store.stats()  # r3 and r4 are more than 2 s older than the record clock
+        assert (stats.pending, stats.predictions_expired) == (2, 2)
+        assert_conservation(stats)
+        with pytest.raises(ValueError, match="max_pending"):
+            store.set_limits(**(limits | {"max_pending": 0}))
+        assert store.max_pending == 4  # a refused change changes nothing
+
+
 def test_sweep_expires_pending_predictions_by_the_record_clock_not_the_wall_clock(
     tmp_path: Path,
 ) -> None:

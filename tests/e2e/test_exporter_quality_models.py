@@ -189,6 +189,45 @@ def test_each_model_is_judged_against_its_own_quality_reference(tmp_path: Path) 
     assert s.get("mlops_model_quality_degraded", model="fraud", metric="accuracy") == 0
 
 
+def test_each_models_own_outcome_bounds_apply_to_its_store(tmp_path: Path) -> None:
+    """``models[i].outcomes`` over the shared section: outcomes 5 minutes after their
+    predictions join churn's (the shared max_delay, 1h) and expire in fraud's (its own 2m);
+    the landing page says which bound is whose."""
+    cfg = two_models_config(tmp_path)
+    cfg.write_text(
+        cfg.read_text().replace(
+            "match: {service: fraud-api}\n",
+            "match: {service: fraud-api}\n    outcomes: {max_delay: 2m}\n",
+        )
+    )
+    log = tmp_path / "logs" / "app.jsonl"
+    churn, fraud = Traffic("churn", 100, seed=7), Traffic("fraud", 100, seed=8)
+
+    def late(t: Traffic) -> list[dict[str, Any]]:  # each label 300 s after its prediction
+        return [
+            of(outcome(f"r{i}", t.actual[i], t.base + i + 300), f"{t.model}-api")
+            for i in range(t.n)
+        ]
+
+    with running_exporter(cfg) as exp:
+        write(log, interleave(churn.predictions(range(100)), fraud.predictions(range(100))))
+        write(log, interleave(late(churn), late(fraud)))
+        s = exp.wait_for(
+            lambda s: (
+                settled(s, {"churn": 100, "fraud": 0})
+                and s.get("mlops_outcomes_unmatched_total", reason="expired", model="fraud") == 100
+            ),
+            what="churn joined, fraud expired",
+        )
+        page = exp.get("/")[2].decode()
+    assert s.get("mlops_outcomes_total", model="churn") == 100
+    assert s.get("mlops_outcomes_unmatched_total", reason="expired", model="churn") == 0
+    assert s.get("mlops_outcomes_total", model="fraud") == 0
+    assert served(s, "churn") == pytest.approx(churn.want(range(100)), abs=1e-9)
+    assert "model fraud: outcomes.max_delay / early_grace" in page
+    assert "model churn: outcomes.max_delay" not in page  # the shared row is churn's
+
+
 def test_a_restart_keeps_both_quality_windows(tmp_path: Path) -> None:
     cfg = two_models_config(tmp_path)
     log = tmp_path / "logs" / "app.jsonl"
