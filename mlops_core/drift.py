@@ -48,6 +48,7 @@ from mlops_core.profile import (
     to_category_keys,
     to_float_array,
 )
+from mlops_core.schema import did_you_mean as _did_you_mean
 from mlops_core.statistics import (
     KS_GRID_STEPS,
     KS_MAX_EXACT_N,
@@ -959,9 +960,11 @@ def _check_features(features: Any, reference: Any, current: Any) -> list[str]:
                 if isinstance(reference, ReferenceProfile)
                 else ("the reference data")
             )
-            raise DriftInputError(f"feature {name!r} is missing from {where}")
+            hint = _did_you_mean(name, reference)
+            raise DriftInputError(f"feature {name!r} is missing from {where}{hint}")
         if name not in current:
-            raise DriftInputError(f"feature {name!r} is missing from the current data")
+            hint = _did_you_mean(name, current)
+            raise DriftInputError(f"feature {name!r} is missing from the current data{hint}")
     return names
 
 

@@ -66,7 +66,7 @@ from mlops_core.datafiles import (
 )
 from mlops_core.errors import MissingFileError, MlopsError, ProfileError
 from mlops_core.quality import ConfidenceCalibrator
-from mlops_core.suggest import closest
+from mlops_core.schema import did_you_mean as _did_you_mean
 
 __all__ = [
     "FORMAT_NAME",
@@ -686,9 +686,16 @@ class ReferenceProfile:
             wanted = list(features)
             missing = [f for f in wanted if f not in data]
             if missing:
-                raise ProfileError(f"{path}: no column {missing[0]!r}")
+                raise ProfileError(
+                    f"{path}: no column {missing[0]!r}{_did_you_mean(missing[0], data)}"
+                )
             data = {f: data[f] for f in wanted}
         types = dict(feature_types or {})
+        untyped = [c for c in types if c not in data and c not in taken]
+        if untyped:  # named as a column by whoever typed it (--categorical COLUMN)
+            raise ProfileError(
+                f"{path}: no column {untyped[0]!r} to type{_did_you_mean(untyped[0], data)}"
+            )
         if prediction_column is not None and prediction_column in types:
             types[PREDICTION_FEATURE] = types.pop(prediction_column)
         for column in (probability_column, label_column):
@@ -897,11 +904,6 @@ def _column(values: Any, label: str) -> np.ndarray:
     arr = np.asarray(values, dtype=object)
     _check_1d(arr, label, ProfileError)
     return arr
-
-
-def _did_you_mean(name: str, columns: Iterable[str]) -> str:
-    hint = closest(name, list(columns))
-    return f" (did you mean {hint!r}?)" if hint else ""
 
 
 # --- raw data files (read by mlops_core.datafiles) ----------------------------------------------

@@ -208,7 +208,7 @@ def _bad_files(tmp: Path) -> dict[str, Path]:
 @pytest.mark.parametrize(
     ("name", "message"),
     [
-        ("missing.csv", "No such file or directory"),
+        ("missing.csv", "missing.csv: no such file"),
         ("ragged.csv", "ragged.csv:3: 1 fields, header has 2"),
         ("not_utf8.jsonl", "not_utf8.jsonl: not UTF-8 text"),
         ("garbage.npz", "garbage.npz: not a .npz file"),
@@ -241,3 +241,33 @@ def test_csv_with_a_byte_order_mark_keeps_its_first_column(tmp_path: Path, capsy
     out = tmp_path / "p.json"
     assert run(["profile", "build", str(data), "-o", str(out)]) == 0
     assert list(json.loads(out.read_text())["features"]) == ["age", "plan"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["profile", "build", "{data}", "--categorical", "zip_cod", "-o", "{out}"],
+         "data.csv: no column 'zip_cod' to type (did you mean 'zip_code'?)"),
+        (["profile", "build", "{data}", "--numeric", "nothing", "-o", "{out}"],
+         "data.csv: no column 'nothing' to type"),
+        (["profile", "build", "{data}", "--features", "zip code", "-o", "{out}"],
+         "data.csv: no column 'zip code' (did you mean 'zip_code'?)"),
+        (["drift", "{data}", "{data}", "--features", "plann"],
+         "feature 'plann' is missing from the reference profile (did you mean 'plan'?)"),
+        (["drift", "{data}", "{tmp}/nope.jsonl"], "nope.jsonl: no such file"),
+    ],
+)  # fmt: skip
+def test_a_column_that_is_not_there_is_named_with_the_closest_one(
+    tmp_path: Path, argv: list[str], message: str
+) -> None:
+    """The column a flag names, the way the user typed it, and the closest real one."""
+    data = tmp_path / "data.csv"
+    data.write_text("zip_code,plan\n" + "".join(f"{i},p{i % 3}\n" for i in range(20)))
+    where = {"data": str(data), "out": str(tmp_path / "p.json"), "tmp": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlops_core.cli", *(a.format(**where) for a in argv)],
+        capture_output=True, text=True, cwd=REPO, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert len(proc.stderr.splitlines()) == 1 and message in proc.stderr, proc.stderr
+    assert not (tmp_path / "p.json").exists()

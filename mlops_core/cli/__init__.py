@@ -60,7 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _one_line(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
-    if isinstance(exc, OSError) and exc.strerror and exc.filename:  # not "[Errno 2] ..."
+    if isinstance(exc, FileNotFoundError) and exc.filename:  # as MissingFileError says it
+        text = f"{exc.filename}: no such file"
+    elif isinstance(exc, OSError) and exc.strerror and exc.filename:  # not "[Errno 2] ..."
         text = f"{exc.filename}: {exc.strerror}"
     return " ".join(text.split())
 
