@@ -92,6 +92,9 @@ class Checkpoint:
     files: tuple[FilePosition, ...]
     follower: Mapping[str, int] = field(default_factory=dict)
     counters: Mapping[str, Any] | None = None
+    #: wall-clock time the positions were taken (``None`` in files written before it was
+    #: saved): a file written after it and unknown to the checkpoint was not read before
+    taken_at: float | None = None
 
 
 def fingerprint(fd: int, length: int = FINGERPRINT_BYTES) -> tuple[str, int]:
@@ -192,7 +195,9 @@ def load_checkpoint(state_file: str) -> Checkpoint | None:
         counters = raw.get("counters")
         if counters is not None and not isinstance(counters, dict):
             raise ValueError("counters is not an object")
-        return Checkpoint(files=files, follower=follower, counters=counters)
+        taken_at = raw.get("taken_at")
+        taken_at = None if taken_at is None else float(taken_at)
+        return Checkpoint(files=files, follower=follower, counters=counters, taken_at=taken_at)
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         _log.warning("checkpoint_corrupt", state_file=state_file, error=str(exc))
         return None
@@ -213,6 +218,8 @@ def save_checkpoint(state_file: str, checkpoint: Checkpoint) -> None:
     }
     if checkpoint.counters is not None:
         payload["counters"] = checkpoint.counters
+    if checkpoint.taken_at is not None:
+        payload["taken_at"] = checkpoint.taken_at
     atomic_write_bytes(path, json.dumps(payload, separators=(",", ":")).encode())
 
 

@@ -153,8 +153,12 @@ class LogStream:
 
         Raises the ``OSError`` of ``open()`` itself, so the caller can tell a missing file
         (normal while files come and go) from one it may not read (worth a warning).
+        Opened non-blocking: a FIFO the patterns match would otherwise block ``open()``
+        until a writer came, and the exporter with it (the flag changes nothing for the
+        regular files it keeps).
         """
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+        fd = os.open(path, flags)
         try:
             st = os.fstat(fd)
         except OSError:

@@ -35,6 +35,7 @@ cumulative figures up to them.  A follower built with ``resume=`` that state (or
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import stat
@@ -132,6 +133,7 @@ class LogFollower:
         self._parked: dict[str, FilePosition] = {}  # known files without a descriptor
         self._newly_over_limit: list[str] = []  # logged once, at the end of the poll
         self._vanished: set[str] = set()  # paths that disappeared: if they come back, a rotation
+        self._not_regular: set[str] = set()  # matches that are not regular files: said once
         self._lock = threading.RLock()
         self._closed = False
         self._saved: dict[str, FilePosition] = {}
@@ -139,6 +141,7 @@ class LogFollower:
         if resume is None and state_file:
             resume = _checkpoint.load_checkpoint(state_file)
         self._have_checkpoint = resume is not None
+        self._checkpoint_taken_at = None if resume is None else resume.taken_at
         if resume is not None:
             restore_stats(self.stats, resume.follower)
             for pos in resume.files:
@@ -209,7 +212,7 @@ class LogFollower:
             files.extend(self._parked.values())
             follower = {name: getattr(self.stats, name) for name in CUMULATIVE_STATS}
             follower["bytes_read"] -= sum(s.held() for s in self._open_streams())
-            return Checkpoint(files=tuple(files), follower=follower)
+            return Checkpoint(files=tuple(files), follower=follower, taken_at=time.time())
 
     def save_positions(self) -> None:
         """Write :meth:`state` to ``state_file`` atomically; a no-op without ``state_file``.
@@ -298,6 +301,9 @@ class LogFollower:
                 self._streams[path] = stream
         for saved in self._saved.values():  # checkpointed paths that no longer exist
             self._resume_rotated(saved)
+        if self._checkpoint_taken_at is not None:
+            followed = [*self._saved, *self._streams, *self._parked]
+            self._find_missed_rotations(followed, self._checkpoint_taken_at)
         self._saved.clear()
         self._saved_rotated.clear()
         self._log_over_limit()
@@ -324,6 +330,50 @@ class LogFollower:
                 self._draining.append(stream)
                 return
             stream.close()
+
+    def _find_missed_rotations(self, paths: list[str], taken_at: float) -> None:
+        """Read the files that were created *and* rotated away while the exporter was down.
+
+        Two rotations between the last checkpoint and a restart (``app.jsonl`` ->
+        ``app.jsonl.1`` -> ``app.jsonl.2``) leave one file that no checkpoint knows, under a
+        name ``logs.paths`` may not match: without this its lines would be lost.  A
+        candidate is a regular, uncompressed file beside a followed path, named after it
+        with a rotation suffix (``app.jsonl.1``, ``app.jsonl-20261201``), whose inode no
+        position holds and which was written after the checkpoint was taken: everything in
+        it is new.  It is read from its start and drained like any rotated-away file, oldest
+        first.  Files written before the checkpoint are never read again (archives).
+        """
+        known = {s.identity for s in self._open_streams()}
+        known |= {(p.dev, p.inode) for p in self._parked.values()}
+        bases: dict[str, set[str]] = {}
+        for path in paths:
+            bases.setdefault(os.path.dirname(path) or ".", set()).add(os.path.basename(path))
+        threshold = int(taken_at * 1e9)
+        found: list[tuple[int, str]] = []
+        for directory, names in bases.items():
+            try:
+                entries = list(os.scandir(directory))
+            except OSError:
+                continue
+            for entry in entries:
+                if not _rotated_name(entry.name, names):
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) in known:
+                    continue
+                if st.st_mtime_ns >= threshold:
+                    found.append((st.st_mtime_ns, entry.path))
+        for _, path in sorted(found):
+            stream = self._open(path)
+            if stream is None or self._already_open(stream, path):
+                continue
+            self._draining.append(stream)
+            self.stats.rotations += 1
+            _log.info("rotated_file_found", path=path, size=stream.size(),
+                      reason="created and rotated away while the exporter was down")  # fmt: skip
 
     def _already_open(self, stream: LogStream, path: str) -> bool:
         """Whether ``stream``'s file (same ``dev`` and inode) is open already; then close it.
@@ -395,6 +445,7 @@ class LogFollower:
             except OSError:
                 continue
             if not stat.S_ISREG(st.st_mode):
+                self._not_regular_file(path, st)
                 continue
             owner = open_by_inode.get((st.st_dev, st.st_ino))
             if owner is not None:  # open already (rotated to this name): needs no descriptor
@@ -503,13 +554,29 @@ class LogFollower:
 
     def _open(self, path: str) -> LogStream | None:
         try:
-            return LogStream.open(path, max_line_bytes=self.max_line_bytes, clock=self._clock)
+            stream = LogStream.open(path, max_line_bytes=self.max_line_bytes, clock=self._clock)
         except FileNotFoundError:
             return None
         except OSError as exc:
             self.stats.open_errors += 1
             _log.warning("log_open_failed", path=path, error=str(exc))
             return None
+        if stream is None:
+            with contextlib.suppress(OSError):
+                self._not_regular_file(path, os.stat(path))
+        return stream
+
+    def _not_regular_file(self, path: str, st: os.stat_result) -> None:
+        """Say once per path that a match is not a regular file (a FIFO, a directory, a
+        device): it is never read, and a user whose pattern matches only such files would
+        otherwise see nothing at all."""
+        if path in self._not_regular or stat.S_ISREG(st.st_mode):
+            return
+        if len(self._not_regular) < 4096:  # bounded: a glob over /dev must not grow it
+            self._not_regular.add(path)
+        kind = _FILE_KINDS.get(stat.S_IFMT(st.st_mode), "not a regular file")
+        _log.warning("log_path_not_a_file", path=path, kind=kind,
+                     hint="logs.paths must match regular files; this one is skipped")  # fmt: skip
 
     def _read(self, stream: LogStream, budget: int, out: list[Block]) -> int:
         """Read up to ``budget`` bytes of ``stream`` into ``out``; add to the figures."""
@@ -524,6 +591,34 @@ class LogFollower:
         last = stream.finish()
         if last is not None:
             out.append(last)
+
+
+_FILE_KINDS = {
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFDIR: "a directory",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
+
+_COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".lz4", ".zip")
+"""Rotated files with these endings are archives of lines already read, never followed."""
+
+
+def _rotated_name(name: str, bases: set[str]) -> bool:
+    """Whether ``name`` is one of ``bases`` with a rotation suffix: a separator and a digit
+    (``app.jsonl.1``, ``app.jsonl-20261201``, ``app.jsonl.2026-12-01``, as ``logrotate``
+    and Python's rotating handlers name them), not compressed.  ``app.jsonl.lock`` or
+    ``app.jsonl.swp`` are not rotations."""
+    if name.endswith(_COMPRESSED):
+        return False
+    return any(
+        len(name) > len(base) + 1
+        and name.startswith(base)
+        and name[len(base)] in ".-_"
+        and name[len(base) + 1].isdigit()
+        for base in bases
+    )
 
 
 def restore_stats(stats: FollowerStats, saved: Mapping[str, int]) -> None:

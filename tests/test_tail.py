@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -318,6 +319,76 @@ def test_restart_after_rotation_while_down_finishes_the_rotated_file(
     assert _drain(second) == _lines("old", 2, start=2) + _lines("new", 2)
     assert second.stats.rotations == 1
     second.close()
+
+
+def test_a_file_created_and_rotated_away_while_down_is_read_once(log: Path, tmp_path: Path) -> None:
+    """Two rotations in one downtime: ``model.jsonl`` -> ``.1`` -> ``.2``, and the file
+    between them was never seen under the name the pattern matches.  It is found beside the
+    followed file by its rotation name and its mtime after the checkpoint; archives written
+    before the checkpoint, compressed ones and other names beside it are left alone."""
+    state = tmp_path / "positions.json"
+    archive = log.with_name("model.jsonl.5")  # rotated out long before: never read
+    _write_lines(archive, _lines("archive", 3))
+    os.utime(archive, (1_000_000_000, 1_000_000_000))
+    _run_once(log, state, _lines("a", 2))
+    _write_lines(log, _lines("a", 2, start=2))  # while down: appended to the followed file,
+    os.rename(log, log.with_name("model.jsonl.2"))  # which is rotated twice,
+    _write_lines(log, _lines("b", 3))  # its successor written and
+    os.rename(log, log.with_name("model.jsonl.1"))  # rotated away too,
+    _write_lines(log, _lines("c", 1))  # and the third one is the live file
+    _write_lines(log.with_name("model.jsonl.3.gz"), [b"\x1f\x8b compressed"])
+    _write_lines(log.with_name("model.jsonl.lock"), [b"not a log"])
+    _write_lines(log.with_name("other.jsonl.1"), [b"another log's rotation"])
+    second = _follower(log, state, start_position="end")
+    got = _drain(second)
+    assert sorted(got) == sorted(_lines("a", 2, start=2) + _lines("b", 3) + _lines("c", 1))
+    assert second.stats.rotations == 2  # model.jsonl.2's and the missed model.jsonl.1's
+    second.save_positions()
+    second.close()
+    third = _follower(log, state, start_position="end")  # found once: known from now on
+    assert _drain(third) == []
+    third.close()
+
+
+def test_without_a_checkpoint_time_no_rotated_file_is_guessed(log: Path, tmp_path: Path) -> None:
+    """A checkpoint written before ``taken_at`` existed: nothing tells an unseen rotated
+    file from an archive, so none is read (as before)."""
+    state = tmp_path / "positions.json"
+    _run_once(log, state, _lines("a", 2))
+    saved = json.loads(state.read_text())
+    del saved["taken_at"]
+    state.write_text(json.dumps(saved))
+    os.rename(log, log.with_name("model.jsonl.1"))
+    _write_lines(log, _lines("b", 3))
+    os.rename(log, log.with_name("model.jsonl.2"))
+    _write_lines(log, _lines("c", 1))
+    second = _follower(log, state, start_position="end")
+    assert _drain(second) == _lines("c", 1)
+    second.close()
+
+
+def test_a_fifo_the_pattern_matches_is_skipped_with_one_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """open() of a FIFO blocks until a writer comes: the exporter would hang at start,
+    silently.  It is opened non-blocking, skipped, and said once."""
+    fifo = tmp_path / "pipe.jsonl"
+    os.mkfifo(fifo)
+    real = tmp_path / "model.jsonl"
+    _write_lines(real, _lines("a", 2))
+    done: list[list[bytes]] = []
+
+    def run() -> None:
+        with LogFollower([str(tmp_path / "*.jsonl")], start_position="beginning") as f:
+            done.append(_drain(f))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=10)
+    assert not thread.is_alive(), "the follower blocked on the FIFO"
+    assert done == [_lines("a", 2)]
+    said = [line for line in capsys.readouterr().out.splitlines() if "log_path_not_a_file" in line]
+    assert len(said) == 1 and "a FIFO (named pipe)" in said[0] and "pipe.jsonl" in said[0]
 
 
 def test_checkpoint_file_replaced_by_new_file_is_read_from_start(log: Path, tmp_path: Path) -> None:

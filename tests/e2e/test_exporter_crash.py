@@ -219,8 +219,12 @@ def wait_lines(exp: ExporterProcess, n: int, timeout: float) -> None:
     )
 
 
-def assert_every_counter_exact(exp: ExporterProcess, config: Path) -> None:
-    want = expected_samples(oracle(config))
+def assert_every_counter_exact(
+    exp: ExporterProcess, config: Path, paths: list[str] | None = None
+) -> None:
+    """Every counter served equals one pass over ``paths`` (default: the config's)."""
+    want = expected_samples(oracle(config, paths))
+    want.pop(("mlops_log_rotations_total", ()))  # a pass over the files sees none
     got = exp.scrape()
     wrong = {
         f"{name}{dict(labels)}": (got.samples.get((name, labels)), value)
@@ -228,7 +232,7 @@ def assert_every_counter_exact(exp: ExporterProcess, config: Path) -> None:
         if got.samples.get((name, labels)) != value
     }
     assert not wrong, f"(served, from the logs): {wrong}"
-    want_sum = float(oracle(config).latency_sum)
+    want_sum = float(oracle(config, paths).latency_sum)
     assert got.get("mlops_prediction_latency_seconds_sum", model="e2e") == pytest.approx(
         want_sum, rel=1e-9
     )
@@ -320,6 +324,66 @@ def test_sigkill_during_steady_traffic_neither_loses_nor_double_counts(
         assert exp.stop() == 0
     assert offsets == sorted(offsets) and offsets[-1] > 0  # every run moved on
     assert scraper.scrapes > 50
+    assert not scraper.decreases, scraper.decreases[:5]
+
+
+class RotatingWriter(Writer):
+    """:class:`Writer`, renaming the log away (``app.jsonl.1``, ``.2``, ...: names the
+    pattern does not match) every ``every`` lines, as a size-based rotation does."""
+
+    def __init__(self, log: Path, every: int) -> None:
+        super().__init__(log, seed=9)
+        self.every = every
+        self.rotations = 0
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            written = 0
+            with self.log.open("ab", buffering=0) as handle:
+                while written < self.every and not self._halt.is_set():
+                    batch = [self.line() for _ in range(20)]
+                    handle.write(b"".join(line + b"\n" for line in batch))
+                    self.lines += len(batch)
+                    written += len(batch)
+                    time.sleep(0.002)
+            if not self._halt.is_set():
+                self.rotations += 1
+                self.log.rename(self.log.with_name(f"{self.log.name}.{self.rotations}"))
+
+
+def test_sigkill_while_the_log_rotates_fast_counts_every_file_once(
+    tmp_path: Path, scraper: Scraper
+) -> None:
+    """Rotations faster than the restarts: some files are created *and* rotated away while
+    the exporter is down, under names ``logs.paths`` does not match.  Every line of every
+    file is counted once."""
+    state = tmp_path / "state" / "checkpoint.json"
+    config = write_config(tmp_path, extra=f", state_file: {state}, max_line_bytes: {MAX_LINE}")
+    log = tmp_path / "logs" / "app.jsonl"
+    log.touch()
+    writer = RotatingWriter(log, every=2000)
+    rng = random.Random(5)
+    exp = start_exporter(config)
+    writer.start()
+    try:
+        for _ in range(6):
+            scraper.target = exp
+            time.sleep(rng.uniform(0.2, 1.0))
+            kill(exp)
+            time.sleep(rng.uniform(0.5, 1.5))  # down: the writer rotates on
+            exp = start_exporter(config)
+        scraper.target = exp
+        time.sleep(0.5)
+    finally:
+        writer.stop()
+    try:
+        assert writer.rotations >= 4, writer.rotations  # some happened while it was down
+        wait_lines(exp, writer.lines, timeout=30)
+        files = [str(log), *(f"{log}.{i}" for i in range(1, writer.rotations + 1))]
+        assert_every_counter_exact(exp, config, files)
+        assert exp.scrape().get("mlops_log_rotations_total") == writer.rotations
+    finally:
+        assert exp.stop() == 0
     assert not scraper.decreases, scraper.decreases[:5]
 
 
