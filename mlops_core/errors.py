@@ -85,6 +85,12 @@ class ConditionalWritesUnsupportedError(StorageError):
     """The S3 endpoint ignores ``If-Match``/``If-None-Match``: writing there could lose updates."""
 
 
+class RegistryWarning(UserWarning):
+    """A registry read skipped what it could not use and carried on (a torn last line of
+    ``history.jsonl``); the message names the file and line.  A warning, not an error,
+    because the rest is intact and refusing it all would cost more than the one line."""
+
+
 # --- prediction logging -----------------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -312,3 +313,170 @@ def test_a_reference_file_that_cannot_be_profiled_registers_nothing(
     ))  # fmt: skip
     assert line == "mlops registry: error: bad.csv: CSV has a header but no rows"
     assert not (workdir / "reg" / "churn").exists()
+
+
+# --- what one unreadable model or line may cost: itself, never the rest ------------------------
+#
+# Real processes (``python -m mlops_core.cli``), real files, real permission bits.  As root the
+# bits do not apply, so the process runs with CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH dropped
+# (setpriv): it reads what an ordinary user could, exactly as the reported repro ran as 65534.
+
+_DROP_DAC = (
+    "setpriv", "--bounding-set=-dac_override,-dac_read_search",
+    "--inh-caps=-dac_override,-dac_read_search",
+)  # fmt: skip
+
+
+def mlops_process(*args: str, cwd: Path, unprivileged: bool = False) -> Result:
+    """``python -m mlops_core.cli registry ARGS`` as its own process (this worktree's code)."""
+    env = {k: v for k, v in os.environ.items() if k != "MLOPS_REGISTRY"}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    prefix: tuple[str, ...] = ()
+    if unprivileged and os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: permission bits cannot be tested")
+        prefix = _DROP_DAC
+    return subprocess.run(
+        [*prefix, sys.executable, "-m", "mlops_core.cli", "registry", *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+def _table(stdout: str) -> dict[tuple[str, str], list[str]]:
+    """``verify`` rows by (name, version): the cells after them."""
+    rows = [line.split(maxsplit=4) for line in stdout.splitlines()[1:]]
+    return {(r[0], r[1]): r[2:] for r in rows}
+
+
+@pytest.fixture
+def two_models(workdir: Path) -> Path:
+    """A registry ``reg`` holding churn 1.0 (in production) and fraud 1.0."""
+    reg = ["--registry", "reg"]
+    for name in ("churn", "fraud"):
+        ok(mlops_process(*reg, "register", name, "1.0", "model_v1.pkl", cwd=workdir))
+    ok(mlops_process(*reg, "promote", "churn", "1.0", "production", cwd=workdir))
+    return workdir / "reg"
+
+
+@pytest.fixture
+def unreadable(request: pytest.FixtureRequest) -> Callable[[Path], None]:
+    """``chmod 000`` a directory, restored after the test so tmp_path can be removed."""
+
+    def lock(path: Path) -> None:
+        path.chmod(0)
+        request.addfinalizer(lambda: path.chmod(0o755))
+
+    return lock
+
+
+def test_an_unreadable_model_directory_fails_verify_naming_the_path(
+    workdir: Path, two_models: Path, unreadable: Callable[[Path], None]
+) -> None:
+    unreadable(two_models / "churn")
+    result = mlops_process("--registry", "reg", "verify", cwd=workdir, unprivileged=True)
+    line = one_line_error(result)
+    assert "1 of 2" in line and "churn" in line, line
+    rows = _table(result.stdout)
+    assert rows[("fraud", "1.0")][1] == "ok"
+    assert rows[("churn", "-")][1] == "FAILED", result.stdout
+    assert f"{two_models / 'churn' / 'model.json'}: Permission denied" in result.stdout
+
+    result = mlops_process("--registry", "reg", "--json", "verify", cwd=workdir, unprivileged=True)
+    failed = [r for r in json.loads(result.stdout) if not r["ok"]]
+    assert result.returncode == 1 and [r["name"] for r in failed] == ["churn"]
+    assert "Permission denied" in failed[0]["problem"]
+
+
+def test_an_unreadable_model_directory_is_reported_by_list(
+    workdir: Path, two_models: Path, unreadable: Callable[[Path], None]
+) -> None:
+    unreadable(two_models / "churn")
+    result = mlops_process("--registry", "reg", "list", cwd=workdir, unprivileged=True)
+    line = one_line_error(result)
+    assert "1 of 2 models could not be read" in line and "churn" in line, line
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[-1] == "PROBLEM"
+    assert lines[1].startswith("churn ") and "Permission denied" in lines[1]
+    assert lines[2].split()[:3] == ["fraud", "1", "1.0"]
+
+    result = mlops_process("--registry", "reg", "--json", "list", cwd=workdir, unprivileged=True)
+    rows = {r["name"]: r for r in json.loads(result.stdout)}
+    assert result.returncode == 1 and rows["fraud"]["problem"] is None
+    assert "Permission denied" in rows["churn"]["problem"] and rows["churn"]["versions"] is None
+
+
+def test_unreadable_version_directories_fail_verify_and_the_rest_is_checked(
+    workdir: Path, two_models: Path, unreadable: Callable[[Path], None]
+) -> None:
+    unreadable(two_models / "churn" / "versions")
+    result = mlops_process("--registry", "reg", "verify", cwd=workdir, unprivileged=True)
+    assert "1 of 2 versions failed" in one_line_error(result)
+    rows = _table(result.stdout)
+    _stage, status, problem = rows[("churn", "1.0")]
+    assert status == "FAILED" and "Permission denied" in problem, result.stdout
+    assert rows[("fraud", "1.0")][1] == "ok"
+
+
+def test_a_corrupt_model_json_is_one_failed_row_the_others_are_verified(
+    workdir: Path, two_models: Path
+) -> None:
+    (two_models / "churn" / "model.json").write_text("{garbage\n")
+    result = mlops_process("--registry", "reg", "verify", cwd=workdir)
+    assert "1 of 2" in one_line_error(result)
+    rows = _table(result.stdout)
+    assert rows[("fraud", "1.0")][1] == "ok"
+    assert rows[("churn", "-")][1] == "FAILED"
+    assert f"{two_models / 'churn' / 'model.json'}: not valid JSON" in rows[("churn", "-")][2]
+
+    result = mlops_process("--registry", "reg", "list", cwd=workdir)
+    assert "1 of 2 models could not be read" in one_line_error(result)
+    assert "fraud" in result.stdout and "model.json: not valid JSON" in result.stdout
+    # naming the model keeps the one-line error: there is nothing else to show
+    line = one_line_error(mlops_process("--registry", "reg", "list", "churn", cwd=workdir))
+    assert "model.json: not valid JSON" in line
+
+
+def _history_file(registry: Path) -> Path:
+    return registry / "churn" / "history.jsonl"
+
+
+def test_a_torn_last_history_line_is_skipped_with_a_note(workdir: Path, two_models: Path) -> None:
+    history = _history_file(two_models)
+    with history.open("ab") as fh:
+        fh.write(b'{"seq": 3, "timestamp": "2026-')  # a crash in the middle of an append
+    result = mlops_process("--registry", "reg", "--json", "history", "churn", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert [e["seq"] for e in json.loads(result.stdout)] == [1, 2]
+    note = one_line_error(subprocess.CompletedProcess([], 1, "", result.stderr))
+    assert f"{history}: line 3:" in note and "skipped" in note, note
+
+    # the next change rewrites the file whole, without the torn line
+    ok(mlops_process("--registry", "reg", "register", "churn", "2.0", "model_v2.pkl", cwd=workdir))
+    lines = history.read_text().splitlines()
+    assert [json.loads(line)["seq"] for line in lines] == [1, 2, 3]
+    result = mlops_process("--registry", "reg", "history", "churn", cwd=workdir)
+    assert result.returncode == 0 and result.stderr == ""
+
+
+def test_a_corrupt_middle_history_line_is_an_error_naming_file_and_line(
+    workdir: Path, two_models: Path
+) -> None:
+    history = _history_file(two_models)
+    lines = history.read_text().splitlines(keepends=True)
+    history.write_text(lines[0] + "{garbage\n" + "".join(lines[1:]))
+    line = one_line_error(mlops_process("--registry", "reg", "history", "churn", cwd=workdir))
+    assert f"{history}: line 2: not valid JSON" in line
+
+
+def test_a_non_numeric_metric_is_refused_naming_it(workdir: Path) -> None:
+    args = ["--registry", "reg", "register", "churn", "1.0", "model_v1.pkl"]
+    line = one_line_error(mlops_process(*args, "--metric", "accuracy=abc", cwd=workdir))
+    assert "metric 'accuracy'" in line and "'abc'" in line and "number" in line, line
+    (workdir / "m.json").write_text('{"auc": "high"}')
+    line = one_line_error(mlops_process(*args, "--metrics-file", "m.json", cwd=workdir))
+    assert "metric 'auc'" in line, line
+    line = one_line_error(mlops_process(*args, "--metric", "auc=inf", cwd=workdir))
+    assert "metric 'auc'" in line and "finite" in line, line
+    assert not (workdir / "reg" / "churn" / "versions" / "1.0").exists()
+    record = json.loads(ok(mlops_process(*args, "--json", "--metric", "rows=10", cwd=workdir)))
+    assert record["metrics"] == {"rows": 10}

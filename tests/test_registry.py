@@ -26,6 +26,7 @@ from mlops_core.errors import (
     MlopsError,
     ModelNotFoundError,
     RegistryInputError,
+    RegistryWarning,
     StageError,
     VersionExistsError,
 )
@@ -356,6 +357,9 @@ def test_bad_metrics_are_refused(tmp_path: Path, registry: ModelRegistry) -> Non
         registry.register_model("churn", "1", src, {"auc": float("nan")})
     with pytest.raises(ValueError, match="'model'"):
         registry.register_model("churn", "1", src, {"model": object()})
+    for value in ("abc", "0.9", True, None):  # the exporter reads numbers: anything else is lost
+        with pytest.raises(RegistryInputError, match=r"metric 'auc' is .*; metrics must be finite"):
+            registry.register_model("churn", "1", src, {"auc": value})
     assert registry.list_models() == []
 
 
@@ -491,10 +495,24 @@ def test_keys_the_registry_does_not_know_are_let_through(
     assert registry.get_model("churn").production == "1.0"
 
 
+def test_a_torn_last_history_line_is_skipped_with_a_warning(
+    tmp_path: Path, registry: ModelRegistry
+) -> None:
+    """A crash in the middle of an append leaves a last line that is not JSON: the events
+    before it are read (model.json still holds the last change's), and a warning names it."""
+    path = _registered(tmp_path, registry) / "history.jsonl"
+    whole = path.read_bytes()
+    first, second = whole.splitlines()
+    for torn, line in ((whole + b'{"seq": 3, "act', 3), (first + b"\n" + second[:-9], 2)):
+        path.write_bytes(torn)  # a partial next event; or the last event itself cut short
+        with pytest.warns(RegistryWarning, match=re.escape(f"history.jsonl: line {line}: not")):
+            assert [e.seq for e in registry.get_history("churn")] == [1, 2]
+
+
 def test_edited_history_names_file_and_line(tmp_path: Path, registry: ModelRegistry) -> None:
     path = _registered(tmp_path, registry) / "history.jsonl"
     lines = path.read_text().splitlines()
-    path.write_text(lines[0] + "\n{not json\n")
+    path.write_text(lines[0] + "\n{not json\n" + lines[1] + "\n")  # a bad line in the middle
     with pytest.raises(
         CorruptMetadataError, match=re.escape("history.jsonl: line 2: not valid JSON")
     ):

@@ -816,3 +816,36 @@ def _promote(registry: ModelRegistry, version: str) -> bool:
     except StageError:  # already in production when its turn came
         return False
     return True
+
+
+def _cli(backend: Backend, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m mlops_core.cli registry --registry LOCATION ARGS`` for either backend."""
+    if backend.server is not None:
+        env = backend.server.child_env(MLOPS_REGISTRY_CACHE=str(backend.cache))
+    else:
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "mlops_core.cli", "registry", "--registry", backend.location, *args],
+        env=env, cwd=backend.cache.parent, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+def test_one_corrupt_model_document_costs_only_its_model(
+    backend: Backend, model_file: Path
+) -> None:
+    registry = backend.registry()
+    for name in ("churn", "fraud"):
+        registry.register_model(name, "1.0", model_file)
+    backend.write("churn/model.json", b"{garbage")
+    where = f"{backend.where('churn/model.json')}: not valid JSON"
+
+    proc = _cli(backend, "--json", "verify")
+    rows = {r["name"]: r for r in json.loads(proc.stdout)}
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
+    assert rows["fraud"]["ok"] and not rows["churn"]["ok"]
+    assert rows["churn"]["problem"].startswith(where), rows["churn"]
+
+    proc = _cli(backend, "--json", "list")
+    rows = {r["name"]: r for r in json.loads(proc.stdout)}
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
+    assert rows["fraud"]["versions"] == 1 and rows["churn"]["problem"].startswith(where)

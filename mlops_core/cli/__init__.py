@@ -12,10 +12,13 @@ import argparse
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from mlops_core import __version__
-from mlops_core.errors import MlopsError
+from mlops_core.cli._output import one_line
+from mlops_core.errors import MlopsError, RegistryWarning
 
 # sub-command modules, in the order they appear in --help
 _COMMANDS = (
@@ -45,26 +48,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        return int(func(args) or 0)
+        return _run(func, args)
     except BrokenPipeError:
         # The reader went away (`mlops registry list | head -1`): stop quietly, as a shell
         # tool killed by SIGPIPE would, and keep Python from complaining at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except (MlopsError, OSError) as exc:
-        print(f"mlops {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"mlops {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, FileNotFoundError) and exc.filename:  # as MissingFileError says it
-        text = f"{exc.filename}: no such file"
-    elif isinstance(exc, OSError) and exc.strerror and exc.filename:  # not "[Errno 2] ..."
-        text = f"{exc.filename}: {exc.strerror}"
-    return " ".join(text.split())
+def _run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run an action with the warnings this project issues shown as one line each
+    (``mlops registry: warning: ...``), like its errors, not as Python's two-line format."""
+    shown = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], *rest: Any, **kw: Any) -> None:
+        if issubclass(category, RegistryWarning):
+            text = " ".join(str(message).split())
+            print(f"mlops {args.command}: warning: {text}", file=sys.stderr)
+        else:
+            shown(message, category, *rest, **kw)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", RegistryWarning)
+        warnings.showwarning = show
+        return int(func(args) or 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -38,3 +38,14 @@ def _cell(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return ", ".join(_cell(v) for v in value)
     return str(value)
+
+
+def one_line(exc: BaseException) -> str:
+    """An error as the one line a user sees: ``path: reason`` for an OS error (not
+    ``[Errno 13] ...``), whitespace folded so a message never spans lines."""
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, FileNotFoundError) and exc.filename:  # as MissingFileError says it
+        text = f"{exc.filename}: no such file"
+    elif isinstance(exc, OSError) and exc.strerror and exc.filename:
+        text = f"{exc.filename}: {exc.strerror}"
+    return " ".join(text.split())

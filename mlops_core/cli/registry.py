@@ -17,14 +17,16 @@ import re
 import sys
 from typing import Any
 
-from mlops_core.cli._output import print_json, print_table
-from mlops_core.errors import RegistryInputError
+from mlops_core.cli._output import one_line, print_json, print_table
+from mlops_core.errors import CorruptMetadataError, IntegrityError, RegistryInputError
 from mlops_core.registry import ModelRegistry, ModelVersion, version_sort_key
 
 DEFAULT_REGISTRY = "./mlops_registry"
 _NAME_HELP = "model name: letters, digits, '.', '_', '+', '-' (for example churn)"
 _VERSION_HELP = "for example 1.2.0 (versions sort PEP 440-like)"
 _INT = re.compile(r"[+-]?\d+")
+#: what makes one stored model unreadable: reported as its row, the others still shown
+_UNREADABLE = (CorruptMetadataError, IntegrityError, OSError)
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -135,8 +137,11 @@ def _key_value(text: str) -> tuple[str, str]:
     return key, value
 
 
-def _metric_value(text: str) -> Any:
-    if _INT.fullmatch(text):
+def _metric_value(text: str) -> int | float | str:
+    """``--metric`` text as a number; text that is none is passed on as is, for the
+    registry's own check to refuse naming the metric (the same line as from the API or a
+    ``--metrics-file``)."""
+    if _INT.fullmatch(text.strip()):
         return int(text)
     try:
         return float(text)
@@ -218,21 +223,43 @@ def _archive(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
+    """Every model, or one model's versions.
+
+    A model that cannot be read (a damaged model.json, no permission) is a row with its
+    problem, the others are listed, and the exit code is 1: a script enumerating models
+    must not take a partial list for the whole registry.
+    """
     registry = _registry(args)
-    if args.name is None:
-        rows = []
-        for name in registry.list_models():
-            info = registry.get_model(name)
-            latest = max(info.versions, key=version_sort_key) if info.versions else None
-            rows.append({
-                "name": name, "versions": len(info.versions), "latest": latest,
-                "staging": info.staging, "production": info.production,
-            })  # fmt: skip
-        if _as_json(args):
-            print_json(rows)
-        else:
-            print_table(rows, ("name", "versions", "latest", "staging", "production"))
-        return 0
+    if args.name is not None:
+        return _list_versions(args, registry)
+    rows = [_model_row(registry, name) for name in registry.list_models()]
+    columns = ["name", "versions", "latest", "staging", "production"]
+    unread = [r for r in rows if r["problem"] is not None]
+    if _as_json(args):
+        print_json(rows)
+    else:
+        print_table(rows, [*columns, "problem"] if unread else columns)
+    if unread:
+        _error(f"{_unread_summary(unread, len(rows))} (first: {_first(unread)})")
+        return 1
+    return 0
+
+
+def _model_row(registry: ModelRegistry, name: str) -> dict[str, Any]:
+    """One model's ``list`` row; a model that cannot be read is a row saying why."""
+    row: dict[str, Any] = dict.fromkeys(("versions", "latest", "staging", "production"))
+    try:
+        info = registry.get_model(name)
+    except _UNREADABLE as exc:
+        return {"name": name, **row, "problem": one_line(exc)}
+    latest = max(info.versions, key=version_sort_key) if info.versions else None
+    return {
+        "name": name, "versions": len(info.versions), "latest": latest,
+        "staging": info.staging, "production": info.production, "problem": None,
+    }  # fmt: skip
+
+
+def _list_versions(args: argparse.Namespace, registry: ModelRegistry) -> int:
     versions = registry.list_versions(args.name, order=args.order)
     if _as_json(args):
         print_json([v.to_dict() for v in versions])
@@ -266,23 +293,62 @@ def _history(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    """Re-hash every stored version; exit 1 when any fails or any model cannot be read.
+
+    A model that cannot be read is a FAILED row of its own, so a CI check can never pass
+    having checked nothing.
+    """
     registry = _registry(args)
     names = [args.name] if args.name else registry.list_models()
-    results = [r for name in names for r in registry.verify(name, args.version)]
+    rows = [row for name in names for row in _verify_rows(registry, name, args.version)]
     if _as_json(args):
-        print_json([r.to_dict() for r in results])
+        print_json(rows)
     else:
-        rows = [{**r.to_dict(), "ok": "ok" if r.ok else "FAILED"} for r in results]
-        print_table(rows, ("name", "version", "stage", "ok", "problem"))
-    failed = [r for r in results if not r.ok]
+        shown = [{**r, "ok": "ok" if r["ok"] else "FAILED"} for r in rows]
+        print_table(shown, ("name", "version", "stage", "ok", "problem"))
+    failed = [r for r in rows if not r["ok"]]
     if failed:
-        print(
-            f"mlops registry: error: {len(failed)} of {len(results)} versions failed"
-            f" verification (first: {failed[0].name} {failed[0].version}: {failed[0].problem})",
-            file=sys.stderr,
-        )
+        _error(f"{_verify_summary(rows, len(names))} (first: {_first(failed)})")
         return 1
     return 0
+
+
+def _verify_rows(registry: ModelRegistry, name: str, version: str | None) -> list[dict[str, Any]]:
+    """The model's results, or one FAILED row (version null) when it cannot be read."""
+    try:
+        return [r.to_dict() for r in registry.verify(name, version)]
+    except _UNREADABLE as exc:
+        return [{
+            "name": name, "version": None, "stage": None, "ok": False,
+            "expected_sha256": None, "actual_sha256": None, "problem": one_line(exc),
+        }]  # fmt: skip
+
+
+def _verify_summary(rows: list[dict[str, Any]], n_models: int) -> str:
+    """``1 of 3 models could not be read, 1 of 4 versions failed verification``."""
+    unread = [r for r in rows if r["version"] is None]
+    versions = [r for r in rows if r["version"] is not None]
+    parts = [_unread_summary(unread, n_models)] if unread else []
+    failed = sum(not r["ok"] for r in versions)
+    if failed or not unread:
+        parts.append(f"{failed} of {len(versions)} versions failed verification")
+    return ", ".join(parts)
+
+
+def _unread_summary(unread: list[dict[str, Any]], n_models: int) -> str:
+    return f"{len(unread)} of {n_models} models could not be read"
+
+
+def _first(rows: list[dict[str, Any]]) -> str:
+    """The first failure, named: ``churn 1.0: problem`` or ``churn: problem``."""
+    row = rows[0]
+    version = row.get("version")
+    what = row["name"] if version is None else f"{row['name']} {version}"
+    return f"{what}: {row['problem']}"
+
+
+def _error(text: str) -> None:
+    print(f"mlops registry: error: {text}", file=sys.stderr)
 
 
 def _path(args: argparse.Namespace) -> int:

@@ -478,6 +478,16 @@ class ModelRegistry:
         )
 
     def _verify_one(self, name: str, doc: Doc, version: str) -> VerifyResult:
+        """One version's result; a file it cannot read (no permission, an I/O error, an
+        unreachable object) fails this version, not the whole verification."""
+        try:
+            return self._verify_version(name, doc, version)
+        except OSError as exc:
+            entry = md.entry(doc, version)
+            stage = md.stage(doc, version)
+            return VerifyResult(name, version, stage, False, entry["sha256"], None, _os_line(exc))
+
+    def _verify_version(self, name: str, doc: Doc, version: str) -> VerifyResult:
         expected = md.entry(doc, version)["sha256"]
         stage = md.stage(doc, version)
 
@@ -502,6 +512,13 @@ class ModelRegistry:
             except IntegrityError as exc:
                 problem = str(exc)
         return result(actual, problem)
+
+
+def _os_line(exc: OSError) -> str:
+    """An OS error as ``path: reason``, the way every other problem names its file."""
+    if exc.filename and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc)
 
 
 def _put_in_production(doc: Doc, version: str) -> None:

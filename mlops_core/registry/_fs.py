@@ -33,14 +33,21 @@ import copy
 import json
 import os
 import shutil
+import stat
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from mlops_core import _fsutil as fs
 from mlops_core._common import utc_timestamp
-from mlops_core.errors import CorruptMetadataError, IntegrityError, ModelNotFoundError
+from mlops_core.errors import (
+    CorruptMetadataError,
+    IntegrityError,
+    ModelNotFoundError,
+    RegistryWarning,
+)
 from mlops_core.registry._metadata import (
     HISTORY_FILE,
     LOCK_FILE,
@@ -148,7 +155,7 @@ class FilesystemStore:
         for entry in entries:
             if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
                 continue
-            if NAME_RE.fullmatch(entry.name) and os.path.isfile(Path(entry.path) / MODEL_FILE):
+            if NAME_RE.fullmatch(entry.name) and _may_hold_model(Path(entry.path)):
                 names.append(entry.name)
         return names
 
@@ -164,9 +171,11 @@ class FilesystemStore:
         """The complete history: history.jsonl plus what model.json committed after it."""
         history_path = self._model_dir(name) / HISTORY_FILE
         for _ in range(50):
-            history = self._read_history(name)  # history first: model.json is never behind it
+            # history first: model.json is never behind it
+            history, torn = self._read_history(name)
             merged = merge_history(history, self._require_doc(name), history_path)
             if merged is not None:
+                _warn_torn(torn)
                 return merged
             time.sleep(0.005)  # a writer committed between the two reads
         with self._lock(name):
@@ -260,34 +269,14 @@ class FilesystemStore:
             raise ModelNotFoundError(f"model {name!r} not found in registry {self.root}")
         return doc
 
-    def _read_history(self, name: str) -> list[Event]:
+    def _read_history(self, name: str) -> tuple[list[Event], str | None]:
+        """The events of history.jsonl, and a note when its torn last line was skipped."""
         path = self._model_dir(name) / HISTORY_FILE
         try:
             raw = fs.read_bytes_nofollow(path)
         except FileNotFoundError:
-            return []
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise CorruptMetadataError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-        events: list[Event] = []
-        for lineno, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                ev = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise CorruptMetadataError(
-                    f"{path}: line {lineno}: not valid JSON ({exc.msg})"
-                ) from None
-            check_event(ev, f"{path}: line {lineno}")
-            if ev["seq"] != len(events) + 1:
-                raise CorruptMetadataError(
-                    f"{path}: line {lineno}: event seq {ev['seq']}, expected {len(events) + 1}"
-                    " (a line was removed, added or reordered)"
-                )
-            events.append(ev)
-        return events
+            return [], None
+        return _parse_history(raw, path)
 
     def _write_history(self, name: str, events: list[Event]) -> None:
         lines = "".join(json.dumps(ev, sort_keys=True) + "\n" for ev in events)
@@ -302,7 +291,8 @@ class FilesystemStore:
         """
         mdir = self._model_dir(name)
         doc = self.load_doc(name)
-        history = self._read_history(name)
+        history, torn = self._read_history(name)
+        _warn_torn(torn)  # the commit rewrites the file whole, without that line
         if doc is None and history:
             raise CorruptMetadataError(f"{mdir / HISTORY_FILE}: exists but {MODEL_FILE} is missing")
         if doc is not None:
@@ -340,3 +330,66 @@ class FilesystemStore:
         check_doc(doc, name, self._model_dir(name) / MODEL_FILE)  # never write what we'd reject
         fs.atomic_write_json(self._model_dir(name) / MODEL_FILE, doc)  # the commit point
         self._write_history(name, history + events)
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def _may_hold_model(mdir: Path) -> bool:
+    """Whether ``mdir`` holds a model.json, or may: one that cannot be looked into (no
+    permission) is listed, so reading it reports why, instead of the model silently
+    missing from ``list`` and ``verify``."""
+    try:
+        return stat.S_ISREG(os.stat(mdir / MODEL_FILE).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError:
+        return True
+
+
+def _parse_history(raw: bytes, path: Path) -> tuple[list[Event], str | None]:
+    """The events of history.jsonl's bytes, checked and numbered 1, 2, 3, ...
+
+    A last line that is not JSON is what an append cut short leaves (no complete JSON object
+    is a prefix of another): it is skipped with a note, since model.json still holds the
+    events of the last change.  Any other bad line is an error naming ``path`` and the line.
+    """
+    lines = raw.split(b"\n")
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    events: list[Event] = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        where = f"{path}: line {i + 1}"
+        try:
+            ev = _parse_history_line(line, where)
+        except CorruptMetadataError as exc:
+            if i != last:
+                raise
+            return events, f"{exc}; skipped this torn last line (a write cut short)"
+        check_event(ev, where)
+        if ev["seq"] != len(events) + 1:
+            raise CorruptMetadataError(
+                f"{where}: event seq {ev['seq']}, expected {len(events) + 1}"
+                " (a line was removed, added or reordered)"
+            )
+        events.append(ev)
+    return events, None
+
+
+def _parse_history_line(line: bytes, where: str) -> Any:
+    """One line of history.jsonl as JSON; ``CorruptMetadataError`` naming ``where`` if not."""
+    try:
+        return json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise CorruptMetadataError(f"{where}: not UTF-8 text (byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise CorruptMetadataError(
+            f"{where}: not valid JSON (column {exc.colno}: {exc.msg})"
+        ) from None
+
+
+def _warn_torn(note: str | None) -> None:
+    """Say that a torn last line was skipped: a reader must not lose it silently."""
+    if note is not None:
+        warnings.warn(note, RegistryWarning, stacklevel=3)

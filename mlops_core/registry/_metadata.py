@@ -61,6 +61,12 @@ def os_user() -> str:
 
 
 def clean_metrics(metrics: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The metrics as stored: finite numbers only.
+
+    Their reader (the exporter's quality baseline) compares numbers; a string, bool or null
+    stored as ``accuracy`` would be dropped there without a word, so it is refused here,
+    naming the metric.  Text belongs in the tags or the description.
+    """
     if metrics is None:
         return {}
     if not isinstance(metrics, Mapping):
@@ -69,19 +75,22 @@ def clean_metrics(metrics: Mapping[str, Any] | None) -> dict[str, Any]:
     for key, value in metrics.items():
         if not isinstance(key, str) or not key:
             raise RegistryInputError(f"metric name {key!r} must be a non-empty string")
-        if value is None or isinstance(value, (bool, str)):
-            clean[key] = value
-        elif isinstance(value, numbers.Integral):
-            clean[key] = int(value)
-        elif isinstance(value, numbers.Real):
-            if not math.isfinite(float(value)):
-                raise RegistryInputError(f"metric {key!r} is {value}; metrics must be finite")
-            clean[key] = float(value)
-        else:
-            raise RegistryInputError(
-                f"metric {key!r} has type {type(value).__name__}; use a number, string or bool"
-            )
+        clean[key] = _metric_number(key, value)
     return clean
+
+
+def _metric_number(key: str, value: Any) -> int | float:
+    """``value`` as an int or a finite float; ``RegistryInputError`` naming ``key`` if not."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        if math.isfinite(float(value)):
+            return float(value)
+        raise RegistryInputError(f"metric {key!r} is {value}; metrics must be finite numbers")
+    raise RegistryInputError(
+        f"metric {key!r} is {value!r} ({type(value).__name__}); metrics must be finite numbers"
+        " (put text in a tag or the description)"
+    )
 
 
 def clean_tags(tags: Mapping[str, str] | None) -> dict[str, str]:
