@@ -76,6 +76,7 @@ from exporter.models import (
     ModelsView,
     Monitor,
     check_feature_kinds,
+    is_registry,
     parse_features,
     parser_for,
     router_for,
@@ -282,7 +283,7 @@ class Exporter:
             # the current parser's verdicts: a new version may decode other features
             config, states, stores, self.follower,
             lambda lines: self.ingestor.parser.parse(lines), self.counters,
-            lambda: self.ingestor.router,
+            lambda: self.ingestor.router, diagnostics=self.diagnostics,
         )  # fmt: skip
         if config.logs.state_file is None:
             log.warning(
@@ -513,6 +514,7 @@ class Exporter:
         if self._rate is not None and now > self._rate[0]:
             self._lines_per_second = (c.lines_total - self._rate[1]) / (now - self._rate[0])
         self._rate = (now, c.lines_total)
+        self._diagnose_models()
         if c.unrouted_total > self._unrouted_seen and now - self._unrouted_logged >= 60.0:
             router = self.ingestor.router
             log.warning(
@@ -524,6 +526,29 @@ class Exporter:
                 "mlops_log_lines_unrouted_total and judged by no model",
             )
             self._unrouted_seen, self._unrouted_logged = c.unrouted_total, now
+
+    def _diagnose_models(self) -> None:
+        """Per pass and model: predictions read that none of its judgements can use (all
+        older than drift.window.max_age, or all of versions it does not monitor)."""
+        states = self._models.states
+        self.diagnostics.forget_models(m.name for m in states)
+        for m in states:
+            window = m.window
+            self.diagnostics.window(
+                m.name,
+                added=window.added,
+                samples=window.samples(),
+                newest=window.newest,
+                max_age=window.max_age,
+            )
+            counted = m.counters.snapshot()
+            self.diagnostics.versions(
+                m.name,
+                monitored=m.monitored_version,
+                predictions=counted.predictions_total,
+                other_versions=counted.other_versions,
+                registry=is_registry(m),
+            )
 
     def drift_pass(self) -> None:
         """One scheduled pass over every model; a failure is logged and counted, the old

@@ -16,7 +16,19 @@ Each of these once happened to a careful user and left nothing in the exporter's
 * outcomes are joined (``outcomes:``) but none matched a prediction ``outcomes.early_grace``
   after the start: warned with what went wrong (no prediction carries a ``request_id``, no
   outcome record was read, or none of those read matched) and every ``REPEAT_EVERY`` while
-  it lasts; cleared by the first match.
+  it lasts; cleared by the first match;
+* predictions were read but every one is older than ``drift.window.max_age`` (a replayed
+  history, a writer's clock far behind): the window stays empty, so the drift pass only said
+  "not enough samples"; warned with the newest timestamp read, once per ``REPEAT_EVERY``;
+* predictions were read but none is of the version the model monitors (``model.version``,
+  or the registry stage's version): warned with the versions seen, once per
+  ``REPEAT_EVERY`` (the page listed them, the log and ``/-/ready`` did not);
+* outcome records that cannot be joined (``actual`` an object or an array, no
+  ``request_id``): the store counts them (``mlops_outcomes_unmatched_total{reason=
+  "invalid"}``), the first ``SAMPLES_PER_REASON`` are logged with file and line here.
+
+Excerpts of rejected lines have their control characters escaped (``\\x1b``), so a line of
+binary garbage cannot write terminal escapes or NUL bytes into the log, whatever its format.
 
 The current warnings are a tuple of one-line strings, shown on the landing page and in the
 body of ``/-/ready``.  Everything here is bounded: a few hundred lines decoded once, a few
@@ -28,6 +40,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -53,6 +66,19 @@ _SLACK = 1.0
 #: line numbers are counted only in files up to this size (reading the file up to the line)
 COUNT_LINES_UP_TO = 64 << 20
 _EXCERPT = 120
+#: control characters (C0, DEL, C1) as ``\\xNN``: the console format writes strings raw
+_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+
+
+def excerpt(line: bytes) -> str:
+    """The start of a rejected line, printable: what a log line may quote of the input.
+
+    The one place excerpts are made.  Invalid UTF-8 becomes U+FFFD and control characters
+    are escaped, so a hostile line cannot put a NUL or an ANSI escape on the terminal of
+    whoever reads ``--log.format=console`` output (JSON escapes them itself, the console
+    renderer does not).
+    """
+    return line[:_EXCERPT].decode("utf-8", "replace").translate(_ESCAPES)
 
 
 class Diagnostics:
@@ -84,6 +110,9 @@ class Diagnostics:
         self._no_outcomes_kind = ""  # which problem it is: logged again when it changes
         self._no_outcomes_logged = -float("inf")
         self._skipped: str | None = None  # shown until the first prediction is read
+        # lasting per-model problems: (check, model) -> (message, when it was last logged)
+        self._lasting: dict[tuple[str, str], tuple[str, float]] = {}
+        self._outcomes_logged = 0
 
     # --- fields of the records --------------------------------------------------------------
 
@@ -212,7 +241,7 @@ class Diagnostics:
             offset=offset,
             line_number=_line_number(path, offset),
             reason=reason,
-            excerpt=line[:_EXCERPT].decode("utf-8", "replace"),
+            excerpt=excerpt(line),
         )
 
     def summarise(self) -> None:
@@ -289,6 +318,121 @@ class Diagnostics:
             unmatched=dict(stats.unmatched),
         )
 
+    def outcome_rejected(self, path: str, offset: int, line: bytes) -> None:
+        """Log one outcome record the store counts as invalid (the first few of them).
+
+        The store only counts them (``mlops_outcomes_unmatched_total{reason="invalid"}``);
+        without the file and line a user cannot find which writer is wrong.
+        """
+        with self._lock:
+            if self._outcomes_logged >= SAMPLES_PER_REASON:
+                return
+            self._outcomes_logged += 1
+        log.warning(
+            "outcome_rejected",
+            file=path,
+            offset=offset,
+            line_number=_line_number(path, offset),
+            problem=outcome_problem(line),
+            excerpt=excerpt(line),
+        )
+
+    @property
+    def wants_outcome_samples(self) -> bool:
+        return self._outcomes_logged < SAMPLES_PER_REASON
+
+    # --- each model's predictions -------------------------------------------------------
+
+    def window(
+        self,
+        model: str,
+        *,
+        added: int,
+        samples: int,
+        newest: float | None,
+        max_age: float | None,
+    ) -> None:
+        """Called at every pass: warn while predictions were read but all are too old.
+
+        ``added`` counts the predictions this process put in the model's window (not the
+        checkpointed counters: after a restart the window starts empty, which is no
+        problem), ``samples`` those still in it, ``newest`` the newest timestamp added.
+        """
+        message = None
+        fields: dict[str, Any] = {}
+        if added and not samples and max_age is not None and newest is not None:
+            stamp = _iso(newest)
+            message = (
+                f"{model}: {added} predictions read, none within drift.window.max_age "
+                f"({format_duration(max_age)}; newest at {stamp}): the window is empty; raise "
+                "drift.window.max_age to judge them, or check the records' timestamp"
+            )
+            fields = {"predictions": added, "newest": stamp, "max_age_seconds": max_age}
+        self._lasting_problem("predictions_too_old", model, message, fields)
+
+    def versions(
+        self,
+        model: str,
+        *,
+        monitored: str | None,
+        predictions: int,
+        other_versions: Mapping[str, int],
+        registry: bool,
+    ) -> None:
+        """Called at every pass: warn while none of the predictions read is of the monitored
+        version (the page listed the others; the log and ``/-/ready`` said nothing)."""
+        message = None
+        fields: dict[str, Any] = {}
+        others = {v: n for v, n in other_versions.items() if n}
+        if monitored is not None and not predictions and others:
+            seen = ", ".join(f"{v}: {n}" for v, n in sorted(others.items()))
+            key = (
+                "the registry stage the model follows (the promoted version)"
+                if registry
+                else "model.version"
+            )
+            message = (
+                f"{model}: monitors version {monitored}, but all {sum(others.values())} "
+                f"predictions read are of other versions ({seen}): not judged; set {key} to "
+                "the version being served, or check the records' model_version"
+            )
+            fields = {"monitored_version": monitored, "versions": others}
+        self._lasting_problem("predictions_of_other_versions", model, message, fields)
+
+    def _lasting_problem(
+        self, check: str, model: str, message: str | None, fields: Mapping[str, Any]
+    ) -> None:
+        """Show ``message`` on the pages while it lasts; log it when it starts, when it
+        changes kind, and every ``REPEAT_EVERY``; say when it is over."""
+        now = self._clock()
+        key = (check, model)
+        with self._lock:
+            was = self._lasting.get(key)
+            if message is None:
+                if was is None:
+                    return
+                del self._lasting[key]
+                cleared = True
+            else:
+                cleared = False
+                if was is not None and now - was[1] < REPEAT_EVERY - _SLACK:
+                    self._lasting[key] = (message, was[1])
+                    return
+                self._lasting[key] = (message, now)
+        if cleared:
+            log.info("predictions_judged_again", check=check, model=model)
+            return
+        if check == "predictions_too_old":
+            log.warning("predictions_too_old", model=model, message=message, **fields)
+        else:
+            log.warning("predictions_of_other_versions", model=model, message=message, **fields)
+
+    def forget_models(self, keep: Iterable[str]) -> None:
+        """Drop the lasting problems of models no longer monitored (after a reload)."""
+        names = set(keep)
+        with self._lock:
+            self._lasting = {k: v for k, v in self._lasting.items() if k[1] in names}
+
     # --- what the pages show ------------------------------------------------------------
 
     def warnings(self) -> tuple[str, ...]:
@@ -300,7 +444,32 @@ class Diagnostics:
                 out.append(self._no_outcomes)
             if self._skipped is not None and self._sampled == 0:  # no prediction read yet
                 out.append(self._skipped)
+            out += [message for message, _ in self._lasting.values()]
             return tuple(out)
+
+
+def _iso(t: float) -> str:
+    """Unix seconds as the logger writes timestamps (UTC, ``Z``), to the second."""
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def outcome_problem(line: bytes) -> str:
+    """Why an outcome line cannot be joined, in a few words (for the first few logged)."""
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return "not decodable (a number too large, or not UTF-8)"
+    if not isinstance(record, dict):
+        return "not an object"
+    rid = record.get("request_id")
+    if not (type(rid) is str and rid) and type(rid) is not int:  # as the store reads it
+        return "no request_id"
+    actual = record.get("actual")
+    if isinstance(actual, dict | list):
+        return "actual is an object or an array"
+    if actual is None:
+        return "no actual"
+    return "actual or timestamp unusable (not a finite number or a label)"
 
 
 def _seconds(seconds: float) -> str:

@@ -519,7 +519,7 @@ class Ingestor:
             # there is no catch-all here that could throw a whole block away.
             blocks = self.follower.poll_blocks()
             batches = [self.parser.parse_block(block) for block in blocks]
-            if self.diagnostics is not None and blocks:
+            if self.diagnostics is not None and (blocks or self.follower.dropped_lines):
                 self._diagnose(blocks, batches, self.diagnostics)
             processed = 0
             if batches:
@@ -612,7 +612,13 @@ class Ingestor:
         self, blocks: list[bytes], batches: list[ParsedBatch], diagnostics: Diagnostics
     ) -> None:
         """Feed the no-silent-failure checks: field names while sampling, and the first
-        rejected lines of each reason (re-parsed one by one, a few times per lifetime)."""
+        rejected lines of each reason (re-parsed one by one, a few times per lifetime), the
+        over-long lines the follower dropped included (the parser never sees those)."""
+        dropped = self.follower.dropped_lines
+        if dropped:
+            diagnostics.rejected({"too_long": len(dropped)})
+            for path, offset, head in dropped:
+                diagnostics.sample(path, offset, "too_long", head)
         sources = self.follower.block_sources
         for index, (block, batch) in enumerate(zip(blocks, batches, strict=True)):
             if diagnostics.sampling:

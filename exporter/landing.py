@@ -351,6 +351,11 @@ def render_quality(q: QualitySnapshot, *, suffix: str = "") -> str:
         "labelled: " + ("no prediction stored yet" if ratio is None else f"{ratio:.1%}"),
         f"<span id='awaiting{suffix}'>{0 if stats is None else stats.pending}</span> predictions "
         "awaiting an outcome",
+        # outcome lines no join can use (actual an object or array, no request_id): counted
+        # by the store, logged as outcome_rejected; shown so "labelled" is not a mystery
+        f"<span id='outcomes-invalid{suffix}'>"
+        f"{0 if stats is None else stats.unmatched.get('invalid', 0)}</span> invalid outcome "
+        "records (not joinable)",
     ]
     if q.level is not None:
         facts.append(f"verdicts at level {q.level:.3g}")

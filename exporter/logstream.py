@@ -13,7 +13,9 @@ What can happen to the one file, and what the stream does:
 - **appended lines**: read in large chunks, split on ``\\n``; a last line without its newline
   is held back until the newline arrives.
 - **over-long lines** (more than ``max_line_bytes`` without a newline): dropped and counted;
-  memory never holds more than one such limit.
+  memory never holds more than one such limit.  Where each one started, and its first bytes,
+  are reported (:attr:`Read.dropped`) so that it is logged like any rejected line; the lines
+  around it keep their own offsets (a block never spans a dropped line).
 - **truncation** (``copytruncate``): the file got shorter than the read offset, its first
   bytes changed, or the bytes just before the read offset changed (truncated and written
   again past the old offset between two checks, even with the same first bytes).  Reading
@@ -55,6 +57,9 @@ _END_SCAN = 64 << 10
 
 _NO_STAT = (-1, -1)
 
+DROPPED_HEAD = 256
+"""Bytes kept of the start of a dropped over-long line, for the log's excerpt."""
+
 
 class Block(NamedTuple):
     """Complete lines of one file, each ending with ``b"\\n"``, none over the line limit."""
@@ -69,6 +74,8 @@ class Read(NamedTuple):
 
     bytes_read: int
     lines_too_long: int
+    #: each dropped over-long line: the file offset where it starts, and its first bytes
+    dropped: tuple[tuple[int, bytes], ...] = ()
 
 
 class Change(enum.Enum):
@@ -319,6 +326,7 @@ class LogStream:
         """Read up to ``budget`` bytes; append its complete lines to ``out``, one block a read."""
         total = 0
         too_long = 0
+        dropped: list[tuple[int, bytes]] = []
         while total < budget:
             try:
                 chunk = os.pread(self._fd, min(READ_CHUNK, budget - total), self.offset)
@@ -338,10 +346,10 @@ class LogStream:
                 else (self._tail + chunk)[-TAIL_BYTES:]
             )
             total += len(chunk)
-            too_long += self._split(chunk, out)
+            too_long += self._split(chunk, out, dropped)
         if total:
             self._last_growth = self._clock()
-        return Read(total, too_long)
+        return Read(total, too_long, tuple(dropped))
 
     def finish(self) -> Block | None:
         """Close the file; its unterminated last line, if any, as a block of its own.
@@ -400,10 +408,13 @@ class LogStream:
         self._fp_digest, self._fp_len = "", 0
         self._tail = b""
 
-    def _split(self, chunk: bytes, out: list[Block]) -> int:
+    def _split(self, chunk: bytes, out: list[Block], dropped: list[tuple[int, bytes]]) -> int:
         """Append the complete lines of ``chunk`` to ``out`` as one block; hold the rest.
 
-        Returns how many lines went over ``max_line_bytes`` (dropped).
+        Returns how many lines went over ``max_line_bytes`` (dropped), each also added to
+        ``dropped`` with its offset.  A block with a dropped line is cut around it, so each
+        block's offset is still where its first line starts (the rejected-line log and the
+        outcome store count on it).
         """
         limit = self.max_line_bytes
         too_long = 0
@@ -426,17 +437,36 @@ class LogStream:
                 block = chunk if cut + 1 == len(chunk) else chunk[: cut + 1]
             self._partial = chunk[cut + 1 :]
             if len(block) > limit and has_line_longer_than(block, limit):
-                lines = block.split(b"\n")  # the last piece is the empty one after the newline
-                kept = [line for line in lines if len(line) <= limit]
-                too_long += len(lines) - len(kept)
-                block = b"\n".join(kept)
-            if block:
+                too_long += self._drop_long(block, start, out, dropped)
+            elif block:
                 out.append(Block(block, self.path, start))
         if len(self._partial) > limit:
             too_long += 1
+            dropped.append((self.offset - len(self._partial), self._partial[:DROPPED_HEAD]))
             self._skipping = True
             self._partial = b""
         return too_long
+
+    def _drop_long(
+        self, block: bytes, start: int, out: list[Block], dropped: list[tuple[int, bytes]]
+    ) -> int:
+        """Append the lines of ``block`` (complete ones) that fit the limit, as blocks cut
+        at each over-long line; returns how many were dropped."""
+        limit = self.max_line_bytes
+        count = 0
+        pos = kept = 0  # where the current line starts; where the kept run starts
+        while pos < len(block):
+            end = block.index(b"\n", pos) + 1
+            if end - 1 - pos > limit:
+                count += 1
+                dropped.append((start + pos, block[pos : min(end - 1, pos + DROPPED_HEAD)]))
+                if pos > kept:
+                    out.append(Block(block[kept:pos], self.path, start + kept))
+                kept = end
+            pos = end
+        if kept < len(block):
+            out.append(Block(block[kept:], self.path, start + kept))
+        return count
 
     def _refresh_fingerprint(self) -> None:
         with contextlib.suppress(OSError):

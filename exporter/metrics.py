@@ -268,7 +268,8 @@ CATALOG: tuple[MetricSpec, ...] = (
     MetricSpec(
         "mlops_log_lines", "counter",
         "Lines read from the followed logs, logs.paths and outcomes.paths (predictions, other "
-        "events and invalid lines); with several models, model=\"\" (a line is no model's).",
+        "events and invalid lines; blank lines are not counted); with several models, "
+        "model=\"\" (a line is no model's).",
         _M, "files",
     ),
     MetricSpec(

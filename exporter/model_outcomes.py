@@ -44,13 +44,21 @@ import structlog
 
 from exporter.checkpoint import FilePosition
 from exporter.config import QUALITY_METRICS, ExporterConfig, model_store
+from exporter.diagnostics import Diagnostics
 from exporter.errors import ConfigError
 from exporter.ingest import IngestCounters
 from exporter.keyed_records import KeyedParser
 from exporter.linesource import IdentifyingFollower
 from exporter.models import ModelState
-from exporter.outcome_feed import OutcomeFeed
-from exporter.outcomes import OutcomeRow, OutcomeStats, OutcomeStore, PredictionRow, StoreLimits
+from exporter.outcome_feed import OutcomeFeed, line_at
+from exporter.outcomes import (
+    OutcomeRow,
+    OutcomeStats,
+    OutcomeStore,
+    PredictionRow,
+    StoreLimits,
+    outcome_record,
+)
 from exporter.quality import ConfidenceWindow, QualitySettings, QualitySnapshot, compute_quality
 from exporter.records import ParsedBatch
 from exporter.routing import Router
@@ -170,8 +178,11 @@ class ModelOutcomes:
         verdicts: Verdicts,
         counters: IngestCounters,
         router: Callable[[], Router | None],
+        *,
+        diagnostics: Diagnostics | None = None,
     ) -> None:
         self.counters = counters
+        self.diagnostics = diagnostics  # logs the first invalid outcome records
         self.outcomes = config.outcomes  # paths and store: fixed for the process's life
         self._router = router
         self._follower = follower
@@ -186,7 +197,9 @@ class ModelOutcomes:
         parts: list[ModelQuality] = []
         for model, store in zip(models, stores, strict=True):
             window = ConfidenceWindow(config.drift.window.max_samples, config.drift.window.max_age)
-            feed = OutcomeFeed(store, self._keyed, verdicts, follower, window)
+            feed = OutcomeFeed(
+                store, self._keyed, verdicts, follower, window, diagnostics=diagnostics
+            )
             empty = QualitySnapshot.empty(quality_settings(config, model))
             parts.append(ModelQuality(model.name, store, feed, window, empty))
         self.parts = tuple(parts)
@@ -251,6 +264,7 @@ class ModelOutcomes:
                     unrouted += 1
                 else:
                     outcomes[i].append(o_row)
+                    self._sample_invalid(o_row, path, start, block)
             for pair, key in zip(rows.confidence, rows.confidence_routes, strict=True):
                 if (i := model_of(key)) is not None:
                     confidence[i].append(pair)
@@ -258,6 +272,14 @@ class ModelOutcomes:
             self.counters.add_unrouted(unrouted)
         for i, part in enumerate(self.parts):
             part.feed.feed_rows(predictions[i], outcomes[i], confidence[i])
+
+    def _sample_invalid(self, row: OutcomeRow, path: str, start: int, block: bytes) -> None:
+        """Log one of the first outcome rows the store will count invalid, with its line."""
+        diagnostics = self.diagnostics
+        if diagnostics is None or not diagnostics.wants_outcome_samples:
+            return
+        if outcome_record(row) is None:
+            diagnostics.outcome_rejected(path, row.offset, line_at(block, row.offset - start))
 
     def _model_of(self, router: Router | None) -> Callable[[tuple[str | None, ...]], int | None]:
         """Row key (its match values) -> index in :attr:`parts`, each distinct key resolved

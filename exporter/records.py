@@ -501,12 +501,14 @@ class RecordParser:
     def parse(self, lines: list[bytes]) -> ParsedBatch:
         """Parse ``lines`` (without their newlines).  Never raises for bad data.
 
-        Empty lines are ignored (not counted); a line of only whitespace is invalid JSON.
+        Blank lines, empty or of only whitespace, are ignored (not counted anywhere): they
+        hold no record, and a writer that ends its lines with ``\r\n`` or pads them must not
+        turn them into rejected lines.
         """
         try:
             return self._parse_lines(lines)
         except Exception:  # a parser bug: confine it to the line(s) that trigger it
-            return self._isolate([line for line in lines if line])
+            return self._isolate([line for line in lines if line and not line.isspace()])
 
     def parse_block(self, block: bytes) -> ParsedBatch:
         """Parse a block of lines, each ended by ``b"\\n"`` (the last one may lack it).
@@ -523,11 +525,11 @@ class RecordParser:
             n = count_lines(block)
             return self._parse(block, None, n, n, Counter())
         except Exception:
-            return self._isolate([line for line in block.split(b"\n") if line])
+            return self._isolate([x for x in block.split(b"\n") if x and not x.isspace()])
 
     def _parse_lines(self, lines: list[bytes]) -> ParsedBatch:
-        if not all(lines):
-            lines = [line for line in lines if line]
+        if not all(lines) or any(map(bytes.isspace, lines)):
+            lines = [line for line in lines if line and not line.isspace()]
         n_lines = len(lines)
         invalid: Counter[str] = Counter()
         if lines and max(map(len, lines)) > self.max_line_bytes:
@@ -608,8 +610,8 @@ class RecordParser:
             lines = blob.split(b"\n")
             if lines[-1] == b"":
                 lines.pop()  # after the final newline
-            if not all(lines):
-                return None, 0
+            if not all(lines) or any(map(bytes.isspace, lines)):
+                return None, 0  # blank lines: parse() drops them
         records = []
         other = 0
         decode = self._decoder.decode

@@ -124,6 +124,9 @@ class LogFollower:
         self.caught_up = False
         #: (path, byte offset of its first line) of each block the last poll_blocks returned
         self.block_sources: list[tuple[str, int]] = []
+        #: (path, offset, first bytes) of each over-long line the last poll_blocks dropped:
+        #: counted in ``stats.lines_too_long``, and logged like any rejected line
+        self.dropped_lines: list[tuple[str, int, bytes]] = []
         #: bytes already in the files when the exporter started, left unread because of
         #: start_position "end", and in how many files: said in the log, never silently
         self.skipped_at_start = 0
@@ -170,6 +173,7 @@ class LogFollower:
         with self._lock:
             blocks: list[Block] = []
             self.block_sources = []
+            self.dropped_lines = []
             if self._closed:
                 return []
             budget = self.max_poll_bytes
@@ -583,6 +587,7 @@ class LogFollower:
         got = stream.read(budget, out)
         self.stats.bytes_read += got.bytes_read
         self.stats.lines_too_long += got.lines_too_long
+        self.dropped_lines += [(stream.path, offset, head) for offset, head in got.dropped]
         return got.bytes_read
 
     def _finish(self, stream: LogStream, out: list[Block]) -> None:

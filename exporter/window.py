@@ -124,6 +124,10 @@ class Window:
         }
         self._start = 0  # slot of the oldest sample
         self._count = 0
+        #: predictions added since the window was built, and the newest timestamp among
+        #: them: with an empty window, they tell "all too old" from "nothing read yet"
+        self.added = 0
+        self.newest: float | None = None
 
     # --- writing ----------------------------------------------------------------------------
 
@@ -143,7 +147,11 @@ class Window:
                 column = np.full(n, np.nan) if kind == "numeric" else np.full(n, None, object)
             columns[name] = column[take]
         k = len(ts)
+        newest = float(ts.max()) if k else None
         with self._lock:
+            self.added += n
+            if newest is not None and (self.newest is None or newest > self.newest):
+                self.newest = newest
             end = (self._start + self._count) % self.max_samples
             first = min(k, self.max_samples - end)
             spans = [(end, 0, first), (0, first, k - first)] if k > first else [(end, 0, k)]
@@ -182,6 +190,12 @@ class Window:
         return (self._start + np.arange(self._count)) % self.max_samples
 
     # --- reading ----------------------------------------------------------------------------
+
+    def samples(self) -> int:
+        """How many predictions the window holds now (after evicting the too old ones)."""
+        with self._lock:
+            self._evict_locked(self._clock())
+            return self._count
 
     def snapshot(self, now: float | None = None) -> WindowSnapshot:
         """Evict what is too old, then copy everything, oldest first, under one lock."""

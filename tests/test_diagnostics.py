@@ -212,3 +212,99 @@ def test_every_warning_is_in_the_troubleshooting_table_and_every_row_is_logged()
     )
     stale = [n for n in documented if f'"{n}"' not in exporter_source]
     assert stale == [], f"troubleshooting.md names events the exporter never logs: {stale}"
+
+
+def test_excerpts_escape_control_characters_in_every_log_format(capsys) -> None:
+    # --log.format=console wrote a rejected line's NUL and ANSI escape raw to stderr
+    from exporter.logs import configure_logging
+
+    hostile = b"\x00\x1b[31mred\x1b[0m \xff\x7f\xc2\x9b tab\tend"
+    assert diag.excerpt(hostile) == "\\x00\\x1b[31mred\\x1b[0m \ufffd\\x7f\\x9b tab\\x09end"
+    try:
+        for fmt in ("console", "json"):
+            configure_logging("info", fmt)
+            d = _diagnostics(Clock())
+            d.sample("/nonexistent.jsonl", 0, "encoding", hostile)
+            err = capsys.readouterr().err
+            assert "log_line_rejected" in err
+            assert not any(ord(c) < 0x20 and c != "\n" for c in err), (fmt, err)
+            assert "\x7f" not in err and "\x9b" not in err
+    finally:
+        import structlog
+
+        structlog.reset_defaults()
+
+
+def test_predictions_all_too_old_are_warned_every_few_minutes_until_some_fit() -> None:
+    clock = Clock()
+    d = _diagnostics(clock)
+    with capture_logs() as logs:
+        d.window("churn", added=0, samples=0, newest=None, max_age=300.0)  # nothing read yet
+        assert d.warnings() == ()
+        for _ in range(11):  # every 30 s for 5 minutes
+            d.window("churn", added=300, samples=0, newest=1735689600.0, max_age=300.0)
+            clock.now += 30
+    warned = [e for e in logs if e["event"] == "predictions_too_old"]
+    assert len(warned) == 2 and warned[0]["log_level"] == "warning"
+    assert warned[0]["newest"] == "2025-01-01T00:00:00Z" and warned[0]["predictions"] == 300
+    (shown,) = d.warnings()
+    assert "300 predictions read, none within drift.window.max_age (5m" in shown
+    assert "newest at 2025-01-01T00:00:00Z" in shown
+    with capture_logs() as logs:
+        d.window("churn", added=305, samples=5, newest=clock.now, max_age=300.0)
+    assert d.warnings() == ()
+    assert [e["event"] for e in logs] == ["predictions_judged_again"]
+    # a restart starts with an empty window and counters restored: no warning without reads
+    d.window("churn", added=0, samples=0, newest=None, max_age=300.0)
+    assert d.warnings() == ()
+
+
+def test_predictions_only_of_other_versions_are_warned_naming_the_key() -> None:
+    clock = Clock()
+    d = _diagnostics(clock)
+    kwargs = {"monitored": "1.0", "predictions": 0, "other_versions": {"2.0": 300}}
+    with capture_logs() as logs:
+        d.versions("churn", registry=False, **kwargs)
+        d.versions("churn", registry=False, **kwargs)  # the next pass: not again
+    (event,) = [e for e in logs if e["event"] == "predictions_of_other_versions"]
+    assert event["versions"] == {"2.0": 300} and event["monitored_version"] == "1.0"
+    (shown,) = d.warnings()
+    assert "monitors version 1.0, but all 300 predictions read are of other versions" in shown
+    assert "(2.0: 300)" in shown and "set model.version" in shown
+    d.versions("churn", registry=True, **kwargs)
+    assert "registry stage" in d.warnings()[0]
+    # some of the monitored version: fine (the others are on the page and in a metric)
+    d.versions("churn", monitored="1.0", predictions=1, other_versions={"2.0": 300},
+               registry=False)  # fmt: skip
+    assert d.warnings() == ()
+    # every version monitored: nothing to warn about
+    d.versions("churn", monitored=None, predictions=0, other_versions={}, registry=False)
+    assert d.warnings() == ()
+    d.versions("gone", registry=False, **kwargs)
+    d.forget_models(["churn"])
+    assert d.warnings() == ()
+
+
+def test_invalid_outcome_records_are_logged_the_first_few_times_with_why(tmp_path: Path) -> None:
+    path = tmp_path / "o.jsonl"
+    lines = [
+        b'{"event":"outcome","request_id":"r","actual":{"a":1}}',
+        b'{"event":"outcome","actual":"a"}',
+        b'{"event":"outcome","request_id":"r"}',
+        b'{"event":"outcome","request_id":"r","actual":[1]}',
+    ]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    d = _diagnostics(Clock())
+    with capture_logs() as logs:
+        offset = 0
+        for line in lines:
+            if d.wants_outcome_samples:
+                d.outcome_rejected(str(path), offset, line)
+            offset += len(line) + 1
+    assert [(e["line_number"], e["problem"]) for e in logs] == [
+        (1, "actual is an object or an array"),
+        (2, "no request_id"),
+        (3, "no actual"),
+    ]
+    assert all(e["event"] == "outcome_rejected" and e["file"] == str(path) for e in logs)
+    assert not d.wants_outcome_samples

@@ -32,6 +32,7 @@ FEATURES = {"x": "numeric", "plan": "categorical"}
 MAX_LINE = 1 << 16
 PREDICTION = "prediction"  # the expected verdict of a line that must count
 OTHER = "other"
+BLANK = "blank"  # empty or only whitespace: no line at all, counted nowhere
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,8 @@ def hostile(draw: st.DrawFn) -> Line:
         value = draw(st.dictionaries(keys, st.none() | _finite | _texts, max_size=4))
         return Line(_dumps(value), "missing_field")
     if kind == "whitespace":
-        return Line(draw(st.sampled_from([b" ", b"\t", b" \t "])), "invalid_json")
+        # blank: no record, counted nowhere (like an empty line), not a rejected one
+        return Line(draw(st.sampled_from([b" ", b"\t", b" \t ", b"\r"])), BLANK)
     if kind == "too_long":
         rec = _base()
         rec["service"] = "s" * MAX_LINE
@@ -181,7 +183,11 @@ def hostile(draw: st.DrawFn) -> Line:
         rec = {"event": draw(_texts.filter(lambda e: e != "prediction")), "input_data": "x"}
         rec["latency_ms"] = "slow"
         return Line(_dumps(rec), OTHER)
-    data = draw(st.binary(min_size=1, max_size=60).map(lambda b: b.replace(b"\n", b"?")))
+    data = draw(
+        st.binary(min_size=1, max_size=60)
+        .map(lambda b: b.replace(b"\n", b"?"))
+        .filter(lambda b: not b.isspace())  # a blank line is no line: see "whitespace"
+    )
     return Line(data, "any_invalid")
 
 
@@ -227,11 +233,11 @@ def test_hostile_lines_mixed_into_valid_ones_cost_one_line_each(
 
     want = Counter(line.verdict for line in lines)
     valid = [line for line in lines if line.verdict == PREDICTION]
-    assert snap.lines_total == len(lines)
+    assert snap.lines_total == len(lines) - want[BLANK]
     assert snap.predictions_total == len(valid)
     assert snap.other_events_total == want[OTHER]
     invalid = {k: v for k, v in snap.invalid_total.items() if v}
-    expected = {k: v for k, v in want.items() if k not in (PREDICTION, OTHER, "any_invalid")}
+    expected = {k: v for k, v in want.items() if k not in (PREDICTION, OTHER, BLANK, "any_invalid")}
     # random binary may be any invalid reason (or, rarely, JSON without "event")
     loose = want["any_invalid"]
     for reason, count in expected.items():

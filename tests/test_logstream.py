@@ -71,7 +71,7 @@ def test_appended_lines_come_as_one_block_naming_path_and_offset(
     out: list[Block] = []
     got = stream.read(1 << 20, out)
     assert out == [Block(b'{"a": 1}\n{"a": 2}\n', str(log), 0)]
-    assert got == (18, 0)
+    assert got == (18, 0, ())
     _append(log, b'{"a": 3}\n')
     out.clear()
     stream.read(1 << 20, out)
@@ -117,20 +117,27 @@ def test_line_over_the_limit_in_one_read_is_dropped_and_counted(log: Path) -> No
     stream = _open(log, max_line_bytes=10)
     _append(log, b'{"ok": 1}\n' + b"x" * 11 + b'\n{"ok": 2}\n')
     out: list[Block] = []
-    assert stream.read(1 << 20, out).lines_too_long == 1
-    assert [block.data for block in out] == [b'{"ok": 1}\n{"ok": 2}\n']
+    got = stream.read(1 << 20, out)
+    assert got.lines_too_long == 1
+    # reported where it starts, with its first bytes; the blocks around it keep their own
+    # offsets (one block over the gap would give every later line a wrong offset)
+    assert got.dropped == ((10, b"x" * 11),)
+    assert out == [
+        Block(b'{"ok": 1}\n', str(log), 0),
+        Block(b'{"ok": 2}\n', str(log), 22),
+    ]
     stream.close()
 
 
 def test_line_over_the_limit_growing_across_reads_is_dropped_once(log: Path) -> None:
     stream = _open(log, max_line_bytes=16)
     _append(log, b'{"ok": 1}\n' + b"z" * 10)
-    assert stream.read(1 << 20, []) == (20, 0)
+    assert stream.read(1 << 20, []) == (20, 0, ())
     _append(log, b"z" * 10)  # now over the limit, still no newline: dropped, memory freed
-    assert stream.read(1 << 20, []) == (10, 1)
+    assert stream.read(1 << 20, []) == (10, 1, ((10, b"z" * 20),))  # from its start
     assert stream.held() == 0
     _append(log, b"z" * 100)
-    assert stream.read(1 << 20, []) == (100, 0)  # not counted twice
+    assert stream.read(1 << 20, []) == (100, 0, ())  # not counted twice
     _append(log, b'z\n{"ok": 2}\n')
     assert _read(stream) == [b'{"ok": 2}\n']
     stream.close()

@@ -101,7 +101,6 @@ BAD_LINES = {
         b'{"event": "prediction", "input_data": {"age": 1',
         b"not json at all",
         b'{"event": "prediction"} trailing',
-        b"   ",
     ],
     "encoding": [
         b'{"event": "prediction", "input_data": {"plan": "\xff\xfe"}}',
@@ -329,12 +328,12 @@ def test_timestamps_of_converts_only_the_rows_asked_for(parser: RecordParser) ->
 
 def test_parse_block_equals_parse_on_mixed_content(parser: RecordParser) -> None:
     rng = random.Random(3)
-    pool = [line(), line(event="other"), b"junk", b"", with_inputs(age="x"), b"[]", line()]
+    pool = [line(), line(event="other"), b"junk", b"", b" \t", with_inputs(age="x"), b"[]", line()]
     for _ in range(30):
         lines = [rng.choice(pool) for _ in range(rng.randrange(1, 12))]
         by_lines = parser.parse(lines)
         by_block = parser.parse_block(b"\n".join(lines) + rng.choice([b"", b"\n"]))
-        assert by_block.n_lines == by_lines.n_lines == sum(1 for x in lines if x)
+        assert by_block.n_lines == by_lines.n_lines == sum(1 for x in lines if x.strip())
         assert by_block.invalid == by_lines.invalid
         assert by_block.n_predictions == by_lines.n_predictions
         assert by_block.n_other_events == by_lines.n_other_events
@@ -409,7 +408,7 @@ def test_arbitrary_bytes_never_raise_and_every_line_is_accounted_for(
     parser = RecordParser(FEATURES)
     lines = [c.replace(b"\n", b" ") for c in chunks]
     batch = parser.parse(lines)
-    assert batch.n_lines == sum(1 for x in lines if x)
+    assert batch.n_lines == sum(1 for x in lines if x and not x.isspace())
     assert batch.n_lines == batch.n_predictions + batch.n_other_events + batch.n_invalid
 
 
@@ -445,3 +444,17 @@ def test_feature_names_with_quotes_newlines_and_backslashes_parse_like_plain_one
             want.features[alias].tolist(), nan_ok=True
         )
     assert got.features["back\\slash"].tolist() == ["pro", "3", None]
+
+
+@pytest.mark.parametrize("blank", [b"", b" ", b"\t", b"  \t ", b"\r"])
+def test_a_blank_line_empty_or_whitespace_is_counted_nowhere(
+    parser: RecordParser, blank: bytes
+) -> None:
+    # the two used to differ: an empty line was ignored, a whitespace one was invalid_json
+    # (docs/log-format.md: blank lines hold no record and are not counted anywhere)
+    for block in (blank + b"\n", line() + b"\n" + blank + b"\n" + line() + b"\n"):
+        by_block = parser.parse_block(block)
+        by_lines = parser.parse(block.split(b"\n"))
+        for batch in (by_block, by_lines):
+            assert batch.invalid == {}, (blank, batch.invalid)
+            assert batch.n_lines == batch.n_predictions == block.count(b"event")

@@ -159,3 +159,152 @@ def test_unmonitored_record_fields_are_logged_once(tmp_path: Path) -> None:
         assert event["fields"] == ["customer_age_days"]
         time.sleep(1.0)
         assert len(exp.events("fields_not_monitored")) == 1
+
+
+def _wait_body(exp, path: str, needle: bytes, timeout: float = 15.0) -> bytes:
+    deadline = time.monotonic() + timeout
+    while True:
+        body = exp.get(path)[2]
+        if needle in body:
+            return body
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{needle!r} never in {path}:\n{body.decode(errors='replace')}")
+        time.sleep(0.1)
+
+
+def test_predictions_all_older_than_the_window_max_age_are_warned(tmp_path: Path) -> None:
+    # every record's own timestamp is far older than drift.window.max_age (1h): the window
+    # stays empty; before, only "Not enough samples yet (0 in the window)" said anything
+    config = write_config(tmp_path)
+    recs, _ = traffic(300)
+    for r in recs:
+        r["timestamp"] = "2025-01-01T00:00:00Z"
+    with running_exporter(config) as exp:
+        append(tmp_path / "logs" / "a.jsonl", lines_of(recs))
+        exp.wait_for(lambda s: s.get("mlops_predictions_total", model="e2e") == 300)
+        event = _wait_event(exp, "predictions_too_old")
+        assert event["level"] == "warning" and event["model"] == "e2e"
+        assert event["predictions"] == 300 and event["newest"] == "2025-01-01T00:00:00Z"
+        assert "drift.window.max_age" in event["message"]
+        ready = _wait_body(exp, "/-/ready", b"none within drift.window.max_age")
+        assert b"300 predictions read" in ready and b"2025-01-01T00:00:00Z" in ready
+        assert b"none within drift.window.max_age" in exp.get("/")[2]
+        time.sleep(1.0)  # more passes: logged once, not at every pass
+        assert len(exp.events("predictions_too_old")) == 1
+        append(tmp_path / "logs" / "a.jsonl", lines_of(traffic(5)[0]))  # fresh ones: cleared
+        deadline = time.monotonic() + 15
+        while b"drift.window.max_age" in exp.get("/-/ready")[2]:
+            assert time.monotonic() < deadline, "the warning stayed"
+            time.sleep(0.1)
+
+
+def test_predictions_only_of_other_versions_are_warned(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    config.write_text(
+        config.read_text().replace("model: {name: e2e}", 'model: {name: e2e, version: "1.0"}')
+    )
+    recs, _ = traffic(300)
+    for r in recs:
+        r["model_version"] = "2.0"
+    with running_exporter(config) as exp:
+        append(tmp_path / "logs" / "a.jsonl", lines_of(recs))
+        exp.wait_for(
+            lambda s: (
+                s.get("mlops_predictions_other_version_total", model="e2e", version="2.0") == 300
+            )
+        )
+        event = _wait_event(exp, "predictions_of_other_versions")
+        assert event["level"] == "warning" and event["model"] == "e2e"
+        assert event["monitored_version"] == "1.0" and event["versions"] == {"2.0": 300}
+        assert "model.version" in event["message"]
+        ready = _wait_body(exp, "/-/ready", b"model.version")
+        assert b"monitors version 1.0" in ready and b"2.0: 300" in ready
+        assert b"model.version" in exp.get("/")[2]
+
+
+def test_an_over_long_line_is_logged_with_file_and_line_like_other_rejected_lines(
+    tmp_path: Path,
+) -> None:
+    config = write_config(tmp_path)
+    good = lines_of([record(0.1, 10.0, "a")])
+    long = b'{"event": "prediction", "pad": "' + b"x" * (2 << 20) + b'"}\n'
+    path = tmp_path / "logs" / "a.jsonl"
+    with running_exporter(config) as exp:
+        append(path, good + long + good + b"{not json\n")
+        exp.wait_for(
+            lambda s: s.get("mlops_log_lines_invalid_total", model="e2e", reason="too_long") == 1
+        )
+        deadline = time.monotonic() + 10
+        while len(exp.events("log_line_rejected")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        by_reason = {e["reason"]: e for e in exp.events("log_line_rejected")}
+        event = by_reason["too_long"]
+        assert event["file"] == str(path) and event["level"] == "warning"
+        assert event["offset"] == len(good) and event["line_number"] == 2
+        assert event["excerpt"].startswith('{"event": "prediction", "pad": "xxx')
+        assert len(event["excerpt"]) <= 200
+        # the line after the dropped one keeps its own offset and number
+        after = by_reason["invalid_json"]
+        assert after["offset"] == 2 * len(good) + len(long) and after["line_number"] == 4
+        _, _, page = exp.get("/")
+        assert "too_long 1" in page.decode()
+
+
+def test_blank_lines_are_counted_nowhere_empty_or_whitespace(tmp_path: Path) -> None:
+    # an empty line and a line of only whitespace are the same: no record, not counted (they
+    # were: the first nowhere, the second as invalid_json); exact across a restart
+    config = write_config(tmp_path, extra=", state_file: state.json")
+    good = lines_of([record(0.1, 10.0, "a")])
+    path = tmp_path / "logs" / "a.jsonl"
+    append(path, good + b"\n" + b"   \n" + b"\t\r\n" + good)
+    with running_exporter(config) as exp:
+        s = exp.wait_for(lambda s: s.get("mlops_predictions_total", model="e2e") == 2)
+        time.sleep(0.5)
+        s = exp.scrape()
+        assert s.get("mlops_log_lines_total", model="e2e") == 2
+        assert s.get("mlops_log_lines_invalid_total", model="e2e", reason="invalid_json") == 0
+        assert not exp.events("log_line_rejected")
+    append(path, b" \n\n" + good)
+    with running_exporter(config) as exp:
+        s = exp.wait_for(lambda s: s.get("mlops_predictions_total", model="e2e") == 3)
+        time.sleep(0.5)
+        s = exp.scrape()
+        assert s.get("mlops_log_lines_total", model="e2e") == 3
+        assert sum(exp.scrape().having("mlops_log_lines_invalid_total").values()) == 0
+
+
+def test_invalid_outcome_records_are_logged_with_file_and_line_and_counted_on_the_page(
+    tmp_path: Path,
+) -> None:
+    from tests.e2e.test_exporter_quality import outcome, prediction, quality_config, write
+
+    config = quality_config(tmp_path)
+    log = tmp_path / "logs" / "app.jsonl"
+    now = time.time()
+    no_id = outcome("r0", "a", now)
+    del no_id["request_id"]
+    records = [
+        prediction("r0", now, {"class": "a"}),
+        outcome("r0", {"a": 1}, now),
+        outcome("r0", [1], now),
+        no_id,
+    ]
+    with running_exporter(config) as exp:
+        write(log, records)
+        exp.wait_for(
+            lambda s: s.get("mlops_outcomes_unmatched_total", model="e2e", reason="invalid") == 3
+        )
+        deadline = time.monotonic() + 10
+        while len(exp.events("outcome_rejected")) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        events = exp.events("outcome_rejected")
+        assert [e["line_number"] for e in events] == [2, 3, 4]
+        assert all(e["file"] == str(log) and e["level"] == "warning" for e in events)
+        assert [e["problem"] for e in events] == [
+            "actual is an object or an array",
+            "actual is an object or an array",
+            "no request_id",
+        ]
+        assert events[0]["excerpt"].endswith('"request_id":"r0","actual":{')
+        page = _wait_body(exp, "/", b"<span id='outcomes-invalid'>3</span>").decode()
+        assert "invalid outcome records" in page
