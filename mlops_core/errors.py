@@ -35,6 +35,15 @@ class ProfileError(MlopsError, ValueError):
     """A reference profile or reference data file cannot be read or is inconsistent."""
 
 
+class DataFileWarning(MlopsError, UserWarning):
+    """A data file was read, but not exactly as written (a header name lost its surrounding
+    whitespace); the message names the file and says what a user must know.
+
+    A warning (``warnings.warn``), which ``mlops`` prints as one ``note:`` line on stderr.
+    It is an :class:`MlopsError` too, so that under ``-W error`` it is still one line.
+    """
+
+
 # --- model registry ---------------------------------------------------------------------------
 
 
