@@ -63,7 +63,30 @@ def temp_name(path: Path, tag: str = "tmp") -> Path:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data``: temp file, flush + fsync, ``os.replace``, fsync dir."""
+    """Replace ``path`` with ``data``: temp file, flush + fsync, ``os.replace``, fsync dir.
+
+    An ``OSError`` names ``path`` (its ``filename``), never the temporary file: that name
+    is an implementation detail the user never gave (see :func:`_about_target`).
+    """
+    try:
+        _write_and_replace(path, data)
+    except OSError as exc:
+        raise _about_target(exc, path) from None
+    fsync_dir(path.parent)
+
+
+def _about_target(exc: OSError, path: Path) -> OSError:
+    """``exc`` re-addressed to ``path``: same errno (so the same ``OSError`` subclass), a
+    missing directory said in words (``ENOENT`` on the temporary file means just that)."""
+    if exc.errno is None:
+        return exc
+    reason = exc.strerror or os.strerror(exc.errno)
+    if exc.errno == errno.ENOENT and not path.parent.is_dir():
+        reason = f"directory {path.parent} does not exist"
+    return OSError(exc.errno, reason, str(path))
+
+
+def _write_and_replace(path: Path, data: bytes) -> None:
     tmp = temp_name(path)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o666)
     try:
@@ -79,7 +102,6 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    fsync_dir(path.parent)
 
 
 def dump_json(value: Any) -> bytes:

@@ -38,6 +38,12 @@ PREDICTION_FEATURE = "__prediction__"
 DEFAULT_BUCKETS = 10
 #: categories kept per categorical feature; the rest go to ``OTHER_BUCKET``
 DEFAULT_MAX_CATEGORIES = 20
+#: upper bounds of both: each bucket and kept category is one series per feature in the
+#: exporter's /metrics, and PSI's quantile cut points are computed for every bucket (a
+#: bucket count of 10^8 was a numpy memory error); past about a thousand the buckets of a
+#: reference collapse into ties anyway
+MAX_BUCKETS = 1000
+MAX_CATEGORIES = 1000
 
 # --- drift -------------------------------------------------------------------------------------
 

@@ -22,17 +22,31 @@ caller's error type (``error=``, :class:`~mlops_core.errors.ProfileError` by def
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import json
-from dataclasses import dataclass
+import math
+import numbers
+import warnings
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mlops_core.errors import MlopsError, ProfileError
+from mlops_core.errors import DataFileWarning, MlopsError, ProfileError
 
-__all__ = ["CsvTable", "read_csv_table", "read_data_file", "read_npz_arrays"]
+__all__ = [
+    "CsvTable",
+    "DataFile",
+    "read_csv_table",
+    "read_data",
+    "read_data_file",
+    "read_npz_arrays",
+]
 
 #: the suffixes :func:`read_data_file` reads, by format
 CSV_SUFFIXES = (".csv",)
@@ -47,10 +61,46 @@ class CsvTable:
 
     header: list[str]
     columns: list[list[str]]  # one list of raw cells per header name, blank lines left out
+    #: the line each row starts on (1-based), for errors that name a row's line
+    lines: list[int] = field(default_factory=list)
+    #: (as written, as read) for each header name that lost surrounding whitespace
+    renamed: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def n_rows(self) -> int:
         return len(self.columns[0]) if self.columns else 0
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """A data file's columns, the line each row came from, and the lines a lenient read of
+    a prediction log skipped (reason -> count, with the first such line)."""
+
+    path: Path
+    columns: dict[str, np.ndarray]
+    lines: list[int] | None  # None for .npz, which has no lines
+    skipped: dict[str, int] = field(default_factory=dict)
+    first_skipped: int | None = None
+
+    def skip_note(self) -> str | None:
+        """One line saying how many lines were skipped and why, or None when none was."""
+        if self.first_skipped is None:
+            return None
+        return f"{self.path}: {_skip_text(self.skipped, self.first_skipped)}"
+
+
+#: why a prediction log's line is skipped, keyed by the exporter's reason
+#: (``mlops_log_lines_invalid_total{reason}``, exporter/records.py), as a note says it
+SKIP_REASONS = {
+    "invalid_json": "invalid JSON",
+    "encoding": "not UTF-8",
+    "too_deep": "nested too deeply",
+    "not_an_object": "not a JSON object",
+    "wrong_type": "wrong type: a value the exporter refuses for its feature, such as a "
+    "string or a boolean for a numeric one",
+    "non_finite": "NaN or Infinity",
+    "missing_field": "without event or input_data",
+}
 
 
 def read_data_file(
@@ -62,18 +112,36 @@ def read_data_file(
     other columns stay strings with empty cells as None.  A CSV needs unique, non-empty
     column names and at least one row.  Missing files raise ``OSError``.
     """
+    return read_data(path, error).columns
+
+
+def read_data(
+    path: str | Path,
+    error: type[MlopsError] = ProfileError,
+    *,
+    kinds: Mapping[str, str] | None = None,
+    skip_bad_lines: bool = False,
+) -> DataFile:
+    """:func:`read_data_file`, with the line of each row and two options for current data.
+
+    ``kinds`` (column -> ``"numeric"``/``"categorical"``, a reference's kinds) checks the
+    columns against them: a non-numeric value in a numeric column is an error naming the
+    file and its line (the array element, for ``.npz``), where the drift test could only
+    name the feature.  ``skip_bad_lines`` reads a prediction log (see :func:`_read_jsonl`)
+    as the exporter does: a line it would refuse is skipped and counted by reason
+    (:attr:`DataFile.skipped`), a value ``kinds`` refuses included; a file without a usable
+    prediction is still an error.  Other files fail on their first bad line either way.
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in CSV_SUFFIXES:
-        table = read_csv_table(path, error, unique_names=True)
-        if not table.n_rows:
-            raise error(f"{path}: CSV has a header but no rows")
-        pairs = zip(table.header, table.columns, strict=True)
-        return {name: _csv_column(cells) for name, cells in pairs}
+        return _read_csv(path, error, kinds or {})
     if suffix in JSONL_SUFFIXES:
-        return _read_jsonl(path, error)
+        return _read_jsonl(path, error, kinds or {}, skip_bad_lines)
     if suffix in NPZ_SUFFIXES:
-        return {name: arr.reshape(-1) for name, arr in read_npz_arrays(path, error).items()}
+        arrays = {name: arr.reshape(-1) for name, arr in read_npz_arrays(path, error).items()}
+        _check_npz_kinds(path, arrays, kinds or {}, error)
+        return DataFile(path, arrays, None)
     raise error(f"{path}: unknown data format {suffix!r} (use .csv, .jsonl, .ndjson, .npz)")
 
 
@@ -83,42 +151,47 @@ def read_csv_table(
     """The header and raw cells of a CSV file, whatever its suffix.
 
     UTF-8 with or without a byte-order mark (spreadsheet exports write one); header names
-    stripped of surrounding spaces; blank lines skipped.  Parsing is strict: a quote left
-    open is an error at the line its row starts on, not a last field that silently swallowed
-    every line after it, and a row with another number of fields than the header is an
-    error naming its line.  A header without rows is a table without rows.  With
-    ``unique_names`` the names must be unique and non-empty (checked before any row is
-    read); without, a caller that picks columns by position may take an unnamed one.
+    stripped of surrounding whitespace (``age, income`` is a common way to write a header;
+    :attr:`CsvTable.renamed` says which names changed); blank lines skipped, before the
+    header too.  Bytes that are not UTF-8 are an error naming their line (the file is
+    decoded at once: decoding while reading named the line where the read block began,
+    line 0 for a small file).  Parsing is strict: a quote left open is an error at the line
+    its row starts on, not a last field that silently swallowed every line after it, and a
+    row with another number of fields than the header is an error naming its line.  A
+    header without rows is a table without rows.  With ``unique_names`` the names must be
+    unique and non-empty (checked before any row is read); without, a caller that picks
+    columns by position may take an unnamed one.
     """
     path = Path(path)
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.reader(fh, strict=True)
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise error(f"{path}: empty CSV file") from None
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise _csv_error(error, path, 1, reader.line_num, exc) from None
-        header = [h.strip() for h in header]
-        if unique_names and (not header or not all(header) or len(set(header)) != len(header)):
-            raise error(f"{path}: CSV header needs unique, non-empty column names")
-        columns: list[list[str]] = [[] for _ in header]
-        start = reader.line_num + 1  # the line the next row starts on
-        try:
-            for row in reader:
-                if row and len(row) != len(header):
-                    message = f"{len(row)} fields, header has {len(header)}"
-                    if reader.line_num > start:  # a quoted field with line breaks
-                        message += f" (a quoted field runs to line {reader.line_num})"
-                    raise error(f"{path}:{start}: {message}")
-                start = reader.line_num + 1
-                if not row:  # a blank line
-                    continue
+    reader = csv.reader(io.StringIO(_utf8_text(path, error), newline=""), strict=True)
+    try:
+        written = next((row for row in reader if row), None)
+    except csv.Error as exc:
+        raise _csv_error(error, path, 1, reader.line_num, exc) from None
+    if written is None:
+        raise error(f"{path}: empty CSV file")
+    header = [h.strip() for h in written]
+    renamed = [(w, h) for w, h in zip(written, header, strict=True) if w != h]
+    if unique_names and (not header or not all(header) or len(set(header)) != len(header)):
+        raise error(f"{path}: CSV header needs unique, non-empty column names")
+    columns: list[list[str]] = [[] for _ in header]
+    lines: list[int] = []
+    start = reader.line_num + 1  # the line the next row starts on
+    try:
+        for row in reader:
+            if row and len(row) != len(header):
+                message = f"{len(row)} fields, header has {len(header)}"
+                if reader.line_num > start:  # a quoted field with line breaks
+                    message += f" (a quoted field runs to line {reader.line_num})"
+                raise error(f"{path}:{start}: {message}")
+            if row:  # not a blank line
+                lines.append(start)
                 for col, cell in zip(columns, row, strict=True):
                     col.append(cell)
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise _csv_error(error, path, start, reader.line_num, exc) from None
-    return CsvTable(header, columns)
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise _csv_error(error, path, start, reader.line_num, exc) from None
+    return CsvTable(header, columns, lines, renamed)
 
 
 def read_npz_arrays(
@@ -167,35 +240,275 @@ def _csv_column(cells: list[str]) -> np.ndarray:
         return np.array([c if c else None for c in stripped], dtype=object)
 
 
-def _read_jsonl(path: Path, error: type[MlopsError]) -> dict[str, np.ndarray]:
+def _utf8_text(path: Path, error: type[MlopsError]) -> str:
+    """The file as text (a byte-order mark dropped); bytes that are not UTF-8 are an error
+    naming their line."""
+    raw = path.read_bytes().removeprefix(codecs.BOM_UTF8)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise error(f"{path}:{line}: {_not_utf8(exc)}") from None
+
+
+def _not_utf8(exc: UnicodeDecodeError) -> str:
+    return f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x})"
+
+
+def _read_csv(path: Path, error: type[MlopsError], kinds: Mapping[str, str]) -> DataFile:
+    """A CSV's columns (see :func:`read_data_file`); a header name that lost surrounding
+    whitespace is a :class:`~mlops_core.errors.DataFileWarning`: the feature is the
+    stripped name, and a logged key written as in the file would never match it."""
+    table = read_csv_table(path, error, unique_names=True)
+    if not table.n_rows:
+        raise error(f"{path}: CSV has a header but no rows")
+    if table.renamed:
+        names = ", ".join(f"{w!r} as {h!r}" for w, h in table.renamed)
+        warnings.warn(
+            DataFileWarning(
+                f"{path}: header names are read without their surrounding whitespace: "
+                f"{names}; a logged input_data key must be the stripped name to match"
+            ),
+            stacklevel=3,
+        )
+    columns = {}
+    for name, cells in zip(table.header, table.columns, strict=True):
+        columns[name] = _csv_column(cells)
+        if kinds.get(name) == "numeric" and columns[name].dtype.kind == "O":
+            column = columns[name]
+            row = next(i for i, v in enumerate(column) if v is not None and not _numeric_text(v))
+            raise error(f"{path}:{table.lines[row]}: {_non_numeric(name, column[row])}")
+    return DataFile(path, columns, table.lines)
+
+
+def _non_numeric(name: str, value: Any) -> str:
+    return f"column {name!r}: non-numeric value {value!r} (numeric in the reference)"
+
+
+def is_number_or_missing(value: Any) -> bool:
+    """What a numeric feature's value may be for the drift test: a real number (a boolean
+    is 0/1), or None."""
+    if value is None:
+        return True
+    return isinstance(value, numbers.Real) and not isinstance(value, (str, bytes))
+
+
+def _check_npz_kinds(
+    path: Path, arrays: Mapping[str, np.ndarray], kinds: Mapping[str, str], error: type[MlopsError]
+) -> None:
+    """A numeric reference feature's array holds numbers (an array of strings is refused
+    by the drift test whatever the strings say; the first that is no number is quoted)."""
+    for name, arr in arrays.items():
+        if kinds.get(name) != "numeric" or arr.dtype.kind in "biuf" or not arr.size:
+            continue
+        index = next((i for i, v in enumerate(arr.tolist()) if not _numeric_text(v)), 0)
+        if arr.dtype.kind == "O":
+            index = next((i for i, v in enumerate(arr) if not is_number_or_missing(v)), -1)
+            if index < 0:
+                continue
+        raise error(
+            f"{path}: array {name!r}, element {index + 1}: non-numeric value "
+            f"{arr[index].item()!r} (numeric in the reference)"
+        )
+
+
+def _numeric_text(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+# --- JSON lines -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Line:
+    """One non-blank line of a JSON-lines file: its object, or why it has none."""
+
+    number: int
+    obj: dict[str, Any] | None = None
+    reason: str = ""  # a key of SKIP_REASONS when obj is None
+    problem: str = ""  # the error line's text, after "path:line: "
+    non_finite: bool = False  # NaN or Infinity in it: not JSON, the exporter refuses it
+
+
+class _Skips:
+    """The lines a lenient read skipped: a count per reason, and the first line."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.first: int | None = None
+
+    def add(self, reason: str, line: int) -> None:
+        self.counts[reason] += 1
+        self.first = line if self.first is None else min(self.first, line)
+
+
+def _read_jsonl(
+    path: Path, error: type[MlopsError], kinds: Mapping[str, str], skip_bad_lines: bool
+) -> DataFile:
     """Rows of a JSON-lines file: flat objects, or a prediction log's ``input_data``.
 
     A file in which any line has an ``input_data`` object is read as a prediction log, as
     the exporter reads it: lines whose ``event`` is something else (``model_loaded``,
-    ``health_check``: a model server's own log lines) are skipped, and a prediction without
-    ``input_data`` is an error naming its line.
+    ``health_check``: a model server's own log lines) are left out.  Read strictly (the
+    default, for reference data), its first bad line is an error naming it, and so is a
+    prediction without ``input_data`` (a line with ``input_data`` and no ``event`` counts).
+    With ``skip_bad_lines`` (current data) every line the exporter would refuse is skipped
+    and counted under the exporter's reason instead: not UTF-8, not JSON, nested too
+    deeply, not an object, NaN or Infinity, no ``event`` or no ``input_data``, a value of
+    the wrong type for its feature in ``kinds``.  A plain file always fails on its first
+    bad line.
     """
-    objects: list[tuple[int, dict[str, Any]]] = []
-    try:
-        lines = path.read_text(encoding="utf-8-sig").split("\n")  # not splitlines: U+2028
-    except UnicodeDecodeError as exc:
-        raise error(f"{path}: not UTF-8 text ({exc})") from None
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise error(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
-        if not isinstance(obj, dict):
-            raise error(f"{path}:{lineno}: expected a JSON object")
-        objects.append((lineno, obj))
-    if any(isinstance(obj.get("input_data"), dict) for _, obj in objects):
-        rows = _prediction_inputs(path, objects, error)
-    else:
-        rows = [obj for _, obj in objects]
+    lines = [_decode_line(number, raw) for number, raw in _raw_lines(path)]
+    is_log = any(
+        line.obj is not None and isinstance(line.obj.get("input_data"), dict) for line in lines
+    )
+    skips = _Skips() if is_log and skip_bad_lines else None
+    rows: list[tuple[int, dict[str, Any]]] = []
+    for line in lines:
+        reason = line.reason or ("non_finite" if line.non_finite and skips else "")
+        if reason and skips is None:
+            raise error(f"{path}:{line.number}: {line.problem}")
+        if reason and skips is not None:
+            skips.add(reason, line.number)
+        elif line.obj is not None:
+            rows.append((line.number, line.obj))
+    if is_log:
+        rows = _prediction_inputs(path, rows, error, skips)
+    rows = _checked_kinds(path, rows, kinds, error, skips)
+    if not rows and skips is not None and skips.first is not None:
+        raise error(f"{path}: no usable prediction: {_skip_text(skips.counts, skips.first)}")
     if not rows:
         raise error(f"{path}: no records")
+    columns = _jsonl_columns(path, [row for _, row in rows], error, lenient=skips is not None)
+    if skips is None:
+        return DataFile(path, columns, [n for n, _ in rows])
+    return DataFile(path, columns, [n for n, _ in rows], dict(skips.counts), skips.first)
+
+
+def _raw_lines(path: Path) -> list[tuple[int, bytes]]:
+    """(1-based number, bytes) of each non-blank line; a byte-order mark dropped.
+
+    Split on ``\\n`` only (``str.splitlines`` would also split at U+2028); decoding is each
+    line's own business, so one binary line is one bad line, not a bad file.
+    """
+    raw = path.read_bytes().removeprefix(codecs.BOM_UTF8)
+    return [(n, chunk) for n, chunk in enumerate(raw.split(b"\n"), 1) if chunk.strip()]
+
+
+def _decode_line(number: int, raw: bytes) -> _Line:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return _Line(number, reason="encoding", problem=_not_utf8(exc))
+    constants: list[str] = []
+
+    def constant(name: str) -> float:  # NaN, Infinity, -Infinity: Python's JSON extension
+        constants.append(name)
+        return float(name)
+
+    try:
+        obj = json.loads(text, parse_constant=constant)
+    except json.JSONDecodeError as exc:
+        return _Line(number, reason="invalid_json", problem=f"invalid JSON ({exc.msg})")
+    except ValueError as exc:  # an integer of more digits than Python converts
+        return _Line(number, reason="invalid_json", problem=f"invalid JSON ({exc})")
+    except RecursionError:
+        return _Line(number, reason="too_deep", problem="JSON nested too deeply")
+    if not isinstance(obj, dict):
+        return _Line(number, reason="not_an_object", problem="expected a JSON object")
+    return _Line(number, obj, non_finite=bool(constants))
+
+
+def _prediction_inputs(
+    path: Path,
+    objects: list[tuple[int, dict[str, Any]]],
+    error: type[MlopsError],
+    skips: _Skips | None,
+) -> list[tuple[int, dict[str, Any]]]:
+    """The ``input_data`` of a prediction log's predictions; other events are left out.
+
+    With ``skips`` (a lenient read) a line without ``event`` or ``input_data`` is counted
+    there as the exporter counts it (``missing_field``; ``input_data`` that is no object is
+    ``wrong_type``); without, it is an error, save a line with ``input_data`` and no
+    ``event``.
+    """
+    rows = []
+    for lineno, obj in objects:
+        event = obj.get("event")
+        if event is not None and event != "prediction":
+            continue
+        data = obj.get("input_data")
+        if skips is not None and (event is None or not isinstance(data, dict)):
+            wrong = event is not None and data is not None
+            skips.add("wrong_type" if wrong else "missing_field", lineno)
+            continue
+        if not isinstance(data, dict):
+            what = "a line with no event" if event is None else "a prediction"
+            raise error(
+                f"{path}:{lineno}: {what} without an input_data object, "
+                "in a prediction log whose other lines have one"
+            )
+        rows.append((lineno, data))
+    if not rows and (skips is None or skips.first is None):
+        raise error(f"{path}: no predictions, only other events")
+    return rows
+
+
+def _checked_kinds(
+    path: Path,
+    rows: list[tuple[int, dict[str, Any]]],
+    kinds: Mapping[str, str],
+    error: type[MlopsError],
+    skips: _Skips | None,
+) -> list[tuple[int, dict[str, Any]]]:
+    """The rows whose values fit ``kinds``.  Read leniently, a row that does not is
+    skipped under the exporter's reason (:func:`_refused`); read strictly, a non-numeric
+    value of a numeric column is an error naming the line."""
+    if not kinds:
+        return rows
+    kept = []
+    for lineno, row in rows:
+        for name, kind in kinds.items():
+            value = row.get(name)
+            if skips is None:
+                if kind == "numeric" and not is_number_or_missing(value):
+                    raise error(f"{path}:{lineno}: {_non_numeric(name, value)}")
+            elif reason := _refused(value, kind):
+                skips.add(reason, lineno)
+                break
+        else:
+            kept.append((lineno, row))
+    return kept
+
+
+def _refused(value: Any, kind: str) -> str | None:
+    """The exporter's reason for refusing a feature's logged value, or None if it takes it.
+
+    Numeric: a JSON number (a boolean or a string is ``wrong_type``; a number too large
+    for a float is ``non_finite``).  Categorical: a string, an integer or a boolean.
+    """
+    if value is None:
+        return None
+    if kind == "numeric":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return "wrong_type"
+        try:
+            return None if math.isfinite(float(value)) else "non_finite"
+        except OverflowError:  # an integer past 1.8e308
+            return "non_finite"
+    return None if isinstance(value, str | int) else "wrong_type"  # bool is an int
+
+
+def _jsonl_columns(
+    path: Path, rows: list[dict[str, Any]], error: type[MlopsError], *, lenient: bool
+) -> dict[str, np.ndarray]:
+    """One object array per key.  A key with nested values is an error; in a lenient read,
+    whose values were checked for the reference's features only, such a key is left out
+    instead (no drift test could use it)."""
     names: dict[str, None] = {}
     for row in rows:
         names.update(dict.fromkeys(row))
@@ -203,28 +516,18 @@ def _read_jsonl(path: Path, error: type[MlopsError]) -> dict[str, np.ndarray]:
     for name in names:
         values = [row.get(name) for row in rows]
         if any(isinstance(v, (dict, list)) for v in values):
+            if lenient:
+                continue
             raise error(f"{path}: feature {name!r} has nested values")
         data[name] = np.array(values, dtype=object)
     return data
 
 
-def _prediction_inputs(
-    path: Path, objects: list[tuple[int, dict[str, Any]]], error: type[MlopsError]
-) -> list[dict[str, Any]]:
-    """The ``input_data`` of a prediction log's predictions; other events are skipped."""
-    rows = []
-    for lineno, obj in objects:
-        event = obj.get("event")
-        if event is not None and event != "prediction":
-            continue
-        data = obj.get("input_data")
-        if not isinstance(data, dict):
-            what = "a line with no event" if event is None else "a prediction"
-            raise error(
-                f"{path}:{lineno}: {what} without an input_data object, "
-                "in a prediction log whose other lines have one"
-            )
-        rows.append(data)
-    if not rows:
-        raise error(f"{path}: no predictions, only other events")
-    return rows
+def _skip_text(skipped: Mapping[str, int], first: int) -> str:
+    """``N lines skipped, as the exporter skips them (1 invalid JSON, ...; first at line L)``."""
+    total = sum(skipped.values())
+    parts = [f"{skipped[r]} {label}" for r, label in SKIP_REASONS.items() if skipped.get(r)]
+    return (
+        f"{total} {'line' if total == 1 else 'lines'} skipped, as the exporter skips them "
+        f"({', '.join(parts)}; first at line {first})"
+    )

@@ -35,6 +35,15 @@ class ProfileError(MlopsError, ValueError):
     """A reference profile or reference data file cannot be read or is inconsistent."""
 
 
+class DataFileWarning(MlopsError, UserWarning):
+    """A data file was read, but not exactly as written (a header name lost its surrounding
+    whitespace); the message names the file and says what a user must know.
+
+    A warning (``warnings.warn``), which ``mlops`` prints as one ``note:`` line on stderr.
+    It is an :class:`MlopsError` too, so that under ``-W error`` it is still one line.
+    """
+
+
 # --- model registry ---------------------------------------------------------------------------
 
 
@@ -85,10 +94,11 @@ class ConditionalWritesUnsupportedError(StorageError):
     """The S3 endpoint ignores ``If-Match``/``If-None-Match``: writing there could lose updates."""
 
 
-class RegistryWarning(UserWarning):
+class RegistryWarning(MlopsError, UserWarning):
     """A registry read skipped what it could not use and carried on (a torn last line of
     ``history.jsonl``); the message names the file and line.  A warning, not an error,
-    because the rest is intact and refusing it all would cost more than the one line."""
+    because the rest is intact and refusing it all would cost more than the one line.  An
+    :class:`MlopsError` too (as :class:`DataFileWarning`), so under ``-W error`` it is one line."""
 
 
 # --- prediction logging -----------------------------------------------------------------------

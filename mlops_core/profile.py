@@ -56,6 +56,8 @@ from mlops_core.constants import (
     DEFAULT_BUCKETS,
     DEFAULT_MAX_CATEGORIES,
     FEATURE_KINDS,
+    MAX_BUCKETS,
+    MAX_CATEGORIES,
     OTHER_BUCKET,
     PREDICTION_FEATURE,
     UNSEEN_BUCKET,
@@ -64,6 +66,7 @@ from mlops_core.datafiles import (
     DATA_SUFFIXES,
     read_data_file,  # re-exported: its home before datafiles.py
 )
+from mlops_core.datafiles import is_number_or_missing as _is_number_or_missing
 from mlops_core.errors import MissingFileError, MlopsError, ProfileError
 from mlops_core.quality import ConfidenceCalibrator
 from mlops_core.schema import did_you_mean as _did_you_mean
@@ -150,12 +153,6 @@ def _first_non_number(arr: np.ndarray) -> Any:
         except ValueError:
             return str(v)
     return str(arr.reshape(-1)[0]) if arr.size else str(arr.dtype)
-
-
-def _is_number_or_missing(value: Any) -> bool:
-    if value is None:
-        return True
-    return isinstance(value, numbers.Real) and not isinstance(value, (str, bytes))
 
 
 def _is_missing(value: Any) -> bool:
@@ -412,8 +409,7 @@ class CategoricalFeatureProfile:
     ) -> CategoricalFeatureProfile:
         """Count categories (None/NaN are missing), keep the most frequent ``max_categories``."""
         label = label or f"feature {name!r}"
-        if not isinstance(max_categories, int) or max_categories < 1:
-            raise error(f"max_categories must be a positive integer, got {max_categories!r}")
+        _check_max_categories(max_categories, error)
         keys, n_missing = to_category_keys(values)
         if keys.size == 0:
             what = "no values" if n_missing == 0 else f"no non-missing values ({n_missing} missing)"
@@ -541,8 +537,21 @@ _BOOLEAN_SPELLINGS = {"1": "true", "0": "false", "True": "true", "False": "false
 
 
 def _check_buckets(buckets: Any, error: type[MlopsError]) -> None:
-    if isinstance(buckets, bool) or not isinstance(buckets, numbers.Integral) or buckets < 2:
-        raise error(f"buckets must be an integer >= 2, got {buckets!r}")
+    """At most :data:`~mlops_core.constants.MAX_BUCKETS`: every bucket gets a quantile and
+    an exporter series, so 10^8 of them was a numpy memory error, not a profile."""
+    _check_count("buckets", buckets, 2, MAX_BUCKETS, error)
+
+
+def _check_max_categories(max_categories: Any, error: type[MlopsError]) -> None:
+    """At most :data:`~mlops_core.constants.MAX_CATEGORIES`: each kept category is one
+    exporter series per categorical feature."""
+    _check_count("max_categories", max_categories, 1, MAX_CATEGORIES, error)
+
+
+def _check_count(name: str, value: Any, low: int, high: int, error: type[MlopsError]) -> None:
+    integral = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if not integral or not low <= value <= high:
+        raise error(f"{name} must be an integer from {low} to {high}, got {value!r}")
 
 
 def _float_bytes(values: np.ndarray) -> bytes:
@@ -614,6 +623,7 @@ class ReferenceProfile:
         if not isinstance(data, Mapping) or not data:
             raise ProfileError("reference data must be a non-empty mapping of feature -> values")
         _check_buckets(buckets, ProfileError)
+        _check_max_categories(max_categories, ProfileError)  # even without a categorical one
         if predictions is not None:
             if PREDICTION_FEATURE in data:
                 raise ProfileError(

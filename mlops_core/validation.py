@@ -146,6 +146,31 @@ def _file_path(raw: Any) -> str:
     return os.fspath(raw)
 
 
+#: the metrics that are shares, in [0, 1] (the others are milliseconds or MiB)
+SHARES = ("accuracy", "f1", "roc_auc")
+_SHARE_HINT = " (a share: 0.87, not 87)"
+
+
+def _share_bound(value: float) -> float:
+    """A bound on a share: outside [0, 1] the gate would fail (or pass) every model."""
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"must lie in [0, 1], got {value:g}{_SHARE_HINT}")
+    return value
+
+
+def _positive_bound(value: float) -> float:
+    """A bound on a latency or a size: at or below 0 no model could ever pass it."""
+    if value <= 0:
+        raise ValueError(f"must be positive, got {value:g}")
+    return value
+
+
+#: a threshold on a share (``min_accuracy: 0.8``)
+Share = Annotated[FiniteNumber, Parse(_share_bound)]
+#: a threshold on milliseconds or MiB (``max_latency_ms: 50``)
+PositiveBound = Annotated[FiniteNumber, Parse(_positive_bound)]
+
+
 class MetricThreshold(Schema, frozen=True):
     """One entry of ``metric_thresholds`` (MLflow's ``MetricThreshold``)."""
 
@@ -172,11 +197,11 @@ class MetricThresholds(Schema, frozen=True):
 class GateConfig(Schema, frozen=True):
     """The gate's configuration (``gate.yml``); a check whose key is None is off."""
 
-    min_accuracy: FiniteNumber | None = None
-    min_f1: FiniteNumber | None = None
-    min_roc_auc: FiniteNumber | None = None
-    max_latency_ms: FiniteNumber | None = None
-    max_model_size_mb: FiniteNumber | None = None
+    min_accuracy: Share | None = None
+    min_f1: Share | None = None
+    min_roc_auc: Share | None = None
+    max_latency_ms: PositiveBound | None = None
+    max_model_size_mb: PositiveBound | None = None
     required_methods: Annotated[tuple[Text, ...], Meta(description="a list of method names")] = (
         "predict",
     )
@@ -205,14 +230,56 @@ def check_config(
     if isinstance(config, GateConfig):
         return config
     cfg = schema.convert(config, GateConfig, error=ValidationConfigError, source=source)
+    where = f"{source}: " if source else ""
     for metric, spec in _metric_thresholds(cfg).items():
         if len(spec) == 1:  # greater_is_better alone
-            where = f"{source}: " if source else ""
             raise ValidationConfigError(
                 f"{where}metric_thresholds.{metric}: sets none of threshold, "
                 "min_absolute_change, min_relative_change"
             )
+        problem = _threshold_problem(metric, spec)
+        if problem:
+            raise ValidationConfigError(f"{where}metric_thresholds.{metric}.{problem}")
     return cfg
+
+
+#: the keys that configure a check; a config without any checks nothing worth a gate
+CHECK_KEYS = (
+    "min_accuracy", "min_f1", "min_roc_auc", "max_latency_ms", "max_model_size_mb",
+    "metric_thresholds", "required_methods",
+)  # fmt: skip
+
+
+def check_configures_a_check(config: Mapping[str, Any], *, source: str | None = None) -> None:
+    """Refuse a config that sets none of :data:`CHECK_KEYS` (an empty or comment-only file).
+
+    Such a gate checks only that the model has ``predict`` and prints PASSED: in CI that
+    is a gate that silently lets every model through.  For a command line; the Python API
+    keeps taking an empty config (the caller sees ``checks``).
+    """
+    if not any(config.get(key) is not None for key in CHECK_KEYS):
+        where = f"{source}: " if source else ""
+        raise ValidationConfigError(
+            f"{where}configures no check: set at least one of {', '.join(CHECK_KEYS)}"
+        )
+
+
+def _threshold_problem(metric: str, spec: Mapping[str, Any]) -> str | None:
+    """``key: problem`` when a ``metric_thresholds`` bound could never be met (or always
+    is) for what ``metric`` measures, else None."""
+    threshold = spec.get("threshold")
+    change = spec.get("min_absolute_change")
+    if metric in SHARES:
+        if threshold is not None and not 0.0 <= threshold <= 1.0:
+            return f"threshold: must lie in [0, 1], got {threshold:g}{_SHARE_HINT}"
+        if change is not None and not -1.0 <= change <= 1.0:
+            return (
+                f"min_absolute_change: must lie in [-1, 1], got {change:g} "
+                f"({metric} is a share: one point is 0.01)"
+            )
+    elif threshold is not None and threshold <= 0:
+        return f"threshold: must be positive, got {threshold:g}"
+    return None
 
 
 def _metric_thresholds(cfg: GateConfig) -> dict[str, dict[str, Any]]:

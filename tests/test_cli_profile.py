@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mlops_core.cli import profile as profile_cli
@@ -210,9 +211,9 @@ def _bad_files(tmp: Path) -> dict[str, Path]:
     [
         ("missing.csv", "missing.csv: no such file"),
         ("ragged.csv", "ragged.csv:3: 1 fields, header has 2"),
-        ("not_utf8.jsonl", "not_utf8.jsonl: not UTF-8 text"),
+        ("not_utf8.jsonl", "not_utf8.jsonl:1: not UTF-8 text (byte 0xff"),
         ("garbage.npz", "garbage.npz: not a .npz file"),
-        ("quoted.csv", "feature \"b's\" current: non-numeric value 'x'"),
+        ("quoted.csv", "quoted.csv:2: column \"b's\": non-numeric value 'x'"),
     ],
 )
 def test_bad_current_file_is_one_line_from_the_real_command(
@@ -271,3 +272,205 @@ def test_a_column_that_is_not_there_is_named_with_the_closest_one(
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert len(proc.stderr.splitlines()) == 1 and message in proc.stderr, proc.stderr
     assert not (tmp_path / "p.json").exists()
+
+
+# --- robustness review: bad lines, bad bounds, bad paths --------------------------------------
+
+
+def mlops(*argv: str) -> subprocess.CompletedProcess[str]:
+    """The real ``mlops`` command in its own process, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "mlops_core.cli", *argv],
+        capture_output=True, text=True, cwd=REPO, check=False,
+    )  # fmt: skip
+
+
+def _one_error(proc: subprocess.CompletedProcess[str], command: str) -> str:
+    """The one error line of a failed command (no traceback, status 1)."""
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"mlops {command}: error: "), proc.stderr
+    return lines[0]
+
+
+def _prediction_line(age: object, plan: object = "pro") -> bytes:
+    record = {"event": "prediction", "input_data": {"age": age, "plan": plan}, "latency_ms": 3}
+    return json.dumps(record).encode()
+
+
+@pytest.fixture
+def age_plan_reference(tmp_path: Path) -> Path:
+    path = tmp_path / "ref.csv"
+    path.write_text("age,plan\n" + "".join(f"{20 + i % 40},p{i % 3}\n" for i in range(200)))
+    return path
+
+
+def test_drift_skips_a_prediction_logs_unusable_lines_like_the_exporter(
+    tmp_path: Path, age_plan_reference: Path
+) -> None:
+    """Each unusable line of a prediction log is skipped and counted by reason, in one note;
+    a non-numeric value of a numeric feature is a wrong type, as the exporter counts it."""
+    lines = [_prediction_line(20 + i % 40, f"p{i % 3}") for i in range(40)]
+    lines[10] = b"{bad json"  # line 11
+    lines[14] = b'{"event": "prediction", "input_data": {"age": 3\xff}}'  # not UTF-8
+    lines[20] = _prediction_line("abc")  # a string for the numeric feature age
+    lines[25] = _prediction_line(True)  # a boolean: a wrong type too
+    lines[30] = b'{"event": "prediction", "input_data": {"age": NaN, "plan": "p1"}}'
+    lines[33] = b'{"event": "prediction", "latency_ms": 3}'  # no input_data
+    lines[35] = b'{"event": "health_check", "status": "ok"}'  # another event: not a skip
+    log = tmp_path / "pl.jsonl"
+    log.write_bytes(b"\n".join(lines) + b"\n")
+    proc = mlops("drift", str(age_plan_reference), str(log), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines() == [
+        f"note: {log}: 6 lines skipped, as the exporter skips them (1 invalid JSON, "
+        "1 not UTF-8, 2 wrong type: a value the exporter refuses for its feature, such as "
+        "a string or a boolean for a numeric one, 1 NaN or Infinity, 1 without event or "
+        "input_data; first at line 11)"
+    ]
+    report = json.loads(proc.stdout)
+    assert report["features"]["age"]["n_current"] == 33
+    assert report["features"]["plan"]["n_current"] == 33
+
+
+def test_drift_on_a_prediction_log_without_a_usable_line_is_one_error(
+    tmp_path: Path, age_plan_reference: Path
+) -> None:
+    log = tmp_path / "pl.jsonl"
+    log.write_bytes(b"\n".join([_prediction_line("old"), b"{bad", _prediction_line("x")]))
+    line = _one_error(mlops("drift", str(age_plan_reference), str(log)), "drift")
+    assert line == (
+        f"mlops drift: error: {log}: no usable prediction: 3 lines skipped, as the exporter "
+        "skips them (1 invalid JSON, 2 wrong type: a value the exporter refuses for its "
+        "feature, such as a string or a boolean for a numeric one; first at line 1)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("cur.csv", b"age,plan\n30,p1\n\n31,p2\nabc,p1\n", "cur.csv:5: column 'age': "
+         "non-numeric value 'abc' (numeric in the reference)"),
+        ("cur.jsonl", b'{"age": 30, "plan": "p1"}\n{"age": "abc", "plan": "p1"}\n',
+         "cur.jsonl:2: column 'age': non-numeric value 'abc' (numeric in the reference)"),
+        ("cur.jsonl", b'{"age": 30}\n{bad\n{"age": "abc"}\n', "cur.jsonl:2: invalid JSON"),
+        ("cur.jsonl", b'{"age": 30}\n{"age": "\xff"}\n', "cur.jsonl:2: not UTF-8 text"),
+    ],
+)  # fmt: skip
+def test_a_plain_current_file_fails_at_its_first_bad_line_naming_it(
+    tmp_path: Path, age_plan_reference: Path, name: str, content: bytes, message: str
+) -> None:
+    """A file that is not a prediction log is data as given: its first bad line is an error."""
+    current = tmp_path / name
+    current.write_bytes(content)
+    line = _one_error(mlops("drift", str(age_plan_reference), str(current)), "drift")
+    assert f"{tmp_path}/{message}" in line, line
+
+
+def test_a_non_numeric_npz_array_names_the_file_and_the_element(
+    tmp_path: Path, age_plan_reference: Path
+) -> None:
+    current = tmp_path / "cur.npz"
+    np.savez(current, age=np.array(["30", "old"]), plan=np.array(["p1", "p2"]))
+    line = _one_error(mlops("drift", str(age_plan_reference), str(current)), "drift")
+    assert f"{current}: array 'age', element 2: non-numeric value 'old'" in line, line
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--buckets", "100000000"], "argument --buckets: expected an integer from 2 to 1000, "
+         "got '100000000'"),
+        (["--buckets", "1"], "argument --buckets: expected an integer from 2 to 1000, got '1'"),
+        (["--max-categories", "0"], "argument --max-categories: expected an integer from 1 to "
+         "1000, got '0'"),
+        (["--max-categories", "5000"], "argument --max-categories: expected an integer from 1 "
+         "to 1000, got '5000'"),
+    ],
+)  # fmt: skip
+def test_build_refuses_bucket_and_category_counts_out_of_bounds(
+    tmp_path: Path, age_plan_reference: Path, options: list[str], message: str
+) -> None:
+    out = tmp_path / "p.json"
+    proc = mlops("profile", "build", str(age_plan_reference), "-o", str(out), *options)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.splitlines()[-1].endswith(message)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["profile", "build", "{ref}", "-o", "{tmp}/no/such/dir/p.json"],
+         "{tmp}/no/such/dir/p.json: directory {tmp}/no/such/dir does not exist"),
+        (["profile", "build", "{ref}", "-o", "{tmp}"], "{tmp}: Is a directory"),
+        (["drift", "{ref}", "{ref}", "--html", "{tmp}/gone/r.html"],
+         "{tmp}/gone/r.html: directory {tmp}/gone does not exist"),
+    ],
+)  # fmt: skip
+def test_a_file_that_cannot_be_written_is_named_as_the_user_gave_it(
+    tmp_path: Path, age_plan_reference: Path, argv: list[str], message: str
+) -> None:
+    """Never the hidden temporary file of the atomic write."""
+    where = {"ref": str(age_plan_reference), "tmp": str(tmp_path)}
+    proc = mlops(*(a.format(**where) for a in argv))
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.strip().endswith(f"error: {message.format(**where)}"), proc.stderr
+    assert ".tmp" not in proc.stderr and len(proc.stderr.splitlines()) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["ref.csv"]
+
+
+def test_label_column_without_prediction_column_gives_its_own_reason(
+    tmp_path: Path, age_plan_reference: Path
+) -> None:
+    out = str(tmp_path / "p.json")
+    proc = mlops("profile", "build", str(age_plan_reference), "-o", out, "--label-column", "age")
+    assert _one_error(proc, "profile").endswith(
+        "--label-column needs --prediction-column (a prediction is right when it equals the label)"
+    )
+    proc = mlops("profile", "build", str(age_plan_reference), "-o", out, "--probability-column",
+                 "age")  # fmt: skip
+    assert _one_error(proc, "profile").endswith(
+        "--probability-column needs --prediction-column (the class it is the probability of)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "line"),
+    [
+        (b"\xff\xfea,b\n1,2\n", 1),  # binary in the header
+        (b"\n\n\xffa,b\n1,2\n", 3),  # after blank lines
+        (b"a,b\n" + b"1,2\n" * 5000 + b"3,\xff\n", 5002),  # far beyond the first read block
+    ],
+)
+def test_a_non_utf8_csv_names_the_line_of_the_bad_byte(
+    tmp_path: Path, content: bytes, line: int
+) -> None:
+    data = tmp_path / "bin.csv"
+    data.write_bytes(content)
+    proc = mlops("profile", "build", str(data), "-o", str(tmp_path / "p.json"))
+    assert f"error: {data}:{line}: not UTF-8 text (byte 0xff" in _one_error(proc, "profile")
+
+
+def test_leading_blank_lines_before_the_csv_header_are_skipped(tmp_path: Path) -> None:
+    data = tmp_path / "d.csv"
+    data.write_text("\n\nage,plan\n1,a\n2,b\n")
+    out = tmp_path / "p.json"
+    proc = mlops("profile", "build", str(data), "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert list(json.loads(out.read_text())["features"]) == ["age", "plan"]
+
+
+def test_whitespace_stripped_from_a_header_name_is_one_note(tmp_path: Path) -> None:
+    """The feature is the stripped name, so a logged key must be too: the user is told."""
+    data = tmp_path / "d.csv"
+    data.write_text('"\t tab", plan,age\n1,a,3\n2,b,4\n')
+    out = tmp_path / "p.json"
+    proc = mlops("profile", "build", str(data), "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines() == [
+        f"note: {data}: header names are read without their surrounding whitespace: "
+        "'\\t tab' as 'tab', ' plan' as 'plan'; a logged input_data key must be the "
+        "stripped name to match"
+    ]
+    assert list(json.loads(out.read_text())["features"]) == ["tab", "plan", "age"]

@@ -403,3 +403,37 @@ def test_register_with_reference_into_an_s3_registry(files, tmp_path, mlops_main
     ]  # fmt: skip
     assert registry.get_version("churn", "1.0.0").tags == {"validated_by": "mlops validate"}
     assert registry.get_model_path("churn", "1.0.0").read_bytes() == (d / "good.pkl").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("gate", "expected"),
+    [
+        ("", "g.yml: configures no check: set at least one of min_accuracy, min_f1, "
+         "min_roc_auc, max_latency_ms, max_model_size_mb, metric_thresholds, required_methods"),
+        ("# thresholds to come\n\n", "g.yml: configures no check"),
+        ("latency_samples: 20\n", "g.yml: configures no check"),
+        ("min_accuracy: 5\n", "g.yml: min_accuracy: must lie in [0, 1], got 5 (a share: 0.87, "
+         "not 87)"),
+        ("max_latency_ms: -5\n", "g.yml: max_latency_ms: must be positive, got -5"),
+    ],
+)  # fmt: skip
+def test_a_gate_config_that_cannot_pass_or_checks_nothing_is_refused(
+    files, tmp_path, gate, expected
+):
+    """A gate that always fails, or passes having checked nothing, is a bug in the pipeline:
+    one line and status 1 before the model is loaded (an absent model file is not reached)."""
+    config = tmp_path / "g.yml"
+    config.write_text(gate)
+    proc = mlops(tmp_path / "absent.pkl", files["dir"] / "val.npz", "--config", config)
+    assert proc.returncode == 1, proc.stdout
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], proc.stderr
+    assert "PASSED" not in proc.stdout
+
+
+def test_a_gate_of_required_methods_alone_is_a_check(files, tmp_path, mlops_main):
+    config = tmp_path / "g.yml"
+    config.write_text("required_methods: [predict, predict_proba]\n")
+    proc = mlops_main(files["dir"] / "good.pkl", files["dir"] / "val.npz", "--config", config)
+    assert proc.returncode == 0, proc.stderr
+    assert "PASSED: all checks passed" in proc.stdout

@@ -572,7 +572,7 @@ def test_bad_epsilon(epsilon: float) -> None:
 
 
 def test_bad_bucket_count() -> None:
-    with pytest.raises(DriftInputError, match="buckets must be an integer >= 2"):
+    with pytest.raises(DriftInputError, match="buckets must be an integer from 2 to 1000"):
         detect_drift_psi([1.0, 2.0], [1.0], buckets=1)
 
 

@@ -15,6 +15,7 @@ from mlops_core import (
     ReferenceProfile,
     detect_drift_psi,
 )
+from mlops_core.errors import DataFileWarning
 from mlops_core.profile import FORMAT_VERSION, OTHER_BUCKET, UNSEEN_BUCKET, category_key
 
 
@@ -189,6 +190,42 @@ def test_empty_feature_is_rejected() -> None:
 def test_bad_bucket_count_is_rejected() -> None:
     with pytest.raises(ProfileError, match="buckets"):
         ReferenceProfile.from_data({"x": [1.0, 2.0]}, buckets=1)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"buckets": 10**8}, "buckets must be an integer from 2 to 1000, got 100000000"),
+        ({"buckets": 1001}, "buckets must be an integer from 2 to 1000, got 1001"),
+        ({"max_categories": 0}, "max_categories must be an integer from 1 to 1000, got 0"),
+        ({"max_categories": 10**6}, "max_categories must be an integer from 1 to 1000, got 10"),
+    ],
+)
+def test_bucket_and_category_counts_have_an_upper_bound(options: dict, message: str) -> None:
+    """A count past the bound is one line, not a numpy memory error (checked up front, so
+    also when no feature is of the kind that uses it)."""
+    with pytest.raises(ProfileError, match=f"^{message}"):
+        ReferenceProfile.from_data({"x": [1.0, 2.0, 3.0]}, **options)
+
+
+def test_the_largest_bucket_count_is_accepted() -> None:
+    p = ReferenceProfile.from_data({"x": np.arange(5000.0), "c": ["a"] * 5000}, buckets=1000,
+                                   max_categories=1000)  # fmt: skip
+    assert p["x"].n_buckets == 1000
+
+
+def test_save_into_a_missing_directory_names_the_target(tmp_path) -> None:
+    """The atomic write's temporary file is an implementation detail: the error names the
+    path asked for (``OSError.filename``) and its missing directory."""
+    p = ReferenceProfile.from_data({"x": [1.0, 2.0]})
+    target = tmp_path / "no" / "dir" / "p.json"
+    with pytest.raises(FileNotFoundError) as exc:
+        p.save(target)
+    assert exc.value.filename == str(target)
+    assert exc.value.strerror == f"directory {tmp_path / 'no' / 'dir'} does not exist"
+    with pytest.raises(IsADirectoryError) as exc:
+        p.save(tmp_path)
+    assert exc.value.filename == str(tmp_path) and not list(tmp_path.iterdir())
 
 
 def test_mapping_access_and_n_rows() -> None:
@@ -445,7 +482,8 @@ def test_read_data_file_is_still_importable_from_profile(tmp_path) -> None:
     assert profile.read_data_file is datafiles.read_data_file
     path = tmp_path / "d.csv"
     path.write_bytes("\ufeff x ,y\n1,a\n".encode())
-    data = profile.read_data_file(path)
+    with pytest.warns(DataFileWarning, match=r"' x ' as 'x'; a logged input_data key must"):
+        data = profile.read_data_file(path)
     assert list(data) == ["x", "y"]  # the mark and the spaces are no part of the name
 
 

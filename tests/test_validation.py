@@ -284,6 +284,26 @@ def test_object_without_predict(data):
             "metric_thresholds.accuracy.min_relative_change: expected a number between -1 and 1",
         ),
         ({"metric_thresholds": {"accuracy": {}}}, "metric_thresholds.accuracy: sets none of"),
+        ({"min_accuracy": 5}, "min_accuracy: must lie in [0, 1], got 5 (a share: 0.87, not 87)"),
+        ({"min_f1": -0.1}, "min_f1: must lie in [0, 1], got -0.1 (a share: 0.87, not 87)"),
+        ({"min_roc_auc": 85}, "min_roc_auc: must lie in [0, 1], got 85 (a share: 0.87, not 87)"),
+        ({"max_latency_ms": -5}, "max_latency_ms: must be positive, got -5"),
+        ({"max_latency_ms": 0}, "max_latency_ms: must be positive, got 0"),
+        ({"max_model_size_mb": -1}, "max_model_size_mb: must be positive, got -1"),
+        (
+            {"metric_thresholds": {"accuracy": {"threshold": 87}}},
+            "metric_thresholds.accuracy.threshold: must lie in [0, 1], got 87 (a share: 0.87, "
+            "not 87)",
+        ),
+        (
+            {"metric_thresholds": {"latency_p99_ms": {"threshold": -5}}},
+            "metric_thresholds.latency_p99_ms.threshold: must be positive, got -5",
+        ),
+        (
+            {"metric_thresholds": {"f1": {"min_absolute_change": 2}}},
+            "metric_thresholds.f1.min_absolute_change: must lie in [-1, 1], got 2 (f1 is a "
+            "share: one point is 0.01)",
+        ),
     ],
 )
 def test_bad_config_raises_validation_config_error(data, good_model, config, message):

@@ -18,7 +18,7 @@ from typing import Any
 
 from mlops_core import __version__
 from mlops_core.cli._output import one_line
-from mlops_core.errors import MlopsError, RegistryWarning
+from mlops_core.errors import DataFileWarning, MlopsError, RegistryWarning
 
 # sub-command modules, in the order they appear in --help
 _COMMANDS = (
@@ -62,19 +62,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
-    """Run an action with the warnings this project issues shown as one line each
-    (``mlops registry: warning: ...``), like its errors, not as Python's two-line format."""
+    """Run an action with the warnings this project issues shown as one line each, like
+    its errors, not as Python's two-line format: ``mlops registry: warning: ...`` for a
+    :class:`RegistryWarning`, ``note: ...`` (as the commands' own notes) for a
+    :class:`DataFileWarning`; any other warning as Python shows it."""
     shown = warnings.showwarning
 
     def show(message: Warning | str, category: type[Warning], *rest: Any, **kw: Any) -> None:
+        text = " ".join(str(message).split())
         if issubclass(category, RegistryWarning):
-            text = " ".join(str(message).split())
             print(f"mlops {args.command}: warning: {text}", file=sys.stderr)
+        elif issubclass(category, DataFileWarning):
+            print(f"note: {text}", file=sys.stderr)
         else:
             shown(message, category, *rest, **kw)
 
     with warnings.catch_warnings():
         warnings.simplefilter("always", RegistryWarning)
+        warnings.simplefilter("always", DataFileWarning)
         warnings.showwarning = show
         return int(func(args) or 0)
 

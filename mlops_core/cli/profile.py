@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from mlops_core.cli._output import print_json, print_table
@@ -20,6 +21,8 @@ from mlops_core.constants import (
     DEFAULT_MAX_CATEGORIES,
     DEFAULT_TOLERANCE,
     DRIFT_TESTS,
+    MAX_BUCKETS,
+    MAX_CATEGORIES,
     PREDICTION_FEATURE,
 )
 from mlops_core.errors import ProfileError
@@ -46,18 +49,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("-o", "--output", required=True, metavar="OUT", help="profile file to write")
     build.add_argument(
         "--buckets",
-        type=int,
+        type=_count(2, MAX_BUCKETS),
         default=DEFAULT_BUCKETS,
         metavar="N",
-        help=f"PSI buckets (default {DEFAULT_BUCKETS})",
+        help=f"PSI buckets, 2 to {MAX_BUCKETS} (default {DEFAULT_BUCKETS})",
     )
     build.add_argument(
         "--max-categories",
-        type=int,
+        type=_count(1, MAX_CATEGORIES),
         default=DEFAULT_MAX_CATEGORIES,
         metavar="N",
-        help="categories kept per categorical feature; the rest go to __other__ "
-        f"(default {DEFAULT_MAX_CATEGORIES})",
+        help=f"categories kept per categorical feature, 1 to {MAX_CATEGORIES}; the rest go to "
+        f"__other__ (default {DEFAULT_MAX_CATEGORIES})",
     )
     _columns_option(
         build, "--categorical", default=[],
@@ -172,6 +175,24 @@ def _tolerance(text: str) -> float:
     return value
 
 
+def _count(low: int, high: int) -> Callable[[str], int]:
+    """An option's integer from ``low`` to ``high``: refused while parsing, in one line,
+    rather than deep in numpy (``--buckets 100000000`` was a memory error)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(
+                f"expected an integer from {low} to {high}, got {text!r}"
+            )
+        return value
+
+    return parse
+
+
 def _column_names(text: str) -> list[str]:
     names = [name.strip() for name in text.split(",")]
     if not all(names):
@@ -193,10 +214,12 @@ def _build(args: argparse.Namespace) -> int:
     types = {c: "categorical" for c in args.categorical}
     types.update({c: "numeric" for c in args.numeric})
     if (args.probability_column or args.label_column) and not args.prediction_column:
-        given = "--probability-column" if args.probability_column else "--label-column"
-        raise ProfileError(
-            f"{given} needs --prediction-column (the class it is the probability of)"
+        given, why = (
+            ("--probability-column", "the class it is the probability of")
+            if args.probability_column
+            else ("--label-column", "a prediction is right when it equals the label")
         )
+        raise ProfileError(f"{given} needs --prediction-column ({why})")
     if bool(args.probability_column) != bool(args.label_column):
         given, needed = (
             ("--probability-column", "--label-column")
@@ -278,17 +301,19 @@ def _feature_summary(name: str, feature: Any) -> dict[str, Any]:
 
 
 def _drift(args: argparse.Namespace) -> int:
-    from mlops_core.datafiles import read_data_file
     from mlops_core.drift import analyze_feature_drift
     from mlops_core.profile import ReferenceProfile
 
     reference = ReferenceProfile.from_file(args.reference)
-    current = read_data_file(args.current)
+    current, skipped = _read_current(args, reference)
     if args.prediction_column:
         if args.prediction_column not in current:
             raise ProfileError(f"{args.current}: no column {args.prediction_column!r}")
         current[PREDICTION_FEATURE] = current.pop(args.prediction_column)
     notes: list[str] = []
+    if skipped:  # on stderr under --json too: stdout stays one JSON document
+        notes.append(skipped)
+        print(f"note: {skipped}", file=sys.stderr)
     if args.features:
         features = list(args.features)
     else:
@@ -321,6 +346,24 @@ def _drift(args: argparse.Namespace) -> int:
     if args.html:
         _write_html(args, reference, current, report, notes)
     return DRIFT_EXIT_CODE if args.fail_on_drift and report["drift_alert"] else 0
+
+
+def _read_current(args: argparse.Namespace, reference: Any) -> tuple[dict[str, Any], str | None]:
+    """CURRENT's columns, checked against the reference's feature kinds, and the note on
+    the lines skipped, if any.
+
+    A prediction log is read as the exporter reads it (docs/drift.md): a line the exporter
+    would refuse, a non-numeric value of a numeric feature included, is skipped and
+    counted rather than the end of the command.  Other files fail on their first bad line,
+    which the error names.
+    """
+    from mlops_core.datafiles import read_data
+
+    kinds = {name: feature.kind for name, feature in reference.features.items()}
+    if args.prediction_column and reference.prediction is not None:
+        kinds[args.prediction_column] = kinds.pop(PREDICTION_FEATURE)
+    data = read_data(args.current, kinds=kinds, skip_bad_lines=True)
+    return data.columns, data.skip_note()
 
 
 def _write_html(

@@ -82,7 +82,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Execute ``mlops validate``; 0 when the gate passes, 1 when it fails."""
-    from mlops_core.validation import check_config, validate_model_for_deployment
+    from mlops_core.validation import (
+        check_config,
+        check_configures_a_check,
+        validate_model_for_deployment,
+    )
 
     if args.register and not args.registry:
         raise ValidationConfigError("--register needs --registry DIR")
@@ -91,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     # cheap checks first: a typo should not wait for a large model
     check_config(config, source=args.config)
+    check_configures_a_check(config, source=args.config)
     if args.register:
         _check_not_registered(args)
     reference = _load_reference(args.reference) if args.reference else None
