@@ -187,9 +187,18 @@ def load_checkpoint(state_file: str) -> Checkpoint | None:
         _log.warning("checkpoint_unreadable", state_file=state_file, error=str(exc))
         return None
     try:
+        # said in the checkpoint's own terms: "'list' object has no attribute 'get'" told
+        # the user nothing about what the file should have held
+        if not isinstance(raw, dict):
+            raise ValueError(
+                "expected a JSON object (version, files, follower, counters), got a "
+                f"{_json_kind(raw)}"
+            )
         version = raw.get("version")
         if version not in _READABLE_VERSIONS:
             raise ValueError(f"unsupported version {version!r}")
+        if not isinstance(raw.get("files"), list):
+            raise ValueError(f"files: expected a list, got a {_json_kind(raw.get('files'))}")
         files = tuple(_position(item) for item in raw["files"])
         follower = {str(k): int(v) for k, v in (raw.get("follower") or {}).items()}
         counters = raw.get("counters")
@@ -201,6 +210,16 @@ def load_checkpoint(state_file: str) -> Checkpoint | None:
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         _log.warning("checkpoint_corrupt", state_file=state_file, error=str(exc))
         return None
+
+
+def _json_kind(value: Any) -> str:
+    """What a decoded JSON value is, in JSON's words."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    kinds = {dict: "object", list: "list", str: "string", int: "number", float: "number"}
+    return kinds.get(type(value), type(value).__name__)
 
 
 def save_checkpoint(state_file: str, checkpoint: Checkpoint) -> None:

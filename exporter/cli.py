@@ -1,8 +1,9 @@
 """``mlops-exporter``: the command line, in the Prometheus exporters' flag style.
 
 Exit status: 0 after a clean shutdown (SIGTERM/SIGINT), 1 for a configuration error (one
-line on stderr: ``mlops-exporter: error: <key or file>: <what is wrong>``), 2 for a usage
-error (argparse's own message).
+line on stderr: ``mlops-exporter: error: <key or file>: <what is wrong>``, also when the
+process runs out of memory while starting), 2 for a usage error (argparse's own message, or
+one line for flags that cannot go together).
 """
 
 from __future__ import annotations
@@ -160,6 +161,14 @@ def server_options(args: argparse.Namespace) -> ServerOptions:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.demo and args.config_file is not None:
+        # the demo writes and runs its own config: the file given was silently ignored
+        print(
+            f"{PROG}: error: --config.file cannot be used with --demo (the demo runs its own"
+            " config; drop one of them)",
+            file=sys.stderr,
+        )
+        return 2
     signal.signal(signal.SIGTERM, _interrupt)  # the running exporter installs its own
 
     from exporter.logs import configure_logging
@@ -216,15 +225,42 @@ def run(
     # Here, not at the top: --version and usage errors need neither the scheduler nor scipy.
     from exporter.app import build_exporter
 
-    return build_exporter(
-        config_file,
-        listen_address,
-        web_config_file,
-        os.environ,
-        web=web,
-        exporter_metrics=exporter_metrics,
-        enable_lifecycle=enable_lifecycle,
-    ).run()
+    try:
+        exporter = build_exporter(
+            config_file,
+            listen_address,
+            web_config_file,
+            os.environ,
+            web=web,
+            exporter_metrics=exporter_metrics,
+            enable_lifecycle=enable_lifecycle,
+        )
+    except MemoryError:
+        # The last line of defence: the bounds keep each size sane, but not their product
+        # with the features and models on a small container.  The windows that failed are
+        # freed by now, so there is memory enough to say which sizes to lower.
+        raise ConfigError(_out_of_memory(config_file)) from None
+    return exporter.run()
+
+
+def _out_of_memory(config_file: str) -> str:
+    """The one line for a start that ran out of memory, naming the sizes that set it."""
+    from exporter.config import load_config
+
+    text = "out of memory while starting"
+    try:
+        config = load_config(config_file, os.environ)
+    except (MlopsError, MemoryError):  # read once already; say what can be said
+        return f"{text}; lower the window sizes or give the process more memory"
+    sizes = [f"drift.window.max_samples={config.drift.window.max_samples}"]
+    if config.outcomes is not None:
+        sizes.append(f"quality.window.max_samples={config.quality.window.max_samples}")
+    models = len(config.model_list())
+    return (
+        f"{text} ({', '.join(sizes)}, {models} model{'s' if models != 1 else ''}; the drift"
+        " window takes 8 bytes per sample per feature); lower them or give the process more"
+        " memory"
+    )
 
 
 if __name__ == "__main__":

@@ -44,14 +44,16 @@ from mlops_core.constants import (
     DEFAULT_TOLERANCE,
     DRIFT_TESTS,
     KS_METHODS,
+    MAX_BUCKETS,
     PREDICTION_FEATURE,
     DriftTest,
     FeatureKind,
     KsMethod,
 )
 from mlops_core.constants import FEATURE_KINDS as FEATURE_TYPES
+from mlops_core.durations import format_duration
 from mlops_core.errors import DurationError, MlopsError
-from mlops_core.schema import Parse, PositiveDuration, Schema, StrMap, Text
+from mlops_core.schema import AtMost, Parse, PositiveDuration, Schema, Text
 
 if TYPE_CHECKING:
     from mlops_core.profile import ReferenceProfile
@@ -134,6 +136,28 @@ DEFAULT_MAX_PENDING = 5_000_000
 """Default ``outcomes.max_pending``: about 0.7 GB of store at 145 MB per million pending
 predictions (docs/outcomes-store.md), a day of 50 predictions/s waiting for their labels."""
 
+# Upper bounds of the keys that size an allocation or a wait.  Each is far beyond any real
+# use and keeps the process safe; the docs' key table prints them (config_docs reads the
+# AtMost markers), so they are written here only.  Durations have one global bound as
+# well, 100y (mlops_core.durations.MAX_DURATION).
+MAX_WINDOW_SAMPLES = 10_000_000
+"""``drift.window.max_samples`` and ``quality.window.max_samples``: the drift window holds 8
+bytes per sample per feature, plus timestamps and latency (exporter/window.py), so 80 MB per
+feature at the bound, and as much again while a pass copies it; 10**14 used to be taken and
+failed in numpy at start."""
+MAX_PENDING_BOUND = 1_000_000_000
+"""``outcomes.max_pending``: 145 GB of store at the bound (docs/outcomes-store.md), months of
+1,000 predictions/s; beyond SQLite's integers a bound in the billions cannot even be kept."""
+MAX_CLASSES = 10_000
+"""``prediction.max_classes``: each class is a series, and the confusion counts one per pair
+of classes; more classes than this are no longer a label a dashboard can show."""
+MAX_LINE_BYTES = 64 << 20
+"""``logs.max_line_bytes``: a partial line of up to this many bytes is held per open file
+(``logs.max_files`` of them), so 64 MiB, 64 times the default, bounds it at 16 GiB."""
+MAX_POLL_INTERVAL = 3600.0
+"""``logs.poll_interval``: the reader's sleep when the logs had nothing new; longer would
+delay every line and every checkpoint by as much."""
+
 #: keys that existed once, with what replaced them: a config that still sets one gets this
 #: line instead of a bare "unknown key", so an upgrade tells the user what to change.
 REMOVED_KEYS = {
@@ -186,6 +210,14 @@ def _size(raw: Any) -> int:
     return value
 
 
+def _size_text(size: float) -> str:
+    """A size as one writes it: ``64MiB`` when whole, else the bytes."""
+    for unit in ("GiB", "MiB", "KiB"):
+        if size >= _SIZE_UNITS[unit.lower()] and size % _SIZE_UNITS[unit.lower()] == 0:
+            return f"{int(size) // _SIZE_UNITS[unit.lower()]}{unit}"
+    return f"{int(size)}"
+
+
 def _field_name(raw: Any) -> str:
     """A log record's field name: the fast JSON decoder cannot match one with quotes etc."""
     if not isinstance(raw, str) or not raw.strip():
@@ -197,6 +229,22 @@ def _field_name(raw: Any) -> str:
     return raw
 
 
+def _match_value(raw: Any) -> Any:
+    """A ``models[i].match`` value: compared as text with the record's field, so it must be
+    text.  A list or mapping used to become its Python repr (``"['a', 'b']"``) and ``null``
+    ``"None"``, which no record holds: the model silently received nothing.  An integer is
+    its own text; a float or a boolean is not what was written (``1.10`` is ``1.1``, ``yes``
+    is ``True``), so it must be quoted.  ``null`` is refused by the type check."""
+    if isinstance(raw, str) or raw is None:
+        return raw
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return str(raw)
+    hint = ""
+    if isinstance(raw, bool | float):
+        hint = "; quote it: YAML read the value as a number or boolean, whose text may differ"
+    raise ValueError(f"expected a string, got {schema.describe(raw)}{hint}")
+
+
 def _one_or_more(raw: Any) -> Any:
     """A list key also takes one string: ``tests: ks`` is ``tests: [ks]``."""
     return [raw] if isinstance(raw, str) else raw
@@ -206,6 +254,7 @@ def _one_or_more(raw: Any) -> Any:
 
 Seconds = schema.PositiveDuration
 PositiveInt = Annotated[int, Meta(ge=1, description="a positive integer")]
+WindowSamples = Annotated[PositiveInt, AtMost(MAX_WINDOW_SAMPLES)]
 Distance = Annotated[
     float, Meta(ge=0, lt=1, description="a distance between 0 and 1 (0.05 = a 5% shift)")
 ]
@@ -225,14 +274,14 @@ class LogsConfig(Schema, frozen=True):
     paths: Texts
     start_position: Literal["end", "beginning"] = "end"
     state_file: Text | None = None
-    max_line_bytes: Annotated[int, Parse(_size)] = 1 << 20
-    poll_interval: Seconds = 0.25
+    max_line_bytes: Annotated[int, Parse(_size), AtMost(MAX_LINE_BYTES, _size_text)] = 1 << 20
+    poll_interval: Annotated[Seconds, AtMost(MAX_POLL_INTERVAL, format_duration)] = 0.25
     max_files: PositiveInt = DEFAULT_MAX_FILES
     checkpoint_interval: Seconds = CHECKPOINT_INTERVAL
 
 
 class WindowConfig(Schema, frozen=True):
-    max_samples: PositiveInt = 10_000
+    max_samples: WindowSamples = 10_000
     max_age: Seconds = 3600.0
 
 
@@ -241,7 +290,7 @@ class KsConfig(Schema, frozen=True):
 
 
 class PsiConfig(Schema, frozen=True):
-    buckets: PositiveInt = 10
+    buckets: Annotated[PositiveInt, AtMost(MAX_BUCKETS)] = 10
 
 
 class ToleranceConfig(Schema, frozen=True):
@@ -275,7 +324,7 @@ class LatencyConfig(Schema, frozen=True):
 
 class PredictionConfig(Schema, frozen=True):
     class_field: FieldName = "class"
-    max_classes: PositiveInt = 20
+    max_classes: Annotated[PositiveInt, AtMost(MAX_CLASSES)] = 20
 
 
 class FeatureSpec(Schema, frozen=True):
@@ -301,7 +350,7 @@ class OutcomesSpec(Schema, frozen=True):
     paths: Texts | None = None  # None: logs.paths
     store: Text | None = None  # None: beside logs.state_file
     max_delay: Seconds = 30 * 86400.0
-    max_pending: PositiveInt = DEFAULT_MAX_PENDING
+    max_pending: Annotated[PositiveInt, AtMost(MAX_PENDING_BOUND)] = DEFAULT_MAX_PENDING
     early_grace: schema.Duration = 600.0
 
 
@@ -318,7 +367,7 @@ class OutcomesConfig(msgspec.Struct, frozen=True):
 
 
 class QualityWindowConfig(Schema, frozen=True):
-    max_samples: PositiveInt = 10_000
+    max_samples: WindowSamples = 10_000
     max_age: Seconds | None = None  # None: by count only
 
 
@@ -442,7 +491,7 @@ class _ModelOutcomes(Schema, frozen=True):
     model beside ``outcomes.store``."""
 
     max_delay: Seconds | None = None
-    max_pending: PositiveInt | None = None
+    max_pending: Annotated[PositiveInt, AtMost(MAX_PENDING_BOUND)] | None = None
     early_grace: schema.Duration | None = None
 
 
@@ -451,9 +500,10 @@ class _ModelEntry(Schema, frozen=True):
 
     name: Text
     reference: ReferenceSection
-    match: Annotated[StrMap, Meta(description="a mapping of record field to value")] = field(
-        default_factory=dict
-    )
+    match: Annotated[
+        dict[str, Annotated[str, Parse(_match_value), Meta(description="a string")]],
+        Meta(description="a mapping of record field to value"),
+    ] = field(default_factory=dict)
     version: Text | None = None
     features: Any = None  # free-form: read by _features()
     quality: _ModelQuality | None = None
@@ -588,11 +638,46 @@ _REMOVED_ENV_NAMES = {env_var_name(key): key for key in REMOVED_KEYS}
 # --- reading ---------------------------------------------------------------------------------
 
 
+class _DuplicateKey(yaml.MarkedYAMLError):
+    """A key given twice in one mapping (``problem``: which key)."""
+
+
+class _Loader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping.
+
+    PyYAML keeps the last value silently, so a second ``model:`` pasted below the first
+    replaced it without a word.  Keys merged in with ``<<:`` may be overridden, as YAML
+    intends; only keys written twice are refused.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+            except TypeError:  # an unhashable key: construct_mapping says so itself
+                break
+            if duplicate:
+                raise _DuplicateKey(
+                    problem=f"duplicate key {key!r}", problem_mark=key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def parse_yaml(text: str, source: str) -> Any:
-    """``yaml.safe_load``; a syntax error is one :class:`ConfigError` line,
-    ``<source>:LINE:COLUMN: invalid YAML: <problem>`` (the config and the web config file)."""
+    """YAML's safe subset, a key given twice refused; a syntax error or a duplicate key is
+    one :class:`ConfigError` line, ``<source>:LINE:COLUMN: invalid YAML: <problem>`` or
+    ``<source>:LINE:COLUMN: duplicate key 'model'`` (the config and the web config file)."""
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_Loader)
+    except _DuplicateKey as exc:
+        mark = exc.problem_mark
+        assert mark is not None
+        raise ConfigError(f"{source}:{mark.line + 1}:{mark.column + 1}: {exc.problem}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
@@ -602,12 +687,20 @@ def parse_yaml(text: str, source: str) -> Any:
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or exc.__class__.__name__
+    except OSError as exc:
+        reason = exc.strerror or exc.__class__.__name__
         raise ConfigError(f"{path}: cannot read config file: {reason}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:  # where, so the user can find it (a Latin-1 'é', say)
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{path}:{line}: not UTF-8 text (byte {exc.start}: 0x{raw[exc.start]:02x}); "
+            "save the file as UTF-8"
+        ) from None
     data = parse_yaml(text, str(path))
     if data is None:
         return {}
@@ -627,7 +720,7 @@ def _env_value(name: str, key: str, text: str) -> Any:
     if _is_list(key) and not stripped.startswith("["):
         return [item.strip() for item in stripped.split(",") if item.strip()]
     try:
-        return yaml.safe_load(stripped) if stripped else None
+        return yaml.load(stripped, Loader=_Loader) if stripped else None
     except yaml.YAMLError:
         raise ConfigError(f"{name}: invalid value {text!r}") from None
 
@@ -703,7 +796,7 @@ def load_config(
         error=ConfigError,
         labels=from_env,
         removed=REMOVED_KEYS,
-        missing=lambda key: f"required key missing in {cfg_path} (or set {env_var_name(key)})",
+        missing=lambda key: _missing(key, from_env, cfg_path),
     )
     _check_together(read, from_env)
     base = cfg_path.resolve().parent
@@ -758,6 +851,18 @@ def load_config(
         model_version=first.version,
         at=first.at,
     )
+
+
+def _missing(key: str, from_env: Mapping[str, str], cfg_path: Path) -> str:
+    """The problem of a required ``key`` with no value.  Set by an empty variable, which
+    overrides the file's value with none: saying "missing in base.yml" of a key base.yml
+    sets sent the user to the wrong place."""
+    if key in from_env:
+        return (
+            f"set but empty, which overrides {key} of {cfg_path} with no value; give it a value"
+            " or unset the variable"
+        )
+    return f"required key missing in {cfg_path} (or set {env_var_name(key)})"
 
 
 def _location(spec: ReferenceSpec) -> str:
@@ -849,14 +954,22 @@ def default_store(state_file: str) -> str:
 
 def _check_together(read: _File, from_env: Mapping[str, str]) -> None:
     """The rules that span keys, which no single key's type can state."""
+
+    def key(name: str) -> str:
+        return from_env.get(name, name)
+
     bounds = read.latency.buckets
     if any(b <= a for a, b in itertools.pairwise(bounds)):
-        key = from_env.get("latency.buckets", "latency.buckets")
         shown = ", ".join(f"{b:g}" for b in bounds)
         raise ConfigError(
-            f"{key}: bucket bounds must be strictly increasing, got [{shown}] (seconds)"
+            f"{key('latency.buckets')}: bucket bounds must be strictly increasing, got "
+            f"[{shown}] (seconds)"
         )
     drift = read.drift
+    _check_min_samples(
+        key("drift.min_samples"), drift.min_samples, "drift.window.max_samples",
+        drift.window.max_samples, "verdict",
+    )  # fmt: skip
     if drift.window.max_age < drift.interval:
         raise ConfigError(
             "drift.window.max_age: must be at least drift.interval "
@@ -903,6 +1016,10 @@ def _check_outcomes(read: _File, from_env: Mapping[str, str]) -> None:
             "the predictions awaiting their outcome; by default it sits beside the state file)"
         )
     quality = read.quality or QualityConfig()
+    _check_min_samples(
+        key("quality.min_samples"), quality.min_samples, "quality.window.max_samples",
+        quality.window.max_samples, "quality metric",
+    )  # fmt: skip
     interval = read.drift.interval
     if quality.false_alarm_budget < interval:
         raise ConfigError(
@@ -918,6 +1035,16 @@ def _check_outcomes(read: _File, from_env: Mapping[str, str]) -> None:
     _check_quality_reference(key("quality.reference"), quality.reference)
     for at, entry in per_model:
         _check_quality_reference(f"{at}.reference", entry.reference or {})
+
+
+def _check_min_samples(at: str, low: int, window_key: str, window: int, what: str) -> None:
+    """A window that can never hold ``min_samples`` can never give a verdict: a config that
+    looked fine and served nothing, silently, forever."""
+    if low > window:
+        raise ConfigError(
+            f"{at}: must be at most {window_key} ({low} > {window}): the window never holds "
+            f"enough samples for a {what}"
+        )
 
 
 def _check_quality_reference(at: str, reference: Mapping[str, float]) -> None:

@@ -81,7 +81,30 @@ def read_alerts_config(section: Any, *, at: str = "alerts") -> AlertsConfig:
     """``section`` checked: one :class:`AlertConfigError` line naming the key (``at.key``)."""
     config = schema.convert(section, AlertsConfig, error=AlertConfigError, at=at)
     _check_levels(config.thresholds, f"{at}.thresholds")
+    if config.state_file is not None:
+        _check_state_file(config.state_file, f"{at}.state_file")
     return config
+
+
+def _check_state_file(state_file: str, at: str) -> None:
+    """Refuse a state file that can never be written, when the config is read.
+
+    The state is first written at the first alert, maybe days after the start, and a
+    failed write is only logged: a path under a file or in a read-only directory used to
+    pass at start and lose the cooldowns at every restart.  As for ``logs.state_file``, the
+    missing directories are created at that write, so what is checked is that the nearest
+    existing ancestor is a directory this process may create entries in.
+    """
+    target = Path(os.path.abspath(state_file))
+    if target.is_dir():
+        raise AlertConfigError(f"{at}: {state_file} is a directory; name a file in it")
+    parent = target.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise AlertConfigError(f"{at}: {state_file}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise AlertConfigError(f"{at}: {state_file}: directory {parent} is not writable")
 
 
 class Notifier(Protocol):

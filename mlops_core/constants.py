@@ -36,6 +36,11 @@ UNSEEN_BUCKET = "__unseen__"
 PREDICTION_FEATURE = "__prediction__"
 #: PSI buckets of a numeric feature (quantiles of the reference)
 DEFAULT_BUCKETS = 10
+#: the most PSI buckets a profile may have (``drift.psi.buckets``): each bucket is a counter
+#: per feature and a term of every PSI, and past a thousand the buckets of a 10,000-sample
+#: window hold ten values each, too few to estimate a share; 10**8 used to be taken and the
+#: pass never ended
+MAX_BUCKETS = 1000
 #: categories kept per categorical feature; the rest go to ``OTHER_BUCKET``
 DEFAULT_MAX_CATEGORIES = 20
 #: upper bounds of both: each bucket and kept category is one series per feature in the

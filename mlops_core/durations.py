@@ -9,7 +9,13 @@ that works in one place works in all of them, and in Prometheus:
 * one or more parts, each a whole number and a unit: ``ms s m h d w y``;
 * parts written largest unit first, each unit at most once (``1h30m``, not ``30m1h`` or
   ``1h1h``); no fractions (``1.5h`` is ``1h30m``), no signs, no spaces;
-* ``y`` is 365 days and ``w`` 7 days, as in Prometheus.
+* ``y`` is 365 days and ``w`` 7 days, as in Prometheus;
+* at most :data:`MAX_DURATION` (``100y``).  Prometheus takes up to 292 years, but no
+  caller can wait that long: ``threading``'s waits stop at ``TIMEOUT_MAX`` (292 years),
+  ``datetime`` at year 9999, APScheduler converts to a C ``int`` and ``time.time()`` plus the
+  duration must fit a ``time_t``.  ``10000000y`` used to be read, and the exporter died
+  later in its scheduler or its follower; a century is beyond any real interval or age and
+  safely within all of them.
 
 A bare number (an ``int`` or ``float``, not a string) is a number of seconds wherever the
 caller passes ``allow_number=True`` (the default): the exporter's config and the alerts
@@ -40,6 +46,8 @@ UNIT_SECONDS: dict[str, float] = {
     "s": 1.0,
     "ms": 0.001,
 }
+#: the longest duration any caller takes: 100 years, in seconds (module doc: why)
+MAX_DURATION = 100 * UNIT_SECONDS["y"]
 _UNIT_MILLISECONDS = {unit: round(seconds * 1000) for unit, seconds in UNIT_SECONDS.items()}
 # beyond this a part overflows a float anyway (and int() refuses 4300 digits)
 _MAX_DIGITS = 320
@@ -65,6 +73,14 @@ def parse_duration(value: Any, *, allow_number: bool = True) -> float:
     seconds = float(value) if isinstance(value, float) or abs(value) < 2**1000 else math.inf
     if not math.isfinite(seconds) or seconds < 0:
         raise DurationError(f"duration must be a finite number of seconds >= 0, got {value!r}")
+    return _at_most_max(seconds, value)
+
+
+def _at_most_max(seconds: float, given: Any) -> float:
+    if seconds > MAX_DURATION:
+        raise DurationError(
+            f"duration must be at most {format_duration(MAX_DURATION)}, got {given!r}"
+        )
     return seconds
 
 
@@ -80,11 +96,10 @@ def _parse_text(text: str) -> float:
         if any(len(n) > _MAX_DIGITS for n in parts.values()):
             raise OverflowError
         # whole milliseconds summed as integers: "1h30m" is exactly 5400.0, "100ms" 0.1
-        return sum(int(n) * _UNIT_MILLISECONDS[unit] for unit, n in parts.items()) / 1000
+        seconds = sum(int(n) * _UNIT_MILLISECONDS[unit] for unit, n in parts.items()) / 1000
     except OverflowError:  # more than a float holds
-        raise DurationError(
-            f"duration must be a finite number of seconds >= 0, got {text!r}"
-        ) from None
+        seconds = math.inf
+    return _at_most_max(seconds, text)
 
 
 def format_duration(seconds: float) -> str:

@@ -45,6 +45,7 @@ from mlops_core.errors import DurationError
 from mlops_core.suggest import closest
 
 __all__ = [
+    "AtMost",
     "Duration",
     "FiniteNumber",
     "Parse",
@@ -86,6 +87,40 @@ class Parse:
 
     def __repr__(self) -> str:
         return f"Parse({getattr(self.func, '__name__', self.func)!r})"
+
+
+class AtMost(Parse):
+    """``Annotated`` marker: a number above ``limit`` is refused, naming the bound.
+
+    An upper bound keeps a value the process cannot survive (a window of 10**14 samples, a
+    century-long poll) from being read and failing later in numpy, the scheduler or the
+    follower, with a traceback.  A marker of its own rather than ``Meta(le=...)``: msgspec's
+    failure would be reported as the type's description, without the bound; and the docs'
+    key table reads ``limit`` from here, so the bound is written once.  ``show`` writes a
+    number as the user would (``1h`` for a duration); by default the bound is ``10,000,000``
+    and the given value as written.  Place it after the :class:`Parse` that makes the number
+    (a duration, a size); anything that is not a number passes to the type check.
+    """
+
+    __slots__ = ("limit", "show")
+
+    def __init__(self, limit: float, show: Callable[[float], str] | None = None) -> None:
+        super().__init__(self._check)
+        self.limit = limit
+        self.show = show
+
+    def _check(self, value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool) and value > self.limit:
+            shown = repr(value) if self.show is None else self.show(value)
+            raise ValueError(f"must be at most {self.shown_limit()}, got {shown}")
+        return value
+
+    def shown_limit(self) -> str:
+        """The bound as an error line and the docs write it."""
+        return f"{self.limit:,}" if self.show is None else self.show(self.limit)
+
+    def __repr__(self) -> str:
+        return f"AtMost({self.limit!r})"
 
 
 class _Problem(Exception):

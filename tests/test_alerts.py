@@ -398,3 +398,40 @@ def test_clock_may_return_an_aware_datetime():
     assert system.analyze_metrics({"latency_p99_ms": 250})["alerts"] == []
     now[0] += timedelta(minutes=1)
     assert len(system.analyze_metrics({"latency_p99_ms": 250})["alerts"]) == 1
+
+
+def test_a_state_file_whose_directory_cannot_exist_is_a_config_error(tmp_path):
+    """Refused when read, naming the key: not a write that fails at the first alert."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    section = {"thresholds": {"m": {"warning": 1}}, "state_file": str(blocker / "dir" / "a.json")}
+    with pytest.raises(AlertConfigError) as info:
+        AlertSystem.from_config(section)
+    message = str(info.value)
+    assert message.startswith("alerts.state_file: ") and "\n" not in message
+    assert f"{blocker} is not a directory" in message
+    directory = dict(section, state_file=str(tmp_path))
+    with pytest.raises(AlertConfigError, match=r"^alerts\.state_file: .* is a directory"):
+        AlertSystem.from_config(directory)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
+def test_a_state_file_in_a_read_only_directory_is_a_config_error(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        section = {"thresholds": {"m": {"warning": 1}}, "state_file": str(locked / "d/a.json")}
+        with pytest.raises(AlertConfigError, match=r"^alerts\.state_file: .*not writable"):
+            AlertSystem.from_config(section)
+    finally:
+        locked.chmod(0o700)
+
+
+def test_a_state_file_in_a_directory_yet_to_be_made_is_accepted(tmp_path):
+    """As logs.state_file: its missing directories are created at the first write."""
+    state = tmp_path / "new" / "dir" / "a.json"
+    system = AlertSystem.from_config(
+        {"thresholds": {"m": {"warning": 1}}, "state_file": str(state)}
+    )
+    assert system.state_file == state

@@ -246,7 +246,7 @@ def test_yaml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
             "latency.buckets: bucket bounds must be strictly increasing",
         ),
         (
-            MINIMAL + "logs: {paths: [], start_position: end}\n",
+            MINIMAL.replace("[logs/*.jsonl]}", "[], start_position: end}"),
             "logs.paths: expected a non-empty list",
         ),
         (
@@ -255,7 +255,7 @@ def test_yaml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
             ),
             "logs.start_position: expected one of end, beginning",
         ),
-        (MINIMAL + "logs: {paths: [a], max_line_bytes: lots}\n", "logs.max_line_bytes"),
+        (MINIMAL.replace("]}", "], max_line_bytes: lots}"), "logs.max_line_bytes"),
         (
             MINIMAL + "features: {age: {type: number}}\n",
             "features.age.type: expected one of numeric, categorical",
@@ -351,3 +351,190 @@ def test_unreadable_reference_is_one_line(tmp_path: Path) -> None:
         load_reference(cfg)
     assert str(info.value).startswith("reference.path:")
     assert "\n" not in str(info.value)
+
+
+# --- bounds: a value the process cannot survive is a config error, not a traceback later -----
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "drift: {window: {max_samples: 100000000000000}}\n",
+            "drift.window.max_samples: must be at most 10,000,000, got 100000000000000",
+        ),
+        (
+            "drift: {window: {max_samples: 100000000000000000000000}}\n",
+            "drift.window.max_samples: must be at most 10,000,000",
+        ),
+        (
+            "drift: {interval: 10000000y, window: {max_age: 10000000y},"
+            " false_alarm_budget: 10000000y}\n",
+            "drift.interval: duration must be at most 100y, got '10000000y'",
+        ),
+        ("drift: {window: {max_age: 101y}}\n", "drift.window.max_age: duration must be at most"),
+        ("logs: {paths: [a], poll_interval: 300y}\n", "logs.poll_interval: duration must be at"),
+        ("logs: {paths: [a], poll_interval: 2h}\n", "logs.poll_interval: must be at most 1h"),
+        ("drift: {psi: {buckets: 100000000}}\n", "drift.psi.buckets: must be at most 1,000"),
+        ("prediction: {max_classes: 1000000000}\n", "prediction.max_classes: must be at most"),
+        ("logs: {paths: [a], max_line_bytes: 100GiB}\n", "logs.max_line_bytes: must be at most"),
+        (
+            "logs: {paths: [a], state_file: s.json}\noutcomes: {max_pending: 10000000000000}\n",
+            "outcomes.max_pending: must be at most 1,000,000,000",
+        ),
+        (
+            "logs: {paths: [a], state_file: s.json}\noutcomes: {}\n"
+            "quality: {window: {max_samples: 100000000000000}}\n",
+            "quality.window.max_samples: must be at most 10,000,000",
+        ),
+    ],
+)
+def test_values_beyond_the_documented_bounds_are_one_line(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    if text.startswith("logs:"):
+        text = MINIMAL.replace("logs: {paths: [logs/*.jsonl]}\n", "") + text
+    else:
+        text = MINIMAL + text
+    assert expected in config_error(write_yaml(tmp_path, text))
+
+
+def test_the_bounds_themselves_are_accepted(tmp_path: Path) -> None:
+    text = MINIMAL.replace("logs: {paths: [logs/*.jsonl]}", "logs: {paths: [a], poll_interval: 1h}")
+    text += (
+        "drift: {interval: 100y, window: {max_samples: 10000000, max_age: 100y},"
+        " false_alarm_budget: 100y, psi: {buckets: 1000}, min_samples: 10000000}\n"
+    )
+    cfg = load_config(write_yaml(tmp_path, text), {})
+    assert cfg.drift.window.max_samples == 10_000_000
+    assert cfg.drift.interval == 100 * 365 * 86400.0
+    assert cfg.logs.poll_interval == 3600.0
+    assert cfg.drift.psi.buckets == 1000
+
+
+def test_the_bound_of_an_env_var_names_the_variable(tmp_path: Path) -> None:
+    message = config_error(
+        write_yaml(tmp_path, MINIMAL), {"MLOPS_EXPORTER_DRIFT_PSI_BUCKETS": "5000"}
+    )
+    assert message.startswith("MLOPS_EXPORTER_DRIFT_PSI_BUCKETS: must be at most 1,000")
+
+
+def test_the_psi_bound_is_the_shared_constant() -> None:
+    from exporter.config import KEYS
+    from mlops_core.constants import MAX_BUCKETS
+    from mlops_core.schema import AtMost, unwrap
+
+    (bound,) = [e for e in unwrap(KEYS["drift.psi.buckets"].type)[1] if isinstance(e, AtMost)]
+    assert bound.limit == MAX_BUCKETS
+
+
+# --- rules across keys -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "drift: {min_samples: 500, window: {max_samples: 200}}\n",
+            "drift.min_samples: must be at most drift.window.max_samples (500 > 200)",
+        ),
+        (
+            "drift: {window: {max_samples: 50}}\n",  # the default min_samples, 100
+            "drift.min_samples: must be at most drift.window.max_samples (100 > 50)",
+        ),
+        (
+            "logs: {paths: [a], state_file: s.json}\noutcomes: {}\n"
+            "quality: {min_samples: 300, window: {max_samples: 200}}\n",
+            "quality.min_samples: must be at most quality.window.max_samples (300 > 200)",
+        ),
+    ],
+)
+def test_min_samples_above_the_window_is_refused(tmp_path: Path, text: str, expected: str) -> None:
+    if text.startswith("logs:"):
+        text = MINIMAL.replace("logs: {paths: [logs/*.jsonl]}\n", "") + text
+    else:
+        text = MINIMAL + text
+    assert expected in config_error(write_yaml(tmp_path, text))
+
+
+def test_min_samples_equal_to_the_window_is_accepted(tmp_path: Path) -> None:
+    text = MINIMAL + "drift: {min_samples: 200, window: {max_samples: 200}}\n"
+    assert load_config(write_yaml(tmp_path, text), {}).drift.min_samples == 200
+
+
+# --- reading the file -------------------------------------------------------------------------
+
+
+def test_a_duplicate_key_is_refused_with_its_place(tmp_path: Path) -> None:
+    path = write_yaml(tmp_path, MINIMAL + "model: {name: other}\n")
+    assert config_error(path) == f"{path}:4:1: duplicate key 'model'"
+    nested = write_yaml(tmp_path, MINIMAL + "drift:\n  interval: 5s\n  interval: 10s\n")
+    assert config_error(nested) == f"{nested}:6:3: duplicate key 'interval'"
+
+
+def test_the_web_config_refuses_duplicate_keys_too(tmp_path: Path) -> None:
+    from exporter.config import parse_yaml
+
+    with pytest.raises(ConfigError, match=r"^web\.yml:2:1: duplicate key 'a'$"):
+        parse_yaml("a: 1\na: 2\n", "web.yml")
+
+
+def test_merge_keys_and_equal_values_elsewhere_still_load(tmp_path: Path) -> None:
+    text = MINIMAL + "x-base: &base {interval: 5s}\n"
+    assert "x-base: unknown key" in config_error(write_yaml(tmp_path, text))
+    from exporter.config import parse_yaml
+
+    assert parse_yaml("a: &b {x: 1}\nc:\n  <<: *b\n  y: 2\n", "f") == {
+        "a": {"x": 1},
+        "c": {"x": 1, "y": 2},
+    }
+
+
+def test_a_non_utf8_file_names_the_byte_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "config.yml"
+    path.write_bytes(MINIMAL.encode() + b"# caf\xe9\n")
+    message = config_error(path)
+    offset = len(MINIMAL.encode()) + 5
+    assert message == f"{path}:4: not UTF-8 text (byte {offset}: 0xe9); save the file as UTF-8"
+
+
+def test_an_empty_env_var_is_named_as_empty(tmp_path: Path) -> None:
+    path = write_yaml(tmp_path, MINIMAL, name="base.yml")
+    message = config_error(path, {"MLOPS_EXPORTER_MODEL_NAME": ""})
+    assert message.startswith("MLOPS_EXPORTER_MODEL_NAME: set but empty")
+    assert "required key missing" not in message
+
+
+# --- models[i].match ---------------------------------------------------------------------------
+
+MODELS = """\
+logs: {paths: [logs/*.jsonl]}
+models:
+  - name: churn
+    reference: {path: ref.csv}
+    match: %s
+"""
+
+
+@pytest.mark.parametrize(
+    ("match", "expected"),
+    [
+        (
+            "{service: [churn-api, fraud-api]}",
+            "models[0].match.service: expected a string, got ['churn-api', 'fraud-api'] (list)",
+        ),
+        ("{service: null}", "models[0].match.service: expected a string, got None"),
+        ("{service: {a: b}}", "models[0].match.service: expected a string"),
+        ("{flag: true}", "models[0].match.flag: expected a string, got True (bool); quote it"),
+        ("{version: 1.10}", "models[0].match.version: expected a string, got 1.1 (float)"),
+    ],
+)
+def test_a_match_value_that_is_not_text_is_refused(
+    tmp_path: Path, match: str, expected: str
+) -> None:
+    assert expected in config_error(write_yaml(tmp_path, MODELS % match))
+
+
+def test_a_match_on_a_string_or_an_integer_is_its_text(tmp_path: Path) -> None:
+    cfg = load_config(write_yaml(tmp_path, MODELS % "{service: churn-api, shard: 3}"), {})
+    assert cfg.models[0].match == {"service": "churn-api", "shard": "3"}

@@ -71,3 +71,20 @@ def test_every_removed_key_is_named_on_the_configuration_page() -> None:
     page = (REPO_ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
     section = page.split("**Removed keys.**", 1)[1].split("\n\n", 1)[0]
     assert [k for k in REMOVED_KEYS if f"`{k}`" not in section] == []
+
+
+def test_the_prose_states_the_duration_bound_the_parser_enforces() -> None:
+    from exporter.config_docs import DOCS_FILE
+    from mlops_core.durations import MAX_DURATION, format_duration
+
+    text = DOCS_FILE.read_text(encoding="utf-8")
+    assert f"No duration may exceed `{format_duration(MAX_DURATION)}`" in text
+
+
+def test_a_bounded_key_shows_its_bound_in_the_table() -> None:
+    from exporter.config_docs import markdown_table
+
+    rows = {line.split("|")[1].strip(): line for line in markdown_table().splitlines()[2:]}
+    assert rows["`drift.psi.buckets`"].endswith("; at most `1,000` |")
+    assert rows["`logs.max_line_bytes`"].endswith("; at most `64MiB` |")
+    assert rows["`logs.poll_interval`"].endswith("; at most `1h` |")

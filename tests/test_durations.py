@@ -149,7 +149,7 @@ def test_generate_for_option_takes_the_same_grammar(
 
 def test_huge_durations_are_an_error_not_a_crash() -> None:
     for text in ("9" * 400 + "s", "9" * 5000 + "ms", "9" * 305 + "y"):
-        with pytest.raises(DurationError, match="finite"):
+        with pytest.raises(DurationError, match="at most 100y"):
             parse_duration(text)
 
 
@@ -192,3 +192,19 @@ def test_not_a_duration_at_all(bad: object) -> None:
         return
     with pytest.raises(AlertConfigError, match=r"^alerts\.cooldown: "):
         _alerts_cooldown(bad)
+
+
+@pytest.mark.parametrize("value", ["101y", "10000000y", 4e9, 10**30])
+def test_durations_beyond_100_years_are_refused_everywhere(value: Any, tmp_path: Path) -> None:
+    """No caller can sleep, schedule or add that long (APScheduler, ``time_t``, timedelta)."""
+    with pytest.raises(DurationError, match=r"duration must be at most 100y, got"):
+        _parser(value)
+    with pytest.raises(ConfigError, match=r"^drift\.interval: duration must be at most 100y"):
+        _exporter_config(value, tmp_path)
+    with pytest.raises(AlertConfigError, match=r"^alerts\.cooldown: duration must be at most"):
+        _alerts_cooldown(value)
+
+
+def test_100_years_itself_is_a_duration() -> None:
+    assert parse_duration("100y") == 100 * 365 * 86400.0
+    assert parse_duration("99y51w6d23h59m59s999ms") < parse_duration("100y")

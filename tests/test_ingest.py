@@ -494,3 +494,26 @@ def test_a_malformed_counter_state_is_refused_whole(
     with pytest.raises(ValueError):
         counters.restore({**good, **damage})
     assert counters.snapshot().lines_total == 0  # nothing half-applied
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"[1, 2]", "expected a JSON object (version, files, follower, counters), got a list"),
+        (b'"text"', "expected a JSON object (version, files, follower, counters), got a string"),
+        (b'{"version": 2, "files": {"a": 1}}', "files: expected a list"),
+    ],
+)
+def test_a_corrupt_checkpoint_says_what_was_expected(
+    tmp_path: Path, content: bytes, expected: str
+) -> None:
+    """Not ``'list' object has no attribute 'get'``: what the file should hold, and which."""
+    from structlog.testing import capture_logs
+
+    state = tmp_path / "cp.json"
+    state.write_bytes(content)
+    with capture_logs() as logs:
+        assert load_checkpoint(str(state)) is None
+    (event,) = logs
+    assert event["event"] == "checkpoint_corrupt" and event["state_file"] == str(state)
+    assert expected in event["error"], event["error"]

@@ -146,3 +146,120 @@ def test_bad_listen_address(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     line = one_line_error(run_exporter(f"--config.file={config}", "--web.listen-address=nope"))
     assert "--web.listen-address" in line
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        (
+            {"window": {"max_samples": 100000000000000, "max_age": "1h"}},
+            "drift.window.max_samples: must be at most 10,000,000, got 100000000000000",
+        ),
+        (
+            {"window": {"max_samples": 10**23, "max_age": "1h"}},
+            "drift.window.max_samples: must be at most 10,000,000",
+        ),
+        (
+            {
+                "interval": "10000000y",
+                "window": {"max_samples": 5000, "max_age": "10000000y"},
+                "false_alarm_budget": "10000000y",
+            },
+            "drift.interval: duration must be at most 100y, got '10000000y'",
+        ),
+        ({"psi": {"buckets": 100000000}}, "drift.psi.buckets: must be at most 1,000"),
+        (
+            {"min_samples": 500, "window": {"max_samples": 200, "max_age": "1h"}},
+            "drift.min_samples: must be at most drift.window.max_samples (500 > 200)",
+        ),
+    ],
+)
+def test_out_of_range_drift_settings_are_one_line_exit_1(
+    tmp_path: Path, settings: dict, expected: str
+) -> None:
+    """Before: a numpy MemoryError, a ValueError, an OverflowError in the scheduler after
+    'ready', a pass that never ended, a window that could never give a verdict."""
+    config = write_config(tmp_path, **settings)
+    assert expected in one_line_error(run_exporter(f"--config.file={config}"))
+
+
+def test_a_poll_interval_beyond_its_bound_is_one_line_exit_1(tmp_path: Path) -> None:
+    """Before: the follower died on 'timestamp out of range for platform time_t'."""
+    config = write_config(tmp_path)
+    config.write_text(config.read_text().replace("poll_interval: 50ms", "poll_interval: 300y"))
+    line = one_line_error(run_exporter(f"--config.file={config}"))
+    assert "logs.poll_interval: duration must be at most 100y" in line
+    config.write_text(config.read_text().replace("poll_interval: 300y", "poll_interval: 2h"))
+    line = one_line_error(run_exporter(f"--config.file={config}"))
+    assert "logs.poll_interval: must be at most 1h, got 2h" in line
+
+
+def test_a_duplicate_key_is_one_line_exit_1(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    config.write_text(config.read_text() + "model: {name: other}\n")
+    line = one_line_error(run_exporter(f"--config.file={config}"))
+    assert line.endswith(f"{config}:5:1: duplicate key 'model'")
+
+
+def test_an_empty_env_var_is_named(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    env = {"MLOPS_EXPORTER_MODEL_NAME": ""}
+    line = one_line_error(run_exporter(f"--config.file={config}", env=env))
+    assert "MLOPS_EXPORTER_MODEL_NAME: set but empty" in line
+
+
+def test_an_alerts_state_file_that_cannot_be_written_is_one_line_exit_1(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    config = write_config(tmp_path)
+    state = blocker / "dir" / "a.json"
+    config.write_text(
+        config.read_text() + f"alerts: {{thresholds: {{max_psi: {{warning: 0.2}}}},"
+        f" state_file: {state}}}\n"
+    )
+    line = one_line_error(run_exporter(f"--config.file={config}"))
+    assert f"alerts.state_file: {state}: {blocker} is not a directory" in line
+
+
+def test_demo_with_a_config_file_is_a_usage_error(tmp_path: Path) -> None:
+    """The demo runs its own config: a --config.file given with it was silently ignored."""
+    config = write_config(tmp_path)
+    result = run_exporter("--demo", f"--config.file={config}")
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0] == (
+        "mlops-exporter: error: --config.file cannot be used with --demo (the demo runs its"
+        " own config; drop one of them)"
+    )
+
+
+def test_out_of_memory_at_start_is_one_line_naming_the_sizes(tmp_path: Path) -> None:
+    """The last line of defence: a window within its bound that this machine cannot hold."""
+    import resource
+    import subprocess
+
+    from tests.e2e._exporter import REPO_ROOT, exporter_command, exporter_env
+
+    columns = [f"f{i}" for i in range(20)]  # 20 numeric features: 1.6 GB at 10,000,000
+    rows = [",".join(columns)] + [
+        ",".join(f"{(r * 7 + i) % 13}.5" for i in range(20)) for r in range(500)
+    ]
+    (tmp_path / "ref.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    config = write_config(tmp_path, window={"max_samples": 10_000_000, "max_age": "1h"})
+    limit = 1 << 30  # address space: a started exporter peaks near 530 MB, its windows need 1.6 GB
+
+    def preexec() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    result = subprocess.run(
+        exporter_command(f"--config.file={config}", "--web.listen-address=127.0.0.1:0"),
+        capture_output=True,
+        text=True,
+        env=exporter_env(),
+        cwd=REPO_ROOT,
+        timeout=60,
+        preexec_fn=preexec,
+    )
+    line = one_line_error(result)
+    assert "out of memory" in line and "drift.window.max_samples=10000000" in line
