@@ -36,17 +36,14 @@ UNSEEN_BUCKET = "__unseen__"
 PREDICTION_FEATURE = "__prediction__"
 #: PSI buckets of a numeric feature (quantiles of the reference)
 DEFAULT_BUCKETS = 10
-#: the most PSI buckets a profile may have (``drift.psi.buckets``): each bucket is a counter
-#: per feature and a term of every PSI, and past a thousand the buckets of a 10,000-sample
-#: window hold ten values each, too few to estimate a share; 10**8 used to be taken and the
-#: pass never ended
-MAX_BUCKETS = 1000
 #: categories kept per categorical feature; the rest go to ``OTHER_BUCKET``
 DEFAULT_MAX_CATEGORIES = 20
-#: upper bounds of both: each bucket and kept category is one series per feature in the
-#: exporter's /metrics, and PSI's quantile cut points are computed for every bucket (a
-#: bucket count of 10^8 was a numpy memory error); past about a thousand the buckets of a
-#: reference collapse into ties anyway
+#: upper bounds of both (``drift.psi.buckets``, ``mlops profile build --buckets`` and
+#: ``--max-categories``): each bucket and kept category is one series per feature in the
+#: exporter's /metrics and a term of every PSI; past a thousand the buckets of a
+#: 10,000-sample window hold ten values each, too few to estimate a share, and those of a
+#: reference collapse into ties.  10**8 used to be taken: a numpy memory error, or a pass
+#: that never ended
 MAX_BUCKETS = 1000
 MAX_CATEGORIES = 1000
 
