@@ -59,6 +59,22 @@ def require_binary(name: str) -> str:
     pytest.skip(message)
 
 
+_DROP_DAC = (
+    "--bounding-set=-dac_override,-dac_read_search",
+    "--inh-caps=-dac_override,-dac_read_search",
+)
+
+
+def as_ordinary_user(argv: list[str]) -> list[str]:
+    """``argv`` so that file permission bits apply to it: as root (CI runs as root), under
+    ``setpriv`` with CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH dropped, so it reads and
+    writes what an ordinary user could; otherwise unchanged.  Tests of "not readable" or
+    "not writable" run this way instead of being skipped as root."""
+    if os.geteuid() != 0:
+        return argv
+    return [require_binary("setpriv"), *_DROP_DAC, *argv]
+
+
 @pytest.fixture
 def repo_root() -> Path:
     return REPO_ROOT

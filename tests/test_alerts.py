@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import subprocess
+import sys
 
 import pytest
 
 from mlops_core.alerts import AlertSystem, parse_duration
 from mlops_core.errors import AlertConfigError
+from tests.conftest import REPO_ROOT, as_ordinary_user
 
 LATENCY = {"latency_p99_ms": {"warning": 100, "critical": 200}}
 T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z
@@ -415,17 +419,33 @@ def test_a_state_file_whose_directory_cannot_exist_is_a_config_error(tmp_path):
         AlertSystem.from_config(directory)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
 def test_a_state_file_in_a_read_only_directory_is_a_config_error(tmp_path):
+    """Checked in a process of its own where permission bits apply (as root: without the
+    capability to override them), as an exporter running as an ordinary user sees it."""
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o500)
+    check = (
+        "import sys\n"
+        "from mlops_core.alerts import AlertSystem\n"
+        "from mlops_core.errors import AlertConfigError\n"
+        "try:\n"
+        "    AlertSystem.from_config({'thresholds': {'m': {'warning': 1}},"
+        " 'state_file': sys.argv[1]})\n"
+        "except AlertConfigError as exc:\n"
+        "    print(exc)\n"
+        "    sys.exit(1)\n"
+    )
     try:
-        section = {"thresholds": {"m": {"warning": 1}}, "state_file": str(locked / "d/a.json")}
-        with pytest.raises(AlertConfigError, match=r"^alerts\.state_file: .*not writable"):
-            AlertSystem.from_config(section)
+        proc = subprocess.run(
+            as_ordinary_user([sys.executable, "-c", check, str(locked / "d" / "a.json")]),
+            capture_output=True, text=True, timeout=60,
+            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        )  # fmt: skip
     finally:
         locked.chmod(0o700)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert re.match(r"^alerts\.state_file: .*not writable", proc.stdout), proc.stdout
 
 
 def test_a_state_file_in_a_directory_yet_to_be_made_is_accepted(tmp_path):

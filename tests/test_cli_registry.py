@@ -13,7 +13,6 @@ import argparse
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from mlops_core.cli import build_parser, main
+from tests.conftest import as_ordinary_user
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _ENTRY_POINT = "import sys; from mlops_core.cli import main; sys.exit(main(sys.argv[1:]))"
@@ -321,23 +321,14 @@ def test_a_reference_file_that_cannot_be_profiled_registers_nothing(
 # bits do not apply, so the process runs with CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH dropped
 # (setpriv): it reads what an ordinary user could, exactly as the reported repro ran as 65534.
 
-_DROP_DAC = (
-    "setpriv", "--bounding-set=-dac_override,-dac_read_search",
-    "--inh-caps=-dac_override,-dac_read_search",
-)  # fmt: skip
-
 
 def mlops_process(*args: str, cwd: Path, unprivileged: bool = False) -> Result:
     """``python -m mlops_core.cli registry ARGS`` as its own process (this worktree's code)."""
     env = {k: v for k, v in os.environ.items() if k != "MLOPS_REGISTRY"}
     env["PYTHONPATH"] = str(REPO_ROOT)
-    prefix: tuple[str, ...] = ()
-    if unprivileged and os.geteuid() == 0:
-        if shutil.which("setpriv") is None:
-            pytest.skip("running as root without setpriv: permission bits cannot be tested")
-        prefix = _DROP_DAC
+    argv = [sys.executable, "-m", "mlops_core.cli", "registry", *args]
     return subprocess.run(
-        [*prefix, sys.executable, "-m", "mlops_core.cli", "registry", *args],
+        as_ordinary_user(argv) if unprivileged else argv,
         cwd=cwd, env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
 
