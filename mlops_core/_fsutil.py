@@ -133,16 +133,20 @@ def read_json(path: Path) -> Any:
 
 
 def parse_json(raw: bytes, where: str) -> Any:
-    """Parse metadata read from ``where`` (a file or an object's URL); any decoding problem
-    becomes one ``CorruptMetadataError`` line naming it."""
+    """Parse metadata read from ``where`` (a file, an object's URL, or ``file:line`` for one
+    line of a JSON-lines file); any decoding problem becomes one ``CorruptMetadataError``
+    line naming it, with the line inside ``raw`` only when it has several."""
     try:
         return json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise CorruptMetadataError(f"{where}: not UTF-8 text (byte {exc.start})") from None
     except json.JSONDecodeError as exc:
-        raise CorruptMetadataError(
-            f"{where}: not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg})"
-        ) from None
+        at = (
+            f"line {exc.lineno} column {exc.colno}"
+            if b"\n" in raw.strip()
+            else f"column {exc.colno}"
+        )
+        raise CorruptMetadataError(f"{where}: not valid JSON ({at}: {exc.msg})") from None
 
 
 def remove_tree(path: Path) -> None:

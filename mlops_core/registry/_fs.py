@@ -362,7 +362,7 @@ def _parse_history(raw: bytes, path: Path) -> tuple[list[Event], str | None]:
             continue
         where = f"{path}: line {i + 1}"
         try:
-            ev = _parse_history_line(line, where)
+            ev = fs.parse_json(line, where)
         except CorruptMetadataError as exc:
             if i != last:
                 raise
@@ -375,18 +375,6 @@ def _parse_history(raw: bytes, path: Path) -> tuple[list[Event], str | None]:
             )
         events.append(ev)
     return events, None
-
-
-def _parse_history_line(line: bytes, where: str) -> Any:
-    """One line of history.jsonl as JSON; ``CorruptMetadataError`` naming ``where`` if not."""
-    try:
-        return json.loads(line.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise CorruptMetadataError(f"{where}: not UTF-8 text (byte {exc.start})") from None
-    except json.JSONDecodeError as exc:
-        raise CorruptMetadataError(
-            f"{where}: not valid JSON (column {exc.colno}: {exc.msg})"
-        ) from None
 
 
 def _warn_torn(note: str | None) -> None:
