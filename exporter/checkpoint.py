@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
@@ -95,6 +96,9 @@ class Checkpoint:
     #: wall-clock time the positions were taken (``None`` in files written before it was
     #: saved): a file written after it and unknown to the checkpoint was not read before
     taken_at: float | None = None
+    #: ``(dev, inode, fingerprint)`` of the files most recently read to their end after a
+    #: rotation and closed: no position holds them any more, but they were read
+    finished: tuple[tuple[int, int, str], ...] = ()
 
 
 def fingerprint(fd: int, length: int = FINGERPRINT_BYTES) -> tuple[str, int]:
@@ -205,8 +209,14 @@ def load_checkpoint(state_file: str) -> Checkpoint | None:
         if counters is not None and not isinstance(counters, dict):
             raise ValueError("counters is not an object")
         taken_at = raw.get("taken_at")
-        taken_at = None if taken_at is None else float(taken_at)
-        return Checkpoint(files=files, follower=follower, counters=counters, taken_at=taken_at)
+        if taken_at is not None and not (isinstance(taken_at, int | float)
+                                         and math.isfinite(taken_at)):  # fmt: skip
+            raise ValueError(f"taken_at is not a finite number: {taken_at!r}")
+        finished = tuple((int(d), int(i), str(f)) for d, i, f in raw.get("finished") or ())
+        return Checkpoint(
+            files=files, follower=follower, counters=counters,
+            taken_at=None if taken_at is None else float(taken_at), finished=finished,
+        )  # fmt: skip
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         _log.warning("checkpoint_corrupt", state_file=state_file, error=str(exc))
         return None
@@ -239,6 +249,8 @@ def save_checkpoint(state_file: str, checkpoint: Checkpoint) -> None:
         payload["counters"] = checkpoint.counters
     if checkpoint.taken_at is not None:
         payload["taken_at"] = checkpoint.taken_at
+    if checkpoint.finished:
+        payload["finished"] = [list(f) for f in checkpoint.finished]
     atomic_write_bytes(path, json.dumps(payload, separators=(",", ":")).encode())
 
 

@@ -189,8 +189,27 @@ class LogStream:
 
     def matches(self, pos: FilePosition) -> bool:
         """Same inode, same first bytes, and the same bytes just before ``pos.offset``."""
-        if self.identity != (pos.dev, pos.inode):
+        return self.identity == (pos.dev, pos.inode) and self._same_bytes(pos)
+
+    def fingerprint_digest(self) -> str:
+        """``"<length>:<sha256 of the first bytes>"``: tells this file from another one that
+        got its inode later."""
+        digest, length = _checkpoint.fingerprint(self._fd)
+        return f"{length}:{digest}"
+
+    def holds(self, pos: FilePosition) -> bool:
+        """Whether this file has the bytes ``pos`` saw, whatever its inode: at least
+        ``pos.offset`` bytes, the same first bytes and the same bytes just before the offset
+        (a copy of that file holds them too: ``copytruncate``'s).  A position with nothing
+        to compare never matches."""
+        if not (pos.fingerprint_len and pos.tail_len):
             return False
+        try:
+            return self.size() >= pos.offset and self._same_bytes(pos)
+        except OSError:
+            return False
+
+    def _same_bytes(self, pos: FilePosition) -> bool:
         try:
             if pos.fingerprint_len and not _checkpoint.matches_fingerprint(
                 self._fd, pos.fingerprint, pos.fingerprint_len

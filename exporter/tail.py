@@ -41,6 +41,7 @@ import os
 import stat
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
@@ -63,6 +64,17 @@ limit to the HTTP server even where the limit cannot be raised."""
 CLOSE_IDLE_AFTER = 60.0
 """Seconds a rotated-away file may stay idle before its descriptor is closed.  Long enough
 for a writer that reopens its log late (``logrotate`` ``postrotate`` signals) to finish."""
+
+MISSED_MARGIN = 1.0
+"""Seconds before a checkpoint's ``taken_at`` from which an unknown rotated file counts as
+written after it: file systems with coarse timestamps stamp a write up to a clock tick
+early.  Files read to their end in that time are told apart by :data:`FINISHED_KEPT`."""
+
+FINISHED_KEPT = 1024
+"""How many files read to their end after a rotation are remembered in the checkpoint."""
+
+_NOT_REGULAR_KEPT = 4096
+"""At most this many paths that are not regular files are named, each once."""
 
 _LOGGED_PATHS = 20
 """At most this many paths are named in one ``log_files_over_limit`` warning."""
@@ -137,6 +149,7 @@ class LogFollower:
         self._newly_over_limit: list[str] = []  # logged once, at the end of the poll
         self._vanished: set[str] = set()  # paths that disappeared: if they come back, a rotation
         self._not_regular: set[str] = set()  # matches that are not regular files: said once
+        self._not_regular_full = False  # more of them than _NOT_REGULAR_KEPT: said once
         self._lock = threading.RLock()
         self._closed = False
         self._saved: dict[str, FilePosition] = {}
@@ -145,6 +158,13 @@ class LogFollower:
             resume = _checkpoint.load_checkpoint(state_file)
         self._have_checkpoint = resume is not None
         self._checkpoint_taken_at = None if resume is None else resume.taken_at
+        self._start_positions = () if resume is None else resume.files
+        self._intact: set[tuple[int, int]] = set()  # checkpointed files found whole at start
+        #: (dev, inode, fingerprint) of files read to their end after a rotation, newest last
+        self._finished: deque[tuple[int, int, str]] = deque(
+            () if resume is None else resume.finished, maxlen=FINISHED_KEPT
+        )
+        self._missed: list[FilePosition] = []  # found at start, waiting for a descriptor
         if resume is not None:
             restore_stats(self.stats, resume.follower)
             for pos in resume.files:
@@ -177,6 +197,7 @@ class LogFollower:
             if self._closed:
                 return []
             budget = self.max_poll_bytes
+            self._open_missed()
             # Rotated-away and vanished files first: their lines are older.
             for stream in list(self._draining):
                 got = self._read(stream, budget, blocks)
@@ -214,9 +235,13 @@ class LogFollower:
             files = [s.position() for s in self._streams.values()]
             files += [s.position(rotated=True) for s in self._draining]
             files.extend(self._parked.values())
+            files.extend(self._missed)
             follower = {name: getattr(self.stats, name) for name in CUMULATIVE_STATS}
             follower["bytes_read"] -= sum(s.held() for s in self._open_streams())
-            return Checkpoint(files=tuple(files), follower=follower, taken_at=time.time())
+            return Checkpoint(
+                files=tuple(files), follower=follower, taken_at=time.time(),
+                finished=tuple(self._finished),
+            )  # fmt: skip
 
     def save_positions(self) -> None:
         """Write :meth:`state` to ``state_file`` atomically; a no-op without ``state_file``.
@@ -283,7 +308,9 @@ class LogFollower:
             if self._already_open(stream, path):
                 continue
             if saved is not None and stream.identity == (saved.dev, saved.inode):
-                if not stream.resume(saved):
+                if stream.resume(saved):
+                    self._intact.add(stream.identity)
+                else:
                     # truncated or rewritten in place while we were down (or inode reuse)
                     self.stats.truncations += 1
             elif saved is not None:
@@ -332,28 +359,36 @@ class LogFollower:
                 stream.resume_at(replace(pos, offset=min(pos.offset, stream.size())))
                 stream.path = pos.path
                 self._draining.append(stream)
+                self._intact.add(stream.identity)
                 return
             stream.close()
 
     def _find_missed_rotations(self, paths: list[str], taken_at: float) -> None:
-        """Read the files that were created *and* rotated away while the exporter was down.
+        """Queue the files that were created *and* rotated away while the exporter was down.
 
         Two rotations between the last checkpoint and a restart (``app.jsonl`` ->
         ``app.jsonl.1`` -> ``app.jsonl.2``) leave one file that no checkpoint knows, under a
         name ``logs.paths`` may not match: without this its lines would be lost.  A
         candidate is a regular, uncompressed file beside a followed path, named after it
         with a rotation suffix (``app.jsonl.1``, ``app.jsonl-20261201``), whose inode no
-        position holds and which was written after the checkpoint was taken: everything in
-        it is new.  It is read from its start and drained like any rotated-away file, oldest
-        first.  Files written before the checkpoint are never read again (archives).
+        position holds, that is not one of the files recently read to their end
+        (``finished``), and that was written after the checkpoint was taken (less
+        :data:`MISSED_MARGIN`, for file systems whose timestamps lag the clock).  A file
+        holding the bytes a checkpointed position saw is a copy of it (``copytruncate``):
+        read from that position's offset when the original was truncated or is gone, not
+        at all when the original is still whole (a backup: its lines are read there).
+        Anything else is read from its start.  The files wait in a queue and are opened
+        oldest first as descriptors allow (``logs.max_files``); the queue is saved in the
+        checkpoint.  Archives written before the checkpoint are never read again.
         """
         known = {s.identity for s in self._open_streams()}
         known |= {(p.dev, p.inode) for p in self._parked.values()}
+        finished = {(dev, ino): fp for dev, ino, fp in self._finished}
         bases: dict[str, set[str]] = {}
         for path in paths:
             bases.setdefault(os.path.dirname(path) or ".", set()).add(os.path.basename(path))
-        threshold = int(taken_at * 1e9)
-        found: list[tuple[int, str]] = []
+        threshold = int((taken_at - MISSED_MARGIN) * 1e9)
+        found: list[tuple[int, FilePosition]] = []
         for directory, names in bases.items():
             try:
                 entries = list(os.scandir(directory))
@@ -366,18 +401,54 @@ class LogFollower:
                     st = entry.stat(follow_symlinks=False)
                 except OSError:
                     continue
-                if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) in known:
+                identity = (st.st_dev, st.st_ino)
+                if not stat.S_ISREG(st.st_mode) or identity in known:
                     continue
-                if st.st_mtime_ns >= threshold:
-                    found.append((st.st_mtime_ns, entry.path))
-        for _, path in sorted(found):
-            stream = self._open(path)
-            if stream is None or self._already_open(stream, path):
-                continue
-            self._draining.append(stream)
-            self.stats.rotations += 1
+                if st.st_mtime_ns < threshold:
+                    continue
+                pos = self._missed_position(entry.path, finished.get(identity))
+                if pos is not None:
+                    found.append((st.st_mtime_ns, pos))
+        self._missed.extend(pos for _, pos in sorted(found, key=lambda item: item[0]))
+
+    def _missed_position(self, path: str, finished: str | None) -> FilePosition | None:
+        """Where to read a candidate of :meth:`_find_missed_rotations` from, or None."""
+        stream = self._open(path)
+        if stream is None:
+            return None
+        try:
+            if finished is not None and stream.fingerprint_digest() == finished:
+                return None  # read to its end before the checkpoint, then closed
+            copy_of = next((p for p in self._start_positions if stream.holds(p)), None)
+            if copy_of is not None:
+                if (copy_of.dev, copy_of.inode) in self._intact:
+                    return None  # a backup copy: its lines are read in the original
+                stream.resume_at(replace(copy_of, closable=False))
+                reason = f"a copy of {copy_of.path} (copytruncate), read from offset"
+            else:
+                self.stats.rotations += 1
+                reason = "created and rotated away while the exporter was down"
             _log.info("rotated_file_found", path=path, size=stream.size(),
-                      reason="created and rotated away while the exporter was down")  # fmt: skip
+                      offset=stream.offset, reason=reason)  # fmt: skip
+            return stream.position(rotated=True)
+        except OSError:
+            return None
+        finally:
+            stream.close()
+
+    def _open_missed(self) -> None:
+        """Give queued missed files (:meth:`_find_missed_rotations`) a descriptor while
+        ``logs.max_files`` allows; each is drained like a rotated-away file."""
+        while self._missed and self._open_count() < self.max_files:
+            pos = self._missed.pop(0)
+            stream = self._open(pos.path)
+            if stream is not None and stream.matches(pos):
+                stream.resume_at(pos)
+                self._draining.append(stream)
+                continue
+            if stream is not None:
+                stream.close()
+            self._resume_rotated(pos)  # renamed on since: found by inode beside its path
 
     def _already_open(self, stream: LogStream, path: str) -> bool:
         """Whether ``stream``'s file (same ``dev`` and inode) is open already; then close it.
@@ -576,8 +647,14 @@ class LogFollower:
         otherwise see nothing at all."""
         if path in self._not_regular or stat.S_ISREG(st.st_mode):
             return
-        if len(self._not_regular) < 4096:  # bounded: a glob over /dev must not grow it
-            self._not_regular.add(path)
+        if len(self._not_regular) >= _NOT_REGULAR_KEPT:  # a glob over /dev: said once, then quiet
+            if not self._not_regular_full:
+                self._not_regular_full = True
+                _log.warning("log_path_not_a_file", path=path, kind="many",
+                             hint=f"more than {_NOT_REGULAR_KEPT} matches of logs.paths are not "
+                             "regular files; no more are named")  # fmt: skip
+            return
+        self._not_regular.add(path)
         kind = _FILE_KINDS.get(stat.S_IFMT(st.st_mode), "not a regular file")
         _log.warning("log_path_not_a_file", path=path, kind=kind,
                      hint="logs.paths must match regular files; this one is skipped")  # fmt: skip
@@ -591,8 +668,12 @@ class LogFollower:
         return got.bytes_read
 
     def _finish(self, stream: LogStream, out: list[Block]) -> None:
-        """Close a drained file; its unterminated last line, if any, is handed out as is."""
+        """Close a drained file; its unterminated last line, if any, is handed out as is.
+        It is remembered (:attr:`_finished`, saved in the checkpoint), so that a restart
+        does not take it for a file rotated away unseen."""
         self._draining.remove(stream)
+        with contextlib.suppress(OSError):
+            self._finished.append((*stream.identity, stream.fingerprint_digest()))
         last = stream.finish()
         if last is not None:
             out.append(last)

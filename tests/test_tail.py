@@ -350,6 +350,98 @@ def test_a_file_created_and_rotated_away_while_down_is_read_once(log: Path, tmp_
     third.close()
 
 
+def test_copytruncate_while_down_reads_the_copy_from_the_checkpoint_offset(
+    log: Path, tmp_path: Path
+) -> None:
+    """``copytruncate`` while down: the copy is a new inode holding the checkpointed bytes.
+    Its lines after the checkpoint are read once, its earlier lines never again, and the
+    truncated original from its start."""
+    state = tmp_path / "positions.json"
+    _run_once(log, state, _lines("a", 10))
+    _write_lines(log, _lines("a", 2, start=10))  # after the checkpoint, before the copy
+    copy = log.with_name("model.jsonl.1")
+    copy.write_bytes(log.read_bytes())
+    with open(log, "r+b") as handle:
+        handle.truncate(0)
+    _write_lines(log, _lines("b", 2))
+    second = _follower(log, state, start_position="end")
+    got = _drain(second)
+    assert sorted(got) == sorted(_lines("a", 2, start=10) + _lines("b", 2))
+    assert (second.stats.rotations, second.stats.truncations) == (0, 1)
+    second.save_positions()
+    second.close()
+    third = _follower(log, state, start_position="end")
+    assert _drain(third) == []  # the copy is remembered as read
+    third.close()
+
+
+def test_a_backup_copy_of_a_whole_file_is_not_read(log: Path, tmp_path: Path) -> None:
+    """A copy of a file that is still whole (``cp app.jsonl app.jsonl.1``): its lines are
+    read in the original, once."""
+    state = tmp_path / "positions.json"
+    _run_once(log, state, _lines("a", 5))
+    _write_lines(log, _lines("a", 2, start=5))
+    log.with_name("model.jsonl.1").write_bytes(log.read_bytes())
+    second = _follower(log, state, start_position="end")
+    assert _drain(second) == _lines("a", 2, start=5)
+    second.close()
+
+
+def test_a_file_read_to_its_end_just_before_the_checkpoint_is_not_read_again(
+    log: Path, tmp_path: Path
+) -> None:
+    """Rotated away, drained and closed by the running follower, then the checkpoint: no
+    position holds it, but its mtime is within the margin; it is remembered as read."""
+    state = tmp_path / "positions.json"
+    first = _follower(log, state, start_position="beginning")
+    _write_lines(log, _lines("a", 3))
+    assert _poll(first) == _lines("a", 3)
+    os.rename(log, log.with_name("model.jsonl.1"))  # a name the pattern does not match
+    _write_lines(log, _lines("b", 1))
+    assert sorted(_drain(first)) == sorted(_lines("b", 1))
+    assert first._draining == []  # model.jsonl.1 read to its end and closed
+    first.save_positions()
+    first.close()
+    assert json.loads(state.read_text())["finished"]
+    second = _follower(log, state, start_position="end")
+    assert _drain(second) == []
+    second.close()
+
+
+def test_missed_files_wait_for_descriptors_under_max_files(log: Path, tmp_path: Path) -> None:
+    """More files rotated away unseen than logs.max_files: read a few at a time, each once,
+    the waiting ones kept in the checkpoint."""
+    state = tmp_path / "positions.json"
+    _run_once(log, state, _lines("a", 1))
+    os.rename(log, log.with_name("model.jsonl.0"))
+    for i in range(1, 7):  # six files created and rotated away while down
+        _write_lines(log, _lines(f"r{i}", 2))
+        os.rename(log, log.with_name(f"model.jsonl.{i}"))
+    _write_lines(log, _lines("live", 1))
+    second = LogFollower([str(log)], state_file=str(state), max_files=3)
+    assert len(second._missed) == 6
+    saved = second.state()
+    # the six queued and model.jsonl.0 (checkpointed, being drained)
+    assert saved is not None and sum(p.rotated for p in saved.files) == 7
+    got = _drain(second, polls=30)
+    want = _lines("live", 1) + [line for i in range(1, 7) for line in _lines(f"r{i}", 2)]
+    assert sorted(got) == sorted(want)
+    assert second._open_count() <= 3 and second._missed == []
+    second.close()
+
+
+def test_a_checkpoint_with_a_non_finite_taken_at_is_corrupt_not_a_crash(
+    log: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tmp_path / "positions.json"
+    _run_once(log, state, _lines("a", 2))
+    state.write_text(state.read_text().replace('"taken_at":', '"taken_at":NaN,"x":'))
+    second = _follower(log, state, start_position="end")  # no traceback
+    assert _drain(second) == []
+    second.close()
+    assert "checkpoint_corrupt" in capsys.readouterr().out
+
+
 def test_without_a_checkpoint_time_no_rotated_file_is_guessed(log: Path, tmp_path: Path) -> None:
     """A checkpoint written before ``taken_at`` existed: nothing tells an unseen rotated
     file from an archive, so none is read (as before)."""
@@ -764,3 +856,19 @@ def test_restart_with_an_idle_closed_file_keeps_it_closed_and_reads_nothing_twic
     _write_lines(rotated, _lines("old", 1, start=3))
     assert _poll(second) == _lines("old", 1, start=3)
     second.close()
+
+
+def test_non_regular_matches_beyond_the_bound_are_said_once_in_all(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A glob over thousands of FIFOs or directories: each of the first ones named once,
+    then one line for the rest, never a line per poll."""
+    import exporter.tail as tail
+
+    monkeypatch.setattr(tail, "_NOT_REGULAR_KEPT", 2)
+    for i in range(5):
+        os.mkfifo(tmp_path / f"p{i}.jsonl")
+    with LogFollower([str(tmp_path / "*.jsonl")], start_position="beginning") as follower:
+        _drain(follower, polls=4)
+    said = [line for line in capsys.readouterr().out.splitlines() if "log_path_not_a_file" in line]
+    assert len(said) == 3 and "no more are named" in said[-1]
