@@ -511,3 +511,34 @@ def sample_rejected(
             for reason in batch.invalid:
                 diagnostics.sample(path, offset, reason, line)
         offset += len(line) + 1
+
+
+def sample_invalid_outcomes(
+    diagnostics: Diagnostics,
+    path: str,
+    start: int,
+    block: bytes,
+    outcomes: Iterable[tuple[int, object | None]],
+) -> None:
+    """Log the block's first outcome lines the store counts invalid: the one implementation
+    for the single-model path (its :class:`~exporter.outcomes.KeyedBlock`) and the several-
+    model one (each row's :func:`~exporter.outcomes.outcome_record`).
+
+    ``outcomes`` are ``(offset, record)`` pairs, ``record`` what the store takes for the
+    line at byte ``offset`` of ``path`` (``block`` starts at ``start``), None for a line it counts
+    invalid: so the lines logged are exactly those counted, whichever path read them (two
+    predicates drifted apart before).  Pass a generator to convert lazily: iteration stops
+    as soon as :attr:`Diagnostics.wants_outcome_samples` is false, so after the first few
+    this costs one check per block.
+    """
+    for offset, record in outcomes:
+        if not diagnostics.wants_outcome_samples:
+            return
+        if record is None:
+            diagnostics.outcome_rejected(path, offset, line_at(block, offset - start))
+
+
+def line_at(block: bytes, at: int) -> bytes:
+    """The line of ``block`` that starts at ``at`` (without its newline)."""
+    end = block.find(b"\n", at)
+    return block[at:] if end < 0 else block[at:end]
