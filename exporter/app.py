@@ -529,16 +529,17 @@ class Exporter:
 
     def _diagnose_models(self) -> None:
         """Per pass and model: predictions read that none of its judgements can use (all
-        older than drift.window.max_age, or all of versions it does not monitor)."""
+        already older than drift.window.max_age when read, or all of versions it does not
+        monitor)."""
         states = self._models.states
         self.diagnostics.forget_models(m.name for m in states)
         for m in states:
             window = m.window
             self.diagnostics.window(
                 m.name,
-                added=window.added,
+                too_old=window.too_old,
                 samples=window.samples(),
-                newest=window.newest,
+                newest=window.newest_too_old,
                 max_age=window.max_age,
             )
             counted = m.counters.snapshot()

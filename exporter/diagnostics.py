@@ -17,9 +17,11 @@ Each of these once happened to a careful user and left nothing in the exporter's
   after the start: warned with what went wrong (no prediction carries a ``request_id``, no
   outcome record was read, or none of those read matched) and every ``REPEAT_EVERY`` while
   it lasts; cleared by the first match;
-* predictions were read but every one is older than ``drift.window.max_age`` (a replayed
-  history, a writer's clock far behind): the window stays empty, so the drift pass only said
-  "not enough samples"; warned with the newest timestamp read, once per ``REPEAT_EVERY``;
+* predictions were read but every one was already older than ``drift.window.max_age`` when
+  read (a replayed history, a writer's clock far behind), since the start or since the last
+  fresh one: the window stays empty, so the drift pass only said "not enough samples";
+  warned with the newest timestamp read, once per ``REPEAT_EVERY``.  Judged when they are
+  read: a window that empties because traffic stopped is no such problem;
 * predictions were read but none is of the version the model monitors (``model.version``,
   or the registry stage's version): warned with the versions seen, once per
   ``REPEAT_EVERY`` (the page listed them, the log and ``/-/ready`` did not);
@@ -347,27 +349,33 @@ class Diagnostics:
         self,
         model: str,
         *,
-        added: int,
+        too_old: int,
         samples: int,
         newest: float | None,
         max_age: float | None,
     ) -> None:
-        """Called at every pass: warn while predictions were read but all are too old.
+        """Called at every pass: warn while the predictions read were all too old when read.
 
-        ``added`` counts the predictions this process put in the model's window (not the
-        checkpointed counters: after a restart the window starts empty, which is no
-        problem), ``samples`` those still in it, ``newest`` the newest timestamp added.
+        ``too_old`` counts the predictions this process read for the model that were
+        already older than ``max_age`` when added to its window, since the last fresh one
+        (:attr:`exporter.window.Window.too_old`; not the checkpointed counters), ``newest``
+        the newest timestamp among them, ``samples`` what the window holds.  Judged at
+        ingest, because "read some, window empty now" is also what a model idle for longer
+        than ``max_age`` looks like, whose timestamps are fine.  ``samples`` must be 0 too:
+        old records after fresh ones (a replay appended to a live log) are said once the
+        fresh ones aged out, not while drift is still judged on them.
         """
         message = None
         fields: dict[str, Any] = {}
-        if added and not samples and max_age is not None and newest is not None:
+        if too_old and not samples and max_age is not None and newest is not None:
             stamp = _iso(newest)
             message = (
-                f"{model}: {added} predictions read, none within drift.window.max_age "
-                f"({format_duration(max_age)}; newest at {stamp}): the window is empty; raise "
-                "drift.window.max_age to judge them, or check the records' timestamp"
+                f"{model}: {too_old} predictions read, none within drift.window.max_age "
+                f"({format_duration(max_age)}; newest at {stamp}) of the clock when read: the "
+                "window is empty; raise drift.window.max_age to judge them, or check the "
+                "records' timestamp"
             )
-            fields = {"predictions": added, "newest": stamp, "max_age_seconds": max_age}
+            fields = {"predictions": too_old, "newest": stamp, "max_age_seconds": max_age}
         self._lasting_problem("predictions_too_old", model, message, fields)
 
     def versions(
@@ -503,3 +511,34 @@ def sample_rejected(
             for reason in batch.invalid:
                 diagnostics.sample(path, offset, reason, line)
         offset += len(line) + 1
+
+
+def sample_invalid_outcomes(
+    diagnostics: Diagnostics,
+    path: str,
+    start: int,
+    block: bytes,
+    outcomes: Iterable[tuple[int, object | None]],
+) -> None:
+    """Log the block's first outcome lines the store counts invalid: the one implementation
+    for the single-model path (its :class:`~exporter.outcomes.KeyedBlock`) and the several-
+    model one (each row's :func:`~exporter.outcomes.outcome_record`).
+
+    ``outcomes`` are ``(offset, record)`` pairs, ``record`` what the store takes for the
+    line at byte ``offset`` of ``path`` (``block`` starts at ``start``), None for a line it counts
+    invalid: so the lines logged are exactly those counted, whichever path read them (two
+    predicates drifted apart before).  Pass a generator to convert lazily: iteration stops
+    as soon as :attr:`Diagnostics.wants_outcome_samples` is false, so after the first few
+    this costs one check per block.
+    """
+    for offset, record in outcomes:
+        if not diagnostics.wants_outcome_samples:
+            return
+        if record is None:
+            diagnostics.outcome_rejected(path, offset, line_at(block, offset - start))
+
+
+def line_at(block: bytes, at: int) -> bytes:
+    """The line of ``block`` that starts at ``at`` (without its newline)."""
+    end = block.find(b"\n", at)
+    return block[at:] if end < 0 else block[at:end]

@@ -44,13 +44,13 @@ import structlog
 
 from exporter.checkpoint import FilePosition
 from exporter.config import QUALITY_METRICS, ExporterConfig, model_store
-from exporter.diagnostics import Diagnostics
+from exporter.diagnostics import Diagnostics, sample_invalid_outcomes
 from exporter.errors import ConfigError
 from exporter.ingest import IngestCounters
 from exporter.keyed_records import KeyedParser
 from exporter.linesource import IdentifyingFollower
 from exporter.models import ModelState
-from exporter.outcome_feed import OutcomeFeed, line_at
+from exporter.outcome_feed import OutcomeFeed
 from exporter.outcomes import (
     OutcomeRow,
     OutcomeStats,
@@ -259,12 +259,16 @@ class ModelOutcomes:
             for p_row, key in zip(rows.predictions, rows.prediction_routes, strict=True):
                 if (i := model_of(key)) is not None:  # else counted by the drift path
                     predictions[i].append(p_row)
+            routed: list[OutcomeRow] = []
             for o_row, key in zip(rows.outcomes, rows.outcome_routes, strict=True):
                 if (i := model_of(key)) is None:
                     unrouted += 1
                 else:
                     outcomes[i].append(o_row)
-                    self._sample_invalid(o_row, path, start, block)
+                    routed.append(o_row)
+            if self.diagnostics is not None:  # as the stores will judge them (feed_rows)
+                records = ((r.offset, outcome_record(r)) for r in routed)
+                sample_invalid_outcomes(self.diagnostics, path, start, block, records)
             for pair, key in zip(rows.confidence, rows.confidence_routes, strict=True):
                 if (i := model_of(key)) is not None:
                     confidence[i].append(pair)
@@ -272,14 +276,6 @@ class ModelOutcomes:
             self.counters.add_unrouted(unrouted)
         for i, part in enumerate(self.parts):
             part.feed.feed_rows(predictions[i], outcomes[i], confidence[i])
-
-    def _sample_invalid(self, row: OutcomeRow, path: str, start: int, block: bytes) -> None:
-        """Log one of the first outcome rows the store will count invalid, with its line."""
-        diagnostics = self.diagnostics
-        if diagnostics is None or not diagnostics.wants_outcome_samples:
-            return
-        if outcome_record(row) is None:
-            diagnostics.outcome_rejected(path, row.offset, line_at(block, row.offset - start))
 
     def _model_of(self, router: Router | None) -> Callable[[tuple[str | None, ...]], int | None]:
         """Row key (its match values) -> index in :attr:`parts`, each distinct key resolved

@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 import structlog
 
 from exporter.checkpoint import FilePosition
-from exporter.diagnostics import Diagnostics
+from exporter.diagnostics import Diagnostics, sample_invalid_outcomes
 from exporter.keyed_records import KeyedParser
 from exporter.linesource import IdentifyingFollower, committed_offsets
 from exporter.outcomes import (
@@ -114,8 +114,11 @@ class OutcomeFeed:
                 continue
             if rows.predictions or rows.outcomes:
                 keyed.append(rows)
-            if self.diagnostics is not None and None in rows.outcomes:
-                _sample_invalid(self.diagnostics, path, start, block, rows)
+            if self.diagnostics is not None:
+                offsets, records = rows.outcome_offsets, rows.outcomes
+                sample_invalid_outcomes(
+                    self.diagnostics, path, start, block, zip(offsets, records, strict=True)
+                )
             confidence += pairs
         if self.confidence is not None:
             self.confidence.add(confidence)
@@ -210,24 +213,6 @@ class OutcomeFeed:
             self.store.prune_lines(committed)
         except OutcomeStoreError as exc:  # the sources stay: a row each, forgotten next time
             log.warning("outcome_store_prune_failed", store=str(self.store.path), error=str(exc))
-
-
-def _sample_invalid(
-    diagnostics: Diagnostics, path: str, start: int, block: bytes, rows: KeyedBlock
-) -> None:
-    """Log the block's first outcome lines the store will count invalid (a None record):
-    the store counts them, but only this knows their file and line."""
-    for offset, record in zip(rows.outcome_offsets, rows.outcomes, strict=True):
-        if not diagnostics.wants_outcome_samples:
-            return
-        if record is None:
-            diagnostics.outcome_rejected(path, offset, line_at(block, offset - start))
-
-
-def line_at(block: bytes, at: int) -> bytes:
-    """The line of ``block`` that starts at ``at`` (without its newline)."""
-    end = block.find(b"\n", at)
-    return block[at:] if end < 0 else block[at:end]
 
 
 def _drop_oldest(blocks: list[KeyedBlock], n: int) -> list[KeyedBlock]:

@@ -124,10 +124,13 @@ class Window:
         }
         self._start = 0  # slot of the oldest sample
         self._count = 0
-        #: predictions added since the window was built, and the newest timestamp among
-        #: them: with an empty window, they tell "all too old" from "nothing read yet"
-        self.added = 0
-        self.newest: float | None = None
+        #: predictions added since the window was built that were already older than
+        #: ``max_age`` by the clock when added, counted since the last batch that brought a
+        #: fresh one (or since the window was built), and the newest timestamp among them.
+        #: Judged at ingest, not from an empty window later: a window that emptied because
+        #: traffic stopped (overnight) held fresh predictions, and its timestamps are fine.
+        self.too_old = 0
+        self.newest_too_old: float | None = None
 
     # --- writing ----------------------------------------------------------------------------
 
@@ -148,10 +151,16 @@ class Window:
             columns[name] = column[take]
         k = len(ts)
         newest = float(ts.max()) if k else None
+        # By batch: a batch with one fresh prediction resets the count, so a late record
+        # among live traffic is no "all too old"; the count-evicted head of an over-long
+        # batch is judged with the rest of it
+        too_old = self.max_age is not None and newest is not None and newest < now - self.max_age
         with self._lock:
-            self.added += n
-            if newest is not None and (self.newest is None or newest > self.newest):
-                self.newest = newest
+            if not too_old or newest is None:
+                self.too_old, self.newest_too_old = 0, None
+            else:
+                self.too_old += n
+                self.newest_too_old = max(newest, self.newest_too_old or newest)
             end = (self._start + self._count) % self.max_samples
             first = min(k, self.max_samples - end)
             spans = [(end, 0, first), (0, first, k - first)] if k > first else [(end, 0, k)]

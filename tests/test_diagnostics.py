@@ -239,10 +239,10 @@ def test_predictions_all_too_old_are_warned_every_few_minutes_until_some_fit() -
     clock = Clock()
     d = _diagnostics(clock)
     with capture_logs() as logs:
-        d.window("churn", added=0, samples=0, newest=None, max_age=300.0)  # nothing read yet
+        d.window("churn", too_old=0, samples=0, newest=None, max_age=300.0)  # nothing read yet
         assert d.warnings() == ()
         for _ in range(11):  # every 30 s for 5 minutes
-            d.window("churn", added=300, samples=0, newest=1735689600.0, max_age=300.0)
+            d.window("churn", too_old=300, samples=0, newest=1735689600.0, max_age=300.0)
             clock.now += 30
     warned = [e for e in logs if e["event"] == "predictions_too_old"]
     assert len(warned) == 2 and warned[0]["log_level"] == "warning"
@@ -251,11 +251,14 @@ def test_predictions_all_too_old_are_warned_every_few_minutes_until_some_fit() -
     assert "300 predictions read, none within drift.window.max_age (5m" in shown
     assert "newest at 2025-01-01T00:00:00Z" in shown
     with capture_logs() as logs:
-        d.window("churn", added=305, samples=5, newest=clock.now, max_age=300.0)
+        d.window("churn", too_old=0, samples=5, newest=None, max_age=300.0)  # fresh ones
     assert d.warnings() == ()
     assert [e["event"] for e in logs] == ["predictions_judged_again"]
     # a restart starts with an empty window and counters restored: no warning without reads
-    d.window("churn", added=0, samples=0, newest=None, max_age=300.0)
+    d.window("churn", too_old=0, samples=0, newest=None, max_age=300.0)
+    assert d.warnings() == ()
+    # old records after fresh ones: not while the fresh ones are still judged
+    d.window("churn", too_old=20, samples=50, newest=1735689600.0, max_age=300.0)
     assert d.warnings() == ()
 
 

@@ -131,6 +131,27 @@ def test_future_timestamps_are_taken_as_now(profile: ReferenceProfile) -> None:
     assert window.snapshot().samples() == 0
 
 
+def test_too_old_counts_predictions_already_too_old_when_added(
+    profile: ReferenceProfile,
+) -> None:
+    # what the predictions_too_old check reads: judged at add, so a window that empties
+    # by age once traffic stops (fresh predictions, then nothing for max_age) counts none
+    clock = [NOW]
+    window = make(profile, clock, max_age=60.0)
+    window.add(batch([1, 2]))
+    clock[0] = NOW + 3600  # an idle hour
+    assert window.samples() == 0
+    assert (window.too_old, window.newest_too_old) == (0, None)
+    window.add(batch([3, 4, 5], ts=NOW))  # read an hour late: too old already
+    window.add(batch([6], ts=NOW + 10))
+    assert (window.too_old, window.newest_too_old) == (4, NOW + 10)
+    # one fresh prediction in a batch resets it: a late record among live traffic is no
+    # "none within max_age"
+    window.add(batch([7, 8], ts=np.array([NOW, NOW + 3600])))
+    assert (window.too_old, window.newest_too_old) == (0, None)
+    assert make(profile, max_age=None).too_old == 0
+
+
 def test_no_max_age_keeps_old_records(profile: ReferenceProfile) -> None:
     window = make(profile, max_age=None)
     window.add(batch([1], ts=0.0))

@@ -210,6 +210,22 @@ class ExporterProcess:
             "a drift pass",
         )
 
+    def wait_passes(self, n: int, timeout: float = 15.0, model: str = "e2e") -> Scrape:
+        """A scrape after at least ``n`` more drift passes ran (each pass runs the no-silent-
+        failure checks first), counted by the changes of
+        ``mlops_drift_last_computed_timestamp_seconds`` seen: a poll that misses a pass only
+        makes the wait longer, so "no second warning" is asserted over ``n`` real passes, not
+        over a sleep during which a loaded machine may have run none."""
+        seen: list[float | None] = []
+
+        def advanced(s: Scrape) -> bool:
+            value = s.get("mlops_drift_last_computed_timestamp_seconds", model=model)
+            if not seen or value != seen[-1]:
+                seen.append(value)
+            return len(seen) > n
+
+        return self.wait_for(advanced, timeout, f"{n} more drift passes")
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)

@@ -56,7 +56,7 @@ def test_with_a_state_file_a_matching_file_is_never_reported_missing(tmp_path: P
     (tmp_path / "logs" / "a.jsonl").touch()
     with running_exporter(config) as exp:
         exp.wait_for(lambda s: s.get("mlops_drift_window_samples", model="e2e") is not None)
-        time.sleep(1.0)  # a few more passes (300 ms each)
+        exp.wait_passes(3)  # the check runs at each pass
         assert not exp.events("no_log_files_match"), exp.events("no_log_files_match")
         assert exp.scrape().get("mlops_log_files_watched") == 1
         _, _, ready = exp.get("/-/ready")
@@ -157,7 +157,7 @@ def test_unmonitored_record_fields_are_logged_once(tmp_path: Path) -> None:
         append(tmp_path / "logs" / "a.jsonl", lines_of(recs))
         event = _wait_event(exp, "fields_not_monitored")
         assert event["fields"] == ["customer_age_days"]
-        time.sleep(1.0)
+        exp.wait_passes(3)  # passes after the first warning: none logs it again
         assert len(exp.events("fields_not_monitored")) == 1
 
 
@@ -189,13 +189,28 @@ def test_predictions_all_older_than_the_window_max_age_are_warned(tmp_path: Path
         ready = _wait_body(exp, "/-/ready", b"none within drift.window.max_age")
         assert b"300 predictions read" in ready and b"2025-01-01T00:00:00Z" in ready
         assert b"none within drift.window.max_age" in exp.get("/")[2]
-        time.sleep(1.0)  # more passes: logged once, not at every pass
+        exp.wait_passes(3)  # more passes: logged once, not at every pass
         assert len(exp.events("predictions_too_old")) == 1
         append(tmp_path / "logs" / "a.jsonl", lines_of(traffic(5)[0]))  # fresh ones: cleared
         deadline = time.monotonic() + 15
         while b"drift.window.max_age" in exp.get("/-/ready")[2]:
             assert time.monotonic() < deadline, "the warning stayed"
             time.sleep(0.1)
+
+
+def test_no_traffic_after_fresh_predictions_is_no_too_old_warning(tmp_path: Path) -> None:
+    # fresh predictions, then none for longer than drift.window.max_age (overnight, with the
+    # default 1h): the window empties by age, which is no problem of the records' timestamps;
+    # the warning judged "read some, window empty now" and fired here every 5 minutes
+    config = write_config(tmp_path, window={"max_samples": 5000, "max_age": "1s"})
+    with running_exporter(config) as exp:
+        append(tmp_path / "logs" / "a.jsonl", lines_of(traffic(150)[0]))
+        exp.wait_for(lambda s: s.get("mlops_drift_window_samples", model="e2e") == 150)
+        exp.wait_for(lambda s: s.get("mlops_drift_window_samples", model="e2e") == 0)
+        exp.wait_passes(3)  # passes that saw the window empty
+        assert not exp.events("predictions_too_old"), exp.events("predictions_too_old")
+        assert b"drift.window.max_age" not in exp.get("/-/ready")[2]
+        assert b"drift.window.max_age" not in exp.get("/")[2]
 
 
 def test_predictions_only_of_other_versions_are_warned(tmp_path: Path) -> None:
@@ -220,6 +235,8 @@ def test_predictions_only_of_other_versions_are_warned(tmp_path: Path) -> None:
         ready = _wait_body(exp, "/-/ready", b"model.version")
         assert b"monitors version 1.0" in ready and b"2.0: 300" in ready
         assert b"model.version" in exp.get("/")[2]
+        exp.wait_passes(3)  # more passes: logged once, not at every pass
+        assert len(exp.events("predictions_of_other_versions")) == 1
 
 
 def test_an_over_long_line_is_logged_with_file_and_line_like_other_rejected_lines(
@@ -259,16 +276,14 @@ def test_blank_lines_are_counted_nowhere_empty_or_whitespace(tmp_path: Path) -> 
     append(path, good + b"\n" + b"   \n" + b"\t\r\n" + good)
     with running_exporter(config) as exp:
         s = exp.wait_for(lambda s: s.get("mlops_predictions_total", model="e2e") == 2)
-        time.sleep(0.5)
-        s = exp.scrape()
+        s = exp.wait_passes(2)  # later passes (the rejected-line summary) count nothing more
         assert s.get("mlops_log_lines_total", model="e2e") == 2
         assert s.get("mlops_log_lines_invalid_total", model="e2e", reason="invalid_json") == 0
         assert not exp.events("log_line_rejected")
     append(path, b" \n\n" + good)
     with running_exporter(config) as exp:
         s = exp.wait_for(lambda s: s.get("mlops_predictions_total", model="e2e") == 3)
-        time.sleep(0.5)
-        s = exp.scrape()
+        s = exp.wait_passes(2)  # later passes (the rejected-line summary) count nothing more
         assert s.get("mlops_log_lines_total", model="e2e") == 3
         assert sum(exp.scrape().having("mlops_log_lines_invalid_total").values()) == 0
 

@@ -277,3 +277,39 @@ def test_a_sigkill_counts_each_models_outcomes_once(tmp_path: Path) -> None:
         assert s.get("mlops_outcomes_total", model=model) == 100
         assert s.get("mlops_outcomes_unmatched_total", reason="duplicate", model=model) == 0
         assert served(s, model) == pytest.approx(traffic.want(range(100)), abs=1e-9)
+
+
+def test_invalid_outcomes_are_logged_as_the_stores_count_them(tmp_path: Path) -> None:
+    # the several-model path samples the lines it logs with the single-model path's code:
+    # each routed line its store counts invalid, with file and line; an unrouted one is
+    # counted as unrouted, not invalid, and is not logged as such
+    config = two_models_config(tmp_path)
+    log = tmp_path / "logs" / "app.jsonl"
+    now = time.time()
+    no_id = of(outcome("r0", "a", now), "churn-api")
+    del no_id["request_id"]
+    records = [
+        of(prediction("r0", now, {"class": "a"}), "churn-api"),
+        of(outcome("r0", {"a": 1}, now), "churn-api"),
+        of(outcome("r0", [1], now), "fraud-api"),
+        of(outcome("r0", {"a": 1}, now), None),
+        no_id,
+        of(outcome("r0", "a", now), "churn-api"),
+    ]
+    with running_exporter(config) as exp:
+        write(log, records)
+        exp.wait_for(
+            lambda s: (
+                s.get("mlops_outcomes_unmatched_total", model="churn", reason="invalid") == 2
+                and s.get("mlops_outcomes_unmatched_total", model="fraud", reason="invalid") == 1
+            )
+        )
+        exp.wait_passes(2, model="churn")
+        events = exp.events("outcome_rejected")
+        assert [e["line_number"] for e in events] == [2, 3, 5], events
+        assert [e["problem"] for e in events] == [
+            "actual is an object or an array",
+            "actual is an object or an array",
+            "no request_id",
+        ]
+        assert all(e["file"] == str(log) for e in events)
