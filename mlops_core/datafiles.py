@@ -28,6 +28,7 @@ import io
 import json
 import math
 import numbers
+import sys
 import warnings
 from collections import Counter
 from collections.abc import Mapping
@@ -269,7 +270,7 @@ def _read_csv(path: Path, error: type[MlopsError], kinds: Mapping[str, str]) -> 
                 f"{path}: header names are read without their surrounding whitespace: "
                 f"{names}; a logged input_data key must be the stripped name to match"
             ),
-            stacklevel=3,
+            stacklevel=_caller_stacklevel(),
         )
     columns = {}
     for name, cells in zip(table.header, table.columns, strict=True):
@@ -279,6 +280,20 @@ def _read_csv(path: Path, error: type[MlopsError], kinds: Mapping[str, str]) -> 
             row = next(i for i, v in enumerate(column) if v is not None and not _numeric_text(v))
             raise error(f"{path}:{table.lines[row]}: {_non_numeric(name, column[row])}")
     return DataFile(path, columns, table.lines)
+
+
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning issued by this helper's caller name the code
+    that called into this module (a profile built from the file, ``mlops drift``), not a
+    line of it: the public functions call each other (``read_data_file`` -> ``read_data``
+    -> ``_read_csv``), so no fixed number is right for every entry point.  (Python 3.12's
+    ``skip_file_prefixes`` says the same, but 3.11 is supported.)"""
+    frame = sys._getframe(1)  # the function that calls warnings.warn: stacklevel 1
+    level = 1
+    while frame.f_back is not None and frame.f_code.co_filename == __file__:
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 def _non_numeric(name: str, value: Any) -> str:
