@@ -222,10 +222,12 @@ def run(
 ) -> int:
     """Serve with the configuration in ``config_file`` and the environment until a signal
     (SIGHUP reloads it)."""
-    # Here, not at the top: --version and usage errors need neither the scheduler nor scipy.
-    from exporter.app import build_exporter
-
     try:
+        # Here, not at the top: --version and usage errors need neither the scheduler nor
+        # scipy.  Inside the try: numpy's import allocates its BLAS threads' buffers, and on
+        # a small container that MemoryError is a start that ran out of memory too.
+        from exporter.app import build_exporter
+
         exporter = build_exporter(
             config_file,
             listen_address,

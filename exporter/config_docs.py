@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from exporter import docs_block
-from exporter.config import KEYS, Seconds
+from exporter.config import KEYS, MAX_WINDOW_SAMPLES, Seconds
 from mlops_core import schema
 from mlops_core.durations import format_duration, parse_duration
 
@@ -88,8 +88,9 @@ KEY_DOCS: dict[str, str] = {
     "drift.interval": "how often the drift and latency pass runs (APScheduler, "
     "`max_instances=1`, `coalesce=True`)",
     "drift.window.max_samples": "window size in predictions (fixed memory: one ring buffer "
-    "per feature, 8 bytes a sample, so 80 MB per feature at 10,000,000, and as much again "
-    "while a pass copies it); at least `drift.min_samples`",
+    f"per feature, 8 bytes a sample, so {MAX_WINDOW_SAMPLES * 8 // 10**6:,} MB per feature at "
+    f"{MAX_WINDOW_SAMPLES:,}, and as much again while a pass copies it); at least "
+    "`drift.min_samples`",
     "drift.window.max_age": "predictions older than this (by their `timestamp`) leave the "
     "window; must be at least `drift.interval`",
     "drift.min_samples": "a feature with fewer non-missing values in the window gets no "

@@ -28,6 +28,7 @@ import io
 import json
 import math
 import numbers
+import sys
 import warnings
 from collections import Counter
 from collections.abc import Mapping
@@ -99,7 +100,7 @@ SKIP_REASONS = {
     "wrong_type": "wrong type: a value the exporter refuses for its feature, such as a "
     "string or a boolean for a numeric one",
     "non_finite": "NaN or Infinity",
-    "missing_field": "without event or input_data",
+    "missing_field": "without input_data",
 }
 
 
@@ -269,7 +270,7 @@ def _read_csv(path: Path, error: type[MlopsError], kinds: Mapping[str, str]) -> 
                 f"{path}: header names are read without their surrounding whitespace: "
                 f"{names}; a logged input_data key must be the stripped name to match"
             ),
-            stacklevel=3,
+            stacklevel=_caller_stacklevel(),
         )
     columns = {}
     for name, cells in zip(table.header, table.columns, strict=True):
@@ -279,6 +280,20 @@ def _read_csv(path: Path, error: type[MlopsError], kinds: Mapping[str, str]) -> 
             row = next(i for i, v in enumerate(column) if v is not None and not _numeric_text(v))
             raise error(f"{path}:{table.lines[row]}: {_non_numeric(name, column[row])}")
     return DataFile(path, columns, table.lines)
+
+
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning issued by this helper's caller name the code
+    that called into this module (a profile built from the file, ``mlops drift``), not a
+    line of it: the public functions call each other (``read_data_file`` -> ``read_data``
+    -> ``_read_csv``), so no fixed number is right for every entry point.  (Python 3.12's
+    ``skip_file_prefixes`` says the same, but 3.11 is supported.)"""
+    frame = sys._getframe(1)  # the function that calls warnings.warn: stacklevel 1
+    level = 1
+    while frame.f_back is not None and frame.f_code.co_filename == __file__:
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 def _non_numeric(name: str, value: Any) -> str:
@@ -358,9 +373,11 @@ def _read_jsonl(
     prediction without ``input_data`` (a line with ``input_data`` and no ``event`` counts).
     With ``skip_bad_lines`` (current data) every line the exporter would refuse is skipped
     and counted under the exporter's reason instead: not UTF-8, not JSON, nested too
-    deeply, not an object, NaN or Infinity, no ``event`` or no ``input_data``, a value of
-    the wrong type for its feature in ``kinds``.  A plain file always fails on its first
-    bad line.
+    deeply, not an object, NaN or Infinity, a prediction without ``input_data``, a value of
+    the wrong type for its feature in ``kinds``.  (A line with ``input_data`` and no
+    ``event`` is a prediction in both reads; the exporter, which counts it
+    ``missing_field``, is stricter here on purpose: see :func:`_prediction_inputs`.)  A
+    plain file always fails on its first bad line.
     """
     lines = [_decode_line(number, raw) for number, raw in _raw_lines(path)]
     is_log = any(
@@ -411,16 +428,27 @@ def _decode_line(number: int, raw: bytes) -> _Line:
         return float(name)
 
     try:
-        obj = json.loads(text, parse_constant=constant)
+        obj = json.loads(text, parse_constant=constant, parse_int=_parse_int)
     except json.JSONDecodeError as exc:
         return _Line(number, reason="invalid_json", problem=f"invalid JSON ({exc.msg})")
-    except ValueError as exc:  # an integer of more digits than Python converts
+    except ValueError as exc:  # a refusal that is no JSONDecodeError
         return _Line(number, reason="invalid_json", problem=f"invalid JSON ({exc})")
     except RecursionError:
         return _Line(number, reason="too_deep", problem="JSON nested too deeply")
     if not isinstance(obj, dict):
         return _Line(number, reason="not_an_object", problem="expected a JSON object")
     return _Line(number, obj, non_finite=bool(constants))
+
+
+def _parse_int(text: str) -> int | float:
+    """An integer of more digits than Python converts (4,300) is past 1.8e308: infinity, so
+    a feature holding it is ``non_finite`` and an unread field holding it costs nothing, as
+    in the exporter (whose decoder skips unread values unconverted).  Raising here, as
+    ``json`` does, made the whole line invalid JSON."""
+    try:
+        return int(text)
+    except ValueError:
+        return math.inf
 
 
 def _prediction_inputs(
@@ -431,10 +459,14 @@ def _prediction_inputs(
 ) -> list[tuple[int, dict[str, Any]]]:
     """The ``input_data`` of a prediction log's predictions; other events are left out.
 
-    With ``skips`` (a lenient read) a line without ``event`` or ``input_data`` is counted
-    there as the exporter counts it (``missing_field``; ``input_data`` that is no object is
-    ``wrong_type``); without, it is an error, save a line with ``input_data`` and no
-    ``event``.
+    A line without ``event`` is a prediction, in both reads: a hand-built current file of
+    ``{"input_data": {...}}`` lines is data, as it is as a reference.  (The exporter counts
+    such a line ``missing_field``: it follows a model server's log, whose predictions say
+    what they are; ``mlops drift`` also reads files a person wrote.)  Only an ``event``
+    that is present and not ``"prediction"`` makes another event.  A prediction without
+    an ``input_data`` object is, with ``skips`` (a lenient read), counted there as the
+    exporter counts it (``missing_field``; ``input_data`` that is no object is
+    ``wrong_type``); without, it is an error.
     """
     rows = []
     for lineno, obj in objects:
@@ -442,9 +474,8 @@ def _prediction_inputs(
         if event is not None and event != "prediction":
             continue
         data = obj.get("input_data")
-        if skips is not None and (event is None or not isinstance(data, dict)):
-            wrong = event is not None and data is not None
-            skips.add("wrong_type" if wrong else "missing_field", lineno)
+        if skips is not None and not isinstance(data, dict):
+            skips.add("missing_field" if data is None else "wrong_type", lineno)
             continue
         if not isinstance(data, dict):
             what = "a line with no event" if event is None else "a prediction"

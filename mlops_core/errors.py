@@ -12,6 +12,8 @@ they are shown to users as one line, without a traceback.
 
 from __future__ import annotations
 
+import os
+
 
 class MlopsError(Exception):
     """Base class of every error raised by mlops_core and the exporter."""
@@ -132,6 +134,30 @@ class AlertConfigError(MlopsError, ValueError):
 
 class DurationError(MlopsError, ValueError):
     """Not a duration (``mlops_core.durations``); callers re-raise it naming their key."""
+
+
+# --- one line for the user ---------------------------------------------------------------
+
+
+def one_line(exc: BaseException) -> str:
+    """An error as the one line a user sees: ``path: reason`` for an OS error (not
+    ``[Errno 13] ...``), whitespace folded so a message never spans lines.
+
+    Here, in the library, because the registry (a verification that could not read a file)
+    says it the way the ``mlops`` CLI does, and the library must not import the CLI.
+    """
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, FileNotFoundError) and exc.filename and _default_reason(exc):
+        text = f"{exc.filename}: no such file"  # as MissingFileError says it
+    elif isinstance(exc, OSError) and exc.strerror and exc.filename:
+        text = f"{exc.filename}: {exc.strerror}"
+    return " ".join(text.split())
+
+
+def _default_reason(exc: OSError) -> bool:
+    """The C library's words for the errno, not a reason written for the user (such as
+    ``_fsutil``'s "directory ... does not exist")."""
+    return exc.errno is None or exc.strerror in (None, os.strerror(exc.errno))
 
 
 # Moved to the exporter (exporter/errors.py); still importable from here so that code

@@ -325,7 +325,7 @@ def test_drift_skips_a_prediction_logs_unusable_lines_like_the_exporter(
     assert proc.stderr.splitlines() == [
         f"note: {log}: 6 lines skipped, as the exporter skips them (1 invalid JSON, "
         "1 not UTF-8, 2 wrong type: a value the exporter refuses for its feature, such as "
-        "a string or a boolean for a numeric one, 1 NaN or Infinity, 1 without event or "
+        "a string or a boolean for a numeric one, 1 NaN or Infinity, 1 without "
         "input_data; first at line 11)"
     ]
     report = json.loads(proc.stdout)
@@ -474,3 +474,29 @@ def test_whitespace_stripped_from_a_header_name_is_one_note(tmp_path: Path) -> N
         "stripped name to match"
     ]
     assert list(json.loads(out.read_text())["features"]) == ["tab", "plan", "age"]
+
+
+def test_drift_takes_input_data_lines_without_an_event_as_predictions(
+    tmp_path: Path, age_plan_reference: Path
+) -> None:
+    """A hand-built current file of ``{"input_data": {...}}`` lines is data, as it is as a
+    reference: the lenient read had begun to skip every such line as ``missing_field`` and
+    call the file "no usable prediction".  Only a present event other than "prediction" is
+    another event."""
+    lines = [
+        json.dumps({"input_data": {"age": 20 + i % 40, "plan": f"p{i % 3}"}}).encode()
+        for i in range(40)
+    ]
+    lines[5] = b'{"event": "model_loaded", "input_data": {"age": "x"}}'  # another event
+    log = tmp_path / "hand.jsonl"
+    log.write_bytes(b"\n".join(lines) + b"\n")
+    proc = mlops("drift", str(age_plan_reference), str(log), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""  # nothing skipped
+    report = json.loads(proc.stdout)
+    assert report["features"]["age"]["n_current"] == 39
+    assert report["features"]["plan"]["n_current"] == 39
+    # and as a reference (the strict read) it is the same data
+    proc = mlops("drift", str(log), str(log), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["features"]["age"]["n_reference"] == 39

@@ -88,3 +88,17 @@ def test_a_bounded_key_shows_its_bound_in_the_table() -> None:
     assert rows["`drift.psi.buckets`"].endswith("; at most `1,000` |")
     assert rows["`logs.max_line_bytes`"].endswith("; at most `64MiB` |")
     assert rows["`logs.poll_interval`"].endswith("; at most `1h` |")
+
+
+def test_the_window_memory_sentence_follows_the_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """config.py says its bounds are written only there: the prose's figures must move with
+    MAX_WINDOW_SAMPLES, not sit beside it as a copy that a change of the bound leaves stale."""
+    import importlib
+
+    monkeypatch.setattr(config, "MAX_WINDOW_SAMPLES", 20_000_000)
+    try:
+        text = importlib.reload(config_docs).KEY_DOCS["drift.window.max_samples"]
+    finally:
+        monkeypatch.undo()
+        importlib.reload(config_docs)
+    assert "160 MB per feature at 20,000,000" in text

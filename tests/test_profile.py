@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -503,3 +504,16 @@ def test_from_file_selects_features(tmp_path) -> None:
     assert ReferenceProfile.from_file(path, features=["b"]).feature_names == ["b"]
     with pytest.raises(ProfileError, match="no column 'c'"):
         ReferenceProfile.from_file(path, features=["c"])
+
+
+@pytest.mark.parametrize("reader", ["read_data_file", "read_data"])
+def test_the_header_warning_points_at_the_caller_of_the_reader(tmp_path, reader: str) -> None:
+    """A warning's file and line are for the user to find the call: a fixed stacklevel named
+    a line of datafiles.py itself (read_data_file calls read_data calls _read_csv)."""
+    from mlops_core import datafiles
+
+    path = tmp_path / "d.csv"
+    path.write_text("x, y\n1,2\n", encoding="utf-8")
+    with pytest.warns(DataFileWarning) as caught:
+        getattr(datafiles, reader)(path)
+    assert [Path(w.filename).name for w in caught] == [Path(__file__).name]

@@ -592,3 +592,20 @@ def test_symlinked_versions_directory_is_refused(tmp_path: Path, registry: Model
     with pytest.raises(IntegrityError, match="symlink"):
         registry.register_model("churn", "2.0", _model_file(tmp_path))
     assert sorted(p.name for p in outside.iterdir()) == ["1.0"]
+
+
+def test_verify_names_an_unreadable_file_in_the_clis_one_line(
+    tmp_path: Path, registry: ModelRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The library and the ``mlops`` CLI say an OS error one way (mlops_core.errors.one_line):
+    the registry kept a copy of its own that did not fold whitespace, so a reason with a line
+    break broke the one-line-per-version table of ``mlops registry verify``."""
+    registry.register_model("churn", "1.0", _model_file(tmp_path))
+
+    def unreadable(*args: object) -> None:
+        raise PermissionError(13, "Permission denied\n  (read-only mount)", "/srv/m.pkl")
+
+    monkeypatch.setattr(ModelRegistry, "_verify_version", unreadable)
+    [result] = registry.verify("churn")
+    assert not result.ok
+    assert result.problem == "/srv/m.pkl: Permission denied (read-only mount)"

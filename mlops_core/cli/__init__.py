@@ -17,8 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from mlops_core import __version__
-from mlops_core.cli._output import one_line
-from mlops_core.errors import DataFileWarning, MlopsError, RegistryWarning
+from mlops_core.errors import DataFileWarning, MlopsError, RegistryWarning, one_line
 
 # sub-command modules, in the order they appear in --help
 _COMMANDS = (

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TextIO
@@ -39,20 +38,3 @@ def _cell(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return ", ".join(_cell(v) for v in value)
     return str(value)
-
-
-def one_line(exc: BaseException) -> str:
-    """An error as the one line a user sees: ``path: reason`` for an OS error (not
-    ``[Errno 13] ...``), whitespace folded so a message never spans lines."""
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, FileNotFoundError) and exc.filename and _default_reason(exc):
-        text = f"{exc.filename}: no such file"  # as MissingFileError says it
-    elif isinstance(exc, OSError) and exc.strerror and exc.filename:
-        text = f"{exc.filename}: {exc.strerror}"
-    return " ".join(text.split())
-
-
-def _default_reason(exc: OSError) -> bool:
-    """The C library's words for the errno, not a reason written for the user (such as
-    ``_fsutil``'s "directory ... does not exist")."""
-    return exc.errno is None or exc.strerror in (None, os.strerror(exc.errno))

@@ -17,8 +17,13 @@ import re
 import sys
 from typing import Any
 
-from mlops_core.cli._output import one_line, print_json, print_table
-from mlops_core.errors import CorruptMetadataError, IntegrityError, RegistryInputError
+from mlops_core.cli._output import print_json, print_table
+from mlops_core.errors import (
+    CorruptMetadataError,
+    IntegrityError,
+    RegistryInputError,
+    one_line,
+)
 from mlops_core.registry import ModelRegistry, ModelVersion, version_sort_key
 
 DEFAULT_REGISTRY = "./mlops_registry"

@@ -44,6 +44,7 @@ from mlops_core.errors import (
     ModelNotFoundError,
     RegistryInputError,
     StageError,
+    one_line,
 )
 from mlops_core.registry import _metadata as md
 from mlops_core.registry import _reference
@@ -485,7 +486,7 @@ class ModelRegistry:
         except OSError as exc:
             entry = md.entry(doc, version)
             stage = md.stage(doc, version)
-            return VerifyResult(name, version, stage, False, entry["sha256"], None, _os_line(exc))
+            return VerifyResult(name, version, stage, False, entry["sha256"], None, one_line(exc))
 
     def _verify_version(self, name: str, doc: Doc, version: str) -> VerifyResult:
         expected = md.entry(doc, version)["sha256"]
@@ -512,13 +513,6 @@ class ModelRegistry:
             except IntegrityError as exc:
                 problem = str(exc)
         return result(actual, problem)
-
-
-def _os_line(exc: OSError) -> str:
-    """An OS error as ``path: reason``, the way every other problem names its file."""
-    if exc.filename and exc.strerror:
-        return f"{exc.filename}: {exc.strerror}"
-    return str(exc)
 
 
 def _put_in_production(doc: Doc, version: str) -> None:

@@ -255,3 +255,25 @@ def test_start_position_end_skips_existing_lines(tmp_path: Path) -> None:
         wait_predictions(exp, 8)
     finally:
         assert exp.stop() == 0
+
+
+def test_a_reference_header_with_spaces_is_one_json_warning_event(tmp_path: Path) -> None:
+    """``x, y`` is a common way to write a CSV header; the library warns that ``' y'`` is
+    read as ``y``.  Python prints a warning as two lines of plain text, which broke the
+    ``--log.format=json`` promise of one JSON object per stderr line."""
+    from tests.e2e._exporter import reference_csv
+
+    ref = reference_csv(tmp_path / "ref.csv")
+    lines = ref.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "x,y,plan"
+    ref.write_text("\n".join(["x, y,plan", *lines[1:]]) + "\n", encoding="utf-8")
+    config = write_config(tmp_path)
+    with running_exporter(config) as exp:
+        exp.scrape()
+    events = [orjson.loads(line) for line in exp.stderr_lines if line.strip()]  # all JSON
+    notes = [e for e in events if e["event"] == "mlops_warning"]
+    assert len(notes) == 1, notes
+    assert notes[0]["level"] == "warning"
+    assert notes[0]["category"] == "DataFileWarning"
+    assert notes[0]["message"].startswith(f"{ref}: header names are read without")
+    assert "' y' as 'y'" in notes[0]["message"]

@@ -14,6 +14,7 @@ from tests.e2e._exporter import (
     append,
     lines_of,
     run_exporter,
+    running_exporter,
     start_exporter,
     traffic,
     write_config,
@@ -246,8 +247,16 @@ def test_out_of_memory_at_start_is_one_line_naming_the_sizes(tmp_path: Path) -> 
         ",".join(f"{(r * 7 + i) % 13}.5" for i in range(20)) for r in range(500)
     ]
     (tmp_path / "ref.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    # One BLAS/OpenMP thread and two malloc arenas: their per-thread buffers grow with the
+    # core count, so on a many-core runner the import of numpy alone could pass a fixed limit.
+    env = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2"}
+    small = tmp_path / "small"
+    small.mkdir()
+    (small / "ref.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    with running_exporter(write_config(small), env=env) as exp:
+        baseline = _vm_peak(exp.proc.pid)  # this machine's started exporter, small windows
     config = write_config(tmp_path, window={"max_samples": 10_000_000, "max_age": "1h"})
-    limit = 1 << 30  # address space: a started exporter peaks near 530 MB, its windows need 1.6 GB
+    limit = baseline + (512 << 20)  # the windows need 1.6 GB more than the small ones
 
     def preexec() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -256,10 +265,38 @@ def test_out_of_memory_at_start_is_one_line_naming_the_sizes(tmp_path: Path) -> 
         exporter_command(f"--config.file={config}", "--web.listen-address=127.0.0.1:0"),
         capture_output=True,
         text=True,
-        env=exporter_env(),
+        env=exporter_env(env),
         cwd=REPO_ROOT,
         timeout=60,
         preexec_fn=preexec,
     )
     line = one_line_error(result)
     assert "out of memory" in line and "drift.window.max_samples=10000000" in line
+
+
+def _vm_peak(pid: int) -> int:
+    """The peak address space of process ``pid`` in bytes (``VmPeak`` in /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmPeak:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmPeak for {pid}")
+
+
+def test_running_out_of_memory_while_importing_is_the_same_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """numpy's import allocates per-thread buffers: a MemoryError there came before the
+    ``try`` and was a traceback instead of the out-of-memory line."""
+    import sys
+    import types
+
+    from exporter import cli
+    from mlops_core.errors import MlopsError
+
+    class Starved(types.ModuleType):
+        def __getattr__(self, name: str) -> object:
+            raise MemoryError
+
+    monkeypatch.setitem(sys.modules, "exporter.app", Starved("exporter.app"))
+    with pytest.raises(MlopsError, match=r"^out of memory while starting"):
+        cli.run(str(tmp_path / "absent.yml"), "127.0.0.1:0", None)
