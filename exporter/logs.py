@@ -3,7 +3,7 @@
 ``--log.format=console`` gives coloured key=value lines for a terminal.  Libraries that log
 through the standard library (APScheduler) are routed through the same renderer, so a log
 shipper sees one format.  So are the warnings the library issues (a reference CSV whose
-header names lost their whitespace, a registry history line skipped): one ``mlops_warning``
+header names lost their whitespace, a registry history line skipped): one ``library_warning``
 event each, not Python's two-line warning text in the middle of the JSON stream.
 """
 
@@ -76,7 +76,7 @@ _python_showwarning = warnings.showwarning
 
 def route_library_warnings() -> None:
     """Log each warning the library issues (an :class:`~mlops_core.errors.MlopsError` that
-    is a ``Warning``) as one ``mlops_warning`` event: ``message`` (whitespace folded; it
+    is a ``Warning``) as one ``library_warning`` event: ``message`` (whitespace folded; it
     begins with the file it is about) and ``category``.  ``--log.format=json`` promises one
     JSON object per line, and Python prints a warning as two lines of plain text.
 
@@ -99,7 +99,7 @@ def _show_warning(
 ) -> None:
     if issubclass(category, MlopsError):
         structlog.get_logger("exporter").warning(
-            "mlops_warning", message=" ".join(str(message).split()), category=category.__name__
+            "library_warning", message=" ".join(str(message).split()), category=category.__name__
         )
     else:
         _python_showwarning(message, category, filename, lineno, file, line)

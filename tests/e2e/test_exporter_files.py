@@ -271,7 +271,7 @@ def test_a_reference_header_with_spaces_is_one_json_warning_event(tmp_path: Path
     with running_exporter(config) as exp:
         exp.scrape()
     events = [orjson.loads(line) for line in exp.stderr_lines if line.strip()]  # all JSON
-    notes = [e for e in events if e["event"] == "mlops_warning"]
+    notes = [e for e in events if e["event"] == "library_warning"]
     assert len(notes) == 1, notes
     assert notes[0]["level"] == "warning"
     assert notes[0]["category"] == "DataFileWarning"
