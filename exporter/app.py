@@ -718,6 +718,10 @@ class Exporter:
             except MlopsError as exc:
                 log.error("reload_failed", config_file=self.config.source, error=str(exc))
                 return str(exc)
+            except MemoryError:  # a reference or window too big for what is left
+                error = "out of memory while reading the new config and references"
+                log.error("reload_failed", config_file=self.config.source, error=error)
+                return error
             except Exception as exc:  # a bug: the running config must survive it
                 log.error("reload_failed", config_file=self.config.source, error=str(exc),
                           exc_info=True)  # fmt: skip

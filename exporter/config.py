@@ -154,6 +154,9 @@ of classes; more classes than this are no longer a label a dashboard can show.""
 MAX_LINE_BYTES = 64 << 20
 """``logs.max_line_bytes``: a partial line of up to this many bytes is held per open file
 (``logs.max_files`` of them), so 64 MiB, 64 times the default, bounds it at 16 GiB."""
+MAX_LATENCY_BUCKETS = 100
+"""``latency.buckets``: each bound is a series per model, summed by every histogram_quantile;
+Prometheus' own client libraries default to 11-15, native histograms to 160 at most."""
 MAX_POLL_INTERVAL = 3600.0
 """``logs.poll_interval``: the reader's sleep when the logs had nothing new; longer would
 delay every line and every checkpoint by as much."""
@@ -318,7 +321,11 @@ class LatencyConfig(Schema, frozen=True):
     field: FieldName = "latency_ms"
     buckets: Annotated[
         tuple[Seconds, ...],
-        Meta(min_length=1, description="a non-empty list of bucket bounds in seconds"),
+        Meta(
+            min_length=1,
+            max_length=MAX_LATENCY_BUCKETS,
+            description=f"a list of 1 to {MAX_LATENCY_BUCKETS} bucket bounds in seconds",
+        ),
     ] = DEFAULT_LATENCY_BUCKETS
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from exporter import docs_block
-from exporter.config import KEYS, MAX_WINDOW_SAMPLES, Seconds
+from exporter.config import KEYS, MAX_LATENCY_BUCKETS, MAX_WINDOW_SAMPLES, Seconds
 from mlops_core import schema
 from mlops_core.durations import format_duration, parse_duration
 
@@ -115,7 +115,8 @@ KEY_DOCS: dict[str, str] = {
     "latency.field": "record field holding the latency in milliseconds (no quotes, "
     "backslashes or control characters)",
     "latency.buckets": "histogram upper bounds (durations or seconds) of "
-    "`mlops_prediction_latency_seconds`",
+    f"`mlops_prediction_latency_seconds`, at most {MAX_LATENCY_BUCKETS} (each is a series per "
+    "model)",
     "prediction.class_field": "key of the predicted class in a `prediction` dict (no quotes, "
     "backslashes or control characters)",
     "prediction.max_classes": "the first N distinct classes get their own `class` label, "

@@ -218,8 +218,18 @@ def convert(
 
 
 def describe(value: Any) -> str:
-    """A given value for an error line: ``'many' (str)``, ``[] (list)``."""
-    return f"{value!r} ({type(value).__name__})"
+    """A given value for an error line: ``'many' (str)``, ``[] (list)``; a long one cut, with
+    its length (``[0.001, 0.002, ...… (list of 199)``): one line must stay readable."""
+    text = repr(value)
+    kind = type(value).__name__
+    if len(text) <= _SHOWN_CHARS:
+        return f"{text} ({kind})"
+    size = f" of {len(value)}" if isinstance(value, list | tuple | dict | str) else ""
+    return f"{text[: _SHOWN_CHARS - 20]}… ({kind}{size})"
+
+
+_SHOWN_CHARS = 80
+"""Longest given value an error line shows whole."""
 
 
 def did_you_mean(word: str, choices: Iterable[str], show: Callable[[str], str] = repr) -> str:

@@ -280,3 +280,25 @@ def test_a_start_that_fails_after_the_store_opened_leaves_it_free(
             build(config)
     exp = build(config)  # the same process again: the store and the state file are free
     exp.stop()
+
+
+def test_a_reload_that_runs_out_of_memory_is_one_line_and_keeps_the_running_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from exporter import app
+
+    exp = build(write_config(tmp_path, interval="1h"))
+    try:
+        before = exp.config
+
+        def too_big(*args: object, **kwargs: object) -> None:
+            raise MemoryError
+
+        monkeypatch.setattr(app, "load_config", too_big)  # a reference too big to read
+        error = exp.reload()
+        assert error == "out of memory while reading the new config and references"
+        assert exp.config is before
+        out = capsys.readouterr().out
+        assert "reload_failed" in out and "Traceback" not in out
+    finally:
+        exp.stop()

@@ -538,3 +538,17 @@ def test_a_match_value_that_is_not_text_is_refused(
 def test_a_match_on_a_string_or_an_integer_is_its_text(tmp_path: Path) -> None:
     cfg = load_config(write_yaml(tmp_path, MODELS % "{service: churn-api, shard: 3}"), {})
     assert cfg.models[0].match == {"service": "churn-api", "shard": "3"}
+
+
+def test_too_many_latency_buckets_is_one_short_line(tmp_path: Path) -> None:
+    """Each bound is a series per model: more than MAX_LATENCY_BUCKETS is refused, and the
+    error line shows the start of the list and its length, not all of it."""
+    from exporter.config import MAX_LATENCY_BUCKETS
+
+    bounds = ", ".join(str(0.001 * i) for i in range(1, MAX_LATENCY_BUCKETS + 2))
+    error = config_error(write_yaml(tmp_path, MINIMAL + f"latency: {{buckets: [{bounds}]}}\n"))
+    assert error.startswith("latency.buckets: expected a list of 1 to 100 bucket bounds")
+    assert f"(list of {MAX_LATENCY_BUCKETS + 1})" in error and len(error) < 200
+    ok = ", ".join(str(0.001 * i) for i in range(1, MAX_LATENCY_BUCKETS + 1))
+    cfg = load_config(write_yaml(tmp_path, MINIMAL + f"latency: {{buckets: [{ok}]}}\n"), {})
+    assert len(cfg.latency.buckets) == MAX_LATENCY_BUCKETS
