@@ -37,6 +37,7 @@ from exporter.records import (
     is_utf8,
     timestamps_from,
 )
+from mlops_core.logging import PROBABILITY_SUM_TOLERANCE
 
 # --- rows for the outcome store (the outcomes: section) -----------------------------------------
 #
@@ -80,8 +81,8 @@ class KeyedParser:
       labels classes (``prediction.<class_field>``, or a bare string, integer or boolean)
       or the value of a regressor (``prediction.value``, or a bare float), and the
       probability of the predicted class (``probability``, else ``probabilities[class]``)
-      and the ``probabilities`` mapping when they are finite numbers in [0, 1] (a bad one
-      is left out, the prediction kept);
+      and the ``probabilities`` mapping when they are finite numbers in [0, 1], the
+      mapping's summing to 1 (a bad one is left out, the prediction kept);
     - an outcome: its timestamp, and ``actual`` as a class label and, when it is a number,
       as a value; an ``actual`` that is an object or a list makes the row ``invalid``.
 
@@ -257,6 +258,8 @@ class KeyedParser:
             for i, p in enumerate(shaped):
                 if type(p) is self._prediction_type:
                     probability[i], mapping[i] = p.probability, p.probabilities
+        if any(m is not None and not _sums_to_one(m) for m in mapping):
+            mapping = [None if m is None or not _sums_to_one(m) else m for m in mapping]
         for i in [i for i, p in enumerate(probability) if p is None and mapping[i] is not None]:
             if label[i] is not None:
                 probability[i] = mapping[i].get(label[i])
@@ -452,7 +455,8 @@ def _probability(raw: Any) -> float | None:
 
 
 def _probability_map(raw: Any) -> dict[str, float] | None:
-    """``probabilities`` as label -> probability, or None unless every value is one."""
+    """``probabilities`` as label -> probability, or None unless every value is one and
+    they sum to 1 (:func:`_sums_to_one`)."""
     if type(raw) is not dict or not raw:
         return None
     out: dict[str, float] = {}
@@ -461,7 +465,15 @@ def _probability_map(raw: Any) -> dict[str, float] | None:
         if p is None:
             return None
         out[str(key)[:MAX_CLASS_LABEL]] = p
-    return out
+    return out if _sums_to_one(out) else None
+
+
+def _sums_to_one(mapping: dict[str, float]) -> bool:
+    """The log contract's rule (``PredictionLogger`` enforces it on writing): the values
+    sum to 1 within :data:`~mlops_core.logging.PROBABILITY_SUM_TOLERANCE`.  A mapping that
+    does not (logits, percentages, a class left out) would make log loss, the Brier score
+    and ROC AUC wrong, so it is left out like any bad probability, the prediction kept."""
+    return abs(math.fsum(mapping.values()) - 1.0) <= PROBABILITY_SUM_TOLERANCE
 
 
 def _outcome(record: Any, t: float, source: str, offset: int) -> OutcomeRow:

@@ -127,11 +127,17 @@ def test_bad_probabilities_are_left_out_and_the_prediction_kept() -> None:
         prediction("a", {"class": "x", "probability": 1.5}),
         prediction("b", {"class": "x", "probabilities": {"x": "high"}}),
         prediction("c", {"class": "x", "probability": True}),
+        # not summing to 1 (logits, percentages, a class left out): left out, as in the log
+        # contract (PROBABILITY_SUM_TOLERANCE); within the tolerance it is kept
+        prediction("d", {"class": "x", "probabilities": {"x": 0.9, "y": 0.9}}),
+        prediction("e", {"class": "x", "probabilities": {"x": 0.6}}),
+        prediction("f", {"class": "x", "probabilities": {"x": 0.70004, "y": 0.3}}),
     )
     assert [(r.request_id, r.probability, r.probabilities) for r in got.predictions] == [
-        ("a", None, None), ("b", None, None), ("c", None, None),
+        ("a", None, None), ("b", None, None), ("c", None, None), ("d", None, None),
+        ("e", None, None), ("f", 0.70004, {"x": 0.70004, "y": 0.3}),
     ]  # fmt: skip
-    assert got.confidence == []
+    assert [p for _, p in got.confidence] == [0.70004]
 
 
 def test_a_line_the_record_parser_rejects_gives_no_row() -> None:
@@ -211,6 +217,8 @@ _SHAPES = [
     prediction("p23", {"class": "x"}, timestamp=1700000000),
     prediction("p24", {"class": "x"}, timestamp="yesterday"),
     prediction("p25", {"value": 1e400}),
+    prediction("p26", {"class": "x", "probabilities": {"x": 0.9, "y": 0.9}}),  # sums to 1.8
+    prediction("p27", {"class": "x", "probability": 0.9, "probabilities": {"x": 0.9}}),
     outcome("o1", "yes"),
     outcome("o2", 1),
     outcome("o3", 2.5),
