@@ -427,6 +427,25 @@ def test_a_corrupt_model_json_is_one_failed_row_the_others_are_verified(
     assert "model.json: not valid JSON" in line
 
 
+def test_one_unreadable_version_is_one_row_of_list_name_the_others_are_listed(
+    workdir: Path, two_models: Path
+) -> None:
+    reg = ["--registry", "reg"]
+    ok(mlops_process(*reg, "register", "churn", "2.0", "model_v2.pkl", cwd=workdir))
+    record = two_models / "churn" / "versions" / "1.0" / "version.json"
+    record.write_text("{garbage\n")
+    result = mlops_process(*reg, "list", "churn", cwd=workdir)
+    assert "1 of 2 versions could not be read (first: churn 1.0: " in one_line_error(result)
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[-1] == "PROBLEM"
+    row_1, row_2 = (next(line for line in lines if line.startswith(v)) for v in ("1.0", "2.0"))
+    assert f"{record}: not valid JSON" in row_1
+    assert "none" in row_2.split()  # 2.0's stage: listed as before
+    listed = json.loads(mlops_process(*reg, "--json", "list", "churn", cwd=workdir).stdout)
+    assert [v["version"] for v in listed] == ["1.0", "2.0"]
+    assert "problem" in listed[0] and listed[1]["sha256"]
+
+
 def _history_file(registry: Path) -> Path:
     return registry / "churn" / "history.jsonl"
 

@@ -265,12 +265,30 @@ def _model_row(registry: ModelRegistry, name: str) -> dict[str, Any]:
 
 
 def _list_versions(args: argparse.Namespace, registry: ModelRegistry) -> int:
-    versions = registry.list_versions(args.name, order=args.order)
+    """One model's versions.  A version whose record cannot be read (a damaged
+    version.json, no permission) is a row with its problem, the others are listed, and the
+    exit code is 1, as for the list of models.  A model that cannot be read at all stays
+    one error line: there is nothing else to show."""
+    ids = list(registry.get_model(args.name).versions)
+    if args.order == "version":
+        ids.sort(key=version_sort_key)
+    found: list[dict[str, Any]] = []
+    unread: list[dict[str, Any]] = []
+    for version in ids:
+        try:
+            found.append(registry.get_version(args.name, version).to_dict())
+        except _UNREADABLE as exc:
+            found.append({"name": args.name, "version": version, "problem": one_line(exc)})
+            unread.append(found[-1])
     if _as_json(args):
-        print_json([v.to_dict() for v in versions])
-        return 0
-    rows = [{**v.to_dict(), "sha256": v.sha256[:12]} for v in versions]
-    print_table(rows, ("version", "stage", "size", "sha256", "registered_at", "metrics"))
+        print_json(found)
+    else:
+        rows = [{**v, "sha256": v["sha256"][:12]} if "sha256" in v else v for v in found]
+        columns = ("version", "stage", "size", "sha256", "registered_at", "metrics")
+        print_table(rows, (*columns, "problem") if unread else columns)
+    if unread:
+        _error(f"{len(unread)} of {len(ids)} versions could not be read (first: {_first(unread)})")
+        return 1
     return 0
 
 
