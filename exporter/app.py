@@ -542,12 +542,12 @@ class Exporter:
                 newest=window.newest_too_old,
                 max_age=window.max_age,
             )
-            counted = m.counters.snapshot()
+            predictions, other_versions = m.counters.version_totals()
             self.diagnostics.versions(
                 m.name,
                 monitored=m.monitored_version,
-                predictions=counted.predictions_total,
-                other_versions=counted.other_versions,
+                predictions=predictions,
+                other_versions=other_versions,
                 registry=is_registry(m),
             )
 

@@ -324,6 +324,13 @@ class IngestCounters:
         with self._lock:
             self._too_long_seen = stats.lines_too_long
 
+    def version_totals(self) -> tuple[int, dict[str, int]]:
+        """``(predictions_total, other_versions)`` alone, for the per-pass check of
+        :meth:`exporter.diagnostics.Diagnostics.versions`: :meth:`snapshot` would copy every
+        feature's bucket counts for these two figures."""
+        with self._lock:
+            return self._predictions, dict(self._versions.totals())
+
     def snapshot(self, follower: FollowerStats | None = None) -> IngestSnapshot:
         """An immutable copy of every figure, taken under the lock.
 
