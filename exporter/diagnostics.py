@@ -115,6 +115,7 @@ class Diagnostics:
         # lasting per-model problems: (check, model) -> (message, when it was last logged)
         self._lasting: dict[tuple[str, str], tuple[str, float]] = {}
         self._outcomes_logged = 0
+        self._probabilities_logged = 0
 
     # --- fields of the records --------------------------------------------------------------
 
@@ -343,6 +344,30 @@ class Diagnostics:
     def wants_outcome_samples(self) -> bool:
         return self._outcomes_logged < SAMPLES_PER_REASON
 
+    def probability_dropped(self, path: str, offset: int, line: bytes) -> None:
+        """Log one prediction whose logged probability was left out (the first few).
+
+        The prediction still counts; only its probability is missing from log loss, the
+        Brier score, ROC AUC and the estimated accuracy, which a user would otherwise not
+        know (``mlops_predictions_probability_dropped_total`` counts them).
+        """
+        with self._lock:
+            if self._probabilities_logged >= SAMPLES_PER_REASON:
+                return
+            self._probabilities_logged += 1
+        log.warning(
+            "prediction_probability_dropped",
+            file=path,
+            offset=offset,
+            line_number=_line_number(path, offset),
+            problem=probability_problem(line),
+            excerpt=excerpt(line),
+        )
+
+    @property
+    def wants_probability_samples(self) -> bool:
+        return self._probabilities_logged < SAMPLES_PER_REASON
+
     # --- each model's predictions -------------------------------------------------------
 
     def window(
@@ -480,6 +505,37 @@ def outcome_problem(line: bytes) -> str:
     return "actual or timestamp unusable (not a finite number or a label)"
 
 
+def probability_problem(line: bytes) -> str:
+    """Why a prediction's logged probability was left out, in a few words (see
+    :func:`exporter.keyed_records._probability_map` for the rule)."""
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return "not decodable"
+    prediction = record.get("prediction") if isinstance(record, dict) else None
+    if not isinstance(prediction, dict):
+        return "no prediction object"
+    scalar = prediction.get("probability")
+    if scalar is not None and not _is_probability(scalar):
+        return "probability is not a number in [0, 1]"
+    mapping = prediction.get("probabilities")
+    if mapping is None:
+        return "probability unusable"
+    if not isinstance(mapping, dict):
+        return "probabilities is not a mapping from class to probability"
+    if not mapping:
+        return "probabilities is empty"
+    if not all(map(_is_probability, mapping.values())):
+        return "a value of probabilities is not a number in [0, 1]"
+    return f"probabilities sum to {sum(mapping.values()):.6g}, not 1"
+
+
+def _is_probability(value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return 0.0 <= value <= 1.0
+
+
 def _seconds(seconds: float) -> str:
     """A duration as the config writes it (``10m``), whole seconds at least."""
     return format_duration(max(1.0, round(seconds)))
@@ -536,6 +592,18 @@ def sample_invalid_outcomes(
             return
         if record is None:
             diagnostics.outcome_rejected(path, offset, line_at(block, offset - start))
+
+
+def sample_dropped_probabilities(
+    diagnostics: Diagnostics, path: str, start: int, block: bytes, offsets: Iterable[int]
+) -> None:
+    """Log the block's first predictions whose probability was left out: ``offsets`` are
+    exactly those the store counts (:attr:`~exporter.outcomes.KeyedBlock.dropped_offsets`,
+    or the rows' ``probability_dropped``), whichever path read them."""
+    for offset in offsets:
+        if not diagnostics.wants_probability_samples:
+            return
+        diagnostics.probability_dropped(path, offset, line_at(block, offset - start))
 
 
 def line_at(block: bytes, at: int) -> bytes:

@@ -258,13 +258,20 @@ class KeyedParser:
             for i, p in enumerate(shaped):
                 if type(p) is self._prediction_type:
                     probability[i], mapping[i] = p.probability, p.probabilities
+        dropped: list[int] = []  # positions whose mapping does not sum to 1: left out
         if any(m is not None and not _sums_to_one(m) for m in mapping):
-            mapping = [None if m is None or not _sums_to_one(m) else m for m in mapping]
+            dropped = [i for i, m in enumerate(mapping) if m is not None and not _sums_to_one(m)]
+            for i in dropped:
+                mapping[i] = None
         for i in [i for i, p in enumerate(probability) if p is None and mapping[i] is not None]:
             if label[i] is not None:
                 probability[i] = mapping[i].get(label[i])
         confidence = [(ti, p) for ti, p in zip(t, probability, strict=True) if p is not None]
         rids: list[Any] = list(map(_REQUEST_ID, recs))
+        if dropped:  # counted among the predictions that get a row (with a request_id)
+            out.dropped_offsets = [
+                offsets[candidates[p_idx[i]]] for i in dropped if rids[i] is not None
+            ]
         if None in rids:  # a prediction without request_id: no row, nothing could join it
             keep = [i for i, rid in enumerate(rids) if rid is not None]
             recs, rids, t, label, value, probability, mapping = (
@@ -300,6 +307,7 @@ class KeyedParser:
                 [prediction_record(row) for row in rows.predictions],
                 [row.offset for row in rows.outcomes],
                 [outcome_record(row) for row in rows.outcomes],
+                [row.offset for row in rows.predictions if row.probability_dropped],
             ),
             rows.confidence,
         )
@@ -376,8 +384,13 @@ class KeyedParser:
             value = _number(prediction)  # a bare float is a regressor's value
         elif prediction is not None and type(prediction) is not list:
             predicted = _label_of(prediction)  # a bare string, integer or boolean: a class
-        probability = _probability(probability)
-        mapping = _probability_map(probabilities)
+        scalar, mapping = _probability(probability), _probability_map(probabilities)
+        # a probability logged but unusable (outside 0..1, not a number, a list, a mapping
+        # that does not sum to 1) is left out and the prediction kept: counted, not silent
+        dropped = (scalar is None and probability is not None) or (
+            mapping is None and probabilities is not None
+        )
+        probability = scalar
         if probability is None and mapping is not None and predicted is not None:
             probability = mapping.get(predicted)
         return PredictionRow(
@@ -390,6 +403,7 @@ class KeyedParser:
             probability=probability,
             probabilities=mapping,
             model_version=record.model_version if type(record.model_version) is str else None,
+            probability_dropped=dropped,
         )
 
 

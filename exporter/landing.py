@@ -357,6 +357,18 @@ def render_quality(q: QualitySnapshot, *, suffix: str = "") -> str:
         f"{0 if stats is None else stats.unmatched.get('invalid', 0)}</span> invalid outcome "
         "records (not joinable)",
     ]
+    if stats is not None and (stats.predictions_duplicate or stats.predictions_invalid):
+        facts.append(  # counted by the store; the labelled ratio leaves them out
+            f"<span id='predictions-unjoinable{suffix}'>"
+            f"{stats.predictions_duplicate + stats.predictions_invalid}</span> prediction "
+            f"records no outcome can join ({stats.predictions_duplicate} with a duplicate "
+            f"request_id, {stats.predictions_invalid} invalid)"
+        )
+    if stats is not None and stats.predictions_probability_dropped:
+        facts.append(  # logged as prediction_probability_dropped
+            f"<span id='probabilities-dropped{suffix}'>{stats.predictions_probability_dropped}"
+            "</span> predictions whose logged probability was unusable and left out"
+        )
     if q.level is not None:
         facts.append(f"verdicts at level {q.level:.3g}")
     head = f"<p>{'; '.join(facts)}.</p>"

@@ -384,6 +384,21 @@ CATALOG: tuple[MetricSpec, ...] = (
         _M, "quality", served=_QSERVED,
     ),
     MetricSpec(
+        "mlops_predictions_unjoinable", "counter",
+        "Prediction records with a request_id that no outcome can join, by reason: duplicate "
+        "(the request_id was already known: the first prediction wins) or invalid (an unusable "
+        "request_id, no predicted class or value, or an unusable timestamp).",
+        ("model", "reason"), "quality", served=_QSERVED,
+    ),
+    MetricSpec(
+        "mlops_predictions_probability_dropped", "counter",
+        "Prediction records with a request_id whose logged probability or probabilities were "
+        "left out as unusable (not a number in [0, 1], a list, a mapping that does not sum to "
+        "1): the prediction counts, its probability does not (log loss, Brier, ROC AUC and the "
+        "estimate lack it). The first few are logged as prediction_probability_dropped.",
+        _M, "quality", served=_QSERVED,
+    ),
+    MetricSpec(
         "mlops_predictions_evicted", "counter",
         "Pending predictions dropped unlabelled, by reason: max_pending (the oldest beyond "
         "outcomes.max_pending) or expired (no outcome within outcomes.max_delay).",

@@ -44,7 +44,11 @@ import structlog
 
 from exporter.checkpoint import FilePosition
 from exporter.config import QUALITY_METRICS, ExporterConfig, model_store
-from exporter.diagnostics import Diagnostics, sample_invalid_outcomes
+from exporter.diagnostics import (
+    Diagnostics,
+    sample_dropped_probabilities,
+    sample_invalid_outcomes,
+)
 from exporter.errors import ConfigError
 from exporter.ingest import IngestCounters
 from exporter.keyed_records import KeyedParser
@@ -256,9 +260,12 @@ class ModelOutcomes:
             except Exception:  # a bug: costs this block's rows, never the ingest loop
                 log.exception("outcome_rows_failed", file=path, offset=start)
                 continue
+            dropped: list[int] = []
             for p_row, key in zip(rows.predictions, rows.prediction_routes, strict=True):
                 if (i := model_of(key)) is not None:  # else counted by the drift path
                     predictions[i].append(p_row)
+                    if p_row.probability_dropped:
+                        dropped.append(p_row.offset)
             routed: list[OutcomeRow] = []
             for o_row, key in zip(rows.outcomes, rows.outcome_routes, strict=True):
                 if (i := model_of(key)) is None:
@@ -269,6 +276,7 @@ class ModelOutcomes:
             if self.diagnostics is not None:  # as the stores will judge them (feed_rows)
                 records = ((r.offset, outcome_record(r)) for r in routed)
                 sample_invalid_outcomes(self.diagnostics, path, start, block, records)
+                sample_dropped_probabilities(self.diagnostics, path, start, block, dropped)
             for pair, key in zip(rows.confidence, rows.confidence_routes, strict=True):
                 if (i := model_of(key)) is not None:
                     confidence[i].append(pair)

@@ -29,7 +29,11 @@ from collections.abc import Callable, Sequence
 import structlog
 
 from exporter.checkpoint import FilePosition
-from exporter.diagnostics import Diagnostics, sample_invalid_outcomes
+from exporter.diagnostics import (
+    Diagnostics,
+    sample_dropped_probabilities,
+    sample_invalid_outcomes,
+)
 from exporter.keyed_records import KeyedParser
 from exporter.linesource import IdentifyingFollower, committed_offsets
 from exporter.outcomes import (
@@ -119,6 +123,10 @@ class OutcomeFeed:
                 sample_invalid_outcomes(
                     self.diagnostics, path, start, block, zip(offsets, records, strict=True)
                 )
+                if rows.dropped_offsets:
+                    sample_dropped_probabilities(
+                        self.diagnostics, path, start, block, rows.dropped_offsets
+                    )
             confidence += pairs
         if self.confidence is not None:
             self.confidence.add(confidence)
@@ -227,12 +235,14 @@ def _drop_oldest(blocks: list[KeyedBlock], n: int) -> list[KeyedBlock]:
             continue
         cut = min(n, len(first.predictions))
         rest = n - cut
+        left = set(first.prediction_offsets[cut:])
         kept[0] = KeyedBlock(
             first.source,
             first.prediction_offsets[cut:],
             first.predictions[cut:],
             first.outcome_offsets[rest:],
             first.outcomes[rest:],
+            [offset for offset in first.dropped_offsets if offset in left],
         )
         n = 0
     return kept

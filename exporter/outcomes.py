@@ -50,7 +50,7 @@ import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final, TypedDict
@@ -103,6 +103,7 @@ _COUNTERS: Final = (
     "predictions_total",  # accepted as pending: valid, not a duplicate
     "predictions_duplicate",  # a request_id the store already knows: ignored, first wins
     "predictions_invalid",  # no request_id, no prediction, non-finite time/value/probability
+    "predictions_probability_dropped",  # kept, its logged probability left out (not 0..1, ...)
     "predictions_expired",  # left pending without a (timely) outcome
     "predictions_evicted",  # left pending because of max_pending
     "outcomes_total",  # joined
@@ -219,6 +220,7 @@ class PredictionRow:
     probability: float | None = None
     probabilities: Mapping[str, float] | None = None
     model_version: str | None = None
+    probability_dropped: bool = False  # a probability was logged and left out as unusable
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -268,6 +270,9 @@ class KeyedBlock:
     predictions: list[PredictionRecord | None]
     outcome_offsets: list[int]
     outcomes: list[OutcomeRecord | None]
+    # the predictions (a subset of prediction_offsets, increasing) whose logged probability
+    # was left out as unusable: counted once, replays included
+    dropped_offsets: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -299,6 +304,7 @@ class OutcomeStats:
     predictions_total: int
     predictions_duplicate: int
     predictions_invalid: int
+    predictions_probability_dropped: int  # kept; the logged probability left out
     predictions_expired: int
     predictions_evicted: int
     pending: int
@@ -542,6 +548,10 @@ class OutcomeStore:
                 )
             elif version < 1:
                 raise self._fail(f"has an unknown schema version {version}")
+            # a counter added in a later release starts at 0 in a store made before it
+            conn.executemany(
+                "INSERT OR IGNORE INTO counters VALUES (?, 0)", [(name,) for name in _COUNTERS]
+            )
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -626,10 +636,12 @@ class OutcomeStore:
                 highs[row.source] = row.offset
             return True
 
-        preds = [prediction_record(row) for row in predictions if fresh(row)]
+        fresh_predictions = [row for row in predictions if fresh(row)]
+        preds = [prediction_record(row) for row in fresh_predictions]
         outs = [outcome_record(row) for row in outcomes if fresh(row)]
         replayed = len(predictions) + len(outcomes) - len(preds) - len(outs)
-        return self._apply(preds, outs, replayed, highs)
+        dropped = sum(row.probability_dropped for row in fresh_predictions)
+        return self._apply(preds, outs, replayed, highs, dropped)
 
     def apply_blocks(self, blocks: Sequence[KeyedBlock]) -> BatchResult:
         """:meth:`apply` for the keyed lines of blocks as the follower handed them out.
@@ -643,7 +655,7 @@ class OutcomeStore:
         preds: list[_Record | None] = []
         outs: list[_Record | None] = []
         highs: dict[str, int] = {}
-        replayed = 0
+        replayed = dropped = 0
         for block in blocks:
             h = highs.get(block.source, high.get(block.source, -1))
             p_offsets, o_offsets = block.prediction_offsets, block.outcome_offsets
@@ -656,8 +668,11 @@ class OutcomeStore:
             preds += block.predictions[p0:] if p0 else block.predictions
             outs += block.outcomes[o0:] if o0 else block.outcomes
             replayed += p0 + o0
+            if block.dropped_offsets:
+                d = block.dropped_offsets
+                dropped += len(d) - (bisect.bisect_right(d, h) if d[0] <= h else 0)
             highs[block.source] = last
-        return self._apply(preds, outs, replayed, highs)
+        return self._apply(preds, outs, replayed, highs, dropped)
 
     def _apply(
         self,
@@ -665,12 +680,16 @@ class OutcomeStore:
         outs: list[_Record | None],
         replayed: int,
         highs: Mapping[str, int],
+        dropped: int = 0,
     ) -> BatchResult:
-        """Apply fresh records and move the sources' high-water offsets, in one transaction."""
+        """Apply fresh records and move the sources' high-water offsets, in one transaction.
+
+        ``dropped``: how many of the fresh predictions had their probability left out."""
         with self._transaction() as db:
             for name, offset in highs.items():
                 self._set_high(db, name, offset)
             deltas: _Deltas = defaultdict(int)
+            deltas["predictions_probability_dropped"] += dropped
             sizes = self._sizes(db)
             newest = max(
                 self._add_predictions(db, preds, deltas, sizes) if preds else -math.inf,
@@ -1121,6 +1140,7 @@ class OutcomeStore:
             predictions_total=int(c["predictions_total"]),
             predictions_duplicate=int(c["predictions_duplicate"]),
             predictions_invalid=int(c["predictions_invalid"]),
+            predictions_probability_dropped=int(c["predictions_probability_dropped"]),
             predictions_expired=int(c["predictions_expired"]),
             predictions_evicted=int(c["predictions_evicted"]),
             pending=int(c["pending"]),

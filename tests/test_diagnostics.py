@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 import orjson
+import pytest
 from structlog.testing import capture_logs
 
 from exporter import diagnostics as diag
@@ -311,3 +312,26 @@ def test_invalid_outcome_records_are_logged_the_first_few_times_with_why(tmp_pat
     ]
     assert all(e["event"] == "outcome_rejected" and e["file"] == str(path) for e in logs)
     assert not d.wants_outcome_samples
+
+
+@pytest.mark.parametrize(
+    ("prediction", "problem"),
+    [
+        ({"class": "a", "probability": 1.5}, "probability is not a number in [0, 1]"),
+        ({"class": "a", "probability": True}, "probability is not a number in [0, 1]"),
+        ({"class": "a", "probability": "high"}, "probability is not a number in [0, 1]"),
+        ({"class": "a", "probabilities": [0.2, 0.8]}, "probabilities is not a mapping from "
+         "class to probability"),
+        ({"class": "a", "probabilities": {}}, "probabilities is empty"),
+        ({"class": "a", "probabilities": {"a": -0.1, "b": 1.1}}, "a value of probabilities "
+         "is not a number in [0, 1]"),
+        ({"class": "a", "probabilities": {"a": 60, "b": 40}}, "a value of probabilities is "
+         "not a number in [0, 1]"),
+        ({"class": "a", "probabilities": {"a": 0.6}}, "probabilities sum to 0.6, not 1"),
+    ],
+)  # fmt: skip
+def test_the_problem_of_a_left_out_probability_is_named(
+    prediction: dict[str, object], problem: str
+) -> None:
+    line = orjson.dumps({"event": "prediction", "request_id": "r", "prediction": prediction})
+    assert diag.probability_problem(line) == problem

@@ -138,6 +138,8 @@ def test_bad_probabilities_are_left_out_and_the_prediction_kept() -> None:
         ("e", None, None), ("f", 0.70004, {"x": 0.70004, "y": 0.3}),
     ]  # fmt: skip
     assert [p for _, p in got.confidence] == [0.70004]
+    # each left-out probability is flagged, so the store counts it (not silent); f's is kept
+    assert [r.probability_dropped for r in got.predictions] == [True] * 5 + [False]
 
 
 def test_a_line_the_record_parser_rejects_gives_no_row() -> None:
@@ -219,6 +221,9 @@ _SHAPES = [
     prediction("p25", {"value": 1e400}),
     prediction("p26", {"class": "x", "probabilities": {"x": 0.9, "y": 0.9}}),  # sums to 1.8
     prediction("p27", {"class": "x", "probability": 0.9, "probabilities": {"x": 0.9}}),
+    prediction("p28", {"class": "x", "probabilities": [0.2, 0.8]}),  # a list: left out
+    prediction("p29", {"class": "x", "probability": "high"}),
+    prediction(None, {"class": "x", "probabilities": {"x": 0.9, "y": 0.9}}),  # no row: uncounted
     outcome("o1", "yes"),
     outcome("o2", 1),
     outcome("o3", 2.5),
@@ -247,6 +252,7 @@ def _records_of_rows(block: bytes, start: int) -> tuple[object, ...]:
         [r.offset for r in got.outcomes],
         [outcome_record(r) for r in got.outcomes],
         got.confidence,
+        [r.offset for r in got.predictions if r.probability_dropped],
     )
 
 
@@ -255,6 +261,7 @@ def _records_of_block(block: bytes, start: int) -> tuple[object, ...]:
     assert got.source == "src"
     return (
         got.prediction_offsets, got.predictions, got.outcome_offsets, got.outcomes, confidence,
+        got.dropped_offsets,
     )  # fmt: skip
 
 

@@ -503,6 +503,49 @@ def test_replayed_lines_change_nothing(tmp_path: Path, clock: FakeClock) -> None
         assert store.stats() == stats_before
 
 
+def test_left_out_probabilities_are_counted_once_replays_included(tmp_path: Path) -> None:
+    from exporter.outcomes import KeyedBlock, prediction_record
+
+    path = tmp_path / "o.db"
+    rows = [
+        pred(i, T0, source="p", offset=i * 10, probability_dropped=i in (1, 3)) for i in range(5)
+    ]
+    with OutcomeStore(path) as store:
+        store.apply(rows[:2])  # the row path: the flag of each fresh row
+        assert store.stats().predictions_probability_dropped == 1
+        store.apply(rows)  # 0 and 1 are replays: only 3 is new
+        assert store.stats().predictions_probability_dropped == 2
+        block = KeyedBlock(  # the ingest loop's path: the offsets flagged, by bisection
+            "q",
+            [0, 10, 20],
+            [prediction_record(pred(f"q{i}")) for i in range(3)],
+            [],
+            [],
+            dropped_offsets=[10, 20],
+        )
+        store.apply_blocks([block])
+        assert store.stats().predictions_probability_dropped == 4
+        store.apply_blocks([block])  # read again after a crash: nothing changes
+        straddling = KeyedBlock(
+            "q",
+            [20, 30],
+            [prediction_record(pred(f"q{i}")) for i in (2, 3)],
+            [],
+            [],
+            dropped_offsets=[20, 30],
+        )
+        store.apply_blocks([straddling])  # 20 applied before, 30 new
+        assert store.stats().predictions_probability_dropped == 5
+        assert store.stats().predictions_total == 9
+    # a store made before the counter existed: it starts at 0 there and counts on
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM counters WHERE name = 'predictions_probability_dropped'")
+    with OutcomeStore(path) as store:
+        assert store.stats().predictions_probability_dropped == 0
+        store.apply([pred("new", T0, source="p", offset=1000, probability_dropped=True)])
+        assert store.stats().predictions_probability_dropped == 1
+
+
 def test_a_line_repeated_inside_one_batch_is_applied_once(store: OutcomeStore) -> None:
     row = pred(1, T0, source="p", offset=0)
     outcome = out(1, T0 + 1, source="o", offset=0)

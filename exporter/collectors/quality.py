@@ -90,6 +90,12 @@ class QualityCollector:
 
         awaiting = metrics.gauge("mlops_predictions_awaiting_outcome")
         awaiting.add_metric([m], float(stats.pending))
+        unjoinable = metrics.counter("mlops_predictions_unjoinable")
+        unjoinable.add_metric([m, "duplicate"], float(stats.predictions_duplicate))
+        unjoinable.add_metric([m, "invalid"], float(stats.predictions_invalid))
+        dropped = metrics.counter("mlops_predictions_probability_dropped")
+        dropped.add_metric([m], float(stats.predictions_probability_dropped))
+        yield from (unjoinable, dropped)
         evicted = metrics.counter("mlops_predictions_evicted")
         evicted.add_metric([m, "expired"], float(stats.predictions_expired))
         evicted.add_metric([m, "max_pending"], float(stats.predictions_evicted))

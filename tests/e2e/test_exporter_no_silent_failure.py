@@ -323,3 +323,49 @@ def test_invalid_outcome_records_are_logged_with_file_and_line_and_counted_on_th
         assert events[0]["excerpt"].endswith('"request_id":"r0","actual":{')
         page = _wait_body(exp, "/", b"<span id='outcomes-invalid'>3</span>").decode()
         assert "invalid outcome records" in page
+
+
+def test_left_out_probabilities_and_unjoinable_predictions_are_counted_logged_and_shown(
+    tmp_path: Path,
+) -> None:
+    # a bad probability costs only the probability (log loss, Brier, AUC and the estimate
+    # lack it), and a duplicate or invalid prediction no outcome can join: both were counted
+    # by the store and shown nowhere, so a user could not tell why those figures were thin
+    from tests.e2e.test_exporter_quality import prediction, quality_config, write
+
+    config = quality_config(tmp_path)
+    log = tmp_path / "logs" / "app.jsonl"
+    now = time.time()
+    records = [
+        prediction("r0", now, {"class": "a", "probabilities": {"a": 0.9, "b": 0.9}}),
+        prediction("r1", now, {"class": "a", "probability": 1.5}),
+        prediction("r2", now, {"class": "a", "probabilities": [0.2, 0.8]}),
+        prediction("r3", now, {"class": "a", "probability": 0.7}),  # usable
+        prediction("r3", now, {"class": "a"}),  # the request_id again: the first wins
+        prediction("r4", now, {"value": [1]}),  # no class, no value: invalid
+    ]
+    with running_exporter(config) as exp:
+        write(log, records)
+        s = exp.wait_for(
+            lambda s: s.get("mlops_predictions_probability_dropped_total", model="e2e") == 3
+        )
+        assert s.get("mlops_predictions_unjoinable_total", model="e2e", reason="duplicate") == 1
+        assert s.get("mlops_predictions_unjoinable_total", model="e2e", reason="invalid") == 1
+        deadline = time.monotonic() + 10
+        while len(exp.events("prediction_probability_dropped")) < 3:
+            assert time.monotonic() < deadline, exp.events("prediction_probability_dropped")
+            time.sleep(0.1)
+        events = exp.events("prediction_probability_dropped")
+        assert [e["line_number"] for e in events] == [1, 2, 3]
+        assert all(e["file"] == str(log) and e["level"] == "warning" for e in events)
+        assert [e["problem"] for e in events] == [
+            "probabilities sum to 1.8, not 1",
+            "probability is not a number in [0, 1]",
+            "probabilities is not a mapping from class to probability",
+        ]
+        page = _wait_body(exp, "/", b"<span id='probabilities-dropped'>3</span>").decode()
+        assert "<span id='predictions-unjoinable'>2</span>" in page
+    with running_exporter(config) as exp:  # exact across a restart: nothing counted twice
+        s = exp.wait_passes(2)
+        assert s.get("mlops_predictions_probability_dropped_total", model="e2e") == 3
+        assert s.get("mlops_predictions_unjoinable_total", model="e2e", reason="duplicate") == 1
