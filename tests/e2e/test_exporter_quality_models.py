@@ -313,3 +313,31 @@ def test_invalid_outcomes_are_logged_as_the_stores_count_them(tmp_path: Path) ->
             "no request_id",
         ]
         assert all(e["file"] == str(log) for e in events)
+
+
+def test_left_out_probabilities_are_counted_by_the_store_of_their_model(tmp_path: Path) -> None:
+    # the several-model path: each routed prediction's flag reaches its own store, and the
+    # lines logged are those counted (an unrouted one is neither)
+    config = two_models_config(tmp_path)
+    log = tmp_path / "logs" / "app.jsonl"
+    now = time.time()
+    bad = {"class": "a", "probabilities": {"a": 0.9, "b": 0.9}}
+    records = [
+        of(prediction("c0", now, bad), "churn-api"),
+        of(prediction("c1", now, {"class": "a", "probability": 0.8}), "churn-api"),
+        of(prediction("f0", now, {"class": "a", "probability": 2}), "fraud-api"),
+        of(prediction("u0", now, bad), None),
+        of(prediction("f1", now, bad), "fraud-api"),
+    ]
+    with running_exporter(config) as exp:
+        write(log, records)
+        exp.wait_for(
+            lambda s: (
+                s.get("mlops_predictions_probability_dropped_total", model="churn") == 1
+                and s.get("mlops_predictions_probability_dropped_total", model="fraud") == 2
+            )
+        )
+        exp.wait_passes(2, model="churn")
+        events = exp.events("prediction_probability_dropped")
+        assert [e["line_number"] for e in events] == [1, 3, 5], events
+        assert all(e["file"] == str(log) for e in events)
