@@ -389,6 +389,18 @@ def _checked_int(text: str) -> int:
     return 0
 
 
+def _not_an_object_or_invalid(line: bytes) -> str:
+    """``not_an_object`` for a JSON text that is not an object (``[1, 2]``, ``"text"``), but
+    ``invalid_json`` for a line that only starts like one (a plain-text log line)."""
+    try:
+        msgspec.json.decode(line)
+    except RecursionError:
+        return "too_deep"
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return "invalid_json"
+    return "not_an_object"
+
+
 class RecordParser:
     """Parse ``PredictionLogger`` lines for the configured features.
 
@@ -653,7 +665,8 @@ class RecordParser:
             try:
                 event = self._event_decoder.decode(line).event
             except msgspec.ValidationError:
-                return "not_an_object"
+                # "2026-12-01 INFO ..." fails as a number before its trailing text is seen
+                return _not_an_object_or_invalid(line)
             except RecursionError:  # the nesting is past the field that failed validation
                 return "too_deep"
             except (msgspec.DecodeError, UnicodeDecodeError):
