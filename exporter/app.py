@@ -509,6 +509,14 @@ class Exporter:
         """Per pass: the no-silent-failure checks and the header's lines per second."""
         c = self.ingestor.snapshot()
         self.diagnostics.files_watched(c.files_watched)
+        self.diagnostics.predictions_read(
+            lines=c.lines_total,
+            # the line counters count lines; predictions are each model's
+            predictions=sum(m.counters.version_totals()[0] for m in self._models.states)
+            + c.unrouted_total,
+            invalid=c.invalid_total,
+            other_events=c.other_events_total,
+        )
         self.diagnostics.summarise()
         now = time.monotonic()
         if self._rate is not None and now > self._rate[0]:

@@ -28,6 +28,12 @@ Each of these once happened to a careful user and left nothing in the exporter's
 * outcome records that cannot be joined (``actual`` an object or an array, no
   ``request_id``): the store counts them (``mlops_outcomes_unmatched_total{reason=
   "invalid"}``), the first ``SAMPLES_PER_REASON`` are logged with file and line here.
+* lines were read but none is a usable prediction (every one rejected, or another event):
+  the counters showed it, the page and ``/-/ready`` did not; warned after
+  ``NO_PREDICTION_AFTER`` lines with the reasons and a hint (the fields a record without
+  ``input_data`` does have), every ``REPEAT_EVERY`` while it lasts;
+* a prediction's logged probability is unusable and left out: counted by the outcome store,
+  the first ``SAMPLES_PER_REASON`` logged with file, line and what is wrong.
 
 Excerpts of rejected lines have their control characters escaped (``\\x1b``), so a line of
 binary garbage cannot write terminal escapes or NUL bytes into the log, whatever its format.
@@ -62,6 +68,10 @@ SAMPLES_PER_REASON = 3
 #: how often the rejected-line summary and a lasting "no files" warning are repeated
 SUMMARY_EVERY = 60.0
 REPEAT_EVERY = 300.0
+
+NO_PREDICTION_AFTER = 10
+"""Lines read with no usable prediction among them before that is said: a server may log a
+few start-up events before its first prediction."""
 #: the checks run at the passes, whose start times jitter by milliseconds: a repeat that is
 #: due within this much is made at this pass, not one whole pass later
 _SLACK = 1.0
@@ -116,6 +126,9 @@ class Diagnostics:
         self._lasting: dict[tuple[str, str], tuple[str, float]] = {}
         self._outcomes_logged = 0
         self._probabilities_logged = 0
+        self._no_predictions: str | None = None  # the warning shown while it lasts
+        self._no_predictions_logged = -float("inf")
+        self._missing_field_keys: list[str] | None = None  # of a record without input_data
 
     # --- fields of the records --------------------------------------------------------------
 
@@ -238,6 +251,8 @@ class Diagnostics:
             if self._samples_logged.get(reason, 0) >= SAMPLES_PER_REASON:
                 return
             self._samples_logged[reason] = self._samples_logged.get(reason, 0) + 1
+            if reason == "missing_field" and self._missing_field_keys is None:
+                self._missing_field_keys = _top_level_keys(line)
         log.warning(
             "log_line_rejected",
             file=path,
@@ -257,6 +272,63 @@ class Diagnostics:
             seconds = now - self._last_summary
             self._last_summary = now
         log.warning("log_lines_rejected", seconds=round(seconds), by_reason=counts)
+
+    def predictions_read(
+        self, *, lines: int, predictions: int, invalid: Mapping[str, int], other_events: int
+    ) -> None:
+        """Called at every pass with the line counters: warn while lines are read and none
+        is a usable prediction (the page only listed the counts), and say when one is."""
+        message = None
+        counts = {reason: n for reason, n in sorted(invalid.items()) if n}
+        if predictions == 0 and lines >= NO_PREDICTION_AFTER:
+            parts = [f"{reason} {n}" for reason, n in counts.items()]
+            if other_events:
+                parts.append(f"other events {other_events}")
+            message = (
+                f"{lines} log lines read, none is a usable prediction record "
+                f"({', '.join(parts) or 'none counted'}): {self._no_prediction_hint(counts)}"
+            )
+        now = self._clock()
+        with self._lock:
+            was, self._no_predictions = self._no_predictions, message
+            if message is None:
+                if was is not None:
+                    log.info("usable_predictions_read", predictions=predictions)
+                return
+            if was is not None and now - self._no_predictions_logged < REPEAT_EVERY - _SLACK:
+                return
+            self._no_predictions_logged = now
+        log.warning(
+            "no_usable_predictions",
+            message=message,
+            lines=lines,
+            by_reason=counts,
+            other_events=other_events,
+        )
+
+    def _no_prediction_hint(self, invalid: Mapping[str, int]) -> str:
+        """What to check, for each kind of reason seen, commonest first (log_line_rejected
+        has examples)."""
+        hints: list[str] = []
+        for reason in sorted(invalid, key=lambda r: -invalid[r]):
+            if reason == "missing_field":
+                keys = self._missing_field_keys
+                have = f" (the first such record has {', '.join(keys)})" if keys else ""
+                hint = (
+                    'records lack "event": "prediction" or the input_data object of the '
+                    f"features{have}"
+                )
+            elif reason in ("invalid_json", "not_an_object", "encoding"):
+                hint = (
+                    "lines are not JSON records: point logs.paths at what PredictionLogger writes"
+                )
+            else:
+                hint = f"see the log_line_rejected lines for examples of {reason}"
+            if hint not in hints:
+                hints.append(hint)
+        if not hints:
+            hints.append('no record is a prediction ("event": "prediction"): check logs.paths')
+        return "; ".join(hints) + "; see docs/log-format.md"
 
     # --- outcomes ---------------------------------------------------------------------------
 
@@ -473,12 +545,25 @@ class Diagnostics:
             out = list(self._field_warnings)
             if self._no_files_since is not None:
                 out.insert(0, f"logs.paths matches no file: {', '.join(self._patterns)}")
+            if self._no_predictions is not None:
+                out.append(self._no_predictions)
             if self._no_outcomes is not None:
                 out.append(self._no_outcomes)
             if self._skipped is not None and self._sampled == 0:  # no prediction read yet
                 out.append(self._skipped)
             out += [message for message, _ in self._lasting.values()]
             return tuple(out)
+
+
+def _top_level_keys(line: bytes) -> list[str] | None:
+    """The first few field names of a JSON record, for a hint; None when it is not one."""
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(record, dict):
+        return None
+    return [excerpt(str(k).encode())[:40] for k in list(record)[:8]]
 
 
 def _iso(t: float) -> str:

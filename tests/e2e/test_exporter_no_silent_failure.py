@@ -369,3 +369,33 @@ def test_left_out_probabilities_and_unjoinable_predictions_are_counted_logged_an
         s = exp.wait_passes(2)
         assert s.get("mlops_predictions_probability_dropped_total", model="e2e") == 3
         assert s.get("mlops_predictions_unjoinable_total", model="e2e", reason="duplicate") == 1
+
+
+def test_lines_read_with_no_usable_prediction_are_warned_with_a_hint(tmp_path: Path) -> None:
+    # every line rejected (plain text, and records with "features" where input_data is
+    # expected): before, only the counters and the rejected-line samples said anything, and
+    # /-/ready answered "Ready." with no warning
+    config = write_config(tmp_path)
+    recs, _ = traffic(20)
+    renamed = []
+    for r in recs:
+        r = dict(r)
+        r["features"] = r.pop("input_data")
+        renamed.append(r)
+    text = b"".join(b"2026-12-01 INFO predicted class 1 for request %d\n" % i for i in range(20))
+    log = tmp_path / "logs" / "a.jsonl"
+    with running_exporter(config) as exp:
+        append(log, text + lines_of(renamed))
+        exp.wait_for(lambda s: s.get("mlops_log_lines_total", model="e2e") == 40)
+        event = _wait_event(exp, "no_usable_predictions")
+        assert event["level"] == "warning" and event["lines"] == 40
+        assert event["by_reason"] == {"invalid_json": 20, "missing_field": 20}
+        assert "the first such record has" in event["message"] and "features" in event["message"]
+        ready = _wait_body(exp, "/-/ready", b"none is a usable prediction record")
+        assert b"40 log lines read" in ready
+        assert b"none is a usable prediction record" in exp.get("/")[2]
+        exp.wait_passes(3)  # more passes: logged once, not at every pass
+        assert len(exp.events("no_usable_predictions")) == 1
+        append(log, lines_of(traffic(1)[0]))  # one usable prediction: cleared, and said
+        _wait_event(exp, "usable_predictions_read")
+        assert b"usable prediction" not in exp.get("/-/ready")[2]
