@@ -490,3 +490,26 @@ def test_a_non_numeric_metric_is_refused_naming_it(workdir: Path) -> None:
     assert not (workdir / "reg" / "churn" / "versions" / "1.0").exists()
     record = json.loads(ok(mlops_process(*args, "--json", "--metric", "rows=10", cwd=workdir)))
     assert record["metrics"] == {"rows": 10}
+
+
+def test_a_registry_path_that_does_not_exist_is_said_and_verify_fails(
+    mlops: Runner, workdir: Path
+) -> None:
+    # a mistyped --registry listed an empty table and verified nothing, both with exit 0
+    result = mlops("--registry", "no-such-dir", "list", cwd=workdir)
+    assert result.returncode == 0
+    assert result.stderr.strip() == (
+        f"note: registry {workdir / 'no-such-dir'} holds no model (the directory does not exist)"
+    )
+    line = one_line_error(mlops("--registry", "no-such-dir", "verify", cwd=workdir))
+    assert line.endswith(
+        "nothing to verify: registry "
+        f"{workdir / 'no-such-dir'} holds no model (the directory does not exist)"
+    )
+    (workdir / "empty").mkdir()
+    result = mlops("--registry", "empty", "--json", "list", cwd=workdir)
+    assert (result.returncode, json.loads(result.stdout)) == (0, [])
+    assert result.stderr.strip() == f"note: registry {workdir / 'empty'} holds no model"
+    assert "nothing to verify" in one_line_error(
+        mlops("--registry", "empty", "verify", cwd=workdir)
+    )

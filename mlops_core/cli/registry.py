@@ -237,7 +237,10 @@ def _list(args: argparse.Namespace) -> int:
     registry = _registry(args)
     if args.name is not None:
         return _list_versions(args, registry)
-    rows = [_model_row(registry, name) for name in registry.list_models()]
+    names = registry.list_models()
+    if not names:  # a mistyped --registry lists nothing, like an empty one: say which
+        print(f"note: {_holds_no_model(registry)}", file=sys.stderr)
+    rows = [_model_row(registry, name) for name in names]
     columns = ["name", "versions", "latest", "staging", "production"]
     unread = [r for r in rows if r["problem"] is not None]
     if _as_json(args):
@@ -323,6 +326,9 @@ def _verify(args: argparse.Namespace) -> int:
     """
     registry = _registry(args)
     names = [args.name] if args.name else registry.list_models()
+    if not names:  # a check that checked nothing must not pass (a mistyped --registry)
+        _error(f"nothing to verify: {_holds_no_model(registry)}")
+        return 1
     rows = [row for name in names for row in _verify_rows(registry, name, args.version)]
     if _as_json(args):
         print_json(rows)
@@ -368,6 +374,18 @@ def _first(rows: list[dict[str, Any]]) -> str:
     version = row.get("version")
     what = row["name"] if version is None else f"{row['name']} {version}"
     return f"{what}: {row['problem']}"
+
+
+def _holds_no_model(registry: ModelRegistry) -> str:
+    """``registry ./reg holds no model (the directory does not exist)``."""
+    why = ""
+    if not registry.location.startswith("s3://") and not registry.root.is_dir():
+        why = (
+            " (the directory does not exist)"
+            if not registry.root.exists()
+            else " (not a directory)"
+        )
+    return f"registry {registry.location} holds no model{why}"
 
 
 def _error(text: str) -> None:
