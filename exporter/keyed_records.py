@@ -20,6 +20,7 @@ from typing import Annotated, Any
 
 import msgspec
 import orjson
+import structlog
 
 from exporter.outcomes import (
     KeyedBlock,
@@ -47,6 +48,8 @@ from mlops_core.logging import PROBABILITY_SUM_TOLERANCE
 # join needs; the verdicts stay that parser's: a line it rejected gives no row.
 
 OUTCOME_EVENT = "outcome"
+
+_log = structlog.get_logger("exporter.outcomes")
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +225,53 @@ class KeyedParser:
         if o_idx:
             _typed_outcomes(keyed, times, candidates, offsets, o_idx, out)
         return out, confidence
+
+    def block_line_by_line(
+        self,
+        block: bytes,
+        source: str,
+        start: int,
+        verdicts: Callable[[list[bytes]], ParsedBatch],
+        path: str,
+    ) -> tuple[KeyedBlock, list[tuple[float, float]]]:
+        """:meth:`block` one line at a time, after it raised for the whole block (a bug a
+        hostile line triggers): each line that raises alone is logged and costs itself only,
+        never the other lines of its block (they were all lost before)."""
+        out = KeyedBlock(source, [], [], [], [])
+        confidence: list[tuple[float, float]] = []
+        for offset, line in _lines_of(block, start):
+            try:
+                part, pairs = self.block(line + b"\n", source, offset, verdicts([line]), verdicts)
+            except Exception:
+                _log.exception("outcome_line_failed", file=path, offset=offset)
+                continue
+            out.prediction_offsets += part.prediction_offsets
+            out.predictions += part.predictions
+            out.outcome_offsets += part.outcome_offsets
+            out.outcomes += part.outcomes
+            out.dropped_offsets += part.dropped_offsets
+            confidence += pairs
+        return out, confidence
+
+    def rows_line_by_line(
+        self,
+        block: bytes,
+        source: str,
+        start: int,
+        verdicts: Callable[[list[bytes]], ParsedBatch],
+        path: str,
+    ) -> KeyedRows:
+        """:meth:`rows` one line at a time, as :meth:`block_line_by_line`."""
+        out = KeyedRows([], [], [])
+        for offset, line in _lines_of(block, start):
+            try:
+                part = self.rows(line + b"\n", source, offset, verdicts([line]), verdicts)
+            except Exception:
+                _log.exception("outcome_line_failed", file=path, offset=offset)
+                continue
+            for name in (f.name for f in dataclasses.fields(KeyedRows)):
+                getattr(out, name).extend(getattr(part, name))
+        return out
 
     def _typed_predictions(
         self,
@@ -407,6 +457,17 @@ class KeyedParser:
         )
 
 
+def _lines_of(block: bytes, start: int) -> list[tuple[int, bytes]]:
+    """Each non-blank line of ``block`` with the offset where it starts."""
+    out = []
+    offset = start
+    for line in block.split(b"\n"):
+        if line and not line.isspace():
+            out.append((offset, line))
+        offset += len(line) + 1
+    return out
+
+
 def _keyed(event: Any) -> bool:
     return type(event) is str and (event == "prediction" or event == OUTCOME_EVENT)
 
@@ -493,14 +554,21 @@ def _sums_to_one(mapping: dict[str, float]) -> bool:
 def _outcome(record: Any, t: float, source: str, offset: int) -> OutcomeRow:
     actual = record.actual
     kind = type(actual)
-    unusable = isinstance(record, _UnusableOutcome) or kind in (dict, list)
+    value = _number(actual) if kind in (int, float) else None
+    # an object or a list, an integer no float holds, an empty label: no actual to compare
+    unusable = (
+        isinstance(record, _UnusableOutcome)
+        or kind in (dict, list)
+        or (kind is int and value is None)
+        or actual == ""
+    )
     return OutcomeRow(
         request_id=_request_id(record.request_id),
         time=t,
         source=source,
         offset=offset,
         actual=None if unusable else _label_of(actual),
-        actual_value=_number(actual) if kind in (int, float) else None,
+        actual_value=None if unusable else value,
         invalid=unusable,
     )
 
@@ -590,7 +658,15 @@ def _typed_outcomes(
     recs = [keyed[k] for k in o_idx]
     actual = list(map(_ACTUAL, recs))
     label = _labels(actual)
-    value = [float(a) if type(a) is int or type(a) is float else None for a in actual]
+    value = [
+        float(a) if type(a) is float else _number(a) if type(a) is int else None for a in actual
+    ]
+    if "" in label or any(type(a) is int and v is None for a, v in zip(actual, value, strict=True)):
+        # an empty label, or an integer no float holds: no actual (counted invalid), as in rows()
+        label = [
+            None if lab == "" or (type(a) is int and v is None) else lab
+            for lab, a, v in zip(label, actual, value, strict=True)
+        ]
     rids = list(map(_REQUEST_ID, recs))
     if set(map(type, rids)) != {str}:
         rids = [_request_id(r) for r in rids]

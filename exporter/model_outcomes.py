@@ -257,9 +257,9 @@ class ModelOutcomes:
         for block, batch, (path, start), name in zip(blocks, batches, sources, files, strict=True):
             try:
                 rows = self._keyed.rows(block, name, start, batch, self._verdicts)
-            except Exception:  # a bug: costs this block's rows, never the ingest loop
+            except Exception:  # a bug a line triggers: it costs that line, never the block
                 log.exception("outcome_rows_failed", file=path, offset=start)
-                continue
+                rows = self._keyed.rows_line_by_line(block, name, start, self._verdicts, path)
             dropped: list[int] = []
             for p_row, key in zip(rows.predictions, rows.prediction_routes, strict=True):
                 if (i := model_of(key)) is not None:  # else counted by the drift path

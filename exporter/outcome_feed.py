@@ -113,9 +113,11 @@ class OutcomeFeed:
         for block, batch, (path, start), name in zip(blocks, batches, sources, files, strict=True):
             try:
                 rows, pairs = self.parser.block(block, name, start, batch, self.verdicts)
-            except Exception:  # a bug: costs this block's rows, never the ingest loop
+            except Exception:  # a bug a line triggers: it costs that line, never the block
                 log.exception("outcome_rows_failed", file=path, offset=start)
-                continue
+                rows, pairs = self.parser.block_line_by_line(
+                    block, name, start, self.verdicts, path
+                )
             if rows.predictions or rows.outcomes:
                 keyed.append(rows)
             if self.diagnostics is not None:

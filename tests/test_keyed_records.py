@@ -6,8 +6,11 @@ rejects gives no row, whatever the keyed decode makes of it.
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 import pytest
+from structlog.testing import capture_logs
 
 from exporter.keyed_records import KeyedParser
 from exporter.records import RecordParser
@@ -236,6 +239,8 @@ _SHAPES = [
     outcome("", "yes"),
     outcome("o11", "z" * 300),
     b'{"event": "outcome", "request_id": "o12", "actual": 1e400}',
+    b'{"event": "outcome", "request_id": "o13", "actual": 1' + b"0" * 400 + b"}",  # no float
+    outcome("o14", ""),  # an empty label: no actual
     line(event="model_loaded", version=3),
     line(event=7),
     line(level="info"),
@@ -317,3 +322,52 @@ def test_without_match_fields_no_route_is_kept() -> None:
     got = KEYED.rows(block, "f", 0, PARSER.parse_block(block), PARSER.parse)
     assert len(got.predictions) == len(got.outcomes) == 1
     assert got.prediction_routes == got.outcome_routes == got.confidence_routes == []
+
+
+def test_an_integer_actual_no_float_holds_and_an_empty_one_are_invalid_outcomes() -> None:
+    # the typed path raised OverflowError on the first, and the block's every row was lost
+    block = b"\n".join([
+        prediction("r1", {"class": "a"}),
+        b'{"event": "outcome", "request_id": "r1", "actual": 1' + b"0" * 400 + b"}",
+        outcome("r1", ""),
+        outcome("r1", "a"),
+    ]) + b"\n"  # fmt: skip
+    got, _ = KEYED.block(block, "src", 0, PARSER.parse_block(block), PARSER.parse)
+    assert len(got.predictions) == 1 and got.predictions[0] is not None
+    assert got.outcomes[:2] == [None, None] and got.outcomes[2] is not None
+    assert _records_of_block(block, 0) == _records_of_rows(block, 0)
+
+
+def test_a_line_that_makes_the_parser_raise_costs_that_line_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import exporter.keyed_records as kr
+
+    real_typed, real_outcome = kr._typed_outcomes, kr._outcome
+
+    def typed(keyed: list[Any], *args: Any) -> None:
+        if any(r.request_id == "boom" for r in keyed):
+            raise RuntimeError("a bug")
+        real_typed(keyed, *args)
+
+    def lenient(record: Any, *args: Any) -> Any:
+        if record.request_id == "boom":
+            raise RuntimeError("a bug")
+        return real_outcome(record, *args)
+
+    monkeypatch.setattr(kr, "_typed_outcomes", typed)
+    monkeypatch.setattr(kr, "_outcome", lenient)
+    lines = [prediction("r1", {"class": "a"}), outcome("boom", "a"), outcome("r1", "a")]
+    block = b"\n".join(lines) + b"\n"
+    with pytest.raises(RuntimeError):
+        KEYED.block(block, "src", 5, PARSER.parse_block(block), PARSER.parse)
+    with capture_logs() as logs:
+        got, _ = KEYED.block_line_by_line(block, "src", 5, PARSER.parse, "app.jsonl")
+        rows = KEYED.rows_line_by_line(block, "src", 5, PARSER.parse, "app.jsonl")
+    assert got.prediction_offsets == [5] and got.outcome_offsets == [
+        5 + len(lines[0]) + len(lines[1]) + 2
+    ]
+    assert [r.request_id for r in rows.predictions] == ["r1"]
+    assert [(r.request_id, r.offset) for r in rows.outcomes] == [("r1", got.outcome_offsets[0])]
+    failed = [e for e in logs if e["event"] == "outcome_line_failed"]
+    assert [(e["file"], e["offset"]) for e in failed] == [("app.jsonl", 5 + len(lines[0]) + 1)] * 2

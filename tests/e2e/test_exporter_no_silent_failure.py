@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tests.e2e._exporter import (
@@ -399,3 +401,27 @@ def test_lines_read_with_no_usable_prediction_are_warned_with_a_hint(tmp_path: P
         append(log, lines_of(traffic(1)[0]))  # one usable prediction: cleared, and said
         _wait_event(exp, "usable_predictions_read")
         assert b"usable prediction" not in exp.get("/-/ready")[2]
+
+
+def test_an_outcome_whose_actual_no_float_holds_costs_only_itself(tmp_path: Path) -> None:
+    # it raised OverflowError in the keyed parser, which cost every prediction and outcome
+    # of its block, for good (the offsets were checkpointed): 0 joined of 100
+    from tests.e2e.test_exporter_quality import outcome, prediction, quality_config
+
+    config = quality_config(tmp_path)
+    log = tmp_path / "logs" / "app.jsonl"
+    now = time.time()
+    records = [prediction(f"m{i}", now, {"class": "a"}) for i in range(200)]
+    records += [outcome(f"m{i}", "a", now) for i in range(100)]
+    later = [prediction(f"n{i}", now, {"class": "a"}) for i in range(100)]
+    huge = json.dumps(outcome("m150", 10**310, now)).encode() + b"\n"  # orjson has no such int
+    with running_exporter(config) as exp:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        lines = [orjson.dumps(r) + b"\n" for r in records + later]
+        append(log, b"".join(lines[: len(records)]) + huge + b"".join(lines[len(records) :]))
+        s = exp.wait_for(lambda s: s.get("mlops_outcomes_total", model="e2e") == 100)
+        s = exp.wait_for(
+            lambda s: s.get("mlops_outcomes_unmatched_total", model="e2e", reason="invalid") == 1
+        )
+        assert s.get("mlops_predictions_awaiting_outcome", model="e2e") == 200
+        assert not exp.events("outcome_rows_failed")
