@@ -79,6 +79,9 @@ class FilePosition:
     skipping: bool = False
     closable: bool = False
     parked: str = ""
+    # the outcome store's name for the file's current content (exporter.linesource): it
+    # counts truncations, so it must survive restarts; "" when not tracked
+    generation: str = ""
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,7 @@ def _position(item: Mapping[str, Any]) -> FilePosition:
         skipping=bool(item.get("skipping", False)),
         closable=bool(item.get("closable", False)),
         parked=str(item.get("parked", "")),
+        generation=str(item.get("generation", "")),
     )
     if pos.offset < 0 or pos.tail_len < 0 or pos.tail_len > pos.offset:
         raise ValueError(f"impossible offset {pos.offset} / tail {pos.tail_len} for {pos.path}")

@@ -10,9 +10,12 @@ holds across restarts and never names two contents:
   read from, both from offsets that may coincide;
 - the file's ``dev:inode``, which the checkpoint also records, and
 - a *generation*: a hash of the file's first line, read through the descriptor the follower
-  holds.  A truncated file (``copytruncate``) keeps its inode but is read again from 0 with
-  other first bytes, so its new content gets a new source.  The first line of a file never
-  changes while it is appended to, so the name survives restarts.
+  holds, and after each truncation a count (``<crc>.<n>``).  A truncated file
+  (``copytruncate``) keeps its inode and is read again from 0, often with the same first
+  line (a banner a server writes at start): the count gives its new content a new source
+  all the same.  The generation is saved with the file's position in the checkpoint, so
+  the name survives restarts; and it is deterministic, so a crash between a truncation and
+  the next checkpoint names the re-read content as before (its lines are replays).
 
 :class:`IdentifyingFollower` is a :class:`~exporter.tail.LogFollower` that records the source
 of each block it hands out in :attr:`~IdentifyingFollower.block_files`, beside
@@ -31,9 +34,10 @@ from __future__ import annotations
 import os
 import zlib
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
-from exporter.checkpoint import FilePosition
+from exporter.checkpoint import Checkpoint, FilePosition
 from exporter.logstream import Block, LogStream
 from exporter.tail import LogFollower
 
@@ -54,6 +58,21 @@ class IdentifyingFollower(LogFollower):
         self.block_files: list[str] = []
         self._generations: dict[tuple[int, int], str] = {}  # (dev, inode) -> generation
         super().__init__(*args, **kwargs)
+        for pos in self._start_positions:  # no block is handed out before the first poll
+            if pos.generation:
+                self._generations.setdefault((pos.dev, pos.inode), pos.generation)
+
+    def state(self) -> Checkpoint | None:
+        """:meth:`LogFollower.state` with each file's generation in its position."""
+        with self._lock:
+            state = super().state()
+            if state is None:
+                return None
+            files = tuple(
+                replace(p, generation=self._generations.get((p.dev, p.inode), p.generation))
+                for p in state.files
+            )
+            return replace(state, files=files)
 
     def poll_blocks(self) -> list[bytes]:
         with self._lock:
@@ -89,10 +108,21 @@ class IdentifyingFollower(LogFollower):
     ) -> None:
         for block in blocks:
             generation = self._generations.get(key)
-            if generation is None or block.offset == 0:  # a new file, or a truncated one
+            if generation is None:  # a file this process (and its checkpoint) never named
                 generation = hash_first_line()
                 self._generations[key] = generation
+            elif block.offset == 0:  # a file named before, read from 0 again: truncated
+                generation = next_generation(generation, hash_first_line())
+                self._generations[key] = generation
             self.block_files.append(source_name(*key, generation))
+
+
+def next_generation(old: str, first_line: str) -> str:
+    """The generation after a truncation: the new first line's hash and one more truncation
+    than ``old`` counts (the first line alone would name the content before again)."""
+    _, dot, count = old.partition(".")
+    n = int(count) if dot and count.isdigit() else 0
+    return f"{first_line}.{n + 1}"
 
 
 def first_line_hash(fd: int) -> str:

@@ -88,6 +88,51 @@ def test_a_truncated_file_gets_a_new_generation(tmp_path: Path) -> None:
     assert parse_source(after)[:2] == parse_source(before)[:2]  # type: ignore[index]
 
 
+def test_a_truncated_file_with_the_same_first_line_gets_a_new_generation(tmp_path: Path) -> None:
+    # a server writing the same banner first: the first line's hash alone named the new
+    # content as the old one, and the store skipped its lines up to the old mark as replays
+    log = tmp_path / "app.jsonl"
+    banner = '{"event": "startup"}\n'
+    write(log, banner + '{"n": 1}\n{"n": 2}\n')
+    state = tmp_path / "state.json"
+    with follower(tmp_path) as f:
+        ((_, _, first, _),) = poll(f)
+        write(log, banner + '{"n": 3}\n', mode="w")
+        ((_, start, second, _),) = poll(f)
+        assert start == 0 and second != first
+        write(log, banner, mode="w")  # truncated again: yet another
+        ((_, _, third, _),) = poll(f)
+        assert third not in (first, second)
+        write(log, '{"n": 4}\n')
+        saved = f.state()
+    assert saved is not None
+    save_checkpoint(str(state), saved)
+    with follower(tmp_path, state_file=str(state)) as f:  # a restart keeps the generation
+        ((_, start, again, block),) = poll(f)
+    assert (start, block, again) == (len(banner), b'{"n": 4}\n', third)
+
+
+def test_a_crash_between_a_truncation_and_the_checkpoint_names_the_content_as_before(
+    tmp_path: Path,
+) -> None:
+    # the truncation is found again after the restart, and the content re-read must get the
+    # name its lines were applied under before the crash: they are replays, not new lines
+    log = tmp_path / "app.jsonl"
+    banner = '{"event": "startup"}\n'
+    write(log, banner + '{"n": 1}\n{"n": 2}\n')
+    state = tmp_path / "state.json"
+    with follower(tmp_path) as f:
+        poll(f)
+        saved = f.state()  # the last checkpoint before the crash
+        assert saved is not None
+        save_checkpoint(str(state), saved)
+        write(log, banner, mode="w")
+        ((_, _, before_crash, _),) = poll(f)  # applied under this name, then SIGKILL
+    with follower(tmp_path, state_file=str(state)) as f:
+        ((_, start, after_restart, _),) = poll(f)
+    assert (start, after_restart) == (0, before_crash)
+
+
 def test_committed_offsets_keep_only_what_can_be_read_again(tmp_path: Path) -> None:
     log = tmp_path / "app.jsonl"
     write(log, '{"n": 1}\n{"n": 2}\n')

@@ -397,3 +397,27 @@ def test_rotated_and_truncated_outcome_files_lose_no_outcome(tmp_path: Path) -> 
     assert s.get("mlops_outcomes_total", **M) == 300
     assert s.get("mlops_predictions_awaiting_outcome", **M) == 0
     assert sum(s.having("mlops_outcomes_unmatched_total").values()) == 0
+
+
+def test_a_file_truncated_and_rewritten_with_the_same_first_line_loses_no_prediction(
+    tmp_path: Path,
+) -> None:
+    # a server writing a banner first: the store named the new content as the old one (the
+    # first line's hash was the same) and skipped its lines up to the old mark, silently
+    config = quality_config(tmp_path, outcomes="{paths: [labels/*.jsonl], early_grace: 1h}")
+    preds, labels = tmp_path / "logs" / "app.jsonl", tmp_path / "labels" / "o.jsonl"
+    banner = {"event": "startup", "service": "e2e", "msg": "model server starting"}
+    now = time.time()
+    with running_exporter(config) as exp:
+        write(preds, [banner, *(prediction(f"a{i:02d}", now, {"class": "a"}) for i in range(50))])
+        exp.wait_for(lambda s: s.get("mlops_predictions_awaiting_outcome", **M) == 50)
+        time.sleep(1.5)  # a checkpoint (every second) records the old content's position
+        with preds.open("wb"):  # rewritten in place: truncated, the same first line again
+            pass
+        write(preds, [banner, *(prediction(f"b{i:02d}", now, {"class": "a"}) for i in range(30))])
+        exp.wait_for(lambda s: s.get("mlops_predictions_awaiting_outcome", **M) == 80)
+        write(labels, [outcome(f"a{i:02d}", "a", now + 1) for i in range(50)])
+        write(labels, [outcome(f"b{i:02d}", "a", now + 1) for i in range(30)])
+        exp.wait_for(lambda s: s.get("mlops_log_truncations_total") == 1)
+        s = exp.wait_for(lambda s: s.get("mlops_outcomes_total", **M) == 80)
+    assert sum(s.having("mlops_outcomes_unmatched_total").values()) == 0
