@@ -396,10 +396,7 @@ class Exporter:
     def _predictions_read(self) -> int:
         """Every prediction record read: each model's, of any version, and the unrouted."""
         total = self.counters.snapshot().unrouted_total
-        for m in self._models.states:
-            c = m.counters.snapshot()
-            total += c.predictions_total + sum(c.other_versions.values())
-        return total
+        return total + sum(_predictions_of(m) for m in self._models.states)
 
     def _line_counters(self, states: Sequence[ModelState]) -> IngestCounters:
         return IngestCounters(
@@ -607,12 +604,24 @@ class Exporter:
             default=spec.early_grace,
         )
         try:
-            self.diagnostics.outcomes(
-                outcomes.stats(),
-                predictions_read=self._predictions_read(),
-                wait=max(grace, self.config.drift.interval),
-                patterns=spec.paths,
-            )
+            wait = max(grace, self.config.drift.interval)
+            if len(outcomes.parts) == 1:
+                self.diagnostics.outcomes(
+                    outcomes.parts[0].feed.stats,
+                    predictions_read=self._predictions_read(),
+                    wait=wait,
+                    patterns=spec.paths,
+                )
+            else:  # each model on its own store: one's joins must not hide another's misses
+                for part in outcomes.parts:
+                    model = self._models.by_name.get(part.name)
+                    self.diagnostics.outcomes(
+                        part.feed.stats,
+                        predictions_read=0 if model is None else _predictions_of(model),
+                        wait=wait,
+                        patterns=spec.paths,
+                        model=part.name,
+                    )
         except Exception as exc:  # the checks must never stop a pass
             log.error("diagnostics_failed", error=str(exc), exc_info=True)
 
@@ -1033,3 +1042,9 @@ def build_exporter(
         enable_lifecycle=enable_lifecycle,
         env=env,
     )
+
+
+def _predictions_of(model: ModelState) -> int:
+    """The prediction records a model read, of any version."""
+    predictions, other_versions = model.counters.version_totals()
+    return predictions + sum(other_versions.values())

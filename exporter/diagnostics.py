@@ -118,9 +118,11 @@ class Diagnostics:
         self._since_summary: dict[str, int] = {}
         self._last_summary = clock()
         self._started = clock()
-        self._no_outcomes: str | None = None  # the warning shown, refreshed every pass
-        self._no_outcomes_kind = ""  # which problem it is: logged again when it changes
-        self._no_outcomes_logged = -float("inf")
+        # per model (None: the one model), the "no outcome matched" warning shown, which
+        # problem it is (logged again when it changes), and when it was last logged
+        self._no_outcomes: dict[str | None, str] = {}
+        self._no_outcomes_kind: dict[str | None, str] = {}
+        self._no_outcomes_logged: dict[str | None, float] = {}
         self._skipped: str | None = None  # shown until the first prediction is read
         # lasting per-model problems: (check, model) -> (message, when it was last logged)
         self._lasting: dict[tuple[str, str], tuple[str, float]] = {}
@@ -339,23 +341,35 @@ class Diagnostics:
         predictions_read: int,
         wait: float,
         patterns: Sequence[str],
+        model: str | None = None,
     ) -> None:
         """Called at every quality pass: warn when no outcome matched ``wait`` after start.
 
         ``predictions_read`` counts every prediction record read; ``stats`` are the store's
         counters (which survive restarts: a store that ever joined an outcome never warns).
+        With several models, once per model with its own store's counters (``model``): one
+        model's joins must not hide another's outcomes that match nothing.
         """
         now = self._clock()
         message: str | None = None
         kind = ""
         read = stats.outcomes_total + sum(stats.unmatched.values()) + stats.held
+        unusable = stats.predictions_invalid
         if stats.outcomes_total == 0 and now - self._started >= wait:
             waited = _seconds(wait)
-            if predictions_read and not (stats.predictions_total or stats.predictions_invalid):
+            if predictions_read and not (stats.predictions_total or unusable):
                 kind = "no_request_id"
                 message = (
                     f"outcomes: none of the {predictions_read} prediction records read carries a "
                     "request_id, so no outcome can be joined to them"
+                )
+            elif unusable and not stats.predictions_total:
+                kind = "no_usable_prediction"
+                message = (
+                    f"outcomes: none of the {unusable} prediction records with a request_id "
+                    "can be joined: they have no usable predicted class (under "
+                    "prediction.class_field) or value, or no usable timestamp "
+                    '(mlops_predictions_unjoinable_total{reason="invalid"})'
                 )
             elif read == 0:
                 kind = "no_outcome_records"
@@ -374,20 +388,27 @@ class Diagnostics:
                     f"in {waited} ({reasons or 'none counted yet'}{held}): check that they "
                     "carry the request_id of the prediction records"
                 )
+            if message is not None and model is not None:
+                message = f"{model}: {message}"
         with self._lock:
-            was, self._no_outcomes = self._no_outcomes_kind, message
-            self._no_outcomes_kind = kind
+            was = self._no_outcomes_kind.get(model, "")
             if message is None:
+                self._no_outcomes.pop(model, None)
+                self._no_outcomes_kind.pop(model, None)
                 if was and stats.outcomes_total:
-                    log.info("outcomes_matched", outcomes=stats.outcomes_total)
+                    log.info("outcomes_matched", outcomes=stats.outcomes_total, model=model)
                 return
-            if was == kind and now - self._no_outcomes_logged < REPEAT_EVERY - _SLACK:
+            self._no_outcomes[model] = message
+            self._no_outcomes_kind[model] = kind
+            logged = self._no_outcomes_logged.get(model, -float("inf"))
+            if was == kind and now - logged < REPEAT_EVERY - _SLACK:
                 return
-            self._no_outcomes_logged = now
+            self._no_outcomes_logged[model] = now
         log.warning(
             "no_outcomes_matched",
             problem=kind,
             message=message,
+            model=model,
             predictions_awaiting=stats.pending,
             outcome_records=read,
             unmatched=dict(stats.unmatched),
@@ -547,8 +568,7 @@ class Diagnostics:
                 out.insert(0, f"logs.paths matches no file: {', '.join(self._patterns)}")
             if self._no_predictions is not None:
                 out.append(self._no_predictions)
-            if self._no_outcomes is not None:
-                out.append(self._no_outcomes)
+            out += self._no_outcomes.values()
             if self._skipped is not None and self._sampled == 0:  # no prediction read yet
                 out.append(self._skipped)
             out += [message for message, _ in self._lasting.values()]

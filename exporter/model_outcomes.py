@@ -57,7 +57,6 @@ from exporter.models import ModelState
 from exporter.outcome_feed import OutcomeFeed
 from exporter.outcomes import (
     OutcomeRow,
-    OutcomeStats,
     OutcomeStore,
     PredictionRow,
     StoreLimits,
@@ -347,24 +346,6 @@ class ModelOutcomes:
                 )
                 log_quality_changes(previous, snap, part.name)
         return True
-
-    def stats(self) -> OutcomeStats:
-        """The stores' counters as last read, added up (what the "no outcome matched"
-        check looks at: one warning for the exporter)."""
-        all_stats = [p.feed.stats for p in self.parts]
-        first = all_stats[0]
-        if len(all_stats) == 1:
-            return first
-        unmatched: dict[str, int] = {}
-        for s in all_stats:
-            for reason, count in s.unmatched.items():
-                unmatched[reason] = unmatched.get(reason, 0) + count
-        summed = {
-            name: sum(getattr(s, name) for s in all_stats)
-            for name in ("outcomes_total", "predictions_total", "predictions_invalid",
-                         "pending", "held")
-        }  # fmt: skip
-        return dataclasses.replace(first, unmatched=MappingProxyType(unmatched), **summed)
 
     def close(self) -> None:
         """Close every store, after a running quality pass (its connections go with them)."""

@@ -421,3 +421,26 @@ def test_a_file_truncated_and_rewritten_with_the_same_first_line_loses_no_predic
         exp.wait_for(lambda s: s.get("mlops_log_truncations_total") == 1)
         s = exp.wait_for(lambda s: s.get("mlops_outcomes_total", **M) == 80)
     assert sum(s.having("mlops_outcomes_unmatched_total").values()) == 0
+
+
+def test_predictions_with_no_usable_class_are_named_as_the_reason_no_outcome_joins(
+    tmp_path: Path,
+) -> None:
+    # the class under "label", not prediction.class_field ("class"): the store took none of
+    # them, and the warning said to check the outcomes' request ids, the wrong cause
+    config = quality_config(tmp_path, outcomes="{early_grace: 1s}")
+    log = tmp_path / "logs" / "app.jsonl"
+    now = time.time()
+    with running_exporter(config) as exp:
+        write(log, [prediction(f"r{i}", now, {"label": "a"}) for i in range(20)])
+        write(log, [outcome(f"r{i}", "a", now) for i in range(20)])
+        exp.wait_for(
+            lambda s: s.get("mlops_predictions_unjoinable_total", reason="invalid", **M) == 20
+        )
+        deadline = time.monotonic() + 15
+        while b"no usable predicted class" not in exp.get("/-/ready")[2]:
+            assert time.monotonic() < deadline, exp.get("/-/ready")[2]
+            time.sleep(0.1)
+    (warned,) = exp.events("no_outcomes_matched")
+    assert warned["problem"] == "no_usable_prediction"
+    assert "prediction.class_field" in warned["message"]

@@ -341,3 +341,28 @@ def test_left_out_probabilities_are_counted_by_the_store_of_their_model(tmp_path
         events = exp.events("prediction_probability_dropped")
         assert [e["line_number"] for e in events] == [1, 3, 5], events
         assert all(e["file"] == str(log) for e in events)
+
+
+def test_a_model_whose_outcomes_match_nothing_is_warned_though_another_joins(
+    tmp_path: Path,
+) -> None:
+    # the check looked at every store's counters added up: fraud's joins hid that churn's
+    # outcomes (written without the service its match: needs) reach no store
+    config = two_models_config(tmp_path)
+    log = tmp_path / "logs" / "app.jsonl"
+    now = time.time()
+    records = [of(prediction(f"c{i}", now, {"class": "a"}), "churn-api") for i in range(20)]
+    records += [of(prediction(f"f{i}", now, {"class": "a"}), "fraud-api") for i in range(20)]
+    records += [of(outcome(f"f{i}", "a", now), "fraud-api") for i in range(20)]
+    records += [of(outcome(f"c{i}", "a", now), None) for i in range(20)]  # routed nowhere
+    with running_exporter(config) as exp:
+        write(log, records)
+        exp.wait_for(lambda s: s.get("mlops_outcomes_total", model="fraud") == 20)
+        deadline = time.monotonic() + 15
+        while b"churn: outcomes: no outcome record read" not in exp.get("/-/ready")[2]:
+            assert time.monotonic() < deadline, exp.get("/-/ready")[2]
+            time.sleep(0.1)
+        ready = exp.get("/-/ready")[2]
+        assert b"fraud: outcomes" not in ready and b"20 predictions awaiting one" in ready
+        warned = exp.events("no_outcomes_matched")
+        assert {(w["model"], w["problem"]) for w in warned} == {("churn", "no_outcome_records")}
