@@ -285,6 +285,20 @@ class Exporter:
             lambda lines: self.ingestor.parser.parse(lines), self.counters,
             lambda: self.ingestor.router, diagnostics=self.diagnostics,
         )  # fmt: skip
+        resumed = self.follower.resumed_offsets
+        for state, store in zip(states, stores, strict=True):
+            if store.created and resumed:  # the checkpoint read lines this store never saw
+                log.warning(
+                    "outcome_store_created_anew",
+                    model=state.name,
+                    store=str(store.path),
+                    state_file=config.logs.state_file,
+                    hint="the checkpoint resumes past lines read before, but the outcome "
+                    "store is new: if outcomes: was just added, the predictions read before "
+                    "are not in it; if the store was deleted or moved, its pending "
+                    "predictions and counters are gone and counting starts again from 0 "
+                    "(restore the file, or delete the state file too to read the logs again)",
+                )
         if config.logs.state_file is None:
             log.warning(
                 "outcomes_without_state_file",
@@ -493,6 +507,8 @@ class Exporter:
     def _warnings(self) -> tuple[str, ...]:
         """The diagnostics' warnings, and predictions that no model took."""
         out = self.diagnostics.warnings()
+        if self.outcomes is not None:
+            out += tuple(self.outcomes.problems())
         unrouted = self.ingestor.snapshot().unrouted_total
         if unrouted and len(self._models.states) > 1:
             fields = ", ".join(self.ingestor.router.fields if self.ingestor.router else ())

@@ -58,6 +58,7 @@ from exporter.outcome_feed import OutcomeFeed
 from exporter.outcomes import (
     OutcomeRow,
     OutcomeStore,
+    OutcomeStoreError,
     PredictionRow,
     StoreLimits,
     outcome_record,
@@ -162,6 +163,7 @@ class ModelQuality:
     feed: OutcomeFeed
     confidence: ConfidenceWindow
     snapshot: QualitySnapshot  # replaced whole by each pass (one assignment)
+    problem: str | None = None  # why the last pass failed, shown until one succeeds
 
 
 class ModelOutcomes:
@@ -222,6 +224,18 @@ class ModelOutcomes:
     def failing(self) -> bool:
         """Whether some store's last write failed (its rows are waiting)."""
         return any(p.feed.failing for p in self.parts)
+
+    def problems(self) -> list[str]:
+        """What the pages say about the stores: a quality pass that failed (the file
+        deleted or replaced), and a store that cannot be written (rows wait in memory)."""
+        out = []
+        for part in self.parts:
+            who = f"{part.name}: " if len(self.parts) > 1 else ""
+            if part.problem is not None:
+                out.append(f"{who}{part.problem}")
+            if part.feed.failing:
+                out.append(f"{who}{part.feed.failure}")
+        return out
 
     def retry(self) -> None:
         for part in self.parts:
@@ -318,6 +332,7 @@ class ModelOutcomes:
             for part in self.parts:
                 model = models.get(part.name)
                 try:
+                    part.store.check_file()
                     part.store.sweep()
                     stats = part.feed.refresh()
                     window = part.store.quality_window()
@@ -330,12 +345,19 @@ class ModelOutcomes:
                         if model is None
                         else calibrator(model.monitor.reference.profile),
                     )
+                except OutcomeStoreError as exc:  # the store's file: one line, said once
+                    if part.problem != str(exc):
+                        log.error("quality_computation_failed", model=part.name, error=str(exc))
+                    part.problem = str(exc)
+                    continue
                 except Exception as exc:
                     log.error(
                         "quality_computation_failed", model=part.name, error=str(exc),
                         exc_info=True,
                     )  # fmt: skip
+                    part.problem = f"quality pass failed: {exc}"
                     continue
+                part.problem = None
                 previous, part.snapshot = part.snapshot, snap  # the atomic swap
                 log.debug(
                     "quality_computed",

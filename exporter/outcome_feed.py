@@ -85,6 +85,7 @@ class OutcomeFeed:
         self._failing_since: float | None = None
         self._failure_logged = -_LOG_EVERY
         self._failures = 0
+        self._last_error = ""
         self._last_try = -RETRY_EVERY
         self._stats = store.stats()
 
@@ -199,9 +200,23 @@ class OutcomeFeed:
             log.info("outcome_store_write_recovered", failures=self._failures)
         self._failing_since, self._failures = None, 0
 
+    @property
+    def failure(self) -> str:
+        """The write failure as the pages say it ("" when writes succeed)."""
+        if self._failing_since is None:
+            return ""
+        waiting = sum(len(b.predictions) + len(b.outcomes) for b in self._waiting)
+        waiting += len(self._waiting_rows[0]) + len(self._waiting_rows[1])
+        return (
+            f"outcome store {self.store.path} cannot be written ({self._last_error}): "
+            f"{waiting} rows wait in memory for the next write that succeeds (a crash "
+            "loses them), so its counters and quality lag the logs"
+        )
+
     def _note_failure(self, exc: Exception, waiting: int, dropped: int) -> None:
         """The rows are kept for the next poll; log the first failure, then once a minute."""
         now = self._clock()
+        self._last_error = str(exc)
         self._failures += 1
         if self._failing_since is None:
             self._failing_since = now

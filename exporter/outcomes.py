@@ -46,6 +46,7 @@ import os
 import sqlite3
 import threading
 import time
+import urllib.parse
 import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -402,7 +403,9 @@ class OutcomeStore:
         self._high: dict[str, int] = {}  # source -> highest offset applied (idem)
         self._classes: set[str] = set()  # cache of the classes table (reset on rollback)
         self._lock_fd: int | None = None  # flock held for the store's life (_hold_lock)
+        self.created = False  # whether this open created the file's schema (a new store)
         self._db = self._open()
+        self._identity = _file_identity(self.path)
         self._load_caches()
 
     def set_limits(
@@ -442,12 +445,17 @@ class OutcomeStore:
         detail = f": {exc}" if exc is not None else ""
         return OutcomeStoreError(f"outcome store {self.path}: {what}{detail}")
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, *, create: bool = True) -> sqlite3.Connection:
         # isolation_level=None: no implicit transactions; every write is an explicit
         # BEGIN IMMEDIATE ... COMMIT, so a batch is one transaction and nothing else is.
+        # A reader never creates the file (mode=rw): after the store was deleted it would
+        # open an empty database there and read "no such table".
+        target: str | Path = self.path
+        if not create:
+            target = f"file:{urllib.parse.quote(str(self.path.absolute()))}?mode=rw"
         conn = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False,
-            timeout=_BUSY_TIMEOUT_MS / 1000,
+            target, isolation_level=None, check_same_thread=False,
+            timeout=_BUSY_TIMEOUT_MS / 1000, uri=not create,
         )  # fmt: skip
         conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
         return conn
@@ -521,6 +529,7 @@ class OutcomeStore:
             app_id = conn.execute("PRAGMA application_id").fetchone()[0]
             tables = conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]
             if version == 0 and app_id == 0 and tables == 0:
+                self.created = True
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
@@ -1011,6 +1020,30 @@ class OutcomeStore:
             db.executemany("DELETE FROM settled WHERE seq = ?", seqs)
             deltas["settled"] -= len(seqs)
 
+    def check_file(self) -> None:
+        """Raise :class:`OutcomeStoreError` when the store's path no longer names the file
+        this store opened (deleted, or replaced by another file, while the exporter runs).
+
+        The writer goes on in the file it holds open, which is gone for good at the next
+        restart, where a new, empty store would start from 0: said while there is time to
+        put the file back (the exporter calls this every quality pass).
+        """
+        try:
+            identity = _file_identity(self.path)
+        except FileNotFoundError:
+            raise self._fail(
+                "was deleted while the exporter runs: its counters and pending predictions "
+                "live on only in the file the exporter holds open, and a restart starts a new "
+                "store from 0"
+            ) from None
+        except OSError as exc:
+            raise self._fail("cannot be checked", exc) from exc
+        if identity != self._identity:
+            raise self._fail(
+                "was replaced by another file while the exporter runs: the exporter writes "
+                "to the file it opened, and a restart would open the new one"
+            )
+
     def sweep(self, now: float | None = None) -> None:
         """Apply the time-based rules in one transaction (the exporter calls it every pass).
 
@@ -1100,8 +1133,9 @@ class OutcomeStore:
             raise self._fail("is closed")
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
+            self.check_file()
             try:
-                conn = self._connect()
+                conn = self._connect(create=False)
                 conn.execute("PRAGMA query_only = 1")
             except sqlite3.Error as exc:
                 raise self._fail("cannot be opened for reading", exc) from exc
@@ -1278,6 +1312,11 @@ def outcome_record(row: OutcomeRow) -> _Record | None:
     except TypeError:
         return None
     return (row.request_id, row.time, row.actual, row.actual_value)
+
+
+def _file_identity(path: Path) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
 
 
 def _readonly(array: np.ndarray) -> np.ndarray:

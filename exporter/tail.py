@@ -176,6 +176,11 @@ class LogFollower:
 
     # --- public API -------------------------------------------------------------------------
 
+    @property
+    def resumed_offsets(self) -> bool:
+        """Whether the checkpoint this follower resumed from had read any file past 0."""
+        return any(pos.offset > 0 for pos in self._start_positions)
+
     def poll_blocks(self) -> list[bytes]:
         """The complete lines appended since the last call, over all files, in a few blocks.
 

@@ -79,11 +79,16 @@ def test_a_store_that_fails_a_write_gets_the_rows_with_the_next_poll(
         exp.start()
         write(log, [prediction(f"r{i}", now, {"class": "a"}) for i in range(50)])
         wait(lambda: exp.feed is not None and exp.feed.failing)
+        # said on the pages while it lasts, with the rows waiting (it was in the log only)
+        (said,) = [w for w in exp._warnings() if "cannot be written" in w]
+        assert said.startswith(f"outcome store {store.path} cannot be written (outcome store x:")
+        assert "50 rows wait in memory" in said
         write(log, [outcome(f"r{i}", "a", now) for i in range(50)])
         wait(lambda: failures[0] == 0 and exp.feed is not None and not exp.feed.failing)
         wait(lambda: exp.feed is not None and exp.feed.stats.outcomes_total == 50)
         stats = exp.feed.stats
         assert (stats.predictions_total, stats.pending, stats.held) == (50, 0, 0)
+        assert not [w for w in exp._warnings() if "cannot be written" in w]
     finally:
         exp.stop()
 

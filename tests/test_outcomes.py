@@ -965,3 +965,38 @@ def test_the_store_reopens_with_every_counter_kept(tmp_path: Path, clock: FakeCl
         assert store.stats() == before
     assert before.outcomes_total > 0 and before.unmatched["duplicate"] > 0
     assert before.unmatched["expired"] > 0 and before.held > 0
+
+
+def test_a_store_file_deleted_or_replaced_while_open_is_said_and_not_recreated(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "o.db"
+    with OutcomeStore(path) as store:
+        assert store.created
+        store.add_predictions([pred(1)])
+        store.check_file()  # the file it opened: nothing to say
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        with pytest.raises(OutcomeStoreError, match="was deleted while the exporter runs"):
+            store.check_file()
+        # a reader opened now (a new thread) must not create an empty database there
+        errors: list[BaseException] = []
+        reader = threading.Thread(target=lambda: _catch(errors, store.stats))
+        reader.start()
+        reader.join()
+        assert len(errors) == 1 and isinstance(errors[0], OutcomeStoreError)
+        assert not path.exists()
+        path.write_bytes(b"")  # another file at the path
+        with pytest.raises(OutcomeStoreError, match="was replaced by another file"):
+            store.check_file()
+    with OutcomeStore(tmp_path / "again.db") as store:
+        store.add_predictions([pred(1)])
+    with OutcomeStore(tmp_path / "again.db") as store:
+        assert not store.created
+
+
+def _catch(errors: list[BaseException], call: Any) -> None:
+    try:
+        call()
+    except BaseException as exc:  # handed to the test thread
+        errors.append(exc)

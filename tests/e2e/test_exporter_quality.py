@@ -444,3 +444,41 @@ def test_predictions_with_no_usable_class_are_named_as_the_reason_no_outcome_joi
     (warned,) = exp.events("no_outcomes_matched")
     assert warned["problem"] == "no_usable_prediction"
     assert "prediction.class_field" in warned["message"]
+
+
+def test_a_store_deleted_while_running_is_said_and_a_new_one_at_restart_is_warned(
+    tmp_path: Path,
+) -> None:
+    # before: passes failed with a traceback of "no such table: counters" (a reader made an
+    # empty database at the path), /-/ready said Ready., and the restart began a new store
+    # from 0 (a counter going down) without a word
+    config = quality_config(tmp_path)
+    log = tmp_path / "logs" / "app.jsonl"
+    store = tmp_path / "state" / "checkpoint.outcomes.db"
+    now = time.time()
+    with running_exporter(config) as exp:
+        write(log, [prediction(f"r{i}", now, {"class": "a"}) for i in range(20)])
+        exp.wait_for(lambda s: s.get("mlops_predictions_awaiting_outcome", **M) == 20)
+        assert not exp.events("outcome_store_created_anew")  # no checkpoint yet: first start
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{store}{suffix}").unlink(missing_ok=True)
+        deadline = time.monotonic() + 15
+        while b"was deleted while the exporter runs" not in exp.get("/-/ready")[2]:
+            assert time.monotonic() < deadline, exp.get("/-/ready")[2]
+            time.sleep(0.1)
+        exp.wait_passes(3)
+        failed = exp.events("quality_computation_failed")
+        assert len(failed) == 1 and "exception" not in failed[0], failed  # one line, once
+        assert not store.exists()
+    with running_exporter(config) as exp:
+        event = _wait_event_of(exp, "outcome_store_created_anew")
+        assert event["level"] == "warning" and event["store"] == str(store)
+        assert "counting starts again from 0" in event["hint"]
+
+
+def _wait_event_of(exp: Any, event: str, timeout: float = 15.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while not exp.events(event):
+        assert time.monotonic() < deadline, f"no {event}"
+        time.sleep(0.1)
+    return exp.events(event)[0]
