@@ -893,8 +893,13 @@ def _predicted_values(records: list[Any], prediction_struct: type[Any]) -> np.nd
 
 
 def class_label(value: Any) -> str | None:
+    """A predicted or actual class as label text: as JSON writes it, so ``true`` is the
+    label of the class ``True`` (the key ``PredictionLogger`` gives it in ``probabilities``,
+    and the drift test's ``__prediction__`` key: a ``"True"`` label matched neither)."""
     if value is None:
         return None
+    if value is True or value is False:
+        return "true" if value else "false"
     text = value if isinstance(value, str) else str(value)
     return text[:MAX_CLASS_LABEL]
 

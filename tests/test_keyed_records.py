@@ -78,7 +78,7 @@ def test_rows_carry_what_the_join_needs_and_the_line_identity() -> None:
     [
         ({"class": "a"}, "a", None),
         ({"class": 1}, "1", None),
-        ({"class": True}, "True", None),  # as the class counter labels it
+        ({"class": True}, "true", None),  # as the class counter labels it
         ("churn", "churn", None),  # a bare class
         (2, "2", None),
         (41.5, None, 41.5),  # a bare float: a regressor's value
@@ -106,7 +106,7 @@ def test_request_ids_text_or_digits_anything_else_is_left_for_the_store_to_count
         ("churn", "churn", None, False),
         (1, "1", 1.0, False),
         (41.5, "41.5", 41.5, False),
-        (True, "True", None, False),
+        (True, "true", None, False),
         ({"a": 1}, None, None, True),
         ([1, 2], None, None, True),
         (None, None, None, False),  # no actual: the store counts it invalid
@@ -371,3 +371,31 @@ def test_a_line_that_makes_the_parser_raise_costs_that_line_only(
     assert [(r.request_id, r.offset) for r in rows.outcomes] == [("r1", got.outcome_offsets[0])]
     failed = [e for e in logs if e["event"] == "outcome_line_failed"]
     assert [(e["file"], e["offset"]) for e in failed] == [("app.jsonl", 5 + len(lines[0]) + 1)] * 2
+
+
+def test_a_boolean_class_finds_its_probability_under_the_json_key() -> None:
+    # PredictionLogger writes {"class": true, "probabilities": {"true": 0.8, "false": 0.2}};
+    # the label was "True", which no key matched: no estimate, no AUC, log loss or Brier
+    block = b"\n".join([
+        prediction("r1", {"class": True, "probabilities": {"true": 0.8, "false": 0.2}}),
+        outcome("r1", True),
+    ]) + b"\n"  # fmt: skip
+    for got, confidence in (
+        KEYED.block(block, "src", 0, PARSER.parse_block(block), PARSER.parse),
+        _as_block(KEYED.rows(block, "src", 0, PARSER.parse_block(block), PARSER.parse)),
+    ):
+        ((rid, _, _, label, _, probability, _),) = got.predictions
+        assert (rid, label, probability) == ("r1", "true", 0.8)
+        assert [p for _, p in confidence] == [0.8]
+        assert got.outcomes[0] is not None and got.outcomes[0][2] == "true"
+
+
+def _as_block(rows: Any) -> tuple[Any, list[tuple[float, float]]]:
+    from exporter.outcomes import KeyedBlock, outcome_record, prediction_record
+
+    preds, outs = rows.predictions, rows.outcomes
+    block = KeyedBlock(
+        "src", [r.offset for r in preds], [prediction_record(r) for r in preds],
+        [r.offset for r in outs], [outcome_record(r) for r in outs],
+    )  # fmt: skip
+    return block, rows.confidence

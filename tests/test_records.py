@@ -251,7 +251,7 @@ def test_categorical_numbers_and_booleans_become_the_profile_keys() -> None:
     [
         ({"class": 1, "probability": 0.9}, "1"),
         ({"class": "churn"}, "churn"),
-        ({"class": True}, "True"),
+        ({"class": True}, "true"),  # as JSON spells it
         ({"value": 3.5}, None),
         ("churn", "churn"),
         (2, "2"),
@@ -271,8 +271,8 @@ def test_predicted_class_from_every_documented_shape(
 def test_class_labels_mixing_types_keep_their_own_text(parser: RecordParser) -> None:
     preds = [{"class": 1}, {"class": True}, "1", {"class": 1.0}, 3]
     batch = parser.parse([line(prediction=p) for p in preds])
-    assert batch.classes == ["1", "True", "1", "1.0", "3"]
-    assert batch.class_counts() == {"1": 2, "True": 1, "1.0": 1, "3": 1}
+    assert batch.classes == ["1", "true", "1", "1.0", "3"]
+    assert batch.class_counts() == {"1": 2, "true": 1, "1.0": 1, "3": 1}
 
 
 def test_class_counts_merge_values_with_the_same_label(parser: RecordParser) -> None:
