@@ -43,6 +43,7 @@ from mlops_core.constants import (
     DEFAULT_LATENCY_BUCKETS,
     DEFAULT_TOLERANCE,
     DRIFT_TESTS,
+    JUDGED_METRICS,
     KS_METHODS,
     MAX_BUCKETS,
     PREDICTION_FEATURE,
@@ -1040,8 +1041,13 @@ def _check_outcomes(read: _File, from_env: Mapping[str, str]) -> None:
             f"({quality.window.max_age}s < {interval}s)"
         )
     _check_quality_reference(key("quality.reference"), quality.reference)
+    _check_max_drop(key("quality"), quality.reference, quality.max_drop)
     for at, entry in per_model:
         _check_quality_reference(f"{at}.reference", entry.reference or {})
+        reference = quality.reference if entry.reference is None else entry.reference
+        drop = quality.max_drop if entry.max_drop is None else entry.max_drop
+        if entry.reference is not None or entry.max_drop is not None:
+            _check_max_drop(at, reference, drop)
 
 
 def _check_min_samples(at: str, low: int, window_key: str, window: int, what: str) -> None:
@@ -1051,6 +1057,27 @@ def _check_min_samples(at: str, low: int, window_key: str, window: int, what: st
         raise ConfigError(
             f"{at}: must be at most {window_key} ({low} > {window}): the window never holds "
             f"enough samples for a {what}"
+        )
+
+
+def _check_max_drop(at: str, reference: Mapping[str, float], max_drop: float) -> None:
+    """A judged metric whose reference minus ``max_drop`` (plus, for a lower-is-better one)
+    lies past the end of its range can never be degraded: an alert that looked armed and
+    never fires, silently (``at``: the quality section's key)."""
+    for metric, value in reference.items():
+        direction = JUDGED_METRICS.get(metric)
+        if direction is None:
+            continue
+        low, high = QUALITY_METRICS[metric]
+        if direction == "higher_is_better" and value - max_drop <= low:
+            where = f"below {value - max_drop:g}, and {metric} is never below {low:g}"
+        elif direction == "lower_is_better" and value + max_drop >= high:
+            where = f"above {value + max_drop:g}, and {metric} is never above {high:g}"
+        else:
+            continue
+        raise ConfigError(
+            f"{at}.max_drop: {max_drop:g} with reference {metric} {value:g}: degraded would "
+            f"mean {where}, so the verdict could never fire; use a smaller max_drop"
         )
 
 

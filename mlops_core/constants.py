@@ -68,6 +68,17 @@ DEFAULT_THRESHOLDS: Mapping[str, float] = MappingProxyType({"ks": 0.05, "psi": 0
 #: floor of both shares in PSI (the recording rules use the same, see rules/generate.py)
 DEFAULT_EPSILON = 1e-4
 
+# --- model quality -----------------------------------------------------------------------------
+
+#: the metrics the degradation verdict judges, and which way is worse (mlops_core.quality
+#: computes the verdict; the exporter's config refuses a quality.max_drop no value of the
+#: metric could exceed, without importing numpy)
+JUDGED_METRICS: Mapping[str, Literal["higher_is_better", "lower_is_better"]] = MappingProxyType({
+    "accuracy": "higher_is_better",
+    "balanced_accuracy": "higher_is_better",
+    "brier": "lower_is_better",
+})  # fmt: skip
+
 # --- latency -----------------------------------------------------------------------------------
 
 #: histogram bounds (seconds) of mlops_prediction_latency_seconds for online inference,

@@ -34,12 +34,13 @@ import difflib
 import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from mlops_core import bounds
+from mlops_core.constants import JUDGED_METRICS
 
 __all__ = [
     "CLASSIFICATION_METRICS",
@@ -77,12 +78,6 @@ REGRESSION_METRICS: tuple[str, ...] = ("mae", "rmse", "mape", "r2", "mean_error"
 #: units) with ``mape_min_abs_actual=`` when values near zero are common but meaningless.
 MAPE_MIN_ABS_ACTUAL: float = float(np.finfo(np.float64).eps)
 
-#: Metrics the degradation verdict judges, and which way is worse.
-JUDGED_METRICS: Mapping[str, Literal["higher_is_better", "lower_is_better"]] = {
-    "accuracy": "higher_is_better",
-    "balanced_accuracy": "higher_is_better",
-    "brier": "lower_is_better",
-}
 
 # Why each other metric is reported but not judged (docs/quality.md, "Why F1, AUC ...").
 _NOT_JUDGED: dict[str, str] = {

@@ -331,3 +331,45 @@ def test_a_model_entrys_outcome_bounds_need_the_outcomes_section(tmp_path: Path)
     assert "models[1].outcomes: needs the shared outcomes: section" in config_error(
         write_yaml(tmp_path, text)
     )
+
+
+@pytest.mark.parametrize(
+    ("quality_section", "expected"),
+    [
+        (
+            "{reference: {accuracy: 0.9}, max_drop: 0.95}",
+            "quality.max_drop: 0.95 with reference accuracy 0.9: degraded would mean below "
+            "-0.05, and accuracy is never below 0, so the verdict could never fire",
+        ),
+        (
+            "{reference: {balanced_accuracy: 0.5}, max_drop: 0.5}",
+            "quality.max_drop: 0.5 with reference balanced_accuracy 0.5: degraded would mean "
+            "below 0",
+        ),
+        (
+            "{reference: {brier: 0.1}, max_drop: 1.9}",
+            "quality.max_drop: 1.9 with reference brier 0.1: degraded would mean above 2, "
+            "and brier is never above 2",
+        ),
+    ],
+)
+def test_a_max_drop_no_value_of_the_metric_could_exceed_is_refused(
+    tmp_path: Path, quality_section: str, expected: str
+) -> None:
+    # accepted before: the degradation alert looked armed and could never fire
+    text = WITH_STATE + f"outcomes: {{}}\nquality: {quality_section}\n"
+    assert expected in config_error(write_yaml(tmp_path, text))
+
+
+def test_a_model_entrys_max_drop_is_checked_against_the_reference_it_is_judged_by(
+    tmp_path: Path,
+) -> None:
+    shared = "quality: {reference: {accuracy: 0.3}}\n"
+    text = TWO_MODELS.replace(
+        "match: {service: fraud-api}}", "match: {service: fraud-api}, quality: {max_drop: 0.4}}"
+    )
+    assert "models[1].quality.max_drop: 0.4 with reference accuracy 0.3" in config_error(
+        write_yaml(tmp_path, text + shared)
+    )
+    fine = text.replace("max_drop: 0.4", "max_drop: 0.2")
+    load_config(write_yaml(tmp_path, fine + shared), {})  # 0.3 - 0.2 > 0: it can fire
