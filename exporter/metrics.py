@@ -345,9 +345,9 @@ CATALOG: tuple[MetricSpec, ...] = (
         "mlops_outcomes_correct", "counter",
         "Joined classifier outcomes whose actual class equals the predicted one: the diagonal "
         "of mlops_outcome_confusion_total, which PromQL cannot select (it cannot compare two "
-        "labels of a series); fleet accuracy is its rate over the confusion's. Beyond "
-        "prediction.max_classes classes, pairs of two classes folded into __other__ count "
-        "here too.",
+        "labels of a series); fleet accuracy is its rate over the confusion's. Counted before "
+        "classes beyond prediction.max_classes are folded into __other__, so two different "
+        "folded classes are no match.",
         _M, "quality", served="with outcomes, classifiers",
     ),
     MetricSpec(

@@ -108,6 +108,7 @@ _COUNTERS: Final = (
     "predictions_expired",  # left pending without a (timely) outcome
     "predictions_evicted",  # left pending because of max_pending
     "outcomes_total",  # joined
+    "correct",  # joined classifier pairs whose class was right (exact, unlike the folded diagonal)
     *UNMATCHED_REASONS,
     # sums of the joined pairs
     "delay_sum",
@@ -315,6 +316,7 @@ class OutcomeStats:
     delay_buckets: tuple[tuple[float, int], ...]
     delay_sum: float
     confusion: Mapping[tuple[str, str], int]
+    correct: int  # joined classifier pairs predicted right: the diagonal before folding
     abs_error_sum: float
     squared_error_sum: float
     error_sum: float
@@ -557,7 +559,13 @@ class OutcomeStore:
                 )
             elif version < 1:
                 raise self._fail(f"has an unknown schema version {version}")
-            # a counter added in a later release starts at 0 in a store made before it
+            # a counter added in a later release starts at 0 in a store made before it;
+            # "correct" starts at the diagonal it replaces, less the other-other pairs
+            conn.execute(
+                "INSERT OR IGNORE INTO counters SELECT 'correct', coalesce(sum(n), 0)"
+                " FROM confusion WHERE predicted = actual AND predicted != ?",
+                (OTHER_CLASS,),
+            )
             conn.executemany(
                 "INSERT OR IGNORE INTO counters VALUES (?, 0)", [(name,) for name in _COUNTERS]
             )
@@ -939,6 +947,8 @@ class OutcomeStore:
             confusion: Counter[tuple[str, str]] = Counter()
             for (predicted, actual), n in pairs.items():  # in order of first appearance
                 confusion[(self._fold(db, predicted), self._fold(db, actual))] += n
+                if predicted == actual:  # before folding: two other classes are no match
+                    deltas["correct"] += n
             db.executemany(
                 "INSERT INTO confusion VALUES (?, ?, ?)"
                 " ON CONFLICT (predicted, actual) DO UPDATE SET n = n + excluded.n",
@@ -1184,6 +1194,7 @@ class OutcomeStore:
             delay_buckets=tuple(cumulative),
             delay_sum=float(c["delay_sum"]),
             confusion=MappingProxyType(confusion),
+            correct=int(c["correct"]),
             abs_error_sum=float(c["abs_error_sum"]),
             squared_error_sum=float(c["squared_error_sum"]),
             error_sum=float(c["error_sum"]),

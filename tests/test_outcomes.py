@@ -289,6 +289,23 @@ def test_confusion_counts_fold_classes_beyond_max_classes_into_other(tmp_path: P
         assert store.stats().confusion[(OTHER_CLASS, "a")] == 2
 
 
+def test_the_correct_count_is_exact_beyond_max_classes(tmp_path: Path) -> None:
+    # from the folded diagonal, d predicted for an actual e was "correct" (other, other)
+    path = tmp_path / "o.db"
+    with OutcomeStore(path, max_classes=2) as store:
+        pairs = [("a", "a"), ("b", "a"), ("d", "e"), ("e", "e"), ("f", "f"), ("d", "g")]
+        store.add_predictions([pred(i, T0, predicted=p) for i, (p, _) in enumerate(pairs)])
+        store.add_outcomes([out(i, T0 + 1, a) for i, (_, a) in enumerate(pairs)])
+        stats = store.stats()
+        assert stats.confusion[(OTHER_CLASS, OTHER_CLASS)] == 4
+        assert stats.correct == 3  # a-a, e-e, f-f
+    # a store made before the counter: it starts at the diagonal less the other-other cell
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM counters WHERE name = 'correct'")
+    with OutcomeStore(path, max_classes=2) as store:
+        assert store.stats().correct == 1
+
+
 def test_duplicate_and_invalid_predictions_are_counted_and_the_first_kept(
     store: OutcomeStore,
 ) -> None:

@@ -72,12 +72,10 @@ class QualityCollector:
 
         if stats.confusion:  # a classifier's outcomes were joined
             confusion = metrics.counter("mlops_outcome_confusion")
-            correct = 0
             for (predicted, actual), value in sorted(stats.confusion.items()):
                 confusion.add_metric([m, predicted, actual], float(value))
-                correct += value if predicted == actual else 0
-            right = metrics.counter("mlops_outcomes_correct")
-            right.add_metric([m], float(correct))
+            right = metrics.counter("mlops_outcomes_correct")  # exact: not the folded diagonal
+            right.add_metric([m], float(stats.correct))
             yield from (confusion, right)
         if stats.error_count:  # a regressor's
             for name, total in (
