@@ -357,6 +357,11 @@ def render_quality(q: QualitySnapshot, *, suffix: str = "") -> str:
         f"{0 if stats is None else stats.unmatched.get('invalid', 0)}</span> invalid outcome "
         "records (not joinable)",
     ]
+    if stats is not None and stats.held:  # early, or for no prediction: said after the grace
+        facts.append(
+            f"<span id='outcomes-held{suffix}'>{stats.held}</span> outcome records waiting for "
+            "their prediction (up to outcomes.early_grace, then counted unknown_request)"
+        )
     if stats is not None and (stats.predictions_duplicate or stats.predictions_invalid):
         facts.append(  # counted by the store; the labelled ratio leaves them out
             f"<span id='predictions-unjoinable{suffix}'>"

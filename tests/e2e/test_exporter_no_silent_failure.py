@@ -425,3 +425,16 @@ def test_an_outcome_whose_actual_no_float_holds_costs_only_itself(tmp_path: Path
         )
         assert s.get("mlops_predictions_awaiting_outcome", model="e2e") == 200
         assert not exp.events("outcome_rows_failed")
+
+
+def test_outcomes_waiting_for_their_prediction_are_shown_on_the_page(tmp_path: Path) -> None:
+    # held up to outcomes.early_grace with no word (the page said 0 predictions awaiting)
+    from tests.e2e.test_exporter_quality import outcome, quality_config, write
+
+    config = quality_config(tmp_path, outcomes="{early_grace: 1h}")
+    with running_exporter(config) as exp:
+        write(
+            tmp_path / "logs" / "app.jsonl", [outcome(f"x{i}", "a", time.time()) for i in range(2)]
+        )
+        page = _wait_body(exp, "/", b"<span id='outcomes-held'>2</span>").decode()
+        assert "outcome records waiting for their prediction" in page
