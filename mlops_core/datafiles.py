@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from mlops_core.constants import PREDICTION_FEATURE
 from mlops_core.errors import DataFileWarning, MlopsError, ProfileError
 
 __all__ = [
@@ -394,7 +395,7 @@ def _read_jsonl(
         elif line.obj is not None:
             rows.append((line.number, line.obj))
     if is_log:
-        rows = _prediction_inputs(path, rows, error, skips)
+        rows = _prediction_inputs(path, rows, error, skips, kinds.get(PREDICTION_FEATURE))
     rows = _checked_kinds(path, rows, kinds, error, skips)
     if not rows and skips is not None and skips.first is not None:
         raise error(f"{path}: no usable prediction: {_skip_text(skips.counts, skips.first)}")
@@ -456,8 +457,13 @@ def _prediction_inputs(
     objects: list[tuple[int, dict[str, Any]]],
     error: type[MlopsError],
     skips: _Skips | None,
+    output_kind: str | None = None,
 ) -> list[tuple[int, dict[str, Any]]]:
     """The ``input_data`` of a prediction log's predictions; other events are left out.
+
+    With ``output_kind`` (the reference profiles the model's outputs), each row also gets
+    ``__prediction__``, the logged ``prediction`` read as the exporter reads it
+    (:func:`_model_output`), unless ``input_data`` has a field of that name.
 
     A line without ``event`` is a prediction, in both reads: a hand-built current file of
     ``{"input_data": {...}}`` lines is data, as it is as a reference.  (The exporter counts
@@ -483,10 +489,28 @@ def _prediction_inputs(
                 f"{path}:{lineno}: {what} without an input_data object, "
                 "in a prediction log whose other lines have one"
             )
+        if output_kind is not None and PREDICTION_FEATURE not in data:
+            data = {**data, PREDICTION_FEATURE: _model_output(obj.get("prediction"), output_kind)}
         rows.append((lineno, data))
     if not rows and (skips is None or skips.first is None):
         raise error(f"{path}: no predictions, only other events")
     return rows
+
+
+def _model_output(prediction: Any, kind: str) -> Any:
+    """A logged ``prediction`` as the exporter's ``__prediction__`` (exporter/records.py):
+    a classifier's class (``{"class": ...}``, or a bare text, integer or boolean), or a
+    regressor's value (``{"value": ...}``, a bare number, or a numeric class); None when
+    the prediction has none (a list of probabilities, say)."""
+    if kind == "numeric":
+        if isinstance(prediction, dict):
+            value = prediction.get("value")
+            prediction = prediction.get("class") if value is None else value
+        ok = isinstance(prediction, int | float) and not isinstance(prediction, bool)
+        return prediction if ok else None
+    if isinstance(prediction, dict):
+        prediction = prediction.get("class")
+    return None if isinstance(prediction, float | list | dict) else prediction
 
 
 def _checked_kinds(

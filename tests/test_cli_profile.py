@@ -500,3 +500,37 @@ def test_drift_takes_input_data_lines_without_an_event_as_predictions(
     proc = mlops("drift", str(log), str(log), "--json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["features"]["age"]["n_reference"] == 39
+
+
+@pytest.mark.parametrize("logged_as", ["mapping", "bare"])
+def test_drift_on_a_prediction_log_judges_the_models_outputs_as_the_exporter(
+    tmp_path: Path, capsys, logged_as: str
+) -> None:
+    # the profile carries the outputs (__prediction__); the log's prediction.class was
+    # never read, so `mlops drift` said "not in ...: __prediction__" where the exporter judges it
+    from mlops_core import PredictionLogger
+
+    rng = np.random.default_rng(3)
+    ref = tmp_path / "ref.csv"
+    rows = ["x,predicted"] + [
+        f"{v:.3f},{c}"
+        for v, c in zip(rng.normal(0, 1, 2000), rng.choice(["a", "b"], 2000), strict=True)
+    ]
+    ref.write_text("\n".join(rows) + "\n")
+    profile = tmp_path / "ref.profile.json"
+    assert run(["profile", "build", str(ref), "-o", str(profile), "--categorical", "predicted",
+                "--prediction-column", "predicted"]) == 0  # fmt: skip
+    log = tmp_path / "predictions.jsonl"
+    logger = PredictionLogger("m", output=str(log))
+    for i in range(2000):  # the inputs as in the reference, the outputs all "a"
+        out = {"class": "a"} if logged_as == "mapping" else "a"
+        logger.log_prediction(f"r{i}", {"x": float(rng.normal(0, 1))}, out, 1.0)
+    logger.close()
+    capsys.readouterr()
+    assert run(["drift", str(profile), str(log), "--json"]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert "__prediction__" not in captured.err
+    judged = report["features"]["__prediction__"]
+    assert judged["n_current"] == 2000 and judged["drift_detected"] is True
+    assert report["features"]["x"]["drift_detected"] is False
