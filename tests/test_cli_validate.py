@@ -437,3 +437,85 @@ def test_a_gate_of_required_methods_alone_is_a_check(files, tmp_path, mlops_main
     proc = mlops_main(files["dir"] / "good.pkl", files["dir"] / "val.npz", "--config", config)
     assert proc.returncode == 0, proc.stderr
     assert "PASSED: all checks passed" in proc.stdout
+
+
+def _dataframe_model(tmp_path):
+    """A pipeline fitted on a DataFrame that selects its columns by name, and a CSV with
+    its columns in another order (and one more)."""
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    rng = np.random.default_rng(5)
+    n = 400
+    frame = pd.DataFrame({"age": rng.normal(40, 10, n), "plan": rng.choice(["a", "b"], n)})
+    y = ((frame["age"] - 40) / 10 + 2 * (frame["plan"] == "b") > 1).astype(int)
+    select = ColumnTransformer([("num", StandardScaler(), ["age"]),
+                                ("cat", OneHotEncoder(), ["plan"])])  # fmt: skip
+    model = make_pipeline(select, LogisticRegression()).fit(frame, y)
+    joblib.dump(model, tmp_path / "model.joblib")
+    rows = ["plan,extra,age,target"] + [
+        f"{p},1,{a},{t}" for a, p, t in zip(frame["age"], frame["plan"], y, strict=True)
+    ]
+    (tmp_path / "val.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "gate.yml").write_text("min_accuracy: 0.5\nmax_latency_ms: 500\n")
+    return model
+
+
+def test_a_model_fitted_on_a_dataframe_gets_the_csv_columns_by_name(tmp_path, mlops_main):
+    # the header was dropped: a ColumnTransformer selecting columns by name raised, and
+    # every other such model warned "X does not have valid feature names" per predict call
+    _dataframe_model(tmp_path)
+    result = mlops_main(tmp_path / "model.joblib", tmp_path / "val.csv",
+                        "--config", tmp_path / "gate.yml", "--json")  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["passed"] and report["metrics"]["accuracy"] > 0.9
+    assert "feature names" not in result.stderr
+
+
+def test_without_pandas_a_dataframe_model_gets_its_columns_in_order_and_one_note(
+    tmp_path, mlops_main, monkeypatch
+):
+    import builtins
+
+    model = _dataframe_model(tmp_path)
+    numeric = tmp_path / "numeric.joblib"  # a model that takes an array in its column order
+    import pandas as pd
+
+    rng = np.random.default_rng(6)
+    frame = pd.DataFrame({"b": rng.normal(0, 1, 300), "a": rng.normal(0, 1, 300)})
+    yy = (frame["a"] > 0).astype(int)
+    joblib.dump(LogisticRegression().fit(frame, yy), numeric)
+    rows = ["a,b,target"] + [f"{a},{b},{t}" for a, b, t in zip(frame["a"], frame["b"], yy,
+                                                                 strict=True)]  # fmt: skip
+    (tmp_path / "ab.csv").write_text("\n".join(rows) + "\n")
+    real_import = builtins.__import__
+
+    def no_pandas(name, *args, **kwargs):
+        if name == "pandas":
+            raise ImportError("No module named 'pandas'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_pandas)
+    result = mlops_main(numeric, tmp_path / "ab.csv", "--config", tmp_path / "gate.yml",
+                        "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["metrics"]["accuracy"] > 0.95  # b, a: the model's order
+    (note,) = result.stderr.strip().splitlines()
+    assert note.startswith("note: the model was fitted on a DataFrame (2 named columns)")
+    del model
+
+
+def test_a_csv_without_a_column_the_model_was_fitted_with_is_one_error(tmp_path, mlops_main):
+    _dataframe_model(tmp_path)
+    text = (tmp_path / "val.csv").read_text().replace("plan,extra,age", "plan,extra,years")
+    (tmp_path / "val.csv").write_text(text)
+    result = mlops_main(tmp_path / "model.joblib", tmp_path / "val.csv",
+                        "--config", tmp_path / "gate.yml")  # fmt: skip
+    assert result.returncode == 1
+    assert "no column 'age' of the 2 the model was fitted with (feature_names_in_)" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr

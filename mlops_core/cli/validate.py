@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import pickle
+import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -99,13 +101,17 @@ def run(args: argparse.Namespace) -> int:
     if args.register:
         _check_not_registered(args)
     reference = _load_reference(args.reference) if args.reference else None
-    X, y = load_data(args.data, args.target)
+    X, y, names = load_named_data(args.data, args.target)
     model = load_model(args.model)
     baseline = load_model(args.baseline) if args.baseline else None
     config.setdefault("model_path", args.model)
-    result = validate_model_for_deployment(
-        model, X, y, config, baseline_model=baseline, baseline_model_path=args.baseline
-    )
+    X, unnamed = as_fitted(X, names, model, args.data)
+    with warnings.catch_warnings():
+        if unnamed:  # said once above, not once per predict call of the latency check
+            warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        result = validate_model_for_deployment(
+            model, X, y, config, baseline_model=baseline, baseline_model_path=args.baseline
+        )
 
     if args.json:
         if result["passed"] and args.register:
@@ -249,12 +255,63 @@ def load_data(path: str, target: str | None = None) -> tuple[np.ndarray, np.ndar
     command (a CSV with a byte-order mark included); the choice of the target is this
     command's own (see :func:`_target_column`).
     """
+    X, y, _ = load_named_data(path, target)
+    return X, y
+
+
+def load_named_data(
+    path: str, target: str | None = None
+) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+    """:func:`load_data` with the feature columns' names (a CSV's header; None for .npz)."""
     file = Path(path)
     if not file.is_file():
         raise ValidationInputError(f"validation data file not found: {path}")
     if file.suffix.lower() == ".npz":
-        return _load_npz(file)
+        return (*_load_npz(file), None)
     return _load_csv(file, target)
+
+
+def as_fitted(X: np.ndarray, names: list[str] | None, model: Any, data: str) -> tuple[Any, bool]:
+    """``X`` as the model was fitted: for a model fitted on a DataFrame (scikit-learn's
+    ``feature_names_in_``), the CSV's columns in the model's order, as a pandas DataFrame
+    when pandas is installed; and whether it goes without the names (said in one note).
+
+    Passing the bare array lost the header: a ``ColumnTransformer`` selecting columns by
+    name raised, and every other model warned once per predict call.
+    """
+    fitted = getattr(model, "feature_names_in_", None)
+    if fitted is None or names is None or not len(X):
+        return X, False
+    fitted = [str(f) for f in fitted]
+    missing = [f for f in fitted if f not in names]
+    if missing:
+        raise ValidationInputError(
+            f"{data}: no column {', '.join(map(repr, missing))} of the {len(fitted)} the model "
+            f"was fitted with (feature_names_in_); columns: {', '.join(names)}"
+        )
+    ordered = X[:, [names.index(f) for f in fitted]]
+    try:
+        import pandas as pd
+    except ImportError:
+        print(
+            f"note: the model was fitted on a DataFrame ({len(fitted)} named columns); pandas "
+            "is not installed, so it gets an array of the CSV's columns in that order "
+            "(pip install pandas if it selects columns by name)",
+            file=sys.stderr,
+        )
+        return ordered, True
+    frame = pd.DataFrame({f: _typed(ordered[:, j]) for j, f in enumerate(fitted)}, columns=fitted)
+    return frame, False
+
+
+def _typed(column: np.ndarray) -> np.ndarray:
+    """A column of the object array back to float when every value is a number."""
+    if column.dtype.kind == "f":
+        return column
+    try:
+        return column.astype(float)
+    except (TypeError, ValueError):
+        return column
 
 
 def _load_npz(file: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -267,21 +324,22 @@ def _load_npz(file: Path) -> tuple[np.ndarray, np.ndarray]:
     return arrays["X"], arrays["y"]
 
 
-def _load_csv(file: Path, target: str | None) -> tuple[np.ndarray, np.ndarray]:
+def _load_csv(file: Path, target: str | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     table = read_csv_table(file, ValidationInputError)
     header = table.header
     if len(header) < 2:
         raise ValidationInputError(f"{file}: needs at least one feature and a target column")
     t = header.index(_target_column(file, header, target))
     features = [_column(c) for i, c in enumerate(table.columns) if i != t]
+    names = [h for i, h in enumerate(header) if i != t]
     y = _column(table.columns[t], integral=True)
     if not table.n_rows:
-        return np.empty((0, len(header) - 1)), y
+        return np.empty((0, len(header) - 1)), y, names
     if all(c.dtype.kind == "f" for c in features):
         X = np.column_stack(features)
     else:
         X = np.column_stack([c.astype(object) for c in features])
-    return X, y
+    return X, y, names
 
 
 def _target_column(file: Path, header: list[str], target: str | None) -> str:
