@@ -99,6 +99,7 @@ from exporter.server import ExporterServer, Listener, ServerApp, ServerOptions, 
 from exporter.tail import LogFollower
 from exporter.typing import FeatureKind, FeatureKinds
 from exporter.webconfig import WebConfig, load_web_config
+from mlops_core.drift import reference_floor, reference_rows_for
 from mlops_core.errors import MlopsError
 from mlops_core.profile import ReferenceProfile
 
@@ -563,6 +564,7 @@ class Exporter:
                 newest=window.newest_too_old,
                 max_age=window.max_age,
             )
+            self.diagnostics.reference_size(m.name, reference_floors(m))
             predictions, other_versions = m.counters.version_totals()
             self.diagnostics.versions(
                 m.name,
@@ -1064,3 +1066,22 @@ def _predictions_of(model: ModelState) -> int:
     """The prediction records a model read, of any version."""
     predictions, other_versions = model.counters.version_totals()
     return predictions + sum(other_versions.values())
+
+
+def reference_floors(model: ModelState) -> list[tuple[str, float, float, int, int]]:
+    """Each monitored feature's ``(name, floor, tolerance, reference rows, rows for a floor
+    of twice the tolerance)``: the smallest distance its verdict can flag however large the
+    window (:func:`mlops_core.drift.reference_floor`)."""
+    profile = model.monitor.reference.profile
+    settings = model.monitor.settings
+    level = settings.level(len(model.features))
+    out = []
+    for name, kind in model.features.items():
+        feature = profile.features.get(name)
+        if feature is None:
+            continue
+        tolerance = settings.tolerance_of(name, kind)
+        floor = reference_floor(feature, tolerance, level)
+        need = reference_rows_for(feature, tolerance, level) if tolerance > 0 else 0
+        out.append((name, floor, tolerance, feature.n, need))
+    return out

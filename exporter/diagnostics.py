@@ -69,6 +69,11 @@ SAMPLES_PER_REASON = 3
 SUMMARY_EVERY = 60.0
 REPEAT_EVERY = 300.0
 
+SMALL_REFERENCE_FACTOR = 4.0
+"""A reference whose own radius keeps the smallest flaggable drift at this many times the
+tolerance or more, whatever the window, is warned about (about 350 rows or fewer at the
+default tolerance and level; the demo's 2,000 rows are fine)."""
+
 NO_PREDICTION_AFTER = 10
 """Lines read with no usable prediction among them before that is said: a server may log a
 few start-up events before its first prediction."""
@@ -131,6 +136,7 @@ class Diagnostics:
         self._no_predictions: str | None = None  # the warning shown while it lasts
         self._no_predictions_logged = -float("inf")
         self._missing_field_keys: list[str] | None = None  # of a record without input_data
+        self._small_reference: dict[str, str] = {}  # model -> the warning, while it holds
 
     # --- fields of the records --------------------------------------------------------------
 
@@ -525,6 +531,43 @@ class Diagnostics:
             fields = {"monitored_version": monitored, "versions": others}
         self._lasting_problem("predictions_of_other_versions", model, message, fields)
 
+    def reference_size(
+        self, model: str, floors: Sequence[tuple[str, float, float, int, int]]
+    ) -> None:
+        """Called at every pass with each feature's ``(name, floor, tolerance, rows, rows
+        needed)``: say once, and show while it lasts, when the reference is so small that
+        no window can flag a drift below ``SMALL_REFERENCE_FACTOR`` times the tolerance
+        (the detectable distance blamed only the window; 89 rows cap it near 0.4)."""
+        capped = sorted(
+            (f for f in floors if f[1] >= SMALL_REFERENCE_FACTOR * f[2] and f[2] > 0),
+            key=lambda f: -f[1],
+        )
+        message = None
+        if capped:
+            name, floor, tolerance, rows, need = capped[0]
+            others = f" (and {len(capped) - 1} more features)" if len(capped) > 1 else ""
+            message = (
+                f"{model}: the reference has {rows} rows: no drift below {floor:.2g} can be "
+                f"flagged for {name}{others}, however large the window (tolerance "
+                f"{tolerance:g}); a reference of about {need:,} rows brings that to twice "
+                "the tolerance"
+            )
+        with self._lock:
+            was = self._small_reference.get(model)
+            if message is None:
+                self._small_reference.pop(model, None)
+                return
+            self._small_reference[model] = message
+            if was is not None:
+                return
+        log.warning(
+            "reference_too_small",
+            model=model,
+            message=message,
+            features={f[0]: round(f[1], 4) for f in capped[:10]},
+            reference_rows=capped[0][3],
+        )
+
     def _lasting_problem(
         self, check: str, model: str, message: str | None, fields: Mapping[str, Any]
     ) -> None:
@@ -558,6 +601,7 @@ class Diagnostics:
         names = set(keep)
         with self._lock:
             self._lasting = {k: v for k, v in self._lasting.items() if k[1] in names}
+            self._small_reference = {k: v for k, v in self._small_reference.items() if k in names}
 
     # --- what the pages show ------------------------------------------------------------
 
@@ -572,6 +616,7 @@ class Diagnostics:
             if self._skipped is not None and self._sampled == 0:  # no prediction read yet
                 out.append(self._skipped)
             out += [message for message, _ in self._lasting.values()]
+            out += self._small_reference.values()
             return tuple(out)
 
 

@@ -71,6 +71,8 @@ __all__ = [
     "detect_drift_psi",
     "drift_against_profile",
     "evaluate_drift",
+    "reference_floor",
+    "reference_rows_for",
 ]
 
 DEFAULT_EPSILON = 1e-4
@@ -650,6 +652,32 @@ def _radius(numeric: bool, n_ref: int, n_cur: int, cells: int, level: float) -> 
     if numeric:
         return bounds.ks_radius_pair(n_ref, n_cur, level)
     return bounds.tv_radius_pair(n_ref, n_cur, cells, level)
+
+
+def reference_floor(profile: FeatureProfile, tolerance: float, level: float) -> float:
+    """The smallest distance a verdict at ``level`` can flag with this reference, however
+    large the window: the tolerance plus the reference's own radius.
+
+    The detectable distance is ``tolerance + radius_ref + radius_window``; the window's
+    radius shrinks as the window grows, the reference's does not, so a small reference caps
+    the sensitivity (89 rows: about 0.4 at the exporter's usual level).  The level is split
+    as the verdict splits it: half for the distance, half of that for each sample.
+    """
+    quarter = level / 4
+    if isinstance(profile, NumericFeatureProfile):
+        return tolerance + bounds.dkw_radius(profile.n, quarter)
+    return tolerance + bounds.tv_radius(profile.n, profile.n_buckets, quarter)
+
+
+def reference_rows_for(profile: FeatureProfile, radius: float, level: float) -> int:
+    """Rows a reference of this feature needs for its own radius to be ``radius`` at
+    ``level`` (the inverse of :func:`reference_floor`'s radius)."""
+    quarter = level / 4
+    if isinstance(profile, NumericFeatureProfile):
+        need = math.log(2.0 / quarter) / (2.0 * radius**2)
+    else:
+        need = (profile.n_buckets * math.log(2.0) + math.log(1.0 / quarter)) / (2.0 * radius**2)
+    return math.ceil(need)
 
 
 def _feature_p_value(m: _Measured) -> float:

@@ -317,3 +317,30 @@ def test_exporter_settings_exclude_unmonitored_features(tmp_path) -> None:
     profile = ReferenceProfile.from_file(tmp_path / "ref.csv")
     assert resolve_features(config, profile) == {"age": "numeric"}
     assert DriftSettings.from_config(config.drift, config.features).tolerances == {"age": 0.2}
+
+
+@pytest.mark.parametrize("kind", ["numeric", "categorical"])
+def test_the_reference_floor_is_the_detectable_distance_without_the_windows_radius(
+    kind: str,
+) -> None:
+    from mlops_core.drift import reference_floor, reference_rows_for
+
+    rng = np.random.default_rng(1)
+    if kind == "numeric":
+        ref, cur = rng.normal(0, 1, 89), rng.normal(0, 1, 5_000)
+    else:
+        ref, cur = rng.choice(["a", "b", "c"], 89), rng.choice(["a", "b", "c"], 5_000)
+    profile = ReferenceProfile.from_data({"f": ref})
+    level = 1e-6
+    f = evaluate_drift(profile, {"f": cur}, ["f"], level=level, fallback=False).features["f"]
+    feature = profile.features["f"]
+    floor = reference_floor(feature, 0.05, level)
+    if kind == "numeric":
+        window = bounds.dkw_radius(5_000, level / 4)
+    else:
+        window = bounds.tv_radius(5_000, feature.n_buckets, level / 4)
+    assert f.detectable_distance == pytest.approx(floor + window, rel=1e-12)
+    assert 0.3 < floor < 0.6  # 89 rows: a shift below this is never flagged
+    need = reference_rows_for(feature, 0.05, level)
+    bigger = ReferenceProfile.from_data({"f": np.resize(ref, need)}).features["f"]
+    assert reference_floor(bigger, 0.05, level) == pytest.approx(0.10, abs=1e-3)

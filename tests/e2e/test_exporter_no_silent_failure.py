@@ -438,3 +438,28 @@ def test_outcomes_waiting_for_their_prediction_are_shown_on_the_page(tmp_path: P
         )
         page = _wait_body(exp, "/", b"<span id='outcomes-held'>2</span>").decode()
         assert "outcome records waiting for their prediction" in page
+
+
+def test_a_reference_too_small_for_any_window_to_flag_drift_is_warned(tmp_path: Path) -> None:
+    # 89 rows (a split of load_wine): no window could flag a shift below about 0.4, and the
+    # page only showed the detectable distance, which seemed to blame the window
+    from tests.e2e._exporter import reference_csv
+
+    reference_csv(tmp_path / "ref.csv", rows=89)
+    config = write_config(tmp_path)
+    with running_exporter(config) as exp:
+        event = _wait_event(exp, "reference_too_small")
+        assert event["level"] == "warning" and event["reference_rows"] == 89
+        assert set(event["features"]) == {"x", "y", "plan"}
+        assert all(0.3 < floor < 0.7 for floor in event["features"].values())
+        ready = _wait_body(exp, "/-/ready", b"the reference has 89 rows")
+        assert b"however large the window" in ready and b"rows brings that to twice" in ready
+        exp.wait_passes(3)
+        assert len(exp.events("reference_too_small")) == 1  # said once, shown while it holds
+
+
+def test_a_reference_of_2000_rows_is_no_such_warning(tmp_path: Path) -> None:
+    config = write_config(tmp_path)  # the usual 2,000 rows
+    with running_exporter(config) as exp:
+        exp.wait_passes(2)
+        assert not exp.events("reference_too_small")
