@@ -523,6 +523,7 @@ class Exporter:
         """Per pass: the no-silent-failure checks and the header's lines per second."""
         c = self.ingestor.snapshot()
         self.diagnostics.files_watched(c.files_watched)
+        self.diagnostics.early_fields()
         self.diagnostics.predictions_read(
             lines=c.lines_total,
             # the line counters count lines; predictions are each model's

@@ -63,6 +63,9 @@ log = structlog.get_logger("exporter.diagnostics")
 
 #: predictions whose fields are sampled to find monitored features that never appear
 FIELD_SAMPLE = 200
+EARLY_FIELD_SAMPLE = 20
+"""Predictions after which a monitored feature that is missing from all of them while a
+record field nearly has its name is warned about at once (a rename)."""
 #: rejected lines logged in full per reason, before only summaries are
 SAMPLES_PER_REASON = 3
 #: how often the rejected-line summary and a lasting "no files" warning are repeated
@@ -117,6 +120,8 @@ class Diagnostics:
         self._fields: dict[str, int] = {}  # field name -> predictions that had it
         self._sampled = 0
         self._field_warnings: tuple[str, ...] = ()
+        self._fields_warned: set[str] = set()  # features already said missing
+        self._early_done = False
         self._no_files_since: float | None = None
         self._no_files_logged = -float("inf")
         self._samples_logged: dict[str, int] = {}
@@ -168,14 +173,30 @@ class Diagnostics:
                     self._conclude_fields()
                     return
 
-    def _conclude_fields(self) -> None:
-        """After the sample: warn for monitored features no record had, once."""
+    def early_fields(self) -> None:
+        """Called at every pass: once ``EARLY_FIELD_SAMPLE`` predictions were sampled, warn
+        at once for a monitored feature no record had but whose name a record field nearly
+        has (``Proline`` for ``proline``: a rename, not a sparse field), instead of after
+        ``FIELD_SAMPLE`` predictions, which a first trial may never log."""
+        with self._lock:
+            if self._early_done or not EARLY_FIELD_SAMPLE <= self._sampled < FIELD_SAMPLE:
+                return
+            self._early_done = True
+            self._conclude_fields(renamed_only=True)
+
+    def _conclude_fields(self, *, renamed_only: bool = False) -> None:
+        """After the sample: warn for monitored features no record had, once each."""
         seen = list(self._fields)
-        warnings = []
+        warnings = list(self._field_warnings)
         for feature in self._features:
             if feature in self._fields or feature == PREDICTION_FEATURE:  # not in input_data
                 continue
+            if feature in self._fields_warned:
+                continue
             hint = closest(feature, [f for f in seen if f not in self._features])
+            if renamed_only and hint is None:
+                continue
+            self._fields_warned.add(feature)
             also = f"; the records have {hint!r}" if hint else ""
             message = (
                 f"feature {feature!r} is missing from all of the first {self._sampled} "
@@ -185,6 +206,8 @@ class Diagnostics:
             log.warning("feature_never_seen", feature=feature, closest_field=hint,
                         predictions=self._sampled)  # fmt: skip
         self._field_warnings = tuple(warnings)
+        if renamed_only:
+            return
         if not self._features_configured:
             extra = sorted(f for f in self._fields if f not in self._features)
             if extra:

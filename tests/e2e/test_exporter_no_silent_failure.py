@@ -51,6 +51,35 @@ def test_a_feature_in_no_record_is_warned_with_the_closest_field(tmp_path: Path)
         assert "feature &#x27;plan&#x27; is missing" in page.decode()
 
 
+def test_a_renamed_feature_is_warned_after_a_few_predictions(tmp_path: Path) -> None:
+    # a first trial of 30 predictions: the warning waited for 200, which never came; a
+    # missing feature with no near name (a sparse field) still waits for the full sample
+    config = write_config(tmp_path)
+    with running_exporter(config) as exp:
+        recs, _ = traffic(30)
+        for r in recs:
+            r["input_data"]["Plan"] = r["input_data"].pop("plan")
+            del r["input_data"]["y"]
+        append(tmp_path / "logs" / "a.jsonl", lines_of(recs))
+        exp.wait_for(lambda s: s.get("mlops_predictions_total", model="e2e") == 30)
+        event = _wait_event(exp, "feature_never_seen")
+        assert (event["feature"], event["closest_field"], event["predictions"]) == (
+            "plan",
+            "Plan",
+            30,
+        )
+        ready = _wait_body(exp, "/-/ready", b"the records have 'Plan'")
+        assert b"'y' is missing" not in ready
+        recs, _ = traffic(200)
+        for r in recs:
+            r["input_data"]["Plan"] = r["input_data"].pop("plan")
+            del r["input_data"]["y"]
+        append(tmp_path / "logs" / "a.jsonl", lines_of(recs))
+        exp.wait_for(lambda s: s.get("mlops_predictions_total", model="e2e") == 230)
+        _wait_body(exp, "/-/ready", b"feature 'y' is missing from all of the first 200")
+        assert [e["feature"] for e in exp.events("feature_never_seen")] == ["plan", "y"]
+
+
 def test_with_a_state_file_a_matching_file_is_never_reported_missing(tmp_path: Path) -> None:
     # the first checkpoint is saved before any file is opened; the file gauges the first pass
     # reads must be live, not that checkpoint's 0
