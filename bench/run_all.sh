@@ -12,6 +12,7 @@ run "$PYTHON" bench/bench_scrape.py
 run "$PYTHON" bench/bench_load.py
 run "$PYTHON" bench/bench_ingest.py
 run "$PYTHON" bench/bench_ingest_outcomes.py
+run "$PYTHON" bench/bench_ingest_floor.py
 run "$PYTHON" bench/bench_memory.py
 run "$PYTHON" bench/bench_logging.py
 run "$PYTHON" bench/bench_calibration.py

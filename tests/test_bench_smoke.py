@@ -118,6 +118,16 @@ def test_bench_ingest_outcomes_prints_both_rates_the_ratio_joins_and_store_size(
     figure(out, r"^medians of 1 runs, ")
 
 
+def test_bench_ingest_floor_prints_each_part_and_the_bound_it_puts_on_the_ratio() -> None:
+    out = run_bench("bench_ingest_floor.py", "--lines", "2000", "--repeat", "1")
+    figure(out, r"^[0-9,]+ lines \(2,000 predictions, [0-9,]+ outcomes\), medians of 1, ")
+    figure(out, rf"^disabled ingest \(the whole of it\)\s+{NUMBER}$")
+    figure(out, rf"^keyed fields in the one decode\s+{NUMBER}$")
+    figure(out, rf"^bare vectorised core \(no rules\)\s+{NUMBER}$")
+    figure(out, rf"^  the two together\s+{NUMBER}\s+{NUMBER}x$")
+    figure(out, r"^target >= 0.5x; ")
+
+
 def test_bench_memory_prints_peak_rss_per_round_and_verdict() -> None:
     # 3 log files of 2,000 lines: the rotation path (file appears, is read, is deleted) runs.
     out = run_bench("bench_memory.py", "--lines", "6000", "--round", "2000", "--window", "500")
