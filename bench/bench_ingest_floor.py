@@ -254,7 +254,7 @@ def main() -> int:
          for name in natives]  # fmt: skip
     for name, value, bound in rows:
         shown = "" if bound is None else f"{bound:>11.2f}x"
-        print(f"{name:<44} {value:>7.3f} {shown:>12}")
+        print(f"{name:<44} {value:>7.3f} {shown:>12}".rstrip())
     if not natives:
         print("native parse: pyarrow and polars are not installed (neither is a dependency)")
     print(f"target >= {TARGET:.1f}x; the store's rules come on top of the bare core")

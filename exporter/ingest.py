@@ -688,6 +688,8 @@ class Ingestor:
             return False
         if self._clock() - self._last_checkpoint >= self.checkpoint_interval:
             return True
+        if getattr(self.follower, "generations_changed", False):  # see IdentifyingFollower
+            return True
         return self.follower.stats.bytes_read - self._bytes_at_checkpoint >= self.checkpoint_bytes
 
     def maybe_checkpoint(self) -> bool:

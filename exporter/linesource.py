@@ -15,7 +15,10 @@ holds across restarts and never names two contents:
   line (a banner a server writes at start): the count gives its new content a new source
   all the same.  The generation is saved with the file's position in the checkpoint, so
   the name survives restarts; and it is deterministic, so a crash between a truncation and
-  the next checkpoint names the re-read content as before (its lines are replays).
+  the next checkpoint names the re-read content as before (its lines are replays).  The
+  ingest loop checkpoints after every poll that names a generation
+  (:attr:`IdentifyingFollower.generations_changed`), so no more than one truncation is ever
+  counted from what was saved.
 
 :class:`IdentifyingFollower` is a :class:`~exporter.tail.LogFollower` that records the source
 of each block it hands out in :attr:`~IdentifyingFollower.block_files`, beside
@@ -57,6 +60,11 @@ class IdentifyingFollower(LogFollower):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.block_files: list[str] = []
         self._generations: dict[tuple[int, int], str] = {}  # (dev, inode) -> generation
+        # a generation named since the last state(): the ingest loop checkpoints at once, so
+        # no generation is ever only in memory past the poll that named it (a crash after
+        # two truncations, or after a file's first read and its truncation, between two
+        # timed checkpoints would otherwise count the truncations anew from what was saved)
+        self.generations_changed = False
         super().__init__(*args, **kwargs)
         for pos in self._start_positions:  # no block is handed out before the first poll
             if pos.generation:
@@ -72,6 +80,7 @@ class IdentifyingFollower(LogFollower):
                 replace(p, generation=self._generations.get((p.dev, p.inode), p.generation))
                 for p in state.files
             )
+            self.generations_changed = False
             return replace(state, files=files)
 
     def poll_blocks(self) -> list[bytes]:
@@ -111,9 +120,11 @@ class IdentifyingFollower(LogFollower):
             if generation is None:  # a file this process (and its checkpoint) never named
                 generation = hash_first_line()
                 self._generations[key] = generation
+                self.generations_changed = True
             elif block.offset == 0:  # a file named before, read from 0 again: truncated
                 generation = next_generation(generation, hash_first_line())
                 self._generations[key] = generation
+                self.generations_changed = True
             self.block_files.append(source_name(*key, generation))
 
 
@@ -121,7 +132,7 @@ def next_generation(old: str, first_line: str) -> str:
     """The generation after a truncation: the new first line's hash and one more truncation
     than ``old`` counts (the first line alone would name the content before again)."""
     _, dot, count = old.partition(".")
-    n = int(count) if dot and count.isdigit() else 0
+    n = int(count) if dot and count.isdecimal() and count.isascii() else 0
     return f"{first_line}.{n + 1}"
 
 

@@ -169,3 +169,54 @@ def test_pruning_after_a_checkpoint_keeps_replays_idempotent(tmp_path: Path) -> 
         late = [OutcomeRow(request_id="r", time=1.0, source=name, offset=4, actual="x")]
         store.add_outcomes(late)
         assert store.add_outcomes(late).replayed == 1  # above it: a replay is skipped
+
+
+def test_every_new_generation_is_checkpointed_so_two_truncations_then_a_crash_name_alike(
+    tmp_path: Path,
+) -> None:
+    # the review's case: two truncations between two timed checkpoints, then SIGKILL; the
+    # restart counted from the older saved generation and named the last content as the
+    # one before it.  The ingest loop checkpoints whenever a poll named a new generation
+    # (Ingestor.due), as this loop does
+    log = tmp_path / "app.jsonl"
+    banner = '{"event": "startup"}\n'
+    state = tmp_path / "state.json"
+    names = []
+    with follower(tmp_path) as f:
+        for body in ('{"n": 1}\n{"n": 2}\n{"n": 3}\n', '{"n": 4}\n{"n": 5}\n', '{"n": 6}\n'):
+            write(log, banner + body, mode="w")
+            ((_, start, name, _),) = poll(f)
+            names.append(name)
+            assert start == 0 and f.generations_changed
+            if len(names) < 3:  # the last poll's checkpoint never happens: SIGKILL
+                saved = f.state()
+                assert saved is not None and not f.generations_changed
+                save_checkpoint(str(state), saved)
+    assert len(set(names)) == 3
+    with follower(tmp_path, state_file=str(state)) as f:
+        ((_, start, again, _),) = poll(f)
+    assert (start, again) == (0, names[2])  # the content applied before the crash: replays
+
+
+def test_the_ingest_loop_checkpoints_when_a_generation_was_named(tmp_path: Path) -> None:
+    import numpy as np
+
+    from exporter.ingest import IngestCounters, Ingestor
+    from exporter.records import RecordParser
+    from exporter.window import Window
+    from mlops_core.profile import ReferenceProfile
+
+    profile = ReferenceProfile.from_data({"x": np.arange(10.0)})
+    write(tmp_path / "a.jsonl", '{"event": "startup"}\n')
+    with follower(tmp_path) as f:
+        ingestor = Ingestor(
+            f, RecordParser({"x": "numeric"}),
+            Window(profile, ["x"], max_samples=10, max_age=None),
+            IngestCounters(profile, ["x"]), state_file=str(tmp_path / "s.json"),
+        )  # fmt: skip
+        ingestor._last_checkpoint = ingestor._clock()  # a timed checkpoint just happened
+        assert not ingestor.due()
+        poll(f)
+        assert ingestor.due()  # the file's first naming: saved at once
+        ingestor.checkpoint()
+        assert not ingestor.due()
