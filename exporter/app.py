@@ -526,9 +526,8 @@ class Exporter:
         self.diagnostics.early_fields()
         self.diagnostics.predictions_read(
             lines=c.lines_total,
-            # the line counters count lines; predictions are each model's
-            predictions=sum(m.counters.version_totals()[0] for m in self._models.states)
-            + c.unrouted_total,
+            # the line counters count lines; predictions are each model's, of any version
+            predictions=sum(_predictions_of(m) for m in self._models.states) + c.unrouted_total,
             invalid=c.invalid_total,
             other_events=c.other_events_total,
         )

@@ -119,8 +119,8 @@ class Diagnostics:
         self._lock = threading.Lock()
         self._fields: dict[str, int] = {}  # field name -> predictions that had it
         self._sampled = 0
-        self._field_warnings: tuple[str, ...] = ()
-        self._fields_warned: set[str] = set()  # features already said missing
+        # feature -> its "never seen" warning: said once each, withdrawn when it appears
+        self._field_warnings: dict[str, str] = {}
         self._early_done = False
         self._no_files_since: float | None = None
         self._no_files_logged = -float("inf")
@@ -187,25 +187,26 @@ class Diagnostics:
     def _conclude_fields(self, *, renamed_only: bool = False) -> None:
         """After the sample: warn for monitored features no record had, once each."""
         seen = list(self._fields)
-        warnings = list(self._field_warnings)
+        if not renamed_only:  # an early warning whose feature has appeared since goes
+            self._field_warnings = {
+                f: w for f, w in self._field_warnings.items() if f not in self._fields
+            }
         for feature in self._features:
             if feature in self._fields or feature == PREDICTION_FEATURE:  # not in input_data
                 continue
-            if feature in self._fields_warned:
+            if feature in self._field_warnings:
                 continue
             hint = closest(feature, [f for f in seen if f not in self._features])
             if renamed_only and hint is None:
                 continue
-            self._fields_warned.add(feature)
             also = f"; the records have {hint!r}" if hint else ""
             message = (
                 f"feature {feature!r} is missing from all of the first {self._sampled} "
                 f"predictions{also}"
             )
-            warnings.append(message)
+            self._field_warnings[feature] = message
             log.warning("feature_never_seen", feature=feature, closest_field=hint,
                         predictions=self._sampled)  # fmt: skip
-        self._field_warnings = tuple(warnings)
         if renamed_only:
             return
         if not self._features_configured:
@@ -630,7 +631,7 @@ class Diagnostics:
 
     def warnings(self) -> tuple[str, ...]:
         with self._lock:
-            out = list(self._field_warnings)
+            out = list(self._field_warnings.values())
             if self._no_files_since is not None:
                 out.insert(0, f"logs.paths matches no file: {', '.join(self._patterns)}")
             if self._no_predictions is not None:

@@ -347,7 +347,8 @@ CATALOG: tuple[MetricSpec, ...] = (
         "of mlops_outcome_confusion_total, which PromQL cannot select (it cannot compare two "
         "labels of a series); fleet accuracy is its rate over the confusion's. Counted before "
         "classes beyond prediction.max_classes are folded into __other__, so two different "
-        "folded classes are no match.",
+        "folded classes are no match (a store made before this counter starts at the "
+        "diagonal it served).",
         _M, "quality", served="with outcomes, classifiers",
     ),
     MetricSpec(

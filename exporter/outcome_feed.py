@@ -86,6 +86,7 @@ class OutcomeFeed:
         self._failure_logged = -_LOG_EVERY
         self._failures = 0
         self._last_error = ""
+        self._read_error = ""
         self._last_try = -RETRY_EVERY
         self._stats = store.stats()
 
@@ -159,7 +160,6 @@ class OutcomeFeed:
         self._last_try = self._clock()
         try:
             result = self.store.apply(predictions, outcomes)
-            self._stats = self.store.stats()
         except OutcomeStoreError as exc:
             keep = max(0, len(predictions) + len(outcomes) - MAX_WAITING_ROWS)
             cut = min(keep, len(predictions))
@@ -168,6 +168,7 @@ class OutcomeFeed:
             return
         self._waiting_rows = ([], [])
         self._succeeded(result)
+        self._read_stats()
 
     def retry(self) -> None:
         """Apply the rows of failed polls again, at most once per :data:`RETRY_EVERY`
@@ -183,7 +184,6 @@ class OutcomeFeed:
         self._last_try = self._clock()
         try:
             result = self.store.apply_blocks(blocks)
-            self._stats = self.store.stats()
         except OutcomeStoreError as exc:
             waiting = sum(len(b.predictions) + len(b.outcomes) for b in blocks)
             dropped = max(0, waiting - MAX_WAITING_ROWS)
@@ -192,6 +192,20 @@ class OutcomeFeed:
             return
         self._waiting = []
         self._succeeded(result)
+        self._read_stats()
+
+    def _read_stats(self) -> None:
+        """The counters after a write that committed.  A read that fails (the file deleted
+        under a new reader) is no write failure: the rows are in, and are not kept to be
+        applied again; the quality pass says what is wrong with the file."""
+        try:
+            self._stats = self.store.stats()
+        except OutcomeStoreError as exc:
+            if str(exc) != self._read_error:
+                log.warning("outcome_store_read_failed", store=str(self.store.path), error=str(exc))
+            self._read_error = str(exc)
+        else:
+            self._read_error = ""
 
     def _succeeded(self, result: BatchResult) -> None:
         if result.replayed:  # read again after a crash: the store had them, nothing changed

@@ -560,11 +560,11 @@ class OutcomeStore:
             elif version < 1:
                 raise self._fail(f"has an unknown schema version {version}")
             # a counter added in a later release starts at 0 in a store made before it;
-            # "correct" starts at the diagonal it replaces, less the other-other pairs
+            # "correct" starts at the diagonal it replaces, so the served counter never goes
+            # down (its other-other pairs stay counted; new ones are counted exactly)
             conn.execute(
                 "INSERT OR IGNORE INTO counters SELECT 'correct', coalesce(sum(n), 0)"
-                " FROM confusion WHERE predicted = actual AND predicted != ?",
-                (OTHER_CLASS,),
+                " FROM confusion WHERE predicted = actual"
             )
             conn.executemany(
                 "INSERT OR IGNORE INTO counters VALUES (?, 0)", [(name,) for name in _COUNTERS]

@@ -335,3 +335,21 @@ def test_the_problem_of_a_left_out_probability_is_named(
 ) -> None:
     line = orjson.dumps({"event": "prediction", "request_id": "r", "prediction": prediction})
     assert diag.probability_problem(line) == problem
+
+
+def test_an_early_rename_warning_is_withdrawn_when_the_feature_appears_later() -> None:
+    d = _diagnostics(Clock())
+    with capture_logs() as logs:
+        d.observe_block(_block(diag.EARLY_FIELD_SAMPLE, {"mean_radius": 1.0, "Plan": "a"}))
+        d.early_fields()
+        assert len(d.warnings()) == 2  # both renamed: said after 20, not 200
+        d.observe_block(_block(diag.FIELD_SAMPLE, {"mean radius": 1.0, "Plan": "a"}))
+    assert [e["feature"] for e in logs if e["event"] == "feature_never_seen"] == [
+        "mean radius",
+        "plan",
+    ]
+    # at the full sample, "mean radius" had appeared: its warning goes, plan's stays
+    assert d.warnings() == (
+        f"feature 'plan' is missing from all of the first {diag.EARLY_FIELD_SAMPLE} "
+        "predictions; the records have 'Plan'",
+    )

@@ -299,11 +299,15 @@ def test_the_correct_count_is_exact_beyond_max_classes(tmp_path: Path) -> None:
         stats = store.stats()
         assert stats.confusion[(OTHER_CLASS, OTHER_CLASS)] == 4
         assert stats.correct == 3  # a-a, e-e, f-f
-    # a store made before the counter: it starts at the diagonal less the other-other cell
+    # a store made before the counter: it starts at the diagonal it served before (5), so
+    # the counter never goes down, and counts exactly from then on
     with sqlite3.connect(path) as db:
         db.execute("DELETE FROM counters WHERE name = 'correct'")
     with OutcomeStore(path, max_classes=2) as store:
-        assert store.stats().correct == 1
+        assert store.stats().correct == 5
+        store.add_predictions([pred(9, T0, predicted="h")])
+        store.add_outcomes([out(9, T0 + 1, "i")])
+        assert store.stats().correct == 5  # two folded classes: no match
 
 
 def test_duplicate_and_invalid_predictions_are_counted_and_the_first_kept(
