@@ -559,6 +559,10 @@ class OutcomeStore:
                 )
             elif version < 1:
                 raise self._fail(f"has an unknown schema version {version}")
+            if self.created:
+                conn.execute("INSERT INTO counters VALUES ('_json_boolean_labels', 1)")
+            else:
+                _migrate_boolean_labels(conn)
             # a counter added in a later release starts at 0 in a store made before it;
             # "correct" starts at the diagonal it replaces, so the served counter never goes
             # down (its other-other pairs stay counted; new ones are counted exactly)
@@ -1251,6 +1255,43 @@ class OutcomeStore:
 
 
 # --- helpers ----------------------------------------------------------------------------------
+
+
+_BOOLEAN_LABEL = "CASE {0} WHEN 'True' THEN 'true' WHEN 'False' THEN 'false' ELSE {0} END"
+
+
+def _migrate_boolean_labels(conn: sqlite3.Connection) -> None:
+    """Relabel the classes ``True``/``False`` of a store made before boolean classes were
+    labelled as JSON spells them (``true``/``false``), once: a prediction pending with the
+    label ``True`` would otherwise never match its outcome ``true`` after the upgrade (the
+    accuracy would fall for up to ``max_delay``).  A class that was the *string* ``"True"``
+    is relabelled too: the store cannot tell the two apart, and a boolean is far likelier.
+    """
+    done = conn.execute("SELECT 1 FROM counters WHERE name = '_json_boolean_labels'").fetchone()
+    if done:
+        return
+    both = "('True', 'False')"
+    conn.execute(f"UPDATE requests SET predicted = {_BOOLEAN_LABEL.format('predicted')}"
+                 f" WHERE predicted IN {both}")  # fmt: skip
+    conn.execute(
+        f"UPDATE held SET actual = {_BOOLEAN_LABEL.format('actual')} WHERE actual IN {both}"
+    )
+    conn.execute(
+        f"UPDATE quality_window SET predicted = {_BOOLEAN_LABEL.format('predicted')},"
+        f" actual = {_BOOLEAN_LABEL.format('actual')}"
+        f" WHERE predicted IN {both} OR actual IN {both}"
+    )
+    conn.execute(
+        "INSERT INTO confusion (predicted, actual, n)"
+        f" SELECT {_BOOLEAN_LABEL.format('predicted')}, {_BOOLEAN_LABEL.format('actual')}, n"
+        f" FROM confusion WHERE predicted IN {both} OR actual IN {both}"
+        " ON CONFLICT (predicted, actual) DO UPDATE SET n = n + excluded.n"
+    )
+    conn.execute(f"DELETE FROM confusion WHERE predicted IN {both} OR actual IN {both}")
+    conn.execute(f"UPDATE OR IGNORE classes SET name = {_BOOLEAN_LABEL.format('name')}"
+                 f" WHERE name IN {both}")  # fmt: skip
+    conn.execute(f"DELETE FROM classes WHERE name IN {both}")
+    conn.execute("INSERT INTO counters VALUES ('_json_boolean_labels', 1)")
 
 
 def _migrate_from_1(conn: sqlite3.Connection) -> None:

@@ -1021,3 +1021,31 @@ def _catch(errors: list[BaseException], call: Any) -> None:
         call()
     except BaseException as exc:  # handed to the test thread
         errors.append(exc)
+
+
+def test_a_store_made_before_json_boolean_labels_is_relabelled_once(tmp_path: Path) -> None:
+    # pending predictions labelled "True" never matched their outcomes "true" after the
+    # upgrade: the accuracy fell for up to max_delay
+    path = tmp_path / "o.db"
+    with OutcomeStore(path) as store:
+        store.add_predictions([pred(1, T0, predicted="True"), pred(2, T0, predicted="False"),
+                               pred(3, T0, predicted="True")])  # fmt: skip
+        store.add_outcomes([out(3, T0 + 1, "True")])
+    with sqlite3.connect(path) as db:  # as the previous release left it
+        db.execute("DELETE FROM counters WHERE name = '_json_boolean_labels'")
+        db.execute("INSERT INTO confusion VALUES ('true', 'true', 2)")  # a clash to merge
+    with OutcomeStore(path) as store:
+        store.add_outcomes([out(1, T0 + 1, "true"), out(2, T0 + 1, "true")])
+        stats = store.stats()
+        assert dict(stats.confusion) == {("true", "true"): 4, ("false", "true"): 1}
+        window = store.quality_window()
+        assert sorted(window.predicted.tolist()) == ["false", "true", "true"]
+    with sqlite3.connect(path) as db:  # once: a later "True" string class is left alone
+        assert db.execute("SELECT name FROM classes ORDER BY name").fetchall() == [
+            ("false",),
+            ("true",),
+        ]
+    with OutcomeStore(path) as store:
+        store.add_predictions([pred(4, T0, predicted="True")])
+        store.add_outcomes([out(4, T0 + 1, "True")])
+        assert store.stats().confusion[("True", "True")] == 1
