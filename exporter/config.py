@@ -1044,7 +1044,7 @@ def _check_outcomes(read: _File, from_env: Mapping[str, str]) -> None:
     _check_max_drop(key("quality"), quality.reference, quality.max_drop)
     for at, entry in per_model:
         _check_quality_reference(f"{at}.reference", entry.reference or {})
-        reference = quality.reference if entry.reference is None else entry.reference
+        reference = entry.reference or quality.reference  # {} falls back, as at run time
         drop = quality.max_drop if entry.max_drop is None else entry.max_drop
         if entry.reference is not None or entry.max_drop is not None:
             _check_max_drop(at, reference, drop)
@@ -1061,9 +1061,17 @@ def _check_min_samples(at: str, low: int, window_key: str, window: int, what: st
 
 
 def _check_max_drop(at: str, reference: Mapping[str, float], max_drop: float) -> None:
-    """A judged metric whose reference minus ``max_drop`` (plus, for a lower-is-better one)
-    lies past the end of its range can never be degraded: an alert that looked armed and
-    never fires, silently (``at``: the quality section's key)."""
+    """Refuse a ``max_drop`` no value of a judged metric could exceed (``at``: the quality
+    section's key): an alert that looked armed and never fired, silently."""
+    problem = max_drop_problem(reference, max_drop)
+    if problem is not None:
+        raise ConfigError(f"{at}.max_drop: {problem}")
+
+
+def max_drop_problem(reference: Mapping[str, float], max_drop: float) -> str | None:
+    """Why ``max_drop`` can never be exceeded by a judged metric of ``reference`` (its
+    reference minus ``max_drop``, plus for a lower-is-better one, lies past the end of its
+    range), or None.  Also asked at run time of a reference the registry stored."""
     for metric, value in reference.items():
         direction = JUDGED_METRICS.get(metric)
         if direction is None:
@@ -1075,10 +1083,11 @@ def _check_max_drop(at: str, reference: Mapping[str, float], max_drop: float) ->
             where = f"above {value + max_drop:g}, and {metric} is never above {high:g}"
         else:
             continue
-        raise ConfigError(
-            f"{at}.max_drop: {max_drop:g} with reference {metric} {value:g}: degraded would "
-            f"mean {where}, so the verdict could never fire; use a smaller max_drop"
+        return (
+            f"{max_drop:g} with reference {metric} {value:g}: degraded would mean {where}, "
+            "so the verdict could never fire; use a smaller max_drop"
         )
+    return None
 
 
 def _check_quality_reference(at: str, reference: Mapping[str, float]) -> None:

@@ -43,7 +43,7 @@ from types import MappingProxyType
 import structlog
 
 from exporter.checkpoint import FilePosition
-from exporter.config import QUALITY_METRICS, ExporterConfig, model_store
+from exporter.config import QUALITY_METRICS, ExporterConfig, max_drop_problem, model_store
 from exporter.diagnostics import (
     Diagnostics,
     sample_dropped_probabilities,
@@ -331,6 +331,9 @@ class ModelOutcomes:
                 return False
             for part in self.parts:
                 model = models.get(part.name)
+                settings = quality_settings(config, model)
+                # the registry's stored reference is not checked at load: say it here
+                unjudgeable = max_drop_problem(settings.reference, settings.max_drop)
                 try:
                     part.store.check_file()
                     part.store.sweep()
@@ -339,7 +342,7 @@ class ModelOutcomes:
                     snap = compute_quality(
                         window,
                         stats,
-                        quality_settings(config, model),
+                        settings,
                         confidence=part.confidence.values(),
                         calibrator=None
                         if model is None
@@ -357,7 +360,10 @@ class ModelOutcomes:
                     )  # fmt: skip
                     part.problem = f"quality pass failed: {exc}"
                     continue
-                part.problem = None
+                problem = None if unjudgeable is None else f"quality.max_drop {unjudgeable}"
+                if problem is not None and problem != part.problem:
+                    log.warning("quality_max_drop_unjudgeable", model=part.name, message=problem)
+                part.problem = problem
                 previous, part.snapshot = part.snapshot, snap  # the atomic swap
                 log.debug(
                     "quality_computed",

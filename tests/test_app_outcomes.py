@@ -307,3 +307,35 @@ def test_a_reload_that_runs_out_of_memory_is_one_line_and_keeps_the_running_conf
         assert "reload_failed" in out and "Traceback" not in out
     finally:
         exp.stop()
+
+
+def test_a_registry_reference_no_drop_could_exceed_is_said_by_the_quality_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the config's own references are refused at load; the metrics the registry stored
+    # with a version (mlops validate --register) come only at run time
+    import dataclasses
+
+    from structlog.testing import capture_logs
+
+    exp = build(quality_config(tmp_path, interval="1h"))
+    real = model_outcomes.quality_settings
+
+    def stored(config, model):  # as if the registry's version carried accuracy 0.9
+        settings = real(config, model)
+        return dataclasses.replace(settings, reference={"accuracy": 0.9}, max_drop=0.95)
+
+    monkeypatch.setattr(model_outcomes, "quality_settings", stored)
+    try:
+        with capture_logs() as logs:
+            exp.quality_pass()
+            exp.quality_pass()
+        said = [e for e in logs if e["event"] == "quality_max_drop_unjudgeable"]
+        assert len(said) == 1  # once, then shown while it holds
+        (page,) = [w for w in exp._warnings() if "quality.max_drop" in w]
+        assert "0.95 with reference accuracy 0.9: degraded would mean below -0.05" in page
+        monkeypatch.setattr(model_outcomes, "quality_settings", real)
+        exp.quality_pass()
+        assert not [w for w in exp._warnings() if "quality.max_drop" in w]
+    finally:
+        exp.stop()
