@@ -123,8 +123,12 @@ def read_data(
     *,
     kinds: Mapping[str, str] | None = None,
     skip_bad_lines: bool = False,
+    class_field: str = "class",
 ) -> DataFile:
     """:func:`read_data_file`, with the line of each row and two options for current data.
+
+    ``class_field`` names the field of a logged ``prediction`` that holds the class (the
+    exporter's ``prediction.class_field``), read as ``__prediction__`` when ``kinds`` has it.
 
     ``kinds`` (column -> ``"numeric"``/``"categorical"``, a reference's kinds) checks the
     columns against them: a non-numeric value in a numeric column is an error naming the
@@ -139,7 +143,7 @@ def read_data(
     if suffix in CSV_SUFFIXES:
         return _read_csv(path, error, kinds or {})
     if suffix in JSONL_SUFFIXES:
-        return _read_jsonl(path, error, kinds or {}, skip_bad_lines)
+        return _read_jsonl(path, error, kinds or {}, skip_bad_lines, class_field)
     if suffix in NPZ_SUFFIXES:
         arrays = {name: arr.reshape(-1) for name, arr in read_npz_arrays(path, error).items()}
         _check_npz_kinds(path, arrays, kinds or {}, error)
@@ -363,7 +367,11 @@ class _Skips:
 
 
 def _read_jsonl(
-    path: Path, error: type[MlopsError], kinds: Mapping[str, str], skip_bad_lines: bool
+    path: Path,
+    error: type[MlopsError],
+    kinds: Mapping[str, str],
+    skip_bad_lines: bool,
+    class_field: str = "class",
 ) -> DataFile:
     """Rows of a JSON-lines file: flat objects, or a prediction log's ``input_data``.
 
@@ -395,7 +403,8 @@ def _read_jsonl(
         elif line.obj is not None:
             rows.append((line.number, line.obj))
     if is_log:
-        rows = _prediction_inputs(path, rows, error, skips, kinds.get(PREDICTION_FEATURE))
+        output = kinds.get(PREDICTION_FEATURE)
+        rows = _prediction_inputs(path, rows, error, skips, output, class_field)
     rows = _checked_kinds(path, rows, kinds, error, skips)
     if not rows and skips is not None and skips.first is not None:
         raise error(f"{path}: no usable prediction: {_skip_text(skips.counts, skips.first)}")
@@ -458,12 +467,14 @@ def _prediction_inputs(
     error: type[MlopsError],
     skips: _Skips | None,
     output_kind: str | None = None,
+    class_field: str = "class",
 ) -> list[tuple[int, dict[str, Any]]]:
     """The ``input_data`` of a prediction log's predictions; other events are left out.
 
     With ``output_kind`` (the reference profiles the model's outputs), each row also gets
     ``__prediction__``, the logged ``prediction`` read as the exporter reads it
-    (:func:`_model_output`), unless ``input_data`` has a field of that name.
+    (:func:`_model_output`), unless ``input_data`` has a field of that name, or no
+    prediction gives one (then it is absent, as in a file without the outputs).
 
     A line without ``event`` is a prediction, in both reads: a hand-built current file of
     ``{"input_data": {...}}`` lines is data, as it is as a reference.  (The exporter counts
@@ -490,26 +501,31 @@ def _prediction_inputs(
                 "in a prediction log whose other lines have one"
             )
         if output_kind is not None and PREDICTION_FEATURE not in data:
-            data = {**data, PREDICTION_FEATURE: _model_output(obj.get("prediction"), output_kind)}
+            output = _model_output(obj.get("prediction"), output_kind, class_field)
+            data = {**data, PREDICTION_FEATURE: output}
         rows.append((lineno, data))
+    if output_kind is not None and all(row.get(PREDICTION_FEATURE) is None for _, row in rows):
+        rows = [(n, {k: v for k, v in row.items() if k != PREDICTION_FEATURE}) for n, row in rows]
     if not rows and (skips is None or skips.first is None):
         raise error(f"{path}: no predictions, only other events")
     return rows
 
 
-def _model_output(prediction: Any, kind: str) -> Any:
+def _model_output(prediction: Any, kind: str, class_field: str = "class") -> Any:
     """A logged ``prediction`` as the exporter's ``__prediction__`` (exporter/records.py):
-    a classifier's class (``{"class": ...}``, or a bare text, integer or boolean), or a
-    regressor's value (``{"value": ...}``, a bare number, or a numeric class); None when
-    the prediction has none (a list of probabilities, say)."""
+    a classifier's class (``{class_field: ...}``, which may be a float such as ``1.0``, or
+    a bare text, integer or boolean), or a regressor's value (``{"value": ...}``, a bare
+    number, or a numeric class); None when the prediction has none (a list of
+    probabilities, say)."""
     if kind == "numeric":
         if isinstance(prediction, dict):
             value = prediction.get("value")
-            prediction = prediction.get("class") if value is None else value
+            prediction = prediction.get(class_field) if value is None else value
         ok = isinstance(prediction, int | float) and not isinstance(prediction, bool)
         return prediction if ok else None
     if isinstance(prediction, dict):
-        prediction = prediction.get("class")
+        cls = prediction.get(class_field)
+        return None if isinstance(cls, list | dict) else cls
     return None if isinstance(prediction, float | list | dict) else prediction
 
 
@@ -532,7 +548,7 @@ def _checked_kinds(
             if skips is None:
                 if kind == "numeric" and not is_number_or_missing(value):
                     raise error(f"{path}:{lineno}: {_non_numeric(name, value)}")
-            elif reason := _refused(value, kind):
+            elif reason := _refused(value, kind, output=name == PREDICTION_FEATURE):
                 skips.add(reason, lineno)
                 break
         else:
@@ -540,12 +556,15 @@ def _checked_kinds(
     return kept
 
 
-def _refused(value: Any, kind: str) -> str | None:
+def _refused(value: Any, kind: str, *, output: bool = False) -> str | None:
     """The exporter's reason for refusing a feature's logged value, or None if it takes it.
 
     Numeric: a JSON number (a boolean or a string is ``wrong_type``; a number too large
-    for a float is ``non_finite``).  Categorical: a string, an integer or a boolean.
+    for a float is ``non_finite``).  Categorical: a string, an integer or a boolean; for
+    the model's output (``output``), a float class too (``1.0``, counted as ``"1"``).
     """
+    if output and kind == "categorical" and isinstance(value, float):
+        return None
     if value is None:
         return None
     if kind == "numeric":

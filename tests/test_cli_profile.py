@@ -534,3 +534,45 @@ def test_drift_on_a_prediction_log_judges_the_models_outputs_as_the_exporter(
     judged = report["features"]["__prediction__"]
     assert judged["n_current"] == 2000 and judged["drift_detected"] is True
     assert report["features"]["x"]["drift_detected"] is False
+
+
+def test_drift_reads_a_float_class_and_the_class_field_as_the_exporter(
+    tmp_path: Path, capsys
+) -> None:
+    # {"class": 1.0} (sklearn's classes when y was float) was missing for mlops drift while
+    # the exporter counts it as "1"; a class under another field needs --class-field, and
+    # without it __prediction__ is absent, not 100% missing (a drift)
+    rng = np.random.default_rng(4)
+    ref = tmp_path / "ref.csv"
+    rows = ["x,predicted"] + [
+        f"{v:.3f},{c}"
+        for v, c in zip(rng.normal(0, 1, 1000), rng.choice([0, 1], 1000), strict=True)
+    ]
+    ref.write_text("\n".join(rows) + "\n")
+    profile = tmp_path / "ref.profile.json"
+    assert run(["profile", "build", str(ref), "-o", str(profile), "--categorical", "predicted",
+                "--prediction-column", "predicted"]) == 0  # fmt: skip
+    floats = tmp_path / "floats.jsonl"
+    labels = tmp_path / "labels.jsonl"
+    with floats.open("w") as a, labels.open("w") as b:
+        for i in range(600):
+            x, c = float(rng.normal(0, 1)), float(i % 2)
+            a.write(
+                json.dumps(
+                    {"event": "prediction", "input_data": {"x": x}, "prediction": {"class": c}}
+                )
+                + "\n"
+            )
+            b.write(json.dumps({"event": "prediction", "input_data": {"x": x},
+                                "prediction": {"label": int(c)}}) + "\n")  # fmt: skip
+    capsys.readouterr()
+    assert run(["drift", str(profile), str(floats), "--json"]) == 0
+    judged = json.loads(capsys.readouterr().out)["features"]["__prediction__"]
+    assert judged["n_current"] == 600 and judged["drift_detected"] is False
+    assert run(["drift", str(profile), str(labels), "--json"]) == 0
+    assert "__prediction__" not in json.loads(capsys.readouterr().out)["features"]
+    assert run(["drift", str(profile), str(labels)]) == 0
+    assert f"note: not in {labels}: __prediction__" in capsys.readouterr().err
+    assert run(["drift", str(profile), str(labels), "--json", "--class-field", "label"]) == 0
+    judged = json.loads(capsys.readouterr().out)["features"]["__prediction__"]
+    assert judged["n_current"] == 600

@@ -131,6 +131,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         f"{PREDICTION_FEATURE}",
     )
     drift.add_argument(
+        "--class-field",
+        metavar="NAME",
+        default="class",
+        help=f"in a prediction log, the field of prediction that holds the class, read as "
+        f"{PREDICTION_FEATURE} (the exporter's prediction.class_field; default: class)",
+    )
+    drift.add_argument(
         "--correction",
         choices=CORRECTIONS,
         default="none",
@@ -362,7 +369,7 @@ def _read_current(args: argparse.Namespace, reference: Any) -> tuple[dict[str, A
     kinds = {name: feature.kind for name, feature in reference.features.items()}
     if args.prediction_column and reference.prediction is not None:
         kinds[args.prediction_column] = kinds.pop(PREDICTION_FEATURE)
-    data = read_data(args.current, kinds=kinds, skip_bad_lines=True)
+    data = read_data(args.current, kinds=kinds, skip_bad_lines=True, class_field=args.class_field)
     return data.columns, data.skip_note()
 
 
