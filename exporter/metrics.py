@@ -395,8 +395,9 @@ CATALOG: tuple[MetricSpec, ...] = (
         "mlops_predictions_probability_dropped", "counter",
         "Prediction records with a request_id whose logged probability or probabilities were "
         "left out as unusable (not a number in [0, 1], a list, a mapping that does not sum to "
-        "1): the prediction counts, its probability does not (log loss, Brier, ROC AUC and the "
-        "estimate lack it). The first few are logged as prediction_probability_dropped.",
+        "1), counted as read (a duplicate of a request included): the record is used without "
+        "it, so log loss, Brier, ROC AUC and the estimate lack it. The first few are logged "
+        "as prediction_probability_dropped.",
         _M, "quality", served=_QSERVED,
     ),
     MetricSpec(

@@ -519,3 +519,21 @@ def test_a_csv_without_a_column_the_model_was_fitted_with_is_one_error(tmp_path,
         result.stderr
     )
     assert "Traceback" not in result.stderr
+
+
+def test_a_baseline_fitted_on_other_named_columns_is_judged_on_its_own(tmp_path, mlops_main):
+    # the baseline got the model's DataFrame: one fitted on a subset of its columns (or on
+    # them in another order) raised "Feature names unseen at fit time"
+    import pandas as pd
+
+    _dataframe_model(tmp_path)
+    frame = pd.read_csv(tmp_path / "val.csv")
+    y = frame.pop("target")
+    joblib.dump(LogisticRegression().fit(frame[["age"]], y), tmp_path / "subset.joblib")
+    result = mlops_main(tmp_path / "model.joblib", tmp_path / "val.csv", "--config",
+                        tmp_path / "gate.yml", "--baseline", tmp_path / "subset.joblib",
+                        "--json")  # fmt: skip
+    report = json.loads(result.stdout)
+    want = float(np.mean(LogisticRegression().fit(frame[["age"]], y).predict(frame[["age"]]) == y))
+    assert report["baseline_metrics"]["accuracy"] == pytest.approx(want), report
+    assert "feature names" not in result.stderr, result.stderr

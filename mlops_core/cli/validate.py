@@ -106,9 +106,14 @@ def run(args: argparse.Namespace) -> int:
     baseline = load_model(args.baseline) if args.baseline else None
     config.setdefault("model_path", args.model)
     X, unnamed = as_fitted(X, names, model, args.data)
+    if baseline is not None:
+        baseline = _baseline_for(baseline, X, args.data)
     with warnings.catch_warnings():
         if unnamed:  # said once above, not once per predict call of the latency check
             warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        # a baseline fitted on an array, handed the model's DataFrame: it works, and would
+        # warn once per predict call
+        warnings.filterwarnings("ignore", message="X has feature names, but")
         result = validate_model_for_deployment(
             model, X, y, config, baseline_model=baseline, baseline_model_path=args.baseline
         )
@@ -302,6 +307,41 @@ def as_fitted(X: np.ndarray, names: list[str] | None, model: Any, data: str) -> 
         return ordered, True
     frame = pd.DataFrame({f: _typed(ordered[:, j]) for j, f in enumerate(fitted)}, columns=fitted)
     return frame, False
+
+
+def _baseline_for(baseline: Any, X: Any, data: str) -> Any:
+    """The baseline, given the model's ``X``: as it is, unless it was fitted on named
+    columns other than the DataFrame's (another order, a subset), then wrapped to select
+    its own (a bare ``X[cols]`` would refuse the model's order)."""
+    fitted = getattr(baseline, "feature_names_in_", None)
+    columns = getattr(X, "columns", None)
+    if fitted is None or columns is None:
+        return baseline
+    fitted = [str(f) for f in fitted]
+    if fitted == [str(c) for c in columns]:
+        return baseline
+    missing = [f for f in fitted if f not in set(map(str, columns))]
+    if missing:
+        raise ValidationInputError(
+            f"{data}: no column {', '.join(map(repr, missing))} the baseline model was fitted "
+            "with (feature_names_in_)"
+        )
+    return _OwnColumns(baseline, fitted)
+
+
+class _OwnColumns:
+    """A model handed a DataFrame with more or reordered columns: it predicts on its own."""
+
+    def __init__(self, model: Any, columns: list[str]) -> None:
+        self._model, self._columns = model, columns
+        if callable(getattr(model, "predict_proba", None)):
+            self.predict_proba = lambda X: model.predict_proba(X[columns])
+
+    def predict(self, X: Any) -> Any:
+        return self._model.predict(X[self._columns])
+
+    def __getattr__(self, name: str) -> Any:  # classes_, and whatever the gate reads
+        return getattr(self._model, name)
 
 
 def _typed(column: np.ndarray) -> np.ndarray:
