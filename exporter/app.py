@@ -524,6 +524,7 @@ class Exporter:
         c = self.ingestor.snapshot()
         self.diagnostics.files_watched(c.files_watched)
         self.diagnostics.early_fields()
+        self.diagnostics.timestamps()
         self.diagnostics.predictions_read(
             lines=c.lines_total,
             # the line counters count lines; predictions are each model's, of any version

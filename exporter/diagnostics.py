@@ -72,6 +72,10 @@ SAMPLES_PER_REASON = 3
 SUMMARY_EVERY = 60.0
 REPEAT_EVERY = 300.0
 
+MILLISECONDS_ABOVE = 1e11
+"""A numeric timestamp above this (the year 5138 in seconds, March 1973 in milliseconds) is
+milliseconds: no prediction log is from the 52nd century."""
+
 SMALL_REFERENCE_FACTOR = 4.0
 """A reference whose own radius keeps the smallest flaggable drift at this many times the
 tolerance or more, whatever the window, is warned about (about 350 rows or fewer at the
@@ -142,6 +146,9 @@ class Diagnostics:
         self._no_predictions_logged = -float("inf")
         self._missing_field_keys: list[str] | None = None  # of a record without input_data
         self._small_reference: dict[str, str] = {}  # model -> the warning, while it holds
+        self._ms_stamps = 0  # sampled predictions whose numeric timestamp is milliseconds
+        self._ms_example: float = 0.0
+        self._ms_warning: str | None = None
 
     # --- fields of the records --------------------------------------------------------------
 
@@ -162,6 +169,11 @@ class Diagnostics:
                 continue
             if not isinstance(record, dict) or record.get("event") != "prediction":
                 continue
+            stamp = _milliseconds(record.get("timestamp"))
+            if stamp is not None:
+                with self._lock:
+                    self._ms_stamps += 1
+                    self._ms_example = stamp
             fields = record.get("input_data")
             if not isinstance(fields, dict):
                 continue
@@ -172,6 +184,26 @@ class Diagnostics:
                 if self._sampled >= FIELD_SAMPLE:
                     self._conclude_fields()
                     return
+
+    def timestamps(self) -> None:
+        """Called at every pass: say once, and show from then on, that the sampled
+        predictions' numeric timestamps are milliseconds (``Date.now()``), which the exporter
+        reads as seconds: the window's ``max_age`` never ages them out, and outcomes
+        against them are joined with delay 0 or count ``expired``, with no other sign."""
+        with self._lock:
+            if not self._ms_stamps or self._ms_warning is not None:
+                return
+            self._ms_warning = (
+                f"{self._ms_stamps} of the first {max(self._sampled, self._ms_stamps)} "
+                f"prediction records have a numeric timestamp in milliseconds (e.g. "
+                f"{self._ms_example:.0f}), read as unix seconds: drift.window.max_age and "
+                "label delays are wrong; log seconds or ISO 8601 (PredictionLogger does)"
+            )
+            count, example = self._ms_stamps, self._ms_example
+        log.warning(
+            "timestamps_in_milliseconds", predictions=count, example=example,
+            message=self._ms_warning,
+        )  # fmt: skip
 
     def early_fields(self) -> None:
         """Called at every pass: once ``EARLY_FIELD_SAMPLE`` predictions were sampled, warn
@@ -641,7 +673,20 @@ class Diagnostics:
                 out.append(self._skipped)
             out += [message for message, _ in self._lasting.values()]
             out += self._small_reference.values()
+            if self._ms_warning is not None:
+                out.append(self._ms_warning)
             return tuple(out)
+
+
+def _milliseconds(stamp: object) -> float | None:
+    """A numeric timestamp that is milliseconds (above :data:`MILLISECONDS_ABOVE`), or None."""
+    if isinstance(stamp, bool) or not isinstance(stamp, int | float):
+        return None
+    try:
+        value = float(stamp)
+    except OverflowError:
+        return None
+    return value if value > MILLISECONDS_ABOVE else None
 
 
 def _top_level_keys(line: bytes) -> list[str] | None:

@@ -492,3 +492,32 @@ def test_a_reference_of_2000_rows_is_no_such_warning(tmp_path: Path) -> None:
     with running_exporter(config) as exp:
         exp.wait_passes(2)
         assert not exp.events("reference_too_small")
+
+
+def test_prediction_timestamps_in_milliseconds_are_warned(tmp_path: Path) -> None:
+    # Date.now() read as seconds: the window never aged the records out, with no other sign
+    config = write_config(tmp_path)
+    recs, _ = traffic(30)
+    now_ms = int(time.time() * 1000)
+    for i, r in enumerate(recs):
+        r["timestamp"] = now_ms + i
+    with running_exporter(config) as exp:
+        append(tmp_path / "logs" / "a.jsonl", lines_of(recs))
+        event = _wait_event(exp, "timestamps_in_milliseconds")
+        assert event["level"] == "warning" and event["predictions"] == 30
+        ready = _wait_body(exp, "/-/ready", b"numeric timestamp in milliseconds")
+        assert b"read as unix seconds" in ready
+        exp.wait_passes(3)
+        assert len(exp.events("timestamps_in_milliseconds")) == 1
+
+
+def test_prediction_timestamps_in_seconds_are_no_such_warning(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    recs, _ = traffic(30)
+    for r in recs:
+        r["timestamp"] = time.time()
+    with running_exporter(config) as exp:
+        append(tmp_path / "logs" / "a.jsonl", lines_of(recs))
+        exp.wait_for(lambda s: s.get("mlops_predictions_total", model="e2e") == 30)
+        exp.wait_passes(2)
+        assert not exp.events("timestamps_in_milliseconds")
