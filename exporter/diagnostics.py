@@ -54,6 +54,7 @@ from typing import Any
 import orjson
 import structlog
 
+from exporter.keyed_records import probability_problem
 from exporter.outcomes import OutcomeStats
 from mlops_core.constants import PREDICTION_FEATURE
 from mlops_core.durations import format_duration
@@ -69,6 +70,10 @@ record field nearly has its name is warned about at once (a rename)."""
 #: rejected lines logged in full per reason, before only summaries are
 SAMPLES_PER_REASON = 3
 #: how often the rejected-line summary and a lasting "no files" warning are repeated
+# keys of the sample counts beside the rejected lines' reasons (which never contain a colon)
+_OUTCOME_SAMPLES = "outcome:invalid"
+_PROBABILITY_SAMPLES = "prediction:probability_dropped"
+
 SUMMARY_EVERY = 60.0
 REPEAT_EVERY = 300.0
 
@@ -140,8 +145,6 @@ class Diagnostics:
         self._skipped: str | None = None  # shown until the first prediction is read
         # lasting per-model problems: (check, model) -> (message, when it was last logged)
         self._lasting: dict[tuple[str, str], tuple[str, float]] = {}
-        self._outcomes_logged = 0
-        self._probabilities_logged = 0
         self._no_predictions: str | None = None  # the warning shown while it lasts
         self._no_predictions_logged = -float("inf")
         self._missing_field_keys: list[str] | None = None  # of a record without input_data
@@ -309,12 +312,24 @@ class Diagnostics:
             for reason, count in reasons.items():
                 self._since_summary[reason] = self._since_summary.get(reason, 0) + count
 
+    def _take_sample(self, kind: str) -> bool:
+        """Whether one more example of ``kind`` is logged (the first SAMPLES_PER_REASON of
+        each: a rejected line's reason, an invalid outcome, a dropped probability)."""
+        with self._lock:
+            if self._samples_logged.get(kind, 0) >= SAMPLES_PER_REASON:
+                return False
+            self._samples_logged[kind] = self._samples_logged.get(kind, 0) + 1
+            return True
+
+    def _wants(self, kind: str) -> bool:
+        with self._lock:
+            return self._samples_logged.get(kind, 0) < SAMPLES_PER_REASON
+
     def sample(self, path: str, offset: int, reason: str, line: bytes) -> None:
         """Log one rejected line in full (the first few of each reason)."""
+        if not self._take_sample(reason):
+            return
         with self._lock:
-            if self._samples_logged.get(reason, 0) >= SAMPLES_PER_REASON:
-                return
-            self._samples_logged[reason] = self._samples_logged.get(reason, 0) + 1
             if reason == "missing_field" and self._missing_field_keys is None:
                 self._missing_field_keys = _top_level_keys(line)
         log.warning(
@@ -482,10 +497,8 @@ class Diagnostics:
         The store only counts them (``mlops_outcomes_unmatched_total{reason="invalid"}``);
         without the file and line a user cannot find which writer is wrong.
         """
-        with self._lock:
-            if self._outcomes_logged >= SAMPLES_PER_REASON:
-                return
-            self._outcomes_logged += 1
+        if not self._take_sample(_OUTCOME_SAMPLES):
+            return
         log.warning(
             "outcome_rejected",
             file=path,
@@ -497,7 +510,7 @@ class Diagnostics:
 
     @property
     def wants_outcome_samples(self) -> bool:
-        return self._outcomes_logged < SAMPLES_PER_REASON
+        return self._wants(_OUTCOME_SAMPLES)
 
     def probability_dropped(self, path: str, offset: int, line: bytes) -> None:
         """Log one prediction whose logged probability was left out (the first few).
@@ -506,10 +519,8 @@ class Diagnostics:
         Brier score, ROC AUC and the estimated accuracy, which a user would otherwise not
         know (``mlops_predictions_probability_dropped_total`` counts them).
         """
-        with self._lock:
-            if self._probabilities_logged >= SAMPLES_PER_REASON:
-                return
-            self._probabilities_logged += 1
+        if not self._take_sample(_PROBABILITY_SAMPLES):
+            return
         log.warning(
             "prediction_probability_dropped",
             file=path,
@@ -521,7 +532,7 @@ class Diagnostics:
 
     @property
     def wants_probability_samples(self) -> bool:
-        return self._probabilities_logged < SAMPLES_PER_REASON
+        return self._wants(_PROBABILITY_SAMPLES)
 
     # --- each model's predictions -------------------------------------------------------
 
@@ -722,37 +733,6 @@ def outcome_problem(line: bytes) -> str:
     if actual is None:
         return "no actual"
     return "actual or timestamp unusable (not a finite number or a label)"
-
-
-def probability_problem(line: bytes) -> str:
-    """Why a prediction's logged probability was left out, in a few words (see
-    :func:`exporter.keyed_records._probability_map` for the rule)."""
-    try:
-        record = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return "not decodable"
-    prediction = record.get("prediction") if isinstance(record, dict) else None
-    if not isinstance(prediction, dict):
-        return "no prediction object"
-    scalar = prediction.get("probability")
-    if scalar is not None and not _is_probability(scalar):
-        return "probability is not a number in [0, 1]"
-    mapping = prediction.get("probabilities")
-    if mapping is None:
-        return "probability unusable"
-    if not isinstance(mapping, dict):
-        return "probabilities is not a mapping from class to probability"
-    if not mapping:
-        return "probabilities is empty"
-    if not all(map(_is_probability, mapping.values())):
-        return "a value of probabilities is not a number in [0, 1]"
-    return f"probabilities sum to {sum(mapping.values()):.6g}, not 1"
-
-
-def _is_probability(value: object) -> bool:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    return 0.0 <= value <= 1.0
 
 
 def _seconds(seconds: float) -> str:

@@ -13,10 +13,10 @@ import dataclasses
 import itertools
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 import orjson
@@ -48,6 +48,7 @@ from mlops_core.logging import PROBABILITY_SUM_TOLERANCE
 # join needs; the verdicts stay that parser's: a line it rejected gives no row.
 
 OUTCOME_EVENT = "outcome"
+_T = TypeVar("_T")
 
 _log = structlog.get_logger("exporter.outcomes")
 
@@ -239,17 +240,9 @@ class KeyedParser:
         never the other lines of its block (they were all lost before)."""
         out = KeyedBlock(source, [], [], [], [])
         confidence: list[tuple[float, float]] = []
-        for offset, line in _lines_of(block, start):
-            try:
-                part, pairs = self.block(line + b"\n", source, offset, verdicts([line]), verdicts)
-            except Exception:
-                _log.exception("outcome_line_failed", file=path, offset=offset)
-                continue
-            out.prediction_offsets += part.prediction_offsets
-            out.predictions += part.predictions
-            out.outcome_offsets += part.outcome_offsets
-            out.outcomes += part.outcomes
-            out.dropped_offsets += part.dropped_offsets
+        for part, pairs in _line_by_line(block, start, path, verdicts, self.block, source):
+            for name in _KEYED_BLOCK_COLUMNS:
+                getattr(out, name).extend(getattr(part, name))
             confidence += pairs
         return out, confidence
 
@@ -263,12 +256,7 @@ class KeyedParser:
     ) -> KeyedRows:
         """:meth:`rows` one line at a time, as :meth:`block_line_by_line`."""
         out = KeyedRows([], [], [])
-        for offset, line in _lines_of(block, start):
-            try:
-                part = self.rows(line + b"\n", source, offset, verdicts([line]), verdicts)
-            except Exception:
-                _log.exception("outcome_line_failed", file=path, offset=offset)
-                continue
+        for part in _line_by_line(block, start, path, verdicts, self.rows, source):
             for name in (f.name for f in dataclasses.fields(KeyedRows)):
                 getattr(out, name).extend(getattr(part, name))
         return out
@@ -457,15 +445,29 @@ class KeyedParser:
         )
 
 
-def _lines_of(block: bytes, start: int) -> list[tuple[int, bytes]]:
-    """Each non-blank line of ``block`` with the offset where it starts."""
-    out = []
+_KEYED_BLOCK_COLUMNS = tuple(f.name for f in dataclasses.fields(KeyedBlock) if f.name != "source")
+
+
+def _line_by_line(
+    block: bytes,
+    start: int,
+    path: str,
+    verdicts: Callable[[list[bytes]], ParsedBatch],
+    parse: Callable[[bytes, str, int, ParsedBatch, Callable[[list[bytes]], ParsedBatch]], _T],
+    source: str,
+) -> Iterator[_T]:
+    """``parse`` of each non-blank line of ``block`` alone, at the offset where it starts;
+    a line for which it raises is logged (``outcome_line_failed``) and skipped."""
     offset = start
     for line in block.split(b"\n"):
         if line and not line.isspace():
-            out.append((offset, line))
+            try:
+                part = parse(line + b"\n", source, offset, verdicts([line]), verdicts)
+            except Exception:
+                _log.exception("outcome_line_failed", file=path, offset=offset)
+            else:
+                yield part
         offset += len(line) + 1
-    return out
 
 
 def _keyed(event: Any) -> bool:
@@ -549,6 +551,32 @@ def _sums_to_one(mapping: dict[str, float]) -> bool:
     does not (logits, percentages, a class left out) would make log loss, the Brier score
     and ROC AUC wrong, so it is left out like any bad probability, the prediction kept."""
     return abs(math.fsum(mapping.values()) - 1.0) <= PROBABILITY_SUM_TOLERANCE
+
+
+def probability_problem(line: bytes) -> str:
+    """Why a prediction's logged probability was left out, in a few words, by the rules
+    above (:func:`_probability`, :func:`_probability_map`): for the lines logged as
+    ``prediction_probability_dropped``."""
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return "not decodable"
+    prediction = record.get("prediction") if isinstance(record, dict) else None
+    if not isinstance(prediction, dict):
+        return "no prediction object"
+    scalar = prediction.get("probability")
+    if scalar is not None and _probability(scalar) is None:
+        return "probability is not a number in [0, 1]"
+    mapping = prediction.get("probabilities")
+    if mapping is None:
+        return "probability unusable"
+    if not isinstance(mapping, dict):
+        return "probabilities is not a mapping from class to probability"
+    if not mapping:
+        return "probabilities is empty"
+    if any(_probability(p) is None for p in mapping.values()):
+        return "a value of probabilities is not a number in [0, 1]"
+    return f"probabilities sum to {sum(mapping.values()):.6g}, not 1"
 
 
 def _outcome(record: Any, t: float, source: str, offset: int) -> OutcomeRow:
